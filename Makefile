@@ -1,0 +1,50 @@
+# Beacon: `make run` to try it, `make test` to check it. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FLASK := $(PY) -m flask --app app
+
+export INTRANET_ENV ?= development
+
+.PHONY: run test install chromium bench contract clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up, create/migrate the SQLite database, seed demo data on first run, serve on :5000.
+run: install
+	INTRANET_DEV_LOGIN=true $(FLASK) intranet init-db
+	INTRANET_DEV_LOGIN=true $(FLASK) intranet demo seed --if-empty
+	@echo ""
+	@echo "Beacon is starting on http://127.0.0.1:5000/  (development sign-in)"
+	@echo "  employee:         employee@beacon.example"
+	@echo "  comms manager:    comms@beacon.example"
+	@echo "  admin:            admin@beacon.example"
+	@echo ""
+	INTRANET_DEV_LOGIN=true $(FLASK) intranet serve --host 127.0.0.1 --port 5000
+
+## Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+## Set up and run the whole suite (SQLite and PostgreSQL; exit code 5 = no tests collected).
+test: install chromium
+	INTRANET_ENV=production $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+bench: install
+	$(PY) -m bench
+
+contract: install
+	$(PY) ../shared/contract/check.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -1,0 +1,142 @@
+"""``flask --app app intranet ...``: Beacon's command line. Commands are thin; services do the work."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlmodel import Session
+
+from intranet import demo, migrate, people
+from intranet.errors import IntranetError
+
+intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
+directory_group = AppGroup("directory", help="Employees: import and sync.")
+roles_group = AppGroup("roles", help="Grant or revoke the comms manager and admin roles.")
+demo_group = AppGroup("demo", help="Demo data for newcomers.")
+intranet_group.add_command(directory_group)
+intranet_group.add_command(roles_group)
+intranet_group.add_command(demo_group)
+
+
+def _state():  # type: ignore[no-untyped-def]
+    return current_app.extensions["intranet"]
+
+
+def db_session() -> Session:
+    return Session(_state().engine, expire_on_commit=False)
+
+
+def fail(message: str) -> None:
+    click.secho(message, fg="red", err=True)
+    sys.exit(1)
+
+
+@intranet_group.command("init-db")
+def init_db() -> None:
+    """Create Beacon's tables, or upgrade them to the latest schema (nothing is lost)."""
+    engine = _state().engine
+    before = migrate.current_revision(engine)
+    migrate.upgrade(engine)
+    after = migrate.current_revision(engine)
+    if before == after:
+        click.echo(f"Database is up to date (revision {after}).")
+    else:
+        click.echo(f"Database {'created' if before is None else 'upgraded'}: {before or 'empty'} -> {after}.")
+
+
+@directory_group.command("import-csv")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_csv(path: Path) -> None:
+    """Create or update employees from Beacon's canonical CSV (all rows valid, or nothing changes)."""
+    from intranet.directory import csv_import
+
+    text = path.read_text(encoding="utf-8-sig")
+    rows = max(text.count("\n"), 1)
+    with db_session() as session, click.progressbar(length=rows, label="Importing", file=sys.stderr) as bar:
+        try:
+            result = csv_import.import_csv(session, text, now=_state().clock(), progress=bar.update)
+        except IntranetError as exc:
+            session.rollback()
+            fail(exc.message)
+        session.commit()
+    click.echo(f"Imported {result.total} employees: {result.created} created, {result.updated} updated, "
+               f"{result.unchanged} unchanged, {result.deactivated} deactivated.")
+
+
+def _set_role(email: str, role: str, granted: bool) -> None:
+    with db_session() as session:
+        try:
+            employee = people.find_by_email(session, email)
+            people.set_role(session, employee, role, granted)
+        except IntranetError as exc:
+            fail(exc.message)
+        session.commit()
+        verb = "now holds" if granted else "no longer holds"
+        click.echo(f"{employee.display_name} ({employee.employee_id}) {verb} the {role} role.")
+
+
+@roles_group.command("grant")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["contributor", "comms", "admin"]))
+def roles_grant(email: str, role: str) -> None:
+    """Give the person with EMAIL the ROLE."""
+    _set_role(email, role, True)
+
+
+@roles_group.command("revoke")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["contributor", "comms", "admin"]))
+def roles_revoke(email: str, role: str) -> None:
+    """Take ROLE away from the person with EMAIL."""
+    _set_role(email, role, False)
+
+
+@demo_group.command("seed")
+@click.option("--employees", default=300, show_default=True, help="How many people.")
+@click.option("--seed", "seed_value", default=7, show_default=True, help="Random seed (same seed, same org).")
+@click.option("--if-empty", is_flag=True, help="Do nothing (successfully) when the directory has people.")
+def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
+    """Fill an empty database with a believable demo organisation."""
+    with db_session() as session:
+        if if_empty and demo.has_people(session):
+            click.echo("Demo data already present; nothing to do.")
+            return
+        try:
+            with click.progressbar(length=employees, label="Seeding people", file=sys.stderr) as bar:
+                result = demo.seed(session, employees=employees, seed=seed_value, now=_state().clock(),
+                                   progress=bar.update)
+        except RuntimeError as exc:
+            fail(str(exc))
+        session.commit()
+    click.echo(f"Seeded {result.employees} employees, {result.groups} groups and {result.posts} posts.")
+    for role, email in result.accounts.items():
+        click.echo(f"  sign in as {role:<8} -> {email}")
+
+
+@intranet_group.command("scheduler")
+def scheduler() -> None:
+    """Run Beacon's periodic jobs in this process (one process holds the lease; others wait)."""
+    from intranet.delivery.schedule import LeasedScheduler
+
+    runner = LeasedScheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"Scheduler {runner.owner} starting; Ctrl+C to stop.", err=True)
+    try:
+        runner.run(on_wait=lambda: click.echo("Another scheduler holds the lease; waiting.", err=True))
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+@intranet_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Serve Beacon on this machine with the scheduler in-process (single-machine default)."""
+    from intranet.delivery.schedule import serve as serve_app
+
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    dev = app.config["INTRANET_DEV_LOGIN"]
+    click.echo(f"Beacon on http://{host}:{port}/" + ("  (development sign-in enabled)" if dev else ""))
+    serve_app(app, host=host, port=port)

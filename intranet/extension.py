@@ -1,0 +1,107 @@
+"""The Flask extension: ``Intranet().init_app(app)`` plugs Beacon into any Flask application."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.engine import Engine
+
+from intranet.db import make_engine, utcnow
+from intranet.errors import ConfigurationError
+from intranet.settings import DEFAULTS
+
+logger = logging.getLogger(__name__)
+
+INSECURE_SECRET_KEYS = {None, "", "dev", "change-me", "development-only-secret-key"}
+MIN_SECRET_KEY_LENGTH = 32
+
+
+@dataclasses.dataclass
+class State:
+    """Beacon's per-app state, kept in ``app.extensions["intranet"]``."""
+
+    engine: Engine
+    clock: Callable[[], dt.datetime] = utcnow
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def database_url(app: Flask) -> str:
+    """The configured database URL, defaulting to SQLite in the app's instance folder."""
+    url = app.config.get("INTRANET_DATABASE_URL")
+    if url:
+        return url
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(app.instance_path) / 'beacon.db'}"
+
+
+def check_safe_to_start(app: Flask) -> None:
+    """Refuse to run in production with a weak secret key or with debug on.
+
+    :raise ConfigurationError: saying which setting to fix.
+    """
+    if app.config["INTRANET_ENV"] == "development":
+        return
+    key = app.config.get("SECRET_KEY")
+    if key in INSECURE_SECRET_KEYS or len(str(key)) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            "Beacon refuses to start in production without a strong secret key: set INTRANET_SECRET_KEY to "
+            f"{MIN_SECRET_KEY_LENGTH}+ random characters (python -c 'import secrets; print(secrets.token_hex(32))'), "
+            "or set INTRANET_ENV=development on a developer machine."
+        )
+    if app.debug:
+        raise ConfigurationError("Beacon refuses to start in production with debug on: unset FLASK_DEBUG.")
+
+
+class Intranet:
+    """Beacon as a Flask extension.
+
+    ``Intranet(app)`` or ``intranet = Intranet(); intranet.init_app(app)``. Per-app state lives in
+    ``app.extensions["intranet"]``, so one extension object can serve several apps.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        if "intranet" in app.extensions:
+            raise RuntimeError(
+                "Beacon is already initialized on this app. Import and reuse that Intranet instance."
+            )
+        from intranet import cli, web
+        from intranet.web import security
+        from intranet.web.context import close_session
+        from intranet.web.sessions import DatabaseSessionInterface
+
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        if app.config.get("INTRANET_SECRET_KEY"):
+            app.config["SECRET_KEY"] = app.config["INTRANET_SECRET_KEY"]
+        check_safe_to_start(app)
+        secure = app.config["INTRANET_SESSION_COOKIE_SECURE"]
+        if secure is None:
+            secure = app.config["INTRANET_ENV"] != "development"
+        app.config.update(
+            SESSION_COOKIE_SECURE=secure,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the server-side session
+        )
+        app.config.setdefault("MAX_CONTENT_LENGTH", app.config["INTRANET_MAX_REQUEST_BYTES"])
+
+        app.extensions["intranet"] = State(engine=make_engine(database_url(app)))
+        app.session_interface = DatabaseSessionInterface()
+        if "csrf" not in app.extensions:
+            CSRFProtect(app)
+        app.teardown_appcontext(close_session)
+        security.init_app(app)
+        web.init_app(app)
+        app.cli.add_command(cli.intranet_group)
+        if app.config["INTRANET_DEV_LOGIN"] and app.config["INTRANET_ENV"] != "development":
+            logger.warning("INTRANET_DEV_LOGIN is on outside development: anyone can sign in as anyone.")

@@ -1,0 +1,42 @@
+"""``create_app()``: Beacon as a standalone application (configuration from config/ and env)."""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, redirect, url_for
+
+from intranet.extension import Intranet
+from intranet.settings import from_environ
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = ROOT / "config" / "beacon.toml"
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read the ``[beacon]`` table of a TOML file (missing file = no overrides)."""
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        return dict(tomllib.load(fh).get("beacon", {}))
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the standalone Beacon app: config/beacon.toml, then INTRANET_* env vars, then *overrides*."""
+    app = Flask("intranet", instance_path=str(ROOT / "instance"))
+    app.config.update(load_config_file(Path(os.environ.get("INTRANET_CONFIG_FILE", CONFIG_FILE))))
+    app.config.update(from_environ(os.environ))
+    app.config.update(overrides or {})
+    Intranet(app)
+
+    if not app.config["INTRANET_URL_PREFIX"]:
+        return app
+
+    @app.get("/")
+    def root():  # type: ignore[no-untyped-def]
+        return redirect(url_for("intranet_feed.index"))
+
+    return app

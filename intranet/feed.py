@@ -1,0 +1,136 @@
+"""Each employee's feed: the live posts targeted at them, must-reads they owe pinned first.
+
+Ordering is (pinned, published_at, id), all descending, and pages are keyset-paginated on that
+key, so a page costs the same wherever it is in the feed and new posts never shift the cursor.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import and_, case, or_
+from sqlmodel import Session, select
+
+from intranet import targeting
+from intranet.errors import InvalidInput
+from intranet.models import Employee, Post, PostState
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedItem:
+    post: Post
+    read: bool
+    acknowledged: bool
+
+    @property
+    def pinned(self) -> bool:
+        return self.post.must_read and not self.acknowledged
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.post.id,
+            "title": self.post.title,
+            "summary": self.post.summary,
+            "topic": self.post.topic,
+            "must_read": self.post.must_read,
+            "published_at": self.post.published_at.isoformat() if self.post.published_at else None,
+            "read": self.read,
+            "acknowledged": self.acknowledged,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedPage:
+    items: list[FeedItem]
+    next_cursor: str | None
+
+
+def _encode_cursor(item: FeedItem) -> str:
+    raw = json.dumps({"p": int(item.pinned), "t": item.post.published_at.isoformat(), "i": item.post.id})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, dt.datetime, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        published = dt.datetime.fromisoformat(raw["t"])
+        if published.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return int(raw["p"]), published, int(raw["i"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput("This feed cursor is not valid; start again without one.",
+                           details={"field": "cursor"}) from exc
+
+
+def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor: str | None = None,
+              limit: int = 20) -> FeedPage:
+    """One page of *employee*'s feed at *now*, after *cursor* (from the previous page)."""
+    group_keys = targeting.group_keys_of(session, employee.id)
+    state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+    pinned = case((and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None)), 1), else_=0)
+    query = (
+        select(Post, PostState.read_at, PostState.acknowledged_at, pinned.label("pinned"))
+        .outerjoin(PostState, state_join)
+        .where(targeting.visible_posts_filter(employee, group_keys, now))
+    )
+    if cursor:
+        p, t, i = _decode_cursor(cursor)
+        query = query.where(or_(pinned < p, and_(pinned == p, or_(
+            Post.published_at < t, and_(Post.published_at == t, Post.id < i)))))
+    query = query.order_by(pinned.desc(), Post.published_at.desc(), Post.id.desc()).limit(limit + 1)
+    rows = session.exec(query).all()
+    items = [FeedItem(post=post, read=read_at is not None, acknowledged=ack_at is not None)
+             for post, read_at, ack_at, _ in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+    return FeedPage(items=items, next_cursor=next_cursor)
+
+
+def state_of(session: Session, employee: Employee, post: Post) -> PostState:
+    """The (possibly new, unsaved) read/acknowledge state of *employee* for *post*."""
+    return session.get(PostState, (employee.id, post.id)) or PostState(employee_pk=employee.id, post_id=post.id)
+
+
+def mark_read(session: Session, employee: Employee, post: Post, *, now: dt.datetime) -> PostState:
+    """Record that *employee* opened *post* (the first time counts)."""
+    state = state_of(session, employee, post)
+    if state.read_at is None:
+        state.read_at = now
+        session.add(state)
+        session.flush()
+    return state
+
+
+def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.datetime) -> PostState:
+    """Record that *employee* acknowledged the must-read *post* (reading it, too).
+
+    :raise InvalidInput: when the post does not ask for acknowledgement.
+    """
+    if not post.must_read:
+        raise InvalidInput("This post does not ask for acknowledgement.")
+    state = state_of(session, employee, post)
+    state.read_at = state.read_at or now
+    state.acknowledged_at = state.acknowledged_at or now
+    session.add(state)
+    session.flush()
+    return state
+
+
+def post_to_json(post: Post, state: PostState | None = None) -> dict[str, Any]:
+    """A post as employees see it through the API (body included)."""
+    return {
+        "id": post.id,
+        "title": post.title,
+        "summary": post.summary,
+        "topic": post.topic,
+        "must_read": post.must_read,
+        "published_at": post.published_at.isoformat() if post.published_at else None,
+        "expires_at": post.expires_at.isoformat() if post.expires_at else None,
+        "ack_deadline": post.ack_deadline.isoformat() if post.ack_deadline else None,
+        "rating_style": post.rating_style,
+        "body_html": post.body_html,
+        "read": bool(state and state.read_at),
+        "acknowledged": bool(state and state.acknowledged_at),
+    }

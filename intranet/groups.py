@@ -1,0 +1,106 @@
+"""Audience groups: open ones people join themselves, managed ones whose owners set members."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydantic import BaseModel, Field
+from sqlalchemy import delete
+from sqlmodel import Session, select
+
+from intranet.errors import Conflict, Forbidden, InvalidInput, NotFound
+from intranet.models import GROUP_KINDS, Employee, Group, GroupMember, GroupOwner
+
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
+
+
+class GroupIn(BaseModel):
+    key: str = Field(min_length=2, max_length=64)
+    name: str = Field(min_length=1, max_length=255)
+    description: str = Field(default="", max_length=1000)
+    kind: str = "open"
+    owner_ids: list[str] = Field(default_factory=list)
+
+
+def get_group(session: Session, key: str) -> Group:
+    """:raise NotFound: when no group has *key*."""
+    group = session.exec(select(Group).where(Group.key == key)).first()
+    if group is None:
+        raise NotFound(f"No group has the key {key!r}.")
+    return group
+
+
+def create_group(session: Session, data: GroupIn) -> Group:
+    """Create a group (admins only; checked by the caller).
+
+    :raise InvalidInput: for a malformed key or kind, or unknown owners.
+    :raise Conflict: when the key is taken.
+    """
+    if not KEY_PATTERN.match(data.key):
+        raise InvalidInput("A group key is 2–64 lowercase letters, digits, '-' or '_'.", details={"field": "key"})
+    if data.kind not in GROUP_KINDS:
+        raise InvalidInput(f"A group is 'open' or 'managed', not {data.kind!r}.", details={"field": "kind"})
+    if session.exec(select(Group.id).where(Group.key == data.key)).first() is not None:
+        raise Conflict(f"The group key {data.key!r} is taken.")
+    group = Group(key=data.key, name=data.name, description=data.description, kind=data.kind)
+    session.add(group)
+    session.flush()
+    owners = _employees_by_id(session, data.owner_ids)
+    session.add_all(GroupOwner(group_id=group.id, employee_pk=o.id) for o in owners)
+    session.flush()
+    return group
+
+
+def _employees_by_id(session: Session, employee_ids: Iterable[str]) -> list[Employee]:
+    wanted = set(employee_ids)
+    found = session.exec(select(Employee).where(Employee.employee_id.in_(wanted))).all() if wanted else []
+    missing = wanted - {e.employee_id for e in found}
+    if missing:
+        raise InvalidInput(f"Unknown employee ids: {', '.join(sorted(missing))}.", details=sorted(missing))
+    return list(found)
+
+
+def is_owner(session: Session, group: Group, employee: Employee) -> bool:
+    return session.get(GroupOwner, (group.id, employee.id)) is not None
+
+
+def join(session: Session, group: Group, employee: Employee) -> None:
+    """Join an open group (idempotent).
+
+    :raise Forbidden: for a managed group.
+    """
+    if group.kind != "open":
+        raise Forbidden("This group is managed by its owners; ask them to add you.")
+    if session.get(GroupMember, (group.id, employee.id)) is None:
+        session.add(GroupMember(group_id=group.id, employee_pk=employee.id))
+        session.flush()
+
+
+def leave(session: Session, group: Group, employee: Employee) -> None:
+    """Leave an open group (idempotent).
+
+    :raise Forbidden: for a managed group.
+    """
+    if group.kind != "open":
+        raise Forbidden("This group is managed by its owners; ask them to remove you.")
+    session.exec(delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.employee_pk == employee.id))
+
+
+def set_members(session: Session, group: Group, actor: Employee, employee_ids: Iterable[str]) -> int:
+    """Replace a group's members (owners and admins only); returns the new member count.
+
+    :raise Forbidden: when *actor* neither owns the group nor is an admin.
+    """
+    if not (actor.is_admin or is_owner(session, group, actor)):
+        raise Forbidden("Only the group's owners or an admin can set its members.")
+    members = _employees_by_id(session, employee_ids)
+    session.exec(delete(GroupMember).where(GroupMember.group_id == group.id))
+    session.add_all(GroupMember(group_id=group.id, employee_pk=m.id) for m in members)
+    session.flush()
+    return len(members)
+
+
+def groups_for(session: Session, employee: Employee) -> list[tuple[Group, bool]]:
+    """Every group with whether *employee* is a member."""
+    mine = set(session.exec(select(GroupMember.group_id).where(GroupMember.employee_pk == employee.id)).all())
+    return [(g, g.id in mine) for g in session.exec(select(Group).order_by(Group.name)).all()]

@@ -1,0 +1,47 @@
+"""Schema management through Alembic: create or upgrade Beacon's tables, losing nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "intranet_alembic_version"
+
+
+def alembic_config() -> Config:
+    """An Alembic configuration pointing at Beacon's migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema on *engine* up to *revision* (create it on an empty database)."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def heads() -> list[str]:
+    """The head revisions of Beacon's migration history (exactly one is healthy)."""
+    return list(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database on *engine* is at, or None if Beacon was never installed."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def revision(engine: Engine, message: str, autogenerate: bool = True) -> None:
+    """Write a new migration comparing the models to the database on *engine* (for developers)."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.revision(config, message=message, autogenerate=autogenerate)

@@ -1,0 +1,33 @@
+"""Alembic environment for Beacon's own tables (version table ``intranet_alembic_version``)."""
+from __future__ import annotations
+
+from alembic import context
+
+from intranet import models  # noqa: F401  (registers every table on the metadata)
+from intranet.db import metadata
+
+VERSION_TABLE = "intranet_alembic_version"
+
+
+def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    # A host application's tables share the database: only ever look at ours.
+    if type_ == "table":
+        return name.startswith("intranet_")
+    return True
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        include_object=_include_object,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

@@ -1,0 +1,290 @@
+"""Every Beacon table, in one module (SQLModel relationships across files are fragile).
+
+Tables are prefixed ``intranet_`` and live in Beacon's own metadata. We deliberately avoid ORM
+relationships: services query what they need explicitly, which keeps hot paths visible. Each
+invariant is backed by a database constraint, so a second writer can never break it.
+
+Sections: directory, sessions and leases, posts and targeting, publishing history. Later
+subsystems append their own section at the end (and their own Alembic migration).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlmodel import Field
+
+from intranet.db import Base, UTCDateTime, utcnow
+
+ROLES = ("contributor", "comms", "admin")
+POST_STATUSES = ("draft", "in_review", "scheduled", "published", "expired", "unpublished")
+GROUP_KINDS = ("open", "managed")
+# Audience dimensions that match an employee column exactly ("group" matches memberships).
+AUDIENCE_DIMENSIONS = ("department", "division", "region", "country", "office", "group")
+
+
+def _ts(**kwargs: Any) -> Any:
+    """A UTC timestamp column."""
+    nullable = kwargs.pop("nullable", True)
+    return Field(sa_type=UTCDateTime(), nullable=nullable, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Directory: who works here
+# --------------------------------------------------------------------------------------------
+
+
+class Employee(Base, table=True):
+    """One person, keyed by the HR employee number; filled from HR exports and Entra ID."""
+
+    __tablename__ = "intranet_employee"
+    __table_args__ = (
+        CheckConstraint("level IS NULL OR (level BETWEEN 1 AND 10)", name="level_range"),
+        UniqueConstraint("entra_tenant_id", "entra_object_id", name="uq_intranet_employee_entra"),
+        Index("ix_intranet_employee_active_department", "active", "department"),
+        Index("ix_intranet_employee_active_region", "active", "region"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_id: str = Field(max_length=64, unique=True)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    display_name: str = Field(default="", max_length=255)
+    department: str | None = Field(default=None, max_length=255)
+    division: str | None = Field(default=None, max_length=255)
+    region: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(default=None, max_length=2)
+    office: str | None = Field(default=None, max_length=255)
+    job_title: str | None = Field(default=None, max_length=255)
+    level: int | None = None
+    level_label: str | None = Field(default=None, max_length=64)
+    manager_id: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(default=None, max_length=64)
+    language: str | None = Field(default=None, max_length=16)
+    active: bool = True
+    is_contributor: bool = False
+    is_comms: bool = False
+    is_admin: bool = False
+    entra_tenant_id: str | None = Field(default=None, max_length=64)
+    entra_object_id: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    deactivated_at: dt.datetime | None = _ts(default=None)
+
+    def has_role(self, role: str) -> bool:
+        """Whether this person holds *role* (admins hold every role below them)."""
+        if role == "employee":
+            return True
+        if self.is_admin:
+            return True
+        if role == "comms":
+            return self.is_comms
+        if role == "contributor":
+            return self.is_contributor or self.is_comms
+        return False
+
+
+class Group(Base, table=True):
+    """An audience group: open (people join and leave) or managed (owners set members)."""
+
+    __tablename__ = "intranet_group"
+    __table_args__ = (CheckConstraint("kind IN ('open', 'managed')", name="kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=255)
+    description: str = Field(default="", max_length=1000)
+    kind: str = Field(default="open", max_length=16)
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class GroupOwner(Base, table=True):
+    __tablename__ = "intranet_group_owner"
+
+    group_id: int = Field(sa_column=Column(ForeignKey("intranet_group.id", ondelete="CASCADE"), primary_key=True))
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+
+
+class GroupMember(Base, table=True):
+    __tablename__ = "intranet_group_member"
+
+    group_id: int = Field(sa_column=Column(ForeignKey("intranet_group.id", ondelete="CASCADE"), primary_key=True))
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True, index=True)
+    )
+    joined_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions and leases
+# --------------------------------------------------------------------------------------------
+
+
+class AuthSession(Base, table=True):
+    """A server-side session; the cookie carries a random token, the table only its SHA-256."""
+
+    __tablename__ = "intranet_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    employee_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), index=True)
+    )
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    last_seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    authenticated_at: dt.datetime | None = _ts(default=None)
+
+
+class Lease(Base, table=True):
+    """A named, expiring lock held by one process (the scheduler, a directory sync run)."""
+
+    __tablename__ = "intranet_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=128)
+    expires_at: dt.datetime = _ts(nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Posts and targeting
+# --------------------------------------------------------------------------------------------
+
+
+class Post(Base, table=True):
+    """A communication. ``audience`` is the rule as written; segments are its compiled form."""
+
+    __tablename__ = "intranet_post"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('draft', 'in_review', 'scheduled', 'published', 'expired', 'unpublished')", name="status"
+        ),
+        CheckConstraint("rating_style IN ('stars', 'thumbs')", name="rating_style"),
+        Index("ix_intranet_post_status_published_at", "status", "published_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=300)
+    summary: str = Field(default="", max_length=1000)
+    body_html: str = Field(default="", sa_type=Text)
+    body_text: str = Field(default="", sa_type=Text)
+    topic: str = Field(default="General", max_length=64, index=True)
+    must_read: bool = False
+    ack_deadline: dt.datetime | None = _ts(default=None)
+    status: str = Field(default="draft", max_length=16)
+    audience: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    all_staff: bool = False
+    publish_at: dt.datetime | None = _ts(default=None)
+    expires_at: dt.datetime | None = _ts(default=None)
+    published_at: dt.datetime | None = _ts(default=None)
+    rating_style: str = Field(default="stars", max_length=8)
+    author_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"), index=True)
+    )
+    version: int = 1
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class AudienceSegment(Base, table=True):
+    """One compiled segment of a post's audience (an include or an exclusion).
+
+    ``n_dimensions`` counts the distinct dimensions with values, so "every dimension matched"
+    is a comparison of counts in SQL rather than one subquery per dimension.
+    """
+
+    __tablename__ = "intranet_audience_segment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False, index=True))
+    exclude: bool = False
+    n_dimensions: int = 0
+    level_min: int | None = None
+    level_max: int | None = None
+
+
+class AudienceValue(Base, table=True):
+    __tablename__ = "intranet_audience_value"
+    __table_args__ = (Index("ix_intranet_audience_value_lookup", "dimension", "value"),)
+
+    segment_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_audience_segment.id", ondelete="CASCADE"), primary_key=True)
+    )
+    dimension: str = Field(sa_column=Column(String(16), primary_key=True))
+    value: str = Field(sa_column=Column(String(255), primary_key=True))
+
+
+class PostState(Base, table=True):
+    """What one person has done with one post: read it, acknowledged it."""
+
+    __tablename__ = "intranet_post_state"
+
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    post_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True, index=True)
+    )
+    read_at: dt.datetime | None = _ts(default=None)
+    acknowledged_at: dt.datetime | None = _ts(default=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Publishing history and files
+# --------------------------------------------------------------------------------------------
+
+
+class PostRevision(Base, table=True):
+    """A snapshot of a post's content, kept on every edit after publishing."""
+
+    __tablename__ = "intranet_post_revision"
+    __table_args__ = (UniqueConstraint("post_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False))
+    version: int
+    title: str = Field(max_length=300)
+    summary: str = Field(default="", max_length=1000)
+    body_html: str = Field(default="", sa_type=Text)
+    topic: str = Field(default="General", max_length=64)
+    edited_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    edited_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class PostTransition(Base, table=True):
+    """Who moved a post from one state to another, when, and what changed."""
+
+    __tablename__ = "intranet_post_transition"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    actor_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    comment: str = Field(default="", max_length=2000)
+    changes: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Attachment(Base, table=True):
+    """An uploaded image or file, stored by Beacon and served only to people who may see its post."""
+
+    __tablename__ = "intranet_attachment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), index=True)
+    )
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=128)
+    size_bytes: int
+    sha256: str = Field(max_length=64)
+    storage_key: str = Field(max_length=255, unique=True)
+    kind: str = Field(default="file", max_length=8)
+    uploaded_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)

@@ -1,0 +1,57 @@
+"""People in the directory: finding them, their roles, ending their access."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, select
+
+from intranet.errors import InvalidInput, NotFound
+from intranet.models import ROLES, AuthSession, Employee
+
+ROLE_COLUMNS = {"contributor": "is_contributor", "comms": "is_comms", "admin": "is_admin"}
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_by_email(session: Session, email: str) -> Employee:
+    """The one employee with *email* (case-insensitive).
+
+    :raise NotFound: when nobody has it.
+    :raise InvalidInput: when several people share it (fix the directory first).
+    """
+    matches = session.exec(select(Employee).where(func.lower(Employee.email) == normalize_email(email))).all()
+    if not matches:
+        raise NotFound(f"No employee has the email {email!r}.")
+    if len(matches) > 1:
+        ids = ", ".join(sorted(e.employee_id for e in matches))
+        raise InvalidInput(f"{len(matches)} employees share the email {email!r} ({ids}); fix the directory first.")
+    return matches[0]
+
+
+def set_role(session: Session, employee: Employee, role: str, granted: bool) -> None:
+    """Grant or revoke *role* (one of ``contributor``, ``comms``, ``admin``) on *employee*."""
+    if role not in ROLES:
+        raise InvalidInput(f"Unknown role {role!r}; use one of: {', '.join(ROLES)}.")
+    setattr(employee, ROLE_COLUMNS[role], granted)
+    session.add(employee)
+    session.flush()
+
+
+def end_sessions(session: Session, employee_pk: int) -> int:
+    """End every session of one person on every instance; returns how many were ended."""
+    result = session.exec(delete(AuthSession).where(AuthSession.employee_pk == employee_pk))
+    return result.rowcount or 0
+
+
+def deactivate(session: Session, employee: Employee, now: dt.datetime) -> None:
+    """Mark *employee* inactive (restorable) and end their sessions everywhere."""
+    if employee.active:
+        employee.active = False
+        employee.deactivated_at = now
+        employee.updated_at = now
+        session.add(employee)
+    end_sessions(session, employee.id)
+    session.flush()

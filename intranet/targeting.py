@@ -1,0 +1,336 @@
+"""Who should see what: Beacon's one targeting rule.
+
+An audience is ``{"all": true}`` or one or more segments OR-ed together, minus exclusions. Inside
+a segment the dimensions are AND-ed and the values of one dimension OR-ed; level bounds are
+inclusive and a person without a level never matches a bound. Only active employees are ever in
+an audience, and audiences are evaluated against current directory data.
+
+The rule exists here three times, and a property test proves the three agree:
+
+* :func:`employee_matches` – a Python predicate, for single checks (a post page, a digest item);
+* :func:`employee_filter` – SQL over employees, for counting and listing an audience;
+* :func:`visible_posts_filter` – SQL over posts, for one employee's feed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, or_, select, true
+from sqlmodel import Session
+
+from intranet.errors import InvalidInput, NotFound
+from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, Post
+
+# Segment field -> (dimension stored in AudienceValue, Employee column or None for groups).
+SEGMENT_FIELDS: dict[str, str] = {
+    "departments": "department",
+    "divisions": "division",
+    "regions": "region",
+    "countries": "country",
+    "offices": "office",
+    "groups": "group",
+}
+EMPLOYEE_COLUMNS = {"department": Employee.department, "division": Employee.division, "region": Employee.region,
+                    "country": Employee.country, "office": Employee.office}
+LIVE_STATUSES = ("scheduled", "published")
+
+
+class Segment(BaseModel):
+    """One segment of an audience: every given dimension must match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    departments: list[str] = Field(default_factory=list)
+    divisions: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    countries: list[str] = Field(default_factory=list)
+    offices: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    level_min: int | None = Field(default=None, ge=1, le=10)
+    level_max: int | None = Field(default=None, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _has_criteria(self) -> Segment:
+        if not self.dimension_values() and self.level_min is None and self.level_max is None:
+            raise ValueError("a segment needs at least one criterion (a department, region, level, ...)")
+        if self.level_min is not None and self.level_max is not None and self.level_min > self.level_max:
+            raise ValueError("level_min is greater than level_max")
+        return self
+
+    def dimension_values(self) -> dict[str, set[str]]:
+        """The non-empty dimensions of this segment, as {dimension: values}."""
+        out: dict[str, set[str]] = {}
+        for field, dimension in SEGMENT_FIELDS.items():
+            values = {v.strip() for v in getattr(self, field) if v and v.strip()}
+            if values:
+                out[dimension] = values
+        return out
+
+
+class Audience(BaseModel):
+    """Who a post is for. An audience with no criteria is an error, never "everyone"."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    all_staff: bool = Field(default=False, alias="all")
+    segments: list[Segment] = Field(default_factory=list)
+    exclude: list[Segment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Audience:
+        if not self.all_staff and not self.segments:
+            raise ValueError('an audience needs "all": true or at least one segment')
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The audience as stored and returned by the API."""
+        data: dict[str, Any] = {}
+        if self.all_staff:
+            data["all"] = True
+        if self.segments:
+            data["segments"] = [s.model_dump(exclude_defaults=True) for s in self.segments]
+        if self.exclude:
+            data["exclude"] = [s.model_dump(exclude_defaults=True) for s in self.exclude]
+        return data
+
+
+def parse_audience(raw: Any) -> Audience:
+    """Validate an audience as given by a client.
+
+    :raise InvalidInput: naming what is wrong, when *raw* is not a valid, non-empty audience.
+    """
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidInput('An audience is required: {"all": true} or {"segments": [...]}.', details={"field": "audience"})
+    try:
+        return Audience.model_validate(raw)
+    except ValidationError as exc:
+        problems = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidInput("The audience is not valid: " + "; ".join(p["message"] for p in problems),
+                           details=problems) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Known values: a misspelled department is an error, not an empty audience
+# --------------------------------------------------------------------------------------------
+
+
+def known_values(session: Session, dimension: str) -> set[str]:
+    """Every value *dimension* currently has in the directory (group keys for ``group``)."""
+    if dimension == "group":
+        return set(session.exec(select(Group.key)).scalars())
+    column = EMPLOYEE_COLUMNS[dimension]
+    return set(session.exec(select(column).where(column.is_not(None)).distinct()).scalars())
+
+
+def check_known_values(session: Session, audience: Audience) -> None:
+    """Refuse values that no employee (or group) has, suggesting the closest known ones.
+
+    :raise InvalidInput: listing each unknown value with suggestions.
+    """
+    wanted: dict[str, set[str]] = {}
+    for segment in [*audience.segments, *audience.exclude]:
+        for dimension, values in segment.dimension_values().items():
+            wanted.setdefault(dimension, set()).update(values)
+    unknown = []
+    for dimension, values in wanted.items():
+        known = known_values(session, dimension)
+        for value in sorted(values - known):
+            suggestions = difflib.get_close_matches(value, sorted(known), n=3, cutoff=0.5)
+            unknown.append({"dimension": dimension, "value": value, "suggestions": suggestions})
+    if unknown:
+        parts = []
+        for item in unknown:
+            hint = f" (did you mean {', '.join(repr(s) for s in item['suggestions'])}?)" if item["suggestions"] else ""
+            parts.append(f"no employee has {item['dimension']} {item['value']!r}{hint}")
+        raise InvalidInput("Unknown audience value: " + "; ".join(parts) + ".", details=unknown)
+
+
+# --------------------------------------------------------------------------------------------
+# The rule as a Python predicate
+# --------------------------------------------------------------------------------------------
+
+
+def _segment_matches(segment: Segment, employee: Employee, group_keys: set[str]) -> bool:
+    for dimension, values in segment.dimension_values().items():
+        own = group_keys if dimension == "group" else {getattr(employee, dimension)}
+        if not own & values:
+            return False
+    if segment.level_min is not None and (employee.level is None or employee.level < segment.level_min):
+        return False
+    if segment.level_max is not None and (employee.level is None or employee.level > segment.level_max):
+        return False
+    return True
+
+
+def employee_matches(audience: Audience, employee: Employee, group_keys: Iterable[str] = ()) -> bool:
+    """Whether *employee* (a member of the groups *group_keys*) is in *audience*."""
+    if not employee.active:
+        return False
+    keys = set(group_keys)
+    included = audience.all_staff or any(_segment_matches(s, employee, keys) for s in audience.segments)
+    return included and not any(_segment_matches(s, employee, keys) for s in audience.exclude)
+
+
+def is_live(post: Post, now: dt.datetime) -> bool:
+    """Whether *post* is published, due and unexpired at *now*."""
+    return (
+        post.status in LIVE_STATUSES
+        and post.published_at is not None
+        and post.published_at <= now
+        and (post.expires_at is None or post.expires_at > now)
+    )
+
+
+def group_keys_of(session: Session, employee_pk: int) -> set[str]:
+    """The keys of the groups *employee_pk* belongs to."""
+    query = select(Group.key).join(GroupMember, GroupMember.group_id == Group.id).where(
+        GroupMember.employee_pk == employee_pk
+    )
+    return set(session.exec(query).scalars())
+
+
+def may_see(session: Session, employee: Employee, post: Post, now: dt.datetime) -> bool:
+    """The single check for one post: live, and targeted at *employee*."""
+    if not is_live(post, now):
+        return False
+    audience = Audience.model_validate(post.audience)
+    return employee_matches(audience, employee, group_keys_of(session, employee.id))
+
+
+def visible_post_or_404(session: Session, employee: Employee, post_id: int, now: dt.datetime) -> Post:
+    """Load a post *employee* may see, or raise the same 404 as for a post that does not exist.
+
+    :raise NotFound: when the post is missing, not live, or not targeted at *employee*.
+    """
+    post = session.get(Post, post_id)
+    if post is None or not may_see(session, employee, post, now):
+        raise NotFound("This post does not exist.")
+    return post
+
+
+# --------------------------------------------------------------------------------------------
+# The rule as SQL over employees (audience counts and lists)
+# --------------------------------------------------------------------------------------------
+
+
+def _segment_employee_clause(segment: Segment) -> ColumnElement[bool]:
+    # Each condition is written so that a NULL attribute yields FALSE, never NULL: NOT(NULL) would
+    # otherwise make an exclusion silently drop people whose level or department is unknown.
+    clauses: list[ColumnElement[bool]] = []
+    for dimension, values in segment.dimension_values().items():
+        if dimension == "group":
+            members = select(GroupMember.employee_pk).join(Group, Group.id == GroupMember.group_id).where(
+                Group.key.in_(sorted(values))
+            )
+            clauses.append(Employee.id.in_(members))
+        else:
+            column = EMPLOYEE_COLUMNS[dimension]
+            clauses.append(and_(column.is_not(None), column.in_(sorted(values))))
+    if segment.level_min is not None:
+        clauses.append(and_(Employee.level.is_not(None), Employee.level >= segment.level_min))
+    if segment.level_max is not None:
+        clauses.append(and_(Employee.level.is_not(None), Employee.level <= segment.level_max))
+    return and_(*clauses)
+
+
+def employee_filter(audience: Audience) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Employee` selecting exactly *audience* (active people only)."""
+    included = true() if audience.all_staff else or_(*(_segment_employee_clause(s) for s in audience.segments))
+    clause = and_(Employee.active.is_(True), included)
+    if audience.exclude:
+        clause = and_(clause, ~or_(*(_segment_employee_clause(s) for s in audience.exclude)))
+    return clause
+
+
+def count_audience(session: Session, audience: Audience) -> int:
+    """The exact number of active employees in *audience*."""
+    return session.exec(select(func.count()).select_from(Employee).where(employee_filter(audience))).one()[0]
+
+
+def audience_breakdown(session: Session, audience: Audience) -> dict[str, Any]:
+    """Exact headcounts of *audience*, overall and by department, region and level.
+
+    Missing values are counted under ``"unknown"``; these are directory facts, not reading data.
+    """
+    where = employee_filter(audience)
+    result: dict[str, Any] = {"count": count_audience(session, audience)}
+    for name, column in (("by_department", Employee.department), ("by_region", Employee.region),
+                         ("by_level", Employee.level)):
+        rows = session.exec(select(column, func.count()).where(where).group_by(column)).all()
+        result[name] = {("unknown" if key is None else str(key)): n
+                        for key, n in sorted(rows, key=lambda r: (-r[1], str(r[0])))}
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The rule as SQL over posts (one employee's feed)
+# --------------------------------------------------------------------------------------------
+
+
+def store_audience(session: Session, post: Post, audience: Audience) -> None:
+    """Set *post*'s audience and its compiled segments (the post must have an id)."""
+    post.audience = audience.to_json()
+    post.all_staff = audience.all_staff
+    session.exec(delete(AudienceSegment).where(AudienceSegment.post_id == post.id))
+    for exclude, segments in ((False, audience.segments), (True, audience.exclude)):
+        for segment in segments:
+            values = segment.dimension_values()
+            row = AudienceSegment(post_id=post.id, exclude=exclude, n_dimensions=len(values),
+                                  level_min=segment.level_min, level_max=segment.level_max)
+            session.add(row)
+            session.flush()
+            session.add_all(AudienceValue(segment_id=row.id, dimension=d, value=v)
+                            for d, vs in values.items() for v in sorted(vs))
+    session.flush()
+
+
+def employee_pairs(employee: Employee, group_keys: Iterable[str]) -> list[tuple[str, str]]:
+    """The (dimension, value) pairs an employee can match, for the post-side filter."""
+    pairs = [(d, getattr(employee, d)) for d in EMPLOYEE_COLUMNS if getattr(employee, d) is not None]
+    return pairs + [("group", key) for key in sorted(group_keys)]
+
+
+def live_filter(now: dt.datetime) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Post`: published, due and unexpired at *now*."""
+    return and_(
+        Post.status.in_(LIVE_STATUSES),
+        Post.published_at.is_not(None),
+        Post.published_at <= now,
+        or_(Post.expires_at.is_(None), Post.expires_at > now),
+    )
+
+
+def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.datetime) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Post` selecting the live posts targeted at *employee*."""
+    if not employee.active:
+        return false()
+    pairs = employee_pairs(employee, group_keys)
+    by_dimension: dict[str, list[str]] = {}
+    for dimension, value in pairs:
+        by_dimension.setdefault(dimension, []).append(value)
+    value_match = or_(*(and_(AudienceValue.dimension == d, AudienceValue.value.in_(vs))
+                        for d, vs in by_dimension.items())) if by_dimension else false()
+    matched = (
+        select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
+        .where(value_match)
+        .group_by(AudienceValue.segment_id)
+        .subquery()
+    )
+    level = employee.level
+    if level is None:
+        level_ok = and_(AudienceSegment.level_min.is_(None), AudienceSegment.level_max.is_(None))
+    else:
+        level_ok = and_(or_(AudienceSegment.level_min.is_(None), AudienceSegment.level_min <= level),
+                        or_(AudienceSegment.level_max.is_(None), AudienceSegment.level_max >= level))
+    matching_segments = (
+        select(AudienceSegment.post_id)
+        .outerjoin(matched, matched.c.segment_id == AudienceSegment.id)
+        .where(func.coalesce(matched.c.n, 0) == AudienceSegment.n_dimensions, level_ok)
+    )
+    included = matching_segments.where(AudienceSegment.exclude.is_(False))
+    excluded = matching_segments.where(AudienceSegment.exclude.is_(True))
+    return and_(live_filter(now), or_(Post.all_staff.is_(True), Post.id.in_(included)), Post.id.not_in(excluded))

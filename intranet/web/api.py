@@ -1,0 +1,134 @@
+"""JSON API v1 for employees and comms managers. Errors: ``{"error": {"code", "message", "details"}}``.
+
+The API accepts the session cookie; cookie-authenticated writes carry ``X-CSRFToken``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import ValidationError
+
+from intranet import feed, groups, targeting
+from intranet.errors import InvalidInput
+from intranet.models import PostState
+from intranet.web.context import current_employee, now, require_role, session
+
+bp = Blueprint("intranet_api", __name__)
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object.
+
+    :raise InvalidInput: when the body is not a JSON object.
+    """
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object with Content-Type: application/json.")
+    return data
+
+
+def validate(model: Any, data: dict[str, Any]) -> Any:
+    """Parse *data* with a pydantic model, turning its errors into a 422 a person can act on."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidInput("Invalid request: " + "; ".join(f"{d['loc']}: {d['message']}" for d in details),
+                           details=details) from None
+
+
+@bp.get("/me")
+def me():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    roles = [r for r in ("contributor", "comms", "admin") if employee.has_role(r)]
+    return {"employee_id": employee.employee_id, "display_name": employee.display_name, "email": employee.email,
+            "department": employee.department, "region": employee.region, "level": employee.level,
+            "timezone": employee.timezone, "language": employee.language, "roles": roles}
+
+
+@bp.get("/feed")
+def feed_list():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
+                          limit=current_app.config["INTRANET_FEED_PAGE_SIZE"])
+    return {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
+
+
+@bp.get("/posts/<int:post_id>")
+def post_detail(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    return feed.post_to_json(post, session().get(PostState, (employee.id, post.id)))
+
+
+@bp.post("/posts/<int:post_id>/read")
+def post_read(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    state = feed.mark_read(session(), employee, post, now=now())
+    session().commit()
+    return {"read": True, "read_at": state.read_at.isoformat()}
+
+
+@bp.post("/posts/<int:post_id>/acknowledge")
+def post_acknowledge(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    state = feed.acknowledge(session(), employee, post, now=now())
+    session().commit()
+    return {"acknowledged": True, "acknowledged_at": state.acknowledged_at.isoformat()}
+
+
+@bp.post("/audiences/preview")
+@require_role("comms")
+def audience_preview():  # type: ignore[no-untyped-def]
+    audience = targeting.parse_audience(json_body().get("audience"))
+    targeting.check_known_values(session(), audience)
+    return targeting.audience_breakdown(session(), audience)
+
+
+@bp.get("/groups")
+def group_list():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    return {"items": [{"key": g.key, "name": g.name, "description": g.description, "kind": g.kind, "member": member}
+                      for g, member in groups.groups_for(session(), employee)]}
+
+
+@bp.post("/groups")
+@require_role("admin")
+def group_create():  # type: ignore[no-untyped-def]
+    group = groups.create_group(session(), validate(groups.GroupIn, json_body()))
+    session().commit()
+    return {"key": group.key, "name": group.name, "kind": group.kind}, 201
+
+
+@bp.post("/groups/<key>/join")
+def group_join(key: str):  # type: ignore[no-untyped-def]
+    groups.join(session(), groups.get_group(session(), key), current_employee())
+    session().commit()
+    return {"member": True}
+
+
+@bp.post("/groups/<key>/leave")
+def group_leave(key: str):  # type: ignore[no-untyped-def]
+    groups.leave(session(), groups.get_group(session(), key), current_employee())
+    session().commit()
+    return {"member": False}
+
+
+@bp.put("/groups/<key>/members")
+def group_members(key: str):  # type: ignore[no-untyped-def]
+    ids = json_body().get("employee_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InvalidInput('Send {"employee_ids": ["E001", ...]}.')
+    count = groups.set_members(session(), groups.get_group(session(), key), current_employee(), ids)
+    session().commit()
+    return {"members": count}
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    from intranet.web.openapi import document
+
+    return jsonify(document())

@@ -1,0 +1,92 @@
+"""Per-request access to Beacon's state: the database session, the clock, the signed-in person."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request, session as flask_session
+from sqlmodel import Session
+
+from intranet.errors import Forbidden, IntranetError
+from intranet.models import Employee
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NotSignedIn(IntranetError):
+    code = "unauthenticated"
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("Sign in to continue.")
+
+
+def state() -> Any:
+    """Beacon's per-app state (see :class:`intranet.extension.State`)."""
+    return current_app.extensions["intranet"]
+
+
+def session() -> Session:
+    """The database session of this app context, opened on first use and closed on teardown."""
+    if "intranet_db" not in g:
+        g.intranet_db = Session(state().engine, expire_on_commit=False)
+    return g.intranet_db
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    db = g.pop("intranet_db", None)
+    if db is not None:
+        db.close()
+
+
+def now() -> dt.datetime:
+    """The current UTC time (tests may replace the clock on the app's state)."""
+    return state().clock()
+
+
+def current_employee_or_none() -> Employee | None:
+    """The signed-in, active employee, or None."""
+    if "intranet_employee" in g:
+        return g.intranet_employee
+    employee = None
+    employee_pk = flask_session.get("employee_pk")
+    if employee_pk is not None:
+        employee = session().get(Employee, employee_pk)
+        if employee is not None and not employee.active:
+            employee = None
+    g.intranet_employee = employee
+    return employee
+
+
+def current_employee() -> Employee:
+    """The signed-in, active employee.
+
+    :raise NotSignedIn: when nobody (or a deactivated person) is signed in.
+    """
+    employee = current_employee_or_none()
+    if employee is None:
+        raise NotSignedIn()
+    return employee
+
+
+def require_role(role: str) -> Callable[[F], F]:
+    """Decorate a view so only people holding *role* (read from the database) may call it."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_employee().has_role(role):
+                raise Forbidden("You do not have permission to do this.")
+            return view(*args, **kwargs)
+
+        wrapped.intranet_role = role  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def wants_json() -> bool:
+    """Whether the current request is an API call (answered in JSON)."""
+    return request.blueprint is not None and request.blueprint.endswith("api")

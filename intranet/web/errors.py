@@ -1,0 +1,75 @@
+"""Errors: JSON ``{"error": {"code", "message", "details"}}`` for the API, a page for people."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from intranet.errors import IntranetError
+from intranet.web.context import NotSignedIn
+
+logger = logging.getLogger(__name__)
+
+
+def _is_api() -> bool:
+    return (request.blueprint or "").endswith("api")
+
+
+def error_response(status: int, code: str, message: str, details: object = None) -> Response | tuple:
+    if _is_api():
+        response = jsonify({"error": {"code": code, "message": message, "details": details}})
+        response.status_code = status
+        return response
+    return render_template("intranet/error.html", status=status, message=message), status
+
+
+def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
+    if isinstance(exc, NotSignedIn) and not _is_api():
+        return redirect(url_for("intranet_auth.sign_in", next=request.full_path.rstrip("?")))
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
+    logger.warning("CSRF check failed on %s %s: %s", request.method, request.path, exc.description)
+    return error_response(400, "csrf", "The security token is missing or expired; reload the page and try again.")
+
+
+def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return error_response(exc.code or 500, code, exc.description or exc.name)
+
+
+def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    incident = uuid.uuid4().hex[:12]
+    logger.exception("Unhandled error (incident %s)", incident)
+    return error_response(500, "internal", f"Something went wrong on our side (incident {incident}).")
+
+
+def _ours() -> bool:
+    return (request.blueprint or "").startswith("intranet")
+
+
+def _only_ours(handler):  # type: ignore[no-untyped-def]
+    """Wrap *handler* so a host app's own routes keep their own error handling."""
+
+    def handle(exc: Exception):  # type: ignore[no-untyped-def]
+        if _ours() or isinstance(exc, IntranetError):
+            return handler(exc)
+        if isinstance(exc, HTTPException):
+            return exc
+        raise exc
+
+    return handle
+
+
+def init_app(app: Flask) -> None:
+    """Answer errors on Beacon's routes Beacon's way (JSON for the API, a page otherwise)."""
+    app.register_error_handler(IntranetError, _intranet_error)
+    app.register_error_handler(CSRFError, _only_ours(_csrf_error))
+    app.register_error_handler(HTTPException, _only_ours(_http_error))
+    app.register_error_handler(Exception, _only_ours(_unexpected))

@@ -1,0 +1,35 @@
+"""Employees' pages: the feed and a post. Reading is recorded by the page's POST, never by GET."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from intranet import feed, targeting
+from intranet.models import PostState
+from intranet.web.context import current_employee, now, session
+
+bp = Blueprint("intranet_feed", __name__)
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
+                          limit=current_app.config["INTRANET_FEED_PAGE_SIZE"])
+    return render_template("intranet/feed/index.html", employee=employee, page=page)
+
+
+@bp.get("/posts/<int:post_id>")
+def post(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    state = session().get(PostState, (employee.id, post.id))
+    return render_template("intranet/feed/post.html", employee=employee, post=post, state=state)
+
+
+@bp.post("/posts/<int:post_id>/acknowledge")
+def acknowledge(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    feed.acknowledge(session(), employee, post, now=now())
+    session().commit()
+    return redirect(url_for("intranet_feed.post", post_id=post.id))
