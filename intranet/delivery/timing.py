@@ -1,0 +1,921 @@
+"""Learned send times for digests: when is each person most likely to read one?
+
+Pure and database-free: everything here works on numpy arrays of shape ``(n, 168)``, one row per
+employee and one column per local hour of the week (``weekday * 24 + hour``, Monday = 0), so
+planning the whole organisation is a handful of vectorised passes.
+
+The model (see ``shared/reference/DELIVERY.md``, sections 2.1, 2.2 and 2.6):
+
+1. A read *hazard* per hour of the week, estimated as reads / exposure. Exposure is the time a
+   digest sat unread (weighted by how buried it was), so "reads at 9 because we sent at 9" does
+   not look like "reads at 9". Send-independent activity (sessions, feed reads) shapes it too.
+2. Exponential decay of old behaviour (half-life about four weeks), so habits can change.
+3. Gamma-Poisson shrinkage organisation -> region -> department x region -> person,
+   ``mu = (c + m * mu_parent) / (T + m)``. A new hire simply gets the department x region curve.
+4. A send slot ``s`` is scored by ``S(s) = sum_{j<W} mu(s+j) * exp(-j / tau)``, and the chance of
+   a read within ``W`` hours is ``1 - exp(-S(s))``. The planner picks the best allowed hour(s)
+   for each person's cadence, quiet hours and working days.
+5. Concrete UTC instants over the next seven days, DST-safe, each with its slot key
+   ``(local date, ordinal)``; about ``epsilon`` of the slots are jittered by 1-2 hours and
+   flagged as explored, with their propensity, so the model keeps learning and can be evaluated.
+
+The database layer feeds :func:`timing_counts` with one query's rows, keeps the decayed counts
+(:meth:`TimingCounts.decayed` makes the decay lazy), and turns :class:`PlanBatch` rows into
+outbox rows.
+"""
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger(__name__)
+
+HOURS_PER_WEEK = 168
+WEEKDAYS = tuple(range(7))
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class Cadence(enum.StrEnum):
+    """How often a person wants their digest. Only the last three are planned here."""
+
+    OFF = "off"
+    AS_IT_HAPPENS = "as_it_happens"
+    DAILY = "daily"
+    TWICE_DAILY = "twice_daily"
+    WEEKLY = "weekly"
+
+
+#: Number of digests a day for each planned cadence (weekly: one on the chosen day).
+SLOTS_PER_DAY = {Cadence.DAILY: 1, Cadence.TWICE_DAILY: 2, Cadence.WEEKLY: 1}
+
+
+class Basis(enum.StrEnum):
+    """What a person's send time is based on."""
+
+    #: Enough of their own reads and activity.
+    PERSONAL = "personal"
+    #: Mostly their department x region peers (new or sparse, or learned timing turned off).
+    PEERS = "peers"
+    #: Nothing is known: the organisation's default hour.
+    DEFAULT = "default"
+    #: In this week's holdout: the default hour, so the gain of learned timing can be measured.
+    CONTROL = "control"
+
+
+class EventKind(enum.StrEnum):
+    """Kinds of rows :func:`timing_counts` understands (the event import's names)."""
+
+    #: A digest was sent; needs ``pending_hours`` (until read, or censored).
+    DIGEST_SENT = "digest_sent"
+    #: A digest was opened (not a tracking pixel: Apple MPP prefetches those).
+    DIGEST_OPEN = "digest_open"
+    #: The person was on the intranet: send-independent activity.
+    SESSION = "session"
+    #: The person read a post in the feed: send-independent activity.
+    READ = "read"
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """Knobs of the model and the planner, with the defaults the simulator was tuned on."""
+
+    #: Old behaviour counts half after this many days.
+    half_life_days: float = 28.0
+    #: Burial constant: a digest's pull fades as ``exp(-hours / tau)``.
+    tau_hours: float = 8.0
+    #: Objective: read within this many hours of the send (24 = reach; 2 = timeliness).
+    window_hours: int = 24
+    #: A digest not read after this many hours is censored (no more exposure counted).
+    pending_hours: int = 48
+    #: Prior strengths, in decayed exposure hours per bin, for region and department x region.
+    m_region: float = 40.0
+    m_group: float = 20.0
+    #: Prior strength of a person's overall read level (pseudo-reads).
+    m_level: float = 4.0
+    #: Prior strength of a person's hour-of-day read profile (pseudo-reads per hour).
+    m_hour: float = 2.0
+    #: Prior strength of a person's hour-of-day activity profile (pseudo-events per hour).
+    m_activity: float = 2.0
+    #: Decayed personal events (digest opens + activity) needed for basis ``personal``.
+    min_personal_events: float = 10.0
+    #: Minimum gap between the two digests of a twice-a-day cadence.
+    min_gap_hours: int = 4
+    #: The organisation's default hours (second one for twice a day).
+    default_hour: int = 9
+    default_second_hour: int = 14
+    #: Share of slots explored around the chosen hour.
+    epsilon: float = 0.1
+    #: Share of employees (re-drawn weekly) held out at the default hour.
+    control_share: float = 0.05
+    #: Days from ``at`` that the planner emits sends for.
+    horizon_days: int = 7
+
+
+@dataclass(frozen=True)
+class DeliveryWindow:
+    """A person's constraints: cadence, quiet hours, working days, learned timing on or off.
+
+    Quiet hours run from ``quiet_start`` to ``quiet_end`` (local hours, may wrap midnight;
+    equal values mean no quiet hours). ``weekly_day`` is the weekday for the weekly cadence
+    (Monday = 0) and overrides ``working_days``.
+    """
+
+    cadence: Cadence = Cadence.DAILY
+    weekly_day: int | None = None
+    quiet_start: int = 20
+    quiet_end: int = 7
+    working_days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    learned_timing: bool = True
+
+    def allowed_hours(self) -> list[int]:
+        """Local hours of day outside the quiet hours."""
+        return [h for h in range(24) if not _is_quiet(h, self.quiet_start, self.quiet_end)]
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """One digest send: a UTC instant and its slot key ``(local_date, ordinal)``."""
+
+    utc: datetime
+    local_date: date
+    ordinal: int
+    local_hour: int
+    explored: bool = False
+    #: Probability that the policy sends this slot at this hour (for replay / IPS evaluation).
+    propensity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One person's plan: why, which local hours, and the concrete sends."""
+
+    basis: Basis | None
+    local_hours: list[int]
+    sends: list[PlannedSend] = field(default_factory=list)
+
+
+def _is_quiet(hour: int | IntArray, start: int, end: int) -> bool | BoolArray:
+    if start == end:
+        return hour != hour  # no quiet hours (works for ints and arrays)
+    if start < end:
+        return (start <= hour) & (hour < end)
+    return (hour >= start) | (hour < end)
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence: events -> decayed counts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimingCounts:
+    """Decayed sufficient statistics per employee.
+
+    ``reads``: digest opens per bin; ``exposure``: burial-weighted hours a digest sat unread per
+    bin; ``activity``: sessions and feed reads per bin; ``observed_weeks``: decayed number of
+    weeks the person could be seen at all (activity's exposure, the same for every bin).
+    """
+
+    reads: FloatArray
+    exposure: FloatArray
+    activity: FloatArray
+    observed_weeks: FloatArray
+
+    @classmethod
+    def zeros(cls, n: int) -> TimingCounts:
+        """Counts for ``n`` people with no history."""
+        z = np.zeros((n, HOURS_PER_WEEK))
+        return cls(z, z.copy(), z.copy(), np.zeros(n))
+
+    def decayed(self, days: float, half_life_days: float = 28.0) -> TimingCounts:
+        """These counts ``days`` later: the lazy decay, so no nightly rewrite is needed."""
+        f = 0.5 ** (days / half_life_days)
+        return TimingCounts(self.reads * f, self.exposure * f, self.activity * f,
+                            self.observed_weeks * f)
+
+    def __add__(self, other: TimingCounts) -> TimingCounts:
+        return TimingCounts(self.reads + other.reads, self.exposure + other.exposure,
+                            self.activity + other.activity,
+                            self.observed_weeks + other.observed_weeks)
+
+    def take(self, index: npt.ArrayLike) -> TimingCounts:
+        """The rows of some employees (for an incremental re-plan)."""
+        return TimingCounts(self.reads[index], self.exposure[index], self.activity[index],
+                            self.observed_weeks[index])
+
+
+def decay_weights(age_days: npt.ArrayLike, half_life_days: float = 28.0) -> FloatArray:
+    """Weight ``2 ** (-age / half_life)`` of an event ``age_days`` old."""
+    return np.exp2(-np.asarray(age_days, dtype=np.float64) / half_life_days)
+
+
+def observed_weeks(observed_days: npt.ArrayLike, half_life_days: float = 28.0) -> FloatArray:
+    """Decayed weeks of observation for people observable for the last ``observed_days`` days.
+
+    Each past day adds one seventh of a week, weighted by its age, so a bin's activity exposure
+    is the decayed number of times that hour of the week has passed.
+    """
+    d = np.asarray(observed_days, dtype=np.float64)
+    r = 0.5 ** (1.0 / half_life_days)
+    return (1.0 - r ** d) / (1.0 - r) / 7.0
+
+
+def binned_counts(employee: npt.ArrayLike, hour_of_week: npt.ArrayLike, n_employees: int,
+                  weights: npt.ArrayLike | None = None) -> FloatArray:
+    """Sum ``weights`` into an ``(n_employees, 168)`` array (one ``bincount``)."""
+    idx = np.asarray(employee, dtype=np.int64) * HOURS_PER_WEEK + np.asarray(hour_of_week,
+                                                                             dtype=np.int64)
+    flat = np.bincount(idx, weights=weights, minlength=n_employees * HOURS_PER_WEEK)
+    return flat.astype(np.float64).reshape(n_employees, HOURS_PER_WEEK)
+
+
+def exposure_counts(employee: npt.ArrayLike, send_hour_of_week: npt.ArrayLike,
+                    pending_hours: npt.ArrayLike, weights: npt.ArrayLike, n_employees: int, *,
+                    tau_hours: float = 8.0, max_pending: int = 48) -> FloatArray:
+    """Burial-weighted hours that each digest sat unread, per local hour-of-week bin.
+
+    A digest sent in bin ``s`` and pending for ``p`` hours adds ``exp(-j / tau)`` (times the
+    fraction of hour ``j`` it was pending) to bin ``s + j`` for ``j < min(p, max_pending)``.
+    For a digest opened in the hour after it was sent, ``p`` is 1 (the read hour counts).
+
+    :param pending_hours: hours from the send until the read (inclusive of the read's hour,
+        fractions allowed), or ``max_pending`` when unread.
+    :param weights: decay weight of each send.
+    """
+    emp = np.asarray(employee, dtype=np.int64)
+    s = np.asarray(send_hour_of_week, dtype=np.int64)
+    p = np.minimum(np.asarray(pending_hours, dtype=np.float64), max_pending)
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.zeros(n_employees * HOURS_PER_WEEK)
+    base = emp * HOURS_PER_WEEK
+    for j in range(int(np.ceil(p.max()))) if p.size else ():
+        frac = np.clip(p - j, 0.0, 1.0)
+        live = frac > 0
+        out += np.bincount(base[live] + (s[live] + j) % HOURS_PER_WEEK,
+                           weights=w[live] * frac[live] * np.exp(-j / tau_hours),
+                           minlength=out.size)
+    return out.reshape(n_employees, HOURS_PER_WEEK)
+
+
+def timing_counts(employee: npt.ArrayLike, hour_of_week: npt.ArrayLike, age_days: npt.ArrayLike,
+                  kind: npt.ArrayLike, n_employees: int, *,
+                  pending_hours: npt.ArrayLike | None = None,
+                  observed_days: npt.ArrayLike | None = None,
+                  settings: TimingSettings | None = None) -> TimingCounts:
+    """Turn one query's event rows into decayed :class:`TimingCounts`.
+
+    All arrays are parallel, one entry per event. ``hour_of_week`` is the event's local bin in
+    the employee's own time zone; for a ``digest_sent`` row it is the send's bin.
+
+    :param employee: row index (0..n-1) of the employee in the arrays being planned.
+    :param age_days: age of the event at planning time, in days (fractions allowed).
+    :param kind: :class:`EventKind` values; other kinds are ignored.
+    :param pending_hours: for ``digest_sent`` rows, hours until opened (inclusive of the
+        open's hour) or ``settings.pending_hours`` if unread; ignored for other rows.
+    :param observed_days: per employee, days they have been observable (since hire or since
+        tracking began). Defaults to the age of their oldest event.
+    :raise ValueError: if ``digest_sent`` rows come without ``pending_hours``.
+    """
+    settings = settings or TimingSettings()
+    emp = np.asarray(employee, dtype=np.int64)
+    how = np.asarray(hour_of_week, dtype=np.int64)
+    age = np.asarray(age_days, dtype=np.float64)
+    kinds = np.asarray(kind).astype(str)
+    w = decay_weights(age, settings.half_life_days)
+
+    opened = kinds == EventKind.DIGEST_OPEN.value
+    active = (kinds == EventKind.SESSION.value) | (kinds == EventKind.READ.value)
+    sent = kinds == EventKind.DIGEST_SENT.value
+    reads = binned_counts(emp[opened], how[opened], n_employees, w[opened])
+    activity = binned_counts(emp[active], how[active], n_employees, w[active])
+    if sent.any():
+        if pending_hours is None:
+            raise ValueError("digest_sent rows need pending_hours (hours until opened, or the"
+                             " censoring limit when unread).")
+        pend = np.asarray(pending_hours, dtype=np.float64)[sent]
+        exposure = exposure_counts(emp[sent], how[sent], pend, w[sent], n_employees,
+                                   tau_hours=settings.tau_hours,
+                                   max_pending=settings.pending_hours)
+    else:
+        exposure = np.zeros_like(reads)
+    if observed_days is None:
+        observed_days = np.zeros(n_employees)
+        np.maximum.at(observed_days, emp, age)
+        observed_days = np.where(np.bincount(emp, minlength=n_employees) > 0,
+                                 observed_days + 1.0, 0.0)
+    return TimingCounts(reads, exposure, activity,
+                        observed_weeks(observed_days, settings.half_life_days))
+
+
+# --------------------------------------------------------------------------------------------
+# Estimation: hierarchical Gamma-Poisson shrinkage
+# --------------------------------------------------------------------------------------------
+
+
+def shrink(c: FloatArray, T: FloatArray, parent: FloatArray, m: float) -> FloatArray:
+    """Gamma-Poisson posterior mean ``(c + m * parent) / (T + m)``."""
+    return (c + m * parent) / (T + m)
+
+
+def _group_sum(values: FloatArray, codes: IntArray, n_codes: int) -> FloatArray:
+    if values.ndim == 1:
+        return np.bincount(codes, weights=values, minlength=n_codes)
+    width = values.shape[1]
+    idx = (codes[:, None] * width + np.arange(width)).ravel()
+    return np.bincount(idx, weights=values.ravel(), minlength=n_codes * width).reshape(n_codes,
+                                                                                        width)
+
+
+@dataclass
+class PeerModel:
+    """Peer curves: organisation, region and department x region, read hazard and activity.
+
+    Row ``len - 1`` of ``region_mu`` / ``group_mu`` is the organisation, used for codes the
+    model has not seen (so a subset can be re-planned against a model fitted on everyone).
+    """
+
+    org_mu: FloatArray
+    region_mu: FloatArray
+    group_mu: FloatArray
+    group_activity: FloatArray
+    #: Anything known at all (reads or activity anywhere in the organisation).
+    known: bool
+
+    def _rows(self, table: FloatArray, codes: npt.ArrayLike) -> FloatArray:
+        codes = np.asarray(codes, dtype=np.int64)
+        last = table.shape[0] - 1
+        return table[np.where((codes >= 0) & (codes < last), codes, last)]
+
+    def peer_curve(self, group: npt.ArrayLike) -> FloatArray:
+        """Department x region read hazard for each code, ``(n, 168)``."""
+        return self._rows(self.group_mu, group)
+
+
+def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
+              settings: TimingSettings | None = None) -> PeerModel:
+    """Fit the organisation, region and department x region curves.
+
+    The organisation's read hazard is itself shrunk toward its activity curve (scaled to the
+    read level), so hours nobody was ever sent a digest in still get a sensible value.
+
+    :param region: region code (0..R-1) per employee, e.g. from ``np.unique(..., return_inverse)``.
+    :param group: department x region code (0..G-1) per employee.
+    """
+    s = settings or TimingSettings()
+    region = np.asarray(region, dtype=np.int64)
+    group = np.asarray(group, dtype=np.int64)
+    n_r = int(region.max()) + 1 if region.size else 0
+    n_g = int(group.max()) + 1 if group.size else 0
+
+    c_o, T_o = counts.reads.sum(0), counts.exposure.sum(0)
+    a_o, E_o = counts.activity.sum(0), counts.observed_weeks.sum()
+    known = bool(c_o.sum() + a_o.sum() > 0)
+    if a_o.sum() > 0 and E_o > 0:
+        act_o = (a_o + 1e-3 * a_o.mean()) / E_o
+    else:
+        act_o = np.ones(HOURS_PER_WEEK)
+    exposed = (T_o * act_o).sum()
+    scale = c_o.sum() / exposed if c_o.sum() > 0 and exposed > 0 else 0.05 / act_o.mean()
+    org_mu = shrink(c_o, T_o, scale * act_o, s.m_group)
+
+    region_mu = shrink(_group_sum(counts.reads, region, n_r),
+                       _group_sum(counts.exposure, region, n_r), org_mu, s.m_region)
+    group_region = np.zeros(n_g, dtype=np.int64)
+    group_region[group] = region
+    group_mu = shrink(_group_sum(counts.reads, group, n_g),
+                      _group_sum(counts.exposure, group, n_g), region_mu[group_region],
+                      s.m_group)
+
+    # Activity rates per group, shrunk the same way (exposure: observed weeks, same per bin).
+    E_r = _group_sum(counts.observed_weeks, region, n_r)[:, None]
+    act_r = shrink(_group_sum(counts.activity, region, n_r), E_r, act_o, 4.0)
+    E_g = _group_sum(counts.observed_weeks, group, n_g)[:, None]
+    act_g = shrink(_group_sum(counts.activity, group, n_g), E_g, act_r[group_region], 2.0)
+    return PeerModel(org_mu=org_mu, region_mu=np.vstack([region_mu, org_mu]),
+                     group_mu=np.vstack([group_mu, org_mu]),
+                     group_activity=np.vstack([act_g, act_o]), known=known)
+
+
+@dataclass
+class Estimate:
+    """Per-person read hazard, their peer curve and how much of it is their own."""
+
+    mu: FloatArray
+    peer_mu: FloatArray
+    #: Decayed personal events (digest opens + activity).
+    evidence: FloatArray
+
+
+def _by_hour(x: FloatArray) -> FloatArray:
+    """Pool ``(n, 168)`` over the days of the week into ``(n, 24)``."""
+    return x.reshape(x.shape[0], 7, 24).sum(axis=1)
+
+
+def _tile(x: FloatArray) -> FloatArray:
+    return np.tile(x, 7)
+
+
+def estimate(counts: TimingCounts, group: npt.ArrayLike, model: PeerModel,
+             settings: TimingSettings | None = None) -> Estimate:
+    """Each person's read hazard over the 168 hours of the week.
+
+    The person level is the conjugate update of :func:`shrink` pooled over the days of the week
+    (a person's weekday-hour data is too sparse to stand alone): their department x region curve
+    is reshaped by their own hour-of-day activity (observed / expected sessions, shrunk by
+    ``m_activity``), rescaled to their own read level (``m_level``), then corrected by their own
+    digest opens per hour of day (opens / exposure-expected opens, shrunk by ``m_hour``).
+    A person with no history gets exactly the department x region curve.
+    """
+    s = settings or TimingSettings()
+    peer = model.peer_curve(group)
+    act_peer = model._rows(model.group_activity, group)
+    E = counts.observed_weeks[:, None]
+
+    # 1. Activity shape: observed / expected sessions per hour of day, level removed.
+    a_h = _by_hour(counts.activity)
+    x_h = _by_hour(act_peer) * E
+    ratio = (a_h + s.m_activity) / (x_h + s.m_activity)
+    level = (ratio * x_h).sum(1) + s.m_activity
+    level /= x_h.sum(1) + s.m_activity
+    prior = peer * _tile(ratio / level[:, None])
+
+    # 2. Read level, then 3. hour-of-day read profile (both exposure-corrected).
+    c, T = counts.reads, counts.exposure
+    expected = T * prior
+    lvl = (c.sum(1) + s.m_level) / (expected.sum(1) + s.m_level)
+    prior *= lvl[:, None]
+    theta = (_by_hour(c) + s.m_hour) / (_by_hour(expected) * lvl[:, None] + s.m_hour)
+    mu = prior * _tile(theta)
+    return Estimate(mu=mu, peer_mu=peer, evidence=c.sum(1) + counts.activity.sum(1))
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring and choosing hours
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel(window_hours: int, tau_hours: float) -> FloatArray:
+    """Circulant ``K`` with ``(mu @ K)[:, s] = sum_{j<W} mu[:, s+j] * exp(-j / tau)``."""
+    K = np.zeros((HOURS_PER_WEEK, HOURS_PER_WEEK))
+    s = np.arange(HOURS_PER_WEEK)
+    for j in range(window_hours):
+        K[(s + j) % HOURS_PER_WEEK, s] = np.exp(-j / tau_hours)
+    K.setflags(write=False)
+    return K
+
+
+def read_probability(mu: FloatArray, settings: TimingSettings | None = None) -> FloatArray:
+    """``P(read within W | sent at s) = 1 - exp(-S(s))`` for every bin ``s``, ``(n, 168)``."""
+    s = settings or TimingSettings()
+    return -np.expm1(-(mu @ _kernel(s.window_hours, s.tau_hours)))
+
+
+@dataclass
+class WindowArrays:
+    """:class:`DeliveryWindow` values as arrays, for vectorised choosing and scheduling."""
+
+    #: Digests per day: 0 (off / as it happens), 1 (daily, weekly) or 2 (twice daily).
+    slots: IntArray
+    weekly: BoolArray
+    #: Allowed local hours of day, ``(n, 24)``.
+    allowed: BoolArray
+    #: Days a digest may go out, ``(n, 7)`` (weekly: only the chosen day).
+    days: BoolArray
+    learned_timing: BoolArray
+
+    @classmethod
+    def from_windows(cls, windows: Sequence[DeliveryWindow]) -> WindowArrays:
+        """Build the arrays; distinct windows are few, so each is converted once."""
+        unique: dict[DeliveryWindow, int] = {}
+        codes = np.fromiter((unique.setdefault(w, len(unique)) for w in windows),
+                            dtype=np.int64, count=len(windows))
+        hours = np.arange(24)
+        rows = []
+        for w in unique:
+            days = np.zeros(7, dtype=bool)
+            if w.cadence == Cadence.WEEKLY:
+                days[w.weekly_day if w.weekly_day is not None else 0] = True
+            else:
+                days[list(w.working_days)] = True
+            rows.append((SLOTS_PER_DAY.get(Cadence(w.cadence), 0), w.cadence == Cadence.WEEKLY,
+                         ~_is_quiet(hours, w.quiet_start, w.quiet_end), days, w.learned_timing))
+        if not rows:
+            return cls(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 24), bool),
+                       np.zeros((0, 7), bool), np.zeros(0, bool))
+        slots, weekly, allowed, days, learned = (np.array(col) for col in zip(*rows))
+        return cls(slots[codes], weekly[codes], allowed[codes], days[codes], learned[codes])
+
+
+@functools.lru_cache(maxsize=16)
+def _pairs(min_gap: int) -> IntArray:
+    """Hour pairs ``h1 < h2`` at least ``min_gap`` apart both ways round the clock."""
+    return np.array([(a, b) for a, b in itertools.combinations(range(24), 2)
+                     if b - a >= min_gap and 24 - (b - a) >= min_gap], dtype=np.int64)
+
+
+def choose_hours(prob: FloatArray, windows: WindowArrays,
+                 settings: TimingSettings | None = None) -> IntArray:
+    """Best local hour(s) of day per person, ``(n, 2)``, ``-1`` where unused.
+
+    Daily: the allowed hour maximising the read probability summed over their sending days.
+    Twice daily: the best pair with a minimum gap. Weekly: the best allowed hour on the chosen
+    day. People with no allowed hour, or cadence off, get ``-1``.
+
+    :param prob: read probability per send bin, ``(n, 168)`` (:func:`read_probability`).
+    """
+    s = settings or TimingSettings()
+    n = prob.shape[0]
+    out = np.full((n, 2), -1, dtype=np.int64)
+    # Expected reads per hour of day over the sending days (weekly: the one chosen day).
+    daily = np.einsum("ndh,nd->nh", prob.reshape(n, 7, 24), windows.days.astype(np.float64))
+    score = np.where(windows.allowed, daily, -np.inf)
+    any_allowed = windows.allowed.any(1)
+
+    one = (windows.slots == 1) & any_allowed
+    out[one, 0] = np.argmax(score[one], axis=1)
+
+    two = np.flatnonzero((windows.slots == 2) & any_allowed)
+    if two.size:
+        pairs = _pairs(s.min_gap_hours)
+        pair_score = score[two][:, pairs[:, 0]] + score[two][:, pairs[:, 1]]
+        best = np.argmax(pair_score, axis=1)
+        ok = np.isfinite(pair_score[np.arange(two.size), best])
+        out[two[ok]] = pairs[best[ok]]
+        # Too narrow a window for two digests with the gap: send one, at the best hour.
+        out[two[~ok], 0] = np.argmax(score[two[~ok]], axis=1)
+    return out
+
+
+def default_curve(n: int, settings: TimingSettings | None = None) -> FloatArray:
+    """A pseudo read-probability peaking at the default hours, for ``default`` and ``control``.
+
+    Fed through :func:`choose_hours`, it picks the default hour(s) when allowed, or else the
+    nearest allowed hour (as a quiet-hours guard moves a send to the nearest edge).
+    """
+    s = settings or TimingSettings()
+    h = np.arange(24)
+
+    def closeness(target: int) -> FloatArray:
+        d = np.abs(h - target)
+        return -np.minimum(d, 24 - d) - 1e-3 * h  # ties go to the earlier hour
+
+    curve = np.maximum(closeness(s.default_hour), closeness(s.default_second_hour)) + 24.0
+    return np.broadcast_to(_tile(curve), (n, HOURS_PER_WEEK))
+
+
+# --------------------------------------------------------------------------------------------
+# Deterministic hashing: control holdout and exploration
+# --------------------------------------------------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SALT_CONTROL = 0x636F6E74726F6C00
+_SALT_EXPLORE = 0x6578706C6F726500
+_SALT_SHIFT = 0x7368696674000000
+
+
+def employee_key(employee_id: str) -> int:
+    """A stable 64-bit key for an employee id (independent of ``PYTHONHASHSEED``)."""
+    return int.from_bytes(hashlib.blake2b(str(employee_id).encode(), digest_size=8).digest(),
+                          "little")
+
+
+def employee_keys(employee_ids: Sequence[str]) -> npt.NDArray[np.uint64]:
+    """:func:`employee_key` for many ids."""
+    return np.fromiter((employee_key(e) for e in employee_ids), dtype=np.uint64,
+                       count=len(employee_ids))
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser, on arrays (array arithmetic wraps silently)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def uniform_hash(key: npt.ArrayLike, *parts: npt.ArrayLike) -> FloatArray:
+    """A deterministic uniform in ``[0, 1)`` from an employee key and integer parts."""
+    x = np.atleast_1d(np.asarray(key, dtype=np.uint64))
+    for part in parts:
+        p = np.atleast_1d(np.asarray(part, dtype=np.int64)).astype(np.uint64)
+        x = _mix(x * _GOLDEN ^ _mix(p + _GOLDEN))
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def in_control(keys: npt.ArrayLike, week: tuple[int, int], share: float) -> BoolArray:
+    """Whether each employee is in the holdout for ISO ``week`` ``(year, week)``."""
+    return uniform_hash(keys, _SALT_CONTROL, week[0] * 100 + week[1]) < share
+
+
+# --------------------------------------------------------------------------------------------
+# Local hours -> UTC instants (DST-safe)
+# --------------------------------------------------------------------------------------------
+
+
+def local_to_utc(day: date, hour: int, zone: ZoneInfo | str, minute: int = 0) -> datetime:
+    """The UTC instant of local ``day`` at ``hour:minute`` in ``zone``, sent exactly once.
+
+    A time that does not exist (spring forward) maps to the first valid instant after the gap,
+    e.g. 02:30 on a Berlin spring-forward day is 03:00 CEST. A time that happens twice (fall
+    back) maps to its first occurrence (``fold=0``).
+    """
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    naive = datetime.combine(day, time(hour, minute))
+    first = naive.replace(tzinfo=zone).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == naive:
+        return first
+    # In a gap: fold=0 applies the offset from before it (later instant), fold=1 the one from
+    # after it (earlier instant); the transition lies between. Bisect to the second.
+    lo = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    hi, after = first, first.astimezone(zone).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(zone).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return hi.replace(microsecond=0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _utc_table(zone: str, first_day: int, n_days: int) -> IntArray:
+    """Epoch seconds of every local ``(day, hour)`` in ``zone``, ``(n_days, 24)``."""
+    tz = ZoneInfo(zone)
+    table = np.array([[int(local_to_utc(date.fromordinal(first_day + d), h, tz).timestamp())
+                       for h in range(24)] for d in range(n_days)], dtype=np.int64)
+    table.setflags(write=False)
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# The planner
+# --------------------------------------------------------------------------------------------
+
+_SHIFTS = np.array([-2, -1, 1, 2])
+
+
+@dataclass
+class PlanBatch:
+    """Plans for many employees, as arrays (cheap to write with one ``executemany``).
+
+    Per employee ``i``: ``basis[i]`` (``None`` when nothing is planned) and ``hours[i]`` (the
+    chosen local hours, ``-1`` unused). Sends are parallel arrays, ordered by employee, then by
+    UTC instant; ``send_employee`` is the row index of each send's employee.
+    """
+
+    employee_ids: Sequence[str]
+    zones: Sequence[str]
+    basis: list[Basis | None]
+    hours: IntArray
+    send_employee: IntArray
+    send_utc: IntArray
+    send_local_date: IntArray
+    send_ordinal: IntArray
+    send_local_hour: IntArray
+    send_explored: BoolArray
+    send_propensity: FloatArray
+    _starts: IntArray = field(repr=False, default_factory=lambda: np.zeros(1, np.int64))
+
+    def __post_init__(self) -> None:
+        self._starts = np.searchsorted(self.send_employee, np.arange(len(self.employee_ids) + 1))
+
+    def __len__(self) -> int:
+        return len(self.employee_ids)
+
+    def plan(self, i: int) -> Plan:
+        """Employee ``i``'s :class:`Plan`."""
+        sl = slice(self._starts[i], self._starts[i + 1])
+        sends = [PlannedSend(utc=datetime.fromtimestamp(int(u), UTC),
+                             local_date=date.fromordinal(int(d)), ordinal=int(o),
+                             local_hour=int(h), explored=bool(x), propensity=float(p))
+                 for u, d, o, h, x, p in zip(self.send_utc[sl], self.send_local_date[sl],
+                                             self.send_ordinal[sl], self.send_local_hour[sl],
+                                             self.send_explored[sl], self.send_propensity[sl])]
+        return Plan(basis=self.basis[i], local_hours=[int(h) for h in self.hours[i] if h >= 0],
+                    sends=sends)
+
+    def __iter__(self) -> Iterator[Plan]:
+        return (self.plan(i) for i in range(len(self)))
+
+    def as_dicts(self) -> list[dict[str, object]]:
+        """The ``digests plan`` output: one dict per employee."""
+        return [{"employee_id": e, "timezone": z, "basis": p.basis and p.basis.value,
+                 "local_hours": p.local_hours,
+                 "next_sends_utc": [s.utc.isoformat() for s in p.sends]}
+                for e, z, p in zip(self.employee_ids, self.zones, self)]
+
+
+def choose_bases(estimate: Estimate, windows: WindowArrays, keys: npt.ArrayLike,
+                 at: datetime, known: bool,
+                 settings: TimingSettings | None = None) -> npt.NDArray[np.object_]:
+    """Basis per person (``None`` where no digest is planned).
+
+    In order: no planned cadence -> ``None``; learned timing off -> ``peers`` (``default``
+    when nothing is known); nothing known -> ``default``; this week's holdout -> ``control``;
+    enough own evidence -> ``personal``; otherwise ``peers``.
+    """
+    s = settings or TimingSettings()
+    n = len(windows.slots)
+    basis = np.full(n, Basis.PEERS, dtype=object)
+    basis[estimate.evidence >= s.min_personal_events] = Basis.PERSONAL
+    control = in_control(keys, at.isocalendar()[:2], s.control_share) if n else np.zeros(0, bool)
+    basis[control & windows.learned_timing] = Basis.CONTROL
+    basis[~windows.learned_timing] = Basis.PEERS
+    if not known:
+        basis[basis != Basis.CONTROL] = Basis.DEFAULT
+    basis[windows.slots == 0] = None
+    return basis
+
+
+def plan_digests(employee_ids: Sequence[str], zones: Sequence[str],
+                 windows: Sequence[DeliveryWindow] | WindowArrays, counts: TimingCounts,
+                 group: npt.ArrayLike, at: datetime, *, region: npt.ArrayLike | None = None,
+                 model: PeerModel | None = None,
+                 settings: TimingSettings | None = None) -> PlanBatch:
+    """Plan the next ``horizon_days`` of digests for many employees.
+
+    :param employee_ids: ids, used for the deterministic holdout and exploration.
+    :param zones: IANA time zone per employee (all counts are in each person's local time).
+    :param windows: each person's :class:`DeliveryWindow` (or prebuilt :class:`WindowArrays`).
+    :param counts: their decayed :class:`TimingCounts`, row ``i`` for employee ``i``.
+    :param group: department x region code per employee.
+    :param at: aware UTC instant; sends go out in ``[at, at + horizon)``.
+    :param region: region code per employee; needed unless ``model`` is given.
+    :param model: peer curves fitted on the whole organisation, to re-plan only a few people.
+    :raise ValueError: if neither ``region`` nor ``model`` is given, or ``at`` is naive.
+    """
+    s = settings or TimingSettings()
+    if at.tzinfo is None:
+        raise ValueError("Planning needs an aware instant: pass at=datetime.now(UTC).")
+    if model is None:
+        if region is None:
+            raise ValueError("Pass region codes to fit the peer curves, or a fitted model=.")
+        model = fit_peers(counts, region, group, s)
+    wa = windows if isinstance(windows, WindowArrays) else WindowArrays.from_windows(windows)
+    keys = employee_keys(employee_ids)
+    est = estimate(counts, group, model, s)
+    basis = choose_bases(est, wa, keys, at, model.known, s)
+
+    hours = np.full((len(wa.slots), 2), -1, dtype=np.int64)
+    for which, curve in ((Basis.PERSONAL, lambda i: est.mu[i]),
+                         (Basis.PEERS, lambda i: np.where(wa.learned_timing[i, None], est.mu[i],
+                                                          est.peer_mu[i]))):
+        i = np.flatnonzero(basis == which)
+        if i.size:
+            hours[i] = choose_hours(read_probability(curve(i), s), _take(wa, i), s)
+    i = np.flatnonzero((basis == Basis.DEFAULT) | (basis == Basis.CONTROL))
+    if i.size:
+        hours[i] = choose_hours(default_curve(i.size, s), _take(wa, i), s)
+
+    explore = (basis == Basis.PERSONAL) | (basis == Basis.PEERS) | (basis == Basis.DEFAULT)
+    sends = schedule(keys, zones, hours, wa, at, explore, s)
+    return PlanBatch(employee_ids=employee_ids, zones=zones, basis=list(basis), hours=hours,
+                     **sends)
+
+
+def _take(wa: WindowArrays, i: IntArray) -> WindowArrays:
+    return WindowArrays(wa.slots[i], wa.weekly[i], wa.allowed[i], wa.days[i],
+                        wa.learned_timing[i])
+
+
+def schedule(keys: npt.ArrayLike, zones: Sequence[str], hours: IntArray, windows: WindowArrays,
+             at: datetime, explore: BoolArray,
+             settings: TimingSettings | None = None) -> dict[str, npt.NDArray]:
+    """Concrete sends in ``[at, at + horizon)`` for chosen local hours, as parallel arrays.
+
+    Each slot ``(employee, local date, ordinal)`` is sent at most once: local times are turned
+    into UTC with :func:`local_to_utc`; if two slots of one day land on the same instant (both
+    in a spring-forward gap) only the first is kept. Where ``explore`` is set, a slot is, with
+    probability ``epsilon`` (a hash of employee, date and ordinal), moved 1-2 hours within the
+    allowed hours, keeping a twice-daily pair ordered and ``min_gap_hours`` apart.
+    """
+    s = settings or TimingSettings()
+    n = hours.shape[0]
+    keys = np.asarray(keys, dtype=np.uint64)
+    start = int(at.timestamp())
+    end = start + s.horizon_days * 86400
+    # Local dates that can fall in the horizon in any zone (UTC-12 .. UTC+14).
+    first = (at.astimezone(UTC).date() - timedelta(days=1)).toordinal()
+    n_days = s.horizon_days + 3
+    day_ord = first + np.arange(n_days)
+    weekday = np.array([date.fromordinal(int(d)).weekday() for d in day_ord])
+
+    zone_names, zone_idx = np.unique(np.asarray(zones, dtype=str), return_inverse=True)
+    table = np.stack([_utc_table(str(z), first, n_days) for z in zone_names]) if n else \
+        np.zeros((0, n_days, 24), np.int64)
+
+    ordinal = np.arange(2)
+    used = hours >= 0                                               # (n, 2)
+    h = np.broadcast_to(hours[:, None, :], (n, n_days, 2)).copy()   # (n, days, 2)
+
+    # Exploration: jitter by +-1..2 h inside the allowed hours.
+    u = uniform_hash(keys[:, None, None], _SALT_EXPLORE, day_ord[None, :, None],
+                     ordinal[None, None, :]) if n else np.zeros((0, n_days, 2))
+    cand = h[..., None] + _SHIFTS                                   # (n, days, 2, 4)
+    inside = (cand >= 0) & (cand < 24)
+    cand_c = np.clip(cand, 0, 23)
+    ok = inside & np.take_along_axis(windows.allowed[:, None, None, :], cand_c, axis=-1)
+    other = hours[:, ::-1][:, None, :, None]                        # the day's other slot
+    two = (hours[:, 1] >= 0)[:, None, None, None]
+    gap = np.abs(cand - other)
+    keeps_pair = ~two | ((np.minimum(gap, 24 - gap) >= s.min_gap_hours)
+                         & np.where(ordinal[None, None, :, None] == 0, cand < other,
+                                    cand > other))
+    ok &= keeps_pair
+    n_ok = ok.sum(-1)
+    try_explore = explore[:, None, None] & used[:, None, :] & (n_ok > 0)
+    explored = try_explore & (u < s.epsilon)
+    v = uniform_hash(keys[:, None, None], _SALT_SHIFT, day_ord[None, :, None],
+                     ordinal[None, None, :]) if n else np.zeros((0, n_days, 2))
+    pick = np.minimum((v * n_ok).astype(np.int64), np.maximum(n_ok - 1, 0))
+    nth = np.cumsum(ok, axis=-1) - 1                                # rank of each valid shift
+    chosen = np.argmax(ok & (nth == pick[..., None]), axis=-1)
+    shifted = np.take_along_axis(cand_c, chosen[..., None], axis=-1)[..., 0]
+    h = np.where(explored, shifted, h)
+    propensity = np.where(explored, s.epsilon / np.maximum(n_ok, 1),
+                          np.where(try_explore, 1.0 - s.epsilon, 1.0))
+
+    hc = np.clip(h, 0, 23)
+    utc = table[zone_idx[:, None, None], np.arange(n_days)[None, :, None], hc] if n else \
+        np.zeros((0, n_days, 2), np.int64)
+    valid = (used[:, None, :] & windows.days[:, weekday][:, :, None]
+             & (utc >= start) & (utc < end))
+    valid[:, :, 1] &= ~(valid[:, :, 0] & (utc[:, :, 1] == utc[:, :, 0]))
+
+    emp, d, o = np.nonzero(valid)
+    order = np.lexsort((utc[emp, d, o], emp))
+    emp, d, o = emp[order], d[order], o[order]
+    return dict(send_employee=emp, send_utc=utc[emp, d, o], send_local_date=day_ord[d],
+                send_ordinal=o, send_local_hour=h[emp, d, o],
+                send_explored=explored[emp, d, o], send_propensity=propensity[emp, d, o])
+
+
+def plan_employee(employee_id: str, zone: str, window: DeliveryWindow, counts: TimingCounts,
+                  model: PeerModel, group: int, at: datetime,
+                  settings: TimingSettings | None = None) -> Plan:
+    """One person's :class:`Plan` against peer curves fitted on everyone (e.g. after they
+    change their settings).
+
+    :param counts: their counts, a one-row :class:`TimingCounts`.
+    """
+    batch = plan_digests([employee_id], [zone], [window], counts, np.array([group]), at,
+                         model=model, settings=settings)
+    return batch.plan(0)
+
+
+# --------------------------------------------------------------------------------------------
+# Explaining it to the person
+# --------------------------------------------------------------------------------------------
+
+
+def usual_read_hour(mu: FloatArray, days: Sequence[int] = (0, 1, 2, 3, 4)) -> int:
+    """The local hour of day with the highest read hazard over ``days`` (one person's row)."""
+    return int(np.argmax(np.asarray(mu).reshape(7, 24)[list(days)].sum(0)))
+
+
+def _fmt(hours: Sequence[int]) -> str:
+    text = [f"{h:02d}:00" for h in hours]
+    return " and ".join(text) if len(text) < 3 else ", ".join(text[:-1]) + " and " + text[-1]
+
+
+def explain(plan: Plan, cadence: Cadence | str, usual_hour: int | None = None,
+            learned_timing: bool = True) -> str:
+    """A short explanation for the person, e.g. for ``/me/digest-schedule``.
+
+    :param usual_hour: their usual reading hour (:func:`usual_read_hour`), for ``personal``.
+    """
+    cadence = Cadence(cadence)
+    if cadence == Cadence.OFF:
+        return "You have turned the digest off."
+    if cadence == Cadence.AS_IT_HAPPENS:
+        return "You get news as it happens, so there is no digest schedule."
+    if not plan.local_hours:
+        return "Your quiet hours leave no time to send your digest; please widen them."
+    when = _fmt(plan.local_hours)
+    if plan.basis == Basis.PERSONAL:
+        read = f"You usually read around {usual_hour:02d}:00, so " if usual_hour is not None \
+            else "Based on when you usually read, "
+        return f"{read}your digest goes out at {when}."
+    if plan.basis == Basis.PEERS:
+        why = "You turned learned timing off" if not learned_timing else \
+            "We don't know your reading habits yet"
+        return f"{why}, so your digest goes out at {when}, when colleagues in your team and" \
+               " region usually read."
+    if plan.basis == Basis.CONTROL:
+        return f"This week your digest goes out at the standard time, {when}: a small group" \
+               " does, so we can check that learned timing really helps."
+    return f"Your digest goes out at the organisation's usual time, {when}."
