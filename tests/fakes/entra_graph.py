@@ -235,8 +235,7 @@ class FakeEntraGraph:
                 "accountEnabled": True,
             }
             user.update(props)
-            user = {key: value for key, value in user.items() if value is not None}
-            user["id"] = user_id
+            user = {"id": user_id, **{key: value for key, value in user.items() if value is not None and key != "id"}}
             self._users[user_id] = user
             if manager:
                 self._managers[user_id] = manager
@@ -295,6 +294,8 @@ class FakeEntraGraph:
             for key, value in props.items():
                 if key == "id":
                     raise ValueError("the id of a user cannot change")
+                if value is None and key not in user:
+                    continue  # clearing a property that was never set changes nothing
                 if user.get(key, _MISSING) != value:
                     user[key] = value
                     changed.add(key)
@@ -958,9 +959,6 @@ class FakeEntraGraph:
         else:
             token = self._new_delta_token(rnd.end_watermark, rnd.select)
             body["@odata.deltaLink"] = f"{base}/users/delta?$deltatoken={token}"
-            # The round is over; its skip tokens are no longer reachable from the client.
-            self._rounds.pop(round_id, None)
-            self._rounds[round_id] = rnd  # kept so a client retrying the last page gets the same answer
         body["value"] = value
         return self._graph_ok(request, body)
 
