@@ -6,7 +6,7 @@ from alembic import context
 from intranet import models  # noqa: F401  (registers every table on the metadata)
 from intranet.db import metadata
 
-VERSION_TABLE = "intranet_alembic_version"
+from intranet.migrate import VERSION_TABLE
 
 
 def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]

@@ -1,0 +1,139 @@
+"""Set-up guarantees: one migration head, schema == models, safe configuration, a real extension."""
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask import Flask
+
+from intranet import Intranet, create_app, migrate
+from intranet.db import metadata
+from intranet.errors import ConfigurationError
+from intranet.migrate import VERSION_TABLE
+
+STRONG_KEY = "x" * 64
+
+
+def test_single_migration_head():
+    """The migration history is linear: exactly one head."""
+    assert len(migrate.heads()) == 1
+
+
+def test_migrations_match_models(database):
+    """After upgrading, the database schema is exactly what the models declare."""
+    with database.connect() as conn:
+        context = MigrationContext.configure(conn, opts={
+            "version_table": VERSION_TABLE, "compare_type": True,
+            "include_object": lambda obj, name, type_, *_: type_ != "table" or name.startswith("intranet_")})
+        assert compare_metadata(context, metadata) == []
+
+
+def test_tables_are_prefixed_and_versioned(database):
+    """Every Beacon table is prefixed intranet_ and the version table is intranet_alembic_version."""
+    assert all(name.startswith("intranet_") for name in metadata.tables)
+    assert migrate.current_revision(database) == migrate.heads()[0]
+
+
+def test_upgrade_twice_loses_nothing(database, make_employee):
+    """Running init-db on an up-to-date database keeps every row."""
+    make_employee(employee_id="KEEP1")
+    migrate.upgrade(database)
+    from sqlmodel import Session, select
+
+    from intranet.models import Employee
+
+    with Session(database) as session:
+        assert session.exec(select(Employee.employee_id)).all() == ["KEEP1"]
+
+
+@pytest.mark.parametrize("key", [None, "", "dev", "short"])
+def test_production_refuses_weak_secret_key(key):
+    """Production start-up aborts without a strong secret key, saying how to fix it."""
+    with pytest.raises(ConfigurationError, match="INTRANET_SECRET_KEY"):
+        create_app({"INTRANET_ENV": "production", "INTRANET_SECRET_KEY": key, "INTRANET_DATABASE_URL": "sqlite://"})
+
+
+def test_production_refuses_debug():
+    """Production start-up aborts with debug on."""
+    app = Flask("host")
+    app.debug = True
+    app.config.update(INTRANET_SECRET_KEY=STRONG_KEY, INTRANET_DATABASE_URL="sqlite://")
+    with pytest.raises(ConfigurationError, match="debug"):
+        Intranet(app)
+
+
+def test_second_init_app_raises_with_advice():
+    """Initializing Beacon twice on one app explains what to do instead."""
+    app = Flask("host")
+    app.config.update(INTRANET_SECRET_KEY=STRONG_KEY, INTRANET_DATABASE_URL="sqlite://")
+    extension = Intranet(app)
+    with pytest.raises(RuntimeError, match="reuse that Intranet instance"):
+        extension.init_app(app)
+
+
+def test_two_apps_in_one_process_keep_their_own_state(tmp_path):
+    """One extension object serves two apps, each with its own engine and prefix."""
+    extension = Intranet()
+    apps = []
+    for name, prefix in (("one", ""), ("two", "/news")):
+        app = Flask(name)
+        app.config.update(INTRANET_SECRET_KEY=STRONG_KEY, INTRANET_URL_PREFIX=prefix,
+                          INTRANET_DATABASE_URL=f"sqlite:///{tmp_path / name}.db")
+        extension.init_app(app)
+        apps.append(app)
+    assert apps[0].extensions["intranet"].engine is not apps[1].extensions["intranet"].engine
+    with apps[1].test_request_context():
+        from flask import url_for
+
+        assert url_for("intranet_feed.index") == "/news/"
+    assert apps[0].test_client().get("/api/v1/feed").status_code == 401
+    assert apps[1].test_client().get("/news/api/v1/feed").status_code == 401
+
+
+def test_host_routes_keep_their_own_error_pages():
+    """Beacon's error handlers answer only on Beacon's routes."""
+    app = Flask("host")
+    app.config.update(INTRANET_SECRET_KEY=STRONG_KEY, INTRANET_DATABASE_URL="sqlite://",
+                      INTRANET_URL_PREFIX="/news")
+
+    @app.get("/host")
+    def host():  # type: ignore[no-untyped-def]
+        from flask import abort
+
+        abort(404)
+
+    Intranet(app)
+    response = app.test_client().get("/host")
+    assert response.status_code == 404 and b"Back to your feed" not in response.data
+
+
+def test_openapi_document_describes_the_feed(app):
+    """/api/v1/openapi.json is an OpenAPI 3.1 document listing the feed and posts."""
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    assert {"/feed", "/posts/{post_id}", "/audiences/preview"} <= set(doc["paths"])
+
+
+def test_security_headers_on_pages_and_api(make_employee, client_for):
+    """CSP without inline scripts, nosniff, frame denial and no-store on signed-in responses."""
+    client = client_for(make_employee())
+    for url in ("/", "/api/v1/feed"):
+        headers = client.get(url).headers
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert "object-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_every_page_exposes_the_csrf_token(app):
+    """The sign-in page carries <meta name="csrf-token">."""
+    assert b'<meta name="csrf-token" content="' in app.test_client().get("/auth/dev-login").data
+
+
+def test_no_get_route_writes(app):
+    """Every state-changing view is registered for POST/PUT/PATCH/DELETE only (GET is read-only)."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("intranet") and any(
+                word in rule.rule for word in ("acknowledge", "/read", "join", "leave", "logout")):
+            assert "GET" not in rule.methods, rule.rule

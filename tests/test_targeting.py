@@ -1,0 +1,168 @@
+"""The one targeting rule: predicate, SQL over employees and SQL over posts always agree."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+from sqlmodel import select
+
+from intranet import targeting
+from intranet.errors import InvalidInput
+from intranet.models import AudienceSegment, Employee, Group, GroupMember, Post
+
+DEPARTMENTS = ["Sales", "Finance", "R&D"]
+REGIONS = ["EMEA", "AMER", "APAC"]
+COUNTRIES = ["DE", "US", "JP"]
+GROUP_KEYS = ["runners", "parents"]
+
+
+def audience(**segment) -> targeting.Audience:  # type: ignore[no-untyped-def]
+    return targeting.parse_audience({"segments": [segment]})
+
+
+def test_all_staff_counts_only_active_people(db, make_employee):
+    """{"all": true} is every active employee, nobody inactive."""
+    make_employee()
+    make_employee()
+    make_employee(active=False)
+    assert targeting.count_audience(db, targeting.parse_audience({"all": True})) == 2
+
+
+def test_dimensions_are_anded_and_values_ored(db, make_employee):
+    """Inside a segment: department OR department, AND region."""
+    make_employee(department="Sales", region="EMEA")
+    make_employee(department="Finance", region="EMEA")
+    make_employee(department="Sales", region="AMER")
+    make_employee(department="Legal", region="EMEA")
+    assert targeting.count_audience(db, audience(departments=["Sales", "Finance"], regions=["EMEA"])) == 2
+
+
+def test_level_bounds_are_inclusive_and_skip_unknown_levels(db, make_employee):
+    """level_min/max include their ends; a person without a level never matches a bound."""
+    for level in (2, 3, 6, 7, None):
+        make_employee(level=level)
+    assert targeting.count_audience(db, audience(level_min=3, level_max=6)) == 2
+
+
+def test_exclusion_with_level_bound_never_removes_unknown_levels(db, make_employee):
+    """An exclusion on level keeps people whose level is unknown."""
+    make_employee(level=None)
+    make_employee(level=9)
+    make_employee(level=2)
+    aud = targeting.parse_audience({"all": True, "exclude": [{"level_min": 8}]})
+    assert targeting.count_audience(db, aud) == 2
+
+
+def test_exclusions_subtract(db, make_employee):
+    """Segments minus exclusions."""
+    make_employee(department="Sales", country="US")
+    make_employee(department="Sales", country="DE")
+    aud = targeting.parse_audience({"segments": [{"departments": ["Sales"]}], "exclude": [{"countries": ["US"]}]})
+    assert targeting.count_audience(db, aud) == 1
+
+
+@pytest.mark.parametrize("raw", [{}, {"segments": []}, {"segments": [{}]}, {"all": False}, None, [],
+                                 {"segments": [{"level_min": 5, "level_max": 2}]},
+                                 {"segments": [{"departmentz": ["Sales"]}]}])
+def test_empty_or_malformed_audience_is_an_error(raw):
+    """An audience without criteria is an error, never "everyone"."""
+    with pytest.raises(InvalidInput):
+        targeting.parse_audience(raw)
+
+
+def test_unknown_value_names_the_closest_known_ones(db, make_employee):
+    """A misspelled department is a 422 that suggests the real one."""
+    make_employee(department="Sales")
+    with pytest.raises(InvalidInput) as info:
+        targeting.check_known_values(db, audience(departments=["Salse"]))
+    assert "Salse" in info.value.message and "Sales" in info.value.message
+    assert info.value.details[0]["suggestions"] == ["Sales"]
+
+
+def test_preview_api_breaks_down_exact_headcounts(make_employee, client_for):
+    """Comms managers get count and breakdowns by department, region and level."""
+    manager = make_employee(is_comms=True, department="Communications", level=5)
+    make_employee(department="Sales", region="EMEA", level=3)
+    make_employee(department="Sales", region="AMER", level=None)
+    body = client_for(manager).api("POST", "/api/v1/audiences/preview",
+                                   json={"audience": {"segments": [{"departments": ["Sales"]}]}}).get_json()
+    assert body == {"count": 2, "by_department": {"Sales": 2}, "by_region": {"AMER": 1, "EMEA": 1},
+                    "by_level": {"3": 1, "unknown": 1}}
+
+
+def test_preview_is_for_comms_managers_only(make_employee, client_for):
+    """An employee calling the preview gets a 403."""
+    response = client_for(make_employee()).api("POST", "/api/v1/audiences/preview", json={"audience": {"all": True}})
+    assert response.status_code == 403
+
+
+def test_preview_refuses_misspelled_value(make_employee, client_for):
+    """The preview API answers 422 naming the unknown value."""
+    manager = make_employee(is_comms=True)
+    response = client_for(manager).api("POST", "/api/v1/audiences/preview",
+                                       json={"audience": {"segments": [{"departments": ["Salse"]}]}})
+    assert response.status_code == 422
+    assert "Salse" in response.get_json()["error"]["message"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Property: the three forms of the rule agree on random people and audiences
+# -------------------------------------------------------------------------------------------------
+
+maybe = lambda values: st.one_of(st.none(), st.sampled_from(values))  # noqa: E731
+people_strategy = st.lists(st.fixed_dictionaries({
+    "department": maybe(DEPARTMENTS), "region": maybe(REGIONS), "country": maybe(COUNTRIES),
+    "level": st.one_of(st.none(), st.integers(1, 10)), "active": st.booleans(),
+    "groups": st.sets(st.sampled_from(GROUP_KEYS)),
+}), min_size=1, max_size=8)
+segment_strategy = st.fixed_dictionaries({}, optional={
+    "departments": st.lists(st.sampled_from(DEPARTMENTS), min_size=1, max_size=2),
+    "regions": st.lists(st.sampled_from(REGIONS), min_size=1, max_size=2),
+    "countries": st.lists(st.sampled_from(COUNTRIES), min_size=1, max_size=2),
+    "groups": st.lists(st.sampled_from(GROUP_KEYS), min_size=1, max_size=2),
+    "level_min": st.integers(1, 10),
+    "level_max": st.integers(1, 10),
+}).filter(lambda s: s and s.get("level_min", 0) <= s.get("level_max", 10))
+audience_strategy = st.one_of(
+    st.fixed_dictionaries({"segments": st.lists(segment_strategy, min_size=1, max_size=3)},
+                          optional={"exclude": st.lists(segment_strategy, max_size=2)}),
+    st.fixed_dictionaries({"all": st.just(True)}, optional={"exclude": st.lists(segment_strategy, max_size=2)}),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(people=people_strategy, raw_audience=audience_strategy)
+def test_sql_filters_and_predicate_agree(db, clock, people, raw_audience):
+    """For any people and audience: employee SQL == post SQL == Python predicate."""
+    try:
+        groups = {key: Group(key=key, name=key) for key in GROUP_KEYS}
+        db.add_all(groups.values())
+        db.flush()
+        employees = []
+        for n, spec in enumerate(people):
+            employee = Employee(employee_id=f"P{n}", email=f"p{n}@x.test", department=spec["department"],
+                                region=spec["region"], country=spec["country"], level=spec["level"],
+                                active=spec["active"])
+            db.add(employee)
+            db.flush()
+            db.add_all(GroupMember(group_id=groups[k].id, employee_pk=employee.id) for k in spec["groups"])
+            employees.append((employee, spec["groups"]))
+        parsed = targeting.parse_audience(raw_audience)
+        post = Post(title="t", status="published", published_at=clock.now, publish_at=clock.now)
+        db.add(post)
+        db.flush()
+        targeting.store_audience(db, post, parsed)
+
+        by_sql = set(db.exec(select(Employee.id).where(targeting.employee_filter(parsed))).all())
+        for employee, keys in employees:
+            predicate = targeting.employee_matches(parsed, employee, keys)
+            post_side = db.exec(select(Post.id).where(
+                targeting.visible_posts_filter(employee, keys, clock.now), Post.id == post.id)).first() is not None
+            assert predicate == (employee.id in by_sql) == post_side, (raw_audience, people)
+            assert targeting.may_see(db, employee, post, clock.now) == predicate
+    finally:
+        db.rollback()
+        for model in (AudienceSegment, Post, GroupMember, Group, Employee):
+            db.exec(delete(model))
+        db.commit()
