@@ -1113,7 +1113,10 @@ class FakeEntraServer:
             "127.0.0.1", 0, self.fake, threaded=True, ssl_context=context, request_handler=_QuietHandler
         )
         self.url = f"https://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-entra-graph", daemon=True)
+        # A short poll interval keeps shutdown() (and so each test's teardown) fast.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-entra-graph", daemon=True
+        )
         self._thread.start()
         return self
 
