@@ -288,3 +288,161 @@ class Attachment(Base, table=True):
         default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
     )
     created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --- directory sync (issue 5) ---
+# Source records (what Entra ID and the HR file last said), runs, held changes, quarantine and
+# unmapped values. Employee itself is untouched: everything sync-specific hangs off it here.
+# --------------------------------------------------------------------------------------------
+
+SYNC_SOURCES = ("graph", "hr")
+SYNC_RUN_STATUSES = ("running", "succeeded", "failed", "refused", "held", "approved", "rejected", "superseded")
+
+
+class SyncState(Base, table=True):
+    """Per source: the committed deltaLink (with the hash of the ``$select`` it was made with)."""
+
+    __tablename__ = "intranet_sync_state"
+
+    source: str = Field(primary_key=True, max_length=16)
+    delta_link: str | None = Field(default=None, sa_type=Text)
+    select_hash: str | None = Field(default=None, max_length=64)
+    last_full_at: dt.datetime | None = _ts(default=None)
+    last_success_at: dt.datetime | None = _ts(default=None)
+    last_rows: int | None = None
+    last_as_of: dt.datetime | None = _ts(default=None)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class SyncRun(Base, table=True):
+    """One directory sync run, whatever its outcome (the audit trail of the directory)."""
+
+    __tablename__ = "intranet_sync_run"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed', 'refused', 'held', 'approved', 'rejected', 'superseded')",
+            name="status",
+        ),
+        Index("ix_intranet_sync_run_source_started", "source", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16)
+    mode: str = Field(max_length=16)
+    status: str = Field(default="running", max_length=16)
+    trigger: str = Field(default="cli", max_length=16)
+    started_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    finished_at: dt.datetime | None = _ts(default=None)
+    duration_ms: int | None = None
+    seen: int = 0
+    created: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    reactivated: int = 0
+    quarantined: int = 0
+    unmapped: int = 0
+    reference_failures: int = 0
+    delta_committed: bool = False
+    stale_source: bool = False
+    error: str | None = Field(default=None, sa_type=Text)
+    request_id: str | None = Field(default=None, max_length=64)
+    correlation_id: str | None = Field(default=None, max_length=64)
+    file_name: str | None = Field(default=None, max_length=255)
+    file_sha256: str | None = Field(default=None, max_length=64)
+    rows: int | None = None
+    as_of: dt.datetime | None = _ts(default=None)
+    decided_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    decided_at: dt.datetime | None = _ts(default=None)
+
+
+class SyncHeld(Base, table=True):
+    """The changes of a held run: applied as they are if an admin approves, dropped if rejected."""
+
+    __tablename__ = "intranet_sync_held"
+
+    run_id: int = Field(sa_column=Column(ForeignKey("intranet_sync_run.id", ondelete="CASCADE"), primary_key=True))
+    reason: str = Field(default="", max_length=1000)
+    diff: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    plan: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class Quarantine(Base, table=True):
+    """A source record that was not applied (``blocking``) or applied with a warning; last good values stay."""
+
+    __tablename__ = "intranet_quarantine"
+    __table_args__ = (UniqueConstraint("source", "source_key", "reason"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16)
+    source_key: str = Field(max_length=128)
+    reason: str = Field(max_length=32)
+    blocking: bool = True
+    detail: str = Field(default="", max_length=1000)
+    record: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    employee_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    run_id: int | None = Field(default=None, sa_column=Column(ForeignKey("intranet_sync_run.id", ondelete="SET NULL")))
+    first_seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    last_seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class UnmappedValue(Base, table=True):
+    """A value no normalization map mentions: kept as it is, listed so an admin can map it."""
+
+    __tablename__ = "intranet_unmapped_value"
+    __table_args__ = (UniqueConstraint("dimension", "value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dimension: str = Field(max_length=32)
+    value: str = Field(max_length=255)
+    source: str = Field(max_length=16)
+    occurrences: int = 0
+    first_seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    last_seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class EntraUser(Base, table=True):
+    """What Graph last said about one user (every selected property; guests and rooms included)."""
+
+    __tablename__ = "intranet_entra_user"
+
+    id: str = Field(primary_key=True, max_length=64)
+    props: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    included: bool = False
+    removed: str | None = Field(default=None, max_length=16)
+    employee_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"), index=True)
+    )
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class HrRecord(Base, table=True):
+    """What the HR export last said about one employee number (canonical fields, normalized)."""
+
+    __tablename__ = "intranet_hr_record"
+
+    employee_number: str = Field(primary_key=True, max_length=64)
+    props: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    as_of: dt.datetime | None = _ts(default=None)
+    employee_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"), index=True)
+    )
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class EmployeeDirectory(Base, table=True):
+    """Directory facts about an employee that only the sync needs: cost centre, provenance, erasure."""
+
+    __tablename__ = "intranet_employee_directory"
+
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    cost_center: str | None = Field(default=None, max_length=64)
+    sources: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    erase_after: dt.datetime | None = _ts(default=None)
+    pending_termination: dt.datetime | None = _ts(default=None)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
