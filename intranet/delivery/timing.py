@@ -107,7 +107,9 @@ class TimingSettings:
     #: Prior strength of a person's hour-of-day read profile (pseudo-reads per hour).
     m_hour: float = 2.0
     #: Prior strength of a person's hour-of-day activity profile (pseudo-events per hour).
-    m_activity: float = 2.0
+    m_activity: float = 1.0
+    #: Weight of the neighbouring hours when pooling a person's hour-of-day profile (0 = none).
+    smooth_neighbours: float = 0.5
     #: Decayed personal events (digest opens + activity) needed for basis ``personal``.
     min_personal_events: float = 10.0
     #: Minimum gap between the two digests of a twice-a-day cadence.
@@ -418,9 +420,13 @@ class Estimate:
     evidence: FloatArray
 
 
-def _by_hour(x: FloatArray) -> FloatArray:
-    """Pool ``(n, 168)`` over the days of the week into ``(n, 24)``."""
-    return x.reshape(x.shape[0], 7, 24).sum(axis=1)
+def _by_hour(x: FloatArray, neighbours: float = 0.0) -> FloatArray:
+    """Pool ``(n, 168)`` over the days of the week into ``(n, 24)``, optionally adding
+    ``neighbours`` times the hours either side (round the clock)."""
+    h = x.reshape(x.shape[0], 7, 24).sum(axis=1)
+    if neighbours:
+        h = h + neighbours * (np.roll(h, 1, axis=1) + np.roll(h, -1, axis=1))
+    return h
 
 
 def _tile(x: FloatArray) -> FloatArray:
@@ -444,8 +450,9 @@ def estimate(counts: TimingCounts, group: npt.ArrayLike, model: PeerModel,
     E = counts.observed_weeks[:, None]
 
     # 1. Activity shape: observed / expected sessions per hour of day, level removed.
-    a_h = _by_hour(counts.activity)
-    x_h = _by_hour(act_peer) * E
+    k = s.smooth_neighbours
+    a_h = _by_hour(counts.activity, k)
+    x_h = _by_hour(act_peer, k) * E
     ratio = (a_h + s.m_activity) / (x_h + s.m_activity)
     level = (ratio * x_h).sum(1) + s.m_activity
     level /= x_h.sum(1) + s.m_activity
@@ -456,7 +463,7 @@ def estimate(counts: TimingCounts, group: npt.ArrayLike, model: PeerModel,
     expected = T * prior
     lvl = (c.sum(1) + s.m_level) / (expected.sum(1) + s.m_level)
     prior *= lvl[:, None]
-    theta = (_by_hour(c) + s.m_hour) / (_by_hour(expected) * lvl[:, None] + s.m_hour)
+    theta = (_by_hour(c, k) + s.m_hour) / (_by_hour(expected, k) * lvl[:, None] + s.m_hour)
     mu = prior * _tile(theta)
     return Estimate(mu=mu, peer_mu=peer, evidence=c.sum(1) + counts.activity.sum(1))
 
