@@ -646,7 +646,9 @@ class GraphClient:
                 code=code,
                 **ids,
             )
-        return GraphError(f"Graph answered {status} {code or ''}: {message or response.reason}", status=status, code=code, **ids)
+        return GraphError(
+            f"Graph answered {status} {code or ''}: {message or response.reason}", status=status, code=code, **ids
+        )
 
     def _wait_or_give_up(
         self,
@@ -677,7 +679,9 @@ class GraphClient:
                 retry_after=retry_after,
                 **error,
             )
-        logger.warning("%s; retrying in %.1f s (attempt %d of %d)", what, delay, attempt + 1, self.settings.max_attempts)
+        logger.warning(
+            "%s; retrying in %.1f s (attempt %d of %d)", what, delay, attempt + 1, self.settings.max_attempts
+        )
         started = self._clock()
         self._sleep(delay)
         # Count at least what we asked for, more if the sleep overran.

@@ -49,7 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import responses
@@ -81,10 +81,16 @@ _DEFAULT_DELTA_PROPERTIES = (
 # Roles that allow reading users with an app-only token.
 _READ_ROLES = frozenset({"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"})
 _GRAPH_ERROR_CODES = {
-    400: ("syncStateNotFound", "The sync state generation is not found. The delta token is expired and data must be synchronized again."),
+    400: (
+        "syncStateNotFound",
+        "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
+    ),
     401: ("InvalidAuthenticationToken", "Access token has expired or is not yet valid."),
     403: ("Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
-    404: ("Request_ResourceNotFound", "Resource does not exist or one of its queried reference-property objects are not present."),
+    404: (
+        "Request_ResourceNotFound",
+        "Resource does not exist or one of its queried reference-property objects are not present.",
+    ),
     410: ("Gone", "The delta token is no longer valid; a full resync is required."),
     429: ("TooManyRequests", "Too many requests"),
     500: ("generalException", "General exception while processing."),
@@ -461,17 +467,16 @@ class FakeEntraGraph:
 
     def _instance_discovery(self, request: Request) -> Response:
         host = request.host
+        discovery = f"https://{host}/{self.tenant_id}/v2.0/.well-known/openid-configuration"
         if request.args.get("api-version") == "1.1":
             return _json(
                 {
-                    "tenant_discovery_endpoint": f"https://{host}/{self.tenant_id}/v2.0/.well-known/openid-configuration",
+                    "tenant_discovery_endpoint": discovery,
                     "api-version": "1.1",
                     "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
                 }
             )
-        return _json(
-            {"tenant_discovery_endpoint": f"https://{host}/{self.tenant_id}/v2.0/.well-known/openid-configuration"}
-        )
+        return _json({"tenant_discovery_endpoint": discovery})
 
     def _openid_configuration(self, request: Request) -> dict[str, Any]:
         base = f"{self._issuer_base(request)}/{self.tenant_id}"
@@ -552,9 +557,8 @@ class FakeEntraGraph:
         for index, (user_id, user) in enumerate(list(self._users.items())[:50]):
             checked = " checked" if index == 0 else ""
             label = html.escape(f"{user.get('displayName')} <{user.get('userPrincipalName')}>")
-            rows.append(
-                f'<label><input type="radio" name="user_id" value="{html.escape(user_id)}"{checked}> {label}</label><br>'
-            )
+            value = html.escape(user_id)
+            rows.append(f'<label><input type="radio" name="user_id" value="{value}"{checked}> {label}</label><br>')
         page = (
             "<!doctype html><title>Sign in to the fake tenant</title>"
             f'<form method="post" action="{html.escape(request.base_url)}">'
@@ -697,9 +701,12 @@ class FakeEntraGraph:
         user_id = grant["user_id"]
         user = self._users.get(user_id)
         if user is None:
-            return self._aad_error(request, "invalid_grant", "AADSTS50034: The user account does not exist.", 50034, 400)
+            return self._aad_error(
+                request, "invalid_grant", "AADSTS50034: The user account does not exist.", 50034, 400
+            )
         requested = grant["scope"].split()
-        resource_scopes = [scope for scope in requested if scope not in ("openid", "profile", "offline_access", "email")]
+        oidc_scopes = ("openid", "profile", "offline_access", "email")
+        resource_scopes = [scope for scope in requested if scope not in oidc_scopes]
         now = int(time.time())
         claims: dict[str, Any] = {
             "aud": self.client_id,
@@ -796,7 +803,9 @@ class FakeEntraGraph:
 
     def _error_page(self, message: str) -> Response:
         return Response(
-            f"<!doctype html><title>Sign-in error</title><p>{html.escape(message)}</p>", status=400, mimetype="text/html"
+            f"<!doctype html><title>Sign-in error</title><p>{html.escape(message)}</p>",
+            status=400,
+            mimetype="text/html",
         )
 
     # ================================================================ Graph
@@ -864,7 +873,9 @@ class FakeEntraGraph:
         request_id = str(uuid.uuid4())
         response = Response(
             json.dumps(body, separators=(",", ":")),
-            content_type="application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
+            content_type=(
+                "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+            ),
         )
         response.headers["request-id"] = request_id
         response.headers["client-request-id"] = request.headers.get("client-request-id") or request_id
@@ -887,7 +898,10 @@ class FakeEntraGraph:
         unsupported = [name for name in ("$expand", "$top", "$orderby") if name in args]
         if unsupported:
             return self._graph_error(
-                request, 400, "Request_UnsupportedQuery", f"Unsupported query option(s) on delta: {', '.join(unsupported)}."
+                request,
+                400,
+                "Request_UnsupportedQuery",
+                f"Unsupported query option(s) on delta: {', '.join(unsupported)}.",
             )
         page_size, minimal = self._prefer(request)
         skiptoken, deltatoken = args.get("$skiptoken"), args.get("$deltatoken")
@@ -1039,7 +1053,8 @@ class FakeEntraGraph:
             if expand_manager and user_id in self._managers:
                 out["manager"] = {"@odata.type": "#microsoft.graph.user", "id": self._managers[user_id]}
             value.append(out)
-        return self._graph_ok(request, {"@odata.context": f"{self._graph_base(request)}/$metadata#users", "value": value})
+        context = f"{self._graph_base(request)}/$metadata#users"
+        return self._graph_ok(request, {"@odata.context": context, "value": value})
 
     def _get_user(self, request: Request, user_id: str, manager: bool) -> Response:
         user = self._users.get(user_id)
