@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,16 @@ def database_url(app: Flask) -> str:
         return url
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(app.instance_path) / 'beacon.db'}"
+
+
+def development_secret_key(app: Flask) -> str:
+    """A random key kept in the instance folder, so a developer's sessions survive restarts."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def check_safe_to_start(app: Flask) -> None:
@@ -83,6 +94,8 @@ class Intranet:
             app.config.setdefault(key, value)
         if app.config.get("INTRANET_SECRET_KEY"):
             app.config["SECRET_KEY"] = app.config["INTRANET_SECRET_KEY"]
+        elif app.config["INTRANET_ENV"] == "development" and not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = development_secret_key(app)
         check_safe_to_start(app)
         secure = app.config["INTRANET_SESSION_COOKIE_SECURE"]
         if secure is None:

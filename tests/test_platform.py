@@ -137,3 +137,14 @@ def test_no_get_route_writes(app):
         if rule.endpoint.startswith("intranet") and any(
                 word in rule.rule for word in ("acknowledge", "/read", "join", "leave", "logout")):
             assert "GET" not in rule.methods, rule.rule
+
+
+def test_development_mode_makes_and_keeps_a_secret_key(tmp_path, monkeypatch):
+    """In development without a key, Beacon creates one in the instance folder and reuses it."""
+    keys = []
+    for _ in range(2):
+        app = Flask("dev", instance_path=str(tmp_path / "instance"))
+        app.config.update(INTRANET_ENV="development", INTRANET_DATABASE_URL="sqlite://")
+        Intranet(app)
+        keys.append(app.config["SECRET_KEY"])
+    assert keys[0] == keys[1] and len(keys[0]) >= 32

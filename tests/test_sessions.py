@@ -107,3 +107,10 @@ def test_sign_in_never_redirects_off_site(app, make_employee):
         response = client.post("/auth/dev-login", data={"email": employee.email, "csrf_token": token,
                                                         "next": target}, headers={"Referer": "https://localhost/"})
         assert response.headers["Location"] == "/"
+
+
+def test_anonymous_page_visit_goes_to_sign_in(app):
+    """An anonymous visitor to the feed page is sent to sign in, then back."""
+    response = app.test_client().get("/")
+    assert response.status_code == 302
+    assert "/auth/sign-in" in response.headers["Location"]

@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlalchemy import delete, or_
 from sqlmodel import Session
+from werkzeug.serving import run_simple
 
 from intranet import leases
 from intranet.models import AuthSession
@@ -161,5 +162,5 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000) -> None:
     if app.config["INTRANET_RUN_SCHEDULER"] and not in_reloader_parent:
         runner = LeasedScheduler(app)
         threading.Thread(target=runner.run, name="beacon-scheduler", daemon=True).start()
-    app.run(host=host, port=port, debug=app.debug, use_reloader=app.debug)
+    run_simple(host, port, app, use_reloader=app.debug, use_debugger=app.debug, threaded=True)
 

@@ -28,7 +28,7 @@ def error_response(status: int, code: str, message: str, details: object = None)
 
 def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
     if isinstance(exc, NotSignedIn) and not _is_api():
-        return redirect(url_for("intranet_auth.sign_in", next=request.full_path.rstrip("?")))
+        return redirect(url_for("intranet_auth.sign_in_page", next=request.full_path.rstrip("?")))
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
