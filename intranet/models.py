@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field
 
 from intranet.db import Base, UTCDateTime, utcnow
@@ -446,3 +446,168 @@ class EmployeeDirectory(Base, table=True):
     erase_after: dt.datetime | None = _ts(default=None)
     pending_termination: dt.datetime | None = _ts(default=None)
     updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --- delivery ---
+# Read-time analytics and digests (issue 6): engagement events, preferences, the learned timing
+# state, digest slots and the outbox. Exactly-once delivery rests on two unique keys: one digest
+# per (employee, local date, ordinal) and one outbox message per (digest, channel).
+# --------------------------------------------------------------------------------------------
+
+EVENT_KINDS = ("impression", "open", "read", "digest_sent", "digest_open", "digest_click", "session", "acknowledge")
+CADENCES = ("off", "as_it_happens", "daily", "twice_daily", "weekly")
+CHANNELS = ("email", "teams", "in_app")
+DIGEST_STATUSES = ("planned", "queued", "skipped", "expired", "cancelled")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired", "skipped")
+
+
+class EngagementEvent(Base, table=True):
+    """One thing a person did (or was sent): stored in UTC and in the reader's local hour and weekday.
+
+    ``client_id`` is the id the client gave the event (derived from the row for imports), unique
+    per employee, so a retried batch or a re-import never counts twice.
+    """
+
+    __tablename__ = "intranet_event"
+    __table_args__ = (
+        UniqueConstraint("employee_pk", "client_id", name="uq_intranet_event_client"),
+        CheckConstraint("kind IN ('impression', 'open', 'read', 'digest_sent', 'digest_open', 'digest_click', "
+                        "'session', 'acknowledge')", name="kind"),
+        CheckConstraint("local_hour BETWEEN 0 AND 23 AND local_weekday BETWEEN 0 AND 6", name="local_time"),
+        Index("ix_intranet_event_employee_occurred", "employee_pk", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False))
+    client_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    post_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), index=True)
+    )
+    occurred_at: dt.datetime = _ts(nullable=False)
+    received_at: dt.datetime = _ts(nullable=False)
+    local_hour: int
+    local_weekday: int
+    dwell_ms: int | None = None
+    delivery_id: int | None = None
+    channel: str | None = Field(default=None, max_length=16)
+    surface: str | None = Field(default=None, max_length=16)
+    position: int | None = None
+    device: str | None = Field(default=None, max_length=8)
+    source: str = Field(default="client", max_length=8)
+
+
+class Preference(Base, table=True):
+    """What one person chose about their digest; NULL means "the organisation's default"."""
+
+    __tablename__ = "intranet_preference"
+    __table_args__ = (
+        CheckConstraint("cadence IS NULL OR cadence IN ('off', 'as_it_happens', 'daily', 'twice_daily', 'weekly')",
+                        name="cadence"),
+        CheckConstraint("weekly_day IS NULL OR weekly_day BETWEEN 0 AND 6", name="weekly_day"),
+        CheckConstraint("(quiet_start IS NULL OR quiet_start BETWEEN 0 AND 23) AND "
+                        "(quiet_end IS NULL OR quiet_end BETWEEN 0 AND 23)", name="quiet_hours"),
+        CheckConstraint("device IS NULL OR device IN ('phone', 'computer', 'either')", name="device"),
+    )
+
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    cadence: str | None = Field(default=None, max_length=16)
+    weekly_day: int | None = None
+    channels: list | None = Field(default=None, sa_column=Column(JSON))
+    quiet_start: int | None = None
+    quiet_end: int | None = None
+    working_days: list | None = Field(default=None, sa_column=Column(JSON))
+    followed_topics: list | None = Field(default=None, sa_column=Column(JSON))
+    muted_topics: list | None = Field(default=None, sa_column=Column(JSON))
+    learned_timing: bool | None = None
+    device: str | None = Field(default=None, max_length=16)
+    open_tracking: bool | None = None
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class OrgPreference(Base, table=True):
+    """The organisation's digest defaults (one row, id 1), changed by comms managers."""
+
+    __tablename__ = "intranet_org_preference"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    values: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    updated_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+
+
+class TimingState(Base, table=True):
+    """One person's decayed read-time counts (reads, exposure, activity per hour of week) as of ``as_of``.
+
+    ``counts`` holds three float32 rows of 168 bins, zlib-compressed; ``through_event_id`` is the
+    last event folded in, so the refresh job only reads newer events.
+    """
+
+    __tablename__ = "intranet_timing_state"
+
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    counts: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    as_of: dt.datetime = _ts(nullable=False)
+    first_event_at: dt.datetime | None = _ts(default=None)
+    through_event_id: int = 0
+
+
+class Digest(Base, table=True):
+    """One planned digest: the slot (employee, local date, ordinal) it fills, when it is due and why."""
+
+    __tablename__ = "intranet_digest"
+    __table_args__ = (
+        UniqueConstraint("employee_pk", "local_date", "ordinal", name="uq_intranet_digest_slot"),
+        CheckConstraint("status IN ('planned', 'queued', 'skipped', 'expired', 'cancelled')", name="status"),
+        Index("ix_intranet_digest_status_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False))
+    local_date: dt.date
+    ordinal: int
+    due_at: dt.datetime = _ts(nullable=False)
+    expires_at: dt.datetime = _ts(nullable=False)
+    timezone: str = Field(max_length=64)
+    local_hour: int
+    basis: str | None = Field(default=None, max_length=16)
+    explored: bool = False
+    propensity: float = 1.0
+    status: str = Field(default="planned", max_length=16)
+    reason: str = Field(default="", max_length=255)
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class OutboxMessage(Base, table=True):
+    """One digest on one channel: claimed by a sender under a lease, sent once, retried when temporary."""
+
+    __tablename__ = "intranet_outbox"
+    __table_args__ = (
+        UniqueConstraint("digest_id", "channel", name="uq_intranet_outbox_digest_channel"),
+        CheckConstraint("channel IN ('email', 'teams', 'in_app')", name="channel"),
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'expired', 'skipped')", name="status"),
+        Index("ix_intranet_outbox_status_next", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(sa_column=Column(ForeignKey("intranet_digest.id", ondelete="CASCADE"), nullable=False))
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    channel: str = Field(max_length=16)
+    escalation: bool = False
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts(nullable=False)
+    expires_at: dt.datetime = _ts(nullable=False)
+    lease_until: dt.datetime | None = _ts(default=None)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    message_id: str = Field(max_length=255)
+    post_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    sent_at: dt.datetime | None = _ts(default=None)
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
