@@ -4,7 +4,10 @@ Handlers here are thin: load, check access, act (through a service), commit, ren
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Flask
 
@@ -15,13 +18,47 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 assets = Blueprint("intranet", __name__, template_folder=str(ROOT / "templates"),
                    static_folder=str(ROOT / "static"), static_url_path="/_beacon/static")
 
+# The URL table: each module's ``bp``, and whether it lives under /api/v1.
+BLUEPRINTS: tuple[tuple[str, bool], ...] = (
+    ("intranet.web.auth", False),
+    ("intranet.web.feed", False),
+    ("intranet.web.groups", False),
+    ("intranet.web.api", True),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: str
+    role: str = "employee"
+
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("intranet_feed.index", "My feed"),
+    NavItem("intranet_groups.index", "Groups"),
+)
+
+
+def _nav_context() -> dict[str, Any]:
+    from flask import current_app
+
+    from intranet.web.context import current_employee_or_none
+
+    employee = current_employee_or_none()
+    if employee is None:
+        return {"beacon_nav": []}
+    endpoints = current_app.view_functions
+    return {"beacon_nav": [item for item in NAV if item.endpoint in endpoints and employee.has_role(item.role)]}
+
 
 def init_app(app: Flask) -> None:
-    from intranet.web import api, auth, errors, feed
+    from intranet.web import errors
 
-    prefix = app.config["INTRANET_URL_PREFIX"] or None
-    app.register_blueprint(assets, url_prefix=prefix)
-    for bp in (auth.bp, feed.bp):
-        app.register_blueprint(bp, url_prefix=prefix)
-    app.register_blueprint(api.bp, url_prefix=f"{prefix or ''}/api/v1")
+    prefix = app.config["INTRANET_URL_PREFIX"] or ""
+    app.register_blueprint(assets, url_prefix=prefix or None)
+    for module_name, is_api in BLUEPRINTS:
+        bp = importlib.import_module(module_name).bp
+        app.register_blueprint(bp, url_prefix=f"{prefix}/api/v1" if is_api else (prefix or None))
+    app.context_processor(_nav_context)
     errors.init_app(app)

@@ -1,0 +1,61 @@
+"""Groups: open ones people join themselves, managed ones set by owners, created by admins."""
+from __future__ import annotations
+
+from sqlmodel import select
+
+from intranet.models import Group, GroupMember
+
+
+def test_admin_creates_group_through_the_api(make_employee, client_for, db):
+    """Admins create groups with a key, a name, a kind and owners."""
+    admin = make_employee(is_admin=True)
+    owner = make_employee()
+    response = client_for(admin).api("POST", "/api/v1/groups", json={
+        "key": "green-team", "name": "Green team", "kind": "managed", "owner_ids": [owner.employee_id]})
+    assert response.status_code == 201
+    assert db.exec(select(Group.kind).where(Group.key == "green-team")).one() == "managed"
+
+
+def test_only_admins_create_groups(make_employee, client_for):
+    """A comms manager cannot create groups (403)."""
+    response = client_for(make_employee(is_comms=True)).api("POST", "/api/v1/groups",
+                                                           json={"key": "x1", "name": "X", "kind": "open"})
+    assert response.status_code == 403
+
+
+def test_duplicate_or_malformed_keys_are_refused(make_employee, make_group, client_for):
+    """A taken key is a 409, a malformed one a 422."""
+    client = client_for(make_employee(is_admin=True))
+    make_group("runners")
+    assert client.api("POST", "/api/v1/groups", json={"key": "runners", "name": "R"}).status_code == 409
+    assert client.api("POST", "/api/v1/groups", json={"key": "Bad Key!", "name": "R"}).status_code == 422
+
+
+def test_owner_sets_managed_members_others_cannot(make_employee, make_group, client_for, db):
+    """Owners (and admins) replace a managed group's members; anyone else gets a 403."""
+    owner, member, stranger = make_employee(), make_employee(), make_employee()
+    group = make_group("leadership", kind="managed")
+    client_for(make_employee(is_admin=True)).api("POST", "/api/v1/groups", json={
+        "key": "board", "name": "Board", "kind": "managed", "owner_ids": [owner.employee_id]})
+    body = {"employee_ids": [member.employee_id]}
+    assert client_for(stranger).api("PUT", "/api/v1/groups/board/members", json=body).status_code == 403
+    assert client_for(owner).api("PUT", "/api/v1/groups/board/members", json=body).get_json() == {"members": 1}
+    assert client_for(owner).api("PUT", f"/api/v1/groups/{group.key}/members", json=body).status_code == 403
+
+
+def test_groups_page_join_and_leave(make_employee, make_group, client_for, db):
+    """The groups page's forms join and leave open groups."""
+    me = make_employee()
+    group = make_group("runners")
+    client = client_for(me)
+    assert "Runners" in client.get("/groups").get_data(as_text=True)
+    client.post("/groups/runners/join", data={"csrf_token": client.csrf})
+    assert db.get(GroupMember, (group.id, me.id)) is not None
+    client.post("/groups/runners/leave", data={"csrf_token": client.csrf})
+    db.expire_all()
+    assert db.get(GroupMember, (group.id, me.id)) is None
+
+
+def test_unknown_group_is_404(make_employee, client_for):
+    """Joining a group that does not exist is a 404."""
+    assert client_for(make_employee()).api("POST", "/api/v1/groups/nope/join").status_code == 404
