@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -106,6 +107,13 @@ class Dataset:
     now: dt.datetime
     location: str
     generated_s: float | None  # None when reused from the cache
+
+    @property
+    def server_version(self) -> str:
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                return str(conn.execute(text("SHOW server_version")).scalar())
+            return str(conn.execute(text("SELECT sqlite_version()")).scalar())
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -343,6 +351,23 @@ def post_state_chunks(rng: np.random.Generator, n_employees: int, n_posts: int,
 # --------------------------------------------------------------------------------------------
 
 
+def _writer(conn: Any) -> Callable[[Any, list[dict[str, Any]]], None]:
+    """Bulk-write rows into a table: COPY on PostgreSQL (about 5x faster), else Core executemany."""
+    if conn.dialect.name != "postgresql":
+        return lambda table, rows: conn.execute(insert(table), rows) if rows else None
+    raw = conn.connection.driver_connection
+
+    def copy(table: Any, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as out:
+            for row in rows:
+                out.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
+    return copy
+
+
 def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] | None = None) -> None:
     """Write the whole data set for (*size*, *seed*) into the migrated, empty database on *engine*."""
     say = progress or (lambda _msg: None)
@@ -351,14 +376,15 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
     rng = streams(seed)
     org = build_org(rng["org"])
     with engine.begin() as conn:
+        write = _writer(conn)
         people, chunks = employee_rows(rng["employees"], org, n_employees)
         for rows in chunks:
-            conn.execute(insert(Employee.__table__), rows)
+            write(Employee.__table__, rows)
         say(f"{n_employees:,} employees")
-        conn.execute(insert(Group.__table__), group_rows(n_groups))
+        write(Group.__table__, group_rows(n_groups))
         n_members = 0
         for rows in membership_chunks(rng["memberships"], n_employees, n_groups):
-            conn.execute(insert(GroupMember.__table__), rows)
+            write(GroupMember.__table__, rows)
             n_members += len(rows)
         say(f"{n_groups} groups, {n_members:,} memberships")
         live = np.zeros(n_posts, dtype=bool)
@@ -366,9 +392,9 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
         published: list[dt.datetime | None] = [None] * n_posts
         n_segments = n_values = 0
         for posts, segments, values in post_chunks(rng["posts"], rng["audiences"], org, n_posts, n_employees, n_groups):
-            conn.execute(insert(Post.__table__), posts)
-            conn.execute(insert(AudienceSegment.__table__), segments)
-            conn.execute(insert(AudienceValue.__table__), values)
+            write(Post.__table__, posts)
+            write(AudienceSegment.__table__, segments)
+            write(AudienceValue.__table__, values)
             n_segments += len(segments)
             n_values += len(values)
             for p in posts:
@@ -380,7 +406,7 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
         say(f"{n_posts:,} posts, {n_segments:,} segments, {n_values:,} audience values")
         n_states = 0
         for rows in post_state_chunks(rng["post_state"], n_employees, n_posts, live, must_read, published):
-            conn.execute(insert(PostState.__table__), rows)
+            write(PostState.__table__, rows)
             n_states += len(rows)
         say(f"{n_states:,} read/acknowledge states")
         if engine.dialect.name == "postgresql":

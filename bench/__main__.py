@@ -1,0 +1,206 @@
+"""Beacon's benchmarks: ``python -m bench [--only feed,audience,...] [--db sqlite|pg|both] [--size S|M]``.
+
+Runs the platform cases (see :mod:`bench.platform_bench`) on each selected database, prints one
+table, writes the figures as JSON under ``bench-results/``, then runs the other engineers'
+benchmark modules that exist (each exposes ``main()``); a failing module is reported, never
+allowed to stop the run. Exit status: 1 when a correctness check failed or a module crashed, else
+0. Timing goals are reported, not enforced (the 2-core box is noisy; compare ratios over runs).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import importlib
+import importlib.util
+import inspect
+import json
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+PLATFORM_CASES = ("feed", "audience")
+# --only name -> module; each module exposes main().
+MODULES = {
+    "publish": "bench.publish_bench",
+    "directory": "bench.directory_bench",
+    "ingest": "bench.ingest_bench",
+    "digest": "bench.digest_eval",
+    "plan": "bench.plan_speed",
+}
+RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="",
+                        help="comma-separated cases: " + ", ".join((*PLATFORM_CASES, *MODULES))
+                        + " (module names like bench.digest_eval work too); default: all")
+    parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both",
+                        help="database(s) for the platform cases (pg is skipped when unreachable)")
+    parser.add_argument("--size", choices=("S", "M"), default="M", help="S = 10k employees, M = 100k")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per item (median is kept)")
+    parser.add_argument("--feed-employees", type=int, default=200)
+    parser.add_argument("--audiences", type=int, default=100)
+    parser.add_argument("--profile", action="store_true",
+                        help="add a cProfile of the product path to every case that misses its goal")
+    parser.add_argument("--no-json", action="store_true", help="do not write bench-results/*.json")
+    return parser.parse_args(argv)
+
+
+def _selection(only: str) -> tuple[list[str], list[str]]:
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    if not names:
+        return list(PLATFORM_CASES), list(MODULES.values())
+    cases, modules = [], []
+    for name in names:
+        if name in PLATFORM_CASES:
+            cases.append(name)
+        elif name in MODULES:
+            modules.append(MODULES[name])
+        elif name.startswith("bench.") or name in {m.split(".", 1)[1] for m in MODULES.values()}:
+            modules.append(name if name.startswith("bench.") else f"bench.{name}")
+        else:
+            raise SystemExit(f"python -m bench: unknown case {name!r}; choose from "
+                             + ", ".join((*PLATFORM_CASES, *MODULES)))
+    return cases, modules
+
+
+def _git_sha() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=RESULTS.parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+
+
+def print_table(results: list[Any]) -> None:
+    header = ("case", "db", "size", "n", "p50 ms", "p95 ms", "raw p50", "raw p95", "ratio", "goal", "met", "correct")
+    rows = [header]
+    for r in results:
+        rows.append((r.case, r.db, r.size, str(r.n_items), _fmt(r.p50_ms), _fmt(r.p95_ms), _fmt(r.baseline_p50_ms),
+                     _fmt(r.baseline_p95_ms), _fmt(r.ratio, "x"), r.goal,
+                     {True: "yes", False: "NO", None: "-"}[r.met], r.correctness))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    print()
+    for i, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        if i == 0:
+            print(line)
+    for r in results:
+        for note in r.notes:
+            print(f"\n[{r.case} / {r.db}] {note}")
+
+
+def run_platform(args: argparse.Namespace, cases: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+    from bench import datagen, platform_bench
+
+    results: list[Any] = []
+    datasets: list[dict[str, Any]] = []
+    options = {"repeat": args.repeat, "seed": args.seed}
+    per_case = {"feed": {"n_employees": args.feed_employees}, "audience": {"n_audiences": args.audiences}}
+
+    def run_on(ds: Any) -> None:
+        datasets.append({"db": ds.dialect, "location": ds.location, "generated_s": ds.generated_s,
+                         "server_version": ds.server_version})
+        for case in cases:
+            started = time.perf_counter()
+            print(f"  [bench] {case} on {ds.dialect} ...", file=sys.stderr, flush=True)
+            found = platform_bench.CASES[case](ds, **options, **per_case[case])
+            results.extend(found)
+            print(f"  [bench] {case} on {ds.dialect}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            if args.profile and any(r.met is False for r in found):
+                # A separate, short, profiled pass: profiling distorts the timings it would share.
+                small = {k: min(v, 30) for k, v in per_case[case].items()}
+                profiled = platform_bench.CASES[case](ds, **{**options, "repeat": 1, "profile": True}, **small)
+                found[0].notes.extend(n for n in profiled[0].notes if n.startswith("cProfile"))
+
+    if args.db in ("sqlite", "both"):
+        ds = datagen.sqlite_dataset(args.size, args.seed)
+        try:
+            run_on(ds)
+        finally:
+            ds.engine.dispose()
+    if args.db in ("pg", "both"):
+        reason = datagen.postgres_available()
+        if reason:
+            print(f"  [bench] PostgreSQL skipped: unreachable at {datagen.PG_URL} ({reason})", file=sys.stderr)
+            datasets.append({"db": "postgresql", "skipped": reason})
+        else:
+            with datagen.postgres_dataset(args.size, args.seed) as ds:
+                run_on(ds)
+    return results, datasets
+
+
+def run_module(name: str) -> dict[str, Any]:
+    """Import *name* and call its ``main()``; report, never raise."""
+    if importlib.util.find_spec(name) is None:
+        return {"module": name, "status": "absent"}
+    print(f"\n===== {name} =====", flush=True)
+    started = time.perf_counter()
+    saved_argv = sys.argv
+    try:
+        module = importlib.import_module(name)
+        main = getattr(module, "main")
+        # Modules parse their own arguments: give them none of ours.
+        sys.argv = [name]
+        takes_argv = bool(inspect.signature(main).parameters)
+        rc = main([]) if takes_argv else main()
+        status = "ok" if rc in (None, 0, True) else f"exit {rc}"
+    except SystemExit as exc:
+        status = "ok" if exc.code in (None, 0) else f"exit {exc.code}"
+    except Exception:  # noqa: BLE001 - a broken module must not stop the other benchmarks
+        traceback.print_exc()
+        status = "crashed"
+    finally:
+        sys.argv = saved_argv
+    return {"module": name, "status": status, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    cases, modules = _selection(args.only)
+    started = time.perf_counter()
+    results, datasets = run_platform(args, cases) if cases else ([], [])
+    if results:
+        print_table(results)
+    module_reports = [run_module(name) for name in modules]
+    if module_reports:
+        print("\nOther benchmark modules:")
+        for report in module_reports:
+            print(f"  {report['module']:<28} {report['status']}"
+                  + (f" ({report['seconds']} s)" if "seconds" in report else ""))
+    failed = [r for r in results if r.correctness != "pass"]
+    crashed = [m for m in module_reports if m["status"] == "crashed"]
+    total = time.perf_counter() - started
+    print(f"\nTotal {total:.0f} s. Correctness: {'FAIL' if failed else 'pass'}; goals met: "
+          f"{sum(1 for r in results if r.met)}/{sum(1 for r in results if r.met is not None)}.")
+    if results and not args.no_json:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = RESULTS / f"platform-{args.size}-{stamp}.json"
+        payload = {
+            "git_sha": _git_sha(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "args": vars(args), "datasets": datasets, "seconds": round(total, 1),
+            "results": [dataclasses.asdict(r) for r in results], "modules": module_reports,
+        }
+        path.write_text(json.dumps(payload, indent=2, default=str))
+        print(f"JSON: {path.relative_to(RESULTS.parent)}")
+    return 1 if failed or crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
