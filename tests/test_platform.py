@@ -148,3 +148,11 @@ def test_development_mode_makes_and_keeps_a_secret_key(tmp_path, monkeypatch):
         Intranet(app)
         keys.append(app.config["SECRET_KEY"])
     assert keys[0] == keys[1] and len(keys[0]) >= 32
+
+
+def test_every_route_declares_its_access_policy(app):
+    """Each Beacon view is marked public or requires a role (route inventory, SECURITY C3)."""
+    undeclared = [endpoint for endpoint, view in app.view_functions.items()
+                  if endpoint.startswith("intranet") and endpoint != "intranet.static"
+                  and not hasattr(view, "intranet_role")]
+    assert undeclared == []

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from intranet import feed, groups, targeting
 from intranet.errors import InvalidInput
 from intranet.models import PostState
-from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.context import current_employee, now, public, require_role, session
 
 bp = Blueprint("intranet_api", __name__)
 
@@ -39,6 +39,7 @@ def validate(model: Any, data: dict[str, Any]) -> Any:
 
 
 @bp.get("/me")
+@require_role("employee")
 def me():  # type: ignore[no-untyped-def]
     employee = current_employee()
     roles = [r for r in ("contributor", "comms", "admin") if employee.has_role(r)]
@@ -48,6 +49,7 @@ def me():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/feed")
+@require_role("employee")
 def feed_list():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
@@ -56,6 +58,7 @@ def feed_list():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/posts/<int:post_id>")
+@require_role("employee")
 def post_detail(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
@@ -63,6 +66,7 @@ def post_detail(post_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/posts/<int:post_id>/read")
+@require_role("employee")
 def post_read(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
@@ -72,6 +76,7 @@ def post_read(post_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")
+@require_role("employee")
 def post_acknowledge(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
@@ -89,6 +94,7 @@ def audience_preview():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/groups")
+@require_role("employee")
 def group_list():  # type: ignore[no-untyped-def]
     employee = current_employee()
     return {"items": [{"key": g.key, "name": g.name, "description": g.description, "kind": g.kind, "member": member}
@@ -104,6 +110,7 @@ def group_create():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/groups/<key>/join")
+@require_role("employee")
 def group_join(key: str):  # type: ignore[no-untyped-def]
     groups.join(session(), groups.get_group(session(), key), current_employee())
     session().commit()
@@ -111,6 +118,7 @@ def group_join(key: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/groups/<key>/leave")
+@require_role("employee")
 def group_leave(key: str):  # type: ignore[no-untyped-def]
     groups.leave(session(), groups.get_group(session(), key), current_employee())
     session().commit()
@@ -118,6 +126,7 @@ def group_leave(key: str):  # type: ignore[no-untyped-def]
 
 
 @bp.put("/groups/<key>/members")
+@require_role("employee")
 def group_members(key: str):  # type: ignore[no-untyped-def]
     ids = json_body().get("employee_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -128,6 +137,7 @@ def group_members(key: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/openapi.json")
+@public
 def openapi():  # type: ignore[no-untyped-def]
     from intranet.web.openapi import document
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 from intranet import people
 from intranet.errors import IntranetError
 from intranet.models import Employee
-from intranet.web.context import current_employee_or_none, session
+from intranet.web.context import current_employee_or_none, public, session
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_auth", __name__)
@@ -32,6 +32,7 @@ def sign_in(employee: Employee) -> None:
 
 
 @bp.get("/auth/sign-in")
+@public
 def sign_in_page():  # type: ignore[no-untyped-def]
     if current_app.config["INTRANET_DEV_LOGIN"]:
         return redirect(url_for("intranet_auth.dev_login_page", next=request.args.get("next")))
@@ -44,6 +45,7 @@ def _dev_login_enabled() -> None:
 
 
 @bp.get("/auth/dev-login")
+@public
 def dev_login_page():  # type: ignore[no-untyped-def]
     _dev_login_enabled()
     rank = case((Employee.is_admin.is_(True), 0), (Employee.is_comms.is_(True), 1),
@@ -57,6 +59,7 @@ def dev_login_page():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/dev-login")
+@public
 def dev_login():  # type: ignore[no-untyped-def]
     _dev_login_enabled()
     email = request.form.get("email", "")
@@ -72,6 +75,7 @@ def dev_login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/logout")
+@public
 def logout():  # type: ignore[no-untyped-def]
     employee = current_employee_or_none()
     flask_session.clear()

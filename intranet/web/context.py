@@ -72,7 +72,11 @@ def current_employee() -> Employee:
 
 
 def require_role(role: str) -> Callable[[F], F]:
-    """Decorate a view so only people holding *role* (read from the database) may call it."""
+    """Decorate a view so only people holding *role* (read from the database) may call it.
+
+    ``require_role("employee")`` means any signed-in, active person. Every Beacon view declares
+    its policy this way (or with :func:`public`); a test fails for a view that does not.
+    """
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
@@ -85,6 +89,12 @@ def require_role(role: str) -> Callable[[F], F]:
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without signing in (sign-in pages, the OpenAPI document)."""
+    view.intranet_role = None  # type: ignore[attr-defined]
+    return view
 
 
 def wants_json() -> bool:

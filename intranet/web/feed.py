@@ -5,12 +5,13 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from intranet import feed, targeting
 from intranet.models import PostState
-from intranet.web.context import current_employee, now, session
+from intranet.web.context import current_employee, now, require_role, session
 
 bp = Blueprint("intranet_feed", __name__)
 
 
 @bp.get("/")
+@require_role("employee")
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
@@ -19,6 +20,7 @@ def index():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/posts/<int:post_id>")
+@require_role("employee")
 def post(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
@@ -27,6 +29,7 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")
+@require_role("employee")
 def acknowledge(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())

@@ -13,6 +13,7 @@ bp = Blueprint("intranet_groups", __name__)
 
 
 @bp.get("/groups")
+@require_role("employee")
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     return render_template("intranet/groups/index.html", employee=employee,
@@ -22,6 +23,7 @@ def index():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/groups/<key>/join")
+@require_role("employee")
 def join(key: str):  # type: ignore[no-untyped-def]
     groups.join(session(), groups.get_group(session(), key), current_employee())
     session().commit()
@@ -29,6 +31,7 @@ def join(key: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/groups/<key>/leave")
+@require_role("employee")
 def leave(key: str):  # type: ignore[no-untyped-def]
     groups.leave(session(), groups.get_group(session(), key), current_employee())
     session().commit()
@@ -54,6 +57,7 @@ def create():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/groups/<key>/members")
+@require_role("employee")
 def members(key: str):  # type: ignore[no-untyped-def]
     employee = current_employee()
     group = groups.get_group(session(), key)
@@ -65,6 +69,7 @@ def members(key: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/groups/<key>/members")
+@require_role("employee")
 def set_members(key: str):  # type: ignore[no-untyped-def]
     group = groups.get_group(session(), key)
     ids = [i.strip() for i in request.form.get("employee_ids", "").replace("\n", ",").split(",") if i.strip()]
