@@ -331,13 +331,11 @@ def shrink(c: FloatArray, T: FloatArray, parent: FloatArray, m: float) -> FloatA
     return (c + m * parent) / (T + m)
 
 
-def _group_sum(values: FloatArray, codes: IntArray, n_codes: int) -> FloatArray:
-    if values.ndim == 1:
-        return np.bincount(codes, weights=values, minlength=n_codes)
-    width = values.shape[1]
-    idx = (codes[:, None] * width + np.arange(width)).ravel()
-    return np.bincount(idx, weights=values.ravel(), minlength=n_codes * width).reshape(n_codes,
-                                                                                        width)
+def _group_sums(codes: IntArray, n_codes: int, *arrays: FloatArray) -> list[FloatArray]:
+    """Per-code sums of ``(n, 168)`` arrays, one ``bincount`` each over a shared index."""
+    idx = (codes[:, None] * HOURS_PER_WEEK + np.arange(HOURS_PER_WEEK)).ravel()
+    return [np.bincount(idx, weights=a.ravel(), minlength=n_codes * HOURS_PER_WEEK)
+            .reshape(n_codes, HOURS_PER_WEEK) for a in arrays]
 
 
 @dataclass
@@ -355,14 +353,15 @@ class PeerModel:
     #: Anything known at all (reads or activity anywhere in the organisation).
     known: bool
 
-    def _rows(self, table: FloatArray, codes: npt.ArrayLike) -> FloatArray:
-        codes = np.asarray(codes, dtype=np.int64)
-        last = table.shape[0] - 1
-        return table[np.where((codes >= 0) & (codes < last), codes, last)]
+    def _codes(self, group: npt.ArrayLike) -> IntArray:
+        """Row per group code; unknown codes get the organisation's row."""
+        codes = np.asarray(group, dtype=np.int64)
+        last = self.group_mu.shape[0] - 1
+        return np.where((codes >= 0) & (codes < last), codes, last)
 
     def peer_curve(self, group: npt.ArrayLike) -> FloatArray:
         """Department x region read hazard for each code, ``(n, 168)``."""
-        return self._rows(self.group_mu, group)
+        return self.group_mu[self._codes(group)]
 
 
 def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
@@ -373,16 +372,24 @@ def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
     read level), so hours nobody was ever sent a digest in still get a sensible value.
 
     :param region: region code (0..R-1) per employee, e.g. from ``np.unique(..., return_inverse)``.
-    :param group: department x region code (0..G-1) per employee.
+    :param group: department x region code (0..G-1) per employee; each group lies in one
+        region.
     """
     s = settings or TimingSettings()
     region = np.asarray(region, dtype=np.int64)
     group = np.asarray(group, dtype=np.int64)
     n_r = int(region.max()) + 1 if region.size else 0
     n_g = int(group.max()) + 1 if group.size else 0
+    group_region = np.zeros(n_g, dtype=np.int64)
+    group_region[group] = region
 
-    c_o, T_o = counts.reads.sum(0), counts.exposure.sum(0)
-    a_o, E_o = counts.activity.sum(0), counts.observed_weeks.sum()
+    # Sum people into groups once; regions and the organisation are sums of groups.
+    c_g, T_g, a_g = _group_sums(group, n_g, counts.reads, counts.exposure, counts.activity)
+    E_g = np.bincount(group, weights=counts.observed_weeks, minlength=n_g)
+    c_r, T_r, a_r = _group_sums(group_region, n_r, c_g, T_g, a_g)
+    E_r = np.bincount(group_region, weights=E_g, minlength=n_r)
+    c_o, T_o, a_o, E_o = c_r.sum(0), T_r.sum(0), a_r.sum(0), E_r.sum()
+
     known = bool(c_o.sum() + a_o.sum() > 0)
     if a_o.sum() > 0 and E_o > 0:
         act_o = (a_o + 1e-3 * a_o.mean()) / E_o
@@ -391,20 +398,11 @@ def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
     exposed = (T_o * act_o).sum()
     scale = c_o.sum() / exposed if c_o.sum() > 0 and exposed > 0 else 0.05 / act_o.mean()
     org_mu = shrink(c_o, T_o, scale * act_o, s.m_group)
-
-    region_mu = shrink(_group_sum(counts.reads, region, n_r),
-                       _group_sum(counts.exposure, region, n_r), org_mu, s.m_region)
-    group_region = np.zeros(n_g, dtype=np.int64)
-    group_region[group] = region
-    group_mu = shrink(_group_sum(counts.reads, group, n_g),
-                      _group_sum(counts.exposure, group, n_g), region_mu[group_region],
-                      s.m_group)
-
-    # Activity rates per group, shrunk the same way (exposure: observed weeks, same per bin).
-    E_r = _group_sum(counts.observed_weeks, region, n_r)[:, None]
-    act_r = shrink(_group_sum(counts.activity, region, n_r), E_r, act_o, 4.0)
-    E_g = _group_sum(counts.observed_weeks, group, n_g)[:, None]
-    act_g = shrink(_group_sum(counts.activity, group, n_g), E_g, act_r[group_region], 2.0)
+    region_mu = shrink(c_r, T_r, org_mu, s.m_region)
+    group_mu = shrink(c_g, T_g, region_mu[group_region], s.m_group)
+    # Activity rates, shrunk the same way (exposure: observed weeks, the same in every bin).
+    act_r = shrink(a_r, E_r[:, None], act_o, 4.0)
+    act_g = shrink(a_g, E_g[:, None], act_r[group_region], 2.0)
     return PeerModel(org_mu=org_mu, region_mu=np.vstack([region_mu, org_mu]),
                      group_mu=np.vstack([group_mu, org_mu]),
                      group_activity=np.vstack([act_g, act_o]), known=known)
@@ -420,13 +418,16 @@ class Estimate:
     evidence: FloatArray
 
 
+def _smooth(h: FloatArray, neighbours: float) -> FloatArray:
+    """Add ``neighbours`` times the hours either side (round the clock) to ``(n, 24)``."""
+    if not neighbours:
+        return h
+    return h + neighbours * (np.roll(h, 1, axis=1) + np.roll(h, -1, axis=1))
+
+
 def _by_hour(x: FloatArray, neighbours: float = 0.0) -> FloatArray:
-    """Pool ``(n, 168)`` over the days of the week into ``(n, 24)``, optionally adding
-    ``neighbours`` times the hours either side (round the clock)."""
-    h = x.reshape(x.shape[0], 7, 24).sum(axis=1)
-    if neighbours:
-        h = h + neighbours * (np.roll(h, 1, axis=1) + np.roll(h, -1, axis=1))
-    return h
+    """Pool ``(n, 168)`` over the days of the week into ``(n, 24)``, then :func:`_smooth`."""
+    return _smooth(x.reshape(x.shape[0], 7, 24).sum(axis=1), neighbours)
 
 
 def _tile(x: FloatArray) -> FloatArray:
@@ -445,27 +446,28 @@ def estimate(counts: TimingCounts, group: npt.ArrayLike, model: PeerModel,
     A person with no history gets exactly the department x region curve.
     """
     s = settings or TimingSettings()
-    peer = model.peer_curve(group)
-    act_peer = model._rows(model.group_activity, group)
+    k = s.smooth_neighbours
+    codes = model._codes(group)
+    n = codes.size
+    peer = model.group_mu[codes]
     E = counts.observed_weeks[:, None]
 
     # 1. Activity shape: observed / expected sessions per hour of day, level removed.
-    k = s.smooth_neighbours
-    a_h = _by_hour(counts.activity, k)
-    x_h = _by_hour(act_peer, k) * E
+    a_raw = _by_hour(counts.activity)
+    a_h = _smooth(a_raw, k)
+    x_h = _by_hour(model.group_activity, k)[codes] * E
     ratio = (a_h + s.m_activity) / (x_h + s.m_activity)
-    level = (ratio * x_h).sum(1) + s.m_activity
-    level /= x_h.sum(1) + s.m_activity
-    prior = peer * _tile(ratio / level[:, None])
+    level = ((ratio * x_h).sum(1) + s.m_activity) / (x_h.sum(1) + s.m_activity)
+    ratio /= level[:, None]
+    prior = (peer.reshape(n, 7, 24) * ratio[:, None, :]).reshape(n, HOURS_PER_WEEK)
 
     # 2. Read level, then 3. hour-of-day read profile (both exposure-corrected).
-    c, T = counts.reads, counts.exposure
-    expected = T * prior
-    lvl = (c.sum(1) + s.m_level) / (expected.sum(1) + s.m_level)
-    prior *= lvl[:, None]
-    theta = (_by_hour(c, k) + s.m_hour) / (_by_hour(expected, k) * lvl[:, None] + s.m_hour)
-    mu = prior * _tile(theta)
-    return Estimate(mu=mu, peer_mu=peer, evidence=c.sum(1) + counts.activity.sum(1))
+    c_h = _by_hour(counts.reads)
+    expected_h = _by_hour(counts.exposure * prior)
+    lvl = (c_h.sum(1) + s.m_level) / (expected_h.sum(1) + s.m_level)
+    theta = (_smooth(c_h, k) + s.m_hour) / (_smooth(expected_h, k) * lvl[:, None] + s.m_hour)
+    mu = (prior.reshape(n, 7, 24) * (lvl[:, None] * theta)[:, None, :]).reshape(n, -1)
+    return Estimate(mu=mu, peer_mu=peer, evidence=c_h.sum(1) + a_raw.sum(1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,9 +487,13 @@ def _kernel(window_hours: int, tau_hours: float) -> FloatArray:
 
 
 def read_probability(mu: FloatArray, settings: TimingSettings | None = None) -> FloatArray:
-    """``P(read within W | sent at s) = 1 - exp(-S(s))`` for every bin ``s``, ``(n, 168)``."""
+    """``P(read within W | sent at s) = 1 - exp(-S(s))`` for every bin ``s``, ``(n, 168)``.
+
+    Computed in single precision: plenty for choosing an hour, and twice as fast.
+    """
     s = settings or TimingSettings()
-    return -np.expm1(-(mu @ _kernel(s.window_hours, s.tau_hours)))
+    kernel = _kernel(s.window_hours, s.tau_hours).astype(np.float32)
+    return -np.expm1(-(mu.astype(np.float32) @ kernel))
 
 
 @dataclass
@@ -681,7 +687,7 @@ class PlanBatch:
 
     Per employee ``i``: ``basis[i]`` (``None`` when nothing is planned) and ``hours[i]`` (the
     chosen local hours, ``-1`` unused). Sends are parallel arrays, ordered by employee, then by
-    UTC instant; ``send_employee`` is the row index of each send's employee.
+    slot (so by UTC instant); ``send_employee`` is the row index of each send's employee.
     """
 
     employee_ids: Sequence[str]
@@ -822,50 +828,45 @@ def schedule(keys: npt.ArrayLike, zones: Sequence[str], hours: IntArray, windows
     weekday = np.array([date.fromordinal(int(d)).weekday() for d in day_ord])
 
     zone_names, zone_idx = np.unique(np.asarray(zones, dtype=str), return_inverse=True)
-    table = np.stack([_utc_table(str(z), first, n_days) for z in zone_names]) if n else \
-        np.zeros((0, n_days, 24), np.int64)
+    table = np.stack([_utc_table(str(z), first, n_days) for z in zone_names] or
+                     [np.zeros((n_days, 24), np.int64)])
 
     ordinal = np.arange(2)
     used = hours >= 0                                               # (n, 2)
-    h = np.broadcast_to(hours[:, None, :], (n, n_days, 2)).copy()   # (n, days, 2)
 
-    # Exploration: jitter by +-1..2 h inside the allowed hours.
-    u = uniform_hash(keys[:, None, None], _SALT_EXPLORE, day_ord[None, :, None],
-                     ordinal[None, None, :]) if n else np.zeros((0, n_days, 2))
-    cand = h[..., None] + _SHIFTS                                   # (n, days, 2, 4)
-    inside = (cand >= 0) & (cand < 24)
+    # Exploration shifts that keep a slot allowed (and a twice-daily pair ordered and apart).
+    # They depend on the person and ordinal only, not on the day.
+    cand = hours[:, :, None] + _SHIFTS                              # (n, 2, 4)
     cand_c = np.clip(cand, 0, 23)
-    ok = inside & np.take_along_axis(windows.allowed[:, None, None, :], cand_c, axis=-1)
-    other = hours[:, ::-1][:, None, :, None]                        # the day's other slot
-    two = (hours[:, 1] >= 0)[:, None, None, None]
+    ok = (cand == cand_c) & np.take_along_axis(windows.allowed[:, None, :], cand_c, axis=-1)
+    other = hours[:, ::-1, None]                                    # the day's other slot
     gap = np.abs(cand - other)
-    keeps_pair = ~two | ((np.minimum(gap, 24 - gap) >= s.min_gap_hours)
-                         & np.where(ordinal[None, None, :, None] == 0, cand < other,
-                                    cand > other))
-    ok &= keeps_pair
-    n_ok = ok.sum(-1)
-    try_explore = explore[:, None, None] & used[:, None, :] & (n_ok > 0)
-    explored = try_explore & (u < s.epsilon)
-    v = uniform_hash(keys[:, None, None], _SALT_SHIFT, day_ord[None, :, None],
-                     ordinal[None, None, :]) if n else np.zeros((0, n_days, 2))
-    pick = np.minimum((v * n_ok).astype(np.int64), np.maximum(n_ok - 1, 0))
-    nth = np.cumsum(ok, axis=-1) - 1                                # rank of each valid shift
-    chosen = np.argmax(ok & (nth == pick[..., None]), axis=-1)
-    shifted = np.take_along_axis(cand_c, chosen[..., None], axis=-1)[..., 0]
-    h = np.where(explored, shifted, h)
-    propensity = np.where(explored, s.epsilon / np.maximum(n_ok, 1),
-                          np.where(try_explore, 1.0 - s.epsilon, 1.0))
+    in_order = np.where(ordinal[None, :, None] == 0, cand < other, cand > other)
+    ok &= (other < 0) | ((np.minimum(gap, 24 - gap) >= s.min_gap_hours) & in_order)
+    n_ok = ok.sum(-1)                                               # (n, 2)
+    can_explore = explore[:, None] & used & (n_ok > 0)
 
-    hc = np.clip(h, 0, 23)
-    utc = table[zone_idx[:, None, None], np.arange(n_days)[None, :, None], hc] if n else \
-        np.zeros((0, n_days, 2), np.int64)
+    u = uniform_hash(keys[:, None, None], _SALT_EXPLORE, day_ord[None, :, None],
+                     ordinal[None, None, :]).reshape(n, n_days, 2)
+    explored = can_explore[:, None, :] & (u < s.epsilon)            # (n, days, 2)
+    h = np.broadcast_to(hours[:, None, :], (n, n_days, 2)).copy()
+    e_i, e_d, e_o = np.nonzero(explored)
+    if e_i.size:
+        v = uniform_hash(keys[e_i], _SALT_SHIFT, day_ord[e_d], e_o)
+        pick = np.minimum((v * n_ok[e_i, e_o]).astype(np.int64), n_ok[e_i, e_o] - 1)
+        rank = np.cumsum(ok[e_i, e_o], axis=-1) - 1                 # rank of each valid shift
+        which = np.argmax(ok[e_i, e_o] & (rank == pick[:, None]), axis=-1)
+        h[e_i, e_d, e_o] = cand_c[e_i, e_o, which]
+    propensity = np.where(explored, s.epsilon / np.maximum(n_ok, 1)[:, None, :],
+                          np.where(can_explore, 1.0 - s.epsilon, 1.0)[:, None, :])
+
+    utc = table[zone_idx[:, None, None], np.arange(n_days)[None, :, None], np.clip(h, 0, 23)]
     valid = (used[:, None, :] & windows.days[:, weekday][:, :, None]
              & (utc >= start) & (utc < end))
     valid[:, :, 1] &= ~(valid[:, :, 0] & (utc[:, :, 1] == utc[:, :, 0]))
 
+    # Row-major order: by employee, then local date, then ordinal (= by UTC instant).
     emp, d, o = np.nonzero(valid)
-    order = np.lexsort((utc[emp, d, o], emp))
-    emp, d, o = emp[order], d[order], o[order]
     return dict(send_employee=emp, send_utc=utc[emp, d, o], send_local_date=day_ord[d],
                 send_ordinal=o, send_local_hour=h[emp, d, o],
                 send_explored=explored[emp, d, o], send_propensity=propensity[emp, d, o])
