@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, redirect, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intranet.extension import Intranet
 from intranet.settings import from_environ
@@ -31,6 +32,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(from_environ(os.environ))
     app.config.update(overrides or {})
     Intranet(app)
+    proxies = int(app.config.get("INTRANET_TRUSTED_PROXIES", 0))
+    if proxies:
+        # Behind a TLS-terminating proxy the app must see https, or Secure cookies and CSRF's
+        # referrer check would fail; trust exactly as many X-Forwarded-* hops as configured.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
     if not app.config["INTRANET_URL_PREFIX"]:
         return app

@@ -32,6 +32,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INTRANET_FEED_PAGE_SIZE", 20, "Posts per feed page."),
     Setting("INTRANET_MAX_REQUEST_BYTES", 16 * 1024 * 1024, "Largest request body accepted (uploads included)."),
     Setting("INTRANET_RUN_SCHEDULER", True, "Whether 'flask intranet serve' also runs the scheduler in-process."),
+    Setting("INTRANET_TRUSTED_PROXIES", 0, "Standalone app: how many reverse-proxy hops' X-Forwarded-* headers to trust."),
     Setting("INTRANET_SCHEDULER_LEASE_SECONDS", 60, "How long the scheduler's database lease lasts without renewal."),
 )
 

@@ -156,3 +156,18 @@ def test_every_route_declares_its_access_policy(app):
                   if endpoint.startswith("intranet") and endpoint != "intranet.static"
                   and not hasattr(view, "intranet_role")]
     assert undeclared == []
+
+
+def test_trusted_proxy_makes_requests_https():
+    """With INTRANET_TRUSTED_PROXIES=1 the forwarded protocol is honoured (Secure cookies work)."""
+    app = create_app({"INTRANET_SECRET_KEY": STRONG_KEY, "INTRANET_DATABASE_URL": "sqlite://",
+                      "INTRANET_TRUSTED_PROXIES": 1})
+
+    @app.get("/scheme")
+    def scheme():  # type: ignore[no-untyped-def]
+        from flask import request
+
+        return request.scheme
+
+    response = app.test_client().get("/scheme", base_url="http://localhost", headers={"X-Forwarded-Proto": "https"})
+    assert response.get_data(as_text=True) == "https"
