@@ -611,3 +611,28 @@ class OutboxMessage(Base, table=True):
     sent_at: dt.datetime | None = _ts(default=None)
     last_error: str | None = Field(default=None, max_length=1000)
     created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --- publishing ---
+# Publishing (issue 4): who previewed the feed as which member of a post's audience. The preview
+# shows visibility only (never that person's reading), and every use is kept here for audit.
+# --------------------------------------------------------------------------------------------
+
+
+class PostPreview(Base, table=True):
+    """One "see the feed as this person" preview: who looked, as whom, for which post, when."""
+
+    __tablename__ = "intranet_post_preview"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    viewer_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    subject_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
