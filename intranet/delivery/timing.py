@@ -338,6 +338,12 @@ def _group_sums(codes: IntArray, n_codes: int, *arrays: FloatArray) -> list[Floa
             .reshape(n_codes, HOURS_PER_WEEK) for a in arrays]
 
 
+def _reshaped(parent: FloatArray, ratio: FloatArray) -> FloatArray:
+    """``parent * ratio``, rescaled so each row keeps the parent's total."""
+    out = parent * ratio
+    return out * (parent.sum(-1, keepdims=True) / np.maximum(out.sum(-1, keepdims=True), 1e-300))
+
+
 @dataclass
 class PeerModel:
     """Peer curves: organisation, region and department x region, read hazard and activity.
@@ -398,11 +404,13 @@ def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
     exposed = (T_o * act_o).sum()
     scale = c_o.sum() / exposed if c_o.sum() > 0 and exposed > 0 else 0.05 / act_o.mean()
     org_mu = shrink(c_o, T_o, scale * act_o, s.m_group)
-    region_mu = shrink(c_r, T_r, org_mu, s.m_region)
-    group_mu = shrink(c_g, T_g, region_mu[group_region], s.m_group)
     # Activity rates, shrunk the same way (exposure: observed weeks, the same in every bin).
     act_r = shrink(a_r, E_r[:, None], act_o, 4.0)
     act_g = shrink(a_g, E_g[:, None], act_r[group_region], 2.0)
+    # Each level's prior is its parent's read curve reshaped by its own activity.
+    region_mu = shrink(c_r, T_r, _reshaped(org_mu, act_r / act_o), s.m_region)
+    group_mu = shrink(c_g, T_g, _reshaped(region_mu[group_region], act_g / act_r[group_region]),
+                      s.m_group)
     return PeerModel(org_mu=org_mu, region_mu=np.vstack([region_mu, org_mu]),
                      group_mu=np.vstack([group_mu, org_mu]),
                      group_activity=np.vstack([act_g, act_o]), known=known)

@@ -1,0 +1,362 @@
+"""Learned digest timing: the read-time model, slot choice and the DST-safe planner."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from intranet.delivery import timing
+from intranet.delivery.timing import Basis, Cadence, DeliveryWindow, TimingSettings
+
+NO_NOISE = TimingSettings(epsilon=0.0, control_share=0.0)
+ALL_DAY = dict(quiet_start=0, quiet_end=0, working_days=tuple(range(7)))
+MONDAY = datetime(2026, 6, 1, 0, tzinfo=UTC)
+
+
+def flat_model(rate: float = 0.1) -> timing.PeerModel:
+    """Peer curves that know nothing: the same hazard and activity in every hour."""
+    flat = np.full((2, 168), rate)
+    return timing.PeerModel(org_mu=flat[0], region_mu=flat, group_mu=flat,
+                            group_activity=np.full((2, 168), 0.1), known=True)
+
+
+def digest_history(sends: list[tuple[int, int | None]], employee: int = 0, n: int = 1,
+                   weeks: int = 1) -> timing.TimingCounts:
+    """Counts from weekday digests sent at local hour ``s`` and read at hour ``r`` (or never)."""
+    emp, how, age, kind, pending = [], [], [], [], []
+    for k, (sent, read) in enumerate(sends):
+        day = k % 5
+        emp += [employee]
+        how += [day * 24 + sent]
+        age += [k / 5 * 7 / weeks]
+        kind += ["digest_sent"]
+        pending += [48 if read is None else read - sent + 1]
+        if read is not None:
+            emp += [employee]
+            how += [day * 24 + read]
+            age += [k / 5 * 7 / weeks]
+            kind += ["digest_open"]
+            pending += [0]
+    return timing.timing_counts(emp, how, age, kind, n, pending_hours=pending,
+                                observed_days=np.full(n, 7.0 * weeks))
+
+
+def sessions(hours_by_employee: dict[int, list[int]], n: int, weeks: int = 4
+             ) -> timing.TimingCounts:
+    """Counts from intranet sessions on every weekday of ``weeks`` weeks at the given hours."""
+    emp, how, age = [], [], []
+    for e, hours in hours_by_employee.items():
+        for w in range(weeks):
+            for d in range(5):
+                for h in hours:
+                    emp.append(e), how.append(d * 24 + h), age.append(7 * w + 1)
+    return timing.timing_counts(emp, how, age, ["session"] * len(emp), n,
+                                observed_days=np.where(
+                                    np.isin(np.arange(n), list(hours_by_employee)),
+                                    7.0 * weeks, 0.0))
+
+
+def best_hour(counts: timing.TimingCounts, model: timing.PeerModel,
+              window: DeliveryWindow = DeliveryWindow()) -> int:
+    est = timing.estimate(counts, np.zeros(counts.reads.shape[0], int), model)
+    hours = timing.choose_hours(timing.read_probability(est.mu),
+                                timing.WindowArrays.from_windows([window] * len(est.mu)))
+    return int(hours[0, 0])
+
+
+def test_exposure_correction_beats_the_histogram_of_reads():
+    """Reads at 9 only because we sent at 9 do not make 9 the best hour."""
+    # Mostly sent at 9: read at once a third of the time, else never. Sent at 7 a few times:
+    # read at once every time. The histogram of reads peaks at 9; the hazard at 7.
+    history = [(9, 9), (9, None), (9, None)] * 10 + [(7, 7)] * 8
+    counts = digest_history(history, weeks=6)
+    naive = int(np.argmax(counts.reads.reshape(7, 24).sum(0)))
+    assert naive == 9
+    est = timing.estimate(counts, [0], flat_model())
+    assert est.mu[0, 7] > est.mu[0, 9]
+    assert best_hour(counts, flat_model()) == 7
+
+
+def test_exposure_counts_only_hours_the_digest_was_pending():
+    """A digest read three hours after its 9:00 send exposes 9, 10 and 11, burial-weighted."""
+    counts = digest_history([(9, 11)])
+    exposed = np.flatnonzero(counts.exposure[0])
+    assert list(exposed) == [9, 10, 11]
+    np.testing.assert_allclose(counts.exposure[0, 9:12], np.exp(-np.arange(3) / 8.0))
+    assert counts.reads[0, 11] == 1.0
+
+
+def test_decay_halves_an_event_after_the_half_life():
+    """An event four weeks old counts half, and lazy decay matches decaying the events."""
+    counts = timing.timing_counts([0, 0], [10, 10], [0.0, 28.0], ["session", "session"], 1)
+    assert counts.activity[0, 10] == pytest.approx(1.5)
+    later = counts.decayed(28.0)
+    assert later.activity[0, 10] == pytest.approx(0.75)
+
+
+def test_decay_lets_a_new_habit_win():
+    """Someone who read at 8 months ago and at 15 lately is planned for the afternoon."""
+    old = timing.timing_counts([0] * 60, [d % 5 * 24 + 8 for d in range(60)],
+                               [70 + d for d in range(60)], ["session"] * 60, 1)
+    new = timing.timing_counts([0] * 30, [d % 5 * 24 + 15 for d in range(30)],
+                               [d / 3 for d in range(30)], ["session"] * 30, 1)
+    counts = old + new
+    counts.observed_weeks[:] = timing.observed_weeks(100)
+    est = timing.estimate(counts, [0], flat_model())
+    assert timing.usual_read_hour(est.mu[0]) == 15
+
+
+def test_new_hire_gets_the_department_region_curve():
+    """A new hire with no history is planned like their department x region, not the org."""
+    n = 41
+    # Group 0 (20 people) is active at 16:00, group 1 (20 people) at 08:00; employee 40 is new.
+    active = {e: [16] if e < 20 else [8] for e in range(40)}
+    counts = sessions(active, n)
+    group = np.array([0] * 20 + [1] * 20 + [0])
+    model = timing.fit_peers(counts, np.zeros(n, int), group)
+    est = timing.estimate(counts, group, model)
+    np.testing.assert_allclose(est.mu[40], model.group_mu[0])
+    plan = timing.plan_digests([f"E{i}" for i in range(n)], ["UTC"] * n, [DeliveryWindow()] * n,
+                               counts, group, MONDAY, region=np.zeros(n, int), settings=NO_NOISE)
+    assert plan.basis[40] == Basis.PEERS
+    assert 12 <= plan.hours[40, 0] <= 16
+    assert plan.hours[20, 0] <= 8
+
+
+def test_quiet_hours_may_wrap_midnight():
+    """Quiet hours 22:00-06:00 leave 06:00-21:59; 08:00-18:00 leave the evening and night."""
+    assert DeliveryWindow(quiet_start=22, quiet_end=6).allowed_hours() == list(range(6, 22))
+    assert DeliveryWindow(quiet_start=8, quiet_end=18).allowed_hours() == (
+        list(range(8)) + list(range(18, 24)))
+    assert DeliveryWindow(quiet_start=5, quiet_end=5).allowed_hours() == list(range(24))
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(curve=st.lists(st.floats(0.0, 1.0), min_size=168, max_size=168),
+       quiet_start=st.integers(0, 23), quiet_end=st.integers(0, 23),
+       cadence=st.sampled_from([Cadence.DAILY, Cadence.TWICE_DAILY, Cadence.WEEKLY]))
+def test_chosen_hours_are_never_quiet(curve, quiet_start, quiet_end, cadence):
+    """Whatever the curve, every chosen hour lies outside the person's quiet hours."""
+    window = DeliveryWindow(cadence=cadence, weekly_day=3, quiet_start=quiet_start,
+                            quiet_end=quiet_end)
+    hours = timing.choose_hours(np.array([curve]), timing.WindowArrays.from_windows([window]))
+    chosen = [h for h in hours[0] if h >= 0]
+    assert chosen, "there is always at least one allowed hour"
+    assert set(chosen) <= set(window.allowed_hours())
+
+
+def test_a_peak_inside_quiet_hours_moves_to_the_nearest_allowed_hour():
+    """An evening reader with quiet hours from 20:00 is sent the digest at 19:00."""
+    counts = sessions({0: [21, 21, 22]}, 1)
+    assert best_hour(counts, flat_model()) == 19
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(days=st.sets(st.integers(0, 6), min_size=1))
+def test_daily_digests_go_out_on_working_days_only(days):
+    """Local dates of the sends are exactly the person's working days in the week ahead."""
+    window = DeliveryWindow(working_days=tuple(sorted(days)))
+    plan = timing.plan_digests(["E1"], ["Asia/Tokyo"], [window], timing.TimingCounts.zeros(1),
+                               [0], MONDAY, region=[0], settings=NO_NOISE).plan(0)
+    assert {s.local_date.weekday() for s in plan.sends} == days
+    assert len(plan.sends) == len(days)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(curve=st.lists(st.floats(0.0, 1.0), min_size=168, max_size=168),
+       gap=st.integers(1, 8))
+def test_twice_daily_pair_keeps_the_minimum_gap(curve, gap):
+    """Two digests a day are ordered and at least the minimum gap apart, round the clock too."""
+    window = DeliveryWindow(cadence=Cadence.TWICE_DAILY, **ALL_DAY)
+    hours = timing.choose_hours(np.array([curve]), timing.WindowArrays.from_windows([window]),
+                                TimingSettings(min_gap_hours=gap))
+    first, second = hours[0]
+    assert 0 <= first < second
+    assert min(second - first, 24 - (second - first)) >= gap
+
+
+def test_twice_daily_picks_the_best_pair_not_the_two_best_hours():
+    """With adjacent peaks at 10 and 11 and a smaller one at 16, the pair is 10/11 and 16."""
+    curve = np.zeros(168)
+    for d in range(7):
+        curve[d * 24 + 10], curve[d * 24 + 11], curve[d * 24 + 16] = 0.9, 0.8, 0.5
+    window = DeliveryWindow(cadence=Cadence.TWICE_DAILY)
+    hours = timing.choose_hours(curve[None], timing.WindowArrays.from_windows([window]))
+    assert hours[0, 0] in (10, 11) and hours[0, 1] == 16
+
+
+def test_weekly_digest_goes_on_the_chosen_day_at_that_day_s_best_hour():
+    """A weekly digest on Wednesday uses Wednesday's curve and goes out once a week."""
+    curve = np.full(168, 0.01)
+    curve[0 * 24 + 8] = curve[1 * 24 + 8] = 1.0  # Monday and Tuesday: 08:00
+    curve[2 * 24 + 15] = 1.0                      # Wednesday: 15:00
+    window = DeliveryWindow(cadence=Cadence.WEEKLY, weekly_day=2)
+    wa = timing.WindowArrays.from_windows([window])
+    hours = timing.choose_hours(timing.read_probability(curve[None]), wa)
+    assert list(hours[0]) == [15, -1]
+    sends = timing.schedule(timing.employee_keys(["E1"]), ["Europe/Paris"], hours, wa, MONDAY,
+                            np.array([False]))
+    assert [date.fromordinal(int(d)).weekday() for d in sends["send_local_date"]] == [2]
+
+
+DST_DAYS = [
+    # zone, local date, local hour, the one UTC instant it is sent at
+    ("Europe/Berlin", date(2026, 3, 29), 2, datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),
+    ("Europe/Berlin", date(2026, 10, 25), 2, datetime(2026, 10, 25, 0, 0, tzinfo=UTC)),
+    ("America/New_York", date(2026, 3, 8), 2, datetime(2026, 3, 8, 7, 0, tzinfo=UTC)),
+    ("America/New_York", date(2026, 11, 1), 1, datetime(2026, 11, 1, 5, 0, tzinfo=UTC)),
+    ("America/New_York", date(2026, 11, 1), 2, datetime(2026, 11, 1, 7, 0, tzinfo=UTC)),
+]
+
+
+@pytest.mark.parametrize(("zone", "day", "hour", "expected"), DST_DAYS)
+def test_a_slot_on_a_dst_change_day_is_sent_exactly_once(zone, day, hour, expected):
+    """Spring forward: the first instant after the gap; fall back: the first occurrence."""
+    window = DeliveryWindow(**ALL_DAY)
+    at = datetime.combine(day - timedelta(days=2), datetime.min.time(), UTC)
+    plan = timing.plan_digests(["E1"], [zone], [window], timing.TimingCounts.zeros(1), [0], at,
+                               region=[0], settings=TimingSettings(
+                                   default_hour=hour, epsilon=0.0, control_share=0.0)).plan(0)
+    that_day = [s for s in plan.sends if s.local_date == day]
+    assert [s.utc for s in that_day] == [expected]
+    assert len({s.utc for s in plan.sends}) == len(plan.sends) == 7
+
+
+@pytest.mark.parametrize(("zone", "day", "expected"), [
+    ("Europe/Berlin", date(2026, 3, 29), datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),
+    ("Europe/Berlin", date(2026, 10, 25), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    ("America/New_York", date(2026, 3, 8), datetime(2026, 3, 8, 7, 0, tzinfo=UTC)),
+    ("America/New_York", date(2026, 11, 1), datetime(2026, 11, 1, 7, 30, tzinfo=UTC)),
+])
+def test_local_0230_maps_to_one_instant(zone, day, expected):
+    """02:30 local is 03:00 after a spring-forward gap and its first occurrence on fall back."""
+    assert timing.local_to_utc(day, 2, zone, minute=30) == expected
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney",
+                             "Asia/Kolkata", "America/Sao_Paulo"]),
+       hour=st.integers(0, 23), offset_hours=st.integers(0, 24 * 400))
+def test_replanning_sends_each_slot_once_at_the_same_instant(zone, hour, offset_hours):
+    """Plans made a day apart agree on every shared slot key; no slot is doubled or skipped."""
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=offset_hours)
+    kwargs = dict(region=[0], settings=TimingSettings(default_hour=hour, control_share=0.0))
+    window = DeliveryWindow(**ALL_DAY)
+    first = timing.plan_digests(["E1"], [zone], [window], timing.TimingCounts.zeros(1), [0], at,
+                                **kwargs).plan(0)
+    second = timing.plan_digests(["E1"], [zone], [window], timing.TimingCounts.zeros(1), [0],
+                                 at + timedelta(days=1), **kwargs).plan(0)
+    a = {(s.local_date, s.ordinal): s.utc for s in first.sends}
+    b = {(s.local_date, s.ordinal): s.utc for s in second.sends}
+    assert all(a[k] == b[k] for k in a.keys() & b.keys())
+    dates = sorted(k[0] for k in a)
+    assert len(a) == len(first.sends) and dates == sorted(set(dates))
+    assert all((y - x).days == 1 for x, y in zip(dates, dates[1:]))
+    assert len(a) in (7, 8) and all(at <= t < at + timedelta(days=7) for t in a.values())
+
+
+def population_plan(n: int = 4000, **settings: float) -> timing.PlanBatch:
+    ids = [f"E{i:05d}" for i in range(n)]
+    counts = sessions({i: [10] for i in range(n)}, n, weeks=2)
+    return timing.plan_digests(ids, ["Europe/Berlin"] * n, [DeliveryWindow()] * n, counts,
+                               np.zeros(n, int), MONDAY, region=np.zeros(n, int),
+                               settings=TimingSettings(**settings))
+
+
+def test_exploration_share_is_about_epsilon_and_stays_close():
+    """About epsilon of the slots are explored, 1-2 hours off, inside the allowed hours."""
+    batch = population_plan(epsilon=0.1, control_share=0.0)
+    share = batch.send_explored.mean()
+    assert 0.08 < share < 0.12  # 20,000 slots: the binomial sd is 0.002
+    shift = batch.send_local_hour - batch.hours[batch.send_employee, batch.send_ordinal]
+    assert set(np.abs(shift[batch.send_explored])) <= {1, 2}
+    assert not shift[~batch.send_explored].any()
+    assert set(batch.send_local_hour) <= set(DeliveryWindow().allowed_hours())
+    np.testing.assert_allclose(batch.send_propensity[~batch.send_explored], 0.9)
+
+
+def test_exploration_is_deterministic():
+    """The same people, dates and settings explore the same slots, the same way."""
+    a, b = population_plan(500), population_plan(500)
+    np.testing.assert_array_equal(a.send_explored, b.send_explored)
+    np.testing.assert_array_equal(a.send_local_hour, b.send_local_hour)
+
+
+def test_control_share_is_deterministic_and_reshuffled_weekly():
+    """About control_share of employees are held out, the same ones all week, others next week."""
+    keys = timing.employee_keys([f"E{i}" for i in range(20_000)])
+    week = timing.in_control(keys, (2026, 23), 0.05)
+    assert 0.045 < week.mean() < 0.055
+    np.testing.assert_array_equal(week, timing.in_control(keys, (2026, 23), 0.05))
+    assert (week & timing.in_control(keys, (2026, 24), 0.05)).sum() < 0.2 * week.sum()
+
+
+def test_control_group_gets_the_default_hour_unexplored():
+    """People in the holdout get the organisation's default hour, never explored."""
+    batch = population_plan(2000, control_share=0.05)
+    control = np.array([b == Basis.CONTROL for b in batch.basis])
+    assert 0.03 < control.mean() < 0.07
+    assert set(batch.hours[control, 0]) == {9}
+    assert set(batch.hours[~control, 0]) == {10}
+    assert not batch.send_explored[control[batch.send_employee]].any()
+
+
+def test_learned_timing_off_uses_the_peers_hour():
+    """Someone who turned learned timing off gets their peers' hour and basis 'peers'."""
+    n = 21
+    counts = sessions({e: [16] for e in range(20)} | {20: [8]}, n)
+    windows = [DeliveryWindow()] * 20 + [DeliveryWindow(learned_timing=False)]
+    batch = timing.plan_digests([f"E{i}" for i in range(n)], ["UTC"] * n, windows, counts,
+                                np.zeros(n, int), MONDAY, region=np.zeros(n, int),
+                                settings=NO_NOISE)
+    assert batch.basis[20] == Basis.PEERS
+    assert batch.hours[20, 0] == batch.hours[0, 0] != 8
+
+
+@pytest.mark.parametrize("cadence", [Cadence.OFF, Cadence.AS_IT_HAPPENS])
+def test_no_schedule_without_a_digest_cadence(cadence):
+    """Cadence off or 'as it happens' plans nothing: empty lists and basis None."""
+    batch = timing.plan_digests(["E1"], ["UTC"], [DeliveryWindow(cadence=cadence)],
+                                timing.TimingCounts.zeros(1), [0], MONDAY, region=[0])
+    assert batch.as_dicts() == [{"employee_id": "E1", "timezone": "UTC", "basis": None,
+                                 "local_hours": [], "next_sends_utc": []}]
+
+
+def test_basis_is_default_when_nothing_is_known_and_personal_with_evidence():
+    """An empty organisation plans the default hour; enough own activity makes it personal."""
+    empty = timing.plan_digests(["E1"], ["UTC"], [DeliveryWindow()],
+                                timing.TimingCounts.zeros(1), [0], MONDAY, region=[0],
+                                settings=NO_NOISE)
+    assert (empty.basis[0], list(empty.hours[0])) == (Basis.DEFAULT, [9, -1])
+    counts = sessions({0: [11]}, 2) + sessions({1: [11]}, 2, weeks=0)
+    batch = timing.plan_digests(["E1", "E2"], ["UTC"] * 2, [DeliveryWindow()] * 2, counts,
+                                [0, 0], MONDAY, region=[0, 0], settings=NO_NOISE)
+    assert batch.basis == [Basis.PERSONAL, Basis.PEERS]
+
+
+def test_incremental_replan_matches_the_full_plan():
+    """Re-planning a few people against the fitted peer curves gives their full-plan result."""
+    n = 300
+    rng = np.random.default_rng(3)
+    counts = sessions({e: [int(h)] for e, h in enumerate(rng.integers(7, 19, n))}, n)
+    group, region = rng.integers(0, 6, n), np.zeros(n, int)
+    ids = [f"E{i}" for i in range(n)]
+    full = timing.plan_digests(ids, ["UTC"] * n, [DeliveryWindow()] * n, counts, group, MONDAY,
+                               region=region)
+    model = timing.fit_peers(counts, region, group)
+    some = [5, 17, 250]
+    part = timing.plan_digests([ids[i] for i in some], ["UTC"] * 3, [DeliveryWindow()] * 3,
+                               counts.take(some), group[some], MONDAY, model=model)
+    assert [full.plan(i) for i in some] == list(part)
+
+
+def test_explanation_names_the_usual_hour():
+    """The /me/digest-schedule text says when the person usually reads and when we send."""
+    plan = timing.Plan(basis=Basis.PERSONAL, local_hours=[9])
+    assert timing.explain(plan, Cadence.DAILY, usual_hour=10) == (
+        "You usually read around 10:00, so your digest goes out at 09:00.")
+    peers = timing.Plan(basis=Basis.PEERS, local_hours=[8, 14])
+    assert "08:00 and 14:00" in timing.explain(peers, Cadence.TWICE_DAILY, learned_timing=False)
+    assert timing.explain(timing.Plan(None, []), Cadence.OFF) == "You have turned the digest off."
