@@ -753,7 +753,8 @@ def choose_bases(estimate: Estimate, windows: WindowArrays, keys: npt.ArrayLike,
     n = len(windows.slots)
     basis = np.full(n, Basis.PEERS, dtype=object)
     basis[estimate.evidence >= s.min_personal_events] = Basis.PERSONAL
-    control = in_control(keys, at.isocalendar()[:2], s.control_share) if n else np.zeros(0, bool)
+    week = at.astimezone(UTC).isocalendar()[:2]
+    control = in_control(keys, week, s.control_share) if n else np.zeros(0, bool)
     basis[control & windows.learned_timing] = Basis.CONTROL
     basis[~windows.learned_timing] = Basis.PEERS
     if not known:
