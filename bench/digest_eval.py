@@ -78,7 +78,8 @@ def make_world(n: int, seed: int) -> World:
     region = rng.integers(0, len(ZONES), n)
     dept = rng.integers(0, N_DEPARTMENTS, n)
     dept_type = rng.choice(4, N_DEPARTMENTS, p=[0.5, 0.2, 0.15, 0.15])
-    archetype = np.where(rng.random(n) < 0.7, dept_type[dept], rng.choice(4, n, p=[.55, .2, .15, .1]))
+    archetype = np.where(rng.random(n) < 0.7, dept_type[dept],
+                         rng.choice(4, n, p=[.55, .2, .15, .1]))
     dept_shift = rng.normal(0, 0.7, N_DEPARTMENTS)
     shift = dept_shift[dept] + rng.normal(0, 1.0, n)
     shift_work = np.where(rng.random(n) < 0.5, -6.0, 7.0)
