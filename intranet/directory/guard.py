@@ -38,7 +38,8 @@ def check(session: Session, guard: Guard, *, deactivations: int, hr_rows: int | 
     if deactivations > limit:
         reasons.append(f"it would deactivate {deactivations} of {active} active employees (limit {limit}: "
                        f"max({guard.min_count}, {guard.percent:g} %))")
-    if hr_rows is not None and last_hr_rows and hr_rows < last_hr_rows * (1 - guard.hr_row_drop):
+    if (hr_rows is not None and last_hr_rows and hr_rows < last_hr_rows * (1 - guard.hr_row_drop)
+            and last_hr_rows - hr_rows >= guard.hr_row_drop_min_rows):
         reasons.append(f"the HR file has {hr_rows} rows, down from {last_hr_rows} last time "
                        f"(more than {guard.hr_row_drop:.0%} fewer)")
     return Verdict(bool(reasons), "; ".join(reasons))

@@ -71,6 +71,7 @@ class Guard:
     min_count: int = 25
     percent: float = 5.0
     hr_row_drop: float = 0.10
+    hr_row_drop_min_rows: int = 10  # a drop from 12 rows to 10 is not "sharp"
 
     def limit(self, active: int) -> int:
         """The most deactivations one run may apply without an admin: max(min_count, percent of active)."""
@@ -132,7 +133,8 @@ class Policy:
             level_sources=level_sources,
             maps=maps,
             guard=Guard(min_count=int(guard.get("min_count", 25)), percent=float(guard.get("percent", 5.0)),
-                        hr_row_drop=float(guard.get("hr_row_drop", 0.10))),
+                        hr_row_drop=float(guard.get("hr_row_drop", 0.10)),
+                        hr_row_drop_min_rows=int(guard.get("hr_row_drop_min_rows", 10))),
             strip_leading_zeros=bool(graph.get("strip_leading_zeros", False)),
             interval_minutes=int(graph.get("interval_minutes", 30)),
             full_resync_hours=int(graph.get("full_resync_hours", 72)),

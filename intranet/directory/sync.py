@@ -91,8 +91,9 @@ class Plan:
     diff: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (dict(v) if isinstance(v, collections.Counter) else v)
-                for k, v in dataclasses.asdict(self).items()}
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, value) pairs and so mangles it.
+        return {f.name: (dict(getattr(self, f.name)) if f.name == "counts" else getattr(self, f.name))
+                for f in dataclasses.fields(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
