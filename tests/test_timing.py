@@ -320,8 +320,9 @@ def test_no_schedule_without_a_digest_cadence(cadence):
     """Cadence off or 'as it happens' plans nothing: empty lists and basis None."""
     batch = timing.plan_digests(["E1"], ["UTC"], [DeliveryWindow(cadence=cadence)],
                                 timing.TimingCounts.zeros(1), [0], MONDAY, region=[0])
-    assert batch.as_dicts() == [{"employee_id": "E1", "timezone": "UTC", "basis": None,
-                                 "local_hours": [], "next_sends_utc": []}]
+    assert batch.as_dicts([cadence]) == [{"employee_id": "E1", "timezone": "UTC",
+                                          "cadence": cadence.value, "next_sends_utc": [],
+                                          "local_hours": [], "basis": None}]
 
 
 def test_basis_is_default_when_nothing_is_known_and_personal_with_evidence():

@@ -732,12 +732,12 @@ class PlanBatch:
     def __iter__(self) -> Iterator[Plan]:
         return (self.plan(i) for i in range(len(self)))
 
-    def as_dicts(self) -> list[dict[str, object]]:
-        """The ``digests plan`` output: one dict per employee."""
-        return [{"employee_id": e, "timezone": z, "basis": p.basis and p.basis.value,
-                 "local_hours": p.local_hours,
-                 "next_sends_utc": [s.utc.isoformat() for s in p.sends]}
-                for e, z, p in zip(self.employee_ids, self.zones, self)]
+    def as_dicts(self, cadences: Sequence[str]) -> list[dict[str, object]]:
+        """The ``digests plan`` output: one dict per employee, given each one's cadence."""
+        return [{"employee_id": e, "timezone": z, "cadence": str(c),
+                 "next_sends_utc": [s.utc.isoformat() for s in p.sends],
+                 "local_hours": p.local_hours, "basis": p.basis and p.basis.value}
+                for e, z, c, p in zip(self.employee_ids, self.zones, cadences, self)]
 
 
 def choose_bases(estimate: Estimate, windows: WindowArrays, keys: npt.ArrayLike,
