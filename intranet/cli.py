@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from sqlmodel import Session
 
 from intranet import demo, migrate, people
+from intranet.delivery.commands import digests_group, events_group
 from intranet.errors import IntranetError
 
 intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
@@ -19,6 +20,8 @@ demo_group = AppGroup("demo", help="Demo data for newcomers.")
 intranet_group.add_command(directory_group)
 intranet_group.add_command(roles_group)
 intranet_group.add_command(demo_group)
+intranet_group.add_command(events_group)
+intranet_group.add_command(digests_group)
 
 
 def _state():  # type: ignore[no-untyped-def]

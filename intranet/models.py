@@ -613,6 +613,23 @@ class OutboxMessage(Base, table=True):
     created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
 
 
+class TimingModel(Base, table=True):
+    """The organisation's fitted peer curves (one row, id 1), so one person can be re-planned alone.
+
+    ``blob`` is the numpy archive of :class:`intranet.delivery.timing.PeerModel`; ``groups`` and
+    ``regions`` map "department|region" and region names to the codes it was fitted with.
+    """
+
+    __tablename__ = "intranet_timing_model"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    blob: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    groups: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    regions: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    as_of: dt.datetime = _ts(nullable=False)
+
+
 # --------------------------------------------------------------------------------------------
 # --- publishing ---
 # Publishing (issue 4): who previewed the feed as which member of a post's audience. The preview

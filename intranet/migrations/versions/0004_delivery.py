@@ -66,6 +66,15 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['employee_pk'], ['intranet_employee.id'], name=op.f('fk_intranet_preference_employee_pk_intranet_employee'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('employee_pk', name=op.f('pk_intranet_preference'))
     )
+    op.create_table('intranet_timing_model',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('blob', sa.LargeBinary(), nullable=False),
+    sa.Column('groups', sa.JSON(), nullable=False),
+    sa.Column('regions', sa.JSON(), nullable=False),
+    sa.Column('as_of', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('id = 1', name=op.f('ck_intranet_timing_model_single_row')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_intranet_timing_model'))
+    )
     op.create_table('intranet_timing_state',
     sa.Column('employee_pk', sa.Integer(), nullable=False),
     sa.Column('counts', sa.LargeBinary(), nullable=False),
@@ -137,6 +146,7 @@ def downgrade() -> None:
     op.drop_index('ix_intranet_event_employee_occurred', table_name='intranet_event')
     op.drop_table('intranet_event')
     op.drop_table('intranet_timing_state')
+    op.drop_table('intranet_timing_model')
     op.drop_table('intranet_preference')
     op.drop_table('intranet_org_preference')
     op.drop_index('ix_intranet_digest_status_due', table_name='intranet_digest')

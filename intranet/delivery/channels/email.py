@@ -1,0 +1,110 @@
+"""Email over SMTP (the only module that imports smtplib).
+
+Messages carry HTML and plain text, a ``Message-ID`` that stays the same on every retry of one
+digest slot (so a re-send after a crash is recognisable as the same message), and RFC 8058
+one-click ``List-Unsubscribe``. Header values are stripped of CR and LF before they are set.
+SMTP replies map to the outbox's retry rules: 4xx and dropped connections are temporary, 5xx
+are permanent.
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+import datetime as dt
+
+from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
+
+
+def header_safe(value: str) -> str:
+    """*value* on one line: CR, LF and other control characters become spaces."""
+    return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
+
+
+def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> EmailMessage:
+    """The MIME message for *digest* (multipart/alternative: plain text, then HTML)."""
+    if not digest.recipient_email:
+        raise PermanentFailure("the employee has no email address")
+    msg = EmailMessage()
+    msg["From"] = header_safe(sender)
+    msg["To"] = formataddr((header_safe(digest.recipient_name), header_safe(digest.recipient_email)))
+    msg["Subject"] = header_safe(digest.subject)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = header_safe(digest.message_id)
+    msg["List-Unsubscribe"] = f"<{header_safe(digest.unsubscribe_url)}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    if digest.escalation:
+        msg["Importance"] = "high"
+    msg.set_content(digest.text)
+    msg.add_alternative(digest.html, subtype="html")
+    return msg
+
+
+class SmtpMailer:
+    """Sends messages over one SMTP connection, reconnecting when the server drops it."""
+
+    def __init__(self, host: str, port: int = 25, *, username: str | None = None, password: str | None = None,
+                 starttls: bool = False, timeout: float = 30.0, sender: str = "Beacon <beacon@localhost>") -> None:
+        self.host, self.port, self.username, self.password = host, port, username, password
+        self.starttls, self.timeout, self.sender = starttls, timeout, sender
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            self._smtp = smtp
+        return self._smtp
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._smtp = None
+
+    def deliver(self, digest: RenderedDigest, now: dt.datetime) -> None:
+        """Send *digest*.
+
+        :raise TemporaryFailure: on 4xx replies, refused or dropped connections and timeouts.
+        :raise PermanentFailure: on 5xx replies (the reason names the code and the server's text).
+        """
+        msg = build_message(digest, sender=self.sender, now=now)
+        try:
+            refused = self._connect().send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._reset_after_error()
+            code, text = next(iter(exc.recipients.values()))
+            raise _classify(code, text) from None
+        except smtplib.SMTPResponseException as exc:
+            self._reset_after_error()
+            raise _classify(exc.smtp_code, exc.smtp_error) from None
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPException, OSError, socket.timeout) as exc:
+            self.close()
+            self._smtp = None
+            raise TemporaryFailure(f"SMTP connection problem: {exc.__class__.__name__}: {exc}") from None
+        if refused:
+            code, text = next(iter(refused.values()))
+            raise _classify(code, text)
+
+    def _reset_after_error(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self._smtp = None
+
+
+def _classify(code: int, text: bytes | str) -> Exception:
+    reason = f"SMTP {code}: {text.decode(errors='replace') if isinstance(text, bytes) else text}"[:500]
+    if 400 <= code < 500:
+        return TemporaryFailure(reason)
+    return PermanentFailure(reason)

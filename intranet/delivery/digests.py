@@ -1,0 +1,366 @@
+"""Digests: plan when each person gets one, decide what goes in it, hand it to the outbox.
+
+* **Planning** (:func:`plan_all`, job ``digests-plan``): everyone's decayed read-time counts
+  (:mod:`intranet.delivery.history`) go through :func:`intranet.delivery.timing.plan_digests`;
+  the sends of the next hours become :class:`~intranet.models.Digest` rows keyed by the slot
+  (employee, local date, ordinal), so a slot can never be planned, queued or sent twice.
+* **Enqueueing** (:func:`enqueue_due`, job ``digests-enqueue``): a due slot is claimed with a
+  conditional UPDATE (one winner however many schedulers run), then one outbox message per
+  channel is inserted (``ON CONFLICT DO NOTHING``).
+* **Composing** (:func:`compose`, at send time): the unread posts targeted at the person since
+  their last digest, must-reads they owe first, then feed order, capped, re-checked through
+  the targeting rule at that moment. An empty digest is not sent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, func, select, update
+from sqlmodel import Session
+
+from intranet import preferences, targeting
+from intranet.delivery import history, timing
+from intranet.delivery.schedule import Job, register
+from intranet.engagement.events import insert_new, zone_of
+from intranet.models import Digest, Employee, OutboxMessage, Post, PostState
+from intranet.settings import Setting
+from intranet.settings import register as register_settings
+
+logger = logging.getLogger(__name__)
+
+register_settings(
+    Setting("INTRANET_DIGEST_MAX_ITEMS", 10, "Most posts in one digest (a link leads to the rest)."),
+    Setting("INTRANET_DIGEST_LOOKBACK_DAYS", 7, "A first digest covers posts from this many days back."),
+    Setting("INTRANET_DIGEST_PLAN_HORIZON_HOURS", 36, "How far ahead the planning job writes digest slots."),
+    Setting("INTRANET_MUST_READ_REMINDER_HOURS", 48,
+            "A must-read still unacknowledged this long after publishing is escalated to a second channel."),
+    Setting("INTRANET_BASE_URL", "http://localhost:5000", "Beacon's public address, for links in emails and cards."),
+)
+
+_DIGEST = Digest.__table__  # type: ignore[attr-defined]
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+PLANNED_CADENCES = ("daily", "twice_daily", "weekly")
+#: Slots are replaced by a new plan only when due later than this (enqueueing may be under way).
+REPLAN_MARGIN = dt.timedelta(minutes=5)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PlanResult:
+    """Everyone's plan: ``batch`` row ``i`` belongs to ``employee_pks[i]``."""
+
+    employee_pks: list[int]
+    employee_ids: list[str]
+    zones: list[str]
+    cadences: list[str]
+    batch: timing.PlanBatch
+    counts: timing.TimingCounts
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """The ``digests plan --json`` document: one object per active employee."""
+        out = []
+        for i, plan in enumerate(self.batch):
+            planned = self.cadences[i] in PLANNED_CADENCES
+            out.append({
+                "employee_id": self.employee_ids[i], "timezone": self.zones[i], "cadence": self.cadences[i],
+                "next_sends_utc": [s.utc.isoformat().replace("+00:00", "Z") for s in plan.sends] if planned else [],
+                "local_hours": list(plan.local_hours) if planned else [],
+                "basis": str(plan.basis) if planned and plan.basis is not None else None,
+            })
+        return out
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    names, codes = np.unique(np.asarray(values, dtype=str), return_inverse=True) if values else (np.array([]), np.array([], np.int64))
+    return codes.astype(np.int64), {str(n): i for i, n in enumerate(names)}
+
+
+def plan_all(session: Session, now: dt.datetime, *, org_timezone: str = "UTC",
+             settings: timing.TimingSettings | None = None,
+             progress: Callable[[int], None] | None = None) -> PlanResult:
+    """Plan the next seven days of digests for every active employee, and store the peer curves.
+
+    :param now: aware UTC instant; sends fall in ``[now, now + 7 days)``.
+    """
+    s = settings or timing.TimingSettings()
+    rows = session.execute(select(Employee.id, Employee.employee_id, Employee.timezone, Employee.department,
+                                  Employee.region).where(Employee.active.is_(True))
+                           .order_by(Employee.employee_id)).all()
+    pks = [r[0] for r in rows]
+    ids = [r[1] for r in rows]
+    zones = [zone_of(r[2], org_timezone).key for r in rows]
+    prefs = preferences.for_employees(session, pks)
+    if progress:
+        progress(len(rows) // 3)
+    counts, _ = history.current_counts(session, pks, now, s)
+    if progress:
+        progress(len(rows) // 3)
+    region, regions = _codes([r[4] or "" for r in rows])
+    group, groups = _codes([f"{r[3] or ''}|{r[4] or ''}" for r in rows])
+    windows = [preferences.delivery_window(prefs[pk]) for pk in pks]
+    model = timing.fit_peers(counts, region, group, s) if rows else None
+    batch = timing.plan_digests(ids, zones, windows, counts, group, now, model=model, settings=s) if rows else \
+        timing.plan_digests([], [], [], timing.TimingCounts.zeros(0), np.zeros(0, np.int64), now,
+                            region=np.zeros(0, np.int64), settings=s)
+    if model is not None:
+        history.save_model(session, model, groups, regions, now)
+    if progress:
+        progress(len(rows) - 2 * (len(rows) // 3))
+    return PlanResult(pks, ids, zones, [prefs[pk].cadence for pk in pks], batch, counts)
+
+
+def store_plan(session: Session, result: PlanResult, now: dt.datetime, horizon: dt.timedelta) -> int:
+    """Write the planned sends due before ``now + horizon`` as digest slots; returns how many were new.
+
+    Future slots that are still only planned are replaced (preferences or habits may have changed);
+    slots already queued are never touched, and the unique slot key keeps any slot single.
+    """
+    session.execute(delete(Digest).where(Digest.status == "planned", Digest.due_at > now + REPLAN_MARGIN))
+    batch = result.batch
+    rows: list[dict[str, Any]] = []
+    end = now + horizon
+    for i, plan in enumerate(batch):
+        if result.cadences[i] not in PLANNED_CADENCES:
+            continue
+        sends = plan.sends
+        for k, send in enumerate(sends):
+            if send.utc >= end:
+                break
+            nxt = sends[k + 1].utc if k + 1 < len(sends) else send.utc + dt.timedelta(hours=24)
+            rows.append({"employee_pk": result.employee_pks[i], "local_date": send.local_date,
+                         "ordinal": send.ordinal, "due_at": send.utc,
+                         "expires_at": min(nxt, send.utc + dt.timedelta(hours=24)),
+                         "timezone": result.zones[i], "local_hour": send.local_hour,
+                         "basis": str(plan.basis) if plan.basis else None, "explored": send.explored,
+                         "propensity": send.propensity, "status": "planned", "reason": "", "created_at": now})
+    new = 0
+    for start in range(0, len(rows), 500):
+        new += len(insert_new(session, _DIGEST, rows[start:start + 500], ("employee_pk", "local_date", "ordinal"),
+                              ("id",)))
+    return new
+
+
+def plan_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Scheduled: re-plan everyone and write the slots of the next hours."""
+    result = plan_all(session, now, org_timezone=config["INTRANET_ORG_TIMEZONE"])
+    return store_plan(session, result, now, dt.timedelta(hours=config["INTRANET_DIGEST_PLAN_HORIZON_HOURS"]))
+
+
+def refresh_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Scheduled: fold settled reading events into the stored read-time counts."""
+    return history.refresh(session, now)
+
+
+# --------------------------------------------------------------------------------------------
+# One person's schedule, explained
+# --------------------------------------------------------------------------------------------
+
+
+def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_timezone: str = "UTC") -> dict[str, Any]:
+    """*employee*'s digest schedule for the next seven days and why, for ``GET /me/digest-schedule``.
+
+    Uses the organisation's stored peer curves when there are some, so one person is re-planned
+    without refitting everyone (right after they change their preferences, say).
+    """
+    prefs = preferences.for_employee(session, employee)
+    zone = zone_of(employee.timezone, org_timezone).key
+    counts, _ = history.current_counts(session, [employee.id], now)
+    stored = history.load_model(session)
+    group_key = f"{employee.department or ''}|{employee.region or ''}"
+    if stored is None:
+        model = timing.fit_peers(counts, np.zeros(1, np.int64), np.zeros(1, np.int64))
+        group = 0
+    else:
+        model, groups, _ = stored
+        group = groups.get(group_key, -1)
+    window = preferences.delivery_window(prefs)
+    plan = timing.plan_employee(employee.employee_id, zone, window, counts, model, group, now)
+    planned = prefs.cadence in PLANNED_CADENCES
+    usual = None
+    if plan.basis == timing.Basis.PERSONAL:
+        est = timing.estimate(counts, np.array([group]), model)
+        usual = timing.usual_read_hour(est.mu[0], prefs.working_days or (0, 1, 2, 3, 4))
+    return {
+        "timezone": zone, "cadence": prefs.cadence, "channels": list(prefs.channels),
+        "basis": str(plan.basis) if planned and plan.basis else None,
+        "local_hours": list(plan.local_hours) if planned else [],
+        "next_sends": [{"utc": s.utc.isoformat().replace("+00:00", "Z"), "local_date": s.local_date.isoformat(),
+                        "local_hour": s.local_hour, "ordinal": s.ordinal} for s in plan.sends] if planned else [],
+        "usual_read_hour": usual,
+        "why": timing.explain(plan, prefs.cadence, usual_hour=usual, learned_timing=prefs.learned_timing),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Composing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DigestItem:
+    post_id: int
+    title: str
+    summary: str
+    topic: str
+    must_read: bool
+    published_at: dt.datetime
+    ack_deadline: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DigestContent:
+    """What one digest holds: at most ``limit`` items and how many more are waiting."""
+
+    items: list[DigestItem]
+    more: int
+    overdue_must_reads: int
+
+    @property
+    def empty(self) -> bool:
+        return not self.items
+
+    @property
+    def post_ids(self) -> list[int]:
+        return [i.post_id for i in self.items]
+
+
+def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | None = None) -> dt.datetime | None:
+    """When *employee_pk*'s last digest went out (any channel), ignoring *before_digest* itself."""
+    query = select(func.max(OutboxMessage.sent_at)).where(OutboxMessage.employee_pk == employee_pk,
+                                                          OutboxMessage.status == "sent")
+    if before_digest is not None:
+        query = query.where(OutboxMessage.digest_id != before_digest)
+    return session.execute(query).scalar()
+
+
+def compose(session: Session, employee: Employee, now: dt.datetime, *, since: dt.datetime | None,
+            prefs: preferences.Preferences | None = None, limit: int = 10, lookback_days: int = 7,
+            reminder_after: dt.timedelta = dt.timedelta(hours=48), must_reads_only: bool = False) -> DigestContent:
+    """The digest *employee* should get at *now*.
+
+    Must-reads they have not acknowledged come first (whatever their topic mutes say, until the
+    deadline), then unread posts published since *since* (their last digest) in feed order.
+    Visibility is decided by :func:`intranet.targeting.visible_posts_filter` at *now*, so a post
+    retracted or re-targeted after the digest was planned is left out.
+    """
+    if not employee.active:
+        return DigestContent([], 0, 0)
+    prefs = prefs or preferences.for_employee(session, employee)
+    since = since or now - dt.timedelta(days=lookback_days)
+    group_keys = targeting.group_keys_of(session, employee.id)
+    state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+    query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
+             .where(targeting.visible_posts_filter(employee, group_keys, now))
+             .order_by(Post.published_at.desc(), Post.id.desc()))
+    must, rest = [], []
+    muted = set(prefs.muted_topics)
+    overdue = 0
+    for post, read_at, ack_at in session.execute(query):
+        item = DigestItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
+                          post.ack_deadline)
+        if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
+            must.append(item)
+            if post.published_at <= now - reminder_after:
+                overdue += 1
+        elif not must_reads_only and read_at is None and post.published_at > since and post.topic not in muted:
+            rest.append(item)
+    ordered = must + rest
+    return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
+
+
+# --------------------------------------------------------------------------------------------
+# Enqueueing due slots
+# --------------------------------------------------------------------------------------------
+
+
+def message_id(employee: Employee, digest: Digest, channel: str, domain: str) -> str:
+    """A Message-ID that stays the same on every retry of this slot and channel."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in employee.employee_id)
+    return f"<digest.{safe}.{digest.local_date.isoformat()}.{digest.ordinal}.{channel}@{domain}>"
+
+
+def _second_channel(channels: tuple[str, ...]) -> str | None:
+    for candidate in ("teams", "email"):
+        if candidate not in channels:
+            return candidate
+    return None
+
+
+def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.invalid", limit: int = 2000,
+                reminder_after: dt.timedelta = dt.timedelta(hours=48), teams_enabled: bool = False) -> int:
+    """Turn due digest slots into outbox messages (one per channel); returns how many slots were queued.
+
+    Each slot is claimed by a conditional UPDATE, so concurrent schedulers split the work instead
+    of doubling it. A slot past its expiry is marked expired, a deactivated person's is cancelled.
+    """
+    due = session.execute(select(Digest.id).where(Digest.status == "planned", Digest.due_at <= now)
+                          .order_by(Digest.due_at).limit(limit)).scalars().all()
+    queued = 0
+    for digest_id in due:
+        claimed = session.execute(update(Digest).where(Digest.id == digest_id, Digest.status == "planned")
+                                  .values(status="queued"))
+        if claimed.rowcount != 1:
+            continue
+        digest = session.get(Digest, digest_id)
+        employee = session.get(Employee, digest.employee_pk)
+        if employee is None or not employee.active:
+            digest.status, digest.reason = "cancelled", "employee inactive"
+            continue
+        if now >= digest.expires_at:
+            digest.status, digest.reason = "expired", "enqueued after its expiry"
+            continue
+        prefs = preferences.for_employee(session, employee)
+        if prefs.cadence not in PLANNED_CADENCES:
+            digest.status, digest.reason = "cancelled", f"cadence is now {prefs.cadence}"
+            continue
+        channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
+        content = compose(session, employee, now, since=last_sent_at(session, employee.id), prefs=prefs,
+                          reminder_after=reminder_after)
+        if content.empty:
+            digest.status, digest.reason = "skipped", "nothing new"
+            continue
+        rows = [{"channel": c, "escalation": False} for c in channels]
+        second = _second_channel(tuple(channels))
+        if content.overdue_must_reads and second and (second != "teams" or teams_enabled):
+            rows.append({"channel": second, "escalation": True})
+        values = [{"digest_id": digest.id, "employee_pk": employee.id, "channel": r["channel"],
+                   "escalation": r["escalation"], "status": "pending", "attempts": 0, "next_attempt_at": now,
+                   "expires_at": digest.expires_at, "lease_until": None, "claimed_by": None,
+                   "message_id": message_id(employee, digest, r["channel"], domain), "post_ids": [],
+                   "sent_at": None, "last_error": None, "created_at": now} for r in rows]
+        insert_new(session, _OUTBOX, values, ("digest_id", "channel"), ("id",))
+        queued += 1
+    session.flush()
+    return queued
+
+
+def enqueue_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Scheduled: queue the digests that are due."""
+    from urllib.parse import urlsplit
+
+    domain = urlsplit(config["INTRANET_BASE_URL"]).hostname or "beacon.invalid"
+    return enqueue_due(session, now, domain=domain,
+                       reminder_after=dt.timedelta(hours=config["INTRANET_MUST_READ_REMINDER_HOURS"]),
+                       teams_enabled=bool(config.get("INTRANET_TEAMS_WORKFLOW_URL")))
+
+
+register(Job("digests-refresh-model", refresh_job, dt.timedelta(hours=1), misfire_grace_time=3600, coalesce=True,
+             description="Fold settled reading events into each person's read-time counts."))
+# Planning is idempotent and cheap to repeat: a missed hour is simply caught up once.
+register(Job("digests-plan", plan_job, dt.timedelta(hours=1), misfire_grace_time=3600, coalesce=True,
+             description="Plan everyone's digest slots for the next hours."))
+# Enqueueing every minute; a late run still picks up every due slot (expired ones are marked).
+register(Job("digests-enqueue", enqueue_job, dt.timedelta(minutes=1), misfire_grace_time=300, coalesce=True,
+             description="Queue due digests in the outbox."))
+
+# The outbox registers the send and purge jobs; the scheduler imports only this module.
+from intranet.delivery import outbox as _outbox  # noqa: E402,F401

@@ -1,0 +1,333 @@
+"""The outbox: every digest message is sent once, even with several senders or a crash mid-batch.
+
+A message row moves ``pending -> sending -> sent`` (or ``failed``, ``expired``, ``skipped``).
+
+* **Claiming** is one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
+  on PostgreSQL, so concurrent senders take disjoint rows. SQLAlchemy silently drops the lock
+  clause on SQLite, where a single sender must run (the re-checked WHERE still keeps a stray
+  second one from taking a row twice: SQLite serialises writers).
+* **Leases**: a claimed row carries ``lease_until``; a sender renews it just before sending and
+  skips the row if someone else has taken it over. A sender that dies leaves its rows to be
+  re-claimed once their lease expires, and the re-send uses the same Message-ID (at most one
+  duplicate per crash, in the window between the SMTP server's 250 and our commit).
+* **Retries**: temporary failures (SMTP 4xx, dropped connections, HTTP 429/5xx) go back to
+  ``pending`` with exponential backoff and jitter; permanent ones (SMTP 5xx, HTTP 4xx) are
+  ``failed`` at once. Nothing is sent after the message's expiry (the person's next slot).
+* **Pacing**: a token bucket holds sends to the provider's rate (Exchange Online: 30 a minute
+  per mailbox).
+
+Mail goes out only after the claim is committed, and each result is committed right after its
+send: this module is an edge, like the job runner, and owns those commits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from flask import render_template
+from itsdangerous import URLSafeSerializer
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Session
+
+from intranet import preferences
+from intranet.db import is_postgres
+from intranet.delivery import digests
+from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
+from intranet.delivery.schedule import Job, register
+from intranet.engagement import events
+from intranet.models import Digest, Employee, OutboxMessage
+from intranet.settings import Setting
+from intranet.settings import register as register_settings
+
+logger = logging.getLogger(__name__)
+
+register_settings(
+    Setting("INTRANET_SMTP_HOST", "localhost", "SMTP server for digests (empty: email is not sent)."),
+    Setting("INTRANET_SMTP_PORT", 25, "SMTP port."),
+    Setting("INTRANET_SMTP_USERNAME", "", "SMTP AUTH user (empty: no authentication)."),
+    Setting("INTRANET_SMTP_PASSWORD", "", "SMTP AUTH password (a secret: never logged)."),
+    Setting("INTRANET_SMTP_STARTTLS", False, "Upgrade the SMTP connection with STARTTLS."),
+    Setting("INTRANET_MAIL_FROM", "Beacon <beacon@localhost>", "From: address of digests."),
+    Setting("INTRANET_MAIL_RATE_PER_MINUTE", 30, "Most messages sent per minute per sender (provider limit)."),
+    Setting("INTRANET_OUTBOX_LEASE_SECONDS", 300, "How long a sender owns a claimed message before others may take it."),
+    Setting("INTRANET_OUTBOX_BATCH", 30, "Messages claimed per sender round."),
+    Setting("INTRANET_OUTBOX_RETRY_SECONDS", 60, "First retry delay after a temporary failure (doubles each time)."),
+    Setting("INTRANET_TEAMS_WORKFLOW_URL", "", "Workflows HTTP trigger posting cards to a person's chat (a secret)."),
+)
+
+CLAIMABLE = ("pending", "sending")
+MAX_BACKOFF = dt.timedelta(hours=1)
+
+
+class Channel(Protocol):
+    def deliver(self, digest: RenderedDigest, now: dt.datetime) -> None: ...
+
+
+class Pacer:
+    """A token bucket: at most *rate_per_minute* sends, evenly spaced, with a small burst."""
+
+    def __init__(self, rate_per_minute: float, *, burst: int = 1, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 60.0 / rate_per_minute if rate_per_minute > 0 else 0.0
+        self.burst = max(burst, 1)
+        self.sleep, self.monotonic = sleep, monotonic
+        self.tokens = float(self.burst)
+        self.last = monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until one more send is allowed."""
+        if not self.interval:
+            return
+        with self.lock:
+            now = self.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.last) / self.interval)
+            self.last = now
+            if self.tokens < 1:
+                delay = (1 - self.tokens) * self.interval
+                self.sleep(delay)
+                self.last = self.monotonic()
+                self.tokens = 0.0
+            else:
+                self.tokens -= 1
+
+
+def backoff(attempts: int, base_seconds: float, *, rng: random.Random | None = None) -> dt.timedelta:
+    """Delay before retry number *attempts*: base * 2^(attempts-1), +-20 % jitter, at most an hour."""
+    r = rng or random
+    seconds = min(base_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds())
+    return dt.timedelta(seconds=seconds * r.uniform(0.8, 1.2))
+
+
+def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta,
+          channels: tuple[str, ...] | None = None) -> list[int]:
+    """Claim up to *limit* due messages for *owner* (the caller commits at once); returns their ids."""
+    due = or_(and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+              and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now))
+    candidates = select(OutboxMessage.id).where(due).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
+    if channels is not None:
+        candidates = candidates.where(OutboxMessage.channel.in_(channels))
+    if is_postgres(session):
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (update(OutboxMessage).where(OutboxMessage.id.in_(candidates.scalar_subquery()), due)
+                 .values(status="sending", lease_until=now + lease, claimed_by=owner,
+                         attempts=OutboxMessage.attempts + 1)
+                 .returning(OutboxMessage.id))
+    return sorted(session.execute(statement).scalars().all())
+
+
+def _renew(session: Session, message_pk: int, owner: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Extend *owner*'s lease on one message just before sending; False when it is no longer ours."""
+    renewed = session.execute(update(OutboxMessage).where(
+        OutboxMessage.id == message_pk, OutboxMessage.claimed_by == owner, OutboxMessage.status == "sending")
+        .values(lease_until=now + lease))
+    return renewed.rowcount == 1
+
+
+@dataclasses.dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    skipped: int = 0
+    lost: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(self).items())
+
+
+def unsubscribe_token(secret: str, employee_id: str) -> str:
+    """A signed token that lets one person turn their digest off without signing in (RFC 8058)."""
+    return URLSafeSerializer(secret, salt="beacon-unsubscribe").dumps(employee_id)
+
+
+def render(employee: Employee, message: OutboxMessage, content: digests.DigestContent,
+           prefs: preferences.Preferences, config: dict[str, Any], why: str) -> RenderedDigest:
+    """The digest in every channel's form (needs an app context for the templates)."""
+    from intranet.delivery.channels.teams import adaptive_card
+
+    base = config["INTRANET_BASE_URL"].rstrip("/") + (config.get("INTRANET_URL_PREFIX") or "")
+    items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
+              "must_read": i.must_read, "ack_deadline": i.ack_deadline.strftime("%d %b %Y") if i.ack_deadline else None,
+              "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}"} for i in content.items]
+    must = sum(1 for i in content.items if i.must_read)
+    org = config["INTRANET_ORG_NAME"]
+    subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
+               if must else f"{org}: {len(items)} new post{'s' if len(items) != 1 else ''} for you")
+    if message.escalation:
+        subject = f"Reminder: {subject}"
+    token = unsubscribe_token(str(config["SECRET_KEY"]), employee.employee_id)
+    context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
+               "feed_url": f"{base}/", "preferences_url": f"{base}/preferences",
+               "unsubscribe_url": f"{base}/digest/unsubscribe/{token}", "why": why,
+               "escalation": message.escalation, "compact": prefs.device == "phone"}
+    return RenderedDigest(
+        message_id=message.message_id, recipient_email=employee.email, recipient_name=employee.display_name,
+        subject=subject, html=render_template("intranet/email/digest.html", **context),
+        text=render_template("intranet/email/digest.txt", **context),
+        card=adaptive_card(subject, items, context["feed_url"], content.more),
+        unsubscribe_url=context["unsubscribe_url"], escalation=message.escalation)
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def channels_from_config(config: dict[str, Any]) -> dict[str, Channel]:
+    """The configured channels (email needs INTRANET_SMTP_HOST, Teams its workflow URL)."""
+    from intranet.delivery.channels.in_app import InApp
+
+    out: dict[str, Channel] = {"in_app": InApp()}
+    if config.get("INTRANET_SMTP_HOST"):
+        from intranet.delivery.channels.email import SmtpMailer
+
+        out["email"] = SmtpMailer(config["INTRANET_SMTP_HOST"], int(config["INTRANET_SMTP_PORT"]),
+                                  username=config.get("INTRANET_SMTP_USERNAME") or None,
+                                  password=config.get("INTRANET_SMTP_PASSWORD") or None,
+                                  starttls=bool(config.get("INTRANET_SMTP_STARTTLS")),
+                                  sender=config["INTRANET_MAIL_FROM"])
+    if config.get("INTRANET_TEAMS_WORKFLOW_URL"):
+        from intranet.delivery.channels.teams import TeamsWorkflow
+
+        out["teams"] = TeamsWorkflow(config["INTRANET_TEAMS_WORKFLOW_URL"])
+    return out
+
+
+def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[str, Any], *,
+             channels: dict[str, Channel], owner: str | None = None, pacer: Pacer | None = None,
+             limit: int | None = None, rng: random.Random | None = None) -> SendReport:
+    """Claim a batch of due messages and send them, committing the claim and then each result.
+
+    :param clock: the current time (read again before each send, since pacing takes time).
+    :param channels: channel name -> deliverer; messages of channels not given are left alone.
+    """
+    owner = owner or default_owner()
+    lease = dt.timedelta(seconds=config["INTRANET_OUTBOX_LEASE_SECONDS"])
+    pacer = pacer or Pacer(config["INTRANET_MAIL_RATE_PER_MINUTE"])
+    report = SendReport()
+    ids = claim(session, clock(), owner, limit=limit or config["INTRANET_OUTBOX_BATCH"], lease=lease,
+                channels=tuple(channels))
+    session.commit()
+    for message_pk in ids:
+        now = clock()
+        message = session.get(OutboxMessage, message_pk, populate_existing=True)
+        if message is None or message.claimed_by != owner or message.status != "sending":
+            report.lost += 1
+            continue
+        if now >= message.expires_at:
+            _finish(session, message, "expired", "expired before it could be sent")
+            report.expired += 1
+            continue
+        employee = session.get(Employee, message.employee_pk)
+        digest = session.get(Digest, message.digest_id)
+        if employee is None or not employee.active or digest is None:
+            _finish(session, message, "skipped", "employee inactive")
+            report.skipped += 1
+            continue
+        prefs = preferences.for_employee(session, employee)
+        content = digests.compose(
+            session, employee, now, since=digests.last_sent_at(session, employee.id, before_digest=digest.id),
+            prefs=prefs, limit=config["INTRANET_DIGEST_MAX_ITEMS"],
+            lookback_days=config["INTRANET_DIGEST_LOOKBACK_DAYS"],
+            reminder_after=dt.timedelta(hours=config["INTRANET_MUST_READ_REMINDER_HOURS"]),
+            must_reads_only=message.escalation)
+        if content.empty:
+            _finish(session, message, "skipped", "nothing to send any more")
+            report.skipped += 1
+            continue
+        why = _why(digest)
+        rendered = render(employee, message, content, prefs, config, why)
+        if message.channel != "in_app":
+            pacer.wait()
+            now = clock()
+        if not _renew(session, message.id, owner, now, lease):
+            session.rollback()
+            report.lost += 1
+            continue
+        session.commit()
+        try:
+            channels[message.channel].deliver(rendered, now)
+        except TemporaryFailure as exc:
+            delay = backoff(message.attempts, config["INTRANET_OUTBOX_RETRY_SECONDS"], rng=rng)
+            if exc.retry_after:
+                delay = max(delay, dt.timedelta(seconds=exc.retry_after))
+            if now + delay >= message.expires_at:
+                _finish(session, message, "expired", f"gave up before the next digest: {exc.reason}")
+                report.expired += 1
+            else:
+                message.status, message.next_attempt_at = "pending", now + delay
+                message.lease_until, message.last_error = None, exc.reason[:1000]
+                session.add(message)
+                session.commit()
+                report.retried += 1
+            logger.warning("Digest message %s (%s) failed temporarily: %s", message.id, message.channel, exc.reason)
+            continue
+        except PermanentFailure as exc:
+            _finish(session, message, "failed", exc.reason)
+            report.failed += 1
+            logger.error("Digest message %s (%s) failed permanently: %s", message.id, message.channel, exc.reason)
+            continue
+        message.status, message.sent_at, message.lease_until = "sent", now, None
+        message.post_ids, message.last_error = content.post_ids, None
+        session.add(message)
+        events.record(session, employee, "digest_sent", at=now, client_id=f"outbox-{message.id}",
+                      delivery_id=message.id, channel=message.channel, org_timezone=config["INTRANET_ORG_TIMEZONE"])
+        session.commit()
+        report.sent += 1
+    return report
+
+
+def _why(digest: Digest) -> str:
+    if digest.basis == "personal":
+        return f"Sent at {digest.local_hour:02d}:00, when you usually read."
+    if digest.basis == "peers":
+        return f"Sent at {digest.local_hour:02d}:00, when colleagues in your team usually read."
+    return f"Sent at {digest.local_hour:02d}:00 your time."
+
+
+def _finish(session: Session, message: OutboxMessage, status: str, reason: str) -> None:
+    message.status, message.lease_until, message.last_error = status, None, reason[:1000]
+    session.add(message)
+    session.commit()
+
+
+def send_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> str:
+    """Scheduled: send one paced batch of due outbox messages on every configured channel."""
+    from flask import current_app
+
+    channels = channels_from_config(config)
+    clock = current_app.extensions["intranet"].clock
+    try:
+        report = send_due(session, clock, config, channels=channels)
+    finally:
+        mailer = channels.get("email")
+        if mailer is not None and hasattr(mailer, "close"):
+            mailer.close()
+    return str(report)
+
+
+def purge_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Scheduled: forget finished outbox rows and past digest slots after 30 days (bodies are never stored)."""
+    from sqlalchemy import delete
+
+    cutoff = now - dt.timedelta(days=30)
+    result = session.execute(delete(Digest).where(Digest.due_at < cutoff))
+    return result.rowcount or 0
+
+
+# Sending runs every minute; coalesced, so a backlog after downtime is one catch-up run, and its
+# grace time is short: expired messages are marked by the sender itself, never sent late.
+register(Job("digests-send", send_job, dt.timedelta(minutes=1), misfire_grace_time=120, coalesce=True,
+             description="Send due digest messages (paced to the provider's rate)."))
+register(Job("digests-purge", purge_job, dt.timedelta(hours=24), misfire_grace_time=6 * 3600, coalesce=True,
+             description="Forget digest slots and outbox rows older than 30 days."))

@@ -1,0 +1,391 @@
+"""Reading events: the batch ingest behind ``POST /api/v1/events`` and the historical CSV import.
+
+The ingest path is built for volume: one pass of validation in Python, one query for the posts
+the batch mentions (through the targeting rule, so an event about a post the person may not see
+is refused exactly like one about a post that does not exist), and one multi-row
+``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for the rest. The unique key (employee,
+client event id) makes retries and re-imports harmless: a duplicate is counted, never stored twice.
+
+Every event is stored in UTC and with the reader's local hour and weekday (in their own time
+zone at that instant), which is what the read-time model and the charts group by.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Table, select
+from sqlmodel import Session
+
+from intranet import targeting
+from intranet.errors import InvalidInput
+from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
+from intranet.settings import Setting, register
+
+register(
+    Setting("INTRANET_EVENTS_MAX_BATCH", 500, "Most events accepted in one POST /api/v1/events batch."),
+    Setting("INTRANET_EVENTS_MAX_AGE_HOURS", 72, "Client events older than this are refused (offline queues flush sooner)."),
+    Setting("INTRANET_EVENTS_MAX_SKEW_SECONDS", 300, "Client events further than this in the future are refused."),
+)
+
+#: Kinds a browser may report; the others are recorded by the server (or imported).
+CLIENT_KINDS = frozenset({"impression", "open", "read", "session", "digest_open", "digest_click"})
+#: Kinds about one post (the others are about the person: a session, a digest).
+POST_KINDS = frozenset({"impression", "open", "read", "digest_click", "acknowledge"})
+#: A click this soon after its digest was delivered, with no page view after it, is a mail scanner.
+SCANNER_WINDOW = dt.timedelta(seconds=60)
+#: How long after a click a page view (open or read) must follow for the click to be a person's.
+PAGE_VIEW_WINDOW = dt.timedelta(minutes=10)
+MAX_DWELL_MS = 24 * 3600 * 1000
+_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_TABLE: Table = EngagementEvent.__table__  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+
+
+def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str],
+               returning: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Insert *rows* in one statement, skipping those that clash on the unique columns *conflict*.
+
+    SQLite (3.35+) and PostgreSQL both support ``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
+    through SQLAlchemy's dialect-specific ``insert``. Returns the *returning* columns of the rows
+    actually inserted.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = (insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=list(conflict))
+                 .returning(*(table.c[name] for name in returning)))
+    return [tuple(r) for r in session.execute(statement).all()]
+
+
+_BOT = re.compile(r"bot|crawl|spider|slurp|preview|scanner|safelinks|proofpoint|mimecast|barracuda|python-|curl/",
+                  re.IGNORECASE)
+_TABLET = re.compile(r"ipad|tablet|kindle|silk/|(android(?!.*mobile))", re.IGNORECASE)
+_PHONE = re.compile(r"mobi|iphone|ipod|android|windows phone|teams/.*mobile", re.IGNORECASE)
+
+
+def device_class(user_agent: str | None) -> str | None:
+    """``phone``, ``tablet``, ``desktop`` or ``bot`` from a User-Agent (None when there is none).
+
+    Derived on the server: the client's own claim is never trusted for this.
+    """
+    if not user_agent:
+        return None
+    if _BOT.search(user_agent):
+        return "bot"
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _PHONE.search(user_agent):
+        return "phone"
+    return "desktop"
+
+
+_ZONES: dict[str, ZoneInfo] = {}
+
+
+def zone_of(name: str | None, fallback: str = "UTC") -> ZoneInfo:
+    """The ZoneInfo for *name*, or *fallback* when the name is missing or unknown (cached)."""
+    key = name or fallback
+    zone = _ZONES.get(key)
+    if zone is None:
+        try:
+            zone = ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo(fallback)
+        _ZONES[key] = zone
+    return zone
+
+
+def local_hour_weekday(at: dt.datetime, zone: ZoneInfo) -> tuple[int, int]:
+    """The local hour (0-23) and weekday (Monday = 0) of the instant *at* in *zone*."""
+    local = at.astimezone(zone)
+    return local.hour, local.weekday()
+
+
+def parse_instant(raw: Any) -> dt.datetime:
+    """An aware datetime from ISO 8601 text with an offset (``Z`` allowed).
+
+    :raise ValueError: when the text is not ISO 8601 or has no offset.
+    """
+    if isinstance(raw, dt.datetime):
+        value = raw
+    elif isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        value = dt.datetime.fromisoformat(text)
+    else:
+        raise ValueError("expected an ISO 8601 timestamp")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the timestamp needs a UTC offset, e.g. 2026-11-24T09:00:00+01:00")
+    return value.astimezone(dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# The API batch
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def _optional_int(value: Any, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError
+    return value
+
+
+def _optional_name(value: Any, allowed: Iterable[str] | None = None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 16 or (allowed is not None and value not in allowed):
+        raise ValueError
+    return value
+
+
+def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetime, user_agent: str | None = None,
+           org_timezone: str = "UTC", max_batch: int = 500, max_age: dt.timedelta = dt.timedelta(hours=72),
+           max_skew: dt.timedelta = dt.timedelta(minutes=5)) -> IngestResult:
+    """Store a batch of *employee*'s client events; answer what was accepted, duplicated or rejected.
+
+    Each rejected event comes back as ``{"id", "code"}`` with code ``invalid`` (malformed),
+    ``not_found`` (the post does not exist or the person may not see it: the same answer for both),
+    or ``out_of_range`` (timestamp too far in the past or future). Valid events in the same batch
+    are stored regardless.
+
+    :raise InvalidInput: when *events* is not a list, or is longer than *max_batch*.
+    """
+    if not isinstance(events, list):
+        raise InvalidInput('Send {"events": [...]}.', details={"field": "events"})
+    if len(events) > max_batch:
+        raise InvalidInput(f"At most {max_batch} events per batch; send the rest in another request.",
+                           details={"field": "events", "max": max_batch})
+    result = IngestResult()
+    zone = zone_of(employee.timezone, org_timezone)
+    device = device_class(user_agent)
+    earliest, latest = now - max_age, now + max_skew
+    seen: set[str] = set()
+    pending: list[dict[str, Any]] = []
+    for raw in events:
+        event_id = raw.get("id") if isinstance(raw, dict) else None
+        shown_id = event_id if isinstance(event_id, str) else str(event_id)
+        try:
+            if not isinstance(event_id, str) or not _ID.match(event_id):
+                raise ValueError
+            kind = raw.get("kind")
+            if kind not in CLIENT_KINDS:
+                raise ValueError
+            post_id = raw.get("post_id")
+            if kind in POST_KINDS:
+                if isinstance(post_id, bool) or not isinstance(post_id, int) or post_id < 1:
+                    raise ValueError
+            elif post_id is not None:
+                raise ValueError
+            occurred = parse_instant(raw.get("occurred_at"))
+            row = {"employee_pk": employee.id, "client_id": event_id, "kind": kind, "post_id": post_id,
+                   "occurred_at": occurred, "received_at": now,
+                   "dwell_ms": _optional_int(raw.get("dwell_ms"), 0, MAX_DWELL_MS),
+                   "delivery_id": _optional_int(raw.get("delivery_id"), 1, 2**31 - 1),
+                   "channel": _optional_name(raw.get("channel"), CHANNELS),
+                   "surface": _optional_name(raw.get("surface")),
+                   "position": _optional_int(raw.get("position"), 0, 10_000),
+                   "device": device, "source": "client"}
+        except (ValueError, TypeError, AttributeError):
+            result.rejected.append({"id": shown_id, "code": "invalid"})
+            continue
+        if not earliest <= occurred <= latest:
+            result.rejected.append({"id": event_id, "code": "out_of_range"})
+            continue
+        if event_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(event_id)
+        row["local_hour"], row["local_weekday"] = local_hour_weekday(occurred, zone)
+        pending.append(row)
+
+    post_ids = {row["post_id"] for row in pending if row["post_id"] is not None}
+    if post_ids:
+        visible = set(session.execute(select(Post.id).where(
+            Post.id.in_(sorted(post_ids)),
+            targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now),
+        )).scalars())
+        kept = []
+        for row in pending:
+            if row["post_id"] is not None and row["post_id"] not in visible:
+                result.rejected.append({"id": row["client_id"], "code": "not_found"})
+            else:
+                kept.append(row)
+        pending = kept
+
+    inserted = insert_new(session, _TABLE, pending, ("employee_pk", "client_id"), ("id",))
+    result.accepted = len(inserted)
+    result.duplicates += len(pending) - len(inserted)
+    return result
+
+
+def record(session: Session, employee: Employee, kind: str, *, at: dt.datetime, client_id: str,
+           post_id: int | None = None, delivery_id: int | None = None, channel: str | None = None,
+           org_timezone: str = "UTC") -> bool:
+    """Record one server-side event (a digest sent, an acknowledgement); False if already recorded."""
+    hour, weekday = local_hour_weekday(at, zone_of(employee.timezone, org_timezone))
+    row = {"employee_pk": employee.id, "client_id": client_id, "kind": kind, "post_id": post_id,
+           "occurred_at": at, "received_at": at, "local_hour": hour, "local_weekday": weekday,
+           "dwell_ms": None, "delivery_id": delivery_id, "channel": channel, "surface": None,
+           "position": None, "device": None, "source": "server"}
+    return bool(insert_new(session, _TABLE, [row], ("employee_pk", "client_id"), ("id",)))
+
+
+# --------------------------------------------------------------------------------------------
+# Mail scanners
+# --------------------------------------------------------------------------------------------
+
+
+def is_scanner_click(click_at: dt.datetime, delivered_at: dt.datetime | None,
+                     page_views: Iterable[dt.datetime]) -> bool:
+    """Whether a digest click looks like a mail scanner rather than a person.
+
+    A click within :data:`SCANNER_WINDOW` of the delivery with no page view (an ``open`` or
+    ``read``) within :data:`PAGE_VIEW_WINDOW` after it does not count as a read.
+    """
+    if delivered_at is None or click_at - delivered_at > SCANNER_WINDOW or click_at < delivered_at:
+        return False
+    return not any(click_at <= v <= click_at + PAGE_VIEW_WINDOW for v in page_views)
+
+
+# --------------------------------------------------------------------------------------------
+# The historical CSV import
+# --------------------------------------------------------------------------------------------
+
+CSV_HEADER = ("employee_id", "post_id", "kind", "occurred_at", "dwell_ms")
+IMPORT_CHUNK = 1000
+
+
+@dataclasses.dataclass
+class ImportResult:
+    rows: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    errors: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+
+
+def import_client_id(employee_id: str, post_id: int | None, kind: str, occurred: dt.datetime,
+                     dwell_ms: int | None) -> str:
+    """A stable event id for an imported row: the same row (same instant, any offset) gives the same id."""
+    key = f"{employee_id}\x1f{post_id or ''}\x1f{kind}\x1f{occurred.isoformat()}\x1f{'' if dwell_ms is None else dwell_ms}"
+    return "csv-" + hashlib.blake2b(key.encode(), digest_size=20).hexdigest()
+
+
+def _parse_row(line: int, row: dict[str, str], now: dt.datetime) -> tuple[str, int | None, str, dt.datetime, int | None]:
+    employee_id = (row.get("employee_id") or "").strip()
+    if not employee_id:
+        raise ValueError("employee_id is empty")
+    kind = (row.get("kind") or "").strip()
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown kind {kind!r} (use one of: {', '.join(EVENT_KINDS)})")
+    raw_post = (row.get("post_id") or "").strip()
+    if kind in POST_KINDS:
+        if not raw_post.isdigit():
+            raise ValueError(f"kind {kind} needs a numeric post_id")
+        post_id: int | None = int(raw_post)
+    elif raw_post:
+        raise ValueError(f"kind {kind} takes no post_id")
+    else:
+        post_id = None
+    try:
+        occurred = parse_instant(row.get("occurred_at"))
+    except ValueError as exc:
+        raise ValueError(f"occurred_at: {exc}") from None
+    if occurred > now + dt.timedelta(minutes=5):
+        raise ValueError("occurred_at is in the future")
+    raw_dwell = (row.get("dwell_ms") or "").strip()
+    dwell = None
+    if raw_dwell:
+        if not raw_dwell.isdigit() or int(raw_dwell) > MAX_DWELL_MS:
+            raise ValueError("dwell_ms must be a whole number of milliseconds (at most one day)")
+        dwell = int(raw_dwell)
+    return employee_id, post_id, kind, occurred, dwell
+
+
+def import_csv(session: Session, lines: Iterable[str], *, now: dt.datetime, org_timezone: str = "UTC",
+               progress: Callable[[int], None] | None = None) -> ImportResult:
+    """Import historical engagement from CSV (header ``employee_id,post_id,kind,occurred_at,dwell_ms``).
+
+    Valid rows load even when others are wrong; each wrong row is reported with its line number
+    (unknown employees and posts included). Re-importing the same file changes nothing: every
+    row's event id is derived from its content.
+
+    :raise InvalidInput: when the header is missing or lacks a required column.
+    """
+    reader = csv.DictReader(lines)
+    missing = [c for c in CSV_HEADER if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidInput(f"The CSV header must be {','.join(CSV_HEADER)}; missing: {', '.join(missing)}.")
+    result = ImportResult()
+    for chunk in _chunks(reader, IMPORT_CHUNK):
+        parsed: list[tuple[int, tuple[str, int | None, str, dt.datetime, int | None]]] = []
+        for line, row in chunk:
+            result.rows += 1
+            try:
+                parsed.append((line, _parse_row(line, row, now)))
+            except ValueError as exc:
+                result.errors.append((line, str(exc)))
+        people = {e.employee_id: e for e in session.execute(select(Employee).where(
+            Employee.employee_id.in_(sorted({p[0] for _, p in parsed})))).scalars()}
+        posts = set(session.execute(select(Post.id).where(
+            Post.id.in_(sorted({p[1] for _, p in parsed if p[1] is not None})))).scalars())
+        rows = []
+        for line, (employee_id, post_id, kind, occurred, dwell) in parsed:
+            employee = people.get(employee_id)
+            if employee is None:
+                result.errors.append((line, f"unknown employee {employee_id!r}"))
+                continue
+            if post_id is not None and post_id not in posts:
+                result.errors.append((line, f"unknown post {post_id}"))
+                continue
+            hour, weekday = local_hour_weekday(occurred, zone_of(employee.timezone, org_timezone))
+            rows.append({"employee_pk": employee.id,
+                         "client_id": import_client_id(employee_id, post_id, kind, occurred, dwell),
+                         "kind": kind, "post_id": post_id, "occurred_at": occurred, "received_at": now,
+                         "local_hour": hour, "local_weekday": weekday, "dwell_ms": dwell, "delivery_id": None,
+                         "channel": None, "surface": None, "position": None, "device": None, "source": "import"})
+        unique = list({(r["employee_pk"], r["client_id"]): r for r in rows}.values())
+        inserted = insert_new(session, _TABLE, unique, ("employee_pk", "client_id"), ("id",))
+        result.loaded += len(inserted)
+        result.duplicates += len(rows) - len(inserted)
+        if progress:
+            progress(len(chunk))
+    result.errors.sort()
+    return result
+
+
+def _chunks(reader: csv.DictReader, size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    chunk: list[tuple[int, dict[str, str]]] = []
+    for row in reader:
+        chunk.append((reader.line_num, row))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

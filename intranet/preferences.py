@@ -1,0 +1,248 @@
+"""Digest preferences: what each person chose, on top of the organisation's defaults.
+
+A person's row stores only what they changed (NULL = "the organisation's default"), so when a
+comms manager changes a default it reaches everyone who never chose otherwise. Input is parsed
+with models that forbid unknown fields: a client cannot slip ``employee_pk`` or a role into a
+preferences update.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlmodel import Session, select
+
+from intranet.errors import InvalidInput
+from intranet.models import CADENCES, CHANNELS, Employee, OrgPreference, Preference
+
+Cadence = Literal["off", "as_it_happens", "daily", "twice_daily", "weekly"]
+Channel = Literal["email", "teams", "in_app"]
+Device = Literal["phone", "computer", "either"]
+FIELDS = ("cadence", "weekly_day", "channels", "quiet_start", "quiet_end", "working_days", "followed_topics",
+          "muted_topics", "learned_timing", "device", "open_tracking")
+#: Beacon's defaults (the organisation may change them): once a day, Monday to Friday, email and
+#: in-app, quiet hours 20:00-07:00 local, learned timing on.
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "cadence": "daily", "weekly_day": 0, "channels": ["email", "in_app"], "quiet_start": 20, "quiet_end": 7,
+    "working_days": [0, 1, 2, 3, 4], "followed_topics": [], "muted_topics": [], "learned_timing": True,
+    "device": "either", "open_tracking": True,
+}
+#: What people may not change for everyone (their own topics are personal).
+ORG_FIELDS = ("cadence", "weekly_day", "channels", "quiet_start", "quiet_end", "working_days", "learned_timing",
+              "open_tracking")
+assert set(CADENCES) == set(Cadence.__args__) and set(CHANNELS) == set(Channel.__args__)  # type: ignore[attr-defined]
+
+
+def _unique_sorted(values: list[Any]) -> list[Any]:
+    return sorted(set(values))
+
+
+def _check_days(value: list[int] | None) -> list[int] | None:
+    if value is None:
+        return None
+    if not value or any(d < 0 or d > 6 for d in value):
+        raise ValueError("working days are weekday numbers 0 (Monday) to 6 (Sunday), at least one")
+    return _unique_sorted(value)
+
+
+def _check_channels(value: list[str] | None) -> list[str] | None:
+    return None if value is None else [c for c in CHANNELS if c in value]
+
+
+class PreferencesIn(BaseModel):
+    """A change to one person's preferences: fields left out stay, ``null`` restores the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: Cadence | None = None
+    weekly_day: int | None = Field(default=None, ge=0, le=6)
+    channels: list[Channel] | None = None
+    quiet_start: int | None = Field(default=None, ge=0, le=23)
+    quiet_end: int | None = Field(default=None, ge=0, le=23)
+    working_days: list[int] | None = None
+    followed_topics: list[str] | None = Field(default=None, max_length=100)
+    muted_topics: list[str] | None = Field(default=None, max_length=100)
+    learned_timing: bool | None = None
+    device: Device | None = None
+    open_tracking: bool | None = None
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, value: list[int] | None) -> list[int] | None:
+        return _check_days(value)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[str] | None) -> list[str] | None:
+        return _check_channels(value)
+
+    @field_validator("followed_topics", "muted_topics")
+    @classmethod
+    def _topics(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [t.strip()[:64] for t in value if t and t.strip()]
+        return _unique_sorted(cleaned)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PreferencesIn:
+        followed, muted = set(self.followed_topics or ()), set(self.muted_topics or ())
+        if followed & muted:
+            raise ValueError(f"a topic cannot be both followed and muted: {', '.join(sorted(followed & muted))}")
+        return self
+
+
+class OrgDefaultsIn(BaseModel):
+    """A change to the organisation's defaults (comms managers only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: Cadence | None = None
+    weekly_day: int | None = Field(default=None, ge=0, le=6)
+    channels: list[Channel] | None = None
+    quiet_start: int | None = Field(default=None, ge=0, le=23)
+    quiet_end: int | None = Field(default=None, ge=0, le=23)
+    working_days: list[int] | None = None
+    learned_timing: bool | None = None
+    open_tracking: bool | None = None
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, value: list[int] | None) -> list[int] | None:
+        return _check_days(value)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[str] | None) -> list[str] | None:
+        return _check_channels(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preferences:
+    """One person's effective preferences (their choices over the organisation's defaults)."""
+
+    cadence: str
+    weekly_day: int
+    channels: tuple[str, ...]
+    quiet_start: int
+    quiet_end: int
+    working_days: tuple[int, ...]
+    followed_topics: tuple[str, ...]
+    muted_topics: tuple[str, ...]
+    learned_timing: bool
+    device: str
+    open_tracking: bool
+    #: The fields the person set themselves (the rest follow the organisation).
+    chosen: frozenset[str] = frozenset()
+
+    def is_quiet(self, local_hour: int) -> bool:
+        """Whether *local_hour* falls in the quiet hours (which may wrap midnight)."""
+        start, end = self.quiet_start, self.quiet_end
+        if start == end:
+            return False
+        if start < end:
+            return start <= local_hour < end
+        return local_hour >= start or local_hour < end
+
+    def to_json(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in FIELDS}
+        for name in ("channels", "working_days", "followed_topics", "muted_topics"):
+            data[name] = list(data[name])
+        data["chosen"] = sorted(self.chosen)
+        return data
+
+
+def org_defaults(session: Session) -> dict[str, Any]:
+    """The organisation's defaults: Beacon's, overridden by what comms managers set."""
+    row = session.get(OrgPreference, 1)
+    return {**BUILTIN_DEFAULTS, **({k: v for k, v in row.values.items() if k in ORG_FIELDS} if row else {})}
+
+
+def _effective(row: Preference | None, defaults: dict[str, Any]) -> Preferences:
+    values = dict(defaults)
+    chosen = set()
+    if row is not None:
+        for name in FIELDS:
+            value = getattr(row, name)
+            if value is not None:
+                values[name] = value
+                chosen.add(name)
+    return Preferences(cadence=values["cadence"], weekly_day=int(values["weekly_day"]),
+                       channels=tuple(values["channels"]), quiet_start=int(values["quiet_start"]),
+                       quiet_end=int(values["quiet_end"]), working_days=tuple(values["working_days"]),
+                       followed_topics=tuple(values["followed_topics"]), muted_topics=tuple(values["muted_topics"]),
+                       learned_timing=bool(values["learned_timing"]), device=values["device"],
+                       open_tracking=bool(values["open_tracking"]), chosen=frozenset(chosen))
+
+
+def for_employee(session: Session, employee: Employee) -> Preferences:
+    """*employee*'s effective preferences."""
+    return _effective(session.get(Preference, employee.id), org_defaults(session))
+
+
+def for_employees(session: Session, employee_pks: Iterable[int]) -> dict[int, Preferences]:
+    """Effective preferences of many people in two queries (people without a row get the defaults)."""
+    defaults = org_defaults(session)
+    pks = list(employee_pks)
+    rows: dict[int, Preference] = {}
+    for start in range(0, len(pks), 5000):
+        part = pks[start:start + 5000]
+        rows.update((r.employee_pk, r) for r in session.exec(select(Preference).where(Preference.employee_pk.in_(part))))
+    base = _effective(None, defaults)
+    return {pk: (_effective(rows[pk], defaults) if pk in rows else base) for pk in pks}
+
+
+def parse(data: Any, model: type[BaseModel] = PreferencesIn) -> BaseModel:
+    """Validate a preferences document as sent by a client.
+
+    :raise InvalidInput: naming each wrong or unknown field.
+    """
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object of preferences.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidInput("Invalid preferences: " + "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details),
+                           details=details) from None
+
+
+def update(session: Session, employee: Employee, change: PreferencesIn, *, now: dt.datetime) -> Preferences:
+    """Apply *change* to *employee*'s preferences (only the fields it sets) and return the result."""
+    row = session.get(Preference, employee.id) or Preference(employee_pk=employee.id)
+    for name in change.model_fields_set:
+        setattr(row, name, getattr(change, name))
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    return _effective(row, org_defaults(session))
+
+
+def set_org_defaults(session: Session, change: OrgDefaultsIn, *, by: Employee, now: dt.datetime) -> dict[str, Any]:
+    """Change the organisation's defaults (the caller checked the comms role); ``null`` restores Beacon's."""
+    row = session.get(OrgPreference, 1) or OrgPreference(id=1, values={})
+    values = dict(row.values)
+    for name in change.model_fields_set:
+        value = getattr(change, name)
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
+    row.values = values
+    row.updated_at = now
+    row.updated_by_pk = by.id
+    session.add(row)
+    session.flush()
+    return org_defaults(session)
+
+
+def delivery_window(prefs: Preferences) -> Any:
+    """The planner's :class:`intranet.delivery.timing.DeliveryWindow` for *prefs*."""
+    from intranet.delivery import timing
+
+    return timing.DeliveryWindow(cadence=timing.Cadence(prefs.cadence), weekly_day=prefs.weekly_day,
+                                 quiet_start=prefs.quiet_start, quiet_end=prefs.quiet_end,
+                                 working_days=tuple(prefs.working_days), learned_timing=prefs.learned_timing)
