@@ -189,8 +189,8 @@ class Planner:
         (or ``{"@removed": reason}``); in a full round, stored users it lacks are swept (soft)."""
         plan = Plan(source="graph", mode="full" if full else "delta")
         plan.counts["seen"] = len(staged)
-        open_keys = [q for (q,) in self.session.exec(
-            select(Quarantine.source_key).where(Quarantine.source == "graph", Quarantine.blocking.is_(True)))]
+        open_keys = list(self.session.exec(
+            select(Quarantine.source_key).where(Quarantine.source == "graph", Quarantine.blocking.is_(True))))
         ids = list(dict.fromkeys([*staged, *open_keys]))
         stored: dict[str, Any] = {}
         query = select(EntraUser.id, EntraUser.props, EntraUser.included, EntraUser.removed, EntraUser.employee_pk)
@@ -528,8 +528,7 @@ class Planner:
         known = set(creates) | {s.employee_id for s in subjects}
         unknown = [e for e in wanted if e not in known]
         for chunk in _chunks(unknown):
-            known.update(e for (e,) in self.session.exec(select(Employee.employee_id)
-                                                         .where(Employee.employee_id.in_(chunk))))
+            known.update(self.session.exec(select(Employee.employee_id).where(Employee.employee_id.in_(chunk))))
         result: dict[str, str | None] = {}
         for s in subjects:
             candidates = s.merged.manager_candidates  # type: ignore[union-attr]
