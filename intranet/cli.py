@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from intranet import demo, migrate, people
 from intranet.delivery.commands import digests_group, events_group
+from intranet.directory.commands import sync_command as directory_sync_command
 from intranet.errors import IntranetError
 
 intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
@@ -22,6 +23,7 @@ intranet_group.add_command(roles_group)
 intranet_group.add_command(demo_group)
 intranet_group.add_command(events_group)
 intranet_group.add_command(digests_group)
+directory_group.add_command(directory_sync_command)
 
 
 def _state():  # type: ignore[no-untyped-def]

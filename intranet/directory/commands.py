@@ -1,0 +1,71 @@
+"""``flask intranet directory sync [--full] [--source graph|hr FILE]``: run a directory sync now."""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+
+class _Progress:
+    """A click progress bar that learns its length once the source knows it (Graph does not, HR does)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int | None, label: str) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.command("sync")
+@click.option("--full", is_flag=True, help="Graph: a full resync with mark-and-sweep instead of an incremental round.")
+@click.option("--source", type=click.Choice(["graph", "hr"]), default="graph", show_default=True)
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", help="HR column mapping (a name in config/hr_mappings/ or a path); default from config.")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="HR: the export date (default: the date in the file name).")
+@with_appcontext
+def sync_command(full: bool, source: str, file: Path | None, mapping: str | None, as_of: dt.datetime | None) -> None:
+    """Sync employees from Entra ID (Graph) or import an HR export FILE."""
+    from intranet.directory.sync import AlreadyRunning, DirectorySync
+    from intranet.errors import ConfigurationError
+
+    state = current_app.extensions["intranet"]
+    progress = _Progress()
+    sync = DirectorySync(state.engine, current_app.config, clock=state.clock, progress=progress)
+    if source == "hr" and file is None:
+        raise click.UsageError("--source hr needs the FILE to import.")
+    if source == "graph" and file is not None:
+        raise click.UsageError("FILE is only for --source hr.")
+    try:
+        if source == "graph":
+            outcome = sync.run_graph(full=full, trigger="cli")
+        else:
+            assert file is not None
+            when = as_of.replace(tzinfo=dt.timezone.utc) if as_of else None
+            outcome = sync.run_hr(file.read_bytes(), file_name=file.name, mapping=mapping, as_of=when,
+                                  trigger="cli")
+    except (AlreadyRunning, ConfigurationError) as exc:
+        progress.close()
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(2)
+    progress.close()
+    colour = {"succeeded": "green", "held": "yellow"}.get(outcome.status, "red")
+    click.secho(f"Run {outcome.run_id} {outcome.status}: {outcome.message}", fg=colour)
+    if outcome.status == "held":
+        click.echo("An admin must approve or reject it on the directory admin page.")
+    if outcome.status == "failed":
+        sys.exit(1)
