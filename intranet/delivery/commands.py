@@ -15,6 +15,10 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlmodel import Session
 
+# Imported here (and so at init_app, through intranet.cli) so their INTRANET_* settings are
+# registered before the extension applies the defaults.
+from intranet.delivery import digests, outbox  # noqa: F401
+from intranet.engagement import events  # noqa: F401
 from intranet.errors import IntranetError
 
 events_group = AppGroup("events", help="Reading events: import history.")
@@ -37,8 +41,6 @@ def events_import(path: Path) -> None:
     Safe to re-run: rows already imported are counted as duplicates. Rows naming unknown
     employees or posts are reported with their line numbers; the valid rows still load.
     """
-    from intranet.engagement import events
-
     with _session() as session, path.open(encoding="utf-8-sig", newline="") as fh:
         rows = max(sum(1 for _ in fh) - 1, 0)
         fh.seek(0)
@@ -76,8 +78,6 @@ def _instant(value: str | None) -> dt.datetime:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 def digests_plan(at: str | None, as_json: bool) -> None:
     """Show every active employee's digest sends over the next 7 days (read-only)."""
-    from intranet.delivery import digests
-
     when = _instant(at)
     with _session() as session:
         with click.progressbar(length=3, label="Planning", file=sys.stderr) as bar:
@@ -97,8 +97,6 @@ def digests_plan(at: str | None, as_json: bool) -> None:
 @digests_group.command("run")
 def digests_run() -> None:
     """Run one round of the digest jobs now: refresh the model, plan, queue due digests, send."""
-    from intranet.delivery import digests, outbox
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     for name, job in (("refresh", digests.refresh_job), ("plan", digests.plan_job), ("enqueue", digests.enqueue_job),
                       ("send", outbox.send_job)):

@@ -37,6 +37,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("intranet_feed.index", "My feed"),
     NavItem("intranet_groups.index", "Groups"),
+    NavItem("intranet_delivery.preferences_page", "Digest"),
 )
 
 
@@ -60,5 +61,6 @@ def init_app(app: Flask) -> None:
     for module_name, is_api in BLUEPRINTS:
         bp = importlib.import_module(module_name).bp
         app.register_blueprint(bp, url_prefix=f"{prefix}/api/v1" if is_api else (prefix or None))
+    importlib.import_module("intranet.web.delivery").init_app(app, prefix or None)  # two blueprints, CSRF exemptions
     app.context_processor(_nav_context)
     errors.init_app(app)

@@ -1,0 +1,212 @@
+"""Reading events, preferences and digests on the web: the API and the preferences page.
+
+``POST /api/v1/events`` is exempt from the CSRF middleware because ``navigator.sendBeacon``
+cannot set headers; it checks the same token itself, taken from ``X-CSRFToken`` or from the
+body's ``csrf_token``, and refuses cross-origin requests.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, validate_csrf
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from wtforms.validators import ValidationError
+
+from intranet import preferences
+from intranet.delivery import digests
+from intranet.engagement import events
+from intranet.errors import InvalidInput, NotFound
+from intranet.models import Employee, OutboxMessage, Post
+from intranet.web.context import current_employee, now, require_role, session
+
+api = Blueprint("intranet_delivery_api", __name__)
+pages = Blueprint("intranet_delivery", __name__)
+
+
+def _check_csrf(body: dict) -> None:
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise CSRFError("The request came from another site.")
+    token = request.headers.get("X-CSRFToken") or body.get("csrf_token")
+    try:
+        validate_csrf(token)
+    except ValidationError as exc:
+        raise CSRFError(str(exc)) from None
+
+
+@api.post("/events")
+def post_events():  # type: ignore[no-untyped-def]
+    try:
+        body = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput('Send {"events": [...]} as JSON.')
+    _check_csrf(body)
+    config = current_app.config
+    result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
+                           user_agent=request.headers.get("User-Agent"),
+                           org_timezone=config["INTRANET_ORG_TIMEZONE"], max_batch=config["INTRANET_EVENTS_MAX_BATCH"],
+                           max_age=_hours(config["INTRANET_EVENTS_MAX_AGE_HOURS"]),
+                           max_skew=_seconds(config["INTRANET_EVENTS_MAX_SKEW_SECONDS"]))
+    session().commit()
+    return result.to_json()
+
+
+def _hours(n: float):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.timedelta(hours=n)
+
+
+def _seconds(n: float):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.timedelta(seconds=n)
+
+
+@api.get("/me/preferences")
+def get_preferences():  # type: ignore[no-untyped-def]
+    return preferences.for_employee(session(), current_employee()).to_json()
+
+
+@api.put("/me/preferences")
+def put_preferences():  # type: ignore[no-untyped-def]
+    change = preferences.parse(request.get_json(silent=True))
+    prefs = preferences.update(session(), current_employee(), change, now=now())  # type: ignore[arg-type]
+    session().commit()
+    return prefs.to_json()
+
+
+@api.get("/me/digest-schedule")
+def digest_schedule():  # type: ignore[no-untyped-def]
+    return digests.schedule_for(session(), current_employee(), now(),
+                                org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+
+
+@api.get("/me/digests/latest")
+def latest_in_app_digest():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    message = session().execute(select(OutboxMessage).where(
+        OutboxMessage.employee_pk == employee.id, OutboxMessage.channel == "in_app", OutboxMessage.status == "sent")
+        .order_by(OutboxMessage.sent_at.desc()).limit(1)).scalar()
+    if message is None:
+        return {"sent_at": None, "items": []}
+    from intranet import targeting
+
+    items = []
+    for post_id in message.post_ids:
+        post = session().get(Post, post_id)
+        if post is not None and targeting.may_see(session(), employee, post, now()):
+            items.append({"id": post.id, "title": post.title, "summary": post.summary, "must_read": post.must_read})
+    return {"sent_at": message.sent_at.isoformat(), "items": items}
+
+
+@api.get("/org/digest-defaults")
+@require_role("comms")
+def get_org_defaults():  # type: ignore[no-untyped-def]
+    return preferences.org_defaults(session())
+
+
+@api.put("/org/digest-defaults")
+@require_role("comms")
+def put_org_defaults():  # type: ignore[no-untyped-def]
+    change = preferences.parse(request.get_json(silent=True), preferences.OrgDefaultsIn)
+    values = preferences.set_org_defaults(session(), change, by=current_employee(), now=now())  # type: ignore[arg-type]
+    session().commit()
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
+# --------------------------------------------------------------------------------------------
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@pages.get("/preferences")
+def preferences_page():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    prefs = preferences.for_employee(session(), employee)
+    schedule = digests.schedule_for(session(), employee, now(), org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+    return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
+                           days=DAY_NAMES)
+
+
+@pages.post("/preferences")
+def preferences_save():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    form = request.form
+
+    def topics(name: str) -> list[str]:
+        return [t.strip() for t in form.get(name, "").split(",") if t.strip()]
+
+    data = {
+        "cadence": form.get("cadence"),
+        "weekly_day": int(form.get("weekly_day", "0") or 0),
+        "channels": form.getlist("channels"),
+        "quiet_start": int(form.get("quiet_start", "20") or 20),
+        "quiet_end": int(form.get("quiet_end", "7") or 7),
+        "working_days": [int(d) for d in form.getlist("working_days")],
+        "followed_topics": topics("followed_topics"),
+        "muted_topics": topics("muted_topics"),
+        "learned_timing": form.get("learned_timing") == "on",
+        "device": form.get("device") or "either",
+        "open_tracking": form.get("open_tracking") == "on",
+    }
+    # Only what differs from the organisation's defaults becomes the person's own choice, so a
+    # later change of a default still reaches them.
+    chosen = preferences.for_employee(session(), employee).chosen
+    defaults = preferences.org_defaults(session())
+    data = {k: v for k, v in data.items() if k in chosen or v != defaults.get(k)}
+    try:
+        change = preferences.parse(data)
+    except InvalidInput as exc:
+        prefs = preferences.for_employee(session(), employee)
+        schedule = digests.schedule_for(session(), employee, now(),
+                                        org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+        return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
+                               days=DAY_NAMES, error=exc.message), 422
+    preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
+    session().commit()
+    flash("Your preferences are saved.")
+    return redirect(url_for("intranet_delivery.preferences_page"))
+
+
+def _employee_from_token(token: str) -> Employee:
+    try:
+        employee_id = URLSafeSerializer(str(current_app.config["SECRET_KEY"]), salt="beacon-unsubscribe").loads(token)
+    except BadSignature:
+        raise NotFound("This unsubscribe link is not valid.") from None
+    employee = session().execute(select(Employee).where(Employee.employee_id == employee_id)).scalar()
+    if employee is None:
+        raise NotFound("This unsubscribe link is not valid.")
+    return employee
+
+
+@pages.get("/digest/unsubscribe/<token>")
+def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
+    employee = _employee_from_token(token)
+    return render_template("intranet/unsubscribe.html", token=token, name=employee.display_name, done=False)
+
+
+@pages.post("/digest/unsubscribe/<token>")
+def unsubscribe(token: str):  # type: ignore[no-untyped-def]
+    """RFC 8058 one-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click``) and the page's button."""
+    employee = _employee_from_token(token)
+    preferences.update(session(), employee, preferences.PreferencesIn(cadence="off"), now=now())
+    session().commit()
+    return render_template("intranet/unsubscribe.html", token=token, name=employee.display_name, done=True)
+
+
+def init_app(app: Flask, prefix: str | None) -> None:
+    """Register the API and pages; the event ingest and one-click unsubscribe check their own tokens."""
+    app.register_blueprint(api, url_prefix=f"{prefix or ''}/api/v1")
+    app.register_blueprint(pages, url_prefix=prefix)
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(post_events)
+        csrf.exempt(unsubscribe)
