@@ -1,0 +1,99 @@
+"""Digest preferences: defaults, personal choices, organisation defaults, refused fields, the page."""
+from __future__ import annotations
+
+
+def test_new_person_gets_the_documented_defaults(client_for, make_employee):
+    """Once a day, Monday to Friday, email and in-app, quiet 20:00-07:00, learned timing on."""
+    body = client_for(make_employee()).get("/api/v1/me/preferences").get_json()
+    assert body["cadence"] == "daily"
+    assert body["working_days"] == [0, 1, 2, 3, 4]
+    assert body["channels"] == ["email", "in_app"]
+    assert (body["quiet_start"], body["quiet_end"]) == (20, 7)
+    assert body["learned_timing"] is True
+    assert body["chosen"] == []
+
+
+def test_put_changes_only_the_given_fields(client_for, make_employee):
+    """A PUT sets the fields it names; null restores the default."""
+    client = client_for(make_employee())
+    r = client.api("PUT", "/api/v1/me/preferences", {"cadence": "weekly", "weekly_day": 4, "muted_topics": ["Events"]})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body = client.get("/api/v1/me/preferences").get_json()
+    assert (body["cadence"], body["weekly_day"], body["muted_topics"]) == ("weekly", 4, ["Events"])
+    assert body["channels"] == ["email", "in_app"]
+    client.api("PUT", "/api/v1/me/preferences", {"cadence": None})
+    assert client.get("/api/v1/me/preferences").get_json()["cadence"] == "daily"
+
+
+def test_mass_assignment_is_refused(client_for, make_employee, db):
+    """Fields that are not preferences (ids, roles) are a 422, and nothing changes."""
+    person = make_employee()
+    client = client_for(person)
+    for body in ({"employee_pk": 1, "cadence": "off"}, {"is_admin": True}, {"updated_at": "2020-01-01T00:00:00Z"}):
+        r = client.api("PUT", "/api/v1/me/preferences", body)
+        assert r.status_code == 422
+    db.refresh(person)
+    assert not person.is_admin
+    assert client.get("/api/v1/me/preferences").get_json()["cadence"] == "daily"
+
+
+def test_invalid_values_are_422(client_for, make_employee):
+    """Bad cadences, hours, days and contradictory topics are refused with details."""
+    client = client_for(make_employee())
+    for body in ({"cadence": "hourly"}, {"quiet_start": 24}, {"working_days": [7]}, {"working_days": []},
+                 {"followed_topics": ["News"], "muted_topics": ["News"]}, {"channels": ["fax"]}):
+        r = client.api("PUT", "/api/v1/me/preferences", body)
+        assert r.status_code == 422, body
+        assert r.get_json()["error"]["code"] == "invalid"
+
+
+def test_org_defaults_reach_people_who_did_not_choose(client_for, make_employee):
+    """A comms manager's new default applies to everyone except those who chose for themselves."""
+    comms = client_for(make_employee(is_comms=True))
+    chooser = client_for(make_employee())
+    follower = client_for(make_employee())
+    chooser.api("PUT", "/api/v1/me/preferences", {"cadence": "daily"})
+    r = comms.api("PUT", "/api/v1/org/digest-defaults", {"cadence": "twice_daily", "quiet_start": 21})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert follower.get("/api/v1/me/preferences").get_json()["cadence"] == "twice_daily"
+    assert chooser.get("/api/v1/me/preferences").get_json()["cadence"] == "daily"
+    assert chooser.get("/api/v1/me/preferences").get_json()["quiet_start"] == 21
+
+
+def test_only_comms_change_org_defaults(client_for, make_employee):
+    """An employee cannot change the organisation's defaults."""
+    r = client_for(make_employee()).api("PUT", "/api/v1/org/digest-defaults", {"cadence": "off"})
+    assert r.status_code == 403
+
+
+def test_preferences_page_saves_the_form(client_for, make_employee):
+    """The page shows the schedule's explanation and saves choices (only what differs from defaults)."""
+    client = client_for(make_employee())
+    page = client.get("/preferences")
+    assert page.status_code == 200
+    assert "Your digest" in page.get_data(as_text=True)
+    form = {"csrf_token": client.csrf, "cadence": "twice_daily", "weekly_day": "0", "channels": ["email", "in_app"],
+            "quiet_start": "20", "quiet_end": "7", "working_days": ["0", "1", "2", "3", "4"],
+            "followed_topics": "", "muted_topics": "Events, Products", "learned_timing": "on", "device": "phone",
+            "open_tracking": "on"}
+    r = client.post("/preferences", data=form)
+    assert r.status_code == 302
+    body = client.get("/api/v1/me/preferences").get_json()
+    assert body["cadence"] == "twice_daily"
+    assert body["muted_topics"] == ["Events", "Products"]
+    assert body["device"] == "phone"
+    assert set(body["chosen"]) == {"cadence", "muted_topics", "device"}
+
+
+def test_digest_schedule_says_when_and_why(client_for, make_employee):
+    """The schedule lists upcoming sends in the person's zone with a reason."""
+    client = client_for(make_employee(timezone="America/New_York"))
+    body = client.get("/api/v1/me/digest-schedule").get_json()
+    assert body["timezone"] == "America/New_York"
+    assert body["cadence"] == "daily"
+    assert body["next_sends"] and all(7 <= s["local_hour"] < 20 for s in body["next_sends"])
+    assert body["why"]
+    client.api("PUT", "/api/v1/me/preferences", {"cadence": "off"})
+    body = client.get("/api/v1/me/digest-schedule").get_json()
+    assert body["next_sends"] == [] and body["basis"] is None
+    assert "turned the digest off" in body["why"]
