@@ -23,7 +23,10 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.auth", False),
     ("intranet.web.feed", False),
     ("intranet.web.groups", False),
+    ("intranet.web.directory_admin", False),
     ("intranet.web.api", True),
+    ("intranet.web.publish", False),
+    ("intranet.web.posts_api", True),
 )
 
 
@@ -38,6 +41,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_feed.index", "My feed"),
     NavItem("intranet_groups.index", "Groups"),
     NavItem("intranet_delivery.preferences_page", "Digest"),
+    NavItem("intranet_directory_admin.index", "Directory", "admin"),
 )
 
 

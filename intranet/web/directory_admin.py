@@ -1,0 +1,69 @@
+"""Admin pages for the directory: sync health, held runs (approve/reject), quarantine, unmapped values."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+
+from intranet.directory import guard, sync
+from intranet.errors import NotFound
+from intranet.models import SyncHeld, SyncRun
+from intranet.web.context import current_employee, now, require_role, session, state
+
+# Full paths (not a blueprint url_prefix): Beacon registers blueprints under INTRANET_URL_PREFIX.
+bp = Blueprint("intranet_directory_admin", __name__)
+BASE = "/admin/directory"
+
+
+@bp.get(f"{BASE}/")
+@require_role("admin")
+def index():  # type: ignore[no-untyped-def]
+    db = session()
+    return render_template("intranet/admin/directory.html", employee=current_employee(),
+                           runs=sync.recent_runs(db), held=guard.held_runs(db), coverage=sync.coverage(db),
+                           quarantine=sync.open_quarantine(db, limit=20), unmapped=sync.unmapped_values(db, limit=20))
+
+
+@bp.get(f"{BASE}/runs/<int:run_id>")
+@require_role("admin")
+def run(run_id: int):  # type: ignore[no-untyped-def]
+    row = session().get(SyncRun, run_id)
+    if row is None:
+        raise NotFound("No such sync run.")
+    held = session().get(SyncHeld, run_id)
+    return render_template("intranet/admin/directory_run.html", employee=current_employee(), run=row,
+                           held=held, diff=held.diff if held else None)
+
+
+@bp.post(f"{BASE}/runs/<int:run_id>/approve")
+@require_role("admin")
+def approve(run_id: int):  # type: ignore[no-untyped-def]
+    runner = sync.DirectorySync(state().engine, current_app.config, clock=state().clock)
+    try:
+        outcome = runner.approve(run_id, admin=current_employee())
+    except sync.AlreadyRunning as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".run", run_id=run_id))
+    flash(f"Run {run_id} approved and applied ({outcome.message}).", "success")
+    return redirect(url_for(".run", run_id=run_id))
+
+
+@bp.post(f"{BASE}/runs/<int:run_id>/reject")
+@require_role("admin")
+def reject(run_id: int):  # type: ignore[no-untyped-def]
+    guard.reject(session(), run_id, admin=current_employee(), now=now())
+    session().commit()
+    flash(f"Run {run_id} rejected; nothing was applied.", "success")
+    return redirect(url_for(".run", run_id=run_id))
+
+
+@bp.get(f"{BASE}/quarantine")
+@require_role("admin")
+def quarantine():  # type: ignore[no-untyped-def]
+    return render_template("intranet/admin/directory_quarantine.html", employee=current_employee(),
+                           rows=sync.open_quarantine(session(), limit=1000))
+
+
+@bp.get(f"{BASE}/unmapped")
+@require_role("admin")
+def unmapped():  # type: ignore[no-untyped-def]
+    return render_template("intranet/admin/directory_unmapped.html", employee=current_employee(),
+                           rows=sync.unmapped_values(session(), limit=1000))
