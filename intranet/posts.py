@@ -1,0 +1,658 @@
+"""Publishing: write, target, review, schedule and publish posts.
+
+Lifecycle (every move is a :class:`~intranet.models.PostTransition`: who, when, what changed)::
+
+    draft ──submit──▶ in_review ──approve──▶ scheduled ──(due)──▶ published ──(expiry)──▶ expired
+      ▲                  │                                            │
+      └─request changes──┘        publish (from draft, in_review, unpublished, expired)
+                                  unpublish (from scheduled, published, expired) ─▶ unpublished
+
+A post is *live* (the single targeting rule shows it) when its status is ``scheduled`` or
+``published`` and ``published_at`` has passed, so scheduling needs no job to become visible:
+:func:`publish_due` and :func:`expire_due` only bring the stored status in line for the history.
+
+Permissions, decided here and nowhere else:
+
+* contributors (and comms managers, and owners of a group) write drafts and submit them; they
+  manage their own posts while those are drafts or in review;
+* comms managers approve, request changes, publish, unpublish and edit any post;
+* owners of a group may do the same for a post whose audience lies entirely inside groups they own.
+
+A post a person may not manage is :class:`~intranet.errors.NotFound`, exactly like a missing one;
+a post they manage but may not act on in that way is :class:`~intranet.errors.Forbidden`.
+
+Bodies are sanitized once, here, on save (:mod:`intranet.sanitize`); a body over
+:data:`~intranet.sanitize.MAX_BODY_BYTES` is refused with :class:`TooLarge` before any slow work.
+Services take ``session`` and plain values and never commit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import delete, func, or_, update
+from sqlmodel import Session, select
+
+from intranet import sanitize, targeting
+from intranet.db import as_utc
+from intranet.errors import Conflict, Forbidden, IntranetError, InvalidInput, NotFound
+from intranet.models import (
+    Attachment, AudienceSegment, AudienceValue, Employee, Group, GroupOwner, Post, PostPreview, PostRevision,
+    PostTransition,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Statuses in which a post has not gone out yet (authors may still edit; DELETE removes it).
+UNPUBLISHED_DRAFTS = ("draft", "in_review")
+#: Statuses that were live at some point (edits keep a revision; DELETE unpublishes).
+WENT_OUT = ("scheduled", "published", "expired", "unpublished")
+#: Fields whose old and new values are written into a transition's ``changes``.
+TRACKED_FIELDS = ("title", "summary", "topic", "must_read", "ack_deadline", "rating_style", "publish_at",
+                  "expires_at", "audience")
+#: Fields whose content becomes a new revision when edited after publishing.
+REVISED_FIELDS = ("title", "summary", "body_html", "topic")
+
+
+class TooLarge(IntranetError):
+    """A body or an upload is over its limit; answered before any slow work."""
+
+    code = "too_large"
+    status = 413
+
+
+# --------------------------------------------------------------------------------------------
+# Input: what clients may send
+# --------------------------------------------------------------------------------------------
+
+
+class _PostFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("title", "topic", check_fields=False)
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("must not be empty")
+        return value
+
+
+class PostCreate(_PostFields):
+    """``POST /api/v1/posts``: a draft, or (with ``publish_at``) a post published at that time."""
+
+    title: str = Field(min_length=1, max_length=300)
+    summary: str = Field(default="", max_length=1000)
+    body_html: str = ""
+    topic: str = Field(default="General", max_length=64)
+    must_read: bool = False
+    ack_deadline: AwareDatetime | None = None
+    rating_style: Literal["stars", "thumbs"] = "stars"
+    publish_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    audience: dict[str, Any] | None = None
+
+
+class PostUpdate(_PostFields):
+    """``PATCH /api/v1/posts/<id>``: only the fields sent change (``null`` clears an optional time)."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    summary: str | None = Field(default=None, max_length=1000)
+    body_html: str | None = None
+    topic: str | None = Field(default=None, max_length=64)
+    must_read: bool | None = None
+    ack_deadline: AwareDatetime | None = None
+    rating_style: Literal["stars", "thumbs"] | None = None
+    publish_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    audience: dict[str, Any] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, with their values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class PublishIn(BaseModel):
+    """The optional body of publish and approve: when to publish (default: the planned time, or now)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    publish_at: AwareDatetime | None = None
+    comment: str = Field(default="", max_length=2000)
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    comment: str = Field(default="", max_length=2000)
+
+
+# --------------------------------------------------------------------------------------------
+# Permissions
+# --------------------------------------------------------------------------------------------
+
+
+def owned_group_keys(session: Session, employee: Employee) -> set[str]:
+    """The keys of the groups *employee* owns."""
+    query = select(Group.key).join(GroupOwner, GroupOwner.group_id == Group.id).where(
+        GroupOwner.employee_pk == employee.id)
+    return set(session.exec(query).all())
+
+
+def within_groups(audience: dict[str, Any], keys: set[str]) -> bool:
+    """Whether *audience* reaches only members of the groups *keys*.
+
+    True when it is not all-staff and every included segment names groups, all of them in
+    *keys* (other criteria and exclusions can only narrow it further).
+    """
+    if not keys or not audience or audience.get("all"):
+        return False
+    segments = audience.get("segments") or []
+    return bool(segments) and all(set(s.get("groups") or ()) and set(s["groups"]) <= keys for s in segments)
+
+
+def may_author(session: Session, employee: Employee) -> bool:
+    """Whether *employee* may write posts at all (contributors, comms managers, group owners)."""
+    return employee.has_role("contributor") or bool(owned_group_keys(session, employee))
+
+
+def may_publish(session: Session, employee: Employee, audience: dict[str, Any]) -> bool:
+    """Whether *employee* may approve or publish a post aimed at *audience*."""
+    return employee.has_role("comms") or within_groups(audience, owned_group_keys(session, employee))
+
+
+def may_manage(session: Session, employee: Employee, post: Post) -> bool:
+    """Whether *employee* may open *post* on the publishing desk (and the manage API)."""
+    return post.author_pk == employee.id or may_publish(session, employee, post.audience)
+
+
+def may_edit(session: Session, employee: Employee, post: Post) -> bool:
+    """Authors edit until the post goes out; publishers edit at any time."""
+    if may_publish(session, employee, post.audience):
+        return True
+    return post.author_pk == employee.id and post.status in UNPUBLISHED_DRAFTS
+
+
+def managed_post_or_404(session: Session, employee: Employee, post_id: int) -> Post:
+    """Load a post *employee* manages.
+
+    :raise NotFound: when it does not exist or *employee* does not manage it (the same answer).
+    """
+    post = session.get(Post, post_id)
+    if post is None or not may_manage(session, employee, post):
+        raise NotFound("This post does not exist.")
+    return post
+
+
+@dataclasses.dataclass(frozen=True)
+class Allowed:
+    """What one person may do with one post right now (drives the desk's buttons)."""
+
+    edit: bool
+    submit: bool
+    approve: bool
+    request_changes: bool
+    publish: bool
+    unpublish: bool
+    delete: bool
+
+    def to_json(self) -> dict[str, bool]:
+        return dataclasses.asdict(self)
+
+
+def allowed(session: Session, employee: Employee, post: Post) -> Allowed:
+    """The actions *employee* may take on *post* in its current state."""
+    publisher = may_publish(session, employee, post.audience)
+    editor = may_edit(session, employee, post)
+    return Allowed(
+        edit=editor,
+        submit=editor and post.status == "draft",
+        approve=publisher and post.status == "in_review",
+        request_changes=publisher and post.status == "in_review",
+        publish=publisher and post.status in ("draft", "in_review", "scheduled", "unpublished", "expired"),
+        unpublish=publisher and post.status in ("scheduled", "published", "expired"),
+        delete=(editor and post.status in UNPUBLISHED_DRAFTS) or (publisher and post.status in ("scheduled", "published")),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def effective_status(post: Post, now: dt.datetime) -> str:
+    """The status as people experience it at *now* (before the periodic job stores it)."""
+    if post.status in targeting.LIVE_STATUSES and post.expires_at is not None and post.expires_at <= now:
+        return "expired"
+    if post.status == "scheduled" and post.published_at is not None and post.published_at <= now:
+        return "published"
+    return post.status
+
+
+def manageable_posts(session: Session, employee: Employee, *, status: str | None = None,
+                     before_id: int | None = None, limit: int = 50) -> list[Post]:
+    """The posts *employee* manages, newest first (keyset on id)."""
+    query = select(Post)
+    if not employee.has_role("comms"):
+        keys = owned_group_keys(session, employee)
+        in_scope: set[int] = set()
+        if keys:
+            candidates = (select(AudienceSegment.post_id)
+                          .join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
+                          .where(AudienceValue.dimension == "group", AudienceValue.value.in_(sorted(keys))))
+            for post in session.exec(select(Post).where(Post.id.in_(candidates))).all():
+                if within_groups(post.audience, keys):
+                    in_scope.add(post.id)
+        query = query.where(or_(Post.author_pk == employee.id, Post.id.in_(sorted(in_scope))))
+    if status:
+        query = query.where(Post.status == status)
+    if before_id is not None:
+        query = query.where(Post.id < before_id)
+    return list(session.exec(query.order_by(Post.id.desc()).limit(limit)).all())
+
+
+def history(session: Session, post: Post) -> tuple[list[PostTransition], list[PostRevision]]:
+    """The post's transitions (oldest first) and its published revisions (newest first)."""
+    transitions = session.exec(select(PostTransition).where(PostTransition.post_id == post.id)
+                               .order_by(PostTransition.at, PostTransition.id)).all()
+    revisions = session.exec(select(PostRevision).where(PostRevision.post_id == post.id)
+                             .order_by(PostRevision.version.desc())).all()
+    return list(transitions), list(revisions)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def post_to_json(post: Post, now: dt.datetime, *, author: Employee | None = None) -> dict[str, Any]:
+    """A post as the publishing API returns it (the employee API has its own, smaller shape)."""
+    return {
+        "id": post.id, "status": effective_status(post, now), "stored_status": post.status,
+        "title": post.title, "summary": post.summary, "body_html": post.body_html, "body_text": post.body_text,
+        "topic": post.topic, "must_read": post.must_read, "ack_deadline": _iso(post.ack_deadline),
+        "rating_style": post.rating_style, "audience": post.audience,
+        "publish_at": _iso(post.publish_at), "published_at": _iso(post.published_at),
+        "expires_at": _iso(post.expires_at), "version": post.version,
+        "author": {"employee_id": author.employee_id, "display_name": author.display_name} if author else None,
+        "created_at": _iso(post.created_at), "updated_at": _iso(post.updated_at),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def check_body_size(body_html: str) -> None:
+    """Refuse a body over the limit before anything slow happens.
+
+    :raise TooLarge: with the limit in the message.
+    """
+    size = len(body_html) if len(body_html) > sanitize.MAX_BODY_BYTES else len(body_html.encode("utf-8", "replace"))
+    if size > sanitize.MAX_BODY_BYTES:
+        raise TooLarge(f"The post body is {size} bytes; the limit is {sanitize.MAX_BODY_BYTES}. Shorten it, or move "
+                       "large content into an attachment.", details={"field": "body_html", "limit": sanitize.MAX_BODY_BYTES})
+
+
+def _clean(body_html: str) -> tuple[str, str]:
+    check_body_size(body_html)
+    try:
+        clean = sanitize.clean_html(body_html)
+    except sanitize.BodyTooLarge as exc:
+        raise TooLarge(str(exc), details={"field": "body_html", "limit": exc.limit}) from None
+    return clean, sanitize.html_to_text(clean)
+
+
+def _audience(session: Session, raw: dict[str, Any]) -> targeting.Audience:
+    audience = targeting.parse_audience(raw)
+    targeting.check_known_values(session, audience)
+    return audience
+
+
+def _record(session: Session, post: Post, actor: Employee | None, from_status: str | None, action: str, *,
+            now: dt.datetime, comment: str = "", fields: dict[str, Any] | None = None) -> PostTransition:
+    changes: dict[str, Any] = {"action": action}
+    if fields:
+        changes["fields"] = fields
+    row = PostTransition(post_id=post.id, from_status=from_status, to_status=post.status,
+                         actor_pk=actor.id if actor else None, at=now, comment=comment, changes=changes)
+    session.add(row)
+    return row
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def _revise(session: Session, post: Post, actor: Employee | None, now: dt.datetime) -> None:
+    session.add(PostRevision(post_id=post.id, version=post.version, title=post.title, summary=post.summary,
+                             body_html=post.body_html, topic=post.topic, edited_by_pk=actor.id if actor else None,
+                             edited_at=now))
+
+
+def check_times(post: Post) -> None:
+    start = post.published_at or post.publish_at
+    if post.expires_at is not None and start is not None and post.expires_at <= start:
+        raise InvalidInput("The expiry must be after the publication time.", details={"field": "expires_at"})
+    if post.ack_deadline is not None and not post.must_read:
+        raise InvalidInput("Only a must-read post can have an acknowledgement deadline.",
+                           details={"field": "ack_deadline"})
+    if post.ack_deadline is not None and start is not None and post.ack_deadline <= start:
+        raise InvalidInput("The acknowledgement deadline must be after the publication time.",
+                           details={"field": "ack_deadline"})
+
+
+def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt.datetime) -> Post:
+    """Create a draft, or (when ``data.publish_at`` is given) publish it at that time.
+
+    :raise Forbidden: when *author* may not write posts, or may not publish to that audience.
+    :raise InvalidInput: for an empty or unknown audience, or inconsistent times.
+    :raise TooLarge: for an oversized body (before sanitizing).
+    """
+    if not may_author(session, author):
+        raise Forbidden("Only contributors, comms managers and group owners write posts.")
+    check_body_size(data.body_html)
+    audience = _audience(session, data.audience) if data.audience is not None else None
+    if data.publish_at is not None:
+        if audience is None:
+            raise InvalidInput('A post needs an audience to be published: {"all": true} or {"segments": [...]}.',
+                               details={"field": "audience"})
+        if not may_publish(session, author, audience.to_json()):
+            raise Forbidden("You may write drafts and submit them for review, but not publish to this audience: "
+                            "leave out publish_at, then submit the draft.")
+    body_html, body_text = _clean(data.body_html)
+    post = Post(title=data.title, summary=data.summary, body_html=body_html, body_text=body_text, topic=data.topic,
+                must_read=data.must_read, ack_deadline=data.ack_deadline, rating_style=data.rating_style,
+                publish_at=data.publish_at, expires_at=data.expires_at, status="draft", author_pk=author.id,
+                created_at=now, updated_at=now)
+    check_times(post)
+    session.add(post)
+    session.flush()
+    if audience is not None:
+        targeting.store_audience(session, post, audience)
+    _record(session, post, author, None, "create", now=now)
+    if data.publish_at is not None:
+        _go_live(session, post, author, now=now, publish_at=data.publish_at, action="publish")
+    session.flush()
+    return post
+
+
+def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employee, now: dt.datetime) -> Post:
+    """Apply the fields in *data*; after publishing, a content change becomes a new revision.
+
+    Changing the planned time of a scheduled post reschedules it (a past time publishes it now).
+
+    :raise Forbidden: when *actor* may not edit *post*, or may not publish to the new audience.
+    """
+    if not may_edit(session, actor, post):
+        raise Forbidden("Only a comms manager can change a post once it has gone out.")
+    changes = data.changes()
+    if changes.get("body_html") is not None:
+        check_body_size(changes["body_html"])
+    for required in ("title", "topic", "must_read", "rating_style"):
+        if required in changes and changes[required] is None:
+            raise InvalidInput(f"{required} cannot be empty.", details={"field": required})
+    before = {name: _jsonable(getattr(post, name)) for name in TRACKED_FIELDS}
+    old_content = {name: getattr(post, name) for name in REVISED_FIELDS}
+    if "audience" in changes:
+        if changes["audience"] is None:
+            raise InvalidInput("A post's audience cannot be removed; change it instead.", details={"field": "audience"})
+        audience = _audience(session, changes["audience"])
+        if post.status in WENT_OUT and not may_publish(session, actor, audience.to_json()):
+            raise Forbidden("You may not publish to this audience.")
+        targeting.store_audience(session, post, audience)
+    if changes.get("body_html") is not None:
+        post.body_html, post.body_text = _clean(changes["body_html"])
+    for name in ("title", "topic", "must_read", "rating_style", "ack_deadline", "expires_at"):
+        if name in changes:
+            setattr(post, name, changes[name])  # the required ones were checked for None above
+    if "summary" in changes:
+        post.summary = changes["summary"] or ""
+    if "publish_at" in changes:
+        post.publish_at = changes["publish_at"]
+        if post.status == "scheduled":
+            if post.publish_at is None or post.publish_at <= now:
+                post.status, post.published_at = "published", now
+            else:
+                post.published_at = post.publish_at
+        elif post.status == "published" and post.publish_at is not None and post.publish_at > now:
+            raise Conflict("This post is already published; unpublish it first to schedule it again.")
+    check_times(post)
+    after = {name: _jsonable(getattr(post, name)) for name in TRACKED_FIELDS}
+    fields = {name: {"from": before[name], "to": after[name]} for name in TRACKED_FIELDS if before[name] != after[name]}
+    content_changed = any(getattr(post, name) != old_content[name] for name in REVISED_FIELDS)
+    if content_changed:
+        fields["body_html" if post.body_html != old_content["body_html"] else "content"] = "changed"
+    if not fields:
+        return post
+    post.updated_at = now
+    if content_changed and post.status in WENT_OUT:
+        post.version += 1
+        _revise(session, post, actor, now)
+    session.add(post)
+    session.flush()
+    _record(session, post, actor, post.status, "edit", now=now, fields=fields)
+    session.flush()
+    return post
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise Forbidden(message)
+
+
+def _check_status(post: Post, allowed_from: tuple[str, ...], action: str) -> None:
+    if post.status not in allowed_from:
+        raise Conflict(f"A post that is {post.status.replace('_', ' ')} cannot be {action}.",
+                       details={"status": post.status, "allowed_from": list(allowed_from)})
+
+
+def _ready(post: Post) -> None:
+    if not post.audience:
+        raise InvalidInput('Choose an audience first: {"all": true} or {"segments": [...]}.',
+                           details={"field": "audience"})
+    if not post.body_text.strip() and not post.summary.strip():
+        raise InvalidInput("Write a summary or a body first.", details={"field": "body_html"})
+
+
+def _go_live(session: Session, post: Post, actor: Employee | None, *, now: dt.datetime,
+             publish_at: dt.datetime | None, action: str, comment: str = "") -> None:
+    _ready(post)
+    when = as_utc(publish_at) or post.publish_at or now
+    before, was_live_from = post.status, _iso(post.published_at)
+    post.publish_at = when
+    if when <= now:
+        post.status, post.published_at = "published", now
+    else:
+        post.status, post.published_at = "scheduled", when
+    if post.expires_at is not None and post.expires_at <= now:
+        raise InvalidInput("The expiry has already passed; change or remove it first.", details={"field": "expires_at"})
+    check_times(post)
+    post.updated_at = now
+    first_time = session.exec(select(PostRevision.id).where(PostRevision.post_id == post.id)).first() is None
+    if first_time:
+        _revise(session, post, actor, now)
+    session.add(post)
+    session.flush()
+    _record(session, post, actor, before, action, now=now, comment=comment,
+            fields={"published_at": {"from": was_live_from, "to": post.published_at.isoformat()}})
+    logger.info("Post %s %s by %s, live from %s", post.id, post.status, actor.id if actor else None,
+                post.published_at.isoformat())
+
+
+def submit(session: Session, post: Post, *, actor: Employee, now: dt.datetime, comment: str = "") -> Post:
+    """Send a draft for review.
+
+    :raise Conflict: when the post is not a draft.
+    """
+    _require(may_edit(session, actor, post), "You may not submit this post.")
+    _check_status(post, ("draft",), "submitted")
+    _ready(post)
+    post.status, post.updated_at = "in_review", now
+    session.add(post)
+    _record(session, post, actor, "draft", "submit", now=now, comment=comment)
+    session.flush()
+    return post
+
+
+def request_changes(session: Session, post: Post, *, actor: Employee, now: dt.datetime, comment: str) -> Post:
+    """Send a post in review back to its author, saying what to change (a comment is required)."""
+    _require(may_publish(session, actor, post.audience), "Only a comms manager (or the group's owner) reviews posts.")
+    _check_status(post, ("in_review",), "sent back")
+    if not comment.strip():
+        raise InvalidInput("Say what should change: a comment is required.", details={"field": "comment"})
+    post.status, post.updated_at = "draft", now
+    session.add(post)
+    _record(session, post, actor, "in_review", "request_changes", now=now, comment=comment.strip())
+    session.flush()
+    return post
+
+
+def approve(session: Session, post: Post, *, actor: Employee, now: dt.datetime,
+            publish_at: dt.datetime | None = None, comment: str = "") -> Post:
+    """Approve a post in review: it is published at its planned time (or *publish_at*, or now)."""
+    _require(may_publish(session, actor, post.audience), "Only a comms manager (or the group's owner) approves posts.")
+    _check_status(post, ("in_review",), "approved")
+    _go_live(session, post, actor, now=now, publish_at=publish_at, action="approve", comment=comment)
+    session.flush()
+    return post
+
+
+def publish(session: Session, post: Post, *, actor: Employee, now: dt.datetime,
+            publish_at: dt.datetime | None = None, comment: str = "") -> Post:
+    """Publish now or at *publish_at* (also: reschedule a scheduled post, bring back an unpublished one)."""
+    _require(may_publish(session, actor, post.audience),
+             "Only a comms manager (or the group's owner) publishes posts; submit it for review instead.")
+    _check_status(post, ("draft", "in_review", "scheduled", "unpublished", "expired"), "published")
+    if post.status in ("unpublished", "expired") and publish_at is None:
+        post.publish_at = None  # bringing it back means now, not its old time
+    _go_live(session, post, actor, now=now, publish_at=publish_at, action="publish", comment=comment)
+    session.flush()
+    return post
+
+
+def unpublish(session: Session, post: Post, *, actor: Employee, now: dt.datetime, comment: str = "") -> Post:
+    """Take a post out of every feed (and future digests): the targeting rule stops showing it at once."""
+    _require(may_publish(session, actor, post.audience), "Only a comms manager (or the group's owner) unpublishes posts.")
+    _check_status(post, ("scheduled", "published", "expired"), "unpublished")
+    before = post.status
+    post.status, post.updated_at = "unpublished", now
+    session.add(post)
+    _record(session, post, actor, before, "unpublish", now=now, comment=comment)
+    session.flush()
+    logger.info("Post %s unpublished by %s", post.id, actor.id)
+    return post
+
+
+def delete_post(session: Session, post: Post, *, actor: Employee, now: dt.datetime) -> Post | None:
+    """Remove a post that never went out; unpublish one that did (its history stays).
+
+    :return: None when the post was removed, else the unpublished post.
+    """
+    if post.status in UNPUBLISHED_DRAFTS:
+        _require(may_edit(session, actor, post), "You may not delete this post.")
+        logger.info("Post %s (%s) deleted by %s", post.id, post.status, actor.id)
+        session.exec(delete(Attachment).where(Attachment.post_id == post.id))
+        session.delete(post)
+        session.flush()
+        return None
+    if post.status == "unpublished":
+        _require(may_publish(session, actor, post.audience), "You may not delete this post.")
+        return post
+    return unpublish(session, post, actor=actor, now=now, comment="deleted")
+
+
+# --------------------------------------------------------------------------------------------
+# Periodic work (declared in intranet.delivery.schedule): safe to run twice
+# --------------------------------------------------------------------------------------------
+
+
+def publish_due(session: Session, now: dt.datetime) -> int:
+    """Store ``published`` for scheduled posts whose time has come; returns how many."""
+    due = session.exec(select(Post).where(Post.status == "scheduled", Post.published_at <= now)).all()
+    for post in due:
+        claimed = session.exec(update(Post).where(Post.id == post.id, Post.status == "scheduled")
+                               .values(status="published").execution_options(synchronize_session=False))
+        if claimed.rowcount:
+            session.refresh(post)
+            _record(session, post, None, "scheduled", "scheduled_publish", now=now)
+    session.flush()
+    return len(due)
+
+
+def expire_due(session: Session, now: dt.datetime) -> int:
+    """Store ``expired`` for live posts past their expiry; returns how many."""
+    due = session.exec(select(Post).where(Post.status.in_(targeting.LIVE_STATUSES), Post.expires_at.is_not(None),
+                                          Post.expires_at <= now)).all()
+    for post in due:
+        before = post.status
+        claimed = session.exec(update(Post).where(Post.id == post.id, Post.status == before)
+                               .values(status="expired").execution_options(synchronize_session=False))
+        if claimed.rowcount:
+            session.refresh(post)
+            _record(session, post, None, before, "expire", now=now)
+    session.flush()
+    return len(due)
+
+
+# --------------------------------------------------------------------------------------------
+# Preview: the feed as one member of the audience would see it (visibility only)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PreviewItem:
+    post: Post
+    this_post: bool
+
+
+def preview_feed(session: Session, post: Post, *, subject: Employee, viewer: Employee, now: dt.datetime,
+                 limit: int = 20) -> tuple[dt.datetime, list[PreviewItem]]:
+    """The feed *subject* would see once *post* is live, with *post* in its place; logged.
+
+    Only visibility is used: the subject's reads and acknowledgements are never looked at, so
+    every must-read is shown pinned. The preview is taken at the post's publication time (or now).
+
+    :return: the moment previewed and the items.
+    :raise InvalidInput: when *subject* is not in the post's audience (or the post has none).
+    """
+    if not post.audience:
+        raise InvalidInput("Choose an audience first.", details={"field": "audience"})
+    audience = targeting.Audience.model_validate(post.audience)
+    keys = targeting.group_keys_of(session, subject.id)
+    if not targeting.employee_matches(audience, subject, keys):
+        raise InvalidInput(f"{subject.display_name} is not in this post's audience.", details={"field": "employee"})
+    at = max(now, post.published_at or post.publish_at or now)
+    others = session.exec(select(Post).where(targeting.visible_posts_filter(subject, keys, at), Post.id != post.id)
+                          .order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)).all()
+    items = [PreviewItem(post, True)] + [PreviewItem(p, False) for p in others]
+    items.sort(key=lambda i: (not i.post.must_read, -((i.post.published_at or at).timestamp())))
+    session.add(PostPreview(post_id=post.id, viewer_pk=viewer.id, subject_pk=subject.id, at=now))
+    session.flush()
+    logger.info("Feed preview: %s viewed post %s's audience as %s", viewer.employee_id, post.id, subject.employee_id)
+    return at, items[:limit]
+
+
+def audience_sample(session: Session, post: Post, limit: int = 10) -> list[Employee]:
+    """A few members of *post*'s audience to preview as (directory facts, by name)."""
+    if not post.audience:
+        return []
+    audience = targeting.Audience.model_validate(post.audience)
+    return list(session.exec(select(Employee).where(targeting.employee_filter(audience))
+                             .order_by(Employee.display_name, Employee.id).limit(limit)).all())
+
+
+def find_member(session: Session, who: str) -> Employee:
+    """Look a person up by employee number or email.
+
+    :raise InvalidInput: when nobody (active) matches.
+    """
+    who = who.strip()
+    employee = session.exec(select(Employee).where(or_(Employee.employee_id == who,
+                                                       func.lower(Employee.email) == who.lower()),
+                                                   Employee.active.is_(True))).first()
+    if employee is None:
+        raise InvalidInput(f"No active employee has the number or email {who!r}.", details={"field": "employee"})
+    return employee

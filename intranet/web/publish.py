@@ -1,0 +1,343 @@
+"""The publishing desk: write, target, preview, review and publish posts; and the attachment route.
+
+Pages work without JavaScript (plain forms); ``static/intranet/js/publish.js`` adds the live
+audience count and ``editor.js`` the rich-text editor. Every handler: load, check access, act
+through :mod:`intranet.posts`, commit, redirect.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from pydantic import ValidationError
+
+from intranet import attachments, posts, targeting
+from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound
+from intranet.models import Employee, Post
+from intranet.web.context import current_employee, now, require_role, session
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("intranet_publish", __name__)
+
+#: Audience fields of one segment, in the order the builder shows them.
+DIMENSIONS = tuple(targeting.SEGMENT_FIELDS)
+STATUS_TABS = ("draft", "in_review", "scheduled", "published", "expired", "unpublished")
+
+
+def upload_dir() -> Path:
+    """Where attachments are stored: ``INTRANET_UPLOAD_DIR`` or ``uploads/`` in the instance folder."""
+    configured = current_app.config.get("INTRANET_UPLOAD_DIR")
+    return Path(configured) if configured else Path(current_app.instance_path) / "uploads"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the form
+# --------------------------------------------------------------------------------------------
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"Unknown time zone {name!r}.", details={"field": "timezone"}) from None
+
+
+def _local_time(field: str, zone: ZoneInfo) -> dt.datetime | None:
+    raw = request.form.get(field, "").strip()
+    if not raw:
+        return None
+    try:
+        naive = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{field.replace('_', ' ')}: {raw!r} is not a date and time.", details={"field": field}) from None
+    return naive.replace(tzinfo=zone) if naive.tzinfo is None else naive
+
+
+def _segments(prefix: str) -> list[dict[str, Any]]:
+    indexes = sorted({int(k.split("-")[1]) for k in request.form if k.startswith(prefix + "-")
+                      and k.split("-")[1].isdigit()})
+    segments = []
+    for i in indexes:
+        segment: dict[str, Any] = {}
+        for dimension in DIMENSIONS:
+            values = [v.strip() for v in request.form.getlist(f"{prefix}-{i}-{dimension}") if v.strip()]
+            if values:
+                segment[dimension] = values
+        for bound in ("level_min", "level_max"):
+            raw = request.form.get(f"{prefix}-{i}-{bound}", "").strip()
+            if raw:
+                if not raw.isdigit():
+                    raise InvalidInput(f"Levels are whole numbers from 1 to 10, not {raw!r}.")
+                segment[bound] = int(raw)
+        if segment:
+            segments.append(segment)
+    return segments
+
+
+def form_audience() -> dict[str, Any] | None:
+    """The audience the builder describes, or None when nothing is chosen."""
+    audience: dict[str, Any] = {}
+    if request.form.get("all_staff"):
+        audience["all"] = True
+    else:
+        include = _segments("inc")
+        if include:
+            audience["segments"] = include
+    exclude = _segments("exc")
+    if audience and exclude:
+        audience["exclude"] = exclude
+    return audience or None
+
+
+def form_fields(employee: Employee) -> dict[str, Any]:
+    """The post fields in the form, with local times read in the chosen time zone."""
+    zone = _zone(request.form.get("timezone") or employee.timezone or current_app.config["INTRANET_ORG_TIMEZONE"])
+    return {
+        "title": request.form.get("title", ""), "summary": request.form.get("summary", ""),
+        "body_html": request.form.get("body_html", ""), "topic": request.form.get("topic", "") or "General",
+        "must_read": bool(request.form.get("must_read")), "rating_style": request.form.get("rating_style", "stars"),
+        "ack_deadline": _local_time("ack_deadline", zone), "publish_at": _local_time("publish_at", zone),
+        "expires_at": _local_time("expires_at", zone), "audience": form_audience(),
+    }
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
+# --------------------------------------------------------------------------------------------
+
+
+def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] | None = None) -> dict[str, Any]:
+    db = session()
+    zone_name = employee.timezone or current_app.config["INTRANET_ORG_TIMEZONE"]
+    context: dict[str, Any] = {
+        "employee": employee, "post": post, "form": form, "zone_name": zone_name, "zone": ZoneInfo(zone_name),
+        "timezones": sorted(available_timezones()), "dimensions": DIMENSIONS,
+        "known": {d: sorted(targeting.known_values(db, targeting.SEGMENT_FIELDS[d])) for d in DIMENSIONS},
+        "can_count_live": employee.has_role("comms"), "now": now(),
+    }
+    if post is not None:
+        transitions, revisions = posts.history(db, post)
+        pks = ({t.actor_pk for t in transitions} | {r.edited_by_pk for r in revisions} | {post.author_pk}) - {None}
+        context.update(
+            allowed=posts.allowed(db, employee, post), status=posts.effective_status(post, now()),
+            transitions=transitions, revisions=revisions,
+            people={pk: db.get(Employee, pk) for pk in pks},
+            files=attachments.attachments_of(db, post),
+            breakdown=targeting.audience_breakdown(db, targeting.Audience.model_validate(post.audience))
+            if post.audience else None,
+            sample=posts.audience_sample(db, post),
+        )
+    return context
+
+
+def _audience_for_template(audience: dict[str, Any] | None) -> dict[str, Any]:
+    audience = audience or {}
+    return {"all": bool(audience.get("all")), "segments": (audience.get("segments") or []) + [{}],
+            "exclude": (audience.get("exclude") or []) + [{}]}
+
+
+@bp.app_template_filter("beacon_local")
+def _local(value: dt.datetime | None, zone: ZoneInfo) -> str:
+    """A stored UTC time as the value of a datetime-local input in *zone*."""
+    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+@bp.get("/publish")
+@require_role("employee")
+def index():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    status = request.args.get("status") or None
+    if status not in (None, *STATUS_TABS):
+        status = None
+    rows = posts.manageable_posts(session(), employee, status=status, limit=200)
+    authors = {pk: session().get(Employee, pk) for pk in {p.author_pk for p in rows} - {None}}
+    return render_template("intranet/publish/index.html", employee=employee, rows=rows, authors=authors,
+                           status=status, tabs=STATUS_TABS, may_author=posts.may_author(session(), employee),
+                           effective=lambda p: posts.effective_status(p, now()))
+
+
+@bp.get("/publish/new")
+@require_role("employee")
+def new():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    if not posts.may_author(session(), employee):
+        raise Forbidden("Only contributors, comms managers and group owners write posts.")
+    return render_template("intranet/publish/edit.html", audience=_audience_for_template(None),
+                           **_editor_context(None, employee))
+
+
+@bp.post("/publish/new")
+@require_role("employee")
+def create():  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    try:
+        fields = form_fields(employee)
+        publish_at = fields.pop("publish_at")
+        post = posts.create_post(session(), posts.PostCreate.model_validate(fields), author=employee, now=now())
+        post.publish_at = publish_at  # the planned time; publishing is a separate, reviewed step
+        posts.check_times(post)
+    except (IntranetError, ValidationError) as exc:
+        session().rollback()
+        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
+        return render_template("intranet/publish/edit.html", error=message,
+                               audience=_audience_for_template(request.form and form_audience_or_none()),
+                               **_editor_context(None, employee, form=request.form)), getattr(exc, "status", 422)
+    session().commit()
+    flash("Draft saved.", "ok")
+    return redirect(url_for("intranet_publish.edit", post_id=post.id))
+
+
+def form_audience_or_none() -> dict[str, Any] | None:
+    try:
+        return form_audience()
+    except IntranetError:
+        return None
+
+
+@bp.get("/publish/posts/<int:post_id>")
+@require_role("employee")
+def edit(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    return render_template("intranet/publish/edit.html", audience=_audience_for_template(post.audience),
+                           **_editor_context(post, employee))
+
+
+@bp.post("/publish/posts/<int:post_id>")
+@require_role("employee")
+def save(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    try:
+        fields = form_fields(employee)
+        if fields["audience"] is None:
+            fields.pop("audience")
+        posts.update_post(session(), post, posts.PostUpdate.model_validate(fields), actor=employee, now=now())
+    except (IntranetError, ValidationError) as exc:
+        session().rollback()
+        post = posts.managed_post_or_404(session(), employee, post_id)
+        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
+        return render_template("intranet/publish/edit.html", error=message,
+                               audience=_audience_for_template(form_audience_or_none() or post.audience),
+                               **_editor_context(post, employee, form=request.form)), getattr(exc, "status", 422)
+    session().commit()
+    flash("Saved.", "ok")
+    return redirect(url_for("intranet_publish.edit", post_id=post.id))
+
+
+ACTIONS = {
+    "submit": lambda db, post, who, at, comment: posts.submit(db, post, actor=who, now=at, comment=comment),
+    "approve": lambda db, post, who, at, comment: posts.approve(db, post, actor=who, now=at, comment=comment),
+    "request-changes": lambda db, post, who, at, comment: posts.request_changes(db, post, actor=who, now=at,
+                                                                               comment=comment),
+    "publish": lambda db, post, who, at, comment: posts.publish(db, post, actor=who, now=at, comment=comment),
+    "unpublish": lambda db, post, who, at, comment: posts.unpublish(db, post, actor=who, now=at, comment=comment),
+    "delete": lambda db, post, who, at, comment: posts.delete_post(db, post, actor=who, now=at),
+}
+DONE = {"submit": "Submitted for review.", "approve": "Approved.", "request-changes": "Sent back to the author.",
+        "publish": "Published.", "unpublish": "Unpublished: it is gone from every feed.", "delete": "Deleted."}
+
+
+@bp.post("/publish/posts/<int:post_id>/<action>")
+@require_role("employee")
+def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    if action not in ACTIONS:
+        raise NotFound("No such action.")
+    try:
+        result = ACTIONS[action](session(), post, employee, now(), request.form.get("comment", "").strip())
+    except IntranetError as exc:
+        session().rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+    session().commit()
+    message = DONE[action]
+    if action == "publish" and post.status == "scheduled":
+        message = "Scheduled."
+    flash(message, "ok")
+    if action == "delete" and result is None:
+        return redirect(url_for("intranet_publish.index"))
+    return redirect(url_for("intranet_publish.edit", post_id=post_id))
+
+
+@bp.get("/publish/posts/<int:post_id>/preview")
+@require_role("employee")
+def preview(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    return render_template("intranet/publish/preview.html", employee=employee, post=post,
+                           files=attachments.attachments_of(session(), post))
+
+
+@bp.get("/publish/posts/<int:post_id>/preview-as")
+@require_role("employee")
+def preview_as(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    who = request.args.get("who", "").strip()
+    if not who:
+        flash("Choose a member of the audience to preview as.", "error")
+        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+    try:
+        subject = posts.find_member(session(), who)
+        at, items = posts.preview_feed(session(), post, subject=subject, viewer=employee, now=now())
+    except IntranetError as exc:
+        session().rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+    session().commit()  # the preview log
+    return render_template("intranet/publish/preview_feed.html", employee=employee, post=post, subject=subject,
+                           at=at, items=items)
+
+
+@bp.post("/publish/posts/<int:post_id>/attachments")
+@require_role("employee")
+def upload(post_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    limit = current_app.config.get("INTRANET_MAX_ATTACHMENT_BYTES", attachments.MAX_ATTACHMENT_BYTES)
+    try:
+        if not posts.may_edit(session(), employee, post):
+            raise Forbidden("You may not add files to this post.")
+        if request.content_length is not None and request.content_length > limit + 64 * 1024:
+            raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.")
+        file = request.files.get("file")
+        if file is None or not file.filename:
+            raise InvalidInput("Choose a file to attach.")
+        attachments.store(session(), data=attachments.read_upload(file.stream, limit), filename=file.filename,
+                          post=post, uploader=employee, upload_dir=upload_dir(), now=now(),
+                          max_image_bytes=current_app.config.get("INTRANET_MAX_IMAGE_BYTES",
+                                                                 attachments.MAX_IMAGE_BYTES))
+    except IntranetError as exc:
+        session().rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+    session().commit()
+    flash("File attached.", "ok")
+    return redirect(url_for("intranet_publish.edit", post_id=post_id))
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@require_role("employee")
+def attachment(attachment_id: int):  # type: ignore[no-untyped-def]
+    employee = current_employee()
+    found = attachments.downloadable_or_404(session(), employee, attachment_id, now())
+    path = attachments.path_for(upload_dir(), found)
+    if not path.exists():
+        logger.error("Attachment %s has no file at %s", found.id, path)
+        raise NotFound("This file does not exist.")
+    response = send_file(path, mimetype=found.content_type, as_attachment=found.kind != "image",
+                         download_name=found.filename, max_age=0)
+    # Even if a browser sniffed a file as HTML, it would run in a sandbox with no script allowed.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    return response
