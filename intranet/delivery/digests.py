@@ -84,6 +84,14 @@ def _codes(values: list[str]) -> tuple[np.ndarray, dict[str, int]]:
     return codes.astype(np.int64), {str(n): i for i, n in enumerate(names)}
 
 
+def _empty_batch() -> timing.PlanBatch:
+    # Nobody to plan (timing.plan_digests expects at least one person).
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return timing.PlanBatch(employee_ids=[], zones=[], basis=[], hours=np.zeros((0, 2), np.int64),
+                            send_employee=empty_i, send_utc=empty_i, send_local_date=empty_i, send_ordinal=empty_i,
+                            send_local_hour=empty_i, send_explored=np.zeros(0, bool), send_propensity=empty_f)
+
+
 def plan_all(session: Session, now: dt.datetime, *, org_timezone: str = "UTC",
              settings: timing.TimingSettings | None = None,
              progress: Callable[[int], None] | None = None) -> PlanResult:
@@ -109,8 +117,7 @@ def plan_all(session: Session, now: dt.datetime, *, org_timezone: str = "UTC",
     windows = [preferences.delivery_window(prefs[pk]) for pk in pks]
     model = timing.fit_peers(counts, region, group, s) if rows else None
     batch = timing.plan_digests(ids, zones, windows, counts, group, now, model=model, settings=s) if rows else \
-        timing.plan_digests([], [], [], timing.TimingCounts.zeros(0), np.zeros(0, np.int64), now,
-                            region=np.zeros(0, np.int64), settings=s)
+        _empty_batch()
     if model is not None:
         history.save_model(session, model, groups, regions, now)
     if progress:

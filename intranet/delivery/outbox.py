@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from flask import render_template
+from flask import current_app
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
@@ -173,10 +173,16 @@ def render(employee: Employee, message: OutboxMessage, content: digests.DigestCo
                "escalation": message.escalation, "compact": prefs.device == "phone"}
     return RenderedDigest(
         message_id=message.message_id, recipient_email=employee.email, recipient_name=employee.display_name,
-        subject=subject, html=render_template("intranet/email/digest.html", **context),
-        text=render_template("intranet/email/digest.txt", **context),
+        subject=subject, html=_render("intranet/email/digest.html", context),
+        text=_render("intranet/email/digest.txt", context),
         card=adaptive_card(subject, items, context["feed_url"], content.more),
         unsubscribe_url=context["unsubscribe_url"], escalation=message.escalation)
+
+
+def _render(name: str, context: dict[str, Any]) -> str:
+    # The app's Jinja environment (a host may override templates by path), without the request
+    # context processors: emails are rendered by the scheduler, outside any request.
+    return current_app.jinja_env.get_template(name).render(**context)
 
 
 def default_owner() -> str:
@@ -303,8 +309,6 @@ def _finish(session: Session, message: OutboxMessage, status: str, reason: str) 
 
 def send_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> str:
     """Scheduled: send one paced batch of due outbox messages on every configured channel."""
-    from flask import current_app
-
     channels = channels_from_config(config)
     clock = current_app.extensions["intranet"].clock
     try:
