@@ -24,6 +24,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.feed", False),
     ("intranet.web.groups", False),
     ("intranet.web.directory_admin", False),
+    ("intranet.web.entra_auth", False),
     ("intranet.web.api", True),
     ("intranet.web.publish", False),
     ("intranet.web.posts_api", True),

@@ -36,7 +36,10 @@ def sign_in(employee: Employee) -> None:
 def sign_in_page():  # type: ignore[no-untyped-def]
     if current_app.config["INTRANET_DEV_LOGIN"]:
         return redirect(url_for("intranet_auth.dev_login_page", next=request.args.get("next")))
-    return render_template("intranet/auth/sign_in.html", next=safe_next(request.args.get("next")))
+    target = safe_next(request.args.get("next"))
+    entra = "intranet_entra.start" in current_app.view_functions and current_app.config.get("INTRANET_ENTRA_CLIENT_ID")
+    return render_template("intranet/auth/sign_in.html", next=target,
+                           sign_in_url=url_for("intranet_entra.start", next=target) if entra else None)
 
 
 def _dev_login_enabled() -> None:

@@ -1,0 +1,142 @@
+"""Sign-in with Entra ID through msal against the HTTPS fake: (tid, oid) accounts, refusals, browser."""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from intranet.directory import graph
+from tests.fakes.entra_graph import FakeEntraServer, follow_sign_in
+
+
+@pytest.fixture
+def server(app, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:  # type: ignore[no-untyped-def]
+    with FakeEntraServer() as srv:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_bundle_path)
+        monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_bundle_path)
+        graph.clear_app_cache()
+        app.config.update(srv.config())
+        yield srv
+    graph.clear_app_cache()
+
+
+@pytest.fixture
+def adele(server, make_employee):  # type: ignore[no-untyped-def]
+    oid = server.fake.add_user(displayName="Adele Vance", employeeId="E0002")
+    return make_employee(display_name="Adele Vance", employee_id="E0002", entra_tenant_id=server.fake.tenant_id,
+                         entra_object_id=oid)
+
+
+def entra_response(app: Any, server: FakeEntraServer, oid: str | None, next_url: str = "/") -> tuple[Any, dict]:
+    """Start a sign-in in a test client and play the person at the fake authorize page."""
+    client = app.test_client()
+    started = client.get("/auth/entra/start", query_string={"next": next_url})
+    assert started.status_code == 302
+    assert started.location.startswith(server.authority)
+    browser = requests.Session()
+    form = follow_sign_in(started.location, browser, user_id=oid)
+    assert form.action.endswith("/auth/entra/callback")
+    return client, form.fields
+
+
+def complete(client: Any, fields: dict) -> Any:
+    hop = client.post("/auth/entra/callback", data=fields)
+    assert hop.status_code == 200 and "Set-Cookie" not in hop.headers  # no session touched cross-site
+    assert 'action="/auth/entra/complete"' in hop.get_data(as_text=True)
+    return client.post("/auth/entra/complete", data=fields)
+
+
+def session_cookie(client: Any) -> str | None:
+    cookie = client.get_cookie("__Host-beacon") or client.get_cookie("beacon_session")
+    return cookie.value if cookie else None
+
+
+def test_sign_in_links_the_directory_employee_by_tid_oid(app, server, adele):
+    """The full flow signs in the employee whose (tid, oid) matches, with a fresh session id."""
+    client, fields = entra_response(app, server, adele.entra_object_id, next_url="/groups")
+    before = session_cookie(client)
+    response = complete(client, fields)
+    assert response.status_code == 302 and response.location == "/groups"
+    assert session_cookie(client) not in (None, before)  # rotated
+    assert "Adele Vance" in client.get("/").get_data(as_text=True)
+
+
+def test_replayed_callback_is_refused(app, server, adele):
+    """The same callback fields a second time find no pending flow: refused, no second session."""
+    client, fields = entra_response(app, server, adele.entra_object_id)
+    assert complete(client, fields).status_code == 302
+    again = client.post("/auth/entra/complete", data=fields)
+    assert again.status_code == 400 and "already used" in again.get_data(as_text=True)
+
+
+def test_tampered_state_is_refused(app, server, adele):
+    """A callback whose state does not belong to this browser's flow is refused with a clear message."""
+    client, fields = entra_response(app, server, adele.entra_object_id)
+    response = complete(client, {**fields, "state": "forged"})
+    assert response.status_code == 400 and "could not be verified" in response.get_data(as_text=True)
+    assert client.get("/").status_code != 200  # not signed in
+
+
+@pytest.mark.parametrize("override", [{"tid": str(uuid.uuid4())}, {"nonce": None}])
+def test_wrong_tenant_or_missing_nonce_is_refused(app, server, adele, override):
+    """An ID token for another tenant, or without the nonce, is refused."""
+    server.fake.id_token_overrides = override
+    client, fields = entra_response(app, server, adele.entra_object_id)
+    response = complete(client, fields)
+    assert response.status_code == 400 and "Sign-in was refused" in response.get_data(as_text=True)
+
+
+def test_person_not_in_directory_gets_a_clear_page(app, server, adele):
+    """Someone Entra knows but the directory does not: a 403 page explaining why, not a crash."""
+    stranger = server.fake.add_user(displayName="New Hire")
+    client, fields = entra_response(app, server, stranger)
+    response = complete(client, fields)
+    assert response.status_code == 403 and "not in the directory yet" in response.get_data(as_text=True)
+
+
+def test_deactivated_employee_cannot_sign_in(app, server, adele, db):
+    """A deactivated employee is refused even with a valid Entra sign-in."""
+    adele.active = False
+    db.add(adele)
+    db.commit()
+    client, fields = entra_response(app, server, adele.entra_object_id)
+    assert complete(client, fields).status_code == 403
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)"])
+def test_next_cannot_redirect_off_site(app, server, adele, target):
+    """next= never leads off the site."""
+    client, fields = entra_response(app, server, adele.entra_object_id, next_url=target)
+    response = complete(client, fields)
+    assert response.status_code == 302 and response.location == "/"
+
+
+def test_sign_in_page_offers_entra(app, server, adele):
+    """With INTRANET_ENTRA_* configured the sign-in page offers 'Sign in with your work account'."""
+    app.config["INTRANET_DEV_LOGIN"] = False
+    page = app.test_client().get("/auth/sign-in?next=/groups").get_data(as_text=True)
+    assert "/auth/entra/start?next=/groups" in page and "work account" in page
+
+
+@pytest.mark.browser
+def test_browser_sign_in_through_fake_authorize_page(app, server, adele, live_server, _browser):
+    """In Chromium: sign-in page -> fake Entra picker -> form_post -> same-site hop -> the feed, signed in."""
+    app.config["INTRANET_DEV_LOGIN"] = False
+    context = _browser.new_context(ignore_https_errors=True)  # the fake's certificate comes from a test CA
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_server}/auth/sign-in")
+        page.click("text=Sign in with your work account")
+        page.wait_for_url(re.compile(re.escape(server.url)))
+        page.check(f"input[value='{adele.entra_object_id}']")
+        page.click("button[type=submit]")
+        page.click("text=Continue")  # the fake's form_post page has no script
+        page.wait_for_url(f"{live_server}/")
+        assert "Adele Vance" in page.content()
+    finally:
+        context.close()
