@@ -20,7 +20,7 @@ from intranet.delivery import digests
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, OutboxMessage, Post
-from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.context import current_employee, now, public, require_role, session
 
 api = Blueprint("intranet_delivery_api", __name__)
 pages = Blueprint("intranet_delivery", __name__)
@@ -38,6 +38,7 @@ def _check_csrf(body: dict) -> None:
 
 
 @api.post("/events")
+@require_role("employee")
 def post_events():  # type: ignore[no-untyped-def]
     try:
         body = json.loads(request.get_data(cache=False) or b"null")
@@ -69,11 +70,13 @@ def _seconds(n: float):  # type: ignore[no-untyped-def]
 
 
 @api.get("/me/preferences")
+@require_role("employee")
 def get_preferences():  # type: ignore[no-untyped-def]
     return preferences.for_employee(session(), current_employee()).to_json()
 
 
 @api.put("/me/preferences")
+@require_role("employee")
 def put_preferences():  # type: ignore[no-untyped-def]
     change = preferences.parse(request.get_json(silent=True))
     prefs = preferences.update(session(), current_employee(), change, now=now())  # type: ignore[arg-type]
@@ -82,12 +85,14 @@ def put_preferences():  # type: ignore[no-untyped-def]
 
 
 @api.get("/me/digest-schedule")
+@require_role("employee")
 def digest_schedule():  # type: ignore[no-untyped-def]
     return digests.schedule_for(session(), current_employee(), now(),
                                 org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
 
 
 @api.get("/me/digests/latest")
+@require_role("employee")
 def latest_in_app_digest():  # type: ignore[no-untyped-def]
     employee = current_employee()
     message = session().execute(select(OutboxMessage).where(
@@ -128,6 +133,7 @@ DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 
 
 @pages.get("/preferences")
+@require_role("employee")
 def preferences_page():  # type: ignore[no-untyped-def]
     employee = current_employee()
     prefs = preferences.for_employee(session(), employee)
@@ -137,6 +143,7 @@ def preferences_page():  # type: ignore[no-untyped-def]
 
 
 @pages.post("/preferences")
+@require_role("employee")
 def preferences_save():  # type: ignore[no-untyped-def]
     employee = current_employee()
     form = request.form
@@ -188,12 +195,14 @@ def _employee_from_token(token: str) -> Employee:
 
 
 @pages.get("/digest/unsubscribe/<token>")
+@public  # the signed token in the URL is the credential
 def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
     employee = _employee_from_token(token)
     return render_template("intranet/unsubscribe.html", token=token, name=employee.display_name, done=False)
 
 
 @pages.post("/digest/unsubscribe/<token>")
+@public  # the signed token in the URL is the credential
 def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     """RFC 8058 one-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click``) and the page's button."""
     employee = _employee_from_token(token)
