@@ -27,9 +27,37 @@ def clean(value: Any) -> str | None:
     """NFC, trimmed, inner whitespace collapsed; empty becomes None."""
     if value is None:
         return None
-    text = unicodedata.normalize("NFC", str(value))
-    text = " ".join(text.split())
+    text = value if type(value) is str else str(value)
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if "  " in text or "\t" in text or "\n" in text or text[:1].isspace() or text[-1:].isspace():
+        text = " ".join(text.split())
     return text or None
+
+
+def _memoized(method: Any) -> Any:
+    """Cache a normalization by its input (directory values repeat a lot); unmapped values still
+    count once per occurrence."""
+
+    @functools.wraps(method)
+    def wrapper(self: Normalizer, raw: Any, *args: Any) -> Any:
+        key = (method.__name__, raw, args)
+        try:
+            result, miss = self._memo[key]
+        except KeyError:
+            self._miss_key = None
+            result = method(self, raw, *args)
+            miss = self._miss_key
+            self._memo[key] = (result, miss)
+        except TypeError:  # unhashable input: no cache
+            self._miss_key = None
+            result = method(self, raw, *args)
+            miss = self._miss_key
+        if miss is not None:
+            self.unmapped[miss] += 1
+        return result
+
+    return wrapper
 
 
 def fold(value: str) -> str:
@@ -140,6 +168,11 @@ class Normalizer:
     def __init__(self, maps: Maps) -> None:
         self.maps = maps
         self.unmapped: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._memo: dict[Any, tuple[Any, tuple[str, str] | None]] = {}
+        self._miss_key: tuple[str, str] | None = None
+
+    def _miss(self, dimension: str, value: str) -> None:
+        self._miss_key = (dimension, value)
 
     def _mapped(self, dimension: str, table: Mapping[str, str], raw: Any) -> str | None:
         value = clean(raw)
@@ -149,19 +182,23 @@ class Normalizer:
         if hit is not None:
             return hit
         if table:  # a dimension nobody configured has no "unmapped" values
-            self.unmapped[(dimension, value)] += 1
+            self._miss(dimension, value)
         return value
 
+    @_memoized
     def department(self, raw: Any) -> str | None:
         return self._mapped("department", self.maps.departments, raw)
 
+    @_memoized
     def division(self, raw: Any) -> str | None:
         return self._mapped("division", self.maps.divisions, raw)
 
+    @_memoized
     def region(self, raw: Any) -> str | None:
         value = self._mapped("region", self.maps.regions, raw)
         return value[:64] if value else None
 
+    @_memoized
     def country(self, raw: Any) -> str | None:
         """An ISO 3166 alpha-2 code, or None (an unknown name cannot be stored as a code; it is listed)."""
         value = clean(raw)
@@ -175,9 +212,10 @@ class Normalizer:
         hit = self.maps.countries.get(fold(value))
         if hit is not None:
             return hit
-        self.unmapped[("country", value)] += 1
+        self._miss("country", value)
         return None
 
+    @_memoized
     def level(self, raw: Any, dimension: str = "level") -> tuple[int | None, str | None]:
         """``(ordinal 1..10 or None, label)``: "L5", "Level 5", "5" -> (5, "L5"); unknown -> (None, raw)."""
         value = clean(raw)
@@ -190,19 +228,21 @@ class Normalizer:
         hit = self.maps.levels.get(fold(value))
         if hit is not None:
             return hit, value[:64]
-        self.unmapped[(dimension, value)] += 1
+        self._miss(dimension, value)
         return None, value[:64]
 
+    @_memoized
     def title_level(self, raw: Any) -> tuple[int | None, str | None]:
         value = clean(raw)
         if value is None:
             return None, None
         hit = self.maps.title_levels.get(fold(value))
         if hit is None:
-            self.unmapped[("job_title_level", value)] += 1
+            self._miss("job_title_level", value)
             return None, None
         return hit, f"L{hit}"
 
+    @_memoized
     def language(self, raw: Any) -> str | None:
         """A BCP 47 tag: ``en_us`` -> ``en-US``; anything else is dropped (the column is a tag)."""
         value = clean(raw)
@@ -215,6 +255,7 @@ class Normalizer:
         tag = [parts[0].lower()] + [p.upper() if len(p) == 2 else p for p in parts[1:]]
         return "-".join(tag)[:16]
 
+    @_memoized
     def email(self, raw: Any) -> str | None:
         value = clean(raw)
         if value is None:
@@ -222,6 +263,7 @@ class Normalizer:
         value = value.casefold()
         return value if EMAIL_PATTERN.match(value) else None
 
+    @_memoized
     def employee_number(self, raw: Any, strip_leading_zeros: bool = False) -> str | None:
         value = clean(raw)
         if value is None:
@@ -252,13 +294,14 @@ class Normalizer:
     def region_for(self, country: str | None) -> str | None:
         return self.maps.country_regions.get(country) if country else None
 
+    @_memoized
     def zone(self, raw: Any) -> str | None:
         value = clean(raw)
         if value is None:
             return None
         if is_zone(value):
             return value
-        self.unmapped[("timezone", value)] += 1
+        self._miss("timezone", value)
         return None
 
 

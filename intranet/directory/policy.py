@@ -53,17 +53,20 @@ class IncludeRule:
     exclude_employee_types: tuple[str, ...] = ()
     exclude_upn_prefixes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_excluded_types", frozenset(t.casefold() for t in self.exclude_employee_types))
+        object.__setattr__(self, "_prefixes", tuple(p.casefold() for p in self.exclude_upn_prefixes))
+
     def includes(self, props: Mapping[str, Any]) -> bool:
-        user_type = props.get("userType")
-        if self.user_types and (user_type or "Member") not in self.user_types:
+        if self.user_types and (props.get("userType") or "Member") not in self.user_types:
             return False
         if self.require_employee_id and not str(props.get("employeeId") or "").strip():
             return False
-        employee_type = str(props.get("employeeType") or "").strip().casefold()
-        if employee_type and employee_type in {t.casefold() for t in self.exclude_employee_types}:
+        employee_type = props.get("employeeType")
+        if employee_type and str(employee_type).strip().casefold() in self._excluded_types:  # type: ignore[attr-defined]
             return False
-        upn = str(props.get("userPrincipalName") or "").casefold()
-        return not any(upn.startswith(p.casefold()) for p in self.exclude_upn_prefixes)
+        upn = props.get("userPrincipalName")
+        return not (upn and self._prefixes and str(upn).casefold().startswith(self._prefixes))  # type: ignore[attr-defined]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -235,8 +235,9 @@ class Planner:
         claimed: dict[str, str] = {}  # employee_id -> entra id
         number_of: dict[str, str | None] = {}
         quarantined: set[str] = set()
+        included_of: dict[str, bool] = {}
         for oid, (props, removed) in truth.items():
-            included = removed is None and self.policy.include.includes(props)
+            included = included_of[oid] = removed is None and self.policy.include.includes(props)
             number = self.normalizer.employee_number(props.get("employeeId"), self.policy.strip_leading_zeros)
             number_of[oid] = number
             old = stored.get(oid)
@@ -285,7 +286,7 @@ class Planner:
             subjects[oid] = _Subject(employee=employee, employee_id=employee_id, entra_id=oid, entra_props=props,
                                      entra_removed=removed or (None if included else "excluded"))
         plan.quarantine_scope = None if full else ids
-        self._entra_rows(plan, truth, stored, subjects)
+        self._entra_rows(plan, truth, stored, subjects, included_of)
         self._attach_hr(subjects.values())
         manager_oids = {p.get("_manager") for p, _ in truth.values() if p.get("_manager")}
         oid_to_eid = self._oid_to_employee_id(manager_oids, subjects)
@@ -300,9 +301,9 @@ class Planner:
         return plan
 
     def _entra_rows(self, plan: Plan, truth: Mapping[str, tuple[dict[str, Any], str | None]],
-                    stored: Mapping[str, Any], subjects: Mapping[str, _Subject]) -> None:
+                    stored: Mapping[str, Any], subjects: Mapping[str, _Subject], included_of: Mapping[str, bool]) -> None:
         for oid, (props, removed) in truth.items():
-            included = removed is None and self.policy.include.includes(props)
+            included = included_of[oid]
             subject = subjects.get(oid)
             employee_pk = subject.employee["id"] if subject and subject.employee else None
             row = {"id": oid, "props": props, "included": included, "removed": removed}
@@ -780,6 +781,11 @@ def _stage(staged: dict[str, Any], users: Iterable[dict[str, Any]]) -> int:
         refs = user.pop("manager@delta", None)
         for key in [k for k in user if k.startswith("@") or "@odata" in k]:
             del user[key]
+        for key, value in user.items():
+            # Complex values (employeeOrgData, onPremisesExtensionAttributes) are replaced whole, so a
+            # null member is the same as a missing one: drop them (smaller records, faster JSON).
+            if type(value) is dict and None in value.values():
+                user[key] = {k: v for k, v in value.items() if v is not None}
         if refs is not None:
             alive = [r.get("id") for r in refs if "@removed" not in r and r.get("id")]
             user["_manager"] = alive[-1] if alive else None
@@ -934,12 +940,14 @@ class DirectorySync:
                 full = True
                 staged = self._read_round(None)
             staged, final_link = staged
+            read_s = time.perf_counter() - started
             with self._session() as session:
                 planner = Planner(session, self.policy, now=self.clock(),
                                   org_timezone=self.config.get("INTRANET_ORG_TIMEZONE") or "UTC",
                                   tenant_id=client.settings.tenant_id)
                 plan = planner.plan_graph(staged, full=full, delta_link=final_link, select_hash=select_hash)
                 verdict = guard_mod.check(session, self.policy.guard, deactivations=plan.counts["deactivated"])
+            logger.info("Graph round read in %.2f s, planned in %.2f s", read_s, time.perf_counter() - started - read_s)
             extra = {"mode": "full" if full else "delta"}
             if notes:
                 extra["error"] = "; ".join(notes)

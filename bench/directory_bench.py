@@ -1,0 +1,150 @@
+"""Directory sync benchmark (PERFORMANCE.md G5): ``python -m bench.directory_bench [--users N] [--database-url URL]``.
+
+Against the local HTTPS fake of Entra ID + Graph (pages of 200), in one run:
+
+* baseline: download and JSON-parse every page of a full delta round (the same client and pages);
+* full sync of all users into an empty database, as a ratio to the baseline (goal <= 3x);
+* zero users lost or duplicated (checked against the fake's directory);
+* a 1 % incremental round (goal < 0.5 s);
+* the same 1 % round with injected 429s (goal: extra time <= sum of Retry-After + 10 %).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlmodel import Session, select
+
+from intranet import migrate
+from intranet.db import make_engine
+from intranet.directory import graph
+from intranet.directory.graph import GraphClient, GraphSettings
+from intranet.directory.policy import load as load_policy
+from intranet.directory.sync import DirectorySync
+from intranet.models import Employee, EntraUser
+from tests.fakes.entra_graph import FakeEntraServer
+
+
+def _engine(url: str | None) -> Any:
+    if url is None:
+        path = os.path.join(tempfile.mkdtemp(prefix="beacon-bench-"), "bench.db")
+        engine = make_engine(f"sqlite:///{path}")
+    else:
+        schema = f"bench_{os.getpid()}"
+        admin = make_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    migrate.upgrade(engine)
+    return engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--page-size", type=int, default=200)
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--retry-after", type=float, default=1.0)
+    parser.add_argument("--throttles", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    now = dt.datetime.now(dt.timezone.utc)
+    failures: list[str] = []
+
+    with FakeEntraServer() as server:
+        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["CURL_CA_BUNDLE"] = server.ca_bundle_path
+        graph.clear_app_cache()
+        started = time.perf_counter()
+        ids = server.fake.populate(args.users, seed=1)
+        print(f"fake directory: {len(ids)} users in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        config = {**server.config(), "INTRANET_GRAPH_PAGE_SIZE": args.page_size, "INTRANET_ORG_TIMEZONE": "UTC"}
+        settings = GraphSettings.from_config(config)
+        client = GraphClient(settings)
+        engine = _engine(args.database_url)
+        sync = DirectorySync(engine, config, clock=lambda: now, policy=load_policy({}), graph_client=client)
+
+        # Warm up TLS, discovery and the token (neither side should pay for it).
+        next(iter(client.iter_delta(None)))
+
+        started = time.perf_counter()
+        users = pages = 0
+        for page in client.iter_delta(None):
+            users += len(page.users)
+            pages += 1
+        baseline = time.perf_counter() - started
+
+        started = time.perf_counter()
+        outcome = sync.run_graph(full=True, trigger="bench")
+        full = time.perf_counter() - started
+        if outcome.status != "succeeded":
+            failures.append(f"full sync {outcome.status}: {outcome.message}")
+        ratio = full / baseline
+
+        with Session(engine) as db:
+            count = db.exec(select(func.count()).select_from(Employee)).one()
+            distinct = db.exec(select(func.count(func.distinct(Employee.entra_object_id)))).one()
+            stored = set(db.exec(select(Employee.entra_object_id)))
+        lost = set(ids) - stored
+        duplicated = count - distinct
+        if lost or duplicated or count != len(ids):
+            failures.append(f"{len(lost)} users lost, {duplicated} duplicated, {count} stored of {len(ids)}")
+
+        # A 1 % incremental round.
+        step = max(1, len(ids) // max(1, len(ids) // 100))
+        changed = ids[::step][: max(1, len(ids) // 100)]
+        for i, oid in enumerate(changed):
+            server.fake.update_user(oid, department="Marketing" if i % 2 else "Finance", jobTitle=f"Title {i}")
+        started = time.perf_counter()
+        outcome = sync.run_graph(trigger="bench")
+        delta = time.perf_counter() - started
+        if outcome.status != "succeeded":
+            failures.append(f"delta round {outcome.status}: {outcome.message}")
+
+        # The same size of round again, with injected 429 + Retry-After.
+        for i, oid in enumerate(changed):
+            server.fake.update_user(oid, jobTitle=f"Retitled {i}")
+        server.fake.inject(429, times=args.throttles, retry_after=args.retry_after, on_path="/users/delta")
+        started = time.perf_counter()
+        outcome = sync.run_graph(trigger="bench")
+        throttled = time.perf_counter() - started
+        if outcome.status != "succeeded":
+            failures.append(f"throttled round {outcome.status}: {outcome.message}")
+        waits = args.throttles * args.retry_after
+        extra = throttled - delta
+        with Session(engine) as db:
+            updated = db.exec(select(func.count()).select_from(Employee)
+                              .where(Employee.job_title.like("Retitled %"))).one()
+            entra_rows = db.exec(select(func.count()).select_from(EntraUser)).one()
+        if updated != len(changed):
+            failures.append(f"throttled round applied {updated} of {len(changed)} changes")
+
+    backend = "postgresql" if args.database_url else "sqlite"
+    print(f"Directory sync benchmark ({backend}, {len(ids)} users, pages of {args.page_size}, {pages} pages)")
+    print(f"  download + parse (baseline) : {baseline:7.2f} s")
+    print(f"  full sync                   : {full:7.2f} s  = {ratio:.2f}x baseline (goal <= 3x)")
+    print(f"  users stored / lost / dupes : {count} / {len(lost)} / {duplicated}  (entra records {entra_rows})")
+    print(f"  1 % delta round ({len(changed)} users)  : {delta:7.3f} s  (goal < 0.5 s)")
+    print(f"  same round with {args.throttles} x 429  : {throttled:7.3f} s  extra {extra:.3f} s for "
+          f"{waits:.1f} s of Retry-After (goal <= {waits * 1.1:.2f} s)")
+    if ratio > 3:
+        failures.append(f"full sync is {ratio:.2f}x the baseline (goal <= 3x)")
+    if delta >= 0.5:
+        failures.append(f"1 % delta round took {delta:.3f} s (goal < 0.5 s)")
+    if extra > waits * 1.1:
+        failures.append(f"throttling cost {extra:.3f} s for {waits:.1f} s of Retry-After (goal <= +10 %)")
+    for failure in failures:
+        print(f"  MISSED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
