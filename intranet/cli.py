@@ -115,8 +115,13 @@ def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
                                    progress=bar.update)
         except RuntimeError as exc:
             fail(str(exc))
+        from intranet.engagement.demo_history import seed_history  # weeks of reading history (issue 6)
+
+        events = seed_history(session, now=_state().clock(), seed=seed_value,
+                              org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
         session.commit()
-    click.echo(f"Seeded {result.employees} employees, {result.groups} groups and {result.posts} posts.")
+    click.echo(f"Seeded {result.employees} employees, {result.groups} groups and {result.posts} posts"
+               f" (and {events} reading events).")
     for role, email in result.accounts.items():
         click.echo(f"  sign in as {role:<8} -> {email}")
 
