@@ -117,6 +117,11 @@ def _employee_rows(session: Session, column: Any, values: Iterable[Any] | None) 
     return out
 
 
+def _employee_rows_where(session: Session, condition: Any) -> list[dict[str, Any]]:
+    cols = [getattr(Employee, f) for f in EMPLOYEE_FIELDS]
+    return [dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols).where(condition))]
+
+
 def _directory_rows(session: Session, pks: Iterable[int] | None) -> dict[int, EmployeeDirectory]:
     query = select(EmployeeDirectory.employee_pk, EmployeeDirectory.cost_center, EmployeeDirectory.sources,
                    EmployeeDirectory.pending_termination, EmployeeDirectory.erase_after)
@@ -212,7 +217,8 @@ class Planner:
             elif "@removed" in change:
                 removed = change["@removed"] if removed != "deleted" else "deleted"
             else:
-                props.update((k, v) for k, v in change.items() if k != "id")
+                props.update(change)
+                props.pop("id", None)
                 removed = None  # a plain object after a removal is a restore
             truth[oid] = (props, removed)
         if full:
@@ -221,15 +227,22 @@ class Planner:
                     truth[oid] = (dict(row[1]), "changed")  # swept: missing from the snapshot
                     plan.counts["swept"] += 1
         if not full:
+            # Linked users are found through their Entra record; only the others need the
+            # (indexed) lookups by object id, employee number and email.
             pks = [row[4] for oid in truth if (row := stored.get(oid)) is not None and row[4] is not None]
             self.index.add(_employee_rows(self.session, Employee.id, pks))
-            self.index.add(_employee_rows(self.session, Employee.entra_object_id, list(truth)))
-            numbers = {self.normalizer.employee_number(p.get("employeeId"), self.policy.strip_leading_zeros)
-                       for p, _ in truth.values()}
+            unlinked = [oid for oid in truth if oid not in self.index.by_oid]
+            if unlinked and self.tenant_id:
+                for chunk in _chunks(unlinked):
+                    self.index.add(_employee_rows_where(self.session, (Employee.entra_tenant_id == self.tenant_id)
+                                                        & Employee.entra_object_id.in_(chunk)))
+            unlinked = [oid for oid in unlinked if oid not in self.index.by_oid]
+            numbers = {self.normalizer.employee_number(truth[o][0].get("employeeId"), self.policy.strip_leading_zeros)
+                       for o in unlinked}
             self.index.add(_employee_rows(self.session, Employee.employee_id, [n for n in numbers if n]))
-            emails = {e for p, _ in truth.values() for e in (str(p.get("mail") or "").lower(),
-                                                               str(p.get("userPrincipalName") or "").lower()) if e}
-            self.index.add(_employee_rows(self.session, func.lower(Employee.email), list(emails)))
+            emails = {e for o in unlinked for e in (str(truth[o][0].get("mail") or "").lower(),
+                                                     str(truth[o][0].get("userPrincipalName") or "").lower()) if e}
+            self.index.add(_employee_rows(self.session, Employee.email, list(emails)))
 
         subjects: dict[str, _Subject] = {}  # by entra id
         claimed: dict[str, str] = {}  # employee_id -> entra id
@@ -322,8 +335,9 @@ class Planner:
         out = {oid: s.employee_id for oid, s in subjects.items() if oid in oids}
         missing = [o for o in oids if o not in out]
         for chunk in _chunks(missing):
-            for oid, eid in self.session.exec(select(Employee.entra_object_id, Employee.employee_id)
-                                              .where(Employee.entra_object_id.in_(chunk))):
+            for oid, eid in self.session.exec(select(EntraUser.id, Employee.employee_id)
+                                              .join(Employee, Employee.id == EntraUser.employee_pk)
+                                              .where(EntraUser.id.in_(chunk))):
                 out[oid] = eid
         return out
 
@@ -375,7 +389,7 @@ class Planner:
         self.index.add(_employee_rows(self.session, Employee.employee_id, list(good)))
         self.index.add(_employee_rows(self.session, Employee.id, [r[3] for r in stored.values() if r[3]]))
         emails = [r.props["email"] for r in good.values() if r.props.get("email")]
-        self.index.add(_employee_rows(self.session, func.lower(Employee.email), emails))
+        self.index.add(_employee_rows(self.session, Employee.email, emails))  # stored casefolded
         subjects: dict[str, _Subject] = {}
         for number, row in good.items():
             old = stored.get(number)
@@ -824,6 +838,7 @@ class DirectorySync:
         self._graph_client = graph_client
         self.progress = progress or (lambda done, total, label: None)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._released = True
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -852,6 +867,7 @@ class DirectorySync:
             run = SyncRun(source=source, mode=mode, trigger=trigger, status="running", started_at=now, **fields)
             session.add(run)
             session.commit()
+            self._released = False
             return run
 
     def _renew(self) -> None:
@@ -860,6 +876,8 @@ class DirectorySync:
             session.commit()
 
     def _release(self) -> None:
+        if self._released:
+            return
         with self._session() as session:
             leases.release(session, LEASE_NAME, self.owner)
             session.commit()
@@ -903,7 +921,9 @@ class DirectorySync:
             row.finished_at = self.clock()
             row.duration_ms = int((time.perf_counter() - started) * 1000)
             session.add(row)
+            leases.release(session, LEASE_NAME, self.owner)  # in the same commit: one fsync fewer
             session.commit()
+            self._released = True
         message = (f"held: {hold_reason}" if hold_reason else
                    f"{plan.counts['seen']} seen, {plan.counts['created']} created, {plan.counts['updated']} updated, "
                    f"{plan.counts['deactivated']} deactivated, {plan.counts['reactivated']} reactivated, "
@@ -1027,6 +1047,7 @@ class DirectorySync:
             if not leases.acquire(session, LEASE_NAME, self.owner, ttl=LEASE_TTL, now=now):
                 raise AlreadyRunning(run_id)
             session.commit()
+            self._released = False
         try:
             with self._session() as session:
                 run, held = guard_mod.load_held(session, run_id)
