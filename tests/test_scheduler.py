@@ -71,3 +71,18 @@ def test_second_scheduler_waits_then_takes_over(app, clock):
     assert second.scheduler is not None
     second.stop()
     threads[1].join(10)
+
+
+def test_scheduled_post_is_recorded_published_once(app, db, make_post, clock):
+    """The publish job flips a due scheduled post to published exactly once, with a transition."""
+    from intranet.models import Post, PostTransition
+
+    post = make_post(status="scheduled", published_at=clock.now + dt.timedelta(minutes=5))
+    job = next(j for j in schedule.JOBS if j.id == "posts-publish-due")
+    assert schedule.run_job(app, job) == 0
+    clock.advance(minutes=6)
+    schedule.run_job(app, job)
+    schedule.run_job(app, job)
+    db.expire_all()
+    assert db.get(Post, post.id).status == "published"
+    assert len(db.exec(select(PostTransition).where(PostTransition.post_id == post.id)).all()) == 1

@@ -55,8 +55,24 @@ def purge_sessions(session: Session, now: dt.datetime, config: dict[str, Any]) -
     return result.rowcount or 0
 
 
+def publish_due_posts(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Record scheduled posts whose time has come as published (visibility never waits for this)."""
+    from intranet import posts
+
+    return posts.publish_due(session, now)
+
+
+def expire_due_posts(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Record live posts past their expiry as expired."""
+    from intranet import posts
+
+    return posts.expire_due(session, now)
+
+
 JOBS: list[Job] = [
     Job("purge-sessions", purge_sessions, dt.timedelta(minutes=15), description="End expired sessions."),
+    Job("posts-publish-due", publish_due_posts, dt.timedelta(minutes=1), description="Publish scheduled posts."),
+    Job("posts-expire-due", expire_due_posts, dt.timedelta(minutes=5), description="Expire posts past their date."),
 ]
 
 

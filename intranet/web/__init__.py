@@ -41,6 +41,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("intranet_feed.index", "My feed"),
     NavItem("intranet_groups.index", "Groups"),
+    NavItem("intranet_publish.index", "Publishing", "contributor"),
     NavItem("intranet_delivery.preferences_page", "Digest"),
     NavItem("intranet_directory_admin.index", "Directory", "admin"),
 )
