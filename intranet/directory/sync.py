@@ -300,7 +300,7 @@ class Planner:
                                      entra_removed=removed or (None if included else "excluded"))
         plan.quarantine_scope = None if full else ids
         self._entra_rows(plan, truth, stored, subjects, included_of)
-        self._attach_hr(subjects.values())
+        self._attach_hr(subjects.values(), everything=full)
         manager_oids = {p.get("_manager") for p, _ in truth.values() if p.get("_manager")}
         oid_to_eid = self._oid_to_employee_id(manager_oids, subjects)
         for subject in subjects.values():
@@ -341,17 +341,25 @@ class Planner:
                 out[oid] = eid
         return out
 
-    def _attach_hr(self, subjects: Iterable[_Subject]) -> None:
+    def _attach_hr(self, subjects: Iterable[_Subject], *, everything: bool = False) -> None:
+        """Attach HR records and directory rows (a full round loads whole tables: fewer queries)."""
         subjects = list(subjects)
         pks = [s.employee["id"] for s in subjects if s.employee]
         numbers = [s.employee_id for s in subjects]
         records: dict[Any, Any] = {}
         query = select(HrRecord.employee_number, HrRecord.props, HrRecord.as_of, HrRecord.employee_pk)
-        for chunk in _chunks(pks):
-            records.update((("pk", r[3]), r) for r in self.session.exec(query.where(HrRecord.employee_pk.in_(chunk))))
-        for chunk in _chunks(numbers):
-            records.update((("n", r[0]), r) for r in self.session.exec(query.where(HrRecord.employee_number.in_(chunk))))
-        directories = _directory_rows(self.session, pks)
+        if everything:
+            for r in self.session.exec(query):
+                records[("n", r[0])] = r
+                if r[3] is not None:
+                    records[("pk", r[3])] = r
+        else:
+            for chunk in _chunks(pks):
+                records.update((("pk", r[3]), r) for r in self.session.exec(query.where(HrRecord.employee_pk.in_(chunk))))
+            for chunk in _chunks(numbers):
+                records.update((("n", r[0]), r) for r in self.session.exec(
+                    query.where(HrRecord.employee_number.in_(chunk))))
+        directories = _directory_rows(self.session, None if everything else pks)
         for s in subjects:
             record = (records.get(("pk", s.employee["id"])) if s.employee else None) or records.get(("n", s.employee_id))
             if record is not None:
@@ -654,9 +662,13 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
     wanted = [c["employee_id"] for c in plan.creates] + [
         r["employee_id"] for r in plan.entra_inserts + plan.entra_updates + plan.hr_inserts + plan.hr_updates
         if r.get("employee_id")]
-    for chunk in _chunks(list(dict.fromkeys(wanted))):
-        new_pks.update((eid, pk) for pk, eid in session.execute(
-            select(Employee.id, Employee.employee_id).where(Employee.employee_id.in_(chunk))))
+    wanted = list(dict.fromkeys(wanted))
+    if len(wanted) > 20 * CHUNK:  # many new people: one scan beats hundreds of IN queries
+        new_pks.update((eid, pk) for pk, eid in session.execute(select(Employee.id, Employee.employee_id)))
+    else:
+        for chunk in _chunks(wanted):
+            new_pks.update((eid, pk) for pk, eid in session.execute(
+                select(Employee.id, Employee.employee_id).where(Employee.employee_id.in_(chunk))))
     groups: dict[frozenset[str], list[dict[str, Any]]] = collections.defaultdict(list)
     for u in plan.updates:
         groups[frozenset(u)].append({**u, "updated_at": now})
