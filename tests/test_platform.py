@@ -171,3 +171,19 @@ def test_trusted_proxy_makes_requests_https():
 
     response = app.test_client().get("/scheme", base_url="http://localhost", headers={"X-Forwarded-Proto": "https"})
     assert response.get_data(as_text=True) == "https"
+
+
+def test_openapi_documents_every_api_route(app):
+    """Every /api/v1 route and method appears in the OpenAPI document."""
+    import re
+
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule[len("/api/v1"):])
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            if method.lower() not in doc["paths"].get(path, {}):
+                missing.append(f"{method} {path}")
+    assert sorted(missing) == []

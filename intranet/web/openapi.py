@@ -69,6 +69,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "responses": {"200": _ok("Headcounts", PREVIEW),
                       "422": _ok("Invalid audience or unknown value (with suggestions)",
                                  {"$ref": "#/components/schemas/Error"}), **ERRORS}}},
+    "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _ok("OpenAPI")}}},
     "/me": {"get": {"summary": "Who you are and your roles", "responses": {"200": _ok("You"), **ERRORS}}},
     "/groups": {"get": {"summary": "Groups and whether you belong", "responses": {"200": _ok("Groups")}},
                 "post": {"summary": "Create a group (admins)", "responses": {"201": _ok("Created")}}},
@@ -81,6 +82,83 @@ SCHEMAS: dict[str, Any] = {"Error": ERROR, "FeedItem": FEED_ITEM, "Post": POST, 
                            "Audience": AUDIENCE}
 
 
+MANAGED_POST = {"type": "object", "description": "A post as its authors and comms managers see it",
+                "required": ["id", "status"], "properties": {
+                    "id": {"type": "integer"},
+                    "status": {"enum": ["draft", "in_review", "scheduled", "published", "expired", "unpublished"]},
+                    "audience": {"$ref": "#/components/schemas/Audience"}}}
+EVENT = {"type": "object", "required": ["id", "kind", "occurred_at"], "properties": {
+    "id": {"type": "string", "description": "Client event id; a repeated id is a duplicate"},
+    "post_id": {"type": ["integer", "null"]},
+    "kind": {"enum": ["impression", "open", "read", "digest_open", "digest_click", "session", "acknowledge"]},
+    "occurred_at": {"type": "string", "format": "date-time"}, "dwell_ms": {"type": ["integer", "null"]},
+    "delivery_id": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]},
+    "surface": {"type": ["string", "null"]}, "position": {"type": ["integer", "null"]}}}
+INGEST = {"type": "object", "properties": {
+    "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+    "rejected": {"type": "array", "items": {"type": "object", "properties": {
+        "id": {"type": "string"}, "code": {"type": "string"}}}}}}
+SCHEMAS.update(ManagedPost=MANAGED_POST, Event=EVENT)
+MANAGED = {"200": _ok("The post", {"$ref": "#/components/schemas/ManagedPost"}),
+           "403": _ok("You manage this post but may not do this", {"$ref": "#/components/schemas/Error"}),
+           "422": _ok("Invalid input", {"$ref": "#/components/schemas/Error"}), **ERRORS}
+
+
+def _subsystem_paths(components: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Publishing and delivery endpoints, documented from their own request models."""
+    from intranet import posts, preferences
+
+    def body(model: Any) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        return _json(schema)
+
+    action = lambda summary, model=posts.CommentIn: {"post": {  # noqa: E731
+        "summary": summary, "parameters": POST_ID, "requestBody": body(model), "responses": MANAGED}}
+    return {
+        "/posts": {"post": {"summary": "Create a draft, or publish at once when publish_at is given",
+                            "requestBody": body(posts.PostCreate),
+                            "responses": {"201": _ok("Created", {"$ref": "#/components/schemas/ManagedPost"}),
+                                          **MANAGED}}},
+        "/posts/{post_id}": {"patch": {"summary": "Edit a post you manage", "parameters": POST_ID,
+                                       "requestBody": body(posts.PostUpdate), "responses": MANAGED},
+                             "delete": {"summary": "Remove a draft; unpublish a published post",
+                                        "parameters": POST_ID, "responses": {"204": _ok("Removed"), **MANAGED}}},
+        "/posts/{post_id}/submit": action("Submit a draft for review"),
+        "/posts/{post_id}/approve": action("Approve and publish or schedule", posts.PublishIn),
+        "/posts/{post_id}/request-changes": action("Send back to the author with a comment"),
+        "/posts/{post_id}/publish": action("Publish now or at publish_at", posts.PublishIn),
+        "/posts/{post_id}/unpublish": action("Remove from feeds and future digests"),
+        "/manage/posts": {"get": {"summary": "Posts you manage", "responses": {"200": _ok("A page")}}},
+        "/manage/posts/{post_id}": {"get": {"summary": "A post you manage, with history", "parameters": POST_ID,
+                                            "responses": MANAGED}},
+        "/events": {"post": {"summary": "Record a batch of reading events (CSRF token may be in the body)",
+                             "requestBody": _json({"type": "object", "properties": {
+                                 "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                                 "csrf_token": {"type": "string"}}}),
+                             "responses": {"200": _ok("Per-event outcome", INGEST), **ERRORS}}},
+        "/me/preferences": {"get": {"summary": "Your delivery preferences", "responses": {"200": _ok("Yours")}},
+                            "put": {"summary": "Change your delivery preferences",
+                                    "requestBody": body(preferences.PreferencesIn),
+                                    "responses": {"200": _ok("Saved"), "422": _ok("Invalid")}}},
+        "/me/digest-schedule": {"get": {"summary": "When your next digests go out, and why",
+                                        "responses": {"200": _ok("Your schedule")}}},
+        "/me/digests/latest": {"get": {"summary": "Your latest digest, as sent",
+                                       "responses": {"200": _ok("The digest items")}}},
+        "/org/digest-defaults": {
+            "get": {"summary": "Organisation digest defaults (comms managers)", "responses": {"200": _ok("Defaults")}},
+            "put": {"summary": "Change organisation digest defaults (comms managers)",
+                    "requestBody": body(preferences.OrgDefaultsIn), "responses": {"200": _ok("Saved")}}},
+        "/posts/{post_id}/attachments": {"post": {
+            "summary": "Upload an image or file (multipart field 'file'); type and size checked",
+            "parameters": POST_ID, "responses": {"201": _ok("Stored"), "413": _ok("Too large"), **MANAGED}}},
+        "/posts/{post_id}/attachments/{attachment_id}": {"delete": {
+            "summary": "Remove an attachment", "parameters": POST_ID + [
+                {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"204": _ok("Removed"), **MANAGED}}},
+    }
+
+
 def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None) -> None:
     """Let a subsystem document its own endpoints (merged by path and method)."""
     for path, operations in paths.items():
@@ -90,15 +168,20 @@ def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = 
 
 def document() -> dict[str, Any]:
     """The OpenAPI document for this app (server URL includes the configured prefix)."""
+    components = dict(SCHEMAS)
+    paths: dict[str, dict[str, Any]] = {}
+    for source in (PATHS, _subsystem_paths(components)):
+        for path, operations in source.items():
+            paths.setdefault(path, {}).update(operations)
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{current_app.config['INTRANET_ORG_NAME']} API", "version": "1"},
         "servers": [{"url": url_for("intranet_api.feed_list").rsplit("/feed", 1)[0]}],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": components,
             "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "__Host-beacon"},
                                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"}},
         },
         "security": [{"session": []}],
-        "paths": PATHS,
+        "paths": paths,
     }
