@@ -21,7 +21,7 @@ from intranet.errors import ConfigurationError
 from intranet.models import Employee
 from intranet.settings import Setting, register
 from intranet.web.auth import safe_next, sign_in
-from intranet.web.context import session
+from intranet.web.context import public, session
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_entra", __name__)
@@ -54,6 +54,7 @@ def _refuse(message: str, status: int = 400):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/auth/entra/start")
+@public
 def start():  # type: ignore[no-untyped-def]
     from intranet.directory.graph import GraphError, begin_sign_in
 
@@ -70,6 +71,7 @@ def start():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/entra/callback")
+@public
 def callback():  # type: ignore[no-untyped-def]
     # Cross-site POST from Entra: no session cookie here, and none must be set (it would replace
     # the browser's session holding the flow). Re-post the fields same-site.
@@ -79,6 +81,7 @@ def callback():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/entra/complete")
+@public
 def complete():  # type: ignore[no-untyped-def]
     from intranet.directory.graph import GraphAuthError, SignInRefused, finish_sign_in
 
