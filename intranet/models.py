@@ -44,6 +44,7 @@ class Employee(Base, table=True):
         UniqueConstraint("entra_tenant_id", "entra_object_id", name="uq_intranet_employee_entra"),
         Index("ix_intranet_employee_active_department", "active", "department"),
         Index("ix_intranet_employee_active_region", "active", "region"),
+        Index("ix_intranet_employee_active_level", "active", "level"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

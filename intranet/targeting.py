@@ -255,14 +255,25 @@ def audience_breakdown(session: Session, audience: Audience) -> dict[str, Any]:
     """Exact headcounts of *audience*, overall and by department, region and level.
 
     Missing values are counted under ``"unknown"``; these are directory facts, not reading data.
+    Everyone-audiences are answered from three covering-index scans; any other filter is
+    evaluated once, grouping by all three dimensions, and summed here.
     """
     where = employee_filter(audience)
-    result: dict[str, Any] = {"count": count_audience(session, audience)}
-    for name, column in (("by_department", Employee.department), ("by_region", Employee.region),
-                         ("by_level", Employee.level)):
-        rows = session.exec(select(column, func.count()).where(where).group_by(column)).all()
+    dimensions = (("by_department", Employee.department), ("by_region", Employee.region),
+                  ("by_level", Employee.level))
+    totals: dict[str, dict[Any, int]] = {name: {} for name, _ in dimensions}
+    if audience.all_staff and not audience.exclude:
+        for name, column in dimensions:
+            totals[name] = dict(session.exec(select(column, func.count()).where(where).group_by(column)).all())
+    else:
+        columns = [column for _, column in dimensions]
+        for *keys, n in session.exec(select(*columns, func.count()).where(where).group_by(*columns)).all():
+            for (name, _), key in zip(dimensions, keys):
+                totals[name][key] = totals[name].get(key, 0) + n
+    result: dict[str, Any] = {"count": sum(totals["by_department"].values())}
+    for name, counts in totals.items():
         result[name] = {("unknown" if key is None else str(key)): n
-                        for key, n in sorted(rows, key=lambda r: (-r[1], str(r[0])))}
+                        for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))}
     return result
 
 

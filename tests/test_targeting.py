@@ -166,3 +166,16 @@ def test_sql_filters_and_predicate_agree(db, clock, people, raw_audience):
         for model in (AudienceSegment, Post, GroupMember, Group, Employee):
             db.exec(delete(model))
         db.commit()
+
+
+def test_everyone_and_filtered_breakdowns_agree(db, make_employee):
+    """The everyone shortcut and the general path give the same headcounts, unknowns included."""
+    make_employee(department="Sales", region="EMEA", level=3)
+    make_employee(department=None, region="AMER", level=None)
+    make_employee(department="Sales", region=None, level=7)
+    make_employee(department="Legal", active=False)
+    everyone = targeting.audience_breakdown(db, targeting.parse_audience({"all": True}))
+    general = targeting.audience_breakdown(db, targeting.parse_audience(
+        {"segments": [{"level_min": 1}, {"regions": ["AMER"]}, {"departments": ["Sales"]}]}))
+    assert everyone == general
+    assert everyone["count"] == 3 and everyone["by_department"] == {"Sales": 2, "unknown": 1}
