@@ -52,9 +52,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--audiences", type=int, default=100)
     parser.add_argument("--profile", action="store_true",
                         help="add a cProfile of the product path to every case that misses its goal")
-    parser.add_argument("--suggest", action="store_true",
-                        help="also measure the feed under the changes suggested in bench/README.md "
-                             "(a covering index, a CTE, late row loading), monkeypatched / on a copy")
     parser.add_argument("--no-json", action="store_true", help="do not write bench-results/*.json")
     return parser.parse_args(argv)
 
@@ -134,12 +131,6 @@ def run_platform(args: argparse.Namespace, cases: list[str]) -> tuple[list[Any],
                 small["repeat"] = 1
                 profiled = platform_bench.CASES[case](ds, **options, profile=True, **small)
                 found[0].notes.extend(n for n in profiled[0].notes if n.startswith("cProfile"))
-        if args.suggest and "feed" in cases:
-            started = time.perf_counter()
-            print(f"  [bench] suggested feed changes on {ds.dialect} ...", file=sys.stderr, flush=True)
-            results.extend(platform_bench.suggestion_cases(
-                ds, n_employees=min(args.feed_employees, 60), repeat=min(args.repeat, 3), seed=args.seed))
-            print(f"  [bench] suggestions on {ds.dialect}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     if args.db in ("sqlite", "both"):
         ds = datagen.sqlite_dataset(args.size, args.seed)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 

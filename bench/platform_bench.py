@@ -19,7 +19,6 @@ find it.
 """
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import dataclasses
 import datetime as dt
@@ -27,19 +26,16 @@ import gc
 import io
 import pstats
 import re
-import shutil
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlmodel import Session
 
 from intranet import feed, targeting
-from intranet.db import make_engine
 from intranet.models import Employee, Post
 
 from bench.datagen import Dataset
@@ -333,146 +329,3 @@ CASES: dict[str, Callable[..., list[CaseResult]]] = {
     "feed": lambda ds, **kw: [feed_case(ds, **kw)],
     "audience": lambda ds, **kw: audience_cases(ds, **kw),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Suggested improvements, measured by `python -m bench --suggest` (the lead owns the real files)
-# --------------------------------------------------------------------------------------------
-
-# Every live-filter column in one index: the feed's candidate scan (about 9k live posts at M) no
-# longer reads wide post rows (bodies spill into SQLite overflow pages).
-SUGGESTED_INDEX = ("CREATE INDEX ix_intranet_post_live ON intranet_post "
-                   "(status, published_at, expires_at, all_staff, must_read)")
-
-
-def feed_page_late_rows(session: Session, employee: Employee, *, now: dt.datetime, cursor: str | None = None,
-                        limit: int = 20) -> feed.FeedPage:
-    """``feed.feed_page`` ranking on narrow columns, then loading only the page's posts.
-
-    Same results as :func:`intranet.feed.feed_page` (checked by the bench); the difference is that
-    the sort no longer carries every visible post's full row (bodies included) through the sorter.
-    """
-    from sqlalchemy import and_, case, or_
-
-    from intranet.models import PostState
-
-    group_keys = targeting.group_keys_of(session, employee.id)
-    state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    pinned = case((and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None)), 1), else_=0)
-    ranked = (
-        select(Post.id, pinned.label("pinned"))
-        .outerjoin(PostState, state_join)
-        .where(targeting.visible_posts_filter(employee, group_keys, now))
-    )
-    if cursor:
-        p, t, i = feed._decode_cursor(cursor)
-        ranked = ranked.where(or_(pinned < p, and_(pinned == p, or_(
-            Post.published_at < t, and_(Post.published_at == t, Post.id < i)))))
-    page = ranked.order_by(pinned.desc(), Post.published_at.desc(), Post.id.desc()).limit(limit + 1).subquery()
-    query = (
-        select(Post, PostState.read_at, PostState.acknowledged_at, page.c.pinned)
-        .join(page, page.c.id == Post.id)
-        .outerjoin(PostState, state_join)
-        .order_by(page.c.pinned.desc(), Post.published_at.desc(), Post.id.desc())
-    )
-    rows = session.exec(query).all()
-    items = [feed.FeedItem(post=post, read=read_at is not None, acknowledged=ack_at is not None)
-             for post, read_at, ack_at, _ in rows[:limit]]
-    next_cursor = feed._encode_cursor(items[-1]) if len(rows) > limit else None
-    return feed.FeedPage(items=items, next_cursor=next_cursor)
-
-
-def visible_posts_filter_once(employee: Employee, group_keys: Any, now: dt.datetime) -> Any:
-    """``targeting.visible_posts_filter`` computing the employee's matching segments once.
-
-    The shipped filter builds the matching-segments subquery twice (for inclusions and for
-    exclusions), so the database scans every segment and looks up the employee's values twice.
-    Here the subquery is a CTE (hoisted to the top of the statement, materialized once by SQLite
-    and PostgreSQL since it is used twice). Same rule, same results (checked by the bench).
-    """
-    from sqlalchemy import and_, distinct, false, func, or_
-
-    from intranet.models import AudienceSegment, AudienceValue
-
-    if not employee.active:
-        return false()
-    by_dimension: dict[str, list[str]] = {}
-    for dimension, value in targeting.employee_pairs(employee, group_keys):
-        by_dimension.setdefault(dimension, []).append(value)
-    value_match = or_(*(and_(AudienceValue.dimension == d, AudienceValue.value.in_(vs))
-                        for d, vs in by_dimension.items())) if by_dimension else false()
-    matched = (select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
-               .where(value_match).group_by(AudienceValue.segment_id).subquery())
-    level = employee.level
-    if level is None:
-        level_ok = and_(AudienceSegment.level_min.is_(None), AudienceSegment.level_max.is_(None))
-    else:
-        level_ok = and_(or_(AudienceSegment.level_min.is_(None), AudienceSegment.level_min <= level),
-                        or_(AudienceSegment.level_max.is_(None), AudienceSegment.level_max >= level))
-    hits = (select(AudienceSegment.post_id, AudienceSegment.exclude)
-            .outerjoin(matched, matched.c.segment_id == AudienceSegment.id)
-            .where(func.coalesce(matched.c.n, 0) == AudienceSegment.n_dimensions, level_ok)
-            .cte("matching_segments"))
-    included = select(hits.c.post_id).where(hits.c.exclude.is_(False))
-    excluded = select(hits.c.post_id).where(hits.c.exclude.is_(True))
-    return and_(targeting.live_filter(now), or_(Post.all_staff.is_(True), Post.id.in_(included)),
-                Post.id.not_in(excluded))
-
-
-@contextlib.contextmanager
-def _patched(late_rows: bool, cte: bool) -> Iterator[None]:
-    saved = feed.feed_page, targeting.visible_posts_filter
-    if late_rows:
-        feed.feed_page = feed_page_late_rows
-    if cte:
-        targeting.visible_posts_filter = visible_posts_filter_once
-    try:
-        yield
-    finally:
-        feed.feed_page, targeting.visible_posts_filter = saved
-
-
-@contextlib.contextmanager
-def _with_index(ds: Dataset) -> Iterator[Dataset]:
-    """*ds* with :data:`SUGGESTED_INDEX` (on a copy of a SQLite file; dropped again on PostgreSQL)."""
-    if ds.dialect == "sqlite":
-        copy = Path(ds.location).with_suffix(".suggest.sqlite")
-        shutil.copyfile(ds.location, copy)
-        engine = make_engine(f"sqlite:///{copy}")
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(SUGGESTED_INDEX))
-                conn.execute(text("ANALYZE"))
-            yield dataclasses.replace(ds, engine=engine, location=str(copy))
-        finally:
-            engine.dispose()
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(copy) + suffix).unlink(missing_ok=True)
-    else:
-        with ds.engine.begin() as conn:
-            conn.execute(text(SUGGESTED_INDEX))
-            conn.execute(text("ANALYZE intranet_post"))
-        try:
-            yield ds
-        finally:
-            with ds.engine.begin() as conn:
-                conn.execute(text("DROP INDEX ix_intranet_post_live"))
-
-
-def suggestion_cases(ds: Dataset, *, n_employees: int = 60, repeat: int = 3, seed: int = 42) -> list[CaseResult]:
-    """The feed case again under each suggested change, alone and together (same employees)."""
-    out = []
-
-    def run(label: str, target: Dataset, late_rows: bool, cte: bool) -> None:
-        with _patched(late_rows, cte):
-            result = feed_case(target, n_employees=n_employees, repeat=repeat, seed=seed)
-        result.case = f"feed {label}"
-        out.append(result)
-
-    run("[as shipped]", ds, False, False)
-    run("[+cte]", ds, False, True)
-    run("[+late rows]", ds, True, False)
-    with _with_index(ds) as indexed:
-        run("[+index]", indexed, False, False)
-        run("[+index+cte+late rows]", indexed, True, True)
-    return out

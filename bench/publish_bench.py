@@ -20,7 +20,6 @@ Timings are medians of ``repeat`` calls after a warm-up; figures are printed, ne
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import time

@@ -71,16 +71,23 @@ def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor:
     group_keys = targeting.group_keys_of(session, employee.id)
     state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
     pinned = case((and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None)), 1), else_=0)
-    query = (
-        select(Post, PostState.read_at, PostState.acknowledged_at, pinned.label("pinned"))
+    # Rank on narrow columns first, then load whole rows (bodies included) for the page only.
+    ranked = (
+        select(Post.id, pinned.label("pinned"))
         .outerjoin(PostState, state_join)
         .where(targeting.visible_posts_filter(employee, group_keys, now))
     )
     if cursor:
         p, t, i = _decode_cursor(cursor)
-        query = query.where(or_(pinned < p, and_(pinned == p, or_(
+        ranked = ranked.where(or_(pinned < p, and_(pinned == p, or_(
             Post.published_at < t, and_(Post.published_at == t, Post.id < i)))))
-    query = query.order_by(pinned.desc(), Post.published_at.desc(), Post.id.desc()).limit(limit + 1)
+    page = ranked.order_by(pinned.desc(), Post.published_at.desc(), Post.id.desc()).limit(limit + 1).subquery()
+    query = (
+        select(Post, PostState.read_at, PostState.acknowledged_at, page.c.pinned)
+        .join(page, page.c.id == Post.id)
+        .outerjoin(PostState, state_join)
+        .order_by(page.c.pinned.desc(), Post.published_at.desc(), Post.id.desc())
+    )
     rows = session.exec(query).all()
     items = [FeedItem(post=post, read=read_at is not None, acknowledged=ack_at is not None)
              for post, read_at, ack_at, _ in rows[:limit]]

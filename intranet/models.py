@@ -161,6 +161,8 @@ class Post(Base, table=True):
         ),
         CheckConstraint("rating_style IN ('stars', 'thumbs')", name="rating_style"),
         Index("ix_intranet_post_status_published_at", "status", "published_at"),
+        # Covers the live-post test, so feeds never read post bodies to filter.
+        Index("ix_intranet_post_live", "status", "published_at", "expires_at", "all_staff", "must_read"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

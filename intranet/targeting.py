@@ -337,11 +337,13 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.
     else:
         level_ok = and_(or_(AudienceSegment.level_min.is_(None), AudienceSegment.level_min <= level),
                         or_(AudienceSegment.level_max.is_(None), AudienceSegment.level_max >= level))
+    # One CTE for includes and excludes, so the database matches the employee's segments once.
     matching_segments = (
-        select(AudienceSegment.post_id)
+        select(AudienceSegment.post_id, AudienceSegment.exclude)
         .outerjoin(matched, matched.c.segment_id == AudienceSegment.id)
         .where(func.coalesce(matched.c.n, 0) == AudienceSegment.n_dimensions, level_ok)
+        .cte("matching_segments")
     )
-    included = matching_segments.where(AudienceSegment.exclude.is_(False))
-    excluded = matching_segments.where(AudienceSegment.exclude.is_(True))
+    included = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(False))
+    excluded = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(True))
     return and_(live_filter(now), or_(Post.all_staff.is_(True), Post.id.in_(included)), Post.id.not_in(excluded))

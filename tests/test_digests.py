@@ -8,7 +8,6 @@ import email.policy
 import json
 import socket
 import threading
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from intranet.delivery import timing
-from intranet.engagement.events import PAGE_VIEW_WINDOW, SCANNER_WINDOW, insert_new
+from intranet.engagement.events import PAGE_VIEW_WINDOW, SCANNER_WINDOW
 from intranet.models import EngagementEvent, TimingModel, TimingState
 
 H = timing.HOURS_PER_WEEK
