@@ -35,6 +35,16 @@ class InvalidInput(IntranetError):
     code = "invalid"
     status = 422
 
+    @classmethod
+    def from_validation(cls, exc: Any, what: str) -> InvalidInput:
+        """Turn a pydantic ``ValidationError`` into a 422 naming each wrong field.
+
+        :param what: what was being validated, for the message ("request", "audience", ...).
+        """
+        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        listed = "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details)
+        return cls(f"Invalid {what}: {listed}", details=details)
+
 
 class Conflict(IntranetError):
     code = "conflict"

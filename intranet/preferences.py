@@ -52,8 +52,8 @@ def _check_channels(value: list[str] | None) -> list[str] | None:
     return None if value is None else [c for c in CHANNELS if c in value]
 
 
-class PreferencesIn(BaseModel):
-    """A change to one person's preferences: fields left out stay, ``null`` restores the default."""
+class _DeliveryChoices(BaseModel):
+    """The delivery settings a person and the organisation's defaults have in common."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -63,10 +63,7 @@ class PreferencesIn(BaseModel):
     quiet_start: int | None = Field(default=None, ge=0, le=23)
     quiet_end: int | None = Field(default=None, ge=0, le=23)
     working_days: list[int] | None = None
-    followed_topics: list[str] | None = Field(default=None, max_length=100)
-    muted_topics: list[str] | None = Field(default=None, max_length=100)
     learned_timing: bool | None = None
-    device: Device | None = None
     open_tracking: bool | None = None
 
     @field_validator("working_days")
@@ -78,6 +75,14 @@ class PreferencesIn(BaseModel):
     @classmethod
     def _channels(cls, value: list[str] | None) -> list[str] | None:
         return _check_channels(value)
+
+
+class PreferencesIn(_DeliveryChoices):
+    """A change to one person's preferences: fields left out stay, ``null`` restores the default."""
+
+    followed_topics: list[str] | None = Field(default=None, max_length=100)
+    muted_topics: list[str] | None = Field(default=None, max_length=100)
+    device: Device | None = None
 
     @field_validator("followed_topics", "muted_topics")
     @classmethod
@@ -95,29 +100,8 @@ class PreferencesIn(BaseModel):
         return self
 
 
-class OrgDefaultsIn(BaseModel):
+class OrgDefaultsIn(_DeliveryChoices):
     """A change to the organisation's defaults (comms managers only)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cadence: Cadence | None = None
-    weekly_day: int | None = Field(default=None, ge=0, le=6)
-    channels: list[Channel] | None = None
-    quiet_start: int | None = Field(default=None, ge=0, le=23)
-    quiet_end: int | None = Field(default=None, ge=0, le=23)
-    working_days: list[int] | None = None
-    learned_timing: bool | None = None
-    open_tracking: bool | None = None
-
-    @field_validator("working_days")
-    @classmethod
-    def _days(cls, value: list[int] | None) -> list[int] | None:
-        return _check_days(value)
-
-    @field_validator("channels")
-    @classmethod
-    def _channels(cls, value: list[str] | None) -> list[str] | None:
-        return _check_channels(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,9 +189,7 @@ def parse(data: Any, model: type[BaseModel] = PreferencesIn) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise InvalidInput("Invalid preferences: " + "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details),
-                           details=details) from None
+        raise InvalidInput.from_validation(exc, "preferences") from None
 
 
 def update(session: Session, employee: Employee, change: PreferencesIn, *, now: dt.datetime) -> Preferences:

@@ -108,9 +108,7 @@ def parse_audience(raw: Any) -> Audience:
     try:
         return Audience.model_validate(raw)
     except ValidationError as exc:
-        problems = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise InvalidInput("The audience is not valid: " + "; ".join(p["message"] for p in problems),
-                           details=problems) from None
+        raise InvalidInput.from_validation(exc, "audience") from None
 
 
 # --------------------------------------------------------------------------------------------

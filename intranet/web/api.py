@@ -33,9 +33,7 @@ def validate(model: Any, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise InvalidInput("Invalid request: " + "; ".join(f"{d['loc']}: {d['message']}" for d in details),
-                           details=details) from None
+        raise InvalidInput.from_validation(exc, "request") from None
 
 
 @bp.get("/me")
