@@ -303,12 +303,7 @@ class Planner:
         self._attach_hr(subjects.values(), everything=full)
         manager_oids = {p.get("_manager") for p, _ in truth.values() if p.get("_manager")}
         oid_to_eid = self._oid_to_employee_id(manager_oids, subjects)
-        for subject in subjects.values():
-            manager: Any = merge_mod.MISSING
-            if subject.entra_props is not None and "_manager" in subject.entra_props:
-                moid = subject.entra_props["_manager"]
-                manager = oid_to_eid.get(moid, ("?", moid)) if moid else None
-            self._merge(subject, manager)
+        self._merge_all(subjects.values(), oid_to_eid)
         self._finish(plan, list(subjects.values()))
         plan.state = {"delta_link": delta_link, "select_hash": select_hash, "full": full}
         return plan
@@ -458,12 +453,7 @@ class Planner:
             if s.employee:
                 s.directory = directories.get(s.employee["id"])
         oid_to_eid = self._oid_to_employee_id(manager_oids, {})
-        for s in subjects.values():
-            manager: Any = merge_mod.MISSING
-            if s.entra_props is not None and "_manager" in s.entra_props:
-                moid = s.entra_props["_manager"]
-                manager = oid_to_eid.get(moid, ("?", moid)) if moid else None
-            self._merge(s, manager)
+        self._merge_all(subjects.values(), oid_to_eid)
         self._finish(plan, list(subjects.values()))
         plan.state = {"last_rows": export.row_count, "last_as_of": export.as_of.isoformat(), "full": True}
         plan.diff["hr_rows"] = {"now": export.row_count, "last": last_rows}
@@ -478,6 +468,15 @@ class Planner:
                                 "employee_pk": employee_pk})
         if blocking:
             plan.counts["quarantined"] += 1
+
+    def _merge_all(self, subjects: Any, oid_to_eid: dict[str, Any]) -> None:
+        """Merge every subject, resolving Entra manager references to employee ids."""
+        for subject in subjects:
+            manager: Any = merge_mod.MISSING
+            if subject.entra_props is not None and "_manager" in subject.entra_props:
+                moid = subject.entra_props["_manager"]
+                manager = oid_to_eid.get(moid, ("?", moid)) if moid else None
+            self._merge(subject, manager)
 
     def _merge(self, s: _Subject, entra_manager: Any) -> None:
         s.merged = merge_mod.merge(
