@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -33,6 +34,12 @@ from sqlmodel import Session
 from intranet import create_app, migrate, targeting
 from intranet.db import make_engine, metadata
 from intranet.models import Employee, Group, GroupMember, Post
+
+# CI explores a fixed set of examples (a red run must mean a change broke something); local runs
+# keep exploring new ones, and print a reproduction blob when they find a failure.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 PG_URL = os.environ.get("INTRANET_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
