@@ -18,7 +18,7 @@ import time
 import uuid
 
 from sqlalchemy import delete, insert, text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from intranet import create_app, migrate, targeting
 from intranet.db import make_engine
@@ -87,7 +87,7 @@ def run(url: str, n: int, batch: int) -> dict[str, float]:
     # The same rows, raw: one executemany in one transaction, straight into the same table.
     zone = zone_of("Europe/Berlin")
     with Session(engine) as session:
-        employee_pk = session.query(Employee.id).scalar()
+        employee_pk = session.exec(select(Employee.id)).first()
     raw_rows = []
     received = dt.datetime.now(dt.timezone.utc)
     for e in _events(n, post_ids, "raw-"):
