@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field
 
 from intranet.db import Base, UTCDateTime, utcnow
@@ -582,6 +582,24 @@ class Digest(Base, table=True):
     propensity: float = 1.0
     status: str = Field(default="planned", max_length=16)
     reason: str = Field(default="", max_length=255)
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    #: ``digest`` (a planned digest, ordinals 0-1) or ``alert`` (must-reads and as-it-happens posts
+    #: that cannot wait, ordinal 100 + the local batching window of the day; see delivery.alerts).
+    kind: str = Field(default="digest", max_length=16, sa_column_kwargs={"server_default": "digest"})
+
+
+class DigestItem(Base, table=True):
+    """One post in one round carried to one person by a slot: the key makes each (person, post,
+    round) go out once. Round 0 is the first delivery, round k the k-th must-read reminder."""
+
+    __tablename__ = "intranet_digest_item"
+
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True))
+    round: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    digest_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_digest.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
     created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
 
 
