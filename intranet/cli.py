@@ -12,7 +12,8 @@ from sqlmodel import Session
 from intranet import demo, migrate, people
 from intranet.delivery.commands import digests_group, events_group
 from intranet.directory.commands import sync_command as directory_sync_command
-from intranet.errors import IntranetError
+from intranet.errors import ConfigurationError, IntranetError
+from intranet.extension import require_safe
 
 intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
 directory_group = AppGroup("directory", help="Employees: import and sync.")
@@ -32,6 +33,13 @@ def _state():  # type: ignore[no-untyped-def]
 
 def db_session() -> Session:
     return Session(_state().engine, expire_on_commit=False)
+
+
+def _require_safe() -> None:
+    try:
+        require_safe(current_app._get_current_object())  # type: ignore[attr-defined]
+    except ConfigurationError as exc:
+        fail(str(exc))
 
 
 def fail(message: str) -> None:
@@ -131,6 +139,7 @@ def scheduler() -> None:
     """Run Beacon's periodic jobs in this process (one process holds the lease; others wait)."""
     from intranet.delivery.schedule import LeasedScheduler
 
+    _require_safe()
     runner = LeasedScheduler(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo(f"Scheduler {runner.owner} starting; Ctrl+C to stop.", err=True)
     try:
@@ -146,6 +155,7 @@ def serve(host: str, port: int) -> None:
     """Serve Beacon on this machine with the scheduler in-process (single-machine default)."""
     from intranet.delivery.schedule import serve as serve_app
 
+    _require_safe()
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     dev = app.config["INTRANET_DEV_LOGIN"]
     click.echo(f"Beacon on http://{host}:{port}/" + ("  (development sign-in enabled)" if dev else ""))

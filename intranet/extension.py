@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.engine import Engine
@@ -29,6 +30,8 @@ class State:
 
     engine: Engine
     clock: Callable[[], dt.datetime] = utcnow
+    #: Why this app must not serve requests (weak production settings), or None when it may.
+    unsafe: str | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -69,6 +72,26 @@ def check_safe_to_start(app: Flask) -> None:
         raise ConfigurationError("Beacon refuses to start in production with debug on: unset FLASK_DEBUG.")
 
 
+def _refuse_to_serve() -> tuple[str, int, dict[str, str]]:
+    # Plain text on purpose: page templates need the very secret key that is missing.
+    from flask import current_app
+
+    reason = current_app.extensions["intranet"].unsafe
+    logger.error("Refusing a request: %s", reason)
+    return f"Beacon is not configured safely and will not serve requests. {reason}\n", 503, {
+        "Content-Type": "text/plain; charset=utf-8"}
+
+
+def require_safe(app: Flask) -> None:
+    """Refuse to serve or schedule an app loaded with unsafe production settings.
+
+    :raise ConfigurationError: with the message saying what to fix.
+    """
+    unsafe = app.extensions["intranet"].unsafe
+    if unsafe:
+        raise ConfigurationError(unsafe)
+
+
 class Intranet:
     """Beacon as a Flask extension.
 
@@ -96,7 +119,15 @@ class Intranet:
             app.config["SECRET_KEY"] = app.config["INTRANET_SECRET_KEY"]
         elif app.config["INTRANET_ENV"] == "development" and not app.config.get("SECRET_KEY"):
             app.config["SECRET_KEY"] = development_secret_key(app)
-        check_safe_to_start(app)
+        unsafe = None
+        try:
+            check_safe_to_start(app)
+        except ConfigurationError as exc:
+            # Administrative commands (init-db, imports, role grants) need no secret key, so the
+            # command line may load the app; serving it stays refused (serve, scheduler, requests).
+            if click.get_current_context(silent=True) is None:
+                raise
+            unsafe = str(exc)
         secure = app.config["INTRANET_SESSION_COOKIE_SECURE"]
         if secure is None:
             secure = app.config["INTRANET_ENV"] != "development"
@@ -108,7 +139,9 @@ class Intranet:
         )
         app.config.setdefault("MAX_CONTENT_LENGTH", app.config["INTRANET_MAX_REQUEST_BYTES"])
 
-        app.extensions["intranet"] = State(engine=make_engine(database_url(app)))
+        app.extensions["intranet"] = State(engine=make_engine(database_url(app)), unsafe=unsafe)
+        if unsafe:
+            app.before_request(_refuse_to_serve)
         app.session_interface = DatabaseSessionInterface()
         if "csrf" not in app.extensions:
             CSRFProtect(app)

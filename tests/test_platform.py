@@ -187,3 +187,18 @@ def test_openapi_documents_every_api_route(app):
             if method.lower() not in doc["paths"].get(path, {}):
                 missing.append(f"{method} {path}")
     assert sorted(missing) == []
+
+
+def test_command_line_may_load_weak_config_but_never_serves_it(tmp_path):
+    """Admin commands run without a secret key; every request and `serve` are still refused."""
+    import click
+
+    with click.Context(click.Command("init-db")):
+        app = create_app({"INTRANET_ENV": "production", "INTRANET_SECRET_KEY": None,
+                          "INTRANET_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"})
+    assert "INTRANET_SECRET_KEY" in app.extensions["intranet"].unsafe
+    assert app.test_cli_runner().invoke(args=["intranet", "init-db"]).exit_code == 0
+    refused = app.test_client().get("/auth/dev-login")
+    assert refused.status_code == 503 and b"INTRANET_SECRET_KEY" in refused.data
+    served = app.test_cli_runner().invoke(args=["intranet", "serve"])
+    assert served.exit_code == 1 and "INTRANET_SECRET_KEY" in served.output
