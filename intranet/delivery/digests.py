@@ -131,7 +131,8 @@ def store_plan(session: Session, result: PlanResult, now: dt.datetime, horizon: 
     Future slots that are still only planned are replaced (preferences or habits may have changed);
     slots already queued are never touched, and the unique slot key keeps any slot single.
     """
-    session.execute(delete(Digest).where(Digest.status == "planned", Digest.due_at > now + REPLAN_MARGIN))
+    session.execute(delete(Digest).where(Digest.kind == "digest", Digest.status == "planned",
+                                         Digest.due_at > now + REPLAN_MARGIN))
     batch = result.batch
     rows: list[dict[str, Any]] = []
     end = now + horizon
@@ -241,9 +242,13 @@ class DigestContent:
 
 
 def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | None = None) -> dt.datetime | None:
-    """When *employee_pk*'s last digest went out (any channel), ignoring *before_digest* itself."""
-    query = select(func.max(OutboxMessage.sent_at)).where(OutboxMessage.employee_pk == employee_pk,
-                                                          OutboxMessage.status == "sent")
+    """When *employee_pk*'s last digest went out (any channel), ignoring *before_digest* itself.
+
+    Alerts do not count: a weekly digest still covers what came out before a must-read alert.
+    """
+    query = (select(func.max(OutboxMessage.sent_at)).join(Digest, Digest.id == OutboxMessage.digest_id)
+             .where(OutboxMessage.employee_pk == employee_pk, OutboxMessage.status == "sent",
+                    Digest.kind == "digest"))
     if before_digest is not None:
         query = query.where(OutboxMessage.digest_id != before_digest)
     return session.execute(query).scalar()
@@ -292,7 +297,7 @@ def compose(session: Session, employee: Employee, now: dt.datetime, *, since: dt
 def message_id(employee: Employee, digest: Digest, channel: str, domain: str) -> str:
     """A Message-ID that stays the same on every retry of this slot and channel."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in employee.employee_id)
-    return f"<digest.{safe}.{digest.local_date.isoformat()}.{digest.ordinal}.{channel}@{domain}>"
+    return f"<{digest.kind}.{safe}.{digest.local_date.isoformat()}.{digest.ordinal}.{channel}@{domain}>"
 
 
 def _second_channel(channels: tuple[str, ...]) -> str | None:
@@ -326,12 +331,15 @@ def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.inv
             digest.status, digest.reason = "expired", "enqueued after its expiry"
             continue
         prefs = preferences.for_employee(session, employee)
-        if prefs.cadence not in PLANNED_CADENCES:
+        if digest.kind == "digest" and prefs.cadence not in PLANNED_CADENCES:
             digest.status, digest.reason = "cancelled", f"cadence is now {prefs.cadence}"
             continue
         channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
-        content = compose(session, employee, now, since=last_sent_at(session, employee.id), prefs=prefs,
-                          reminder_after=reminder_after)
+        if digest.kind == "alert":
+            content = alerts.compose(session, employee, digest, now, prefs=prefs)
+        else:
+            content = compose(session, employee, now, since=last_sent_at(session, employee.id), prefs=prefs,
+                              reminder_after=reminder_after)
         if content.empty:
             digest.status, digest.reason = "skipped", "nothing new"
             continue
@@ -369,5 +377,7 @@ register(Job("digests-plan", plan_job, dt.timedelta(hours=1), misfire_grace_time
 register(Job("digests-enqueue", enqueue_job, dt.timedelta(minutes=1), misfire_grace_time=300, coalesce=True,
              description="Queue due digests in the outbox."))
 
-# The outbox registers the send and purge jobs; the scheduler imports only this module.
+# The outbox registers the send and purge jobs, alerts their scan job; the scheduler imports only
+# this module. (alerts imports this module: it is imported last, once everything here is defined.)
+from intranet.delivery import alerts  # noqa: E402
 from intranet.delivery import outbox as _outbox  # noqa: E402,F401

@@ -40,7 +40,7 @@ from sqlmodel import Session
 
 from intranet import preferences
 from intranet.db import is_postgres
-from intranet.delivery import digests
+from intranet.delivery import alerts, digests
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
 from intranet.delivery.schedule import Job, register
 from intranet.engagement import events
@@ -152,8 +152,12 @@ def unsubscribe_token(secret: str, employee_id: str) -> str:
 
 
 def render(employee: Employee, message: OutboxMessage, content: digests.DigestContent,
-           prefs: preferences.Preferences, config: dict[str, Any], why: str) -> RenderedDigest:
-    """The digest in every channel's form (needs an app context for the templates)."""
+           prefs: preferences.Preferences, config: dict[str, Any], why: str, *,
+           reminder: bool = False) -> RenderedDigest:
+    """The digest in every channel's form (needs an app context for the templates).
+
+    :param reminder: the message repeats must-reads the person has not acknowledged yet.
+    """
     from intranet.delivery.channels.teams import adaptive_card
 
     base = config["INTRANET_BASE_URL"].rstrip("/") + (config.get("INTRANET_URL_PREFIX") or "")
@@ -164,7 +168,7 @@ def render(employee: Employee, message: OutboxMessage, content: digests.DigestCo
     org = config["INTRANET_ORG_NAME"]
     subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
                if must else f"{org}: {len(items)} new post{'s' if len(items) != 1 else ''} for you")
-    if message.escalation:
+    if message.escalation or reminder:
         subject = f"Reminder: {subject}"
     token = unsubscribe_token(str(config["SECRET_KEY"]), employee.employee_id)
     context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
@@ -241,18 +245,23 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[st
             report.skipped += 1
             continue
         prefs = preferences.for_employee(session, employee)
-        content = digests.compose(
-            session, employee, now, since=digests.last_sent_at(session, employee.id, before_digest=digest.id),
-            prefs=prefs, limit=config["INTRANET_DIGEST_MAX_ITEMS"],
-            lookback_days=config["INTRANET_DIGEST_LOOKBACK_DAYS"],
-            reminder_after=dt.timedelta(hours=config["INTRANET_MUST_READ_REMINDER_HOURS"]),
-            must_reads_only=message.escalation)
+        if digest.kind == "alert":
+            content = alerts.compose(session, employee, digest, now, prefs=prefs,
+                                     limit=config["INTRANET_DIGEST_MAX_ITEMS"], must_reads_only=message.escalation)
+        else:
+            content = digests.compose(
+                session, employee, now, since=digests.last_sent_at(session, employee.id, before_digest=digest.id),
+                prefs=prefs, limit=config["INTRANET_DIGEST_MAX_ITEMS"],
+                lookback_days=config["INTRANET_DIGEST_LOOKBACK_DAYS"],
+                reminder_after=dt.timedelta(hours=config["INTRANET_MUST_READ_REMINDER_HOURS"]),
+                must_reads_only=message.escalation)
         if content.empty:
             _finish(session, message, "skipped", "nothing to send any more")
             report.skipped += 1
             continue
-        why = _why(digest)
-        rendered = render(employee, message, content, prefs, config, why)
+        why = _why(digest, content)
+        rendered = render(employee, message, content, prefs, config, why,
+                          reminder=digest.kind == "alert" and content.overdue_must_reads > 0)
         if message.channel != "in_app":
             pacer.wait()
             now = clock()
@@ -293,7 +302,11 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[st
     return report
 
 
-def _why(digest: Digest) -> str:
+def _why(digest: Digest, content: digests.DigestContent) -> str:
+    if digest.kind == "alert":
+        if all(i.must_read for i in content.items):
+            return "A must-read for you: sent at the first moment outside your quiet hours."
+        return "Sent as it happens, as you chose in your preferences (outside your quiet hours)."
     if digest.basis == "personal":
         return f"Sent at {digest.local_hour:02d}:00, when you usually read."
     if digest.basis == "peers":

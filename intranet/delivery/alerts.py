@@ -1,0 +1,317 @@
+"""Alerts: must-reads and "as it happens" posts that cannot wait for a planned digest.
+
+Planned digests (:mod:`intranet.delivery.digests`) only reach people whose cadence is daily,
+twice a day or weekly, at their planned hours. Two things must go out between them:
+
+* a **must-read** (and its reminders until it is acknowledged or its deadline passes) to people
+  whose cadence is ``off`` or ``as_it_happens``, and to weekly people between their digests
+  (must-reads bypass mutes and cadence limits, never quiet hours);
+* every targeted post to people whose cadence is ``as_it_happens``, soon after it goes live.
+
+**Design: an alert is a digest slot of its own kind.** An alert is a :class:`~intranet.models.Digest`
+row with ``kind = "alert"``, in the same table and under the same unique slot key
+(employee, local date, ordinal): its ordinal is ``100 +`` the index of the local batching window
+of the day it is due in (``INTRANET_ALERT_BATCH_MINUTES``, 15 by default; planned digests use
+ordinals 0 and 1). So "this person, this window" is one row whoever creates it, the outbox holds
+one message per (slot, channel) as for any digest, and enqueueing, claiming, leases, retries,
+pacing and expiry are the digests' own. What a slot carries is recorded in
+:class:`~intranet.models.DigestItem`, whose primary key (employee, post, round) is the
+exactly-once guarantee for posts: round 0 is the first delivery (as it happens, or a new
+must-read), round *k* >= 1 the *k*-th reminder of an unacknowledged must-read, due
+*k* x ``INTRANET_MUST_READ_REMINDER_HOURS`` after publishing (at most
+``INTRANET_MUST_READ_MAX_REMINDERS``), also sent on a second channel when one is configured.
+A person who becomes eligible late gets only the round now due, never a backlog of rounds.
+
+* **Scanning** (:func:`scan`, job ``alerts-scan``, every minute): for each recent live post, the
+  people in its audience (:func:`intranet.targeting.employee_filter`) whose cadence calls for an
+  alert and who have no item for the post's current round yet are found in SQL; mutes and
+  follows are applied, and each person's new items are attached to one slot.
+* **Batching and quiet hours**: items are attached only to a slot that is still ``planned`` and
+  due at least :data:`MARGIN` from now, at the first window boundary that is outside the person's
+  quiet hours and on one of their working days. Enqueueing takes only slots already due, so an
+  item is never attached to a slot that has gone out; posts going live in one window share a slot,
+  and posts held by quiet hours or a weekend pile into the first allowed window (one message).
+  On a DST fall-back day a repeated local window finds its slot taken and moves on to the next.
+  (This assumes the clocks of concurrent schedulers agree within :data:`MARGIN`.)
+* **Weekly people**: when their next planned digest comes before the alert would, the must-read
+  item is attached to that digest instead (it is listed first there anyway), so it is not sent
+  twice. Daily and twice-daily people get must-reads and reminders at the top of their digests,
+  so they get no alerts.
+* **At send time** (:func:`compose`) the items are re-checked: targeting at that moment, the
+  person active, must-reads still unacknowledged and before their deadline, other posts still
+  unread, not muted, followed (when the person follows topics, as it happens means those topics)
+  and the cadence still ``as_it_happens``. An empty alert is not sent.
+* **Expiry**: an alert slot expires when the allowed window it is due in ends (quiet hours begin
+  or the working day ends), at most :data:`MAX_VALID` later, so a retried alert is never sent in
+  quiet hours. Its items stay claimed: an ordinary post is then only in the feed, a must-read
+  comes back in its next reminder round.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, or_, select
+from sqlmodel import Session
+
+from intranet import preferences, targeting
+from intranet.delivery import digests
+from intranet.delivery.schedule import Job, register
+from intranet.engagement.events import insert_new, zone_of
+from intranet.models import Digest, DigestItem, Employee, Post, PostState, Preference
+from intranet.settings import Setting
+from intranet.settings import register as register_settings
+
+logger = logging.getLogger(__name__)
+
+register_settings(
+    Setting("INTRANET_ALERT_BATCH_MINUTES", 15,
+            "As-it-happens posts and must-reads for one person are batched into windows this long."),
+    Setting("INTRANET_ALERT_LOOKBACK_HOURS", 24,
+            "Posts published this long ago are still sent as they happen (covers scheduler downtime)."),
+    Setting("INTRANET_MUST_READ_MAX_REMINDERS", 3,
+            "Most reminders of one unacknowledged must-read outside planned digests."),
+)
+
+_DIGEST = Digest.__table__  # type: ignore[attr-defined]
+_ITEM = DigestItem.__table__  # type: ignore[attr-defined]
+#: Ordinals of alert slots start here (planned digests use 0 and 1).
+ORDINAL_BASE = 100
+#: An item is only attached to a slot due at least this far ahead (enqueueing takes due slots).
+MARGIN = dt.timedelta(minutes=1)
+#: The longest an alert may wait in the outbox (within one allowed window).
+MAX_VALID = dt.timedelta(hours=12)
+#: Cadences that get must-reads outside planned digests.
+MUST_READ_CADENCES = ("off", "as_it_happens", "weekly")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertSettings:
+    batch: dt.timedelta = dt.timedelta(minutes=15)
+    lookback: dt.timedelta = dt.timedelta(hours=24)
+    reminder_after: dt.timedelta = dt.timedelta(hours=48)
+    max_reminders: int = 3
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> AlertSettings:
+        return cls(batch=dt.timedelta(minutes=int(config["INTRANET_ALERT_BATCH_MINUTES"])),
+                   lookback=dt.timedelta(hours=float(config["INTRANET_ALERT_LOOKBACK_HOURS"])),
+                   reminder_after=dt.timedelta(hours=float(config["INTRANET_MUST_READ_REMINDER_HOURS"])),
+                   max_reminders=int(config["INTRANET_MUST_READ_MAX_REMINDERS"]))
+
+
+# --------------------------------------------------------------------------------------------
+# When: the first allowed window
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """An alert slot: due at ``due`` (UTC), keyed by ``(local_date, ordinal)``, valid until ``until``."""
+
+    due: dt.datetime
+    local_date: dt.date
+    ordinal: int
+    local_hour: int
+    until: dt.datetime
+
+
+def _allowed(at: dt.datetime, zone: ZoneInfo, prefs: preferences.Preferences) -> bool:
+    local = at.astimezone(zone)
+    return local.weekday() in prefs.working_days and not prefs.is_quiet(local.hour)
+
+
+def first_window(after: dt.datetime, zone: ZoneInfo, prefs: preferences.Preferences,
+                 batch: dt.timedelta) -> Window:
+    """The first batching-window boundary at or after *after* outside quiet hours, on a working day.
+
+    Boundaries are multiples of *batch* in UTC, which are local boundaries too in every zone
+    whose offset is a multiple of *batch* (all of them for 15 minutes).
+    """
+    step = int(batch.total_seconds())
+    at = dt.datetime.fromtimestamp(-(-int(after.timestamp()) // step) * step, dt.timezone.utc)
+    for _ in range(8 * 86400 // step):
+        if _allowed(at, zone, prefs):
+            break
+        at += batch
+    else:  # no allowed moment in a week (cannot happen with validated preferences): send anyway
+        at = dt.datetime.fromtimestamp(-(-int(after.timestamp()) // step) * step, dt.timezone.utc)
+    until = at + batch
+    while until < at + MAX_VALID and _allowed(until, zone, prefs):
+        until += batch
+    local = at.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    return Window(due=at, local_date=local.date(), ordinal=ORDINAL_BASE + minute // (step // 60),
+                  local_hour=local.hour, until=min(until, at + MAX_VALID))
+
+
+# --------------------------------------------------------------------------------------------
+# Who: scanning live posts for people owed an alert
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Owed:
+    post_id: int
+    round: int
+    must_read: bool
+    topic: str
+
+
+def _round_due(post: Post, now: dt.datetime, s: AlertSettings) -> int:
+    if not post.must_read or s.reminder_after <= dt.timedelta(0):
+        return 0
+    return min(int((now - post.published_at) // s.reminder_after), s.max_reminders)
+
+
+def _cadence_in(cadences: tuple[str, ...], default: str) -> Any:
+    """SQL: the person's effective cadence is one of *cadences* (NULL means the organisation's)."""
+    chosen = Preference.cadence.in_(cadences)
+    return or_(chosen, Preference.cadence.is_(None)) if default in cadences else chosen
+
+
+def owed(session: Session, now: dt.datetime, s: AlertSettings) -> dict[int, list[_Owed]]:
+    """Who is owed which (post, round) that no slot carries yet: employee pk -> items."""
+    default = preferences.org_defaults(session)["cadence"]
+    oldest_must_read = now - s.reminder_after * (s.max_reminders + 1) - dt.timedelta(days=1)
+    posts = session.execute(select(Post).where(
+        targeting.live_filter(now),
+        or_(Post.published_at >= now - s.lookback,
+            and_(Post.must_read.is_(True), Post.published_at >= oldest_must_read,
+                 or_(Post.ack_deadline.is_(None), Post.ack_deadline > now))))
+        .order_by(Post.published_at, Post.id)).scalars().all()
+    out: dict[int, list[_Owed]] = defaultdict(list)
+    for post in posts:
+        must = post.must_read and (post.ack_deadline is None or post.ack_deadline > now)
+        if not must and post.published_at < now - s.lookback:
+            continue
+        round_ = _round_due(post, now, s) if must else 0
+        state = and_(PostState.employee_pk == Employee.id, PostState.post_id == post.id)
+        done = exists().where(DigestItem.employee_pk == Employee.id, DigestItem.post_id == post.id,
+                              DigestItem.round == round_)
+        if must:
+            cadences, untouched = MUST_READ_CADENCES, PostState.acknowledged_at.is_(None)
+        else:
+            cadences, untouched = ("as_it_happens",), PostState.read_at.is_(None)
+        query = (select(Employee.id).outerjoin(Preference, Preference.employee_pk == Employee.id)
+                 .outerjoin(PostState, state)
+                 .where(targeting.employee_filter(targeting.parse_audience(post.audience)),
+                        _cadence_in(cadences, default), untouched, ~done))
+        for pk in session.execute(query).scalars():
+            out[pk].append(_Owed(post.id, round_, must, post.topic))
+    return out
+
+
+def _wanted(item: _Owed, prefs: preferences.Preferences) -> bool:
+    """Mutes and follows apply to ordinary posts; must-reads bypass them."""
+    if item.must_read:
+        return True
+    if item.topic in prefs.muted_topics:
+        return False
+    return not prefs.followed_topics or item.topic in prefs.followed_topics
+
+
+def _alert_slot(session: Session, employee: Employee, zone: ZoneInfo, prefs: preferences.Preferences,
+                now: dt.datetime, s: AlertSettings) -> Digest:
+    """The planned alert slot *employee*'s new items go into (created when needed)."""
+    after = now + MARGIN
+    for _ in range(1000):
+        window = first_window(after, zone, prefs, s.batch)
+        insert_new(session, _DIGEST, [{
+            "employee_pk": employee.id, "local_date": window.local_date, "ordinal": window.ordinal,
+            "due_at": window.due, "expires_at": window.until, "timezone": zone.key, "local_hour": window.local_hour,
+            "basis": None, "explored": False, "propensity": 1.0, "status": "planned", "reason": "",
+            "created_at": now, "kind": "alert"}], ("employee_pk", "local_date", "ordinal"), ("id",))
+        slot = session.execute(select(Digest).where(
+            Digest.employee_pk == employee.id, Digest.local_date == window.local_date,
+            Digest.ordinal == window.ordinal)).scalar_one()
+        if slot.kind == "alert" and slot.status == "planned" and slot.due_at >= now + MARGIN:
+            return slot
+        after = window.due + s.batch  # taken: gone out already, or a repeated local window (DST)
+    raise RuntimeError(f"no free alert slot for employee {employee.employee_id}")
+
+
+def _next_digest(session: Session, employee_pk: int, now: dt.datetime) -> Digest | None:
+    return session.execute(select(Digest).where(
+        Digest.employee_pk == employee_pk, Digest.kind == "digest", Digest.status == "planned",
+        Digest.due_at >= now + MARGIN).order_by(Digest.due_at).limit(1)).scalar()
+
+
+def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None = None,
+         org_timezone: str = "UTC") -> int:
+    """Attach every newly owed (person, post, round) to a slot; returns how many items were new.
+
+    Safe to run twice or concurrently: slots and items are inserted with ``ON CONFLICT DO NOTHING``
+    on their unique keys.
+    """
+    s = settings or AlertSettings()
+    pending = owed(session, now, s)
+    if not pending:
+        return 0
+    prefs = preferences.for_employees(session, list(pending))
+    people = {e.id: e for e in session.execute(select(Employee).where(Employee.id.in_(list(pending)))).scalars()}
+    new = 0
+    for pk, items in pending.items():
+        employee, mine = people[pk], prefs[pk]
+        items = [i for i in items if _wanted(i, mine)]
+        if not items:
+            continue
+        zone = zone_of(employee.timezone, org_timezone)
+        slot = _next_digest(session, pk, now) if mine.cadence == "weekly" else None
+        if slot is None or slot.due_at > first_window(now + MARGIN, zone, mine, s.batch).due:
+            slot = _alert_slot(session, employee, zone, mine, now, s)
+        rows = [{"employee_pk": pk, "post_id": i.post_id, "round": i.round, "digest_id": slot.id,
+                 "created_at": now} for i in items]
+        new += len(insert_new(session, _ITEM, rows, ("employee_pk", "post_id", "round"), ("digest_id",)))
+    session.flush()
+    return new
+
+
+def scan_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+    """Scheduled: give must-reads and as-it-happens posts their alert slots."""
+    return scan(session, now, settings=AlertSettings.from_config(config), org_timezone=config["INTRANET_ORG_TIMEZONE"])
+
+
+# --------------------------------------------------------------------------------------------
+# What: an alert's content at send time
+# --------------------------------------------------------------------------------------------
+
+
+def compose(session: Session, employee: Employee, digest: Digest, now: dt.datetime, *,
+            prefs: preferences.Preferences | None = None, limit: int = 10,
+            must_reads_only: bool = False) -> digests.DigestContent:
+    """What the alert slot *digest* still has to say to *employee* at *now* (re-checked)."""
+    if not employee.active:
+        return digests.DigestContent([], 0, 0)
+    prefs = prefs or preferences.for_employee(session, employee)
+    rounds = dict(session.execute(select(DigestItem.post_id, DigestItem.round)
+                                  .where(DigestItem.digest_id == digest.id)).all())
+    if not rounds:
+        return digests.DigestContent([], 0, 0)
+    group_keys = targeting.group_keys_of(session, employee.id)
+    state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+    query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
+             .where(Post.id.in_(list(rounds)), targeting.visible_posts_filter(employee, group_keys, now))
+             .order_by(Post.published_at.desc(), Post.id.desc()))
+    must, rest = [], []
+    overdue = 0
+    for post, read_at, ack_at in session.execute(query):
+        item = digests.DigestItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
+                                  post.ack_deadline)
+        if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
+            must.append(item)
+            overdue += rounds[post.id] >= 1
+        elif (not must_reads_only and rounds[post.id] == 0 and prefs.cadence == "as_it_happens" and read_at is None
+              and _wanted(_Owed(post.id, 0, False, post.topic), prefs)):
+            rest.append(item)
+    ordered = must + rest
+    return digests.DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
+
+
+# Every minute, like enqueueing: an alert is at most one window plus a minute late.
+register(Job("alerts-scan", scan_job, dt.timedelta(minutes=1), misfire_grace_time=300, coalesce=True,
+             description="Give new must-reads, their reminders and as-it-happens posts their alert slots."))
