@@ -116,6 +116,43 @@ def test_weekend_holds_alerts_until_the_first_working_day():
     assert window.until == dt.datetime(2026, 11, 30, 19, tzinfo=berlin)      # 12 hours at most
 
 
+def test_repeated_local_window_on_a_dst_day_is_sent_once_each(app, db, config, smtp, make_employee, make_post,
+                                                               clock):
+    """New York falls back on 1 November: 01:15 happens twice; the second alert moves to the next
+    free window instead of reusing the slot that already went out."""
+    reader = make_employee(timezone="America/New_York")
+    choose(db, reader, cadence="as_it_happens", quiet_start=0, quiet_end=0, working_days=[0, 1, 2, 3, 4, 5, 6])
+    clock.now = dt.datetime(2026, 11, 1, 5, 5, tzinfo=UTC)                    # 01:05 EDT
+    make_post(title="Before the change", published_at=clock.now)
+    run(app, db, config, clock)
+    clock.now = dt.datetime(2026, 11, 1, 5, 15, tzinfo=UTC)
+    assert run(app, db, config, clock).sent == 1
+    clock.now = dt.datetime(2026, 11, 1, 6, 5, tzinfo=UTC)                    # 01:05 EST, again
+    make_post(title="After the change", published_at=clock.now)
+    run(app, db, config, clock)
+    first, second = alert_slots(db)
+    assert (first.local_date, first.ordinal) != (second.local_date, second.ordinal)
+    assert second.due_at == dt.datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+    clock.now = second.due_at
+    assert run(app, db, config, clock).sent == 1
+    texts = bodies(smtp)
+    assert "Before the change" in texts[0] and "After the change" in texts[1] and "Before" not in texts[1]
+
+
+def test_only_the_targeted_audience_is_alerted(app, db, config, smtp, make_employee, make_post, clock):
+    """A post for Sales reaches Sales readers as it happens, and nobody else."""
+    sales = make_employee(department="Sales", email="sales@example.com")
+    marketing = make_employee(department="Marketing", email="marketing@example.com")
+    for person in (sales, marketing):
+        choose(db, person, cadence="as_it_happens")
+    make_post({"segments": [{"departments": ["Sales"]}]}, title="Sales kick-off")
+    make_post({"segments": [{"departments": ["Sales"]}]}, title="Sales must-read", must_read=True)
+    run(app, db, config, clock)
+    clock.advance(minutes=15)
+    run(app, db, config, clock)
+    assert smtp.recipients() == ["sales@example.com"]
+
+
 def test_mutes_and_follows_shape_as_it_happens_but_not_must_reads(app, db, config, smtp, make_employee, make_post,
                                                                    clock):
     """A muted topic is left out and follows narrow the stream; must-reads come regardless."""

@@ -10,6 +10,11 @@
 * **Composing** (:func:`compose`, at send time): the unread posts targeted at the person since
   their last digest, must-reads they owe first, then feed order, capped, re-checked through
   the targeting rule at that moment. An empty digest is not sent.
+
+Must-reads for people without a planned digest, their reminders, and posts for people who want
+them as they happen travel as *alert* slots in the same table (``Digest.kind``), under the same
+slot key; :mod:`intranet.delivery.alerts` explains that design. Enqueueing and sending treat both
+kinds alike, except for what goes in them.
 """
 from __future__ import annotations
 
