@@ -392,3 +392,16 @@ def test_two_concurrent_schedulers_alert_each_person_once(app, db, config, smtp,
     send(app, db, config, clock, limit=100)
     assert sorted(smtp.recipients()) == sorted(p.email for p in staff)
     assert len(db.exec(select(OutboxMessage).where(OutboxMessage.channel == "email")).all()) == 20
+
+
+def test_digests_run_command_covers_alerts(app, db, config, smtp, make_employee, make_post, clock):
+    """`flask intranet digests run` scans for alerts too, so a manual round delivers them."""
+    reader = make_employee(email="cli@example.com")
+    choose(db, reader, cadence="off")
+    make_post(title="Read me", must_read=True, published_at=clock.now)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["intranet", "digests", "run"]).exit_code == 0
+    clock.advance(minutes=15)
+    result = runner.invoke(args=["intranet", "digests", "run"])
+    assert result.exit_code == 0, result.output
+    assert smtp.recipients() == ["cli@example.com"]

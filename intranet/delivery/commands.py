@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 # Imported here (and so at init_app, through intranet.cli) so their INTRANET_* settings are
 # registered before the extension applies the defaults.
-from intranet.delivery import digests, outbox  # noqa: F401
+from intranet.delivery import alerts, digests, outbox  # noqa: F401
 from intranet.engagement import events  # noqa: F401
 from intranet.errors import IntranetError
 
@@ -96,10 +96,11 @@ def digests_plan(at: str | None, as_json: bool) -> None:
 
 @digests_group.command("run")
 def digests_run() -> None:
-    """Run one round of the digest jobs now: refresh the model, plan, queue due digests, send."""
+    """Run one round of the digest jobs now: refresh the model, plan, give alerts their slots, queue due
+    digests and alerts, send."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for name, job in (("refresh", digests.refresh_job), ("plan", digests.plan_job), ("enqueue", digests.enqueue_job),
-                      ("send", outbox.send_job)):
+    for name, job in (("refresh", digests.refresh_job), ("plan", digests.plan_job), ("alerts", alerts.scan_job),
+                      ("enqueue", digests.enqueue_job), ("send", outbox.send_job)):
         with _session() as session:
             result = job(session, _state().clock(), app.config)
             session.commit()
