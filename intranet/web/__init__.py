@@ -54,9 +54,11 @@ def _nav_context() -> dict[str, Any]:
 
     employee = current_employee_or_none()
     if employee is None:
-        return {"beacon_nav": []}
+        return {"beacon_nav": [], "beacon_viewer": None}
     endpoints = current_app.view_functions
-    return {"beacon_nav": [item for item in NAV if item.endpoint in endpoints and employee.has_role(item.role)]}
+    # beacon_viewer lets base.html keep the navigation on pages rendered without `employee` (errors).
+    return {"beacon_nav": [item for item in NAV if item.endpoint in endpoints and employee.has_role(item.role)],
+            "beacon_viewer": employee}
 
 
 def init_app(app: Flask) -> None:
