@@ -315,6 +315,21 @@ def test_weekly_digest_carries_the_must_read_when_it_comes_first(app, db, config
     assert smtp.parsed()[0]["Message-ID"].startswith("<digest.")
 
 
+def test_weekly_reader_gets_the_must_read_before_a_later_digest(app, db, config, smtp, make_employee, make_post,
+                                                                clock):
+    """A weekly digest three days away does not hold a must-read back: it goes out now, once."""
+    person = make_employee(email="weekly@example.com")
+    choose(db, person, cadence="weekly")
+    later = make_digest(db, person, clock.now + dt.timedelta(days=3))
+    make_post(title="Must read", must_read=True, published_at=clock.now)
+    run(app, db, config, clock)
+    clock.advance(minutes=15)
+    assert run(app, db, config, clock).sent == 1
+    assert smtp.parsed()[0]["Message-ID"].startswith("<alert.")
+    [item] = db.exec(select(DigestItem)).scalars().all()
+    assert item.digest_id != later.id
+
+
 def test_weekly_digest_after_an_alert_still_covers_earlier_posts(app, db, config, smtp, make_employee, make_post,
                                                                  clock):
     """An alert does not count as the last digest: the next weekly digest still lists what came before."""

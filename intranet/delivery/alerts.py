@@ -87,6 +87,7 @@ MARGIN = dt.timedelta(minutes=1)
 MAX_VALID = dt.timedelta(hours=12)
 #: Cadences that get must-reads outside planned digests.
 MUST_READ_CADENCES = ("off", "as_it_happens", "weekly")
+_CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,30 +216,45 @@ def _wanted(item: _Owed, prefs: preferences.Preferences) -> bool:
     return not prefs.followed_topics or item.topic in prefs.followed_topics
 
 
-def _alert_slot(session: Session, employee: Employee, zone: ZoneInfo, prefs: preferences.Preferences,
-                now: dt.datetime, s: AlertSettings) -> Digest:
-    """The planned alert slot *employee*'s new items go into (created when needed)."""
+def _slot_row(employee_pk: int, zone: ZoneInfo, window: Window, now: dt.datetime) -> dict[str, Any]:
+    return {"employee_pk": employee_pk, "local_date": window.local_date, "ordinal": window.ordinal,
+            "due_at": window.due, "expires_at": window.until, "timezone": zone.key, "local_hour": window.local_hour,
+            "basis": None, "explored": False, "propensity": 1.0, "status": "planned", "reason": "",
+            "created_at": now, "kind": "alert"}
+
+
+def _usable_slots(session: Session, employee_pks: list[int], now: dt.datetime) -> dict[tuple[int, dt.date, int], int]:
+    """(employee, local date, ordinal) -> id of the alert slots items may still be attached to."""
+    rows = session.execute(select(Digest.employee_pk, Digest.local_date, Digest.ordinal, Digest.id).where(
+        Digest.employee_pk.in_(employee_pks), Digest.kind == "alert", Digest.status == "planned",
+        Digest.due_at >= now + MARGIN))
+    return {(pk, local_date, ordinal): digest_id for pk, local_date, ordinal, digest_id in rows}
+
+
+def _alert_slot(session: Session, employee_pk: int, zone: ZoneInfo, prefs: preferences.Preferences,
+                now: dt.datetime, s: AlertSettings) -> int:
+    """The id of the planned alert slot *employee_pk*'s new items go into (created when needed)."""
     after = now + MARGIN
     for _ in range(1000):
         window = first_window(after, zone, prefs, s.batch)
-        insert_new(session, _DIGEST, [{
-            "employee_pk": employee.id, "local_date": window.local_date, "ordinal": window.ordinal,
-            "due_at": window.due, "expires_at": window.until, "timezone": zone.key, "local_hour": window.local_hour,
-            "basis": None, "explored": False, "propensity": 1.0, "status": "planned", "reason": "",
-            "created_at": now, "kind": "alert"}], ("employee_pk", "local_date", "ordinal"), ("id",))
-        slot = session.execute(select(Digest).where(
-            Digest.employee_pk == employee.id, Digest.local_date == window.local_date,
-            Digest.ordinal == window.ordinal)).scalar_one()
-        if slot.kind == "alert" and slot.status == "planned" and slot.due_at >= now + MARGIN:
-            return slot
+        insert_new(session, _DIGEST, [_slot_row(employee_pk, zone, window, now)],
+                   ("employee_pk", "local_date", "ordinal"), ("id",))
+        found = _usable_slots(session, [employee_pk], now).get((employee_pk, window.local_date, window.ordinal))
+        if found is not None:
+            return found
         after = window.due + s.batch  # taken: gone out already, or a repeated local window (DST)
-    raise RuntimeError(f"no free alert slot for employee {employee.employee_id}")
+    raise RuntimeError(f"no free alert slot for employee {employee_pk}")
 
 
-def _next_digest(session: Session, employee_pk: int, now: dt.datetime) -> Digest | None:
-    return session.execute(select(Digest).where(
-        Digest.employee_pk == employee_pk, Digest.kind == "digest", Digest.status == "planned",
-        Digest.due_at >= now + MARGIN).order_by(Digest.due_at).limit(1)).scalar()
+def _next_digests(session: Session, employee_pks: list[int], now: dt.datetime) -> dict[int, tuple[int, dt.datetime]]:
+    """Each person's next planned digest (not alert): employee pk -> (digest id, due)."""
+    out: dict[int, tuple[int, dt.datetime]] = {}
+    for start in range(0, len(employee_pks), _CHUNK):
+        rows = session.execute(select(Digest.employee_pk, Digest.id, Digest.due_at).where(
+            Digest.employee_pk.in_(employee_pks[start:start + _CHUNK]), Digest.kind == "digest",
+            Digest.status == "planned", Digest.due_at >= now + MARGIN).order_by(Digest.due_at.desc()))
+        out.update((pk, (digest_id, due)) for pk, digest_id, due in rows)  # the earliest is written last
+    return out
 
 
 def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None = None,
@@ -246,27 +262,48 @@ def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None =
     """Attach every newly owed (person, post, round) to a slot; returns how many items were new.
 
     Safe to run twice or concurrently: slots and items are inserted with ``ON CONFLICT DO NOTHING``
-    on their unique keys.
+    on their unique keys. Works in bulk (a must-read for everyone is a few statements per 500
+    people); only a window already taken (DST, or a slot gone out) takes the one-by-one path.
     """
     s = settings or AlertSettings()
     pending = owed(session, now, s)
     if not pending:
         return 0
-    prefs = preferences.for_employees(session, list(pending))
-    people = {e.id: e for e in session.execute(select(Employee).where(Employee.id.in_(list(pending)))).scalars()}
+    pks = list(pending)
+    prefs = preferences.for_employees(session, pks)
+    zones: dict[int, ZoneInfo] = {}
+    for start in range(0, len(pks), _CHUNK):
+        zones.update((pk, zone_of(tz, org_timezone)) for pk, tz in session.execute(
+            select(Employee.id, Employee.timezone).where(Employee.id.in_(pks[start:start + _CHUNK]))))
+    wanted = {pk: kept for pk, items in pending.items() if (kept := [i for i in items if _wanted(i, prefs[pk])])}
+    windows: dict[int, Window] = {}
+    cache: dict[tuple[Any, ...], Window] = {}
+    for pk in wanted:
+        p = prefs[pk]
+        key = (zones[pk].key, p.quiet_start, p.quiet_end, p.working_days)
+        if key not in cache:
+            cache[key] = first_window(now + MARGIN, zones[pk], p, s.batch)
+        windows[pk] = cache[key]
+    target: dict[int, int] = {}
+    weekly = [pk for pk in wanted if prefs[pk].cadence == "weekly"]
+    for pk, (digest_id, due) in _next_digests(session, weekly, now).items():
+        if due <= windows[pk].due:
+            target[pk] = digest_id  # their digest comes first and lists must-reads at the top
+    rest = [pk for pk in wanted if pk not in target]
+    for start in range(0, len(rest), _CHUNK):
+        chunk = rest[start:start + _CHUNK]
+        insert_new(session, _DIGEST, [_slot_row(pk, zones[pk], windows[pk], now) for pk in chunk],
+                   ("employee_pk", "local_date", "ordinal"), ("id",))
+        usable = _usable_slots(session, chunk, now)
+        for pk in chunk:
+            found = usable.get((pk, windows[pk].local_date, windows[pk].ordinal))
+            target[pk] = found if found is not None else _alert_slot(session, pk, zones[pk], prefs[pk], now, s)
+    rows = [{"employee_pk": pk, "post_id": i.post_id, "round": i.round, "digest_id": target[pk], "created_at": now}
+            for pk, items in wanted.items() for i in items]
     new = 0
-    for pk, items in pending.items():
-        employee, mine = people[pk], prefs[pk]
-        items = [i for i in items if _wanted(i, mine)]
-        if not items:
-            continue
-        zone = zone_of(employee.timezone, org_timezone)
-        slot = _next_digest(session, pk, now) if mine.cadence == "weekly" else None
-        if slot is None or slot.due_at > first_window(now + MARGIN, zone, mine, s.batch).due:
-            slot = _alert_slot(session, employee, zone, mine, now, s)
-        rows = [{"employee_pk": pk, "post_id": i.post_id, "round": i.round, "digest_id": slot.id,
-                 "created_at": now} for i in items]
-        new += len(insert_new(session, _ITEM, rows, ("employee_pk", "post_id", "round"), ("digest_id",)))
+    for start in range(0, len(rows), _CHUNK):
+        new += len(insert_new(session, _ITEM, rows[start:start + _CHUNK], ("employee_pk", "post_id", "round"),
+                              ("digest_id",)))
     session.flush()
     return new
 
