@@ -105,6 +105,25 @@ def test_quiet_hours_hold_alerts_until_they_end(app, db, config, smtp, make_empl
     assert "Evening news" in text and "Midnight news" in text
 
 
+def test_alert_failing_until_quiet_hours_begin_is_not_sent_in_them(app, db, config, smtp, make_employee, make_post,
+                                                                    clock):
+    """A temporary SMTP refusal retried past 20:00 local expires instead of arriving in quiet hours."""
+    reader = make_employee(email="late@example.com")                           # Berlin, quiet 20-07
+    choose(db, reader, cadence="as_it_happens")
+    clock.now = dt.datetime(2026, 11, 24, 18, 40, tzinfo=UTC)                  # 19:40 in Berlin
+    make_post(published_at=clock.now)
+    run(app, db, config, clock)
+    [slot] = alert_slots(db)
+    assert slot.expires_at == dt.datetime(2026, 11, 24, 20, tzinfo=ZoneInfo("Europe/Berlin"))
+    clock.now = slot.due_at
+    smtp.refuse["late@example.com"] = "451 4.3.0 Try again later"
+    assert run(app, db, config, clock).retried == 1
+    smtp.refuse.clear()
+    clock.advance(minutes=20)                                                  # 20:05 in Berlin
+    assert run(app, db, config, clock).expired == 1
+    assert smtp.messages == []
+
+
 def test_weekend_holds_alerts_until_the_first_working_day():
     """Friday evening in Berlin with quiet hours 20-07: the first allowed window is Monday 07:00."""
     prefs = preferences._effective(None, preferences.BUILTIN_DEFAULTS)
