@@ -163,7 +163,8 @@ class _Owed:
     topic: str
 
 
-def _round_due(post: Post, now: dt.datetime, s: AlertSettings) -> int:
+def _round_due(post: Any, now: dt.datetime, s: AlertSettings) -> int:
+    """The reminder round of a must-read at *now* (0 = the first delivery)."""
     if not post.must_read or s.reminder_after <= dt.timedelta(0):
         return 0
     return min(int((now - post.published_at) // s.reminder_after), s.max_reminders)
@@ -179,12 +180,14 @@ def owed(session: Session, now: dt.datetime, s: AlertSettings) -> dict[int, list
     """Who is owed which (post, round) that no slot carries yet: employee pk -> items."""
     default = preferences.org_defaults(session)["cadence"]
     oldest_must_read = now - s.reminder_after * (s.max_reminders + 1) - dt.timedelta(days=1)
-    posts = session.execute(select(Post).where(
+    # Narrow columns: this runs every minute, and post bodies are not needed to decide.
+    posts = session.execute(select(Post.id, Post.audience, Post.topic, Post.must_read, Post.ack_deadline,
+                                   Post.published_at).where(
         targeting.live_filter(now),
         or_(Post.published_at >= now - s.lookback,
             and_(Post.must_read.is_(True), Post.published_at >= oldest_must_read,
                  or_(Post.ack_deadline.is_(None), Post.ack_deadline > now))))
-        .order_by(Post.published_at, Post.id)).scalars().all()
+        .order_by(Post.published_at, Post.id)).all()
     out: dict[int, list[_Owed]] = defaultdict(list)
     for post in posts:
         must = post.must_read and (post.ack_deadline is None or post.ack_deadline > now)
