@@ -19,7 +19,9 @@
   var DELAY_MS = 300;
   var timer = null;
   var latest = 0;
-  var disabled = false;
+  // The page says whether this person may count live (comms managers); asking anyway would only
+  // collect a 403 and a console error.
+  var disabled = form.getAttribute("data-live-count") === "off";
 
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
