@@ -30,12 +30,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from intranet import leases, people
 from intranet.delivery import schedule
+from intranet.directory import bulk
 from intranet.directory import guard as guard_mod
 from intranet.directory import merge as merge_mod
 from intranet.directory.hr import HrExport, HrMapping, read_export
@@ -655,8 +656,7 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
                  "display_name": "", "is_contributor": False, "is_comms": False, "is_admin": False,
                  **c, "created_at": now, "updated_at": now,
                  "deactivated_at": None if c.get("active", True) else now} for c in plan.creates]
-        for chunk in _chunks(rows, 2000):
-            session.execute(insert(table), chunk)
+        bulk.insert_rows(session, table, rows)
     new_pks: dict[str, int] = {}
     wanted = [c["employee_id"] for c in plan.creates] + [
         r["employee_id"] for r in plan.entra_inserts + plan.entra_updates + plan.hr_inserts + plan.hr_updates
@@ -668,12 +668,7 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
         for chunk in _chunks(wanted):
             new_pks.update((eid, pk) for pk, eid in session.execute(
                 select(Employee.id, Employee.employee_id).where(Employee.employee_id.in_(chunk))))
-    groups: dict[frozenset[str], list[dict[str, Any]]] = collections.defaultdict(list)
-    for u in plan.updates:
-        groups[frozenset(u)].append({**u, "updated_at": now})
-    for rows in groups.values():
-        for chunk in _chunks(rows, 2000):
-            session.execute(update(Employee), chunk)
+    bulk.update_rows(session, table, [{**u, "updated_at": now} for u in plan.updates], key="id")
 
     def link(row: Mapping[str, Any]) -> int | None:
         return row.get("employee_pk") or (new_pks.get(row["employee_id"]) if row.get("employee_id") else None)
@@ -681,22 +676,18 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
     if plan.entra_inserts:
         rows = [{"id": r["id"], "props": r["props"], "included": r["included"], "removed": r["removed"],
                  "employee_pk": link(r), "updated_at": now} for r in plan.entra_inserts]
-        for chunk in _chunks(rows, 2000):
-            session.execute(insert(EntraUser.__table__), chunk)
+        bulk.insert_rows(session, EntraUser.__table__, rows)
     if plan.entra_updates:
         rows = [{"id": r["id"], "props": r["props"], "included": r["included"], "removed": r["removed"],
                  "employee_pk": link(r), "updated_at": now} for r in plan.entra_updates]
-        for chunk in _chunks(rows, 2000):
-            session.execute(update(EntraUser), chunk)
+        bulk.update_rows(session, EntraUser.__table__, rows, key="id")
     hr_rows = [{"employee_number": r["employee_number"], "props": r["props"], "as_of": _dt(r["as_of"]),
                 "employee_pk": link(r), "updated_at": now} for r in plan.hr_inserts + plan.hr_updates]
     if hr_rows:
         inserts = hr_rows[:len(plan.hr_inserts)]
         updates = hr_rows[len(plan.hr_inserts):]
-        for chunk in _chunks(inserts, 2000):
-            session.execute(insert(HrRecord.__table__), chunk)
-        for chunk in _chunks(updates, 2000):
-            session.execute(update(HrRecord), chunk)
+        bulk.insert_rows(session, HrRecord.__table__, inserts)
+        bulk.update_rows(session, HrRecord.__table__, updates, key="employee_number")
     if plan.directory:
         ins, upd = [], []
         for r in plan.directory:
@@ -709,14 +700,8 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
             if r.get("erase") or r.get("restore"):
                 row["erase_after"] = erase_after
             (upd if r.get("exists") else ins).append(row)
-        for chunk in _chunks(ins, 2000):
-            session.execute(insert(EmployeeDirectory.__table__), [{"erase_after": None, **x} for x in chunk])
-        groups = collections.defaultdict(list)
-        for row in upd:
-            groups[frozenset(row)].append(row)
-        for rows in groups.values():
-            for chunk in _chunks(rows, 2000):
-                session.execute(update(EmployeeDirectory), chunk)
+        bulk.insert_rows(session, EmployeeDirectory.__table__, [{"erase_after": None, **x} for x in ins])
+        bulk.update_rows(session, EmployeeDirectory.__table__, upd, key="employee_pk")
     session.flush()
     # Deactivation always goes through people.deactivate: it ends the person's sessions everywhere.
     ids = [d["id"] for d in plan.deactivate]
