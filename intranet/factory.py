@@ -11,6 +11,7 @@ from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intranet.extension import Intranet
+from intranet.web.errors import not_found_anywhere
 from intranet.settings import from_environ
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(from_environ(os.environ))
     app.config.update(overrides or {})
     Intranet(app)
+    app.register_error_handler(404, not_found_anywhere)
     proxies = int(app.config.get("INTRANET_TRUSTED_PROXIES", 0))
     if proxies:
         # Behind a TLS-terminating proxy the app must see https, or Secure cookies and CSRF's

@@ -202,3 +202,12 @@ def test_command_line_may_load_weak_config_but_never_serves_it(tmp_path):
     assert refused.status_code == 503 and b"INTRANET_SECRET_KEY" in refused.data
     served = app.test_cli_runner().invoke(args=["intranet", "serve"])
     assert served.exit_code == 1 and "INTRANET_SECRET_KEY" in served.output
+
+
+def test_unknown_urls_get_beacons_404(make_employee, client_for):
+    """In the standalone app an unknown page is Beacon's 404 page, an unknown API path its JSON error."""
+    client = client_for(make_employee())
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and b"Back to your feed" in page.data
+    api = client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"

@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 
 def _is_api() -> bool:
-    return (request.blueprint or "").endswith("api")
+    if request.blueprint is None:  # no route matched: judge by the path
+        return "/api/" in request.path
+    return request.blueprint.endswith("api")
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> Response | tuple:
@@ -65,6 +67,11 @@ def _only_ours(handler):  # type: ignore[no-untyped-def]
         raise exc
 
     return handle
+
+
+def not_found_anywhere(exc: HTTPException):  # type: ignore[no-untyped-def]
+    """Beacon's 404 for any unknown URL; for standalone apps, where Beacon owns every path."""
+    return error_response(404, "not_found", "There is nothing at this address.")
 
 
 def init_app(app: Flask) -> None:
