@@ -157,15 +157,17 @@ def db(database: Engine) -> Iterator[Session]:
         yield session
 
 
-_ids = itertools.count(1)
-
-
 @pytest.fixture
 def make_employee(db: Session):  # type: ignore[no-untyped-def]
-    """Create (and commit) an employee; any attribute can be given."""
+    """Create (and commit) an employee; any attribute can be given.
+
+    Numbering restarts in every test, so hash-based choices (exploration, holdouts) do not depend
+    on which tests ran before.
+    """
+    ids = itertools.count(1)
 
     def make(**attrs: Any) -> Employee:
-        n = next(_ids)
+        n = next(ids)
         values = {"employee_id": f"T{n:06d}", "email": f"person{n}@example.test", "display_name": f"Person {n}",
                   "department": "Sales", "region": "EMEA", "country": "DE", "office": "Berlin", "level": 3,
                   "timezone": "Europe/Berlin", "language": "en", "created_at": NOW, "updated_at": NOW}
