@@ -16,6 +16,7 @@ This module is the only one in the directory package that talks to the DBAPI dri
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -126,6 +127,9 @@ def update_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             continue
         order = [*assigned, key]
         converters = [_converter(conn, table, n) for n in order]
+        if conn.dialect.name == "postgresql" and len({row[key] for row in group}) == len(group):
+            _update_from_arrays(conn, table, group, assigned, key)
+            continue
         sql = (f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(n)} = {mark}' for n in assigned)} "
                f"WHERE {quote(key)} = {mark}")
         for chunk in _chunks(group):
@@ -134,3 +138,34 @@ def update_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
                 cursor.executemany(sql, _tuples(chunk, order, converters))
             finally:
                 cursor.close()
+
+
+def _update_from_arrays(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], assigned: Sequence[str],
+                        key: str) -> None:
+    """PostgreSQL: ``UPDATE t SET ... FROM unnest(<one array per column>) v WHERE t.key = v.key``.
+
+    One short statement with one parameter per column: psycopg parses a query with thousands of
+    placeholders in Python on every execution, which cost more than the update itself.
+    """
+    order = [*assigned, key]
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    columns: list[list[Any]] = []
+    casts: list[str] = []
+    for name in order:
+        column = table.c[name]
+        values = [row[name] for row in rows]
+        if isinstance(column.type, JSON):  # as text (what psycopg's Json dumper sends), cast back below
+            null = column.type.none_as_null  # else None is stored as JSON null, as SQLAlchemy does
+            values = [None if v is None and null else json.dumps(v) for v in values]
+        else:
+            convert = _converter(conn, table, name)
+            if convert is not None:
+                values = [convert(v) for v in values]
+        columns.append(values)
+        casts.append(f"CAST(%s AS {column.type.compile(dialect=dialect)}[])")
+    sql = (f"UPDATE {quote(table.name)} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in assigned)} "
+           f"FROM unnest({', '.join(casts)}) AS v ({', '.join(quote(n) for n in order)}) "
+           f"WHERE t.{quote(key)} = v.{quote(key)}")
+    with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, columns)

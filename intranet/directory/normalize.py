@@ -170,6 +170,7 @@ class Normalizer:
         self.unmapped: collections.Counter[tuple[str, str]] = collections.Counter()
         self._memo: dict[Any, tuple[Any, tuple[str, str] | None]] = {}
         self._miss_key: tuple[str, str] | None = None
+        self._zone_memo: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
 
     def _miss(self, dimension: str, value: str) -> None:
         self._miss_key = (dimension, value)
@@ -277,6 +278,13 @@ class Normalizer:
 
     def zone_for(self, office: str | None, city: str | None, country: str | None) -> tuple[str | None, str | None]:
         """``(zone, how)`` from the office map, else the country's only zone; how is "office"/"country"."""
+        key = (office, city, country)
+        found = self._zone_memo.get(key)
+        if found is None:
+            found = self._zone_memo[key] = self._zone_for(office, city, country)
+        return found
+
+    def _zone_for(self, office: str | None, city: str | None, country: str | None) -> tuple[str | None, str | None]:
         for place in (office, city):
             if place:
                 zone = self.maps.office_zones.get(fold(place))

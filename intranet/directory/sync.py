@@ -22,6 +22,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import functools
+import gc
 import logging
 import os
 import socket
@@ -807,6 +809,28 @@ def _stage(staged: dict[str, Any], users: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def _cycle_collector_paused(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run *method* with CPython's cyclic garbage collector paused.
+
+    A round builds hundreds of thousands of small containers (staged users, plan rows) that hold
+    no reference cycles; while they pile up, the collector re-scans all of them again and again
+    (measured: some 12 s of gen-2 collections in a 100,000-user full sync). Reference counting
+    still frees everything as usual; cycles made meanwhile are collected once it is back on.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return wrapper
+
+
 @dataclasses.dataclass
 class RunOutcome:
     run_id: int
@@ -929,6 +953,7 @@ class DirectorySync:
 
     # -------------------------------------------------------------------------- Graph
 
+    @_cycle_collector_paused
     def run_graph(self, *, full: bool = False, trigger: str = "cli") -> RunOutcome:
         """One Graph round (incremental from the committed deltaLink, or full with mark-and-sweep).
 
@@ -995,6 +1020,7 @@ class DirectorySync:
 
     # -------------------------------------------------------------------------- HR
 
+    @_cycle_collector_paused
     def run_hr(self, data: bytes, *, file_name: str, mapping: str | None = None, as_of: dt.datetime | None = None,
                trigger: str = "cli") -> RunOutcome:
         """Import one HR export through its column mapping.
@@ -1035,6 +1061,7 @@ class DirectorySync:
 
     # -------------------------------------------------------------------------- held runs
 
+    @_cycle_collector_paused
     def approve(self, run_id: int, *, admin: Employee) -> RunOutcome:
         """Apply a held run's plan exactly as the admin saw it (audited on the run)."""
         started = time.perf_counter()
