@@ -163,7 +163,7 @@ def _update_from_arrays(conn: Connection, table: Table, rows: Sequence[Mapping[s
             if convert is not None:
                 values = [convert(v) for v in values]
         columns.append(values)
-        casts.append(f"CAST(%s AS {column.type.compile(dialect=dialect)}[])")
+        casts.append(f"CAST(%b AS {column.type.compile(dialect=dialect)}[])")  # binary: no escaping
     sql = (f"UPDATE {quote(table.name)} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in assigned)} "
            f"FROM unnest({', '.join(casts)}) AS v ({', '.join(quote(n) for n in order)}) "
            f"WHERE t.{quote(key)} = v.{quote(key)}")

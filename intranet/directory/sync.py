@@ -32,11 +32,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import ARRAY, any_, delete, func, literal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from intranet import leases, people
+from intranet.db import is_postgres
 from intranet.delivery import schedule
 from intranet.directory import bulk
 from intranet.directory import guard as guard_mod
@@ -110,13 +111,28 @@ def _chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:
         yield items[start:start + size]
 
 
+def _in(session: Session, column: Any, values: Iterable[Any]) -> list[Any]:
+    """Conditions that together select the rows whose *column* is one of *values* (none if empty).
+
+    PostgreSQL gets one ``column = ANY(array)`` with a single parameter: psycopg parses a query
+    with hundreds of placeholders in Python on every call, which cost more than the lookups.
+    Elsewhere ``IN`` lists in chunks that stay under SQLite's bound-parameter limit.
+    """
+    values = list(values)
+    if not values:
+        return []
+    if is_postgres(session):
+        return [column == any_(literal(values, ARRAY(column.type)))]
+    return [column.in_(chunk) for chunk in _chunks(values)]
+
+
 def _employee_rows(session: Session, column: Any, values: Iterable[Any] | None) -> list[dict[str, Any]]:
     cols = [getattr(Employee, f) for f in EMPLOYEE_FIELDS]
     if values is None:
         return [dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols))]
     out: list[dict[str, Any]] = []
-    for chunk in _chunks(list(values)):
-        out.extend(dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols).where(column.in_(chunk))))
+    for match in _in(session, column, values):
+        out.extend(dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols).where(match)))
     return out
 
 
@@ -132,8 +148,8 @@ def _directory_rows(session: Session, pks: Iterable[int] | None) -> dict[int, Em
     if pks is None:
         rows = list(session.exec(query))
     else:
-        for chunk in _chunks(list(pks)):
-            rows.extend(session.exec(query.where(EmployeeDirectory.employee_pk.in_(chunk))))
+        for match in _in(session, EmployeeDirectory.employee_pk, pks):
+            rows.extend(session.exec(query.where(match)))
     return {r[0]: {"cost_center": r[1], "sources": r[2] or {}, "pending_termination": r[3], "erase_after": r[4]}
             for r in rows}
 
@@ -206,8 +222,8 @@ class Planner:
             stored = {r[0]: r for r in self.session.exec(query)}
             self.index.add(_employee_rows(self.session, None, None))
         else:
-            for chunk in _chunks(ids):
-                stored.update((r[0], r) for r in self.session.exec(query.where(EntraUser.id.in_(chunk))))
+            for match in _in(self.session, EntraUser.id, ids):
+                stored.update((r[0], r) for r in self.session.exec(query.where(match)))
         # The new truth per user: stored props updated with what the round said.
         truth: dict[str, tuple[dict[str, Any], str | None]] = {}
         for oid in ids:
@@ -236,9 +252,9 @@ class Planner:
             self.index.add(_employee_rows(self.session, Employee.id, pks))
             unlinked = [oid for oid in truth if oid not in self.index.by_oid]
             if unlinked and self.tenant_id:
-                for chunk in _chunks(unlinked):
+                for match in _in(self.session, Employee.entra_object_id, unlinked):
                     self.index.add(_employee_rows_where(self.session, (Employee.entra_tenant_id == self.tenant_id)
-                                                        & Employee.entra_object_id.in_(chunk)))
+                                                        & match))
             unlinked = [oid for oid in unlinked if oid not in self.index.by_oid]
             numbers = {self.normalizer.employee_number(truth[o][0].get("employeeId"), self.policy.strip_leading_zeros)
                        for o in unlinked}
@@ -332,10 +348,10 @@ class Planner:
         """Manager object ids -> employee ids (employees in this plan, then the database)."""
         out = {oid: s.employee_id for oid, s in subjects.items() if oid in oids}
         missing = [o for o in oids if o not in out]
-        for chunk in _chunks(missing):
+        for match in _in(self.session, EntraUser.id, missing):
             for oid, eid in self.session.exec(select(EntraUser.id, Employee.employee_id)
                                               .join(Employee, Employee.id == EntraUser.employee_pk)
-                                              .where(EntraUser.id.in_(chunk))):
+                                              .where(match)):
                 out[oid] = eid
         return out
 
@@ -352,11 +368,11 @@ class Planner:
                 if r[3] is not None:
                     records[("pk", r[3])] = r
         else:
-            for chunk in _chunks(pks):
-                records.update((("pk", r[3]), r) for r in self.session.exec(query.where(HrRecord.employee_pk.in_(chunk))))
-            for chunk in _chunks(numbers):
+            for match in _in(self.session, HrRecord.employee_pk, pks):
+                records.update((("pk", r[3]), r) for r in self.session.exec(query.where(match)))
+            for match in _in(self.session, HrRecord.employee_number, numbers):
                 records.update((("n", r[0]), r) for r in self.session.exec(
-                    query.where(HrRecord.employee_number.in_(chunk))))
+                    query.where(match)))
         directories = _directory_rows(self.session, None if everything else pks)
         for s in subjects:
             record = (records.get(("pk", s.employee["id"])) if s.employee else None) or records.get(("n", s.employee_id))
@@ -440,9 +456,9 @@ class Planner:
         # Entra's view of these people, for the merge.
         pks = [s.employee["id"] for s in subjects.values() if s.employee]
         entra: dict[int, Any] = {}
-        for chunk in _chunks(pks):
+        for match in _in(self.session, EntraUser.employee_pk, pks):
             for r in self.session.exec(select(EntraUser.id, EntraUser.props, EntraUser.removed, EntraUser.included,
-                                              EntraUser.employee_pk).where(EntraUser.employee_pk.in_(chunk))):
+                                              EntraUser.employee_pk).where(match)):
                 entra[r[4]] = r
         directories = _directory_rows(self.session, pks)
         manager_oids: set[str] = set()
@@ -552,8 +568,8 @@ class Planner:
                   if isinstance(eid, str)}
         known = set(creates) | {s.employee_id for s in subjects}
         unknown = [e for e in wanted if e not in known]
-        for chunk in _chunks(unknown):
-            known.update(self.session.exec(select(Employee.employee_id).where(Employee.employee_id.in_(chunk))))
+        for match in _in(self.session, Employee.employee_id, unknown):
+            known.update(self.session.exec(select(Employee.employee_id).where(match)))
         result: dict[str, str | None] = {}
         for s in subjects:
             candidates = s.merged.manager_candidates  # type: ignore[union-attr]
@@ -667,9 +683,9 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
     if len(wanted) > 20 * CHUNK:  # many new people: one scan beats hundreds of IN queries
         new_pks.update((eid, pk) for pk, eid in session.execute(select(Employee.id, Employee.employee_id)))
     else:
-        for chunk in _chunks(wanted):
+        for match in _in(session, Employee.employee_id, wanted):
             new_pks.update((eid, pk) for pk, eid in session.execute(
-                select(Employee.id, Employee.employee_id).where(Employee.employee_id.in_(chunk))))
+                select(Employee.id, Employee.employee_id).where(match)))
     bulk.update_rows(session, table, [{**u, "updated_at": now} for u in plan.updates], key="id")
 
     def link(row: Mapping[str, Any]) -> int | None:
@@ -707,8 +723,8 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
     session.flush()
     # Deactivation always goes through people.deactivate: it ends the person's sessions everywhere.
     ids = [d["id"] for d in plan.deactivate]
-    for chunk in _chunks(ids):
-        for employee in session.exec(select(Employee).where(Employee.id.in_(chunk))
+    for match in _in(session, Employee.id, ids):
+        for employee in session.exec(select(Employee).where(match)
                                      .execution_options(populate_existing=True)):
             people.deactivate(session, employee, now)
     _apply_quarantine(session, plan, now, run_id)
@@ -722,8 +738,8 @@ def _apply_quarantine(session: Session, plan: Plan, now: dt.datetime, run_id: in
     if plan.quarantine_scope is None:
         existing = {(q.source_key, q.reason): q for q in session.exec(query)}
     else:
-        for chunk in _chunks(list(plan.quarantine_scope) + [q["source_key"] for q in plan.quarantine]):
-            existing.update(((q.source_key, q.reason), q) for q in session.exec(query.where(Quarantine.source_key.in_(chunk))))
+        for match in _in(session, Quarantine.source_key, list(plan.quarantine_scope) + [q["source_key"] for q in plan.quarantine]):
+            existing.update(((q.source_key, q.reason), q) for q in session.exec(query.where(match)))
     keep: set[tuple[str, str]] = set()
     for q in plan.quarantine:
         key = (q["source_key"], q["reason"])
