@@ -601,6 +601,8 @@ class Planner:
             return result
         graph = dict(self.session.exec(select(Employee.employee_id, Employee.manager_id)).all())
         graph.update(changed)
+        if not _on_cycles(graph).intersection(changed):
+            return result  # the common case, found in one pass instead of a chain walk per person
         for eid in list(changed):
             cycle = _cycle_from(graph, eid)
             if not cycle:
@@ -620,6 +622,26 @@ class Planner:
                 graph[eid] = None
                 result[eid] = None
         return result
+
+
+def _on_cycles(graph: Mapping[str, str | None]) -> set[str]:
+    """Every node that lies on a loop of the manager graph (each node has at most one manager)."""
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: finished
+    found: set[str] = set()
+    for start in graph:
+        if start in state:
+            continue
+        path: list[str] = []
+        node: str | None = start
+        while node is not None and node not in state:
+            state[node] = 1
+            path.append(node)
+            node = graph.get(node)
+        if node is not None and state[node] == 1:  # walked back into this path: a loop
+            found.update(path[path.index(node):])
+        for member in path:
+            state[member] = 2
+    return found
 
 
 def _cycle_from(graph: Mapping[str, str | None], start: str) -> list[str]:
