@@ -150,7 +150,8 @@ def test_cleaning_a_vector_twice_changes_nothing(vector: str) -> None:
 
 
 @pytest.mark.parametrize("body", ["<a><table><a>", "<p>a<b>b<table><p>c", "<ul><li>x<table><li>y", "<pre><div>",
-                                  "<img title='&amp; \"x\"'>", "<h4><a>x <h4></style>y"])
+                                  "<img title='&amp; \"x\"'>", "<h4><a>x <h4></style>y",
+                                  '<a title=">" href="/x?a&lt;b">x</a>'])
 def test_cleaning_settles_trees_that_do_not_round_trip(body: str) -> None:
     """Shapes fuzzing found (foster parenting, quotes, <pre> newlines) come out stable."""
     once = clean_html(body)
@@ -354,7 +355,8 @@ def test_attribute_bomb_is_rejected() -> None:
 
 def test_too_large_message_says_what_to_do() -> None:
     """The error names the limit and how to get under it."""
-    assert "limit is 100" in str(_rejected_quickly("<i>" * 101)) and "Shorten" in str(_rejected_quickly("<i>" * 101))
+    message = str(_rejected_quickly("<i>" * (sanitize.MAX_NESTING + 1)))
+    assert f"the limit is {sanitize.MAX_NESTING}" in message and "Shorten" in message
 
 
 # Plain text for digests and search.
