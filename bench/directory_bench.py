@@ -1,4 +1,4 @@
-"""Directory sync benchmark (PERFORMANCE.md G5): ``python -m bench.directory_bench [--users N] [--database-url URL]``.
+"""Directory sync benchmark (PERFORMANCE.md G5): ``python -m bench.directory_bench [--users N] [--database-url URL] [--profile PREFIX]``.
 
 Against the local HTTPS fake of Entra ID + Graph (pages of 200), in one run:
 
@@ -11,6 +11,7 @@ Against the local HTTPS fake of Entra ID + Graph (pages of 200), in one run:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import logging
 import os
@@ -48,6 +49,17 @@ def _engine(url: str | None) -> Any:
     return engine
 
 
+def _profiled(prefix: str | None, name: str, run: Any) -> Any:
+    if prefix is None:
+        return run()
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(run)
+    finally:
+        profile.dump_stats(f"{prefix}-{name}.prof")
+        print(f"profile: {prefix}-{name}.prof (python -m pstats)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -55,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--throttles", type=int, default=3)
+    parser.add_argument("--profile", metavar="PREFIX", default=None,
+                        help="cProfile the full sync and the 1 %% round into PREFIX-full.prof and PREFIX-delta.prof "
+                             "(this thread only: the fake server's thread is not profiled); the figures then "
+                             "include the profiler's overhead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     now = dt.datetime.now(dt.timezone.utc)
@@ -83,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline = time.perf_counter() - started
 
         started = time.perf_counter()
-        outcome = sync.run_graph(full=True, trigger="bench")
+        outcome = _profiled(args.profile, "full", lambda: sync.run_graph(full=True, trigger="bench"))
         full = time.perf_counter() - started
         if outcome.status != "succeeded":
             failures.append(f"full sync {outcome.status}: {outcome.message}")
@@ -104,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, oid in enumerate(changed):
             server.fake.update_user(oid, department="Marketing" if i % 2 else "Finance", jobTitle=f"Title {i}")
         started = time.perf_counter()
-        outcome = sync.run_graph(trigger="bench")
+        outcome = _profiled(args.profile, "delta", lambda: sync.run_graph(trigger="bench"))
         delta = time.perf_counter() - started
         if outcome.status != "succeeded":
             failures.append(f"delta round {outcome.status}: {outcome.message}")
