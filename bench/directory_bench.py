@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         if updated != len(changed):
             failures.append(f"throttled round applied {updated} of {len(changed)} changes")
 
+    engine.dispose()
+    if args.database_url:  # the schema holds 100,000 employees: do not leave it behind
+        admin = make_engine(args.database_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "bench_{os.getpid()}" CASCADE'))
+        admin.dispose()
     backend = "postgresql" if args.database_url else "sqlite"
     print(f"Directory sync benchmark ({backend}, {len(ids)} users, pages of {args.page_size}, {pages} pages)")
     print(f"  download + parse (baseline) : {baseline:7.2f} s")
