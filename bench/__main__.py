@@ -132,20 +132,11 @@ def run_platform(args: argparse.Namespace, cases: list[str]) -> tuple[list[Any],
                 profiled = platform_bench.CASES[case](ds, **options, profile=True, **small)
                 found[0].notes.extend(n for n in profiled[0].notes if n.startswith("cProfile"))
 
-    if args.db in ("sqlite", "both"):
-        ds = datagen.sqlite_dataset(args.size, args.seed)
-        try:
-            run_on(ds)
-        finally:
-            ds.engine.dispose()
-    if args.db in ("pg", "both"):
-        reason = datagen.postgres_available()
-        if reason:
-            print(f"  [bench] PostgreSQL skipped: unreachable at {datagen.PG_URL} ({reason})", file=sys.stderr)
-            datasets.append({"db": "postgresql", "skipped": reason})
-        else:
-            with datagen.postgres_dataset(args.size, args.seed) as ds:
-                run_on(ds)
+    def skipped(reason: str) -> None:
+        print(f"  [bench] PostgreSQL skipped: unreachable at {datagen.PG_URL} ({reason})", file=sys.stderr)
+        datasets.append({"db": "postgresql", "skipped": reason})
+
+    datagen.run_on_datasets(args.db, args.size, args.seed, run_on, skipped)
     return results, datasets
 
 

@@ -570,3 +570,25 @@ def postgres_dataset(size: str, seed: int, *, url: str = PG_URL) -> Iterator[Dat
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+def run_on_datasets(db: str, size: str, seed: int, run: Callable[[Dataset], None],
+                    on_skip: Callable[[str], None]) -> None:
+    """Call *run* on the SQLite and/or PostgreSQL dataset (``db`` is sqlite, pg or both).
+
+    PostgreSQL is skipped, with *on_skip(reason)*, when it does not answer; each dataset is
+    released (engine disposed, schema dropped) after its run.
+    """
+    if db in ("sqlite", "both"):
+        ds = sqlite_dataset(size, seed)
+        try:
+            run(ds)
+        finally:
+            ds.engine.dispose()
+    if db in ("pg", "both"):
+        reason = postgres_available()
+        if reason:
+            on_skip(reason)
+        else:
+            with postgres_dataset(size, seed) as ds:
+                run(ds)

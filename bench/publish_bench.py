@@ -192,19 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(save_case(ds, args.repeat))
         rows.append(preview_case(ds, args.repeat))
 
-    if args.db in ("sqlite", "both"):
-        ds = datagen.sqlite_dataset(args.size, args.seed)
-        try:
-            run(ds)
-        finally:
-            ds.engine.dispose()
-    if args.db in ("pg", "both"):
-        reason = datagen.postgres_available()
-        if reason:
-            print(f"  [publish] PostgreSQL skipped: {reason}", file=sys.stderr)
-        else:
-            with datagen.postgres_dataset(args.size, args.seed) as ds:
-                run(ds)
+    datagen.run_on_datasets(args.db, args.size, args.seed, run,
+                            lambda reason: print(f"  [publish] PostgreSQL skipped: {reason}", file=sys.stderr))
     _print(rows)
     return 0 if all(r["correct"] for r in rows) else 1
 
