@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g, request, session as flask_session
+from flask import current_app, g, session as flask_session
 from sqlmodel import Session
 
 from intranet.errors import Forbidden, IntranetError
@@ -95,8 +95,3 @@ def public(view: F) -> F:
     """Mark a view as reachable without signing in (sign-in pages, the OpenAPI document)."""
     view.intranet_role = None  # type: ignore[attr-defined]
     return view
-
-
-def wants_json() -> bool:
-    """Whether the current request is an API call (answered in JSON)."""
-    return request.blueprint is not None and request.blueprint.endswith("api")
