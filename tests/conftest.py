@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -34,6 +35,7 @@ from sqlmodel import Session
 from intranet import create_app, migrate, targeting
 from intranet.db import make_engine, metadata
 from intranet.models import Employee, Group, GroupMember, Post
+from tests.fakes.smtp import Recorder
 
 # CI explores a fixed set of examples (a red run must mean a change broke something); local runs
 # keep exploring new ones, and print a reproduction blob when they find a failure.
@@ -247,6 +249,30 @@ def client_for(app: Any):  # type: ignore[no-untyped-def]
         return SignedInClient(app, employee)
 
     return make
+
+
+# ------------------------------------------------------------------------------------------------
+# Mail: a real SMTP server on loopback
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[Recorder]:
+    """A real SMTP server on 127.0.0.1, recording what it receives."""
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    handler.port = controller.port  # type: ignore[attr-defined]
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def config(app: Any, smtp: Recorder) -> Any:
+    """The app's config, delivering mail to the loopback SMTP server."""
+    app.config.update(INTRANET_SMTP_HOST="127.0.0.1", INTRANET_SMTP_PORT=smtp.port, INTRANET_MAIL_RATE_PER_MINUTE=0,
+                      INTRANET_BASE_URL="https://news.example.com", INTRANET_MAIL_FROM="Beacon <news@example.com>")
+    return app.config
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from intranet import people, preferences
 from intranet.delivery import alerts, digests
 from intranet.models import Digest, DigestItem, OutboxMessage, Post, PostState
-from tests.test_digests import config, make_digest, messages, send, smtp  # noqa: F401  (fixtures)
+from tests.test_digests import make_digest, messages, send
 
 UTC = dt.timezone.utc
 

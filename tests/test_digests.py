@@ -3,14 +3,10 @@ retries, expiry, crashes and exactly-once delivery."""
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import json
-import socket
 import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -18,56 +14,6 @@ from intranet import people
 from intranet.delivery import digests, outbox
 from intranet.delivery.channels.email import SmtpMailer
 from intranet.models import Digest, EngagementEvent, OutboxMessage, Post
-
-
-class Recorder:
-    """An SMTP handler that keeps every message and can refuse chosen recipients with a code."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-        self.refuse: dict[str, str] = {}
-        self.lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-    def parsed(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(raw, policy=email.policy.default) for _, raw in self.messages]
-
-    def recipients(self) -> list[str]:
-        return [r for rcpts, _ in self.messages for r in rcpts]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp():  # type: ignore[no-untyped-def]
-    """A real SMTP server on 127.0.0.1, recording what it receives."""
-    handler = Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    handler.port = controller.port  # type: ignore[attr-defined]
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture
-def config(app, smtp):  # type: ignore[no-untyped-def]
-    app.config.update(INTRANET_SMTP_HOST="127.0.0.1", INTRANET_SMTP_PORT=smtp.port, INTRANET_MAIL_RATE_PER_MINUTE=0,
-                      INTRANET_BASE_URL="https://news.example.com", INTRANET_MAIL_FROM="Beacon <news@example.com>")
-    return app.config
 
 
 def mailer(config) -> SmtpMailer:  # type: ignore[no-untyped-def]
@@ -81,6 +27,13 @@ def make_digest(db: Session, employee, due: dt.datetime, *, ordinal: int = 0, ho
     db.add(digest)
     db.commit()
     return digest
+
+
+def queue_digest(db: Session, employee, now: dt.datetime, **slot) -> None:  # type: ignore[no-untyped-def]
+    """A digest slot for *employee* due at *now*, queued for sending and committed."""
+    make_digest(db, employee, now, **slot)
+    digests.enqueue_due(db, now)
+    db.commit()
 
 
 def send(app, db, config, clock, **kwargs):  # type: ignore[no-untyped-def]
@@ -224,9 +177,7 @@ def test_digest_is_capped_with_a_link_to_the_rest(app, db, config, smtp, make_em
     person = make_employee()
     for i in range(13):
         make_post(title=f"Post {i}")
-    make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+    queue_digest(db, person, clock.now)
     send(app, db, config, clock)
     text = smtp.parsed()[0].get_body(preferencelist=("plain",)).get_content()
     assert "3 more in your feed" in text
@@ -248,9 +199,7 @@ def test_targeting_is_rechecked_at_send_time(app, db, config, smtp, make_employe
     """A post unpublished after the digest was queued is not in it; if nothing is left, nothing is sent."""
     person = make_employee()
     post = make_post(title="Soon gone")
-    make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+    queue_digest(db, person, clock.now)
     db.get(Post, post.id).status = "unpublished"
     db.commit()
     report = send(app, db, config, clock)
@@ -277,9 +226,7 @@ def test_muted_topics_are_left_out_but_must_reads_are_not(app, db, config, smtp,
     preferences.update(db, person, preferences.PreferencesIn(muted_topics=["Events"]), now=clock.now)
     make_post(title="Party", topic="Events")
     make_post(title="Evacuation drill", topic="Events", must_read=True)
-    make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+    queue_digest(db, person, clock.now)
     send(app, db, config, clock)
     text = smtp.parsed()[0].get_body(preferencelist=("plain",)).get_content()
     assert "Evacuation drill" in text and "Party" not in text
@@ -289,9 +236,7 @@ def test_smtp_4xx_is_retried_with_backoff_then_sent(app, db, config, smtp, make_
     """A temporary refusal puts the message back with a later attempt time; the retry delivers it."""
     person = make_employee(email="busy@example.com")
     make_post()
-    make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+    queue_digest(db, person, clock.now)
     smtp.refuse["busy@example.com"] = "451 4.3.0 Try again later"
     assert send(app, db, config, clock).retried == 1
     row = messages(db)[0]
@@ -309,9 +254,7 @@ def test_smtp_5xx_fails_without_retry(app, db, config, smtp, make_employee, make
     """A permanent refusal marks the message failed with the reason; it is never tried again."""
     person = make_employee(email="gone@example.com")
     make_post()
-    make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+    queue_digest(db, person, clock.now)
     smtp.refuse["gone@example.com"] = "550 5.1.1 No such user"
     assert send(app, db, config, clock).failed == 1
     row = messages(db)[0]
@@ -324,9 +267,7 @@ def test_retries_stop_at_the_expiry(app, db, config, smtp, make_employee, make_p
     """A message still failing when its slot expires is expired, never sent late."""
     person = make_employee(email="flaky@example.com")
     make_post()
-    make_digest(db, person, clock.now, hours_valid=0.5)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+    queue_digest(db, person, clock.now, hours_valid=0.5)
     smtp.refuse["flaky@example.com"] = "421 4.7.0 Too many connections"
     for _ in range(10):
         send(app, db, config, clock)
@@ -343,9 +284,7 @@ def test_sender_killed_mid_batch_is_completed_by_another_once(app, db, config, s
     make_post()
     staff = [make_employee() for _ in range(4)]
     for person in staff:
-        make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+        queue_digest(db, person, clock.now)
 
     class DiesAfterTwo:
         def __init__(self, inner: SmtpMailer) -> None:
@@ -417,9 +356,7 @@ def test_two_concurrent_senders_deliver_each_digest_exactly_once(app, db, config
     make_post()
     staff = [make_employee() for _ in range(40)]
     for person in staff:
-        make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
-    db.commit()
+        queue_digest(db, person, clock.now)
     errors: list[BaseException] = []
 
     def sender(owner: str) -> None:
