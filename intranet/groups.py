@@ -60,6 +60,13 @@ def _employees_by_id(session: Session, employee_ids: Iterable[str]) -> list[Empl
     return list(found)
 
 
+def owned_group_keys(session: Session, employee: Employee) -> set[str]:
+    """The keys of the groups *employee* owns."""
+    query = select(Group.key).join(GroupOwner, GroupOwner.group_id == Group.id).where(
+        GroupOwner.employee_pk == employee.id)
+    return set(session.exec(query).all())
+
+
 def is_owner(session: Session, group: Group, employee: Employee) -> bool:
     return session.get(GroupOwner, (group.id, employee.id)) is not None
 

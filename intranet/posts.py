@@ -36,11 +36,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, select
 
-from intranet import sanitize, targeting
+from intranet import groups, sanitize, targeting
 from intranet.db import as_utc
 from intranet.errors import Conflict, Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import (
-    Attachment, AudienceSegment, AudienceValue, Employee, Group, GroupOwner, Post, PostPreview, PostRevision,
+    Attachment, AudienceSegment, AudienceValue, Employee, Post, PostPreview, PostRevision,
     PostTransition,
 )
 
@@ -134,13 +134,6 @@ class CommentIn(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-def owned_group_keys(session: Session, employee: Employee) -> set[str]:
-    """The keys of the groups *employee* owns."""
-    query = select(Group.key).join(GroupOwner, GroupOwner.group_id == Group.id).where(
-        GroupOwner.employee_pk == employee.id)
-    return set(session.exec(query).all())
-
-
 def within_groups(audience: dict[str, Any], keys: set[str]) -> bool:
     """Whether *audience* reaches only members of the groups *keys*.
 
@@ -155,12 +148,12 @@ def within_groups(audience: dict[str, Any], keys: set[str]) -> bool:
 
 def may_author(session: Session, employee: Employee) -> bool:
     """Whether *employee* may write posts at all (contributors, comms managers, group owners)."""
-    return employee.has_role("contributor") or bool(owned_group_keys(session, employee))
+    return employee.has_role("contributor") or bool(groups.owned_group_keys(session, employee))
 
 
 def may_publish(session: Session, employee: Employee, audience: dict[str, Any]) -> bool:
     """Whether *employee* may approve or publish a post aimed at *audience*."""
-    return employee.has_role("comms") or within_groups(audience, owned_group_keys(session, employee))
+    return employee.has_role("comms") or within_groups(audience, groups.owned_group_keys(session, employee))
 
 
 def may_manage(session: Session, employee: Employee, post: Post) -> bool:
@@ -236,7 +229,7 @@ def manageable_posts(session: Session, employee: Employee, *, status: str | None
     """The posts *employee* manages, newest first (keyset on id)."""
     query = select(Post)
     if not employee.has_role("comms"):
-        keys = owned_group_keys(session, employee)
+        keys = groups.owned_group_keys(session, employee)
         in_scope: set[int] = set()
         if keys:
             candidates = (select(AudienceSegment.post_id)

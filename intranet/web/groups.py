@@ -16,10 +16,10 @@ bp = Blueprint("intranet_groups", __name__)
 @require_role("employee")
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
-    return render_template("intranet/groups/index.html", employee=employee,
-                           groups=groups.groups_for(session(), employee),
-                           owned={g.id for g, _ in groups.groups_for(session(), employee)
-                                  if groups.is_owner(session(), g, employee)})
+    listed = groups.groups_for(session(), employee)
+    owned = groups.owned_group_keys(session(), employee)
+    return render_template("intranet/groups/index.html", employee=employee, groups=listed,
+                           owned={g.id for g, _ in listed if g.key in owned})
 
 
 @bp.post("/groups/<key>/join")
