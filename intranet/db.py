@@ -6,13 +6,13 @@ application's models and migrations never collide with ours.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import registry
-from sqlalchemy import create_engine
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
 NAMING_CONVENTION = {
@@ -91,3 +91,24 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         return as_utc(value)
+
+
+def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str],
+               returning: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Insert *rows*, skipping those that clash on the unique columns *conflict*.
+
+    SQLite (3.35+) and PostgreSQL both support ``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
+    through SQLAlchemy's dialect-specific ``insert``. Returns the *returning* columns of the rows
+    actually inserted.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    # An executemany of one cached statement: SQLAlchemy's "insertmanyvalues" turns it into a few
+    # multi-row INSERTs with RETURNING, without recompiling a statement per batch.
+    statement = (insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+                 .returning(*(table.c[name] for name in returning)))
+    return [tuple(r) for r in session.execute(statement, list(rows)).all()]

@@ -31,7 +31,8 @@ from sqlmodel import Session
 from intranet import preferences, targeting
 from intranet.delivery import history, timing
 from intranet.delivery.schedule import Job, register
-from intranet.engagement.events import insert_new, zone_of
+from intranet.db import insert_new
+from intranet.engagement.events import zone_of
 from intranet.models import Digest, Employee, OutboxMessage, Post, PostState
 from intranet.settings import Setting
 from intranet.settings import register as register_settings

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from intranet import targeting
-from intranet.engagement.events import insert_new, local_hour_weekday, zone_of
+from intranet.db import insert_new
+from intranet.engagement.events import local_hour_weekday, zone_of
 from intranet.models import EngagementEvent, Employee, Post
 
 HABITS = (  # (weight, peak local hours)

@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,6 +24,7 @@ from sqlalchemy import Table, select
 from sqlmodel import Session
 
 from intranet import targeting
+from intranet.db import insert_new
 from intranet.errors import InvalidInput
 from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
 from intranet.settings import Setting, register
@@ -50,27 +51,6 @@ _TABLE: Table = EngagementEvent.__table__  # type: ignore[attr-defined]
 # --------------------------------------------------------------------------------------------
 # Shared pieces
 # --------------------------------------------------------------------------------------------
-
-
-def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str],
-               returning: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Insert *rows*, skipping those that clash on the unique columns *conflict*.
-
-    SQLite (3.35+) and PostgreSQL both support ``INSERT ... ON CONFLICT DO NOTHING RETURNING``,
-    through SQLAlchemy's dialect-specific ``insert``. Returns the *returning* columns of the rows
-    actually inserted.
-    """
-    if not rows:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    # An executemany of one cached statement: SQLAlchemy's "insertmanyvalues" turns it into a few
-    # multi-row INSERTs with RETURNING, without recompiling a statement per batch.
-    statement = (insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-                 .returning(*(table.c[name] for name in returning)))
-    return [tuple(r) for r in session.execute(statement, list(rows)).all()]
 
 
 _BOT = re.compile(r"bot|crawl|spider|slurp|preview|scanner|safelinks|proofpoint|mimecast|barracuda|python-|curl/",
