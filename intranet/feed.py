@@ -11,10 +11,11 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import and_, case, or_
+from sqlalchemy import and_, case, func, literal, or_, update
 from sqlmodel import Session, select
 
 from intranet import targeting
+from intranet.db import UTCDateTime, insert_new
 from intranet.errors import InvalidInput
 from intranet.models import Employee, Post, PostState
 
@@ -95,19 +96,23 @@ def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor:
     return FeedPage(items=items, next_cursor=next_cursor)
 
 
-def state_of(session: Session, employee: Employee, post: Post) -> PostState:
-    """The (possibly new, unsaved) read/acknowledge state of *employee* for *post*."""
-    return session.get(PostState, (employee.id, post.id)) or PostState(employee_pk=employee.id, post_id=post.id)
+def _touch(session: Session, employee: Employee, post: Post, *, now: dt.datetime, acknowledge: bool) -> PostState:
+    # An insert that ignores an existing row, then an update that keeps first times: the post
+    # page's read beacon and an acknowledge click can arrive together, and neither may fail.
+    insert_new(session, PostState.__table__, [{"employee_pk": employee.id, "post_id": post.id}],  # type: ignore[attr-defined]
+               ("employee_pk", "post_id"), ("post_id",))
+    at = literal(now, UTCDateTime())
+    values = {"read_at": func.coalesce(PostState.read_at, at)}
+    if acknowledge:
+        values["acknowledged_at"] = func.coalesce(PostState.acknowledged_at, at)
+    session.exec(update(PostState).where(PostState.employee_pk == employee.id, PostState.post_id == post.id)
+                 .values(**values))
+    return session.get(PostState, (employee.id, post.id), populate_existing=True)
 
 
 def mark_read(session: Session, employee: Employee, post: Post, *, now: dt.datetime) -> PostState:
     """Record that *employee* opened *post* (the first time counts)."""
-    state = state_of(session, employee, post)
-    if state.read_at is None:
-        state.read_at = now
-        session.add(state)
-        session.flush()
-    return state
+    return _touch(session, employee, post, now=now, acknowledge=False)
 
 
 def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.datetime) -> PostState:
@@ -117,12 +122,7 @@ def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.dat
     """
     if not post.must_read:
         raise InvalidInput("This post does not ask for acknowledgement.")
-    state = state_of(session, employee, post)
-    state.read_at = state.read_at or now
-    state.acknowledged_at = state.acknowledged_at or now
-    session.add(state)
-    session.flush()
-    return state
+    return _touch(session, employee, post, now=now, acknowledge=True)
 
 
 def post_to_json(post: Post, state: PostState | None = None) -> dict[str, Any]:

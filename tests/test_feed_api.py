@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import delete
+
 
 def feed_ids(client) -> list[int]:  # type: ignore[no-untyped-def]
     ids, cursor = [], None
@@ -172,3 +174,34 @@ def test_feed_page_renders_posts_and_empty_state(make_employee, make_post, clien
     assert "Nothing for you right now" in client.get("/").get_data(as_text=True)
     make_post(title="Welcome aboard")
     assert "Welcome aboard" in client.get("/").get_data(as_text=True)
+
+
+def test_read_and_acknowledge_arriving_together_both_succeed(app, make_employee, make_post, db, clock):
+    """The page's read beacon racing an acknowledge click: both answer 200 and the first times stay."""
+    import threading
+
+    from intranet.models import PostState
+    from tests.conftest import SignedInClient
+
+    me = make_employee()
+    post = make_post(must_read=True)
+    statuses: list[int] = []
+    for _ in range(5):
+        db.exec(delete(PostState))
+        db.commit()
+        clients = [SignedInClient(app, me), SignedInClient(app, me)]
+        barrier = threading.Barrier(2)
+
+        def go(client, action):  # type: ignore[no-untyped-def]
+            barrier.wait()
+            statuses.append(client.api("POST", f"/api/v1/posts/{post.id}/{action}").status_code)
+
+        threads = [threading.Thread(target=go, args=(c, a)) for c, a in zip(clients, ("read", "acknowledge"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert statuses == [200] * 10
+    db.expire_all()
+    state = db.get(PostState, (me.id, post.id))
+    assert state.read_at == state.acknowledged_at == clock.now
