@@ -1,6 +1,7 @@
 """Audience groups: open ones people join themselves, managed ones whose owners set members."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable
 
@@ -8,6 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete
 from sqlmodel import Session, select
 
+from intranet.db import insert_new
 from intranet.errors import Conflict, Forbidden, InvalidInput, NotFound
 from intranet.models import GROUP_KINDS, Employee, Group, GroupMember, GroupOwner
 
@@ -71,16 +73,15 @@ def is_owner(session: Session, group: Group, employee: Employee) -> bool:
     return session.get(GroupOwner, (group.id, employee.id)) is not None
 
 
-def join(session: Session, group: Group, employee: Employee) -> None:
+def join(session: Session, group: Group, employee: Employee, *, now: dt.datetime) -> None:
     """Join an open group (idempotent).
 
     :raise Forbidden: for a managed group.
     """
     if group.kind != "open":
         raise Forbidden("This group is managed by its owners; ask them to add you.")
-    if session.get(GroupMember, (group.id, employee.id)) is None:
-        session.add(GroupMember(group_id=group.id, employee_pk=employee.id))
-        session.flush()
+    insert_new(session, GroupMember.__table__, [{"group_id": group.id, "employee_pk": employee.id,  # type: ignore[attr-defined]
+                                                  "joined_at": now}], ("group_id", "employee_pk"), ("group_id",))
 
 
 def leave(session: Session, group: Group, employee: Employee) -> None:

@@ -110,7 +110,7 @@ def group_create():  # type: ignore[no-untyped-def]
 @bp.post("/groups/<key>/join")
 @require_role("employee")
 def group_join(key: str):  # type: ignore[no-untyped-def]
-    groups.join(session(), groups.get_group(session(), key), current_employee())
+    groups.join(session(), groups.get_group(session(), key), current_employee(), now=now())
     session().commit()
     return {"member": True}
 

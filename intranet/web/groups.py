@@ -7,7 +7,7 @@ from sqlmodel import select
 from intranet import groups
 from intranet.errors import Forbidden, IntranetError
 from intranet.models import Employee, GroupMember
-from intranet.web.context import current_employee, require_role, session
+from intranet.web.context import current_employee, now, require_role, session
 
 bp = Blueprint("intranet_groups", __name__)
 
@@ -25,7 +25,7 @@ def index():  # type: ignore[no-untyped-def]
 @bp.post("/groups/<key>/join")
 @require_role("employee")
 def join(key: str):  # type: ignore[no-untyped-def]
-    groups.join(session(), groups.get_group(session(), key), current_employee())
+    groups.join(session(), groups.get_group(session(), key), current_employee(), now=now())
     session().commit()
     return redirect(url_for("intranet_groups.index"))
 
