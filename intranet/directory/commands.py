@@ -12,13 +12,21 @@ from flask.cli import with_appcontext
 
 
 class _Progress:
-    """A click progress bar that learns its length once the source knows it (Graph does not, HR does)."""
+    """Progress on stderr: a bar when the source knows its length (an HR file), a running count when it
+    does not (Graph pages arrive until the deltaLink, with no total announced)."""
 
     def __init__(self) -> None:
         self.bar: Any = None
         self.done = 0
+        self.label: str | None = None  # set while counting without a total
+        self.tty = sys.stderr.isatty()
 
     def __call__(self, done: int, total: int | None, label: str) -> None:
+        if total is None:
+            self.label, self.done = label, done
+            if self.tty:  # rewrite one line; logs and pipes get only the final count (close)
+                click.echo(f"\r{label}: {done:,} users", nl=False, err=True)
+            return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
             self.bar.__enter__()
@@ -26,8 +34,12 @@ class _Progress:
         self.done = done
 
     def close(self) -> None:
+        if self.label is not None:
+            click.echo(f"{chr(13) if self.tty else ''}{self.label}: {self.done:,} users", err=True)
+            self.label = None
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @click.command("sync")
