@@ -107,12 +107,31 @@ def test_deactivated_employee_cannot_sign_in(app, server, adele, db):
     assert complete(client, fields).status_code == 403
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)"])
-def test_next_cannot_redirect_off_site(app, server, adele, target):
-    """next= never leads off the site."""
-    client, fields = entra_response(app, server, adele.entra_object_id, next_url=target)
-    response = complete(client, fields)
-    assert response.status_code == 302 and response.location == "/"
+# next= values as an attacker writes them into the start URL (percent-encoded once).
+HOSTILE_NEXT = [
+    "https://evil.example/",
+    "//evil.example",
+    "/\\evil.example",
+    "/%5C/evil",
+    "/%09/evil.example/phish",  # browsers drop the tab: //evil.example/phish
+    "/%0a/x",  # was a 500 (newline in the Location header)
+    "/%0d%0aSet-Cookie:%20a=b",
+    "/%00/evil.example",
+    "/%2509/evil.example",
+    "/%2e%2e//evil.example",
+    "javascript:alert(1)",
+]
+
+
+@pytest.mark.parametrize("raw_next", HOSTILE_NEXT)
+def test_next_cannot_redirect_off_site(app, server, adele, raw_next):
+    """A hostile next= on /auth/entra/start ends on the feed once signed in, never elsewhere."""
+    client = app.test_client()
+    started = client.get(f"/auth/entra/start?next={raw_next}")
+    assert started.status_code == 302 and started.location.startswith(server.authority)
+    form = follow_sign_in(started.location, requests.Session(), user_id=adele.entra_object_id)
+    response = complete(client, form.fields)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
 def test_sign_in_page_offers_entra(app, server, adele):

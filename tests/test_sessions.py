@@ -1,10 +1,14 @@
 """Server-side sessions: secure cookies, rotation, real logout, timeouts, deactivation."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+import pytest
 from sqlmodel import select
 
 from intranet import people
 from intranet.models import AuthSession
+from intranet.web.auth import local_target
 
 
 def session_cookie(client) -> str | None:  # type: ignore[no-untyped-def]
@@ -97,16 +101,73 @@ def test_dev_login_is_refused_when_disabled(app, make_employee):
     assert app.test_client().get("/auth/dev-login").status_code == 404
 
 
-def test_sign_in_never_redirects_off_site(app, make_employee):
-    """next= pointing elsewhere lands on the feed instead."""
-    employee = make_employee()
-    for target in ("https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)"):
-        client = app.test_client()
-        token = client.get("/auth/dev-login").get_data(as_text=True).split(
-            'name="csrf-token" content="')[1].split('"')[0]
-        response = client.post("/auth/dev-login", data={"email": employee.email, "csrf_token": token,
-                                                        "next": target}, headers={"Referer": "https://localhost/"})
-        assert response.headers["Location"] == "/"
+# next= values as an attacker writes them into a URL or form body (percent-encoded once).
+HOSTILE_NEXT = [
+    "https://evil.example",
+    "https:evil.example",
+    "//evil.example",
+    "/\\evil.example",
+    "/%5Cevil.example",
+    "/%5C/evil",
+    "/%09/evil.example/phish",  # browsers drop the tab: //evil.example/phish
+    "/%0a/x",  # was a 500 (newline in the Location header)
+    "/%0d%0aSet-Cookie:%20a=b",
+    "/%00/evil.example",
+    "/%2509/evil.example",  # encoded twice
+    "/%2e%2e//evil.example",  # dot segments resolve to //evil.example
+    "%2F%2Fevil.example",
+    "%20//evil.example",
+    "javascript:alert(1)",
+]
+
+
+def dev_sign_in(app, email: str, raw_next: str):  # type: ignore[no-untyped-def]
+    """POST the development sign-in with a raw, already URL-encoded next= value."""
+    client = app.test_client()
+    token = client.get("/auth/dev-login").get_data(as_text=True).split('name="csrf-token" content="')[1].split('"')[0]
+    body = urlencode({"email": email, "csrf_token": token}) + "&next=" + raw_next
+    return client.post("/auth/dev-login", data=body, content_type="application/x-www-form-urlencoded",
+                       headers={"Referer": "https://localhost/"})
+
+
+@pytest.mark.parametrize("raw_next", HOSTILE_NEXT)
+def test_sign_in_never_redirects_off_site(app, make_employee, raw_next):
+    """A hostile next= lands on the feed after the development sign-in, never elsewhere and never a 500."""
+    response = dev_sign_in(app, make_employee().email, raw_next)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("raw_next", HOSTILE_NEXT)
+def test_sign_in_pages_never_offer_an_off_site_next(app, raw_next):
+    """The sign-in pages carry only a local next= into their forms and links."""
+    hop = app.test_client().get(f"/auth/sign-in?next={raw_next}")
+    assert hop.status_code == 302 and hop.headers["Location"] == "/auth/dev-login?next=/"
+    page = app.test_client().get(f"/auth/dev-login?next={raw_next}")
+    assert page.status_code == 200 and 'name="next" value="/"' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("raw_next", "location"), [
+    ("/groups?tab=mine", "/groups?tab=mine"),
+    ("/search%3Fq%3Da%2520b", "/search?q=a%20b"),
+    ("/groups/../preferences", "/preferences"),
+])
+def test_sign_in_keeps_a_local_next(app, make_employee, raw_next, location):
+    """A path of this app survives sign-in, with dot segments resolved as a browser would."""
+    response = dev_sign_in(app, make_employee().email, raw_next)
+    assert response.status_code == 302 and response.headers["Location"] == location
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ("/news", "/news"),
+    ("/news/groups?x=1", "/news/groups?x=1"),
+    ("/newsletter", None),
+    ("/admin", None),
+    ("/news/../admin", None),
+    ("/news/%2e%2e/admin", None),
+])
+def test_next_must_lie_under_the_url_prefix(target, expected):
+    """Mounted under INTRANET_URL_PREFIX, only paths beneath the prefix count as this app's."""
+    assert local_target(target, "/news") == expected
 
 
 def test_anonymous_page_visit_goes_to_sign_in(app):

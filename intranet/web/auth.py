@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+import re
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session as flask_session, url_for
 from sqlalchemy import case
 from sqlmodel import select
+from werkzeug.urls import iri_to_uri
 
 from intranet import people
 from intranet.errors import IntranetError
@@ -16,11 +19,76 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_auth", __name__)
 
 
+# Characters a browser drops or rewrites while parsing a URL: it deletes tab, CR and LF anywhere
+# and reads a backslash as "/", so "/<tab>/evil.example" or "/\evil.example" becomes
+# "//evil.example", a link to another site. A target holding any of them (or another control
+# character) is refused, not cleaned: there is no honest reason for one in a sign-in redirect.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+# Percent-decodings examined. Every layer is checked, because a proxy or a second redirect may
+# decode once more; a target still changing after this many rounds is refused.
+_DECODE_ROUNDS = 3
+
+
+def local_target(target: str | None, prefix: str = "") -> str | None:
+    """Return *target* as a path of this app, or ``None`` when it could lead anywhere else.
+
+    The target is checked the way a browser will read it: every percent-decoding of its path
+    must be free of control characters and backslashes and must not start with ``//`` (a
+    scheme-relative URL), dot segments (also ``%2e%2e``) are resolved before the path is
+    compared with *prefix*, and the result is returned percent-encoded, ready for a
+    ``Location`` header.
+
+    :param target: A ``next`` value as received (already decoded once by the form/query parser).
+    :param prefix: ``INTRANET_URL_PREFIX``; the path must be it or lie beneath it.
+    """
+    if not target or _UNSAFE.search(target) or not target.startswith("/"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    layer = parts.path
+    for _ in range(_DECODE_ROUNDS):
+        if _UNSAFE.search(layer) or not layer.startswith("/") or layer.startswith("//"):
+            return None
+        decoded = unquote(layer)
+        if decoded == layer:
+            break
+        layer = decoded
+    else:
+        return None
+    path = _remove_dot_segments(parts.path)
+    prefix = prefix.rstrip("/")
+    if path.startswith("//") or (prefix and path != prefix and not path.startswith(prefix + "/")):
+        return None
+    return iri_to_uri(urlunsplit(("", "", path, parts.query, parts.fragment)))
+
+
+def _remove_dot_segments(path: str) -> str:
+    # RFC 3986 5.2.4, as browsers apply it (which also treat %2e as a dot): "/news/../x" is "/x".
+    output: list[str] = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        dots = unquote(segment)
+        if dots == "..":
+            if output:
+                output.pop()
+            if last:
+                output.append("")
+        elif dots == ".":
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    return "/" + "/".join(output)
+
+
 def safe_next(target: str | None) -> str:
-    """A local path to continue to after sign-in; anything that could leave the site becomes the feed."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or "\\" in target:
-        return url_for("intranet_feed.index")
-    return target
+    """Where to continue after sign-in: *target* if it is a path of this app, else the feed.
+
+    Every redirect after sign-in (development and Entra) goes through here; see :func:`local_target`.
+    """
+    return local_target(target, current_app.config["INTRANET_URL_PREFIX"]) or url_for("intranet_feed.index")
 
 
 def sign_in(employee: Employee) -> None:
@@ -35,7 +103,7 @@ def sign_in(employee: Employee) -> None:
 @public
 def sign_in_page():  # type: ignore[no-untyped-def]
     if current_app.config["INTRANET_DEV_LOGIN"]:
-        return redirect(url_for("intranet_auth.dev_login_page", next=request.args.get("next")))
+        return redirect(url_for("intranet_auth.dev_login_page", next=safe_next(request.args.get("next"))))
     target = safe_next(request.args.get("next"))
     entra = "intranet_entra.start" in current_app.view_functions and current_app.config.get("INTRANET_ENTRA_CLIENT_ID")
     return render_template("intranet/auth/sign_in.html", next=target,
