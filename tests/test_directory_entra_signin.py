@@ -1,7 +1,10 @@
 """Sign-in with Entra ID through msal against the HTTPS fake: (tid, oid) accounts, refusals, browser."""
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -88,6 +91,60 @@ def test_wrong_tenant_or_missing_nonce_is_refused(app, server, adele, override):
     client, fields = entra_response(app, server, adele.entra_object_id)
     response = complete(client, fields)
     assert response.status_code == 400 and "Sign-in was refused" in response.get_data(as_text=True)
+
+
+def _bad_claims(tenant_id: str, authority: str) -> dict[str, dict[str, Any]]:
+    now = int(time.time())
+    host = authority.rsplit("/", 1)[0]
+    return {
+        "aud of another app": {"aud": str(uuid.uuid4())},
+        "no aud": {"aud": None},
+        "iss of another tenant": {"iss": f"{host}/{uuid.uuid4()}/v2.0"},
+        "iss of another host": {"iss": f"https://evil.example/{tenant_id}/v2.0"},
+        "v1.0 iss": {"iss": f"https://sts.windows.net/{tenant_id}/"},
+        "exp an hour past": {"exp": now - 3600, "iat": now - 7200, "nbf": now - 7200},
+        "no exp": {"exp": None},
+        "exp not a number": {"exp": str(now + 3600)},
+        "nbf an hour ahead": {"nbf": now + 3600},
+        "iat an hour ahead": {"iat": now + 3600},
+        "wrong nonce": {"nonce": hashlib.sha256(b"another flow").hexdigest()},
+    }
+
+
+@pytest.mark.parametrize("bad", list(_bad_claims("tenant", "https://host/tenant")))
+def test_id_token_with_a_bad_claim_is_refused(app, server, adele, bad, caplog):
+    """A wrong audience, issuer, lifetime or nonce: a sign-in error page (400), logged, nobody signed in."""
+    server.fake.id_token_overrides = _bad_claims(server.fake.tenant_id, server.authority)[bad]
+    client, fields = entra_response(app, server, adele.entra_object_id)
+    with caplog.at_level(logging.WARNING, logger="intranet.web.entra_auth"):
+        response = complete(client, fields)
+    assert response.status_code == 400 and "Sign-in was refused" in response.get_data(as_text=True)
+    assert any("Entra sign-in refused" in r.getMessage() and "ID token" in r.getMessage() for r in caplog.records)
+    assert client.get("/api/v1/feed").status_code == 401
+
+
+@pytest.mark.parametrize("override", [{}, {"exp": "now-60", "iat": "now-3660", "nbf": "now-3660"},
+                                      {"iat": "now+60", "nbf": "now+60"}])
+def test_id_token_within_the_clock_skew_signs_in(app, server, adele, override):
+    """A good token signs in, also when the clocks differ by a minute (less than the allowed skew)."""
+    now = int(time.time())
+    server.fake.id_token_overrides = {key: now + int(value[3:]) for key, value in override.items()}
+    client, fields = entra_response(app, server, adele.entra_object_id, next_url="/groups")
+    response = complete(client, fields)
+    assert response.status_code == 302 and response.location == "/groups"
+    assert client.get("/api/v1/feed").status_code == 200
+
+
+def test_beacon_checks_the_nonce_itself():
+    """The nonce is checked by Beacon too, not left to msal: a token without the flow's nonce hash is refused."""
+    settings = graph.GraphSettings(tenant_id=str(uuid.uuid4()), client_id="app", client_secret="s")
+    now = time.time()
+    claims = {"aud": "app", "iss": graph.expected_issuer(settings), "tid": settings.tenant_id,
+              "exp": now + 3600, "iat": now, "nbf": now, "nonce": hashlib.sha256(b"n0nce").hexdigest()}
+    graph.check_id_token(claims, settings, nonce="n0nce", now=now)
+    for nonce, token_nonce in (("n0nce", "n0nce"), ("other", claims["nonce"]), (None, claims["nonce"])):
+        with pytest.raises(graph.SignInRefused, match="nonce"):
+            graph.check_id_token({**claims, "nonce": token_nonce}, settings, nonce=nonce, now=now)
 
 
 def test_person_not_in_directory_gets_a_clear_page(app, server, adele):

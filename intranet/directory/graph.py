@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import email.utils
 import hashlib
+import hmac
 import json
 import logging
 import random
@@ -759,6 +760,74 @@ _used_states_lock = threading.Lock()
 _USED_STATES_MAX = 10_000
 
 
+#: Clock difference tolerated between Entra and this server when checking an ID token's ``exp``,
+#: ``nbf`` and ``iat``, in seconds: five minutes, the allowance Microsoft's own token validators use.
+ID_TOKEN_CLOCK_SKEW_S = 300
+
+
+def expected_issuer(settings: GraphSettings) -> str:
+    """The ``iss`` of this tenant's v2.0 ID tokens: ``https://<authority host>/<tenant id>/v2.0``."""
+    parts = urlsplit(settings.authority)
+    return f"{parts.scheme}://{parts.netloc.lower()}/{settings.tenant_id.lower()}/v2.0"
+
+
+def check_id_token(
+    claims: Mapping[str, Any],
+    settings: GraphSettings,
+    *,
+    nonce: str | None,
+    now: float | None = None,
+) -> None:
+    """Validate an ID token's claims as OpenID Connect Core 3.1.3.7 asks.
+
+    msal 1.38 and later decode the ID token but validate nothing but the nonce, so Beacon checks
+    the audience, issuer, tenant, lifetime and nonce itself. The signature is not checked: the
+    token comes straight from the token endpoint over verified TLS, which the specification
+    accepts in its place (3.1.3.7, step 6).
+
+    :param claims: The decoded claims (msal's ``id_token_claims``).
+    :param nonce: The nonce of the flow (msal sends its SHA-256 hex digest to Entra).
+    :param now: Seconds since the epoch; defaults to the current time.
+    :raise SignInRefused: a claim is missing or wrong; the message names which and why.
+    """
+    now = time.time() if now is None else now
+    aud = claims.get("aud")
+    if aud != settings.client_id and aud != [settings.client_id]:
+        raise SignInRefused(f"The ID token is for audience {aud!r}, not this app ({settings.client_id}).")
+    issuer = expected_issuer(settings)
+    if claims.get("iss") != issuer:
+        raise SignInRefused(f"The ID token was issued by {claims.get('iss')!r}, not {issuer}.")
+    tid = str(claims.get("tid") or "")
+    if tid.lower() != settings.tenant_id.lower():
+        raise SignInRefused(
+            f"The ID token is for tenant {tid or '(none)'}, not the configured tenant {settings.tenant_id}."
+        )
+    skew = ID_TOKEN_CLOCK_SKEW_S
+    exp = _time_claim(claims, "exp", required=True)
+    if exp is not None and now > exp + skew:
+        raise SignInRefused(f"The ID token expired {now - exp:.0f} s ago (allowed skew {skew} s).")
+    for name, required in (("iat", True), ("nbf", False)):
+        value = _time_claim(claims, name, required=required)
+        if value is not None and value > now + skew:
+            raise SignInRefused(
+                f"The ID token's {name} is {value - now:.0f} s in the future (allowed skew {skew} s);"
+                " check this server's clock."
+            )
+    # msal sends SHA-256(nonce) in the authorize request; Entra echoes it in the token.
+    expected_nonce = hashlib.sha256(nonce.encode()).hexdigest() if nonce else None
+    if not expected_nonce or not hmac.compare_digest(str(claims.get("nonce") or ""), expected_nonce):
+        raise SignInRefused("The ID token's nonce does not match this sign-in (replayed or injected token).")
+
+
+def _time_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SignInRefused(f"The ID token's {name} claim is {value!r}, not a time.")
+    return float(value)
+
+
 def _sign_in_app(settings: GraphSettings) -> msal.ConfidentialClientApplication:
     # A fresh app per sign-in keeps users' tokens out of the long-lived app's
     # cache (which would grow with every sign-in); the shared http cache means
@@ -799,7 +868,8 @@ def finish_sign_in(settings: GraphSettings, flow: Mapping[str, Any], form: Mappi
     :param flow: The dict :func:`begin_sign_in` returned (pop it from the session first).
     :param form: The POSTed form of the callback (``code``, ``state``, ...).
     :raise SignInRefused: the response does not belong to this flow (CSRF, tampering),
-        was already used, Entra reported an error, or the token is for another tenant.
+        was already used, Entra reported an error, or the ID token fails :func:`check_id_token`
+        (another tenant, audience or issuer, expired, wrong nonce).
     :raise GraphAuthError: Entra could not be reached.
     """
     response = {key: form[key] for key in form}
@@ -840,11 +910,8 @@ def finish_sign_in(settings: GraphSettings, flow: Mapping[str, Any], form: Mappi
             correlation_id=error.correlation_id,
         )
     claims = result.get("id_token_claims") or {}
-    tid = str(claims.get("tid") or "")
-    if tid.lower() != settings.tenant_id.lower():
-        raise SignInRefused(
-            f"The ID token is for tenant {tid or '(none)'}, not the configured tenant {settings.tenant_id}."
-        )
+    check_id_token(claims, settings, nonce=flow.get("nonce"))
+    tid = str(claims["tid"])
     oid = claims.get("oid")
     if not oid:
         raise SignInRefused("The ID token has no oid claim; cannot tell who signed in.")
@@ -871,6 +938,7 @@ __all__ = [
     "SignInIdentity",
     "SignInRefused",
     "begin_sign_in",
+    "check_id_token",
     "clear_app_cache",
     "confidential_client",
     "finish_sign_in",

@@ -5,8 +5,9 @@ session and sends the browser to Entra. Entra answers with ``response_mode=form_
 cross-site POST, which does not carry Beacon's ``SameSite=Lax`` session cookie. So
 ``POST /auth/entra/callback`` touches no session: it only hands the fields to a same-site POST
 (``/auth/entra/complete``, submitted by a static script or a button) that does carry the cookie.
-There the flow is popped (a replay finds nothing), msal checks state, nonce and PKCE, Beacon checks
-the tenant, and the person is found by ``(tid, oid)`` -- never by email. Both POSTs are exempt
+There the flow is popped (a replay finds nothing), msal checks state and PKCE, Beacon checks the
+ID token (audience, issuer, tenant, lifetime, nonce: msal no longer does), and the person is found
+by ``(tid, oid)`` -- never by email. Both POSTs are exempt
 from the CSRF middleware: the OAuth ``state`` bound to the session is their CSRF protection.
 """
 from __future__ import annotations
