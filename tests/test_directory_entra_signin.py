@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 import requests
+import responses
 
+from intranet import create_app
 from intranet.directory import graph
 from tests.fakes.entra_graph import FakeEntraServer, follow_sign_in
 
@@ -145,6 +147,63 @@ def test_beacon_checks_the_nonce_itself():
     for nonce, token_nonce in (("n0nce", "n0nce"), ("other", claims["nonce"]), (None, claims["nonce"])):
         with pytest.raises(graph.SignInRefused, match="nonce"):
             graph.check_id_token({**claims, "nonce": token_nonce}, settings, nonce=nonce, now=now)
+
+
+INSTANCE_DISCOVERY = "https://login.microsoftonline.com/common/discovery/instance"
+UNKNOWN_INSTANCE = {"error": "invalid_instance", "error_description": "AADSTS50049: Unknown or invalid instance."}
+
+
+@pytest.mark.parametrize("microsoft_answers", ["invalid_instance", "unreachable"])
+def test_unknown_authority_host_error_names_the_setting(microsoft_answers):
+    """An authority msal does not know fails with an error that says to set INTRANET_ENTRA_INSTANCE_DISCOVERY=false."""
+    settings = graph.GraphSettings(tenant_id=str(uuid.uuid4()), client_id="app", client_secret="s",
+                                   authority="https://login.contoso-proxy.example/tenant")
+    graph.clear_app_cache()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        if microsoft_answers == "invalid_instance":
+            mock.get(re.compile(re.escape(INSTANCE_DISCOVERY) + ".*"), json=UNKNOWN_INSTANCE, status=400)
+        with pytest.raises(graph.GraphAuthError) as caught:
+            graph.confidential_client(settings)
+    assert "login.contoso-proxy.example is not a Microsoft sign-in host" in str(caught.value)
+    assert "set INTRANET_ENTRA_INSTANCE_DISCOVERY=false" in str(caught.value)
+
+
+@pytest.mark.parametrize("authority", ["https://login.contoso-proxy.example/tenant", None])
+def test_no_discovery_hint_where_it_would_not_help(authority):
+    """With discovery already off, or at Microsoft's own host, an unreachable authority gets no such hint."""
+    settings = graph.GraphSettings(tenant_id=str(uuid.uuid4()), client_id="app", client_secret="s",
+                                   authority=authority or "", instance_discovery=False if authority else None)
+    graph.clear_app_cache()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        with pytest.raises(graph.GraphAuthError) as caught:
+            graph.confidential_client(settings)
+        assert not [c for c in mock.calls if c.request.url.startswith(INSTANCE_DISCOVERY)]
+    assert "INSTANCE_DISCOVERY" not in str(caught.value)
+
+
+@pytest.mark.parametrize("setting", ["false", None])
+def test_instance_discovery_setting_from_the_environment(app, server, monkeypatch, caplog, setting):
+    """INTRANET_ENTRA_INSTANCE_DISCOVERY=false in the environment lets sign-in start at a non-Microsoft host;
+    without it, the sign-in is unavailable and the log names the setting."""
+    config = {key: value for key, value in server.config().items() if key != "INTRANET_ENTRA_INSTANCE_DISCOVERY"}
+    monkeypatch.delenv("INTRANET_ENTRA_INSTANCE_DISCOVERY", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("INTRANET_ENTRA_INSTANCE_DISCOVERY", setting)
+    env_app = create_app({"TESTING": True, "INTRANET_SECRET_KEY": app.config["INTRANET_SECRET_KEY"],
+                          "INTRANET_DATABASE_URL": "sqlite://", "PREFERRED_URL_SCHEME": "https", **config})
+    state = env_app.extensions["intranet"]
+    state.engine.dispose()
+    state.engine = app.extensions["intranet"].engine
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(server.url)
+        mock.get(re.compile(re.escape(INSTANCE_DISCOVERY) + ".*"), json=UNKNOWN_INSTANCE, status=400)
+        with caplog.at_level(logging.ERROR, logger="intranet.web.entra_auth"):
+            started = env_app.test_client().get("/auth/entra/start")
+    if setting == "false":
+        assert started.status_code == 302 and started.location.startswith(server.authority)
+    else:
+        assert started.status_code == 503 and "unavailable" in started.get_data(as_text=True)
+        assert "set INTRANET_ENTRA_INSTANCE_DISCOVERY=false" in caplog.text
 
 
 def test_person_not_in_directory_gets_a_clear_page(app, server, adele):

@@ -376,12 +376,27 @@ def _build_app(
         # msal says ValueError for a non-https authority and for a discovery 4xx.
         raise GraphAuthError(
             f"Cannot use the Entra authority {settings.authority}: {exc}. Check INTRANET_ENTRA_AUTHORITY"
-            " and INTRANET_ENTRA_TENANT_ID.",
+            f" and INTRANET_ENTRA_TENANT_ID.{_instance_discovery_hint(settings)}",
         ) from exc
     except requests.RequestException as exc:
         raise GraphAuthError(
-            f"Cannot reach the Entra authority {settings.authority} for OIDC discovery: {exc}.",
+            f"Cannot reach the Entra authority {settings.authority} for OIDC discovery: {exc}."
+            f"{_instance_discovery_hint(settings)}",
         ) from exc
+
+
+def _instance_discovery_hint(settings: GraphSettings) -> str:
+    # For a host it does not know, msal first asks login.microsoftonline.com whether the host is
+    # a Microsoft authority, and its error then speaks of that host and of msal's parameter name;
+    # say which Beacon setting turns the question off.
+    host = (urlsplit(settings.authority).hostname or "").lower()
+    if settings.instance_discovery is False or host in msal.authority.WELL_KNOWN_AUTHORITY_HOSTS:
+        return ""
+    return (
+        f" {host} is not a Microsoft sign-in host, so msal first asked login.microsoftonline.com"
+        " (instance discovery) whether it knows it. For a local fake, a proxy or another OIDC"
+        " host, set INTRANET_ENTRA_INSTANCE_DISCOVERY=false."
+    )
 
 
 def confidential_client(settings: GraphSettings) -> msal.ConfidentialClientApplication:

@@ -34,6 +34,8 @@ register(
     Setting("INTRANET_ENTRA_CLIENT_ID", None, "The app registration's application (client) id."),
     Setting("INTRANET_ENTRA_CLIENT_SECRET", None, "The app registration's client secret (or use a certificate)."),
     Setting("INTRANET_ENTRA_AUTHORITY", None, "Default https://login.microsoftonline.com/<tenant id>."),
+    Setting("INTRANET_ENTRA_INSTANCE_DISCOVERY", None,
+            "Set false when INTRANET_ENTRA_AUTHORITY is not a Microsoft host (a local fake, a proxy)."),
     Setting("INTRANET_GRAPH_BASE_URL", None, "Default https://graph.microsoft.com/v1.0."),
 )
 
