@@ -1,10 +1,13 @@
 """Beacon's benchmarks: ``python -m bench [--only feed,audience,...] [--db sqlite|pg|both] [--size S|M]``.
 
 Runs the platform cases (see :mod:`bench.platform_bench`) on each selected database, prints one
-table, writes the figures as JSON under ``bench-results/``, then runs the other engineers'
-benchmark modules that exist (each exposes ``main()``); a failing module is reported, never
-allowed to stop the run. Exit status: 1 when a correctness check failed or a module crashed, else
-0. Timing goals are reported, not enforced (the 2-core box is noisy; compare ratios over runs).
+table, then runs the benchmark modules that exist (each exposes ``main()``); a failing module is
+reported, never allowed to stop the run. Every case and module records its goals and correctness
+checks in :data:`bench.goals.RECORDED`; the run ends with one summary over all of them and
+writes the figures as JSON under ``bench-results/``.
+
+Exit status: 1 when a correctness check failed or a module crashed, 3 when everything is correct
+but a goal was missed, else 0 (see :mod:`bench.goals`).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from bench import goals
 
 PLATFORM_CASES = ("feed", "audience")
 # --only name -> module; each module exposes main().
@@ -140,12 +145,28 @@ def run_platform(args: argparse.Namespace, cases: list[str]) -> tuple[list[Any],
     return results, datasets
 
 
+def record_platform(results: list[Any]) -> None:
+    """Put each platform case's goal and correctness into the shared list."""
+    for r in results:
+        source = f"{r.case} ({r.size})"
+        if r.met is not None:
+            measured = f"{r.ratio:.2f}x raw" if "raw" in r.goal and r.ratio is not None else f"{r.p50_ms:.1f} ms"
+            goals.goal(source, "p50", measured=measured, target=r.goal, met=r.met, db=r.db)
+        goals.check(source, "same results as raw SQL", passed=r.correctness == "pass", detail=r.correctness,
+                    db=r.db)
+
+
 def run_module(name: str) -> dict[str, Any]:
-    """Import *name* and call its ``main()``; report, never raise."""
+    """Import *name* and call its ``main()``; report, never raise.
+
+    A module that exits non-zero without a failed check or missed goal to show for it is
+    reported as failed: its own exit status is the only sign of what went wrong.
+    """
     if importlib.util.find_spec(name) is None:
         return {"module": name, "status": "absent"}
     print(f"\n===== {name} =====", flush=True)
     started = time.perf_counter()
+    first = goals.mark()
     saved_argv = sys.argv
     try:
         module = importlib.import_module(name)
@@ -154,7 +175,8 @@ def run_module(name: str) -> dict[str, Any]:
         sys.argv = [name]
         takes_argv = bool(inspect.signature(main).parameters)
         rc = main([]) if takes_argv else main()
-        status = "ok" if rc in (None, 0, True) else f"exit {rc}"
+        # Not `rc in (None, 0, True)`: 1 == True, so that test takes a module's exit 1 for success.
+        status = "ok" if rc is None or (type(rc) is int and rc == 0) else f"exit {rc}"
     except SystemExit as exc:
         status = "ok" if exc.code in (None, 0) else f"exit {exc.code}"
     except Exception:  # noqa: BLE001 - a broken module must not stop the other benchmarks
@@ -162,7 +184,13 @@ def run_module(name: str) -> dict[str, Any]:
         status = "crashed"
     finally:
         sys.argv = saved_argv
-    return {"module": name, "status": status, "seconds": round(time.perf_counter() - started, 1)}
+    recorded = goals.RECORDED[first:]
+    if status.startswith("exit ") and status != f"exit {goals.exit_status(recorded)}":
+        status = f"failed ({status})"
+    met, n_goals, passed, n_checks = goals.counts(recorded)
+    return {"module": name, "status": status, "seconds": round(time.perf_counter() - started, 1),
+            "goals": f"{met}/{n_goals} goals met, {passed}/{n_checks} checks passed" if recorded
+            else "reported no goals"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,18 +200,28 @@ def main(argv: list[str] | None = None) -> int:
     results, datasets = run_platform(args, cases) if cases else ([], [])
     if results:
         print_table(results)
+        record_platform(results)
     module_reports = [run_module(name) for name in modules]
     if module_reports:
-        print("\nOther benchmark modules:")
+        print("\nBenchmark modules:")
         for report in module_reports:
             print(f"  {report['module']:<28} {report['status']}"
-                  + (f" ({report['seconds']} s)" if "seconds" in report else ""))
-    failed = [r for r in results if r.correctness != "pass"]
-    crashed = [m for m in module_reports if m["status"] == "crashed"]
+                  + (f" ({report['seconds']} s)" if "seconds" in report else "")
+                  + (f"; {report['goals']}" if "goals" in report else ""))
+    recorded = goals.RECORDED
+    broken = [m for m in module_reports if m["status"] == "crashed" or m["status"].startswith("failed")]
+    met, n_goals, passed, n_checks = goals.counts(recorded)
     total = time.perf_counter() - started
-    print(f"\nTotal {total:.0f} s. Correctness: {'FAIL' if failed else 'pass'}; goals met: "
-          f"{sum(1 for r in results if r.met)}/{sum(1 for r in results if r.met is not None)}.")
-    if results and not args.no_json:
+    if recorded:
+        print("\nAll goals and checks of this run:\n" + goals.table(recorded))
+    incorrect = passed < n_checks or broken
+    print(f"\nTotal {total:.0f} s. Correctness: {'FAIL' if incorrect else 'pass'} ({passed}/{n_checks} checks"
+          + (f", {len(broken)} module(s) crashed or failed" if broken else "") + f"); goals met: {met}/{n_goals}.")
+    for g in recorded:
+        if not g.met:
+            print(f"  {'FAILED' if g.correctness else 'MISSED'}: {g.source}"
+                  + (f" / {g.db}" if g.db else "") + f": {g.name}: {g.measured} (goal {g.target})")
+    if (results or module_reports) and not args.no_json:
         RESULTS.mkdir(exist_ok=True)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         path = RESULTS / f"platform-{args.size}-{stamp}.json"
@@ -191,10 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             "git_sha": _git_sha(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "args": vars(args), "datasets": datasets, "seconds": round(total, 1),
             "results": [dataclasses.asdict(r) for r in results], "modules": module_reports,
+            "goals": [dataclasses.asdict(g) for g in recorded],
         }
         path.write_text(json.dumps(payload, indent=2, default=str))
         print(f"JSON: {path.relative_to(RESULTS.parent)}")
-    return 1 if failed or crashed else 0
+    if broken:
+        return goals.EXIT_INCORRECT
+    return goals.exit_status(recorded)
 
 
 if __name__ == "__main__":

@@ -477,7 +477,7 @@ def schema_fingerprint() -> str:
     """The migration head plus a hash of the migrated schema and of this generator (the cache key).
 
     The schema is read back from an in-memory SQLite database migrated to head, so edits to
-    migrations that change nothing (comments, other engineers' placeholders) keep the cache valid.
+    migrations that change nothing (comments, placeholder revisions) keep the cache valid.
     """
     engine = make_engine("sqlite://")
     try:

@@ -32,6 +32,8 @@ import numpy as np
 
 from intranet.delivery import timing
 
+from bench import goals
+
 DAYS = 56
 EVAL_FROM = 14
 JOIN_DAY = 28
@@ -347,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(goal >= 80 %); explored {beacon.sent_explored / max(beacon.sent_total, 1):.1%} "
           f"of sends, control holdout {beacon.control_sends / max(beacon.sent_total, 1):.1%} "
           f"(last seed). {wallclock.perf_counter() - started:.0f} s")
-    return 0
+    first = goals.mark()
+    goals.goal("digest", "share of the oracle's read@24h gain over fixed 09:00", measured=f"{captured:.0%}",
+               target=">= 80 %", met=captured >= 0.80)
+    return goals.exit_status(goals.RECORDED[first:])
 
 
 if __name__ == "__main__":

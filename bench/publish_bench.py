@@ -31,7 +31,7 @@ from sqlmodel import Session, select
 from intranet import posts, sanitize, targeting
 from intranet.models import Employee
 
-from bench import datagen
+from bench import datagen, goals
 
 SAVE_GOAL_MS = 100.0
 PREVIEW_GOAL_MS = 50.0
@@ -195,7 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     datagen.run_on_datasets(args.db, args.size, args.seed, run,
                             lambda reason: print(f"  [publish] PostgreSQL skipped: {reason}", file=sys.stderr))
     _print(rows)
-    return 0 if all(r["correct"] for r in rows) else 1
+    first = goals.mark()
+    for r in rows:
+        goals.goal("publish", r["case"], measured=f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms",
+                   target=r["goal"], met=r["met"], db=r["db"])
+        goals.check("publish", f"{r['case']}: same result as the raw work", passed=r["correct"], db=r["db"])
+    return goals.exit_status(goals.RECORDED[first:])
 
 
 if __name__ == "__main__":
