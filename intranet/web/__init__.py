@@ -62,7 +62,7 @@ def _nav_context() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import errors
+    from intranet.web import errors, times
 
     prefix = app.config["INTRANET_URL_PREFIX"] or ""
     app.register_blueprint(assets, url_prefix=prefix or None)
@@ -71,4 +71,5 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(bp, url_prefix=f"{prefix}/api/v1" if is_api else (prefix or None))
     importlib.import_module("intranet.web.delivery").init_app(app, prefix or None)  # two blueprints, CSRF exemptions
     app.context_processor(_nav_context)
+    times.init_app(app)
     errors.init_app(app)

@@ -1,0 +1,97 @@
+"""Times on pages: always in the viewer's zone, one filter for every template.
+
+Templates write ``{{ when(post.published_at) }}`` (the macro in ``templates/intranet/_time.html``,
+built on the ``beacon_time`` filter), which renders ``<time datetime="…UTC…" title="Tue 24 Nov
+2026, 10:00 (Europe/Berlin)">24 Nov 2026, 10:00</time>``; ``when(t, "relative")`` says "2 hours ago"
+instead (feeds), and ``when(t, "date")`` only the date. Relative times are computed here from Beacon's
+clock (``state().clock``), not in the browser, so a page reads the same in a test as in use.
+The viewer's zone is their directory zone, or the organisation's when they have none.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, g
+
+from intranet import zones
+from intranet.web.context import current_employee_or_none, now
+
+DATETIME = "%d %b %Y, %H:%M"
+DATE = "%d %b %Y"
+FULL = "%a %d %b %Y, %H:%M"
+
+
+def viewer_zone() -> ZoneInfo:
+    """The signed-in person's zone (else the organisation's), for showing times."""
+    if "intranet_viewer_zone" not in g:
+        employee = current_employee_or_none()
+        g.intranet_viewer_zone = zones.zone_or_default(employee.timezone if employee else None,
+                                                       current_app.config["INTRANET_ORG_TIMEZONE"])
+    return g.intranet_viewer_zone
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def relative(value: dt.datetime, at: dt.datetime, zone: ZoneInfo) -> str:
+    """*value* said relative to *at*: "just now", "5 minutes ago", "in 3 hours", "yesterday", "4 days ago".
+
+    Beyond a week it falls back to the local date ("24 Nov", with the year when it is not *at*'s).
+    """
+    seconds = (at - value).total_seconds()
+    past = seconds >= 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        amount = _plural(int(seconds // 60), "minute")
+    elif seconds < 86400:
+        amount = _plural(int(seconds // 3600), "hour")
+    else:
+        days = abs((at.astimezone(zone).date() - value.astimezone(zone).date()).days)
+        if days == 1:
+            return "yesterday" if past else "tomorrow"
+        if days >= 7:
+            local = value.astimezone(zone)
+            return local.strftime("%d %b") if local.year == at.astimezone(zone).year else local.strftime(DATE)
+        amount = _plural(days, "day")
+    return f"{amount} ago" if past else f"in {amount}"
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalTime:
+    """A time as a page shows it: ``text`` to read, ``title`` in full, ``iso`` (UTC) for ``<time datetime>``."""
+
+    iso: str
+    title: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def beacon_time(value: dt.datetime | None, style: str = "datetime") -> LocalTime | None:
+    """*value* in the viewer's zone; *style* is ``datetime``, ``date`` or ``relative`` (to Beacon's clock)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:  # stored times are UTC; SQLite may hand them back naive
+        value = value.replace(tzinfo=dt.timezone.utc)
+    zone = viewer_zone()
+    local = value.astimezone(zone)
+    if style == "relative":
+        text = relative(value, now(), zone)
+    elif style == "date":
+        text = local.strftime(DATE)
+    else:
+        text = local.strftime(DATETIME)
+    return LocalTime(iso=value.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+                     title=f"{local.strftime(FULL)} ({zone.key})", text=text)
+
+
+def init_app(app: Flask) -> None:
+    # Prefixed: the filter and global land in a host app's Jinja environment.
+    app.add_template_filter(beacon_time, "beacon_time")
+    app.add_template_global(lambda: viewer_zone().key, "beacon_zone_name")
