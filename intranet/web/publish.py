@@ -10,12 +10,12 @@ import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from pydantic import ValidationError
 
-from intranet import attachments, posts, targeting
+from intranet import attachments, posts, targeting, zones
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import Employee, Post
 from intranet.web.context import current_employee, now, require_role, session
@@ -41,10 +41,7 @@ def upload_dir() -> Path:
 
 
 def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"Unknown time zone {name!r}.", details={"field": "timezone"}) from None
+    return ZoneInfo(zones.parse_zone(name))
 
 
 def _local_time(field: str, zone: ZoneInfo) -> dt.datetime | None:
@@ -96,7 +93,7 @@ def form_audience() -> dict[str, Any] | None:
 
 def form_fields(employee: Employee) -> dict[str, Any]:
     """The post fields in the form, with local times read in the chosen time zone."""
-    zone = _zone(request.form.get("timezone") or employee.timezone or current_app.config["INTRANET_ORG_TIMEZONE"])
+    zone = _zone(request.form.get("timezone") or _default_zone(employee))
     return {
         "title": request.form.get("title", ""), "summary": request.form.get("summary", ""),
         "body_html": request.form.get("body_html", ""), "topic": request.form.get("topic", "") or "General",
@@ -115,12 +112,18 @@ def _validation_message(exc: ValidationError) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _default_zone(employee: Employee) -> str:
+    """The zone the editor reads and shows local times in: the author's, else the organisation's (canonical)."""
+    return (zones.canonical_for(employee.timezone) or zones.canonical_for(current_app.config["INTRANET_ORG_TIMEZONE"])
+            or "UTC")
+
+
 def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] | None = None) -> dict[str, Any]:
     db = session()
-    zone_name = employee.timezone or current_app.config["INTRANET_ORG_TIMEZONE"]
+    zone_name = _default_zone(employee)
     context: dict[str, Any] = {
         "employee": employee, "post": post, "form": form, "zone_name": zone_name, "zone": ZoneInfo(zone_name),
-        "timezones": sorted(available_timezones()), "dimensions": DIMENSIONS,
+        "zone_choices": zones.choices(), "dimensions": DIMENSIONS,
         "known": {d: sorted(targeting.known_values(db, targeting.SEGMENT_FIELDS[d])) for d in DIMENSIONS},
         "can_count_live": employee.has_role("comms"), "now": now(),
     }
