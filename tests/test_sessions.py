@@ -1,6 +1,7 @@
 """Server-side sessions: secure cookies, rotation, real logout, timeouts, deactivation."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -99,6 +100,26 @@ def test_dev_login_is_refused_when_disabled(app, make_employee):
     """Without INTRANET_DEV_LOGIN the development sign-in does not exist."""
     app.config["INTRANET_DEV_LOGIN"] = False
     assert app.test_client().get("/auth/dev-login").status_code == 404
+
+
+def test_dev_login_lists_roles_then_one_person_per_level(app, make_employee):
+    """The development sign-in shows each person's level: role holders, then the first person at each level."""
+    make_employee(display_name="Ada Admin", is_admin=True, level=9)
+    make_employee(display_name="Carl Contributor", is_contributor=True, level=4)
+    make_employee(display_name="Lena Two", level=2)
+    make_employee(display_name="Lars Two", level=2)
+    make_employee(display_name="Sam Seven", level=7, level_label="Director")
+    make_employee(display_name="Nora None", level=None)
+    page = app.test_client().get("/auth/dev-login").get_data(as_text=True)
+    listed = [(name, " ".join(details.split())) for name, details in re.findall(
+        r'class="link">([^<]+)</button>\s*</form>\s*<span class="muted">([^<]+)</span>', page)]
+    assert listed == [
+        ("Ada Admin", "Sales · EMEA · level 9 · admin"),
+        ("Carl Contributor", "Sales · EMEA · level 4 · contributor"),
+        ("Lena Two", "Sales · EMEA · level 2"),
+        ("Sam Seven", "Sales · EMEA · level 7 (Director)"),
+        ("Nora None", "Sales · EMEA · no level"),
+    ]
 
 
 # next= values as an attacker writes them into a URL or form body (percent-encoded once).

@@ -6,7 +6,7 @@ import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session as flask_session, url_for
-from sqlalchemy import case
+from sqlalchemy import case, func, not_, or_
 from sqlmodel import select
 from werkzeug.urls import iri_to_uri
 
@@ -119,14 +119,29 @@ def _dev_login_enabled() -> None:
 @public
 def dev_login_page():  # type: ignore[no-untyped-def]
     _dev_login_enabled()
-    rank = case((Employee.is_admin.is_(True), 0), (Employee.is_comms.is_(True), 1),
-                (Employee.is_contributor.is_(True), 2), else_=3)
-    suggested = session().exec(
-        select(Employee).where(Employee.active.is_(True), Employee.email.is_not(None))
-        .order_by(rank, Employee.employee_id).limit(12)
-    ).all()
-    return render_template("intranet/auth/dev_login.html", people=suggested,
+    return render_template("intranet/auth/dev_login.html", people=_demo_people(),
                            next=safe_next(request.args.get("next")), error=None)
+
+
+def _demo_people(role_holders: int = 8) -> list[Employee]:
+    # The people with a role first, then the first ordinary employee at each level, so that a
+    # demo can sign in as someone inside or outside a level-based audience.
+    signable = (Employee.active.is_(True), Employee.email.is_not(None))
+    has_role = or_(Employee.is_admin.is_(True), Employee.is_comms.is_(True), Employee.is_contributor.is_(True))
+    rank = case((Employee.is_admin.is_(True), 0), (Employee.is_comms.is_(True), 1), else_=2)
+    roles = session().exec(
+        select(Employee).where(*signable, has_role).order_by(rank, Employee.employee_id).limit(role_holders)
+    ).all()
+    first = (
+        select(Employee.id, func.row_number().over(partition_by=Employee.level,
+                                                   order_by=Employee.employee_id).label("n"))
+        .where(*signable, not_(has_role)).subquery()
+    )
+    per_level = session().exec(
+        select(Employee).join(first, first.c.id == Employee.id).where(first.c.n == 1)
+        .order_by(Employee.level.is_(None), Employee.level)
+    ).all()
+    return [*roles, *per_level]
 
 
 @bp.post("/auth/dev-login")
