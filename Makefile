@@ -18,15 +18,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Set up, create/migrate the SQLite database, seed demo data on first run, serve on :5000.
+## The seed command prints the demo accounts and serve prints the address (each once).
 run: install
 	INTRANET_DEV_LOGIN=true $(FLASK) intranet init-db
 	INTRANET_DEV_LOGIN=true $(FLASK) intranet demo seed --if-empty
-	@echo ""
-	@echo "Beacon is starting on http://127.0.0.1:5000/  (development sign-in)"
-	@echo "  employee:         employee@beacon.example"
-	@echo "  comms manager:    comms@beacon.example"
-	@echo "  admin:            admin@beacon.example"
-	@echo ""
 	INTRANET_DEV_LOGIN=true $(FLASK) intranet serve --host 127.0.0.1 --port 5000
 
 ## Browser tests drive Debian's Chromium; Playwright never downloads a browser here.

@@ -116,6 +116,7 @@ def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
     with db_session() as session:
         if if_empty and demo.has_people(session):
             click.echo("Demo data already present; nothing to do.")
+            _echo_accounts(demo.present_accounts(session))
             return
         try:
             with click.progressbar(length=employees, label="Seeding people", file=sys.stderr) as bar:
@@ -130,7 +131,12 @@ def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
         session.commit()
     click.echo(f"Seeded {result.employees} employees, {result.groups} groups and {result.posts} posts"
                f" (and {events} reading events).")
-    for role, email in result.accounts.items():
+    _echo_accounts(result.accounts)
+
+
+def _echo_accounts(accounts: dict[str, str]) -> None:
+    # The one place the demo accounts are printed (`make run` relies on it, and does not repeat them).
+    for role, email in accounts.items():
         click.echo(f"  sign in as {role:<8} -> {email}")
 
 

@@ -65,6 +65,8 @@ GROUPS = [("runners", "Runners' club", "open"), ("parents", "Parents network", "
           ("green-team", "Green team", "open"), ("new-joiners", "New joiners", "managed"),
           ("leadership", "Leadership forum", "managed")]
 ASCII = str.maketrans("éíüãó", "eiuao")
+#: The named demo accounts, role -> email, so that people know whom to sign in as.
+ACCOUNTS = {"admin": "admin@beacon.example", "comms": "comms@beacon.example", "employee": "employee@beacon.example"}
 
 
 @dataclasses.dataclass
@@ -111,10 +113,10 @@ def seed(session: Session, *, employees: int = 300, seed: int = 7, now: dt.datet
         by_department.setdefault(department, []).append(person)
     # Named demo accounts with predictable roles, so the README can tell people how to sign in.
     admin, comms, employee = people[0], people[1], people[2]
-    admin.display_name, admin.email, admin.is_admin = "Alex Admin", "admin@beacon.example", True
-    comms.display_name, comms.email, comms.is_comms = "Casey Comms", "comms@beacon.example", True
+    admin.display_name, admin.email, admin.is_admin = "Alex Admin", ACCOUNTS["admin"], True
+    comms.display_name, comms.email, comms.is_comms = "Casey Comms", ACCOUNTS["comms"], True
     comms.department, comms.division = "Communications", "Corporate"
-    employee.display_name, employee.email = "Emma Employee", "employee@beacon.example"
+    employee.display_name, employee.email = "Emma Employee", ACCOUNTS["employee"]
     employee.department, employee.region, employee.country, employee.office = "Sales", "EMEA", "DE", "Berlin"
     employee.timezone, employee.level = "Europe/Berlin", 3
     for person in people[3:8]:
@@ -170,3 +172,10 @@ def seed(session: Session, *, employees: int = 300, seed: int = 7, now: dt.datet
 def has_people(session: Session) -> bool:
     """Whether the directory has anyone in it yet."""
     return session.exec(select(Employee.id).limit(1)).first() is not None
+
+
+def present_accounts(session: Session) -> dict[str, str]:
+    """The named demo accounts (role -> email) that exist and can sign in."""
+    emails = set(session.exec(select(Employee.email).where(Employee.email.in_(ACCOUNTS.values()),
+                                                          Employee.active.is_(True))).all())
+    return {role: email for role, email in ACCOUNTS.items() if email in emails}

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from intranet.directory.csv_import import HEADER
 from intranet.models import Employee, Post
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_csv(path, rows, header=HEADER):  # type: ignore[no-untyped-def]
@@ -137,6 +142,19 @@ def test_demo_seed_is_deterministic_and_believable(app, db):
     assert db.exec(select(Post)).all()
     assert run(app, "demo", "seed", "--if-empty").exit_code == 0
     assert app.test_cli_runner().invoke(args=["intranet", "demo", "seed"]).exit_code == 1
+
+
+def test_make_run_prints_each_demo_account_once(app):
+    """`make run` names each demo account exactly once, on the first run and on later ones."""
+    from intranet import demo
+
+    recipe = subprocess.run(["make", "--dry-run", "run"], cwd=ROOT, capture_output=True, text=True, check=True,
+                            env={**os.environ, "MAKEFLAGS": ""}).stdout
+    seeding = run(app, "demo", "seed", "--if-empty", "--employees", "40").output
+    later = run(app, "demo", "seed", "--if-empty").output
+    for output in (seeding, later):
+        for email in demo.ACCOUNTS.values():
+            assert (recipe + output).count(email) == 1, (email, recipe, output)
 
 
 def test_same_seed_same_organisation(tmp_path):
