@@ -192,19 +192,45 @@ def parse(data: Any, model: type[BaseModel] = PreferencesIn) -> BaseModel:
         raise InvalidInput.from_validation(exc, "preferences") from None
 
 
+#: Why a digest with nowhere to go is refused (must-reads are pinned in Beacon's feed regardless).
+NO_CHANNEL = ("Choose at least one place for your digest (email, Microsoft Teams or Beacon), or set how often to "
+              '"Never". Either way, must-reads still reach you in Beacon.')
+
+
+def _check_reachable(values: dict[str, Any]) -> None:
+    # A digest (or news as it happens) with no channel would be promised a send time and never sent.
+    if values["cadence"] != "off" and not values["channels"]:
+        raise InvalidInput(NO_CHANNEL, details=[{"loc": "channels", "message": NO_CHANNEL}])
+
+
 def update(session: Session, employee: Employee, change: PreferencesIn, *, now: dt.datetime) -> Preferences:
-    """Apply *change* to *employee*'s preferences (only the fields it sets) and return the result."""
-    row = session.get(Preference, employee.id) or Preference(employee_pk=employee.id)
+    """Apply *change* to *employee*'s preferences (only the fields it sets) and return the result.
+
+    :raise InvalidInput: if the result would have a digest cadence but no channel to send it on.
+    """
+    existing = session.get(Preference, employee.id)
+    row = existing or Preference(employee_pk=employee.id)
+    defaults = org_defaults(session)
+    current = _effective(existing, defaults)
+    wanted = {"cadence": current.cadence, "channels": current.channels}
+    for name in ("cadence", "channels"):
+        if name in change.model_fields_set:
+            value = getattr(change, name)
+            wanted[name] = defaults[name] if value is None else value
+    _check_reachable(wanted)
     for name in change.model_fields_set:
         setattr(row, name, getattr(change, name))
     row.updated_at = now
     session.add(row)
     session.flush()
-    return _effective(row, org_defaults(session))
+    return _effective(row, defaults)
 
 
 def set_org_defaults(session: Session, change: OrgDefaultsIn, *, by: Employee, now: dt.datetime) -> dict[str, Any]:
-    """Change the organisation's defaults (the caller checked the comms role); ``null`` restores Beacon's."""
+    """Change the organisation's defaults (the caller checked the comms role); ``null`` restores Beacon's.
+
+    :raise InvalidInput: if the defaults would have a digest cadence but no channel.
+    """
     row = session.get(OrgPreference, 1) or OrgPreference(id=1, values={})
     values = dict(row.values)
     for name in change.model_fields_set:
@@ -213,6 +239,7 @@ def set_org_defaults(session: Session, change: OrgDefaultsIn, *, by: Employee, n
             values.pop(name, None)
         else:
             values[name] = value
+    _check_reachable({**BUILTIN_DEFAULTS, **values})
     row.values = values
     row.updated_at = now
     row.updated_by_pk = by.id
@@ -222,9 +249,14 @@ def set_org_defaults(session: Session, change: OrgDefaultsIn, *, by: Employee, n
 
 
 def delivery_window(prefs: Preferences) -> Any:
-    """The planner's :class:`intranet.delivery.timing.DeliveryWindow` for *prefs*."""
+    """The planner's :class:`intranet.delivery.timing.DeliveryWindow` for *prefs*.
+
+    Quiet hours the person did not choose are the organisation's: they keep alerts away at night
+    but give way for the digest in hours the person demonstrably reads in.
+    """
     from intranet.delivery import timing
 
     return timing.DeliveryWindow(cadence=timing.Cadence(prefs.cadence), weekly_day=prefs.weekly_day,
                                  quiet_start=prefs.quiet_start, quiet_end=prefs.quiet_end,
-                                 working_days=tuple(prefs.working_days), learned_timing=prefs.learned_timing)
+                                 working_days=tuple(prefs.working_days), learned_timing=prefs.learned_timing,
+                                 own_quiet_hours=bool({"quiet_start", "quiet_end"} & prefs.chosen))

@@ -97,3 +97,49 @@ def test_digest_schedule_says_when_and_why(client_for, make_employee):
     body = client.get("/api/v1/me/digest-schedule").get_json()
     assert body["next_sends"] == [] and body["basis"] is None
     assert "turned the digest off" in body["why"]
+
+
+def _form(client, **changes):  # type: ignore[no-untyped-def]
+    form = {"csrf_token": client.csrf, "cadence": "daily", "weekly_day": "0", "channels": ["email", "in_app"],
+            "quiet_start": "20", "quiet_end": "7", "working_days": ["0", "1", "2", "3", "4"],
+            "followed_topics": "", "muted_topics": "", "learned_timing": "on", "device": "either",
+            "open_tracking": "on"}
+    form.update(changes)
+    return form
+
+
+def test_saving_with_no_channel_is_refused_with_a_reason(client_for, make_employee):
+    """No channel ticked for a digest: a 422 that explains why (must-reads still come), nothing saved."""
+    client = client_for(make_employee())
+    r = client.post("/preferences", data=_form(client, channels=[], muted_topics="Events"))
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert "at least one place for your digest" in page and "must-reads still reach you in Beacon" in page
+    assert "saved" not in page
+    body = client.get("/api/v1/me/preferences").get_json()
+    assert body["channels"] == ["email", "in_app"] and body["muted_topics"] == []
+
+
+def test_no_channel_is_fine_when_the_digest_is_off(client_for, make_employee):
+    """Someone who wants no digest may untick every channel; the page promises no send time."""
+    client = client_for(make_employee())
+    r = client.post("/preferences", data=_form(client, cadence="off", channels=[]))
+    assert r.status_code == 302
+    body = client.get("/api/v1/me/digest-schedule").get_json()
+    assert body["channels"] == [] and body["next_sends"] == []
+
+
+def test_api_refuses_a_digest_with_nowhere_to_go(client_for, make_employee):
+    """PUT channels [] with a digest cadence, or a cadence on while channels are empty, is a 422."""
+    client = client_for(make_employee())
+    r = client.api("PUT", "/api/v1/me/preferences", {"channels": []})
+    assert r.status_code == 422 and "must-reads still reach you" in r.get_json()["error"]["message"]
+    assert client.api("PUT", "/api/v1/me/preferences", {"cadence": "off", "channels": []}).status_code == 200
+    assert client.api("PUT", "/api/v1/me/preferences", {"cadence": "weekly"}).status_code == 422
+    assert client.get("/api/v1/me/preferences").get_json()["cadence"] == "off"
+
+
+def test_org_defaults_need_a_channel_too(client_for, make_employee):
+    """The organisation's default cannot leave everyone's digest with no channel."""
+    comms = client_for(make_employee(is_comms=True))
+    assert comms.api("PUT", "/api/v1/org/digest-defaults", {"channels": []}).status_code == 422

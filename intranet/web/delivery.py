@@ -171,13 +171,13 @@ def preferences_save():  # type: ignore[no-untyped-def]
     data = {k: v for k, v in data.items() if k in chosen or v != defaults.get(k)}
     try:
         change = preferences.parse(data)
+        preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:
         prefs = preferences.for_employee(session(), employee)
         schedule = digests.schedule_for(session(), employee, now(),
                                         org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
         return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
                                days=DAY_NAMES, error=exc.message), 422
-    preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     session().commit()
     flash("Your preferences are saved.")
     return redirect(url_for("intranet_delivery.preferences_page"))
