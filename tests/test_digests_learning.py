@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 
 import numpy as np
 import pytest
@@ -151,3 +153,123 @@ def test_preferences_window_maps_to_the_planner(db, make_employee, clock):
     window = preferences.delivery_window(prefs)
     assert (window.cadence, window.weekly_day, window.quiet_start, window.quiet_end, window.learned_timing) == (
         timing.Cadence.WEEKLY, 2, 22, 6, False)
+    assert window.own_quiet_hours
+    assert not preferences.delivery_window(preferences.for_employee(db, make_employee())).own_quiet_hours
+
+
+def _history(db, person, others, *, read_after: dt.timedelta, sessions_after=(dt.timedelta(0),),  # type: ignore[no-untyped-def]
+             first=dt.datetime(2026, 10, 26, 8, tzinfo=dt.timezone.utc)):
+    """Four weeks of weekday digests sent at *first*'s time of day, with reads and sessions after it."""
+    for day in range(28):
+        base = first + dt.timedelta(days=day)
+        if base.weekday() >= 5:
+            continue
+        add(db, person, "digest_sent", base)
+        add(db, person, "digest_open", base + read_after)
+        for after in sessions_after:
+            add(db, person, "session", base + after)
+        for other in others:
+            add(db, other, "digest_sent", base)
+            add(db, other, "digest_open", base + dt.timedelta(minutes=30))
+            add(db, other, "session", base + dt.timedelta(minutes=20))
+    db.commit()
+
+
+def _schedule_card(client) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """The preferences page's sentence and its list of next sends, as a person reads them."""
+    page = client.get("/preferences").get_data(as_text=True)
+    card = re.search(r'<section class="card schedule">(.*?)</section>', page, re.S).group(1)
+    sentence = html.unescape(re.search(r"<p>(.*?)</p>", card, re.S).group(1))
+    return sentence, [html.unescape(li) for li in re.findall(r"<li>(.*?)</li>", card, re.S)]
+
+
+def _sent_hours(items: list[str]) -> tuple[set[str], list[str]]:
+    """Regular send hours, and the explored sends ("Wed 25 Nov at 15:00"), from the listed sends."""
+    regular, explored = set(), []
+    for item in items:
+        day, hour = re.match(r"(\w{3} \d+ \w{3}), (\d\d:00)", item).groups()
+        if "nearby hour" in item:
+            explored.append(f"{day} at {hour}")
+        else:
+            regular.add(hour)
+    return regular, explored
+
+
+def test_the_page_says_what_it_lists_for_a_two_peak_reader(db, make_employee, client_for, clock):
+    """A light look at 09:00 and the real read at 13:00: the sentence's hours are the listed sends'."""
+    person = make_employee(timezone="Europe/Berlin")
+    _history(db, person, [make_employee(timezone="Europe/Berlin") for _ in range(3)],
+             read_after=dt.timedelta(hours=4, minutes=5), sessions_after=(dt.timedelta(0), dt.timedelta(hours=4)))
+    digests.plan_all(db, clock.now)
+    db.commit()
+    sentence, items = _schedule_card(client_for(person))
+    regular, explored = _sent_hours(items)
+    match = re.match(r"You usually read around (\d\d):00, so your digest goes out at (\d\d):00", sentence)
+    if match is None:
+        assert "standard time" in sentence  # this week's control group
+        return
+    read, send = (int(h) for h in match.groups())
+    assert regular == {f"{send:02d}:00"}
+    assert 0 <= read - send <= 3  # shortly before they read, so it is on top when they look
+    assert all(e in sentence for e in explored)
+    assert "Now and then we try a nearby hour to keep learning" in sentence
+
+
+def test_the_page_names_explored_sends_in_plain_words(db, make_employee, client_for):
+    """Twice a day at 09:00 and 14:00: a send moved to a nearby hour is named, not contradicted."""
+    people = [make_employee(timezone="Europe/Berlin") for _ in range(12)]
+    seen = 0
+    for person in people:
+        client = client_for(person)
+        assert client.api("PUT", "/api/v1/me/preferences", {"cadence": "twice_daily"}).status_code == 200
+        sentence, items = _schedule_card(client)
+        regular, explored = _sent_hours(items)
+        if "standard time" in sentence:
+            continue
+        main, disclosed = sentence.split("Now and then we try a nearby hour to keep learning")
+        assert re.findall(r"\d\d:00", main) == sorted(regular)
+        assert all(e in disclosed for e in explored)
+        seen += len(explored)
+    assert seen  # at least one explored send was shown (deterministic for these ids and this clock)
+
+
+def test_weekly_friday_with_quiet_0000_to_0000_means_no_quiet_hours(db, make_employee, client_for, clock):
+    """Saved through the form, 00:00-00:00 is "no quiet hours"; Friday's digest is where the person reads."""
+    person = make_employee(timezone="Europe/Berlin")
+    _history(db, person, [make_employee(timezone="Europe/Berlin") for _ in range(3)],
+             read_after=dt.timedelta(hours=4, minutes=5), sessions_after=(dt.timedelta(hours=4),))
+    digests.plan_all(db, clock.now)
+    db.commit()
+    client = client_for(person)
+    form = {"csrf_token": client.csrf, "cadence": "weekly", "weekly_day": "4", "channels": ["email", "in_app"],
+            "quiet_start": "0", "quiet_end": "0", "working_days": ["0", "1", "2", "3", "4"],
+            "followed_topics": "", "muted_topics": "", "learned_timing": "on", "device": "either",
+            "open_tracking": "on"}
+    assert client.post("/preferences", data=form).status_code == 302
+    sentence, items = _schedule_card(client)
+    assert len(items) == 1 and items[0].startswith("Fri 27 Nov, ")
+    hour = items[0][len("Fri 27 Nov, "):len("Fri 27 Nov, 13:00")]
+    assert f"on Fridays at {hour}" in sentence or "nearby hour" in items[0]
+    assert 11 <= int(hour[:2]) <= 13  # shortly before the 13:05 read, not at night
+    schedule = client.get("/api/v1/me/digest-schedule").get_json()
+    assert schedule["next_sends"][0]["local_hour"] == int(hour[:2])
+
+
+def test_org_quiet_hours_do_not_hold_the_digest_from_a_0630_reader(db, make_employee, client_for, clock):
+    """Someone who reads at 06:30 gets the digest by 06:00 despite the default 20:00-07:00; their own
+    quiet hours still win."""
+    person = make_employee(timezone="Europe/Berlin")
+    # Sent at 07:00 local (the earliest the old rule allowed), read at 06:35 the next morning.
+    _history(db, person, [make_employee(timezone="Europe/Berlin") for _ in range(3)],
+             read_after=dt.timedelta(hours=23, minutes=35), sessions_after=(dt.timedelta(hours=23, minutes=30),),
+             first=dt.datetime(2026, 10, 26, 6, tzinfo=dt.timezone.utc))
+    result = digests.plan_all(db, clock.now)
+    row = result.as_dicts()[result.employee_pks.index(person.id)]
+    if row["basis"] == "control":
+        pytest.skip("this person is in this week's control group")
+    assert row["basis"] == "personal" and row["local_hours"][0] in (5, 6)
+    db.commit()
+    client = client_for(person)
+    client.api("PUT", "/api/v1/me/preferences", {"quiet_start": 20, "quiet_end": 7})
+    db.commit()
+    assert 7 <= digests.schedule_for(db, person, clock.now)["local_hours"][0] < 20

@@ -356,14 +356,126 @@ def test_incremental_replan_matches_the_full_plan():
     assert [full.plan(i) for i in some] == list(part)
 
 
-def test_explanation_names_the_usual_hour():
-    """The /me/digest-schedule text says when the person usually reads and when we send."""
-    plan = timing.Plan(basis=Basis.PERSONAL, local_hours=[9])
-    assert timing.explain(plan, Cadence.DAILY, usual_hour=10) == (
-        "You usually read around 10:00, so your digest goes out at 09:00.")
-    peers = timing.Plan(basis=Basis.PEERS, local_hours=[8, 14])
-    assert "08:00 and 14:00" in timing.explain(peers, Cadence.TWICE_DAILY, learned_timing=False)
+def peaks(hazard: dict[int, float], base: float = 1e-3) -> np.ndarray:
+    """A read hazard over the week with the given value at these local hours every day."""
+    day = np.full(24, base)
+    for hour, value in hazard.items():
+        day[hour] = value
+    return np.tile(day, 7)
+
+
+def model_of(curve: np.ndarray) -> timing.PeerModel:
+    """Peer curves equal to ``curve``: a person with no history is planned on exactly it."""
+    both = np.vstack([curve, curve])
+    return timing.PeerModel(org_mu=curve, region_mu=both, group_mu=both,
+                            group_activity=np.full((2, 168), 0.1), known=True)
+
+
+def plan_one(curve: np.ndarray, window: DeliveryWindow = DeliveryWindow(),
+             settings: TimingSettings = NO_NOISE, counts: timing.TimingCounts | None = None
+             ) -> timing.Plan:
+    return timing.plan_digests(["E1"], ["UTC"], [window], counts or timing.TimingCounts.zeros(1),
+                               [0], MONDAY, model=model_of(curve), settings=settings).plan(0)
+
+
+def test_a_tie_on_read_within_a_day_goes_to_the_hour_just_before_the_reading():
+    """Two hours with the same read@24h: the digest goes where it is read within 2 h, not earlier."""
+    curve = peaks({9: 0.44, 13: 1.0})  # a light look at 09:00, the real read at 13:00
+    p24 = timing.read_probability(curve[None])[0]
+    assert 0 < p24[9] - p24[13] < TimingSettings().tie_tolerance  # a tie, nominally won by 09:00
+    assert plan_one(curve).local_hours == [13]
+    assert plan_one(peaks({9: 0.8, 13: 1.0})).local_hours == [9]  # a clear win stays a win
+
+
+def test_the_read_hour_named_is_where_the_planned_send_is_read():
+    """"You usually read around R, so it goes out at S": R is the mode of reads after S, never before."""
+    curve = peaks({9: 0.8, 13: 1.0})
+    assert timing.usual_read_hour(curve) == 13  # the old sentence said 13:00 above a 09:00 send
+    plan = plan_one(curve)
+    read_at = timing.read_hours(curve, timing.regular_hours(plan), range(5))
+    assert plan.local_hours == [9] and read_at == [9]
+    personal = timing.Plan(Basis.PERSONAL, plan.local_hours, plan.sends)
+    assert timing.explain(personal, Cadence.DAILY, read_at=read_at).startswith(
+        "You usually read around 09:00, so your digest goes out at 09:00, to be on top when you look.")
+    assert timing.read_hours(peaks({7: 0.2, 10: 3.0}), [8], range(5)) == [10]
+
+
+def _named(text: str, plan: timing.Plan) -> None:
+    """Every send of ``plan`` is in ``text``: regular hours in the sentence, explored ones by date."""
+    regular, rest = text.split("Now and then we try a nearby hour to keep learning")
+    for send in plan.sends:
+        if send.explored:
+            assert f"{timing.day_label(send.local_date)} at {send.local_hour:02d}:00" in rest
+        else:
+            assert f"{send.local_hour:02d}:00" in regular
+
+
+@pytest.mark.parametrize("cadence, default_hour", [(Cadence.DAILY, 11), (Cadence.TWICE_DAILY, 9)])
+def test_the_sentence_names_every_listed_send_and_discloses_exploration(cadence, default_hour):
+    """A daily 11:00 or twice-daily 09:00 and 13:00 with a send explored at 09:00 or 15:00 says so."""
+    n = 200
+    settings = TimingSettings(default_hour=default_hour, default_second_hour=13, epsilon=0.3,
+                              control_share=0.0)
+    batch = timing.plan_digests([f"E{i}" for i in range(n)], ["Europe/Berlin"] * n,
+                                [DeliveryWindow(cadence=cadence)] * n, timing.TimingCounts.zeros(n),
+                                np.zeros(n, int), MONDAY, region=np.zeros(n, int), settings=settings)
+    explored = 0
+    for plan in batch:
+        text = timing.explain(plan, cadence)
+        _named(text, plan)
+        explored += sum(s.explored for s in plan.sends)
+        hours = timing.regular_hours(plan)
+        assert hours == ([11] if cadence == Cadence.DAILY else [9, 13])
+    assert explored > 0
+
+
+def test_other_explanations():
+    """Peers, the control group, weekly, off, and no allowed hour."""
+    peers = plan_one(peaks({8: 1.0, 14: 1.0}), DeliveryWindow(cadence=Cadence.TWICE_DAILY,
+                                                              learned_timing=False))
+    text = timing.explain(peers, Cadence.TWICE_DAILY, learned_timing=False)
+    assert text.startswith("You turned learned timing off, so your digests go out at 08:00 and 14:00")
+    weekly = plan_one(peaks({13: 1.0}), DeliveryWindow(cadence=Cadence.WEEKLY, weekly_day=4))
+    assert "on Fridays at 13:00" in timing.explain(weekly, Cadence.WEEKLY)
+    control = timing.Plan(Basis.CONTROL, [9], peers.sends[:0])
+    assert "standard time, 09:00" in timing.explain(control, Cadence.DAILY)
     assert timing.explain(timing.Plan(None, []), Cadence.OFF) == "You have turned the digest off."
+    assert "widen them" in timing.explain(timing.Plan(Basis.PEERS, []), Cadence.DAILY)
+
+
+def test_quiet_hours_0000_to_0000_are_none_and_a_weekly_digest_lands_before_the_reading():
+    """Weekly on Friday, quiet 00:00-00:00 (none): Friday, just before the person reads, not at night."""
+    window = DeliveryWindow(cadence=Cadence.WEEKLY, weekly_day=4, quiet_start=0, quiet_end=0)
+    assert window.allowed_hours() == list(range(24))
+    plan = plan_one(peaks({13: 1.0}), window)
+    assert plan.local_hours == [13]
+    assert [(s.local_date.weekday(), s.local_hour) for s in plan.sends] == [(4, 13)]
+
+
+def early_reader(hour: int = 6, weeks: int = 4) -> timing.TimingCounts:
+    """Someone on the intranet at ``hour`` every weekday (e.g. 06:30) and reading digests then."""
+    return sessions({0: [hour, hour]}, 1, weeks)
+
+
+def test_org_default_quiet_hours_give_way_for_someone_who_reads_at_0630():
+    """Quiet 20:00-07:00 by default: a 06:30 reader gets the digest by 06:00; their own quiet hours win."""
+    office = peaks({9: 0.3}, base=0.05)
+    default = DeliveryWindow(own_quiet_hours=False)
+    assert plan_one(office, default, counts=early_reader()).local_hours[0] in (5, 6)
+    assert plan_one(office, DeliveryWindow(), counts=early_reader()).local_hours == [7]  # their own
+    assert plan_one(office, default).local_hours == [9]  # nobody demonstrated reading early
+
+
+def test_default_quiet_hours_hold_without_the_person_s_own_evidence():
+    """Peers who read early, a stray late visit or learned timing off do not open a quiet hour."""
+    early_peers = peaks({5: 1.0, 9: 0.2})
+    hour = plan_one(early_peers, DeliveryWindow(own_quiet_hours=False)).local_hours[0]
+    assert 7 <= hour < 20
+    late = timing.timing_counts([0, 0], [22, 24 + 22], [3, 9], ["session"] * 2, 1)
+    stray = sessions({0: [10, 10]}, 1) + late  # daily at 10:00, and twice at 22:00 this month
+    assert not timing.demonstrated_hours(stray)[0, 21:23].any()
+    opted_out = DeliveryWindow(own_quiet_hours=False, learned_timing=False)
+    assert plan_one(peaks({9: 1.0}), opted_out, counts=early_reader()).local_hours == [9]
 
 
 @hsettings(max_examples=40, deadline=None)

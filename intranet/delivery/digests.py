@@ -199,18 +199,22 @@ def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_
     window = preferences.delivery_window(prefs)
     plan = timing.plan_employee(employee.employee_id, zone, window, counts, model, group, now)
     planned = prefs.cadence in PLANNED_CADENCES
-    usual = None
-    if plan.basis == timing.Basis.PERSONAL:
+    read_at = None
+    if planned and plan.basis == timing.Basis.PERSONAL and plan.local_hours:
+        # The hour each regular send is most likely read in, from the same sends the page lists.
         est = timing.estimate(counts, np.array([group]), model)
-        usual = timing.usual_read_hour(est.mu[0], prefs.working_days or (0, 1, 2, 3, 4))
+        days = (prefs.weekly_day,) if prefs.cadence == "weekly" else prefs.working_days
+        read_at = timing.read_hours(est.mu[0], timing.regular_hours(plan), days)
     return {
         "timezone": zone, "cadence": prefs.cadence, "channels": list(prefs.channels),
         "basis": str(plan.basis) if planned and plan.basis else None,
         "local_hours": list(plan.local_hours) if planned else [],
         "next_sends": [{"utc": s.utc.isoformat().replace("+00:00", "Z"), "local_date": s.local_date.isoformat(),
-                        "local_hour": s.local_hour, "ordinal": s.ordinal} for s in plan.sends] if planned else [],
-        "usual_read_hour": usual,
-        "why": timing.explain(plan, prefs.cadence, usual_hour=usual, learned_timing=prefs.learned_timing),
+                        "day": timing.day_label(s.local_date), "local_hour": s.local_hour, "ordinal": s.ordinal,
+                        "explored": s.explored}
+                       for s in plan.sends] if planned else [],
+        "usual_read_hour": read_at[0] if read_at else None,
+        "why": timing.explain(plan, prefs.cadence, read_at=read_at, learned_timing=prefs.learned_timing),
     }
 
 

@@ -31,7 +31,7 @@ import hashlib
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -117,6 +117,15 @@ class TimingSettings:
     #: The organisation's default hours (second one for twice a day).
     default_hour: int = 9
     default_second_hour: int = 14
+    #: Hours whose read-within-``window_hours`` rates differ by less than this are a tie, broken
+    #: by the read-within-``timely_hours`` rate: the digest lands shortly before the person looks.
+    tie_tolerance: float = 0.005
+    timely_hours: int = 2
+    #: A default quiet hour opens for a person's digest when their own decayed digest opens and
+    #: activity in that hour of the day or the next reach this many events and this share of all
+    #: their events: someone who demonstrably reads at 06:30 gets the digest at 06:00.
+    min_demonstrated_events: float = 3.0
+    min_demonstrated_share: float = 0.04
     #: Share of slots explored around the chosen hour.
     epsilon: float = 0.1
     #: Share of employees (re-drawn weekly) held out at the default hour.
@@ -132,6 +141,10 @@ class DeliveryWindow:
     Quiet hours run from ``quiet_start`` to ``quiet_end`` (local hours, may wrap midnight;
     equal values mean no quiet hours). ``weekly_day`` is the weekday for the weekly cadence
     (Monday = 0) and overrides ``working_days``.
+
+    ``own_quiet_hours`` says whether the person chose these quiet hours. Their own always hold.
+    The organisation's default ones protect nights from alerts; for the digest they give way in
+    the hours the person demonstrably reads in (see :func:`demonstrated_hours`).
     """
 
     cadence: Cadence = Cadence.DAILY
@@ -140,6 +153,7 @@ class DeliveryWindow:
     quiet_end: int = 7
     working_days: tuple[int, ...] = (0, 1, 2, 3, 4)
     learned_timing: bool = True
+    own_quiet_hours: bool = True
 
     def allowed_hours(self) -> list[int]:
         """Local hours of day outside the quiet hours."""
@@ -494,13 +508,16 @@ def _kernel(window_hours: int, tau_hours: float) -> FloatArray:
     return K
 
 
-def read_probability(mu: FloatArray, settings: TimingSettings | None = None) -> FloatArray:
+def read_probability(mu: FloatArray, settings: TimingSettings | None = None,
+                     window_hours: int | None = None) -> FloatArray:
     """``P(read within W | sent at s) = 1 - exp(-S(s))`` for every bin ``s``, ``(n, 168)``.
 
     Computed in single precision: plenty for choosing an hour, and twice as fast.
+
+    :param window_hours: ``W``; defaults to ``settings.window_hours``.
     """
     s = settings or TimingSettings()
-    kernel = _kernel(s.window_hours, s.tau_hours).astype(np.float32)
+    kernel = _kernel(window_hours or s.window_hours, s.tau_hours).astype(np.float32)
     return -np.expm1(-(mu.astype(np.float32) @ kernel))
 
 
@@ -516,6 +533,19 @@ class WindowArrays:
     #: Days a digest may go out, ``(n, 7)`` (weekly: only the chosen day).
     days: BoolArray
     learned_timing: BoolArray
+    #: Hours that are quiet only by the organisation's default, ``(n, 24)``: they open for a
+    #: person's digest where :func:`demonstrated_hours` says so.
+    soft_quiet: BoolArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.soft_quiet is None:
+            self.soft_quiet = np.zeros_like(self.allowed)
+
+    def take(self, index: npt.ArrayLike) -> WindowArrays:
+        """The rows of some employees."""
+        assert self.soft_quiet is not None
+        return WindowArrays(self.slots[index], self.weekly[index], self.allowed[index],
+                            self.days[index], self.learned_timing[index], self.soft_quiet[index])
 
     @classmethod
     def from_windows(cls, windows: Sequence[DeliveryWindow]) -> WindowArrays:
@@ -531,13 +561,15 @@ class WindowArrays:
                 days[w.weekly_day if w.weekly_day is not None else 0] = True
             else:
                 days[list(w.working_days)] = True
+            quiet = _is_quiet(hours, w.quiet_start, w.quiet_end)
             rows.append((SLOTS_PER_DAY.get(Cadence(w.cadence), 0), w.cadence == Cadence.WEEKLY,
-                         ~_is_quiet(hours, w.quiet_start, w.quiet_end), days, w.learned_timing))
+                         ~quiet, days, w.learned_timing, quiet & (not w.own_quiet_hours)))
         if not rows:
             return cls(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 24), bool),
-                       np.zeros((0, 7), bool), np.zeros(0, bool))
-        slots, weekly, allowed, days, learned = (np.array(col) for col in zip(*rows))
-        return cls(slots[codes], weekly[codes], allowed[codes], days[codes], learned[codes])
+                       np.zeros((0, 7), bool), np.zeros(0, bool), np.zeros((0, 24), bool))
+        slots, weekly, allowed, days, learned, soft = (np.array(col) for col in zip(*rows))
+        return cls(slots[codes], weekly[codes], allowed[codes], days[codes], learned[codes],
+                   soft[codes])
 
 
 @functools.lru_cache(maxsize=16)
@@ -548,36 +580,74 @@ def _pairs(min_gap: int) -> IntArray:
 
 
 def choose_hours(prob: FloatArray, windows: WindowArrays,
-                 settings: TimingSettings | None = None) -> IntArray:
+                 settings: TimingSettings | None = None,
+                 timely: FloatArray | None = None) -> IntArray:
     """Best local hour(s) of day per person, ``(n, 2)``, ``-1`` where unused.
 
-    Daily: the allowed hour maximising the read probability summed over their sending days.
+    Daily: the allowed hour maximising the read probability averaged over their sending days.
     Twice daily: the best pair with a minimum gap. Weekly: the best allowed hour on the chosen
     day. People with no allowed hour, or cadence off, get ``-1``.
 
+    Hours (or pairs) within ``tie_tolerance`` of the best are a tie; with ``timely`` given, the
+    tie goes to the one most often read within ``timely_hours``, i.e. the one closest before the
+    person usually looks, so the digest is on top when they do. Otherwise it goes to the earliest.
+
     :param prob: read probability per send bin, ``(n, 168)`` (:func:`read_probability`).
+    :param timely: read probability within ``timely_hours`` per send bin, ``(n, 168)``.
     """
     s = settings or TimingSettings()
     n = prob.shape[0]
     out = np.full((n, 2), -1, dtype=np.int64)
-    # Expected reads per hour of day over the sending days (weekly: the one chosen day).
-    daily = np.einsum("ndh,nd->nh", prob.reshape(n, 7, 24), windows.days.astype(np.float64))
-    score = np.where(windows.allowed, daily, -np.inf)
+    days = windows.days.astype(np.float64)
+    n_days = np.maximum(days.sum(1, keepdims=True), 1.0)
+
+    def per_hour(p: FloatArray) -> FloatArray:
+        # Mean read probability per hour of day over the sending days (weekly: the one day).
+        return np.einsum("ndh,nd->nh", p.reshape(n, 7, 24), days) / n_days
+
+    score = np.where(windows.allowed, per_hour(prob), -np.inf)
+    fast = np.where(windows.allowed, per_hour(timely), -np.inf) if timely is not None else None
     any_allowed = windows.allowed.any(1)
 
+    def pick(sc: FloatArray, tb: FloatArray | None, tol: float) -> IntArray:
+        if tb is None:
+            return np.argmax(sc, axis=1)
+        near = sc >= sc.max(axis=1, keepdims=True) - tol
+        return np.argmax(np.where(near, tb, -np.inf), axis=1)
+
     one = (windows.slots == 1) & any_allowed
-    out[one, 0] = np.argmax(score[one], axis=1)
+    out[one, 0] = pick(score[one], None if fast is None else fast[one], s.tie_tolerance)
 
     two = np.flatnonzero((windows.slots == 2) & any_allowed)
     if two.size:
         pairs = _pairs(s.min_gap_hours)
         pair_score = score[two][:, pairs[:, 0]] + score[two][:, pairs[:, 1]]
-        best = np.argmax(pair_score, axis=1)
-        ok = np.isfinite(pair_score[np.arange(two.size), best])
-        out[two[ok]] = pairs[best[ok]]
+        pair_fast = None if fast is None else fast[two][:, pairs[:, 0]] + fast[two][:, pairs[:, 1]]
+        finite = np.isfinite(pair_score).any(axis=1)
+        best = pick(np.where(np.isfinite(pair_score), pair_score, -1e9),
+                    None if pair_fast is None else np.where(np.isfinite(pair_score), pair_fast,
+                                                            -np.inf),
+                    2 * s.tie_tolerance)
+        out[two[finite]] = pairs[best[finite]]
         # Too narrow a window for two digests with the gap: send one, at the best hour.
-        out[two[~ok], 0] = np.argmax(score[two[~ok]], axis=1)
+        rest = two[~finite]
+        out[rest, 0] = pick(score[rest], None if fast is None else fast[rest], s.tie_tolerance)
     return out
+
+
+def demonstrated_hours(counts: TimingCounts,
+                       settings: TimingSettings | None = None) -> BoolArray:
+    """Local hours of day each person demonstrably reads in, or reads in the hour after, ``(n, 24)``.
+
+    Their own decayed digest opens and activity (sessions, feed reads) in that hour of the day
+    or the next must reach ``min_demonstrated_events`` and ``min_demonstrated_share`` of all their
+    events. Peers do not count: a default quiet hour opens only on the person's own behaviour.
+    """
+    s = settings or TimingSettings()
+    own = _by_hour(counts.reads) + _by_hour(counts.activity)
+    near = own + np.roll(own, -1, axis=1)  # this hour or the next (the send lands just before)
+    total = own.sum(1, keepdims=True)
+    return (near >= s.min_demonstrated_events) & (near >= s.min_demonstrated_share * total)
 
 
 def default_curve(n: int, settings: TimingSettings | None = None) -> FloatArray:
@@ -791,17 +861,18 @@ def plan_digests(employee_ids: Sequence[str], zones: Sequence[str],
     keys = employee_keys(employee_ids)
     est = estimate(counts, group, model, s)
     basis = choose_bases(est, wa, keys, at, model.known, s)
+    wa = open_demonstrated_hours(wa, counts, basis, s)
 
     hours = np.full((len(wa.slots), 2), -1, dtype=np.int64)
-    for which, curve in ((Basis.PERSONAL, lambda i: est.mu[i]),
-                         (Basis.PEERS, lambda i: np.where(wa.learned_timing[i, None], est.mu[i],
-                                                          est.peer_mu[i]))):
+    for which in (Basis.PERSONAL, Basis.PEERS):
         i = np.flatnonzero(basis == which)
         if i.size:
-            hours[i] = choose_hours(read_probability(curve(i), s), _take(wa, i), s)
+            mu = planning_curve(est, wa.learned_timing, i)
+            hours[i] = choose_hours(read_probability(mu, s), wa.take(i), s,
+                                    timely=read_probability(mu, s, s.timely_hours))
     i = np.flatnonzero((basis == Basis.DEFAULT) | (basis == Basis.CONTROL))
     if i.size:
-        hours[i] = choose_hours(default_curve(i.size, s), _take(wa, i), s)
+        hours[i] = choose_hours(default_curve(i.size, s), wa.take(i), s)
 
     explore = (basis == Basis.PERSONAL) | (basis == Basis.PEERS) | (basis == Basis.DEFAULT)
     sends = schedule(keys, zones, hours, wa, at, explore, s)
@@ -809,9 +880,28 @@ def plan_digests(employee_ids: Sequence[str], zones: Sequence[str],
                      **sends)
 
 
-def _take(wa: WindowArrays, i: IntArray) -> WindowArrays:
-    return WindowArrays(wa.slots[i], wa.weekly[i], wa.allowed[i], wa.days[i],
-                        wa.learned_timing[i])
+def planning_curve(est: Estimate, learned_timing: BoolArray, i: IntArray) -> FloatArray:
+    """The read hazard the planner uses for people ``i``: their own, or their peers' if they
+    turned learned timing off."""
+    return np.where(learned_timing[i, None], est.mu[i], est.peer_mu[i])
+
+
+def open_demonstrated_hours(windows: WindowArrays, counts: TimingCounts,
+                            basis: npt.ArrayLike,
+                            settings: TimingSettings | None = None) -> WindowArrays:
+    """``windows`` with the organisation's default quiet hours opened where the person reads.
+
+    Only for learned bases (``personal``, ``peers``) with learned timing on: the control holdout
+    keeps the standard time, and someone who turned learning off is not planned on their habits.
+    A person's own quiet hours are never opened.
+    """
+    assert windows.soft_quiet is not None
+    b = np.asarray(basis, dtype=object)
+    learned = ((b == Basis.PERSONAL) | (b == Basis.PEERS)) & windows.learned_timing
+    if not (learned.any() and windows.soft_quiet.any()):
+        return windows
+    opened = windows.soft_quiet & learned[:, None] & demonstrated_hours(counts, settings)
+    return replace(windows, allowed=windows.allowed | opened)
 
 
 def schedule(keys: npt.ArrayLike, zones: Sequence[str], hours: IntArray, windows: WindowArrays,
@@ -904,16 +994,70 @@ def usual_read_hour(mu: FloatArray, days: Sequence[int] = (0, 1, 2, 3, 4)) -> in
     return int(np.argmax(np.asarray(mu).reshape(7, 24)[list(days)].sum(0)))
 
 
+def read_hours(mu: FloatArray, send_hours: Sequence[int], days: Sequence[int],
+               settings: TimingSettings | None = None) -> list[int]:
+    """For each send hour, the local hour a digest sent then is most likely read in.
+
+    The mode of the read-time density ``mu(s+j) e^{-j/tau} exp(-sum_{i<j} ...)`` over the
+    sending ``days``, up to the next send (or ``window_hours``), so it is never before the send:
+    "you usually read around R, so it goes out at S" is true of the very sends planned.
+
+    :param mu: one person's read hazard, ``(168,)``.
+    :param send_hours: their regular local send hours, in the order of the day.
+    """
+    s = settings or TimingSettings()
+    mu = np.asarray(mu, dtype=np.float64)
+    hours = sorted(send_hours)
+    out = []
+    for k, h in enumerate(hours):
+        span = (hours[(k + 1) % len(hours)] - h) % 24 if len(hours) > 1 else s.window_hours
+        j = np.arange(span or s.window_hours)
+        density = np.zeros(j.size)
+        for d in days or WEEKDAYS:
+            pull = mu[(d * 24 + h + j) % HOURS_PER_WEEK] * np.exp(-j / s.tau_hours)
+            density += pull * np.exp(-(np.cumsum(pull) - pull))
+        out.append((h + int(np.argmax(density))) % 24)
+    return [out[sorted(send_hours).index(h)] for h in send_hours]
+
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
 def _fmt(hours: Sequence[int]) -> str:
     text = [f"{h:02d}:00" for h in hours]
     return " and ".join(text) if len(text) < 3 else ", ".join(text[:-1]) + " and " + text[-1]
 
 
-def explain(plan: Plan, cadence: Cadence | str, usual_hour: int | None = None,
-            learned_timing: bool = True) -> str:
-    """A short explanation for the person, e.g. for ``/me/digest-schedule``.
+def regular_hours(plan: Plan) -> list[int]:
+    """The local hours the plan's sends go out at, one per ordinal (explored sends aside).
 
-    :param usual_hour: their usual reading hour (:func:`usual_read_hour`), for ``personal``.
+    Taken from the sends themselves; an ordinal whose listed sends are all explored falls back
+    to the planned hour.
+    """
+    out = []
+    for ordinal, planned in enumerate(plan.local_hours):
+        seen: dict[int, int] = {}
+        for send in plan.sends:
+            if send.ordinal == ordinal and not send.explored:
+                seen[send.local_hour] = seen.get(send.local_hour, 0) + 1
+        out.append(max(seen, key=lambda h: (seen[h], -h)) if seen else planned)
+    return out
+
+
+def day_label(d: date) -> str:
+    """A short local date for people, e.g. ``Wed 25 Nov``."""
+    return f"{DAY_NAMES[d.weekday()][:3]} {d.day} {d.strftime('%b')}"
+
+
+def explain(plan: Plan, cadence: Cadence | str, read_at: Sequence[int] | None = None,
+            learned_timing: bool = True) -> str:
+    """A short explanation of the plan's sends for the person, e.g. for ``/me/digest-schedule``.
+
+    Every hour named comes from ``plan.sends`` (the list shown next to it): the regular hours
+    from the sends that are not explored, and the explored ones by date.
+
+    :param read_at: for ``personal``, the hour each regular send is most likely read in
+        (:func:`read_hours`), in the same order.
     """
     cadence = Cadence(cadence)
     if cadence == Cadence.OFF:
@@ -922,17 +1066,36 @@ def explain(plan: Plan, cadence: Cadence | str, usual_hour: int | None = None,
         return "You get news as it happens, so there is no digest schedule."
     if not plan.local_hours:
         return "Your quiet hours leave no time to send your digest; please widen them."
-    when = _fmt(plan.local_hours)
-    if plan.basis == Basis.PERSONAL:
-        read = f"You usually read around {usual_hour:02d}:00, so " if usual_hour is not None \
-            else "Based on when you usually read, "
-        return f"{read}your digest goes out at {when}."
-    if plan.basis == Basis.PEERS:
+    hours = regular_hours(plan)
+    day = ""
+    if cadence == Cadence.WEEKLY and plan.sends:
+        day = f" on {DAY_NAMES[plan.sends[0].local_date.weekday()]}s"
+    at = f"{day} at {_fmt(hours)}"
+    digest = "digests go" if len(hours) > 1 else "digest goes"
+    if plan.basis == Basis.CONTROL:
+        return f"This week your {digest} out{day} at the standard time, {_fmt(hours)}: a small" \
+               " group does, so we can check that learned timing really helps."
+    if plan.basis == Basis.PERSONAL and read_at:
+        ahead = [(r - h) % 24 for r, h in zip(read_at, hours)]
+        how = "" if not any(ahead) else " shortly before," if max(ahead) <= 3 else " ahead of that,"
+        text = f"You usually read around {_fmt(read_at)}, so your {digest} out{at},{how}" \
+               " to be on top when you look."
+    elif plan.basis == Basis.PERSONAL:
+        text = f"Based on when you usually read, your {digest} out{at}."
+    elif plan.basis == Basis.PEERS:
         why = "You turned learned timing off" if not learned_timing else \
             "We don't know your reading habits yet"
-        return f"{why}, so your digest goes out at {when}, when colleagues in your team and" \
-               " region usually read."
-    if plan.basis == Basis.CONTROL:
-        return f"This week your digest goes out at the standard time, {when}: a small group" \
-               " does, so we can check that learned timing really helps."
-    return f"Your digest goes out at the organisation's usual time, {when}."
+        text = f"{why}, so your {digest} out{at}, when colleagues in your team and region" \
+               " usually read."
+    else:
+        text = f"Your {digest} out{day} at the organisation's usual time, {_fmt(hours)}."
+    explored = [s for s in plan.sends if s.explored]
+    text += " Now and then we try a nearby hour to keep learning"
+    if explored:
+        text += ": " + _fmt_list([f"{day_label(s.local_date)} at {s.local_hour:02d}:00"
+                                  for s in explored])
+    return text + "."
+
+
+def _fmt_list(items: Sequence[str]) -> str:
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
