@@ -5,21 +5,36 @@ or two von Mises peaks; office workers, early birds, evening readers and shift w
 time zones), an open propensity and a burial constant. A digest sent at local hour ``s`` is read
 in hour ``t >= s`` with hazard ``rho * lambda(t) * exp(-(t - s) / tau)`` (so never before it is
 sent), followed for 48 hours. Sessions arrive independently of sends, Poisson(0.3 lambda(t)).
-10 % of people join on day 28 (new hires) and 10 % move their habits by +-3 h on day 35.
+Halfway through the run some people join (new hires); a little later some move their habits by
++-3 h (drifters).
 
-Policies, all under the same quiet hours (20:00-07:00) and working days (Mon-Fri), with common
-random numbers (one uniform per person and hour, shared by every policy):
+Quiet hours as in Beacon: a share of people chose their own (every policy, the oracle included,
+respects them); everyone else has the organisation's default 20:00-07:00, which protects nights
+from alerts but gives way for a digest in the hours a person demonstrably reads in. The oracle,
+knowing the truth, may use any hour the person did not make quiet.
+
+Organisations (:data:`SCENARIOS`): ``tuned`` is the one Beacon's settings were tuned on (10 % of
+people read best before 07:00); the others were not used for tuning: ``early`` (about 30 % read
+best before 07:00, three weeks of history, like the acceptance run), ``evening`` (many evening
+readers) and ``office`` (a homogeneous office organisation).
+
+Policies, all on Mon-Fri, with common random numbers (one uniform per person and hour, shared by
+every policy):
 
 * fixed 09:00 local;
-* the global best hour: one local hour for everybody, picked in hindsight from the true curves
-  (an upper bound for any one-hour policy);
-* Beacon: ``intranet.delivery.timing.plan_digests`` as shipped (exploration, weekly control
-  holdout), re-planned nightly from the reads and sessions *it has observed* (never the truth);
+* the global best hour: one local hour (07:00-19:00) for everybody, picked in hindsight from the
+  true curves;
+* Beacon: ``intranet.delivery.timing.plan_digests`` as shipped (tie-break on read@2h,
+  exploration, weekly control holdout), re-planned nightly from the reads and sessions *it has
+  observed* (never the truth);
+* Beacon with the organisation's quiet hours as a hard limit (the rule before they gave way);
 * the oracle: knows every person's true current curve, propensity and burial constant.
 
-Reported: read@24h and read@2h per send over weeks 3-8, for everyone, for new hires in their
-first two weeks and for drifters after day 42, and the share of the oracle's read@24h gain over
-fixed 09:00 that each policy captures. Run: ``python -m bench.digest_eval [--n 10000] [--seeds 2]``.
+Reported per organisation, over the evaluation days, for people outside that week's control
+holdout: read@24h and read@2h per send (simulated), the expected read@24h (the true probability
+of the hour chosen, which is what the share is computed from: far less noisy), the share of the
+oracle's expected read@24h gain over fixed 09:00 that each policy captures, and that share by
+kind of reader. Run: ``python -m bench.digest_eval [--n 1500] [--seeds 3] [--scenario early]``.
 """
 from __future__ import annotations
 
@@ -34,17 +49,54 @@ from intranet.delivery import timing
 
 from bench import goals
 
-DAYS = 56
-EVAL_FROM = 14
-JOIN_DAY = 28
-DRIFT_DAY = 35
 PENDING = 48
 START = date(2026, 1, 5)  # a Monday; no DST change inside the run
 ZONES = ("America/Los_Angeles", "America/New_York", "Europe/London", "Asia/Karachi")
 N_DEPARTMENTS = 20
 WEEKEND_FACTOR = 0.2
-QUIET = (20, 7)
-ALLOWED = np.array([h for h in range(24) if not (h >= QUIET[0] or h < QUIET[1])])
+ORG_QUIET = (20, 7)
+#: Quiet hours people choose for themselves (every policy respects these).
+OWN_QUIET = ((22, 6), (21, 7), (23, 7), (20, 8), (22, 8))
+ARCHETYPES = ("office", "early bird", "evening reader", "shift worker")
+GOAL = 0.85
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """An organisation: how its people read, and how long the run is."""
+
+    name: str
+    #: Archetype mix of departments and of people outside their department's habit.
+    p_dept: tuple[float, float, float, float]
+    p_person: tuple[float, float, float, float]
+    #: Hours the early birds' morning peak lies before the office one (08:30).
+    early_shift: float = 2.5
+    #: Standard deviation (hours) of a person's shift within their department.
+    spread: float = 1.0
+    #: Share of people who chose their own quiet hours.
+    own_quiet_share: float = 0.2
+    days: int = 56
+    eval_from: int = 14
+    tuned: bool = False
+
+    @property
+    def join_day(self) -> int:
+        return self.days // 2
+
+    @property
+    def drift_day(self) -> int:
+        return self.days * 5 // 8
+
+
+SCENARIOS = {
+    "tuned": Scenario("tuned", (.5, .2, .15, .15), (.55, .2, .15, .1), tuned=True),
+    "early": Scenario("early", (.35, .4, .1, .15), (.45, .35, .1, .1), early_shift=3.0,
+                      days=28, eval_from=21),
+    "evening": Scenario("evening", (.45, .1, .35, .1), (.5, .1, .3, .1), spread=1.5,
+                        own_quiet_share=0.3, days=35, eval_from=21),
+    "office": Scenario("office", (.85, .05, .05, .05), (.85, .05, .05, .05), spread=0.6,
+                       own_quiet_share=0.1, days=28, eval_from=21),
+}
 
 
 @dataclass
@@ -52,6 +104,7 @@ class World:
     """The hidden truth (only the simulator and the oracle may look)."""
 
     n: int
+    scenario: Scenario
     region: np.ndarray
     group: np.ndarray
     archetype: np.ndarray
@@ -62,10 +115,11 @@ class World:
     tau: np.ndarray
     join_day: np.ndarray
     drifter: np.ndarray
+    #: The person's own quiet hours, ``(n, 2)``; ``-1`` where they kept the default.
+    own_quiet: np.ndarray
+    #: Hours any policy may send at (the oracle's and global hour's limit), ``(n, 24)``.
+    allowed: np.ndarray
     uniforms: np.ndarray      # (n, hours) common random numbers for reads
-
-
-ARCHETYPES = ("office", "early bird", "evening reader", "shift worker")
 
 
 def _von_mises(mean: np.ndarray, kappa: float) -> np.ndarray:
@@ -74,16 +128,22 @@ def _von_mises(mean: np.ndarray, kappa: float) -> np.ndarray:
     return d / d.sum(1, keepdims=True)
 
 
-def make_world(n: int, seed: int) -> World:
+def _quiet(start: int, end: int) -> np.ndarray:
+    h = np.arange(24)
+    return (h >= start) | (h < end) if start > end else (h >= start) & (h < end)
+
+
+def make_world(n: int, seed: int, scenario: Scenario = SCENARIOS["tuned"]) -> World:
     """A heterogeneous organisation; departments lean towards one archetype."""
+    sc = scenario
     rng = np.random.default_rng(seed)
     region = rng.integers(0, len(ZONES), n)
     dept = rng.integers(0, N_DEPARTMENTS, n)
-    dept_type = rng.choice(4, N_DEPARTMENTS, p=[0.5, 0.2, 0.15, 0.15])
+    dept_type = rng.choice(4, N_DEPARTMENTS, p=list(sc.p_dept))
     archetype = np.where(rng.random(n) < 0.7, dept_type[dept],
-                         rng.choice(4, n, p=[.55, .2, .15, .1]))
+                         rng.choice(4, n, p=list(sc.p_person)))
     dept_shift = rng.normal(0, 0.7, N_DEPARTMENTS)
-    shift = dept_shift[dept] + rng.normal(0, 1.0, n)
+    shift = dept_shift[dept] + rng.normal(0, sc.spread, n)
     shift_work = np.where(rng.random(n) < 0.5, -6.0, 7.0)
     dept_shift_work = np.where(rng.random(N_DEPARTMENTS) < 0.5, -6.0, 7.0)
     shift_work = np.where(rng.random(n) < 0.8, dept_shift_work[dept], shift_work)
@@ -91,8 +151,8 @@ def make_world(n: int, seed: int) -> World:
     morning = 8.5 + shift
     afternoon = 14.5 + shift
     w_morning = rng.dirichlet([5, 3.5], n)[:, 0]
-    morning = np.where(archetype == 1, morning - 2.5, morning)
-    afternoon = np.where(archetype == 1, afternoon - 2.0, afternoon)
+    morning = np.where(archetype == 1, morning - sc.early_shift, morning)
+    afternoon = np.where(archetype == 1, afternoon - sc.early_shift + 0.5, afternoon)
     # Evening readers: a light day peak and a main one in the evening.
     afternoon = np.where(archetype == 2, 19.5 + 0.5 * shift, afternoon)
     w_morning = np.where(archetype == 2, rng.uniform(0.15, 0.45, n), w_morning)
@@ -107,19 +167,30 @@ def make_world(n: int, seed: int) -> World:
     shape /= shape.sum(1, keepdims=True)
 
     drifter = rng.random(n) < 0.1
-    join_day = np.where(rng.random(n) < 0.1, JOIN_DAY, 0)
+    join_day = np.where(rng.random(n) < 0.1, sc.join_day, 0)
     drifter &= join_day == 0
     move = np.where(rng.random(n) < 0.5, -3, 3)
     shape_after = shape.copy()
     for sign in (-3, 3):
         rows = drifter & (move == sign)
         shape_after[rows] = np.roll(shape[rows], sign, axis=1)
+    activity = rng.lognormal(np.log(6.0), 0.5, n)
+    rho, tau = rng.beta(2.5, 4.0, n), rng.lognormal(np.log(8.0), 0.4, n)
+    uniforms = rng.random((n, sc.days * 24 + PENDING + 24), dtype=np.float32)
+    # Drawn last, from a stream of its own, so the people above do not depend on it.
+    qrng = np.random.default_rng([seed, 7])
+    own = qrng.random(n) < sc.own_quiet_share
+    choice = np.array(OWN_QUIET)[qrng.integers(0, len(OWN_QUIET), n)]
+    own_quiet = np.where(own[:, None], choice, -1)
+    allowed = np.ones((n, 24), bool)
+    for start, end in OWN_QUIET:
+        rows = own & (own_quiet[:, 0] == start) & (own_quiet[:, 1] == end)
+        allowed[rows] = ~_quiet(start, end)
     return World(
-        n=n, region=region, group=dept * len(ZONES) + region, archetype=archetype,
-        shape_before=shape, shape_after=shape_after,
-        activity=rng.lognormal(np.log(6.0), 0.5, n), rho=rng.beta(2.5, 4.0, n),
-        tau=rng.lognormal(np.log(8.0), 0.4, n), join_day=join_day, drifter=drifter,
-        uniforms=rng.random((n, DAYS * 24 + PENDING + 24), dtype=np.float32),
+        n=n, scenario=sc, region=region, group=dept * len(ZONES) + region, archetype=archetype,
+        shape_before=shape, shape_after=shape_after, activity=activity, rho=rho, tau=tau,
+        join_day=join_day, drifter=drifter, own_quiet=own_quiet, allowed=allowed,
+        uniforms=uniforms,
     )
 
 
@@ -127,7 +198,7 @@ def attention(world: World, day: int, n_days: int) -> np.ndarray:
     """True attention rate lambda per hour for ``n_days`` from ``day``, shape ``(n, 24 n_days)``."""
     out = []
     for d in range(day, day + n_days):
-        shape = world.shape_after if d >= DRIFT_DAY else world.shape_before
+        shape = world.shape_after if d >= world.scenario.drift_day else world.shape_before
         factor = WEEKEND_FACTOR if (START + timedelta(days=d)).weekday() >= 5 else 1.0
         out.append(shape * (world.activity[:, None] * factor))
     return np.hstack(out)
@@ -164,6 +235,11 @@ def sending_today(world: World, day: int) -> np.ndarray:
     return (world.join_day <= day) & (weekday < 5)
 
 
+def planned_at(day: int) -> datetime:
+    """When the nightly plan for ``day`` runs: early enough to cover that date in every zone."""
+    return datetime.combine(START + timedelta(days=day), datetime.min.time(), UTC) - timedelta(hours=12)
+
+
 # ----------------------------------------------------------------------------- policies
 
 
@@ -183,35 +259,43 @@ class Oracle(Fixed):
         super().__init__(world, -1, "oracle (true habits)")
 
     def hours(self, day: int) -> np.ndarray:
-        # The best allowed hour for a typical weekday of the current habits.
+        # The best hour the person did not make quiet, for a typical weekday of current habits.
         weekday_probs = true_read24(self.world, day - (START + timedelta(days=day)).weekday() + 1)
-        best = ALLOWED[np.argmax(weekday_probs[:, ALLOWED], axis=1)]
+        best = np.argmax(np.where(self.world.allowed, weekday_probs, -1.0), axis=1)
         return np.where(sending_today(self.world, day), best, -1)
 
 
 class Beacon(Fixed):
-    """The shipped planner, learning from what it observes, re-planned every night."""
+    """The shipped planner, learning from what it observes, re-planned every night.
 
-    def __init__(self, world: World, settings: timing.TimingSettings, name: str = "beacon"):
+    :param org_quiet_hard: hold everyone to the organisation's default quiet hours (the rule
+        before they gave way to demonstrated reading), for comparison.
+    """
+
+    def __init__(self, world: World, settings: timing.TimingSettings, name: str = "beacon",
+                 org_quiet_hard: bool = False):
         super().__init__(world, -1, name)
         self.settings = settings
         n = world.n
         self.ids = [f"E{i:06d}" for i in range(n)]
         self.zones = [ZONES[r] for r in world.region]
-        window = timing.DeliveryWindow(quiet_start=QUIET[0], quiet_end=QUIET[1])
-        self.windows = timing.WindowArrays.from_windows([window] * n)
+        windows = [timing.DeliveryWindow(quiet_start=int(q[0]), quiet_end=int(q[1]))
+                   if q[0] >= 0 else
+                   timing.DeliveryWindow(quiet_start=ORG_QUIET[0], quiet_end=ORG_QUIET[1],
+                                         own_quiet_hours=org_quiet_hard)
+                   for q in world.own_quiet]
+        self.windows = timing.WindowArrays.from_windows(windows)
         self.counts = timing.TimingCounts.zeros(n)
         self.pending: list[tuple[int, np.ndarray, np.ndarray]] = []  # (day, hours, delay)
         self.rng = np.random.default_rng(1_000 + world.n)
         self.sent_explored = 0
         self.sent_total = 0
-        self.control_sends = 0
+        self.in_own_quiet = 0  # sends inside quiet hours the person chose (must stay 0)
 
     def hours(self, day: int) -> np.ndarray:
         today = START + timedelta(days=day)
-        at = datetime.combine(today, datetime.min.time(), UTC) - timedelta(hours=12)
         plan = timing.plan_digests(self.ids, self.zones, self.windows, self.counts,
-                                   self.world.group, at, region=self.world.region,
+                                   self.world.group, planned_at(day), region=self.world.region,
                                    settings=self.settings)
         mine = plan.send_local_date == today.toordinal()
         out = np.full(self.world.n, -1)
@@ -222,8 +306,8 @@ class Beacon(Fixed):
         explored[plan.send_employee[mine & plan.send_explored]] = True
         self.sent_total += int(live.sum())
         self.sent_explored += int((explored & live).sum())
-        self.control_sends += sum(1 for i in np.flatnonzero(live)
-                                  if plan.basis[i] == timing.Basis.CONTROL)
+        sent = np.flatnonzero(out >= 0)
+        self.in_own_quiet += int((~self.world.allowed[sent, out[sent]]).sum())
         return out
 
     def observe(self, day: int, hours: np.ndarray, delay: np.ndarray) -> None:
@@ -269,89 +353,153 @@ class Beacon(Fixed):
 # ----------------------------------------------------------------------------- the run
 
 
+COHORTS = ("all", "new", "drift") + ARCHETYPES + ("best before 07:00",)
+
+
 @dataclass
 class Result:
+    """Per cohort: sends, simulated reads within 24 h and 2 h, expected reads within 24 h."""
+
     name: str
-    read24: float
-    read2: float
-    new24: float
-    drift24: float
+    sends: dict[str, np.ndarray]
+
+    def rate(self, cohort: str, what: int) -> float:
+        v = self.sends[cohort]
+        return float(v[what] / v[0]) if v[0] else float("nan")
+
+    def read24(self, cohort: str = "all") -> float:
+        return self.rate(cohort, 1)
+
+    def read2(self, cohort: str = "all") -> float:
+        return self.rate(cohort, 2)
+
+    def expected24(self, cohort: str = "all") -> float:
+        return self.rate(cohort, 3)
 
 
-def run(world: World, policy: Fixed) -> Result:
-    sends = {k: [0, 0, 0] for k in ("all", "new", "drift")}  # sends, read@24h, read@2h
-    for day in range(DAYS):
+def control_holdout(world: World, day: int, settings: timing.TimingSettings) -> np.ndarray:
+    """Who is in Beacon's control holdout on ``day`` (not counted, for any policy)."""
+    keys = timing.employee_keys([f"E{i:06d}" for i in range(world.n)])
+    return timing.in_control(keys, planned_at(day).isocalendar()[:2], settings.control_share)
+
+
+def run(world: World, policy: Fixed, settings: timing.TimingSettings) -> Result:
+    sc = world.scenario
+    early = np.argmax(np.where(world.allowed, true_read24(world, sc.eval_from), -1.0), axis=1) < 7
+    sends = {k: np.zeros(4) for k in COHORTS}
+    for day in range(sc.days):
         hours = policy.hours(day)
         delay = read_delay(world, day, hours)
         policy.observe(day, hours, delay)
-        if day < EVAL_FROM:
+        if day < sc.eval_from:
             continue
-        sent = hours >= 0
+        sent = (hours >= 0) & ~control_holdout(world, day, settings)
+        expected = np.take_along_axis(true_read24(world, day), np.clip(hours, 0, 23)[:, None],
+                                      axis=1)[:, 0]
         cohorts = {"all": sent,
-                   "new": sent & (world.join_day == JOIN_DAY) & (day < JOIN_DAY + 14),
-                   "drift": sent & world.drifter & (day >= DRIFT_DAY + 7)}
+                   "new": sent & (world.join_day == sc.join_day) & (day < sc.join_day + 14),
+                   "drift": sent & world.drifter & (day >= sc.drift_day + 7),
+                   "best before 07:00": sent & early}
+        cohorts.update({name: sent & (world.archetype == k) for k, name in enumerate(ARCHETYPES)})
         for k, m in cohorts.items():
-            sends[k][0] += int(m.sum())
-            sends[k][1] += int((delay[m] < 24).sum())
-            sends[k][2] += int((delay[m] < 2).sum())
-    rate = {k: (v[1] / max(v[0], 1), v[2] / max(v[0], 1)) for k, v in sends.items()}
-    return Result(policy.name, rate["all"][0], rate["all"][1], rate["new"][0], rate["drift"][0])
+            sends[k] += (m.sum(), (delay[m] < 24).sum(), (delay[m] < 2).sum(), expected[m].sum())
+    return Result(policy.name, sends)
 
 
 def global_best_hour(world: World) -> int:
-    probs = np.mean([true_read24(world, d)[:, ALLOWED].mean(0) for d in range(EVAL_FROM, 19)], 0)
-    return int(ALLOWED[np.argmax(probs)])
+    sc = world.scenario
+    probs = np.mean([true_read24(world, d).mean(0) for d in range(sc.eval_from, sc.eval_from + 5)],
+                    0)
+    return 7 + int(np.argmax(probs[7:20]))
 
 
-def evaluate(n: int, seed: int, settings: timing.TimingSettings) -> tuple[list[Result], Beacon]:
-    world = make_world(n, seed)
+def evaluate(n: int, seed: int, scenario: Scenario,
+             settings: timing.TimingSettings) -> tuple[list[Result], Beacon]:
+    world = make_world(n, seed, scenario)
     beacon = Beacon(world, settings)
     policies = [Fixed(world, 9, "fixed 09:00 local"),
                 Fixed(world, global_best_hour(world), "global best hour"),
+                Beacon(world, settings, "beacon, org quiet hard", org_quiet_hard=True),
                 beacon, Oracle(world)]
-    return [run(world, p) for p in policies], beacon
+    return [run(world, p, settings) for p in policies], beacon
 
 
 def share(policy: float, base: float, oracle: float) -> float:
     return (policy - base) / (oracle - base) if oracle != base else float("nan")
 
 
+def report(scenario: Scenario, n: int, runs: list[list[Result]]) -> list[float]:
+    """Print one organisation's tables; return Beacon's share of the oracle gain per seed."""
+    names = [r.name for r in runs[0]]
+    seeds = len(runs)
+    print(f"\n== {scenario.name}{' (tuned on)' if scenario.tuned else ' (not tuned on)'}: "
+          f"{n} people, {scenario.days} days, evaluated from day {scenario.eval_from}, "
+          f"{seeds} seed(s); own quiet hours {scenario.own_quiet_share:.0%}, "
+          f"org default {ORG_QUIET[0]:02d}-{ORG_QUIET[1]:02d}; control holdout not counted")
+
+    def mean(i: int, f: str, cohort: str = "all") -> float:
+        return float(np.mean([getattr(rs[i], f)(cohort) for rs in runs]))
+
+    def shares(i: int, cohort: str = "all") -> list[float]:
+        return [share(rs[i].expected24(cohort), rs[0].expected24(cohort),
+                      rs[-1].expected24(cohort)) for rs in runs]
+
+    head = (f"{'policy':24} {'read@24h':>8} {'read@2h':>8} {'E read@24h':>10} {'share':>6} "
+            f"{'range':>11} {'new share':>9} {'drift share':>11}")
+    print(head)
+    print("-" * len(head))
+    for i, name in enumerate(names):
+        sh = shares(i)
+        print(f"{name:24} {mean(i, 'read24'):8.3f} {mean(i, 'read2'):8.3f} "
+              f"{mean(i, 'expected24'):10.3f} {np.mean(sh):6.0%} "
+              f"{min(sh):5.0%}-{max(sh):<5.0%} {np.mean(shares(i, 'new')):9.0%} "
+              f"{np.mean(shares(i, 'drift')):11.0%}")
+    kinds = ARCHETYPES + ("best before 07:00",)
+    mix = runs[0][0].sends
+    sizes = ", ".join(f"{k} {mix[k][0] / max(mix['all'][0], 1):.0%}" for k in kinds)
+    print(f"\nshare of the oracle's expected read@24h gain by kind of reader (sends: {sizes})")
+    print(f"{'policy':24} " + " ".join(f"{k:>17}" for k in kinds))
+    for i, name in enumerate(names[1:-1], start=1):
+        print(f"{name:24} " + " ".join(f"{np.mean(shares(i, k)):17.0%}" for k in kinds))
+    return shares(names.index("beacon"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000, help="employees (default 10000)")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds to average (default 2)")
+    parser.add_argument("--n", type=int, default=1500, help="employees (default 1500)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per organisation (default 3)")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append",
+                        help="organisation(s) to run (default: all)")
     args = parser.parse_args(argv)
     settings = timing.TimingSettings()
     started = wallclock.perf_counter()
-    runs = []
-    for seed in range(args.seeds):
-        results, beacon = evaluate(args.n, seed, settings)
-        runs.append(results)
-    names = [r.name for r in runs[0]]
-    mean = {name: Result(name, *(float(np.mean([getattr(rs[i], f) for rs in runs]))
-                                 for f in ("read24", "read2", "new24", "drift24")))
-            for i, name in enumerate(names)}
-    base, oracle = mean[names[0]], mean[names[-1]]
-    print(f"digest timing, {args.n} employees x {DAYS} days, weeks 3-8, mean of {args.seeds} "
-          f"seed(s); quiet hours {QUIET[0]:02d}-{QUIET[1]:02d}, Mon-Fri")
-    head = (f"{'policy':24} {'read@24h':>8} {'read@2h':>8} {'gain@24h':>9} {'new@24h':>8} "
-            f"{'new gain':>8} {'drift@24h':>9} {'drift gain':>10}")
-    print(head)
-    print("-" * len(head))
-    for r in mean.values():
-        print(f"{r.name:24} {r.read24:8.3f} {r.read2:8.3f} "
-              f"{share(r.read24, base.read24, oracle.read24):9.0%} {r.new24:8.3f} "
-              f"{share(r.new24, base.new24, oracle.new24):8.0%} {r.drift24:9.3f} "
-              f"{share(r.drift24, base.drift24, oracle.drift24):10.0%}")
-    b = mean["beacon"]
-    captured = share(b.read24, base.read24, oracle.read24)
-    print(f"\nBeacon captures {captured:.0%} of the oracle's read@24h gain over fixed 09:00 "
-          f"(goal >= 80 %); explored {beacon.sent_explored / max(beacon.sent_total, 1):.1%} "
-          f"of sends, control holdout {beacon.control_sends / max(beacon.sent_total, 1):.1%} "
-          f"(last seed). {wallclock.perf_counter() - started:.0f} s")
+    unseen: list[float] = []
+    explored = total = in_own_quiet = 0
+    for name in args.scenario or list(SCENARIOS):
+        scenario = SCENARIOS[name]
+        runs = []
+        for seed in range(args.seeds):
+            # Organisations not tuned on also get seeds never used while tuning.
+            results, beacon = evaluate(args.n, seed if scenario.tuned else 100 + seed, scenario,
+                                       settings)
+            runs.append(results)
+            explored, total = explored + beacon.sent_explored, total + beacon.sent_total
+            in_own_quiet += beacon.in_own_quiet
+        shares = report(scenario, args.n, runs)
+        if not scenario.tuned:
+            unseen += shares
+    print(f"\nexplored {explored / max(total, 1):.1%} of Beacon's sends. "
+          f"{wallclock.perf_counter() - started:.0f} s")
     first = goals.mark()
-    goals.goal("digest", "share of the oracle's read@24h gain over fixed 09:00", measured=f"{captured:.0%}",
-               target=">= 80 %", met=captured >= 0.80)
+    goals.check("digest", "no digest inside quiet hours the person chose", passed=in_own_quiet == 0,
+                detail=f"{in_own_quiet} sends")
+    if unseen:
+        print(f"Beacon captures {np.mean(unseen):.0%} (seeds {min(unseen):.0%}-{max(unseen):.0%})"
+              f" of the oracle's read@24h gain over fixed 09:00 on organisations it was not tuned"
+              f" on (goal >= {GOAL:.0%}).")
+        goals.goal("digest", "share of the oracle's read@24h gain over fixed 09:00, organisations not"
+                   " tuned on (mean over seeds)", measured=f"{np.mean(unseen):.0%}",
+                   target=f">= {GOAL:.0%}", met=np.mean(unseen) >= GOAL)
     return goals.exit_status(goals.RECORDED[first:])
 
 
