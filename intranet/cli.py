@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from intranet import demo, migrate, people
 from intranet.delivery.commands import digests_group, events_group
-from intranet.directory.commands import sync_command as directory_sync_command
+from intranet.directory.commands import import_csv_command, sync_command as directory_sync_command
 from intranet.errors import ConfigurationError, IntranetError
 from intranet.extension import require_safe
 
@@ -25,6 +25,7 @@ intranet_group.add_command(demo_group)
 intranet_group.add_command(events_group)
 intranet_group.add_command(digests_group)
 directory_group.add_command(directory_sync_command)
+directory_group.add_command(import_csv_command)
 
 
 def _state():  # type: ignore[no-untyped-def]
@@ -58,25 +59,6 @@ def init_db() -> None:
         click.echo(f"Database is up to date (revision {after}).")
     else:
         click.echo(f"Database {'created' if before is None else 'upgraded'}: {before or 'empty'} -> {after}.")
-
-
-@directory_group.command("import-csv")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_csv(path: Path) -> None:
-    """Create or update employees from Beacon's canonical CSV (all rows valid, or nothing changes)."""
-    from intranet.directory import csv_import
-
-    text = path.read_text(encoding="utf-8-sig")
-    rows = max(text.count("\n"), 1)
-    with db_session() as session, click.progressbar(length=rows, label="Importing", file=sys.stderr) as bar:
-        try:
-            result = csv_import.import_csv(session, text, now=_state().clock(), progress=bar.update)
-        except IntranetError as exc:
-            session.rollback()
-            fail(exc.message)
-        session.commit()
-    click.echo(f"Imported {result.total} employees: {result.created} created, {result.updated} updated, "
-               f"{result.unchanged} unchanged, {result.deactivated} deactivated.")
 
 
 def _set_role(email: str, role: str, granted: bool) -> None:

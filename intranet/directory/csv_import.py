@@ -1,32 +1,64 @@
-"""Import employees from Beacon's canonical CSV, all or nothing.
+"""Beacon's canonical employee CSV: read and validate a whole file, or refuse it with a line-numbered report.
 
-Header: ``employee_id,email,display_name,department,division,region,country,office,job_title,level,
-manager_id,timezone,language,status``. Empty cells mean "unknown": they never overwrite a known
-value. People missing from the file are left alone (this is not a full sync).
+Header (a contract): ``employee_id,email,display_name,department,division,region,country,office,
+job_title,level,manager_id,timezone,language,status``. Empty cells mean "unknown": they never
+overwrite a known value. People missing from the file are left alone (this is not a full
+export); only an explicit ``status`` deactivates or reactivates someone.
+
+The file is all or nothing: any problem refuses it, and every problem found is reported with its
+line number (the line where the record starts). What is checked:
+
+* the bytes: UTF-8 with or without a BOM, or UTF-16 (which Excel's "Unicode Text" writes); other
+  encodings (a Windows "CSV (Comma delimited)" save is cp1252) are refused with how to re-save,
+  because bytes alone cannot tell cp1252 from cp1250 or Latin-1 and a wrong guess silently
+  misspells names;
+* the CSV itself: an unclosed quote, a row with too few cells (a truncated file) or too many,
+  a cell over the csv module's 131,072-character limit;
+* each cell: no spreadsheet formula (a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+  carriage return runs as a formula when an admin opens an export in a spreadsheet), no control
+  characters, the column's length limit, and the column's format;
+* the file as a whole: each employee id and each email (case-insensitive) once;
+* against the directory (:func:`directory_problems`): managers exist, no manager chain
+  loops, and no email belongs to someone else (sign-in finds people by email: a second
+  ``ADMIN@...`` row would lock the admin out).
+
+This module only reads and validates; the planner (:mod:`intranet.directory.sync`) turns the
+rows into a plan, like any other source, and the run applies it or holds it for an admin.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
-import datetime as dt
+import hashlib
 import io
 import re
-from collections.abc import Callable, Iterable
+import unicodedata
 from typing import Any
 from zoneinfo import available_timezones
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from intranet import people
+from intranet.directory import managers
 from intranet.errors import InvalidInput
 from intranet.models import Employee
 
 HEADER = ("employee_id", "email", "display_name", "department", "division", "region", "country", "office",
           "job_title", "level", "manager_id", "timezone", "language", "status")
 TEXT_FIELDS = ("email", "display_name", "department", "division", "region", "office", "job_title", "language")
+#: The database's column sizes: a longer value is refused here rather than failing the write.
+MAX_LENGTHS = {"employee_id": 64, "email": 320, "display_name": 255, "department": 255, "division": 255,
+               "region": 64, "office": 255, "job_title": 255, "manager_id": 64, "timezone": 64, "language": 16}
+FORMULA_START = ("=", "+", "-", "@")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
+MAX_REPORTED = 200
+SAVE_AS_UTF8 = ("Save it as UTF-8 and import again: in Excel, File > Save As > 'CSV UTF-8 (Comma delimited)'; "
+                "in LibreOffice, Save As > 'Text CSV' with 'Edit filter settings' and the character set "
+                "'Unicode (UTF-8)'.")
 _ZONES: set[str] | None = None
 
 
@@ -41,28 +73,167 @@ class ImportRejected(InvalidInput):
     """The file was refused as a whole; ``problems`` lists (line, message) pairs."""
 
     def __init__(self, problems: list[tuple[int, str]]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  line {line}: {message}" for line, message in problems[:200])
-        more = f"\n  ... and {len(problems) - 200} more" if len(problems) > 200 else ""
+        self.problems = sorted(problems, key=lambda p: p[0])
+        shown = self.problems[:MAX_REPORTED]
+        lines = "\n".join(f"  line {line}: {message}" for line, message in shown)
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
         super().__init__(f"The file was rejected ({len(problems)} problem(s)); nothing was imported:\n{lines}{more}",
-                         details=[{"line": line, "message": message} for line, message in problems])
+                         details=[{"line": line, "message": message} for line, message in self.problems])
 
 
-@dataclasses.dataclass
-class ImportResult:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deactivated: int = 0
+@dataclasses.dataclass(frozen=True)
+class CanonicalRow:
+    """One valid row: the values it gives (absent keys mean "unknown"); ``active`` comes from ``status``."""
+
+    line: int
+    employee_id: str
+    values: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class CanonicalFile:
+    rows: list[CanonicalRow]
+    sha256: str
 
     @property
-    def total(self) -> int:
-        return self.created + self.updated + self.unchanged
+    def row_count(self) -> int:
+        return len(self.rows)
 
 
-def _parse_row(line: int, row: dict[str, str], problems: list[tuple[int, str]]) -> dict[str, Any]:
+def decode(data: bytes) -> str:
+    """The file's text: UTF-8 (BOM or not) or UTF-16 (BOM, or the zero bytes of ASCII text without one).
+
+    :raise ImportRejected: any other encoding, naming the line of the first byte that is not UTF-8.
+    """
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        encoding = "utf-32"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif len(data) >= 2 and data[0] and not data[1]:
+        encoding = "utf-16-le"
+    elif len(data) >= 2 and not data[0] and data[1]:
+        encoding = "utf-16-be"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding != "utf-8-sig":
+            raise ImportRejected([(1, f"the file starts like {encoding.upper()} but is not valid {encoding.upper()} "
+                                      f"(at byte {exc.start}). {SAVE_AS_UTF8}")]) from None
+        line = data[:exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ImportRejected([(line, f"byte 0x{data[exc.start]:02X} (column {column}) is not UTF-8: the file "
+                                     f"looks like a Windows 'CSV (Comma delimited)' export (cp1252). "
+                                     f"{SAVE_AS_UTF8}")]) from None
+    return text.lstrip("\ufeff")
+
+
+def read_file(session: Session, data: bytes) -> CanonicalFile:
+    """Parse and validate the whole file, on its own and against the directory.
+
+    :raise ImportRejected: listing every problem by line number (the directory is only consulted
+        once the bytes, the CSV structure and the header can be read at all).
+    """
+    file, problems = parse(data)
+    problems += directory_problems(session, file)
+    if problems:
+        raise ImportRejected(problems)
+    return file
+
+
+def parse(data: bytes) -> tuple[CanonicalFile, list[tuple[int, str]]]:
+    """The valid rows and the (line, message) problems of the file on its own.
+
+    :raise ImportRejected: when the file cannot be read at all (encoding, header, nothing in it).
+    """
+    text = decode(data)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    problems: list[tuple[int, str]] = []
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append((start, _csv_error(exc, start, reader.line_num)))
+            break  # the csv module cannot resynchronise after a quoting error
+        records.append((start, cells))
+        start = reader.line_num + 1
+    if not records:
+        raise ImportRejected(problems or [(1, f"the file is empty. Expected header: {','.join(HEADER)}")])
+    header = [h.strip() for h in records[0][1]]
+    missing = [h for h in HEADER if h not in header]
+    extra = [h for h in header if h not in HEADER]
+    if missing or extra:
+        parts = ([f"missing columns: {', '.join(missing)}"] if missing else []) + (
+            [f"unknown columns: {', '.join(extra)}"] if extra else [])
+        raise ImportRejected([(1, "; ".join(parts) + f". Expected header: {','.join(HEADER)}")])
+    rows: list[CanonicalRow] = []
+    ids: dict[str, int] = {}
+    emails: dict[str, int] = {}
+    for line, cells in records[1:]:
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            hint = " (a truncated row?)" if len(cells) < len(header) else ""
+            problems.append((line, f"{len(cells)} cells but the header has {len(header)}{hint}"))
+            continue
+        values = _parse_row(line, dict(zip(header, cells)), problems)
+        if values is None:
+            continue
+        eid = values["employee_id"]
+        if eid and eid in ids:
+            problems.append((line, f"employee_id {eid!r} also appears on line {ids[eid]}"))
+        ids.setdefault(eid, line)
+        email = values.get("email")
+        if email:
+            if email in emails:
+                problems.append((line, f"email {email!r} also appears on line {emails[email]} (emails are "
+                                       "compared without case; each person needs their own)"))
+            emails.setdefault(email, line)
+        rows.append(CanonicalRow(line, eid, {k: v for k, v in values.items() if k != "employee_id"}))
+    if not rows and not problems:
+        problems.append((1, "the file has a header but no employees"))
+    return CanonicalFile(rows=rows, sha256=hashlib.sha256(data).hexdigest()), problems
+
+
+def _csv_error(exc: csv.Error, start: int, end: int) -> str:
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return (f"a cell is longer than {csv.field_size_limit():,} characters (no employee field is that long; "
+                "an unclosed quote can also swallow the rest of the file)")
+    if "unexpected end of data" in text:
+        return "a quote opened in this record is never closed (the file ends inside it; is it truncated?)"
+    spans = f" (the record runs from line {start} to line {end}: a quote opened here closes too late)" \
+        if end > start else ""
+    return f"the CSV quoting is broken: {text}{spans}"
+
+
+def _parse_row(line: int, row: dict[str, str], problems: list[tuple[int, str]]) -> dict[str, Any] | None:
+    """The row's values, or None when a cell is unsafe (its content is then not looked at further)."""
+    unsafe = False
+    for name in HEADER:
+        raw = row[name]
+        value = raw.strip()
+        if value.startswith(FORMULA_START) or raw.startswith(("\t", "\r")):
+            first = raw[:1] if raw.startswith(("\t", "\r")) else value[:1]
+            problems.append((line, f"{name} {_show(value)} starts with {first!r}: a spreadsheet would run it as "
+                                   "a formula, so it is refused (remove the leading character)"))
+            unsafe = True
+        elif any(unicodedata.category(c) in ("Cc", "Cs") or c in "\u2028\u2029" for c in value):
+            problems.append((line, f"{name} contains a line break or another control character"
+                                   f"{' (an unclosed quote?)' if chr(10) in value else ''}"))
+            unsafe = True
+        elif name in MAX_LENGTHS and len(value) > MAX_LENGTHS[name]:
+            problems.append((line, f"{name} is {len(value):,} characters long; at most {MAX_LENGTHS[name]} fit"))
+            unsafe = True
+    if unsafe:
+        return None
     values: dict[str, Any] = {}
-    cells = {k: (row.get(k) or "").strip() for k in HEADER}
+    cells = {k: row[k].strip() for k in HEADER}
     if not cells["employee_id"]:
         problems.append((line, "employee_id is empty"))
     values["employee_id"] = cells["employee_id"]
@@ -104,103 +275,43 @@ def _parse_row(line: int, row: dict[str, str], problems: list[tuple[int, str]]) 
     return values
 
 
-def read_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
-    """Parse and validate the whole file.
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
 
-    :raise ImportRejected: listing every problem by line number.
-    """
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [h for h in HEADER if h not in header]
-    extra = [h for h in header if h not in HEADER]
-    if missing or extra:
-        parts = ([f"missing columns: {', '.join(missing)}"] if missing else []) + (
-            [f"unknown columns: {', '.join(extra)}"] if extra else [])
-        raise ImportRejected([(1, "; ".join(parts) + f". Expected header: {','.join(HEADER)}")])
-    reader.fieldnames = header
+
+def directory_problems(session: Session, file: CanonicalFile) -> list[tuple[int, str]]:
+    """What the file would do to the directory as a whole: unknown managers, loops, shared emails."""
+    stored = {eid: (email, manager) for eid, email, manager in session.exec(
+        select(Employee.employee_id, func.lower(Employee.email), Employee.manager_id))}
+    line_of = {row.employee_id: row.line for row in file.rows}
     problems: list[tuple[int, str]] = []
-    rows: list[tuple[int, dict[str, Any]]] = []
-    seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        if None in row:
-            problems.append((line, f"{len(header) + len(row[None])} cells but the header has {len(header)}"))
-            continue
-        if not any((v or "").strip() for v in row.values()):
-            continue
-        values = _parse_row(line, row, problems)
-        eid = values["employee_id"]
-        if eid and eid in seen:
-            problems.append((line, f"employee_id {eid!r} also appears on line {seen[eid]}"))
-        seen[eid] = line
-        rows.append((line, values))
-    if not rows and not problems:
-        problems.append((1, "the file has a header but no employees"))
-    if problems:
-        raise ImportRejected(problems)
-    return rows
-
-
-def import_csv(session: Session, text: str, *, now: dt.datetime,
-               progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Validate *text* entirely, then create or update each employee (idempotent).
-
-    :raise ImportRejected: when any row is invalid; nothing is changed then.
-    """
-    rows = read_rows(text)
-    ids = [values["employee_id"] for _, values in rows]
-    existing = _existing(session, ids)
-    known_managers = set(ids) | set(existing)
-    unknown_managers = [(line, v["manager_id"]) for line, v in rows if v.get("manager_id")
-                        and v["manager_id"] not in known_managers]
-    missing = {m for _, m in unknown_managers} - _existing_ids(session, {m for _, m in unknown_managers})
-    problems = [(line, f"manager_id {m!r} is not an employee in this file or the directory")
-                for line, m in unknown_managers if m in missing]
-    if problems:
-        raise ImportRejected(problems)
-    result = ImportResult()
-    for done, (_, values) in enumerate(rows, start=1):
-        employee = existing.get(values["employee_id"])
-        if employee is None:
-            employee = Employee(**{**values, "created_at": now, "updated_at": now})
-            if not employee.active:
-                employee.deactivated_at = now
-            session.add(employee)
-            result.created += 1
-        else:
-            wants_active = values.pop("active", None)
-            changed = {k: v for k, v in values.items() if getattr(employee, k) != v}
-            reactivate = wants_active is True and not employee.active
-            for key, value in changed.items():
-                setattr(employee, key, value)
-            if reactivate:
-                employee.active, employee.deactivated_at = True, None
-            if changed or reactivate:
-                employee.updated_at = now
-                session.add(employee)
-            if wants_active is False and employee.active:
-                people.deactivate(session, employee, now)
-                result.deactivated += 1
-            elif changed or reactivate:
-                result.updated += 1
-            else:
-                result.unchanged += 1
-        if progress and done % 500 == 0:
-            progress(500)
-    session.flush()
-    if progress:
-        progress(len(rows) % 500)
-    return result
-
-
-def _existing(session: Session, ids: Iterable[str]) -> dict[str, Employee]:
-    found: dict[str, Employee] = {}
-    ids = list(ids)
-    for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start:start + 900]
-        found.update((e.employee_id, e) for e in session.exec(select(Employee).where(Employee.employee_id.in_(chunk))))
-    return found
-
-
-def _existing_ids(session: Session, ids: set[str]) -> set[str]:
-    return set(_existing(session, ids))
+    for row in file.rows:
+        manager = row.values.get("manager_id")
+        if manager and manager not in line_of and manager not in stored:
+            problems.append((row.line, f"manager_id {manager!r} is not an employee in this file or the directory"))
+    # Who holds each email after the import: the file's value where it gives one, else what is stored.
+    # Two rows giving the same email were reported by parse already.
+    holders: dict[str, list[tuple[str, bool]]] = {}
+    for eid, (email, _) in stored.items():
+        if email and eid not in line_of:
+            holders.setdefault(email, []).append((eid, False))
+    for row in file.rows:
+        email = row.values.get("email")
+        explicit = email is not None
+        email = email or (stored.get(row.employee_id) or (None, None))[0]
+        if email:
+            holders.setdefault(email, []).append((row.employee_id, explicit))
+    for row in file.rows:
+        email = row.values.get("email")
+        others = [eid for eid, explicit in holders.get(email or "", []) if eid != row.employee_id and not explicit]
+        if others:
+            problems.append((row.line, f"email {email!r} already belongs to employee {others[0]}; two people cannot "
+                                       "share an email (sign-in finds people by it)"))
+    graph = {eid: manager for eid, (_, manager) in stored.items()}
+    graph.update({row.employee_id: row.values["manager_id"] for row in file.rows if "manager_id" in row.values})
+    looping = managers.on_cycles(graph)
+    for row in file.rows:
+        if "manager_id" in row.values and row.employee_id in looping:
+            cycle = managers.cycle_from(graph, row.employee_id)
+            problems.append((row.line, "the manager chain loops: " + " -> ".join(cycle + cycle[:1])))
+    return problems

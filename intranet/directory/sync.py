@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import functools
 import gc
+import hashlib
 import logging
 import os
 import socket
@@ -39,9 +40,11 @@ from sqlmodel import Session, select
 from intranet import leases, people
 from intranet.db import is_postgres
 from intranet.delivery import schedule
-from intranet.directory import bulk
+from intranet.directory import bulk, csv_import
 from intranet.directory import guard as guard_mod
+from intranet.directory import managers
 from intranet.directory import merge as merge_mod
+from intranet.directory.csv_import import CanonicalFile
 from intranet.directory.hr import HrExport, HrMapping, read_export
 from intranet.directory.normalize import Normalizer, unmapped_rows
 from intranet.directory.policy import Policy, load as load_policy
@@ -478,6 +481,43 @@ class Planner:
         plan.diff["hr_rows"] = {"now": export.row_count, "last": last_rows}
         return plan
 
+    # -------------------------------------------------------------------------- canonical CSV
+
+    def plan_canonical(self, file: CanonicalFile) -> Plan:
+        """Plan a canonical CSV (validated whole, see :mod:`intranet.directory.csv_import`).
+
+        The file's values are taken as given; an empty cell leaves a value alone; only an explicit
+        ``status`` deactivates or reactivates; people the file does not list are untouched.
+        """
+        plan = Plan(source="csv", mode="file")
+        plan.counts["seen"] = file.row_count
+        plan.quarantine_scope = []  # a bad file is refused whole: nothing is ever quarantined
+        self.index.add(_employee_rows(self.session, Employee.employee_id, [r.employee_id for r in file.rows]))
+        directories = _directory_rows(self.session, list(self.index.by_pk))
+        subjects: list[_Subject] = []
+        for row in file.rows:
+            employee = self.index.by_eid.get(row.employee_id)
+            directory = directories.get(employee["id"]) if employee else None
+            values = {k: v for k, v in row.values.items() if k not in ("manager_id", "active")}
+            sources = dict((directory or {}).get("sources") or {})
+            # Provenance moves to the file only where it changes a value (a re-import changes nothing).
+            sources.update({k: "csv" for k, v in values.items()
+                            if employee is None or employee.get(k) != v or k not in sources})
+            pending = (directory or {}).get("pending_termination")
+            merged = merge_mod.Merged(
+                values=values, sources=sources, active=row.values.get("active"),
+                pending_termination=pending.date() if isinstance(pending, dt.datetime) else pending,
+                manager_candidates=[("csv", row.values["manager_id"])] if "manager_id" in row.values else [])
+            subjects.append(_Subject(employee=employee, employee_id=row.employee_id, directory=directory,
+                                     merged=merged))
+        self._finish(plan, subjects)
+        deactivated = {d["id"] for d in plan.deactivate}
+        changed = {u["id"] for u in plan.updates} - deactivated
+        plan.counts["changed"] = len(changed)
+        plan.counts["unchanged"] = file.row_count - plan.counts["created"] - len(changed) - len(deactivated)
+        plan.state = {"last_rows": file.row_count, "last_as_of": self.now.isoformat()}
+        return plan
+
     # -------------------------------------------------------------------------- shared
 
     def _quarantine(self, plan: Plan, source: str, key: str, reason: str, detail: str, record: Mapping[str, Any],
@@ -506,14 +546,14 @@ class Planner:
     def _finish(self, plan: Plan, subjects: list[_Subject]) -> None:
         """Second pass (managers, cycles), then the diff against the stored employees."""
         creates_ids = {s.employee_id for s in subjects if s.employee is None}
-        managers = self._resolve_managers(plan, subjects, creates_ids)
+        manager_of = self._resolve_managers(plan, subjects, creates_ids)
         deactivations: list[dict[str, Any]] = []
         for s in subjects:
             merged = s.merged
             assert merged is not None
             values = dict(merged.values)
-            if s.employee_id in managers:
-                values["manager_id"] = managers[s.employee_id]
+            if s.employee_id in manager_of:
+                values["manager_id"] = manager_of[s.employee_id]
             pending = merged.pending_termination.isoformat() if merged.pending_termination else None
             erase = s.entra_removed == "deleted"
             if s.employee is None:
@@ -543,7 +583,7 @@ class Planner:
                 deactivations.append({"id": current["id"], "employee_id": current["employee_id"],
                                       "display_name": current["display_name"],
                                       "reason": s.entra_removed or ("missing from HR file" if s.hr_missing
-                                                                    else "HR status")})
+                                                                    else f"{plan.source.upper()} status")})
                 plan.deactivate.append({"id": current["id"]})
                 plan.counts["deactivated"] += 1
             directory = s.directory
@@ -601,10 +641,10 @@ class Planner:
             return result
         graph = dict(self.session.exec(select(Employee.employee_id, Employee.manager_id)).all())
         graph.update(changed)
-        if not _on_cycles(graph).intersection(changed):
+        if not managers.on_cycles(graph).intersection(changed):
             return result  # the common case, found in one pass instead of a chain walk per person
         for eid in list(changed):
-            cycle = _cycle_from(graph, eid)
+            cycle = managers.cycle_from(graph, eid)
             if not cycle:
                 continue
             for member in cycle:
@@ -618,45 +658,10 @@ class Planner:
                     self._quarantine(plan, plan.source, key, "manager_cycle",
                                      "manager chain loops: " + " -> ".join(cycle + [cycle[0]])
                                      + "; the previous manager was kept", {"employee_id": member})
-            if _cycle_from(graph, eid):
+            if managers.cycle_from(graph, eid):
                 graph[eid] = None
                 result[eid] = None
         return result
-
-
-def _on_cycles(graph: Mapping[str, str | None]) -> set[str]:
-    """Every node that lies on a loop of the manager graph (each node has at most one manager)."""
-    state: dict[str, int] = {}  # 1: on the path being walked, 2: finished
-    found: set[str] = set()
-    for start in graph:
-        if start in state:
-            continue
-        path: list[str] = []
-        node: str | None = start
-        while node is not None and node not in state:
-            state[node] = 1
-            path.append(node)
-            node = graph.get(node)
-        if node is not None and state[node] == 1:  # walked back into this path: a loop
-            found.update(path[path.index(node):])
-        for member in path:
-            state[member] = 2
-    return found
-
-
-def _cycle_from(graph: Mapping[str, str | None], start: str) -> list[str]:
-    """The manager chain from *start* back to *start*, if the chain loops through it; else []."""
-    path, seen = [start], {start}
-    node = graph.get(start)
-    while node is not None:
-        if node == start:
-            return path
-        if node in seen:
-            return []  # a loop further up, not through start
-        seen.add(node)
-        path.append(node)
-        node = graph.get(node)
-    return []
 
 
 def _value(value: Any) -> Any:
@@ -874,6 +879,7 @@ class RunOutcome:
     run_id: int
     status: str
     message: str
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class DirectorySync:
@@ -987,7 +993,7 @@ class DirectorySync:
                    f"{plan.counts['deactivated']} deactivated, {plan.counts['reactivated']} reactivated, "
                    f"{plan.counts['quarantined']} quarantined, {plan.counts['unmapped']} unmapped values")
         logger.info("Directory sync run %s (%s %s): %s", run.id, plan.source, plan.mode, message)
-        return RunOutcome(run.id, "held" if hold_reason else "succeeded", message)
+        return RunOutcome(run.id, "held" if hold_reason else "succeeded", message, dict(plan.counts))
 
     # -------------------------------------------------------------------------- Graph
 
@@ -1087,6 +1093,39 @@ class DirectorySync:
                                   f"(as of {export.as_of.date()}): HR was demoted to a fallback source.")
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra=extra)
+        except Exception as exc:
+            from intranet.errors import IntranetError
+
+            outcome = self._fail(run, started, exc)
+            if isinstance(exc, IntranetError):
+                return outcome
+            raise
+        finally:
+            self._release()
+
+    # -------------------------------------------------------------------------- canonical CSV
+
+    @_cycle_collector_paused
+    def run_csv(self, data: bytes, *, file_name: str, trigger: str = "cli") -> RunOutcome:
+        """Import a canonical CSV: all rows valid or nothing changes; the guard may hold it for an admin.
+
+        A refused file is a failed run whose error is the line-numbered report.
+
+        :raise AlreadyRunning: another sync holds the lease (the refusal is recorded).
+        """
+        started = time.perf_counter()
+        run = self._start("csv", "file", trigger, file_name=os_basename(file_name),
+                          file_sha256=hashlib.sha256(data).hexdigest())
+        try:
+            with self._session() as session:
+                file = csv_import.read_file(session, data)
+                self.progress(file.row_count, file.row_count, "Reading CSV")
+                planner = Planner(session, self.policy, now=self.clock(),
+                                  org_timezone=self.config.get("INTRANET_ORG_TIMEZONE") or "UTC")
+                plan = planner.plan_canonical(file)
+                verdict = guard_mod.check(session, self.policy.guard, deactivations=plan.counts["deactivated"])
+            return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
+                                  extra={"rows": file.row_count})
         except Exception as exc:
             from intranet.errors import IntranetError
 
