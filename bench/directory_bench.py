@@ -28,7 +28,7 @@ from intranet.db import make_engine
 from intranet.directory import graph
 from intranet.directory.graph import GraphClient, GraphSettings
 from intranet.directory.policy import load as load_policy
-from intranet.directory.sync import DirectorySync
+from intranet.directory.runs import DirectorySync
 from intranet.models import Employee, EntraUser
 from tests.fakes.entra_graph import FakeEntraServer
 

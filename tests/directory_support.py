@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from intranet.directory.policy import load as load_policy
-from intranet.directory.sync import DirectorySync
+from intranet.directory.runs import DirectorySync
 from intranet.models import Employee, Quarantine, SyncRun, UnmappedValue
 
 DATA = Path(__file__).parent / "data"

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from intranet.directory import graph, guard
 from intranet.directory.graph import GraphClient, GraphSettings
-from intranet.directory.sync import lifecycle_job
+from intranet.directory.lifecycle import lifecycle_job
 from intranet.models import AuthSession, EmployeeDirectory, SyncState
 from tests.directory_support import employees, hr_csv, last_run, make_sync, person, quarantine
 from tests.fakes.entra_graph import FakeEntraServer

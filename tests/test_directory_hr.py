@@ -8,7 +8,8 @@ from sqlmodel import select
 
 from intranet import leases
 from intranet.directory import guard
-from intranet.directory.sync import AlreadyRunning, lifecycle_job
+from intranet.directory.lifecycle import lifecycle_job
+from intranet.directory.runs import AlreadyRunning
 from intranet.models import AuthSession, EmployeeDirectory, HrRecord, SyncRun
 from tests.directory_support import (
     DIRTY, day, employees, hr_csv, last_run, make_sync, person, quarantine, unmapped,

@@ -83,7 +83,8 @@ def register(job: Job) -> None:
 
 def _load_subsystem_jobs() -> None:
     # Subsystems register their jobs when imported; import them here so the runner sees them all.
-    for module in ("intranet.posts", "intranet.directory.sync", "intranet.delivery.digests"):
+    for module in ("intranet.posts", "intranet.directory.runs", "intranet.directory.lifecycle",
+                   "intranet.delivery.digests"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:

@@ -1,6 +1,6 @@
 """``flask intranet directory sync [--full] [--source graph|hr FILE]`` and ``directory import-csv FILE``.
 
-Both run through :class:`~intranet.directory.sync.DirectorySync`: one lease, one run record, the
+Both run through :class:`~intranet.directory.runs.DirectorySync`: one lease, one run record, the
 same planner and guard, whatever the source.
 """
 from __future__ import annotations
@@ -56,7 +56,7 @@ class _Progress:
 @with_appcontext
 def sync_command(full: bool, source: str, file: Path | None, mapping: str | None, as_of: dt.datetime | None) -> None:
     """Sync employees from Entra ID (Graph) or import an HR export FILE."""
-    from intranet.directory.sync import AlreadyRunning, DirectorySync
+    from intranet.directory.runs import AlreadyRunning, DirectorySync
     from intranet.errors import ConfigurationError
 
     state = current_app.extensions["intranet"]
@@ -92,7 +92,7 @@ def sync_command(full: bool, source: str, file: Path | None, mapping: str | None
 @with_appcontext
 def import_csv_command(path: Path) -> None:
     """Create or update employees from Beacon's canonical CSV (all rows valid, or nothing changes)."""
-    from intranet.directory.sync import AlreadyRunning, DirectorySync
+    from intranet.directory.runs import AlreadyRunning, DirectorySync
 
     state = current_app.extensions["intranet"]
     progress = _Progress()

@@ -22,7 +22,7 @@ line number (the line where the record starts). What is checked:
   loops, and no email belongs to someone else (sign-in finds people by email: a second
   ``ADMIN@...`` row would lock the admin out).
 
-This module only reads and validates; the planner (:mod:`intranet.directory.sync`) turns the
+This module only reads and validates; the planner (:mod:`intranet.directory.planning`) turns the
 rows into a plan, like any other source, and the run applies it or holds it for an admin.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ This is the only module in Beacon that imports :mod:`msal`. It offers two things
 * :func:`begin_sign_in` / :func:`finish_sign_in`, the two halves of the Entra ID
   sign-in (OIDC authorization code flow with PKCE, ``response_mode=form_post``).
 
-Nothing here touches the database: :mod:`intranet.directory.sync` applies the
+Nothing here touches the database: :mod:`intranet.directory.runs` plans and applies the
 pages and decides when a deltaLink may be committed.
 """
 

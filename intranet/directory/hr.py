@@ -6,7 +6,7 @@ delimited by ``,``, ``;`` or tab; header names are compared normalized (case, sp
 punctuation do not matter). Each file has an ``as_of`` date (given, or read from its name) which
 decides whether HR is fresh enough to own its fields.
 
-This module only reads and validates: :mod:`intranet.directory.sync` decides what to apply.
+This module only reads and validates: :mod:`intranet.directory.planning` decides what to apply.
 """
 from __future__ import annotations
 

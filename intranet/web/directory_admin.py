@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
-from intranet.directory import guard, sync
+from intranet.directory import guard, queries, runs
 from intranet.errors import NotFound
 from intranet.models import SyncHeld, SyncRun
 from intranet.web.context import current_employee, now, require_role, session, state
@@ -18,8 +18,9 @@ BASE = "/admin/directory"
 def index():  # type: ignore[no-untyped-def]
     db = session()
     return render_template("intranet/admin/directory.html", employee=current_employee(),
-                           runs=sync.recent_runs(db), held=guard.held_runs(db), coverage=sync.coverage(db),
-                           quarantine=sync.open_quarantine(db, limit=20), unmapped=sync.unmapped_values(db, limit=20))
+                           runs=queries.recent_runs(db), held=guard.held_runs(db), coverage=queries.coverage(db),
+                           quarantine=queries.open_quarantine(db, limit=20),
+                           unmapped=queries.unmapped_values(db, limit=20))
 
 
 @bp.get(f"{BASE}/runs/<int:run_id>")
@@ -36,10 +37,10 @@ def run(run_id: int):  # type: ignore[no-untyped-def]
 @bp.post(f"{BASE}/runs/<int:run_id>/approve")
 @require_role("admin")
 def approve(run_id: int):  # type: ignore[no-untyped-def]
-    runner = sync.DirectorySync(state().engine, current_app.config, clock=state().clock)
+    runner = runs.DirectorySync(state().engine, current_app.config, clock=state().clock)
     try:
         outcome = runner.approve(run_id, admin=current_employee())
-    except sync.AlreadyRunning as exc:
+    except runs.AlreadyRunning as exc:
         flash(str(exc), "error")
         return redirect(url_for(".run", run_id=run_id))
     flash(f"Run {run_id} approved and applied ({outcome.message}).", "success")
@@ -59,11 +60,11 @@ def reject(run_id: int):  # type: ignore[no-untyped-def]
 @require_role("admin")
 def quarantine():  # type: ignore[no-untyped-def]
     return render_template("intranet/admin/directory_quarantine.html", employee=current_employee(),
-                           rows=sync.open_quarantine(session(), limit=1000))
+                           rows=queries.open_quarantine(session(), limit=1000))
 
 
 @bp.get(f"{BASE}/unmapped")
 @require_role("admin")
 def unmapped():  # type: ignore[no-untyped-def]
     return render_template("intranet/admin/directory_unmapped.html", employee=current_employee(),
-                           rows=sync.unmapped_values(session(), limit=1000))
+                           rows=queries.unmapped_values(session(), limit=1000))
