@@ -14,7 +14,8 @@ A post is *live* (the single targeting rule shows it) when its status is ``sched
 Permissions, decided here and nowhere else:
 
 * contributors (and comms managers, and owners of a group) write drafts and submit them; they
-  manage their own posts while those are drafts or in review;
+  manage their own posts while those are drafts or in review, and only as long as they may still
+  write posts (revoking the role takes their drafts out of reach);
 * comms managers approve, request changes, publish, unpublish and edit any post;
 * owners of a group may do the same for a post whose audience lies entirely inside groups they own.
 
@@ -33,7 +34,7 @@ import logging
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import ColumnElement, delete, false, func, or_, true, update
 from sqlmodel import Session, select
 
 from intranet import groups, sanitize, targeting
@@ -151,21 +152,30 @@ def may_author(session: Session, employee: Employee) -> bool:
     return employee.has_role("contributor") or bool(groups.owned_group_keys(session, employee))
 
 
+def _is_author(session: Session, employee: Employee, post: Post) -> bool:
+    # Writing a post gives no lasting right to it: once the contributor role (or the last owned
+    # group) is gone, the author's drafts are out of reach like anyone else's.
+    return post.author_pk == employee.id and may_author(session, employee)
+
+
 def may_publish(session: Session, employee: Employee, audience: dict[str, Any]) -> bool:
     """Whether *employee* may approve or publish a post aimed at *audience*."""
     return employee.has_role("comms") or within_groups(audience, groups.owned_group_keys(session, employee))
 
 
 def may_manage(session: Session, employee: Employee, post: Post) -> bool:
-    """Whether *employee* may open *post* on the publishing desk (and the manage API)."""
-    return post.author_pk == employee.id or may_publish(session, employee, post.audience)
+    """Whether *employee* may open *post* on the publishing desk (and the manage API).
+
+    The SQL form of this rule is :func:`managed_posts_filter`.
+    """
+    return may_publish(session, employee, post.audience) or _is_author(session, employee, post)
 
 
 def may_edit(session: Session, employee: Employee, post: Post) -> bool:
-    """Authors edit until the post goes out; publishers edit at any time."""
+    """Authors (while they hold author rights) edit until the post goes out; publishers edit at any time."""
     if may_publish(session, employee, post.audience):
         return True
-    return post.author_pk == employee.id and post.status in UNPUBLISHED_DRAFTS
+    return post.status in UNPUBLISHED_DRAFTS and _is_author(session, employee, post)
 
 
 def managed_post_or_404(session: Session, employee: Employee, post_id: int) -> Post:
@@ -224,21 +234,28 @@ def effective_status(post: Post, now: dt.datetime) -> str:
     return post.status
 
 
+def managed_posts_filter(session: Session, employee: Employee) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Post` selecting the posts *employee* manages (:func:`may_manage` as SQL)."""
+    if employee.has_role("comms"):
+        return true()
+    keys = groups.owned_group_keys(session, employee)
+    if not keys and not employee.has_role("contributor"):
+        return false()  # no author rights (any more): not even their own posts
+    in_scope: set[int] = set()
+    if keys:
+        candidates = (select(AudienceSegment.post_id)
+                      .join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
+                      .where(AudienceValue.dimension == "group", AudienceValue.value.in_(sorted(keys))))
+        for post in session.exec(select(Post).where(Post.id.in_(candidates))).all():
+            if within_groups(post.audience, keys):
+                in_scope.add(post.id)
+    return or_(Post.author_pk == employee.id, Post.id.in_(sorted(in_scope)))
+
+
 def manageable_posts(session: Session, employee: Employee, *, status: str | None = None,
                      before_id: int | None = None, limit: int = 50) -> list[Post]:
     """The posts *employee* manages, newest first (keyset on id)."""
-    query = select(Post)
-    if not employee.has_role("comms"):
-        keys = groups.owned_group_keys(session, employee)
-        in_scope: set[int] = set()
-        if keys:
-            candidates = (select(AudienceSegment.post_id)
-                          .join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
-                          .where(AudienceValue.dimension == "group", AudienceValue.value.in_(sorted(keys))))
-            for post in session.exec(select(Post).where(Post.id.in_(candidates))).all():
-                if within_groups(post.audience, keys):
-                    in_scope.add(post.id)
-        query = query.where(or_(Post.author_pk == employee.id, Post.id.in_(sorted(in_scope))))
+    query = select(Post).where(managed_posts_filter(session, employee))
     if status:
         query = query.where(Post.status == status)
     if before_id is not None:
@@ -605,6 +622,11 @@ def preview_feed(session: Session, post: Post, *, subject: Employee, viewer: Emp
                  limit: int = 20) -> tuple[dt.datetime, list[PreviewItem]]:
     """The feed *subject* would see once *post* is live, with *post* in its place; logged.
 
+    Around *post* it shows only what *viewer* may read anyway: posts in the viewer's own feed
+    and posts they manage. Anything else *subject* receives is left out without a trace (no
+    placeholder, no count, no gap), so no preview tells its viewer what is sent to someone else;
+    the cost is that the preview may place *post* higher than it will really land.
+
     Only visibility is used: the subject's reads and acknowledgements are never looked at, so
     every must-read is shown pinned. The preview is taken at the post's publication time (or now).
 
@@ -618,7 +640,13 @@ def preview_feed(session: Session, post: Post, *, subject: Employee, viewer: Emp
     if not targeting.employee_matches(audience, subject, keys):
         raise InvalidInput(f"{subject.display_name} is not in this post's audience.", details={"field": "employee"})
     at = max(now, post.published_at or post.publish_at or now)
-    others = session.exec(select(Post).where(targeting.visible_posts_filter(subject, keys, at), Post.id != post.id)
+    # The viewer's own feed *now*, not at `at`: a post scheduled to go live before `at` stays
+    # hidden from a viewer who cannot read it yet.
+    readable = or_(targeting.visible_posts_filter(viewer, targeting.group_keys_of(session, viewer.id), now,
+                                                  name="viewer_segments"),
+                   managed_posts_filter(session, viewer))
+    others = session.exec(select(Post).where(targeting.visible_posts_filter(subject, keys, at), readable,
+                                             Post.id != post.id)
                           .order_by(Post.published_at.desc(), Post.id.desc()).limit(limit)).all()
     items = [PreviewItem(post, True)] + [PreviewItem(p, False) for p in others]
     items.sort(key=lambda i: (not i.post.must_read, -((i.post.published_at or at).timestamp())))

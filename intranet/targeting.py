@@ -313,8 +313,13 @@ def live_filter(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.datetime) -> ColumnElement[bool]:
-    """A WHERE clause over :class:`Post` selecting the live posts targeted at *employee*."""
+def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.datetime, *,
+                         name: str = "matching_segments") -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Post` selecting the live posts targeted at *employee*.
+
+    :param name: the name of the clause's CTE; give another one to combine two people's rules
+        in one statement.
+    """
     if not employee.active:
         return false()
     pairs = employee_pairs(employee, group_keys)
@@ -340,7 +345,7 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.
         select(AudienceSegment.post_id, AudienceSegment.exclude)
         .outerjoin(matched, matched.c.segment_id == AudienceSegment.id)
         .where(func.coalesce(matched.c.n, 0) == AudienceSegment.n_dimensions, level_ok)
-        .cte("matching_segments")
+        .cte(name)
     )
     included = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(False))
     excluded = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(True))

@@ -158,13 +158,15 @@ def _local(value: dt.datetime | None, zone: ZoneInfo) -> str:
 @require_role("employee")
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
+    if not posts.may_author(session(), employee):
+        raise Forbidden("The publishing desk is for contributors, comms managers and group owners.")
     status = request.args.get("status") or None
     if status not in (None, *STATUS_TABS):
         status = None
     rows = posts.manageable_posts(session(), employee, status=status, limit=200)
     authors = {pk: session().get(Employee, pk) for pk in {p.author_pk for p in rows} - {None}}
     return render_template("intranet/publish/index.html", employee=employee, rows=rows, authors=authors,
-                           status=status, tabs=STATUS_TABS, may_author=posts.may_author(session(), employee),
+                           status=status, tabs=STATUS_TABS, may_author=True,  # only authors get here
                            effective=lambda p: posts.effective_status(p, now()))
 
 
