@@ -1,7 +1,7 @@
 """Access to posts through the desk and the feed: no route shows anyone else's targeted posts.
 
-Covers the feed preview ("see the feed as this person"), authors whose rights were revoked, and
-group owners who choose their group's members.
+Covers the feed preview ("see the feed as this person"), authors whose rights were revoked, group
+owners who choose their group's members, and 404s that look and work the same whatever the reason.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import datetime as dt
 import io
 
 import pytest
+from sqlalchemy import event
 
 from intranet import posts
 from intranet.models import Employee, GroupOwner, Post
@@ -167,3 +168,37 @@ def test_employee_gets_403_on_the_desk(client_for, people):
     response = client_for(people["sales"]).get("/publish")
     assert response.status_code == 403
     assert client_for(people["writer"]).get("/publish").status_code == 200
+
+
+# --- 404s that tell nothing ----------------------------------------------------------------------
+
+
+def _statements(app, client, url: str) -> tuple[list[str], object]:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    engine = app.extensions["intranet"].engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen, response
+
+
+@pytest.mark.parametrize("prefix", ["/posts/", "/api/v1/posts/"])
+def test_untargeted_post_404_is_the_missing_post_404(app, client_for, people, make_post, prefix):
+    """A live post meant for others, a draft and a missing id get byte-identical 404s from the same queries."""
+    sales = client_for(people["sales"])
+    others = make_post({"segments": [{"departments": ["Finance"]}]}, title="Finance only")
+    unpublished = make_post({"all": True}, status="draft", published_at=None)
+    sales.get(f"{prefix}999999")  # warm up: the first request may set up caches the others reuse
+    answers = [_statements(app, sales, f"{prefix}{post_id}") for post_id in (999999, others.id, unpublished.id)]
+    (missing_sql, missing), *rest = answers
+    for sql, response in rest:
+        assert response.status_code == missing.status_code == 404
+        assert response.get_data() == missing.get_data()
+        assert sorted(response.headers.items()) == sorted(missing.headers.items())
+        assert sql == missing_sql
