@@ -196,3 +196,26 @@ def test_anonymous_page_visit_goes_to_sign_in(app):
     response = app.test_client().get("/")
     assert response.status_code == 302
     assert "/auth/sign-in" in response.headers["Location"]
+
+
+def test_anonymous_page_views_keep_no_session(app, db):
+    """The sign-in page, a 404 and a redirect seen by someone not signed in write no session row and set no cookie."""
+    app.config["INTRANET_DEV_LOGIN"] = False
+    client = app.test_client()
+    for url, status in (("/auth/sign-in", 200), ("/no/such/page", 404), ("/", 302)):
+        response = client.get(url)
+        assert response.status_code == status
+        assert "Set-Cookie" not in response.headers, url
+    assert db.exec(select(AuthSession)).all() == []
+
+
+def test_a_form_for_anonymous_visitors_still_gets_its_token(app, make_employee, db):
+    """The development sign-in form, which must be posted, keeps its CSRF token in a session."""
+    employee = make_employee()
+    client = app.test_client()
+    page = client.get("/auth/dev-login").get_data(as_text=True)
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    assert len(db.exec(select(AuthSession)).all()) == 1
+    response = client.post("/auth/dev-login", data={"email": employee.email, "csrf_token": token},
+                           headers={"Referer": "https://localhost/"})
+    assert response.status_code == 302

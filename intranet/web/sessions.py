@@ -3,6 +3,11 @@
 The cookie carries a random token; the table holds only its SHA-256, so a database leak does not
 hand out live sessions. Because every instance reads the same table, signing out, or deactivating
 a person, ends their sessions everywhere at once.
+
+A row is written only when the session holds something to keep (a signed-in person, a sign-in
+flow in progress, a flash message, a CSRF token for a form to post). Pages for people who are
+not signed in ask for no CSRF token unless they have such a form (``templates/intranet/base.html``),
+so browsing signed out, a 404 included, writes nothing.
 """
 from __future__ import annotations
 
