@@ -167,6 +167,22 @@ def downloadable_or_404(session: Session, employee: Employee, attachment_id: int
     return attachment
 
 
+def files_of(session: Session, post: Post, upload_dir: Path) -> list[Path]:
+    """Where *post*'s attachments are stored, read before deleting the post.
+
+    Deleting a draft removes its attachment rows in the transaction; the caller unlinks these
+    files with :func:`unlink` only after committing, so a rolled-back deletion keeps its files.
+    """
+    return [path_for(upload_dir, a) for a in attachments_of(session, post)]
+
+
+def unlink(paths: list[Path]) -> None:
+    """Delete stored files whose rows are gone for good (committed); a missing file is no error."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+        logger.info("Deleted attachment file %s", path.name)
+
+
 def remove(session: Session, attachment: Attachment, upload_dir: Path) -> Path:
     """Delete the row; return the file's path, for the caller to unlink after committing."""
     session.delete(attachment)

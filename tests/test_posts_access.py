@@ -1,7 +1,8 @@
 """Access to posts through the desk and the feed: no route shows anyone else's targeted posts.
 
 Covers the feed preview ("see the feed as this person"), authors whose rights were revoked, group
-owners who choose their group's members, and 404s that look and work the same whatever the reason.
+owners who choose their group's members, 404s that look and work the same whatever the reason,
+and deleting a draft's files.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import io
 import pytest
 from sqlalchemy import event
 
-from intranet import posts
-from intranet.models import Employee, GroupOwner, Post
+from intranet import attachments, posts
+from intranet.models import Attachment, Employee, GroupOwner, Post
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -202,3 +203,46 @@ def test_untargeted_post_404_is_the_missing_post_404(app, client_for, people, ma
         assert response.get_data() == missing.get_data()
         assert sorted(response.headers.items()) == sorted(missing.headers.items())
         assert sql == missing_sql
+
+
+# --- deleting a draft ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["api", "desk"])
+def test_deleting_a_draft_deletes_its_files(app, client_for, people, db, route):
+    """Deleting a draft removes its attachment rows and, after the commit, the files on disk."""
+    writer = client_for(people["writer"])
+    post_id = draft(writer)
+    attachment_id = writer.post(f"/api/v1/posts/{post_id}/attachments", data={"file": (io.BytesIO(PNG), "a.png")},
+                                headers={"X-CSRFToken": writer.csrf},
+                                content_type="multipart/form-data").get_json()["id"]
+    with app.app_context():
+        from intranet.web.publish import upload_dir
+
+        path = attachments.path_for(upload_dir(), db.get(Attachment, attachment_id))
+    assert path.exists()
+    if route == "api":
+        assert writer.api("DELETE", f"/api/v1/posts/{post_id}").status_code == 204
+    else:
+        assert writer.post(f"/publish/posts/{post_id}/delete", data={"csrf_token": writer.csrf}).status_code == 302
+    db.expire_all()
+    assert db.get(Post, post_id) is None and db.get(Attachment, attachment_id) is None
+    assert not path.exists()
+
+
+def test_refused_deletion_keeps_the_files(app, client_for, people, db):
+    """A deletion that is refused (a published post the author may not touch) leaves the files alone."""
+    writer, comms = client_for(people["writer"]), client_for(people["comms"])
+    post_id = draft(writer)
+    attachment_id = writer.post(f"/api/v1/posts/{post_id}/attachments", data={"file": (io.BytesIO(PNG), "a.png")},
+                                headers={"X-CSRFToken": writer.csrf},
+                                content_type="multipart/form-data").get_json()["id"]
+    writer.api("POST", f"/api/v1/posts/{post_id}/submit")
+    comms.api("POST", f"/api/v1/posts/{post_id}/approve")
+    with app.app_context():
+        from intranet.web.publish import upload_dir
+
+        path = attachments.path_for(upload_dir(), db.get(Attachment, attachment_id))
+    assert writer.post(f"/publish/posts/{post_id}/delete", data={"csrf_token": writer.csrf}).status_code == 302
+    assert comms.api("DELETE", f"/api/v1/posts/{post_id}").get_json()["status"] == "unpublished"
+    assert path.exists()

@@ -128,9 +128,11 @@ def unpublish(post_id: int):  # type: ignore[no-untyped-def]
 @require_role("employee")
 def delete(post_id: int):  # type: ignore[no-untyped-def]
     post = _managed(post_id)
+    files = attachments.files_of(session(), post, upload_dir())
     kept = posts.delete_post(session(), post, actor=current_employee(), now=now())
     session().commit()
     if kept is None:
+        attachments.unlink(files)  # only once the rows are gone for good
         return "", 204
     return _post_json(kept)
 

@@ -259,6 +259,7 @@ def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
     post = posts.managed_post_or_404(session(), employee, post_id)
     if action not in ACTIONS:
         raise NotFound("No such action.")
+    files = attachments.files_of(session(), post, upload_dir()) if action == "delete" else []
     try:
         result = ACTIONS[action](session(), post, employee, now(), request.form.get("comment", "").strip())
     except IntranetError as exc:
@@ -266,6 +267,8 @@ def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
         return redirect(url_for("intranet_publish.edit", post_id=post_id))
     session().commit()
+    if action == "delete" and result is None:
+        attachments.unlink(files)  # only once the rows are gone for good
     message = DONE[action]
     if action == "publish" and post.status == "scheduled":
         message = "Scheduled."
