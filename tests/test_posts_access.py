@@ -2,7 +2,7 @@
 
 Covers the feed preview ("see the feed as this person"), authors whose rights were revoked, group
 owners who choose their group's members, 404s that look and work the same whatever the reason,
-and deleting a draft's files.
+who sees audience counts and deleting a draft's files.
 """
 from __future__ import annotations
 
@@ -246,3 +246,16 @@ def test_refused_deletion_keeps_the_files(app, client_for, people, db):
     assert writer.post(f"/publish/posts/{post_id}/delete", data={"csrf_token": writer.csrf}).status_code == 302
     assert comms.api("DELETE", f"/api/v1/posts/{post_id}").get_json()["status"] == "unpublished"
     assert path.exists()
+
+
+# --- audience counts -----------------------------------------------------------------------------
+
+
+def test_authors_get_the_audience_count_live_and_employees_do_not(client_for, people):
+    """The live count follows the desk: whoever may write a post sees its headcount, nobody else."""
+    audience = {"audience": {"segments": [{"departments": ["Sales"]}]}}
+    writer = client_for(people["writer"])
+    counted = writer.api("POST", "/api/v1/audiences/preview", json=audience)
+    assert counted.status_code == 200 and counted.get_json()["count"] == 1
+    assert 'data-live-count="on"' in writer.get("/publish/new").get_data(as_text=True)
+    assert client_for(people["sales"]).api("POST", "/api/v1/audiences/preview", json=audience).status_code == 403

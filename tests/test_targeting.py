@@ -91,8 +91,8 @@ def test_preview_api_breaks_down_exact_headcounts(make_employee, client_for):
                     "by_level": {"3": 1, "unknown": 1}}
 
 
-def test_preview_is_for_comms_managers_only(make_employee, client_for):
-    """An employee calling the preview gets a 403."""
+def test_preview_is_for_people_who_write_posts(make_employee, client_for):
+    """An employee who may not write posts gets a 403 from the audience preview."""
     response = client_for(make_employee()).api("POST", "/api/v1/audiences/preview", json={"audience": {"all": True}})
     assert response.status_code == 403
 

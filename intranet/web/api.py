@@ -9,8 +9,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from intranet import feed, groups, targeting
-from intranet.errors import InvalidInput
+from intranet import feed, groups, posts, targeting
+from intranet.errors import Forbidden, InvalidInput
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, public, require_role, session
 
@@ -84,8 +84,12 @@ def post_acknowledge(post_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/audiences/preview")
-@require_role("comms")
+@require_role("employee")
 def audience_preview():  # type: ignore[no-untyped-def]
+    # Everyone who may write a post sees the headcount of the audience they choose: the desk
+    # shows it for a saved draft anyway, so a comms-only live count would protect nothing.
+    if not posts.may_author(session(), current_employee()):
+        raise Forbidden("Audience counts are for people who write posts.")
     audience = targeting.parse_audience(json_body().get("audience"))
     targeting.check_known_values(session(), audience)
     return targeting.audience_breakdown(session(), audience)

@@ -63,7 +63,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/posts/{post_id}/acknowledge": {"post": {"summary": "Acknowledge a must-read post", "parameters": POST_ID,
                                               "responses": {"200": _ok("Acknowledged"), **ERRORS}}},
     "/audiences/preview": {"post": {
-        "summary": "Exact audience size and breakdown (comms managers)",
+        "summary": "Exact audience size and breakdown (people who may write posts)",
         "requestBody": _json({"type": "object", "required": ["audience"],
                               "properties": {"audience": {"$ref": "#/components/schemas/Audience"}}}),
         "responses": {"200": _ok("Headcounts", PREVIEW),

@@ -125,7 +125,9 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
         "employee": employee, "post": post, "form": form, "zone_name": zone_name, "zone": ZoneInfo(zone_name),
         "zone_choices": zones.choices(), "dimensions": DIMENSIONS,
         "known": {d: sorted(targeting.known_values(db, targeting.SEGMENT_FIELDS[d])) for d in DIMENSIONS},
-        "can_count_live": employee.has_role("comms"), "now": now(),
+        # Everyone who may write a post sees its exact audience count, live as they choose and on
+        # the saved draft alike (the same rule as POST /api/v1/audiences/preview).
+        "can_count_live": posts.may_author(db, employee), "now": now(),
     }
     if post is not None:
         transitions, revisions = posts.history(db, post)
