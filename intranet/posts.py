@@ -354,9 +354,12 @@ def check_times(post: Post) -> None:
                            details={"field": "ack_deadline"})
 
 
-def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt.datetime) -> Post:
+def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt.datetime,
+                as_draft: bool = False) -> Post:
     """Create a draft, or (when ``data.publish_at`` is given) publish it at that time.
 
+    :param as_draft: keep the post a draft even with ``data.publish_at``, which is then only its
+        planned time (the desk's compose form: publishing is a separate, reviewed step).
     :raise Forbidden: when *author* may not write posts, or may not publish to that audience.
     :raise InvalidInput: for an empty or unknown audience, or inconsistent times.
     :raise TooLarge: for an oversized body (before sanitizing).
@@ -365,7 +368,8 @@ def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt
         raise Forbidden("Only contributors, comms managers and group owners write posts.")
     check_body_size(data.body_html)
     audience = _audience(session, data.audience) if data.audience is not None else None
-    if data.publish_at is not None:
+    publishing = data.publish_at is not None and not as_draft
+    if publishing:
         if audience is None:
             raise InvalidInput('A post needs an audience to be published: {"all": true} or {"segments": [...]}.',
                                details={"field": "audience"})
@@ -382,8 +386,11 @@ def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt
     session.flush()
     if audience is not None:
         targeting.store_audience(session, post, audience)
-    _record(session, post, author, None, "create", now=now)
-    if data.publish_at is not None:
+    planned = None
+    if as_draft and post.publish_at is not None:
+        planned = {"publish_at": {"from": None, "to": _iso(as_utc(post.publish_at))}}
+    _record(session, post, author, None, "create", now=now, fields=planned)
+    if publishing:
         _go_live(session, post, author, now=now, publish_at=data.publish_at, action="publish")
     session.flush()
     return post

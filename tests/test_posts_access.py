@@ -2,7 +2,7 @@
 
 Covers the feed preview ("see the feed as this person"), authors whose rights were revoked, group
 owners who choose their group's members, 404s that look and work the same whatever the reason,
-who sees audience counts and deleting a draft's files.
+and the desk's own rules: who sees audience counts, planned times, deleting a draft's files.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import io
 
 import pytest
 from sqlalchemy import event
+from sqlmodel import select
 
 from intranet import attachments, posts
-from intranet.models import Attachment, Employee, GroupOwner, Post
+from intranet.models import Attachment, Employee, GroupOwner, Post, PostTransition
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -259,3 +260,34 @@ def test_authors_get_the_audience_count_live_and_employees_do_not(client_for, pe
     assert counted.status_code == 200 and counted.get_json()["count"] == 1
     assert 'data-live-count="on"' in writer.get("/publish/new").get_data(as_text=True)
     assert client_for(people["sales"]).api("POST", "/api/v1/audiences/preview", json=audience).status_code == 403
+
+
+# --- planned times on the desk -------------------------------------------------------------------
+
+
+def test_desk_planned_time_goes_through_the_service(client_for, people, db):
+    """A contributor's compose form stores the planned time as a draft, recorded in the create transition."""
+    writer = client_for(people["writer"])
+    response = writer.post("/publish/new", data={
+        "csrf_token": writer.csrf, "title": "Town hall", "summary": "Join us", "topic": "Events",
+        "rating_style": "stars", "timezone": "Europe/Berlin", "publish_at": "2026-12-01T10:00", "all_staff": "1"})
+    assert response.status_code == 302
+    post = db.exec(select(Post).where(Post.title == "Town hall")).one()
+    assert post.status == "draft" and post.publish_at == dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
+    created = db.exec(select(PostTransition).where(PostTransition.post_id == post.id)).one()
+    assert created.changes == {"action": "create",
+                               "fields": {"publish_at": {"from": None, "to": "2026-12-01T09:00:00+00:00"}}}
+
+
+def test_planned_time_as_draft_is_checked_by_the_service(db, people, clock):
+    """as_draft keeps the post a draft (no publishing rights needed) and still checks the times."""
+    later = clock.now + dt.timedelta(days=1)
+    post = posts.create_post(db, posts.PostCreate(title="t", audience={"all": True}, publish_at=later),
+                             author=people["writer"], now=clock.now, as_draft=True)
+    assert post.status == "draft" and post.publish_at == later and post.published_at is None
+    with pytest.raises(posts.InvalidInput):
+        posts.create_post(db, posts.PostCreate(title="t", publish_at=later, expires_at=later - dt.timedelta(hours=1)),
+                          author=people["writer"], now=clock.now, as_draft=True)
+    with pytest.raises(posts.Forbidden):
+        posts.create_post(db, posts.PostCreate(title="t", audience={"all": True}, publish_at=later),
+                          author=people["writer"], now=clock.now)

@@ -187,11 +187,9 @@ def new():  # type: ignore[no-untyped-def]
 def create():  # type: ignore[no-untyped-def]
     employee = current_employee()
     try:
-        fields = form_fields(employee)
-        publish_at = fields.pop("publish_at")
-        post = posts.create_post(session(), posts.PostCreate.model_validate(fields), author=employee, now=now())
-        post.publish_at = publish_at  # the planned time; publishing is a separate, reviewed step
-        posts.check_times(post)
+        # The form's time is the draft's planned time; publishing is a separate, reviewed step.
+        post = posts.create_post(session(), posts.PostCreate.model_validate(form_fields(employee)), author=employee,
+                                 now=now(), as_draft=True)
     except (IntranetError, ValidationError) as exc:
         session().rollback()
         message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
