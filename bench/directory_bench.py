@@ -24,7 +24,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from intranet import migrate
-from intranet.db import make_engine
+from intranet.db import make_engine, session_factory
 from intranet.directory import graph
 from intranet.directory.graph import GraphClient, GraphSettings
 from intranet.directory.policy import load as load_policy
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = GraphSettings.from_config(config)
         client = GraphClient(settings)
         engine = _engine(args.database_url)
-        sync = DirectorySync(engine, config, clock=lambda: now, policy=load_policy({}), graph_client=client)
+        sync = DirectorySync(session_factory(engine), config, clock=lambda: now, policy=load_policy({}), graph_client=client)
 
         # Warm up TLS, discovery and the token (neither side should pay for it).
         next(iter(client.iter_delta(None)))

@@ -28,15 +28,9 @@ from sqlmodel import Session, select
 from intranet import posts, targeting
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Attachment, Employee, Post
-from intranet.settings import Setting, register
 
 logger = logging.getLogger(__name__)
 
-register(
-    Setting("INTRANET_UPLOAD_DIR", None, "Where uploaded attachments are stored; default: uploads/ in the instance folder."),
-    Setting("INTRANET_MAX_IMAGE_BYTES", 5 * 1024 * 1024, "Largest image a post may embed."),
-    Setting("INTRANET_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024, "Largest file a post may attach."),
-)
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024

@@ -11,8 +11,7 @@ from sqlmodel import Session
 from intranet import demo, migrate, people
 from intranet.delivery.commands import digests_group, events_group
 from intranet.directory.commands import import_csv_command, sync_command as directory_sync_command
-from intranet.errors import ConfigurationError, IntranetError
-from intranet.extension import require_safe
+from intranet.errors import IntranetError
 
 intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
 directory_group = AppGroup("directory", help="Employees: import and sync.")
@@ -32,14 +31,15 @@ def _state():  # type: ignore[no-untyped-def]
 
 
 def db_session() -> Session:
-    return Session(_state().engine, expire_on_commit=False)
+    return _state().sessions()
 
 
 def _require_safe() -> None:
-    try:
-        require_safe(current_app._get_current_object())  # type: ignore[attr-defined]
-    except ConfigurationError as exc:
-        fail(str(exc))
+    # The command line may load an app with unsafe production settings (for init-db, imports,
+    # role grants); serving and scheduling it stay refused, with the reason init_app recorded.
+    unsafe = _state().unsafe
+    if unsafe:
+        fail(unsafe)
 
 
 def fail(message: str) -> None:
@@ -108,7 +108,7 @@ def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
         from intranet.engagement.demo_history import seed_history  # weeks of reading history (issue 6)
 
         events = seed_history(session, now=_state().clock(), seed=seed_value,
-                              org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+                              org_timezone=_state().settings.site.org_timezone)
         session.commit()
     click.echo(f"Seeded {result.employees} employees, {result.groups} groups and {result.posts} posts"
                f" (and {events} reading events).")
@@ -124,7 +124,7 @@ def _echo_accounts(accounts: dict[str, str]) -> None:
 @intranet_group.command("scheduler")
 def scheduler() -> None:
     """Run Beacon's periodic jobs in this process (one process holds the lease; others wait)."""
-    from intranet.delivery.schedule import LeasedScheduler
+    from intranet.jobs import LeasedScheduler
 
     _require_safe()
     runner = LeasedScheduler(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -140,10 +140,10 @@ def scheduler() -> None:
 @click.option("--port", default=5000, show_default=True)
 def serve(host: str, port: int) -> None:
     """Serve Beacon on this machine with the scheduler in-process (single-machine default)."""
-    from intranet.delivery.schedule import serve as serve_app
+    from intranet.jobs import serve as serve_app
 
     _require_safe()
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    dev = app.config["INTRANET_DEV_LOGIN"]
+    dev = _state().settings.sessions.dev_login
     click.echo(f"Beacon on http://{host}:{port}/" + ("  (development sign-in enabled)" if dev else ""))
     serve_app(app, host=host, port=port)

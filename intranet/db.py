@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import registry, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
@@ -68,6 +68,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """The one way Beacon opens sessions on *engine* (the app keeps one in its state).
+
+    ``expire_on_commit=False``: objects stay readable after the commit that ends a request or a
+    job step, since templates and mail are rendered after it.
+    """
+    return sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
 
 
 def is_postgres(session: Session) -> bool:

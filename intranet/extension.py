@@ -13,10 +13,12 @@ import click
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
 
-from intranet.db import make_engine, utcnow
+from intranet.db import make_engine, session_factory, utcnow
 from intranet.errors import ConfigurationError
-from intranet.settings import DEFAULTS
+from intranet.settings import DEFAULTS, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +28,23 @@ MIN_SECRET_KEY_LENGTH = 32
 
 @dataclasses.dataclass
 class State:
-    """Beacon's per-app state, kept in ``app.extensions["intranet"]``."""
+    """Beacon's per-app state, kept in ``app.extensions["intranet"]``; built once, at ``init_app``."""
 
     engine: Engine
+    #: Every ``INTRANET_*`` setting, parsed and validated, one typed group per subsystem.
+    settings: Settings
+    #: Opens a database session on :attr:`engine`; every session Beacon opens comes from here.
+    sessions: sessionmaker[Session]
     clock: Callable[[], dt.datetime] = utcnow
     #: Why this app must not serve requests (weak production settings), or None when it may.
     unsafe: str | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def build(cls, engine: Engine, settings: Settings, *, clock: Callable[[], dt.datetime] | None = None,
+              unsafe: str | None = None) -> State:
+        return cls(engine=engine, settings=settings, sessions=session_factory(engine), clock=clock or utcnow,
+                   unsafe=unsafe)
 
 
 def database_url(app: Flask) -> str:
@@ -82,16 +94,6 @@ def _refuse_to_serve() -> tuple[str, int, dict[str, str]]:
         "Content-Type": "text/plain; charset=utf-8"}
 
 
-def require_safe(app: Flask) -> None:
-    """Refuse to serve or schedule an app loaded with unsafe production settings.
-
-    :raise ConfigurationError: with the message saying what to fix.
-    """
-    unsafe = app.extensions["intranet"].unsafe
-    if unsafe:
-        raise ConfigurationError(unsafe)
-
-
 class Intranet:
     """Beacon as a Flask extension.
 
@@ -103,7 +105,15 @@ class Intranet:
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, *, engine: Engine | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        """Plug Beacon into *app*: settings parsed once, the database, the web edge and the CLI.
+
+        :param engine: use this engine instead of one built from ``INTRANET_DATABASE_URL``.
+        :param clock: returns the current aware UTC time (default: the system clock).
+        :raise ConfigurationError: a setting cannot be used (the message names it), or production
+            settings are unsafe outside the command line.
+        """
         if "intranet" in app.extensions:
             raise RuntimeError(
                 "Beacon is already initialized on this app. Import and reuse that Intranet instance."
@@ -115,6 +125,9 @@ class Intranet:
 
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
+        settings = Settings.from_config(app.config)
+        # Code reading app.config directly sees the parsed values too ("false" is False).
+        app.config.update(settings.as_config())
         if app.config.get("INTRANET_SECRET_KEY"):
             app.config["SECRET_KEY"] = app.config["INTRANET_SECRET_KEY"]
         elif app.config["INTRANET_ENV"] == "development" and not app.config.get("SECRET_KEY"):
@@ -139,7 +152,8 @@ class Intranet:
         )
         app.config.setdefault("MAX_CONTENT_LENGTH", app.config["INTRANET_MAX_REQUEST_BYTES"])
 
-        app.extensions["intranet"] = State(engine=make_engine(database_url(app)), unsafe=unsafe)
+        app.extensions["intranet"] = State.build(engine or make_engine(database_url(app)), settings, clock=clock,
+                                                 unsafe=unsafe)
         if unsafe:
             app.before_request(_refuse_to_serve)
         app.session_interface = DatabaseSessionInterface()

@@ -582,7 +582,7 @@ def delete_post(session: Session, post: Post, *, actor: Employee, now: dt.dateti
 
 
 # --------------------------------------------------------------------------------------------
-# Periodic work (declared in intranet.delivery.schedule): safe to run twice
+# Periodic work (declared in intranet.jobs): safe to run twice
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,75 +1,333 @@
-"""Every ``INTRANET_*`` configuration key, with its default and what it means.
+"""Every ``INTRANET_*`` configuration key: its type, its default and what it means.
 
-This is the one place settings are documented. A host application sets any of these in its Flask
+This is the one place settings are declared. A host application sets any of these in its Flask
 config before calling :meth:`intranet.Intranet.init_app`; the standalone app (``create_app``) also
-reads them from ``INTRANET_*`` environment variables.
+reads them from ``INTRANET_*`` environment variables. Either way they are parsed and validated
+once, at ``init_app``, into a :class:`Settings` object (one typed group per subsystem) kept on the
+per-app state; a value that cannot be used stops the start with a message naming its key.
+
+Nothing registers settings at import time: a key used anywhere is declared here.
 """
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from typing import Any
+import datetime as dt
+import logging
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from intranet.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+#: ``INTRANET_*`` environment variables that are not settings (read by the factory or the tests).
+NOT_SETTINGS = frozenset({"INTRANET_CONFIG_FILE", "INTRANET_TEST_DATABASE_URL"})
 
 
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    key: str
-    default: Any
-    meaning: str
+def _accepts_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_accepts_text(arg) for arg in typing.get_args(annotation))
+    return False
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("INTRANET_ENV", "production", "'production' or 'development'; development relaxes cookie Secure and the secret key check."),
-    Setting("INTRANET_DATABASE_URL", None, "SQLAlchemy URL; default is SQLite in the Flask instance folder (beacon.db)."),
-    Setting("INTRANET_SECRET_KEY", None, "Signs CSRF tokens; required (32+ random bytes) in production."),
-    Setting("INTRANET_URL_PREFIX", "", "Where Beacon's pages and API are mounted inside a host app, e.g. '/news'."),
-    Setting("INTRANET_DEV_LOGIN", False, "Enable the development sign-in (pick any person). Never in production."),
-    Setting("INTRANET_SESSION_IDLE_MINUTES", 30, "A session unused this long is ended."),
-    Setting("INTRANET_SESSION_ABSOLUTE_HOURS", 10, "A session older than this is ended, however active."),
-    Setting("INTRANET_SESSION_COOKIE_SECURE", None, "Force the Secure cookie flag; default: on unless INTRANET_ENV=development."),
-    Setting("INTRANET_ORG_TIMEZONE", "UTC", "The organisation's default IANA time zone."),
-    Setting("INTRANET_ORG_NAME", "Beacon", "Shown in page titles and emails."),
-    Setting("INTRANET_FEED_PAGE_SIZE", 20, "Posts per feed page."),
-    Setting("INTRANET_MAX_REQUEST_BYTES", 16 * 1024 * 1024, "Largest request body accepted (uploads included)."),
-    Setting("INTRANET_RUN_SCHEDULER", True, "Whether 'flask intranet serve' also runs the scheduler in-process."),
-    Setting("INTRANET_TRUSTED_PROXIES", 0, "Standalone app: how many reverse-proxy hops' X-Forwarded-* headers to trust."),
-    Setting("INTRANET_SCHEDULER_LEASE_SECONDS", 60, "How long the scheduler's database lease lasts without renewal."),
-)
+class _Group(BaseModel):
+    """One subsystem's settings. Fields are read by their ``INTRANET_*`` key (the alias)."""
 
-DEFAULTS: dict[str, Any] = {s.key: s.default for s in SETTINGS}
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, data: Any) -> Any:
+        # ``INTRANET_SMTP_PORT=`` in an env file means "not set": the default applies. Text
+        # settings keep the empty string (an empty SMTP host means "do not send email").
+        if not isinstance(data, Mapping):
+            return data
+        fields = {f.alias or name: f for name, f in cls.model_fields.items()}
+        return {key: value for key, value in data.items()
+                if not (value == "" and key in fields and not _accepts_text(fields[key].annotation))}
 
 
-def coerce(key: str, raw: str) -> Any:
-    """Parse an environment string into the type of the setting's default.
+def _key(default: Any, key: str, meaning: str, **constraints: Any) -> Any:
+    return Field(default, alias=key, description=meaning, **constraints)
 
-    :param key: the setting's name.
-    :param raw: the value as found in the environment.
-    :raise ValueError: when the value cannot be read as the expected type.
+
+class SiteSettings(_Group):
+    """The installation: where it runs, its database, its name and its zone."""
+
+    env: Literal["production", "development"] = _key(
+        "production", "INTRANET_ENV", "'production' or 'development'; development relaxes cookie Secure and the secret key check.")
+    database_url: str | None = _key(
+        None, "INTRANET_DATABASE_URL", "SQLAlchemy URL; default is SQLite in the Flask instance folder (beacon.db).")
+    secret_key: str | None = Field(None, alias="INTRANET_SECRET_KEY", repr=False,
+                                   description="Signs CSRF tokens; required (32+ random bytes) in production.")
+    url_prefix: str = _key("", "INTRANET_URL_PREFIX", "Where Beacon's pages and API are mounted inside a host app, e.g. '/news'.")
+    org_timezone: str = _key("UTC", "INTRANET_ORG_TIMEZONE", "The organisation's default IANA time zone.")
+    org_name: str = _key("Beacon", "INTRANET_ORG_NAME", "Shown in page titles and emails.")
+    base_url: str = _key("http://localhost:5000", "INTRANET_BASE_URL", "Beacon's public address, for links in emails and cards.")
+    feed_page_size: int = _key(20, "INTRANET_FEED_PAGE_SIZE", "Posts per feed page.", ge=1)
+    max_request_bytes: int = _key(16 * 1024 * 1024, "INTRANET_MAX_REQUEST_BYTES",
+                                  "Largest request body accepted (uploads included).", ge=1)
+    trusted_proxies: int = _key(0, "INTRANET_TRUSTED_PROXIES",
+                                "Standalone app: how many reverse-proxy hops' X-Forwarded-* headers to trust.", ge=0)
+
+    @field_validator("org_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+        return value
+
+
+class SessionSettings(_Group):
+    """Signing in and staying signed in."""
+
+    dev_login: bool = _key(False, "INTRANET_DEV_LOGIN", "Enable the development sign-in (pick any person). Never in production.")
+    idle_minutes: float = _key(30, "INTRANET_SESSION_IDLE_MINUTES", "A session unused this long is ended.", gt=0)
+    absolute_hours: float = _key(10, "INTRANET_SESSION_ABSOLUTE_HOURS",
+                                 "A session older than this is ended, however active.", gt=0)
+    cookie_secure: bool | None = _key(None, "INTRANET_SESSION_COOKIE_SECURE",
+                                      "Force the Secure cookie flag; default: on unless INTRANET_ENV=development.")
+
+    @property
+    def idle(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.idle_minutes)
+
+    @property
+    def absolute(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.absolute_hours)
+
+
+class SchedulerSettings(_Group):
+    """The process that runs the periodic jobs (:mod:`intranet.jobs`)."""
+
+    run_in_server: bool = _key(True, "INTRANET_RUN_SCHEDULER", "Whether 'flask intranet serve' also runs the scheduler in-process.")
+    lease_seconds: float = _key(60, "INTRANET_SCHEDULER_LEASE_SECONDS",
+                                "How long the scheduler's database lease lasts without renewal.", gt=0)
+
+    @property
+    def lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.lease_seconds)
+
+
+class MailSettings(_Group):
+    """The sender: email over SMTP, cards to Teams, pacing and retries of the outbox."""
+
+    smtp_host: str = _key("localhost", "INTRANET_SMTP_HOST", "SMTP server for digests (empty: email is not sent).")
+    smtp_port: int = _key(25, "INTRANET_SMTP_PORT", "SMTP port.", ge=1, le=65535)
+    smtp_username: str = _key("", "INTRANET_SMTP_USERNAME", "SMTP AUTH user (empty: no authentication).")
+    smtp_password: str = Field("", alias="INTRANET_SMTP_PASSWORD", repr=False,
+                               description="SMTP AUTH password (a secret: never logged).")
+    smtp_starttls: bool = _key(False, "INTRANET_SMTP_STARTTLS", "Upgrade the SMTP connection with STARTTLS.")
+    mail_from: str = _key("Beacon <beacon@localhost>", "INTRANET_MAIL_FROM", "From: address of digests.")
+    rate_per_minute: float = _key(30, "INTRANET_MAIL_RATE_PER_MINUTE",
+                                  "Most messages sent per minute per sender (provider limit; 0: unpaced).", ge=0)
+    lease_seconds: float = _key(300, "INTRANET_OUTBOX_LEASE_SECONDS",
+                                "How long a sender owns a claimed message before others may take it.", gt=0)
+    batch: int = _key(30, "INTRANET_OUTBOX_BATCH", "Messages claimed per sender round.", ge=1)
+    retry_seconds: float = _key(60, "INTRANET_OUTBOX_RETRY_SECONDS",
+                                "First retry delay after a temporary failure (doubles each time).", ge=0)
+    teams_workflow_url: str = Field("", alias="INTRANET_TEAMS_WORKFLOW_URL", repr=False,
+                                    description="Workflows HTTP trigger posting cards to a person's chat (a secret).")
+
+    @property
+    def lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.lease_seconds)
+
+    @property
+    def teams_enabled(self) -> bool:
+        return bool(self.teams_workflow_url)
+
+
+class DigestSettings(_Group):
+    """Planned digests: what goes in one and how far ahead they are planned."""
+
+    max_items: int = _key(10, "INTRANET_DIGEST_MAX_ITEMS", "Most posts in one digest (a link leads to the rest).", ge=1)
+    lookback_days: int = _key(7, "INTRANET_DIGEST_LOOKBACK_DAYS", "A first digest covers posts from this many days back.", ge=1)
+    plan_horizon_hours: float = _key(36, "INTRANET_DIGEST_PLAN_HORIZON_HOURS",
+                                     "How far ahead the planning job writes digest slots.", gt=0)
+
+    @property
+    def plan_horizon(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.plan_horizon_hours)
+
+
+class AlertSettings(_Group):
+    """Must-reads and their reminders, and posts sent as they happen."""
+
+    batch_minutes: int = _key(15, "INTRANET_ALERT_BATCH_MINUTES",
+                              "As-it-happens posts and must-reads for one person are batched into windows this long.",
+                              ge=1, le=24 * 60)
+    lookback_hours: float = _key(24, "INTRANET_ALERT_LOOKBACK_HOURS",
+                                 "Posts published this long ago are still sent as they happen (covers scheduler downtime).",
+                                 gt=0)
+    reminder_hours: float = _key(48, "INTRANET_MUST_READ_REMINDER_HOURS",
+                                 "A must-read still unacknowledged this long after publishing is escalated to a second "
+                                 "channel.", gt=0)
+    max_reminders: int = _key(3, "INTRANET_MUST_READ_MAX_REMINDERS",
+                              "Most reminders of one unacknowledged must-read outside planned digests.", ge=0)
+
+    @property
+    def batch(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.batch_minutes)
+
+    @property
+    def lookback(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.lookback_hours)
+
+    @property
+    def reminder_after(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.reminder_hours)
+
+
+class EventSettings(_Group):
+    """Reading events sent by browsers (``POST /api/v1/events``)."""
+
+    max_batch: int = _key(500, "INTRANET_EVENTS_MAX_BATCH", "Most events accepted in one POST /api/v1/events batch.", ge=1)
+    max_age_hours: float = _key(72, "INTRANET_EVENTS_MAX_AGE_HOURS",
+                                "Client events older than this are refused (offline queues flush sooner).", gt=0)
+    max_skew_seconds: float = _key(300, "INTRANET_EVENTS_MAX_SKEW_SECONDS",
+                                   "Client events further than this in the future are refused.", ge=0)
+
+    @property
+    def max_age(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.max_age_hours)
+
+    @property
+    def max_skew(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.max_skew_seconds)
+
+
+class UploadSettings(_Group):
+    """Images and files attached to posts."""
+
+    upload_dir: str | None = _key(None, "INTRANET_UPLOAD_DIR",
+                                  "Where uploaded attachments are stored; default: uploads/ in the instance folder.")
+    max_image_bytes: int = _key(5 * 1024 * 1024, "INTRANET_MAX_IMAGE_BYTES", "Largest image a post may embed.", ge=1)
+    max_attachment_bytes: int = _key(10 * 1024 * 1024, "INTRANET_MAX_ATTACHMENT_BYTES",
+                                     "Largest file a post may attach.", ge=1)
+
+
+class DirectorySettings(_Group):
+    """Where the directory policy and the HR column mappings are read from."""
+
+    config_path: str | None = _key(None, "INTRANET_DIRECTORY_CONFIG",
+                                   "Path of the directory policy (TOML); default config/directory.toml.")
+    hr_mappings_dir: str | None = _key(None, "INTRANET_HR_MAPPINGS_DIR",
+                                       "Folder of HR column mapping files (TOML); default config/hr_mappings.")
+
+
+class EntraSettings(_Group):
+    """Entra ID sign-in and the Graph directory sync (``None``: the Graph client's default)."""
+
+    tenant_id: str | None = _key(None, "INTRANET_ENTRA_TENANT_ID",
+                                 "Entra ID directory (tenant) GUID: enables Entra sign-in and Graph sync.")
+    client_id: str | None = _key(None, "INTRANET_ENTRA_CLIENT_ID", "The app registration's application (client) id.")
+    client_secret: str | None = Field(None, alias="INTRANET_ENTRA_CLIENT_SECRET", repr=False,
+                                      description="The app registration's client secret (or use a certificate).")
+    client_certificate: str | dict[str, Any] | None = Field(
+        None, alias="INTRANET_ENTRA_CLIENT_CERTIFICATE", repr=False,
+        description="Instead of a secret: the certificate credential msal accepts.")
+    authority: str | None = _key(None, "INTRANET_ENTRA_AUTHORITY", "Default https://login.microsoftonline.com/<tenant id>.")
+    instance_discovery: bool | None = _key(
+        None, "INTRANET_ENTRA_INSTANCE_DISCOVERY",
+        "Set false when INTRANET_ENTRA_AUTHORITY is not a Microsoft host (a local fake, a proxy).")
+    graph_base_url: str | None = _key(None, "INTRANET_GRAPH_BASE_URL", "Default https://graph.microsoft.com/v1.0.")
+    graph_select: str | list[str] | None = _key(None, "INTRANET_GRAPH_SELECT",
+                                                "User properties read from Graph (list or comma-separated).")
+    graph_page_size: int | None = _key(None, "INTRANET_GRAPH_PAGE_SIZE", "Users per Graph page (1..999).", ge=1, le=999)
+    graph_return_minimal: bool | None = _key(None, "INTRANET_GRAPH_RETURN_MINIMAL",
+                                             "Ask Graph for minimal delta responses.")
+    graph_max_attempts: int | None = _key(None, "INTRANET_GRAPH_MAX_ATTEMPTS", "Tries per Graph request.", ge=1)
+    graph_max_total_wait_s: float | None = _key(None, "INTRANET_GRAPH_MAX_TOTAL_WAIT_S",
+                                                "Longest total wait for throttled Graph requests in one round.", ge=0)
+    graph_base_backoff_s: float | None = _key(None, "INTRANET_GRAPH_BASE_BACKOFF_S", "First Graph retry delay.", ge=0)
+    graph_max_backoff_s: float | None = _key(None, "INTRANET_GRAPH_MAX_BACKOFF_S", "Longest Graph retry delay.", ge=0)
+    graph_timeout_s: float | None = _key(None, "INTRANET_GRAPH_TIMEOUT_S", "Timeout of one Graph request.", gt=0)
+
+    @property
+    def configured(self) -> bool:
+        """Whether a tenant and an application are set (the Graph sync runs)."""
+        return bool(self.tenant_id and self.client_id)
+
+
+class Settings(BaseModel):
+    """All of Beacon's settings, one typed group per subsystem (``app.extensions["intranet"].settings``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site: SiteSettings = SiteSettings()
+    sessions: SessionSettings = SessionSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    mail: MailSettings = MailSettings()
+    digests: DigestSettings = DigestSettings()
+    alerts: AlertSettings = AlertSettings()
+    events: EventSettings = EventSettings()
+    uploads: UploadSettings = UploadSettings()
+    directory: DirectorySettings = DirectorySettings()
+    entra: EntraSettings = EntraSettings()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Parse every ``INTRANET_*`` key of *config* (a Flask config, or strings from the environment).
+
+        Strings are read as their setting's type: ``"false"``/``"0"``/``"no"``/``"off"`` are false,
+        ``"30"`` is 30; an empty string leaves a non-text setting at its default.
+
+        :raise ConfigurationError: naming each key whose value cannot be used, and why.
+        """
+        groups: dict[str, _Group] = {}
+        problems: list[str] = []
+        for name, field in cls.model_fields.items():
+            group_type: type[_Group] = field.annotation  # type: ignore[assignment]
+            try:
+                groups[name] = group_type.model_validate(config)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    key = str(error["loc"][0]) if error["loc"] else group_type.__name__
+                    why = error["msg"].removeprefix("Value error, ")
+                    problems.append(f"{key}={config.get(key)!r}: {why}")
+        if problems:
+            raise ConfigurationError("Beacon cannot start with these settings: " + "; ".join(problems) + ".")
+        return cls(**groups)
+
+    def as_config(self) -> dict[str, Any]:
+        """Every ``INTRANET_*`` key with its parsed value (written back into ``app.config``)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            out.update(getattr(self, name).model_dump(by_alias=True))
+        return out
+
+
+def _declared() -> Iterator[tuple[str, FieldInfo]]:
+    for group in Settings.model_fields.values():
+        for field in group.annotation.model_fields.values():  # type: ignore[union-attr]
+            assert field.alias is not None
+            yield field.alias, field
+
+
+#: key -> default, for every declared setting.
+DEFAULTS: dict[str, Any] = {key: field.default for key, field in _declared()}
+#: key -> one-line meaning, for every declared setting (the documentation).
+MEANINGS: dict[str, str] = {key: field.description or "" for key, field in _declared()}
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The declared ``INTRANET_*`` settings found in *environ*, as strings (parsed by :class:`Settings`).
+
+    Other ``INTRANET_*`` variables are logged, since a misspelt name would otherwise do nothing.
     """
-    default = DEFAULTS.get(key)
-    if isinstance(default, bool) or key.endswith(("_LOGIN", "_SECURE")):
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off", ""}:
-            return False
-        raise ValueError(f"{key} must be true or false, not {raw!r}")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    return raw
-
-
-def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Return every ``INTRANET_*`` variable in *environ*, typed like its default."""
-    return {key: coerce(key, value) for key, value in environ.items() if key.startswith("INTRANET_")}
-
-
-def register(*settings: Setting) -> None:
-    """Let a subsystem declare its own settings next to its code (kept in this one registry)."""
-    global SETTINGS
-    known = {s.key for s in SETTINGS}
-    SETTINGS = SETTINGS + tuple(s for s in settings if s.key not in known)
-    for s in settings:
-        DEFAULTS.setdefault(s.key, s.default)
+    unknown = sorted(key for key in environ
+                     if key.startswith("INTRANET_") and key not in DEFAULTS and key not in NOT_SETTINGS)
+    if unknown:
+        logger.warning("Ignoring %s: not Beacon settings (every setting is listed in intranet/settings.py)",
+                       ", ".join(unknown))
+    return {key: value for key, value in environ.items() if key in DEFAULTS}

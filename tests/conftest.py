@@ -33,8 +33,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from intranet import create_app, migrate, targeting
-from intranet.db import make_engine, metadata
+from intranet.db import make_engine, metadata, session_factory
 from intranet.models import Employee, Group, GroupMember, Post
+from intranet.settings import Settings
 from tests.fakes.smtp import Recorder
 
 # CI explores a fixed set of examples (a red run must mean a change broke something); local runs
@@ -134,28 +135,46 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(database: Engine, clock: Clock, tmp_path: Any):  # type: ignore[no-untyped-def]
-    """Beacon on the database under test, as production would run it (Secure cookies, CSRF on)."""
-    application = create_app({
-        "TESTING": True,
-        "INTRANET_ENV": "production",
-        "INTRANET_SECRET_KEY": SECRET,
-        "INTRANET_DATABASE_URL": "sqlite://",  # replaced by the shared engine below
-        "INTRANET_DEV_LOGIN": True,
-        "PREFERRED_URL_SCHEME": "https",
-        "SERVER_NAME": None,
-    })
-    application.instance_path = str(tmp_path / "instance")
-    state = application.extensions["intranet"]
-    state.engine.dispose()
-    state.engine = database
-    state.clock = clock
-    return application
+def make_app(database: Engine, clock: Clock, tmp_path: Any):  # type: ignore[no-untyped-def]
+    """Build Beacon on the database under test, as production would run it (Secure cookies, CSRF on).
+
+    Keyword arguments are settings (``INTRANET_*`` keys) or ``clock=``; settings are read once, when
+    the app is built, as in production.
+    """
+
+    def make(clock: Any = clock, **settings: Any) -> Any:
+        application = create_app({
+            "TESTING": True,
+            "INTRANET_ENV": "production",
+            "INTRANET_SECRET_KEY": SECRET,
+            "INTRANET_DEV_LOGIN": True,
+            "PREFERRED_URL_SCHEME": "https",
+            "SERVER_NAME": None,
+            **settings,
+        }, engine=database, clock=clock)
+        application.instance_path = str(tmp_path / "instance")
+        return application
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Any, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Beacon on the database under test; ``@pytest.mark.settings(KEY=value)`` sets settings, and a
+    test that asks for ``config`` gets its mail delivered to the loopback SMTP server."""
+    marker = request.node.get_closest_marker("settings")
+    settings = dict(marker.kwargs) if marker else {}
+    if "config" in request.fixturenames:
+        smtp_server = request.getfixturevalue("smtp")
+        settings = {"INTRANET_SMTP_HOST": "127.0.0.1", "INTRANET_SMTP_PORT": smtp_server.port,
+                    "INTRANET_MAIL_RATE_PER_MINUTE": 0, "INTRANET_BASE_URL": "https://news.example.com",
+                    "INTRANET_MAIL_FROM": "Beacon <news@example.com>", **settings}
+    return make_app(**settings)
 
 
 @pytest.fixture
 def db(database: Engine) -> Iterator[Session]:
-    with Session(database, expire_on_commit=False) as session:
+    with session_factory(database)() as session:
         yield session
 
 
@@ -268,11 +287,9 @@ def smtp() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def config(app: Any, smtp: Recorder) -> Any:
-    """The app's config, delivering mail to the loopback SMTP server."""
-    app.config.update(INTRANET_SMTP_HOST="127.0.0.1", INTRANET_SMTP_PORT=smtp.port, INTRANET_MAIL_RATE_PER_MINUTE=0,
-                      INTRANET_BASE_URL="https://news.example.com", INTRANET_MAIL_FROM="Beacon <news@example.com>")
-    return app.config
+def config(app: Any, smtp: Recorder) -> Settings:
+    """The app's settings, delivering mail to the loopback SMTP server (the ``app`` fixture sets it up)."""
+    return app.extensions["intranet"].settings
 
 
 # ------------------------------------------------------------------------------------------------

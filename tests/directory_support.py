@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from intranet.db import session_factory
 from intranet.directory.policy import load as load_policy
 from intranet.directory.runs import DirectorySync
 from intranet.models import Employee, Quarantine, SyncRun, UnmappedValue
@@ -20,7 +21,7 @@ HEADER = ("Employee_ID,Work_Email,First_Name,Last_Name,Business_Title,Management
 
 def make_sync(engine: Engine, clock: Any, **kwargs: Any) -> DirectorySync:
     config = {"INTRANET_ORG_TIMEZONE": "UTC", **kwargs.pop("config", {})}
-    return DirectorySync(engine, config, clock=clock, policy=kwargs.pop("policy", load_policy({})), **kwargs)
+    return DirectorySync(session_factory(engine), config, clock=clock, policy=kwargs.pop("policy", load_policy({})), **kwargs)
 
 
 def hr_csv(rows: list[str], *, delimiter: str = ",", bom: bool = False) -> bytes:

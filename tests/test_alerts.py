@@ -374,7 +374,7 @@ def test_replanning_keeps_alert_slots(app, db, make_employee, make_post, clock):
     make_post(must_read=True)
     alerts.scan(db, clock.now)
     db.commit()
-    digests.plan_job(db, clock.now, app.config)
+    digests.plan_job(db, clock.now, app.extensions["intranet"].settings)
     db.commit()
     assert len(alert_slots(db)) == 1 and len(db.exec(select(DigestItem)).all()) == 1
 

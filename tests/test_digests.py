@@ -17,7 +17,7 @@ from intranet.models import Digest, EngagementEvent, OutboxMessage, Post
 
 
 def mailer(config) -> SmtpMailer:  # type: ignore[no-untyped-def]
-    return SmtpMailer(config["INTRANET_SMTP_HOST"], config["INTRANET_SMTP_PORT"], sender=config["INTRANET_MAIL_FROM"])
+    return SmtpMailer(config.mail.smtp_host, config.mail.smtp_port, sender=config.mail.mail_from)
 
 
 def make_digest(db: Session, employee, due: dt.datetime, *, ordinal: int = 0, hours_valid: float = 12) -> Digest:  # type: ignore[no-untyped-def]
@@ -301,7 +301,7 @@ def test_sender_killed_mid_batch_is_completed_by_another_once(app, db, config, s
     db.rollback()
     assert len(smtp.messages) == 2
     assert send(app, db, config, clock, owner="B").sent == 0                      # still leased by A
-    clock.advance(seconds=config["INTRANET_OUTBOX_LEASE_SECONDS"] + 1)
+    clock.advance(seconds=config.mail.lease_seconds + 1)
     assert send(app, db, config, clock, owner="B").sent == 2
     assert sorted(smtp.recipients()) == sorted(p.email for p in staff)
 

@@ -91,10 +91,10 @@ def test_learned_hour_follows_a_persons_reading(db, make_employee):
     assert "usually read around" in schedule["why"]
 
 
+@pytest.mark.settings(INTRANET_TEAMS_WORKFLOW_URL="https://flow.example.com/trigger?sig=secret",
+                      INTRANET_BASE_URL="https://news.example.com")
 def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, make_employee, make_post, clock):
     """An unacknowledged must-read past the reminder time goes to a second channel (Teams, by UPN)."""
-    app.config.update(INTRANET_TEAMS_WORKFLOW_URL="https://flow.example.com/trigger?sig=secret",
-                      INTRANET_BASE_URL="https://news.example.com")
     person = make_employee(email="ana@example.com")
     make_post(title="Safety rules", must_read=True, published_at=clock.now - dt.timedelta(days=3),
               ack_deadline=clock.now + dt.timedelta(days=7))
@@ -111,8 +111,9 @@ def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, make_employ
         from intranet.delivery.channels.in_app import InApp
         from intranet.delivery.channels.teams import TeamsWorkflow
 
-        report = outbox.send_due(db, clock, app.config, channels={"teams": TeamsWorkflow(
-            app.config["INTRANET_TEAMS_WORKFLOW_URL"]), "in_app": InApp()})
+        settings = app.extensions["intranet"].settings
+        report = outbox.send_due(db, clock, settings, channels={"teams": TeamsWorkflow(
+            settings.mail.teams_workflow_url), "in_app": InApp()})
         assert report.sent == 2
         payload = json.loads(mock.calls[0].request.body)
     assert payload["recipient"] == "ana@example.com"

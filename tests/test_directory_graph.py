@@ -12,6 +12,7 @@ from intranet.directory import graph, guard
 from intranet.directory.graph import GraphClient, GraphSettings
 from intranet.directory.lifecycle import lifecycle_job
 from intranet.models import AuthSession, EmployeeDirectory, SyncState
+from intranet.settings import Settings
 from tests.directory_support import employees, hr_csv, last_run, make_sync, person, quarantine
 from tests.fakes.entra_graph import FakeEntraServer
 
@@ -150,7 +151,7 @@ def test_removed_deleted_schedules_erasure(run, server, db, clock):
     directory = db.get(EmployeeDirectory, gone.id)
     db.refresh(directory)
     assert directory.erase_after == clock.now + dt.timedelta(days=30)
-    assert lifecycle_job(db, clock.now + dt.timedelta(days=31), {})["erased"] == 1
+    assert lifecycle_job(db, clock.now + dt.timedelta(days=31), Settings())["erased"] == 1
     db.commit()
     erased = employees(db)["P000"]
     assert erased.display_name == "Former employee" and erased.email is None and erased.department is None

@@ -11,6 +11,7 @@ from intranet.directory import guard
 from intranet.directory.lifecycle import lifecycle_job
 from intranet.directory.runs import AlreadyRunning
 from intranet.models import AuthSession, EmployeeDirectory, HrRecord, SyncRun
+from intranet.settings import Settings
 from tests.directory_support import (
     DIRTY, day, employees, hr_csv, last_run, make_sync, person, quarantine, unmapped,
 )
@@ -111,7 +112,7 @@ def test_termination_date_is_an_effective_date(sync, db, clock):
     sync.run_hr(hr_csv([person("E1", end="2026-12-01")]), file_name="a_2026-11-24.csv")
     assert employees(db)["E1"].active
     clock.now = day("2026-12-01T01:00:00")
-    assert lifecycle_job(db, clock.now, {})["terminated"] == 1
+    assert lifecycle_job(db, clock.now, Settings())["terminated"] == 1
     db.commit()
     assert not employees(db)["E1"].active
 

@@ -1,24 +1,48 @@
-"""The scheduler's home: jobs declared as data, one leased runner at a time, safe to run twice."""
+"""The scheduler's home: every job declared in one table, one leased runner at a time, safe to run twice."""
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
 
+import pytest
 from sqlmodel import select
 
-from intranet import leases
-from intranet.delivery import schedule
+from intranet import jobs, leases
 from intranet.models import AuthSession, Lease
 
 
+def _job(job_id: str) -> jobs.Job:
+    return next(j for j in jobs.periodic_job_definitions() if j.id == job_id)
+
+
 def test_jobs_are_declared_with_deliberate_misfire_settings():
-    """Every job has an id, a period, coalescing and a misfire grace well above APScheduler's 1 s."""
-    schedule._load_subsystem_jobs()
-    ids = [job.id for job in schedule.JOBS]
+    """Every job has a unique id, a period, coalescing and a misfire grace well above APScheduler's 1 s."""
+    table = jobs.periodic_job_definitions()
+    ids = [job.id for job in table]
     assert len(ids) == len(set(ids)) and "purge-sessions" in ids
-    for job in schedule.JOBS:
+    for job in table:
         assert job.every > dt.timedelta(0) and job.coalesce and job.misfire_grace_time >= 60
+
+
+def test_every_job_names_a_function():
+    """Each job's target imports to a function (a renamed module or function fails here, not at 3 a.m.)."""
+    for job in jobs.periodic_job_definitions():
+        assert callable(job.function()), job.id
+
+
+def test_a_job_naming_no_function_says_which():
+    """A target that names nothing raises an error naming the job and its target."""
+    broken = jobs.Job("broken", "intranet.jobs:no_such_job", dt.timedelta(minutes=1), "Broken.")
+    with pytest.raises(LookupError, match="broken: intranet.jobs:no_such_job"):
+        broken.function()
+
+
+def test_scheduler_is_built_from_the_table(app):
+    """The APScheduler instance gets exactly the declared jobs, with their periods."""
+    scheduler = jobs.build_scheduler(app)
+    built = {j.id: j.trigger.interval for j in scheduler.get_jobs()}
+    assert built == {j.id: j.every for j in jobs.periodic_job_definitions()}
 
 
 def test_lease_is_exclusive_until_it_expires(db, clock):
@@ -40,19 +64,36 @@ def test_purge_job_is_safe_to_run_twice(app, db, make_employee, client_for, cloc
     client_for(make_employee())
     clock.advance(hours=11)
     client_for(make_employee())
-    job = next(j for j in schedule.JOBS if j.id == "purge-sessions")
-    assert schedule.run_job(app, job) == 1
-    assert schedule.run_job(app, job) == 0
+    job = _job("purge-sessions")
+    assert jobs.run_job(app, job) == 1
+    assert jobs.run_job(app, job) == 0
     assert len(db.exec(select(AuthSession)).all()) == 1
 
 
-def test_second_scheduler_waits_then_takes_over(app, clock):
+def test_failing_job_is_rolled_back_and_logged(app, db, make_post, clock, caplog, monkeypatch):
+    """A job that fails leaves nothing behind; the scheduler logs it and carries on."""
+    from intranet.models import Post
+
+    post = make_post(status="scheduled", published_at=clock.now - dt.timedelta(minutes=1))
+    publish = jobs.publish_due_posts
+
+    def publish_then_fail(session, now, settings):  # type: ignore[no-untyped-def]
+        publish(session, now, settings)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(jobs, "publish_due_posts", publish_then_fail)
+    assert jobs.run_job(app, _job("posts-publish-due")) is None
+    db.expire_all()
+    assert db.get(Post, post.id).status == "scheduled"
+    assert "posts-publish-due failed" in caplog.text
+
+
+def test_second_scheduler_waits_then_takes_over(make_app, clock):
     """Two runners: only one holds the lease; when it stops, the other takes over."""
-    app.config["INTRANET_SCHEDULER_LEASE_SECONDS"] = 0.6
-    clock_now = clock.now
-    app.extensions["intranet"].clock = lambda: clock_now + dt.timedelta(seconds=time.monotonic() - start)
     start = time.monotonic()
-    first, second = schedule.LeasedScheduler(app, "first"), schedule.LeasedScheduler(app, "second")
+    app = make_app(clock=lambda: clock.now + dt.timedelta(seconds=time.monotonic() - start),
+                   INTRANET_SCHEDULER_LEASE_SECONDS="0.6")
+    first, second = jobs.LeasedScheduler(app, "first"), jobs.LeasedScheduler(app, "second")
     waited = threading.Event()
     threads = [threading.Thread(target=first.run, daemon=True),
                threading.Thread(target=second.run, kwargs={"on_wait": waited.set}, daemon=True)]
@@ -78,11 +119,11 @@ def test_scheduled_post_is_recorded_published_once(app, db, make_post, clock):
     from intranet.models import Post, PostTransition
 
     post = make_post(status="scheduled", published_at=clock.now + dt.timedelta(minutes=5))
-    job = next(j for j in schedule.JOBS if j.id == "posts-publish-due")
-    assert schedule.run_job(app, job) == 0
+    job = _job("posts-publish-due")
+    assert jobs.run_job(app, job) == 0
     clock.advance(minutes=6)
-    schedule.run_job(app, job)
-    schedule.run_job(app, job)
+    jobs.run_job(app, job)
+    jobs.run_job(app, job)
     db.expire_all()
     assert db.get(Post, post.id).status == "published"
     assert len(db.exec(select(PostTransition).where(PostTransition.post_id == post.id)).all()) == 1

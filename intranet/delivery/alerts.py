@@ -59,24 +59,14 @@ from sqlalchemy import and_, exists, or_, select
 from sqlmodel import Session
 
 from intranet import preferences, targeting
-from intranet.delivery import digests
-from intranet.delivery.schedule import Job, register
+from intranet.delivery.content import ContentItem, DigestContent
 from intranet.db import insert_new
 from intranet.engagement.events import zone_of
 from intranet.models import Digest, DigestItem, Employee, Post, PostState, Preference
-from intranet.settings import Setting
-from intranet.settings import register as register_settings
+from intranet.settings import AlertSettings, Settings
 
 logger = logging.getLogger(__name__)
 
-register_settings(
-    Setting("INTRANET_ALERT_BATCH_MINUTES", 15,
-            "As-it-happens posts and must-reads for one person are batched into windows this long."),
-    Setting("INTRANET_ALERT_LOOKBACK_HOURS", 24,
-            "Posts published this long ago are still sent as they happen (covers scheduler downtime)."),
-    Setting("INTRANET_MUST_READ_MAX_REMINDERS", 3,
-            "Most reminders of one unacknowledged must-read outside planned digests."),
-)
 
 _DIGEST = Digest.__table__  # type: ignore[attr-defined]
 _ITEM = DigestItem.__table__  # type: ignore[attr-defined]
@@ -89,21 +79,6 @@ MAX_VALID = dt.timedelta(hours=12)
 #: Cadences that get must-reads outside planned digests.
 MUST_READ_CADENCES = ("off", "as_it_happens", "weekly")
 _CHUNK = 500
-
-
-@dataclasses.dataclass(frozen=True)
-class AlertSettings:
-    batch: dt.timedelta = dt.timedelta(minutes=15)
-    lookback: dt.timedelta = dt.timedelta(hours=24)
-    reminder_after: dt.timedelta = dt.timedelta(hours=48)
-    max_reminders: int = 3
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> AlertSettings:
-        return cls(batch=dt.timedelta(minutes=int(config["INTRANET_ALERT_BATCH_MINUTES"])),
-                   lookback=dt.timedelta(hours=float(config["INTRANET_ALERT_LOOKBACK_HOURS"])),
-                   reminder_after=dt.timedelta(hours=float(config["INTRANET_MUST_READ_REMINDER_HOURS"])),
-                   max_reminders=int(config["INTRANET_MUST_READ_MAX_REMINDERS"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,9 +287,9 @@ def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None =
     return new
 
 
-def scan_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+def scan_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: give must-reads and as-it-happens posts their alert slots."""
-    return scan(session, now, settings=AlertSettings.from_config(config), org_timezone=config["INTRANET_ORG_TIMEZONE"])
+    return scan(session, now, settings=settings.alerts, org_timezone=settings.site.org_timezone)
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,15 +299,15 @@ def scan_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
 
 def compose(session: Session, employee: Employee, digest: Digest, now: dt.datetime, *,
             prefs: preferences.Preferences | None = None, limit: int = 10,
-            must_reads_only: bool = False) -> digests.DigestContent:
+            must_reads_only: bool = False) -> DigestContent:
     """What the alert slot *digest* still has to say to *employee* at *now* (re-checked)."""
     if not employee.active:
-        return digests.DigestContent([], 0, 0)
+        return DigestContent([], 0, 0)
     prefs = prefs or preferences.for_employee(session, employee)
     rounds = dict(session.execute(select(DigestItem.post_id, DigestItem.round)
                                   .where(DigestItem.digest_id == digest.id)).all())
     if not rounds:
-        return digests.DigestContent([], 0, 0)
+        return DigestContent([], 0, 0)
     group_keys = targeting.group_keys_of(session, employee.id)
     state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
     query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
@@ -341,7 +316,7 @@ def compose(session: Session, employee: Employee, digest: Digest, now: dt.dateti
     must, rest = [], []
     overdue = 0
     for post, read_at, ack_at in session.execute(query):
-        item = digests.DigestItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
+        item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
                                   post.ack_deadline)
         if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
             must.append(item)
@@ -350,9 +325,5 @@ def compose(session: Session, employee: Employee, digest: Digest, now: dt.dateti
               and _wanted(_Owed(post.id, 0, False, post.topic), prefs)):
             rest.append(item)
     ordered = must + rest
-    return digests.DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
+    return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
 
-
-# Every minute, like enqueueing: an alert is at most one window plus a minute late.
-register(Job("alerts-scan", scan_job, dt.timedelta(minutes=1), misfire_grace_time=300, coalesce=True,
-             description="Give new must-reads, their reminders and as-it-happens posts their alert slots."))

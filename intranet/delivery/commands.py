@@ -15,10 +15,9 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlmodel import Session
 
-# Imported here (and so at init_app, through intranet.cli) so their INTRANET_* settings are
-# registered before the extension applies the defaults.
-from intranet.delivery import alerts, digests, outbox  # noqa: F401
-from intranet.engagement import events  # noqa: F401
+from intranet import jobs
+from intranet.delivery import digests
+from intranet.engagement import events
 from intranet.errors import IntranetError
 
 events_group = AppGroup("events", help="Reading events: import history.")
@@ -30,7 +29,7 @@ def _state():  # type: ignore[no-untyped-def]
 
 
 def _session() -> Session:
-    return Session(_state().engine, expire_on_commit=False)
+    return _state().sessions()
 
 
 @events_group.command("import")
@@ -47,7 +46,7 @@ def events_import(path: Path) -> None:
         with click.progressbar(length=max(rows, 1), label="Importing events", file=sys.stderr) as bar:
             try:
                 result = events.import_csv(session, fh, now=_state().clock(),
-                                           org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"],
+                                           org_timezone=_state().settings.site.org_timezone,
                                            progress=bar.update)
             except IntranetError as exc:
                 session.rollback()
@@ -81,7 +80,7 @@ def digests_plan(at: str | None, as_json: bool) -> None:
     when = _instant(at)
     with _session() as session:
         with click.progressbar(length=3, label="Planning", file=sys.stderr) as bar:
-            result = digests.plan_all(session, when, org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"],
+            result = digests.plan_all(session, when, org_timezone=_state().settings.site.org_timezone,
                                       progress=lambda n: bar.update(1))
         session.rollback()  # a preview: the stored peer curves are left as they were
     document = result.as_dicts()
@@ -99,9 +98,7 @@ def digests_run() -> None:
     """Run one round of the digest jobs now: refresh the model, plan, give alerts their slots, queue due
     digests and alerts, send."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    for name, job in (("refresh", digests.refresh_job), ("plan", digests.plan_job), ("alerts", alerts.scan_job),
-                      ("enqueue", digests.enqueue_job), ("send", outbox.send_job)):
-        with _session() as session:
-            result = job(session, _state().clock(), app.config)
-            session.commit()
-        click.echo(f"{name}: {result}", err=True)
+    table = {job.id: job for job in jobs.periodic_job_definitions()}
+    for name, job_id in (("refresh", "digests-refresh-model"), ("plan", "digests-plan"), ("alerts", "alerts-scan"),
+                         ("enqueue", "digests-enqueue"), ("send", "digests-send")):
+        click.echo(f"{name}: {jobs.run_once(app, table[job_id])}", err=True)

@@ -29,24 +29,15 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlmodel import Session
 
 from intranet import preferences, targeting
-from intranet.delivery import history, timing
-from intranet.delivery.schedule import Job, register
+from intranet.delivery import alerts, history, timing
+from intranet.delivery.content import ContentItem, DigestContent
 from intranet.db import insert_new
 from intranet.engagement.events import zone_of
 from intranet.models import Digest, Employee, OutboxMessage, Post, PostState
-from intranet.settings import Setting
-from intranet.settings import register as register_settings
+from intranet.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-register_settings(
-    Setting("INTRANET_DIGEST_MAX_ITEMS", 10, "Most posts in one digest (a link leads to the rest)."),
-    Setting("INTRANET_DIGEST_LOOKBACK_DAYS", 7, "A first digest covers posts from this many days back."),
-    Setting("INTRANET_DIGEST_PLAN_HORIZON_HOURS", 36, "How far ahead the planning job writes digest slots."),
-    Setting("INTRANET_MUST_READ_REMINDER_HOURS", 48,
-            "A must-read still unacknowledged this long after publishing is escalated to a second channel."),
-    Setting("INTRANET_BASE_URL", "http://localhost:5000", "Beacon's public address, for links in emails and cards."),
-)
 
 _DIGEST = Digest.__table__  # type: ignore[attr-defined]
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -163,13 +154,13 @@ def store_plan(session: Session, result: PlanResult, now: dt.datetime, horizon: 
     return new
 
 
-def plan_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+def plan_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: re-plan everyone and write the slots of the next hours."""
-    result = plan_all(session, now, org_timezone=config["INTRANET_ORG_TIMEZONE"])
-    return store_plan(session, result, now, dt.timedelta(hours=config["INTRANET_DIGEST_PLAN_HORIZON_HOURS"]))
+    result = plan_all(session, now, org_timezone=settings.site.org_timezone)
+    return store_plan(session, result, now, settings.digests.plan_horizon)
 
 
-def refresh_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+def refresh_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: fold settled reading events into the stored read-time counts."""
     return history.refresh(session, now)
 
@@ -223,34 +214,6 @@ def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class DigestItem:
-    post_id: int
-    title: str
-    summary: str
-    topic: str
-    must_read: bool
-    published_at: dt.datetime
-    ack_deadline: dt.datetime | None
-
-
-@dataclasses.dataclass(frozen=True)
-class DigestContent:
-    """What one digest holds: at most ``limit`` items and how many more are waiting."""
-
-    items: list[DigestItem]
-    more: int
-    overdue_must_reads: int
-
-    @property
-    def empty(self) -> bool:
-        return not self.items
-
-    @property
-    def post_ids(self) -> list[int]:
-        return [i.post_id for i in self.items]
-
-
 def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | None = None) -> dt.datetime | None:
     """When *employee_pk*'s last digest went out (any channel), ignoring *before_digest* itself.
 
@@ -287,7 +250,7 @@ def compose(session: Session, employee: Employee, now: dt.datetime, *, since: dt
     muted = set(prefs.muted_topics)
     overdue = 0
     for post, read_at, ack_at in session.execute(query):
-        item = DigestItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
+        item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
                           post.ack_deadline)
         if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
             must.append(item)
@@ -368,26 +331,10 @@ def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.inv
     return queued
 
 
-def enqueue_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+def enqueue_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: queue the digests that are due."""
     from urllib.parse import urlsplit
 
-    domain = urlsplit(config["INTRANET_BASE_URL"]).hostname or "beacon.invalid"
-    return enqueue_due(session, now, domain=domain,
-                       reminder_after=dt.timedelta(hours=config["INTRANET_MUST_READ_REMINDER_HOURS"]),
-                       teams_enabled=bool(config.get("INTRANET_TEAMS_WORKFLOW_URL")))
-
-
-register(Job("digests-refresh-model", refresh_job, dt.timedelta(hours=1), misfire_grace_time=3600, coalesce=True,
-             description="Fold settled reading events into each person's read-time counts."))
-# Planning is idempotent and cheap to repeat: a missed hour is simply caught up once.
-register(Job("digests-plan", plan_job, dt.timedelta(hours=1), misfire_grace_time=3600, coalesce=True,
-             description="Plan everyone's digest slots for the next hours."))
-# Enqueueing every minute; a late run still picks up every due slot (expired ones are marked).
-register(Job("digests-enqueue", enqueue_job, dt.timedelta(minutes=1), misfire_grace_time=300, coalesce=True,
-             description="Queue due digests in the outbox."))
-
-# The outbox registers the send and purge jobs, alerts their scan job; the scheduler imports only
-# this module. (alerts imports this module: it is imported last, once everything here is defined.)
-from intranet.delivery import alerts  # noqa: E402
-from intranet.delivery import outbox as _outbox  # noqa: E402,F401
+    domain = urlsplit(settings.site.base_url).hostname or "beacon.invalid"
+    return enqueue_due(session, now, domain=domain, reminder_after=settings.alerts.reminder_after,
+                       teams_enabled=settings.mail.teams_enabled)

@@ -42,27 +42,13 @@ from intranet import preferences
 from intranet.db import is_postgres
 from intranet.delivery import alerts, digests
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
-from intranet.delivery.schedule import Job, register
+from intranet.delivery.content import DigestContent
 from intranet.engagement import events
 from intranet.models import Digest, Employee, OutboxMessage
-from intranet.settings import Setting
-from intranet.settings import register as register_settings
+from intranet.settings import MailSettings, Settings
 
 logger = logging.getLogger(__name__)
 
-register_settings(
-    Setting("INTRANET_SMTP_HOST", "localhost", "SMTP server for digests (empty: email is not sent)."),
-    Setting("INTRANET_SMTP_PORT", 25, "SMTP port."),
-    Setting("INTRANET_SMTP_USERNAME", "", "SMTP AUTH user (empty: no authentication)."),
-    Setting("INTRANET_SMTP_PASSWORD", "", "SMTP AUTH password (a secret: never logged)."),
-    Setting("INTRANET_SMTP_STARTTLS", False, "Upgrade the SMTP connection with STARTTLS."),
-    Setting("INTRANET_MAIL_FROM", "Beacon <beacon@localhost>", "From: address of digests."),
-    Setting("INTRANET_MAIL_RATE_PER_MINUTE", 30, "Most messages sent per minute per sender (provider limit)."),
-    Setting("INTRANET_OUTBOX_LEASE_SECONDS", 300, "How long a sender owns a claimed message before others may take it."),
-    Setting("INTRANET_OUTBOX_BATCH", 30, "Messages claimed per sender round."),
-    Setting("INTRANET_OUTBOX_RETRY_SECONDS", 60, "First retry delay after a temporary failure (doubles each time)."),
-    Setting("INTRANET_TEAMS_WORKFLOW_URL", "", "Workflows HTTP trigger posting cards to a person's chat (a secret)."),
-)
 
 CLAIMABLE = ("pending", "sending")
 MAX_BACKOFF = dt.timedelta(hours=1)
@@ -151,26 +137,26 @@ def unsubscribe_token(secret: str, employee_id: str) -> str:
     return URLSafeSerializer(secret, salt="beacon-unsubscribe").dumps(employee_id)
 
 
-def render(employee: Employee, message: OutboxMessage, content: digests.DigestContent,
-           prefs: preferences.Preferences, config: dict[str, Any], why: str, *,
+def render(employee: Employee, message: OutboxMessage, content: DigestContent,
+           prefs: preferences.Preferences, settings: Settings, why: str, *,
            reminder: bool = False) -> RenderedDigest:
-    """The digest in every channel's form (needs an app context for the templates).
+    """The digest in every channel's form (needs an app context for the templates and the secret key).
 
     :param reminder: the message repeats must-reads the person has not acknowledged yet.
     """
     from intranet.delivery.channels.teams import adaptive_card
 
-    base = config["INTRANET_BASE_URL"].rstrip("/") + (config.get("INTRANET_URL_PREFIX") or "")
+    base = settings.site.base_url.rstrip("/") + settings.site.url_prefix
     items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
               "must_read": i.must_read, "ack_deadline": i.ack_deadline.strftime("%d %b %Y") if i.ack_deadline else None,
               "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}"} for i in content.items]
     must = sum(1 for i in content.items if i.must_read)
-    org = config["INTRANET_ORG_NAME"]
+    org = settings.site.org_name
     subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
                if must else f"{org}: {len(items)} new post{'s' if len(items) != 1 else ''} for you")
     if message.escalation or reminder:
         subject = f"Reminder: {subject}"
-    token = unsubscribe_token(str(config["SECRET_KEY"]), employee.employee_id)
+    token = unsubscribe_token(str(current_app.config["SECRET_KEY"]), employee.employee_id)
     context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
                "feed_url": f"{base}/", "preferences_url": f"{base}/preferences",
                "unsubscribe_url": f"{base}/digest/unsubscribe/{token}", "why": why,
@@ -193,27 +179,25 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def channels_from_config(config: dict[str, Any]) -> dict[str, Channel]:
+def configured_channels(mail: MailSettings) -> dict[str, Channel]:
     """The configured channels (email needs INTRANET_SMTP_HOST, Teams its workflow URL)."""
     from intranet.delivery.channels.in_app import InApp
 
     out: dict[str, Channel] = {"in_app": InApp()}
-    if config.get("INTRANET_SMTP_HOST"):
+    if mail.smtp_host:
         from intranet.delivery.channels.email import SmtpMailer
 
-        out["email"] = SmtpMailer(config["INTRANET_SMTP_HOST"], int(config["INTRANET_SMTP_PORT"]),
-                                  username=config.get("INTRANET_SMTP_USERNAME") or None,
-                                  password=config.get("INTRANET_SMTP_PASSWORD") or None,
-                                  starttls=bool(config.get("INTRANET_SMTP_STARTTLS")),
-                                  sender=config["INTRANET_MAIL_FROM"])
-    if config.get("INTRANET_TEAMS_WORKFLOW_URL"):
+        out["email"] = SmtpMailer(mail.smtp_host, mail.smtp_port, username=mail.smtp_username or None,
+                                  password=mail.smtp_password or None, starttls=mail.smtp_starttls,
+                                  sender=mail.mail_from)
+    if mail.teams_workflow_url:
         from intranet.delivery.channels.teams import TeamsWorkflow
 
-        out["teams"] = TeamsWorkflow(config["INTRANET_TEAMS_WORKFLOW_URL"])
+        out["teams"] = TeamsWorkflow(mail.teams_workflow_url)
     return out
 
 
-def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[str, Any], *,
+def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Settings, *,
              channels: dict[str, Channel], owner: str | None = None, pacer: Pacer | None = None,
              limit: int | None = None, rng: random.Random | None = None) -> SendReport:
     """Claim a batch of due messages and send them, committing the claim and then each result.
@@ -222,10 +206,10 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[st
     :param channels: channel name -> deliverer; messages of channels not given are left alone.
     """
     owner = owner or default_owner()
-    lease = dt.timedelta(seconds=config["INTRANET_OUTBOX_LEASE_SECONDS"])
-    pacer = pacer or Pacer(config["INTRANET_MAIL_RATE_PER_MINUTE"])
+    lease = settings.mail.lease
+    pacer = pacer or Pacer(settings.mail.rate_per_minute)
     report = SendReport()
-    ids = claim(session, clock(), owner, limit=limit or config["INTRANET_OUTBOX_BATCH"], lease=lease,
+    ids = claim(session, clock(), owner, limit=limit or settings.mail.batch, lease=lease,
                 channels=tuple(channels))
     session.commit()
     for message_pk in ids:
@@ -247,20 +231,19 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[st
         prefs = preferences.for_employee(session, employee)
         if digest.kind == "alert":
             content = alerts.compose(session, employee, digest, now, prefs=prefs,
-                                     limit=config["INTRANET_DIGEST_MAX_ITEMS"], must_reads_only=message.escalation)
+                                     limit=settings.digests.max_items, must_reads_only=message.escalation)
         else:
             content = digests.compose(
                 session, employee, now, since=digests.last_sent_at(session, employee.id, before_digest=digest.id),
-                prefs=prefs, limit=config["INTRANET_DIGEST_MAX_ITEMS"],
-                lookback_days=config["INTRANET_DIGEST_LOOKBACK_DAYS"],
-                reminder_after=dt.timedelta(hours=config["INTRANET_MUST_READ_REMINDER_HOURS"]),
+                prefs=prefs, limit=settings.digests.max_items, lookback_days=settings.digests.lookback_days,
+                reminder_after=settings.alerts.reminder_after,
                 must_reads_only=message.escalation)
         if content.empty:
             _finish(session, message, "skipped", "nothing to send any more")
             report.skipped += 1
             continue
         why = _why(digest, content)
-        rendered = render(employee, message, content, prefs, config, why,
+        rendered = render(employee, message, content, prefs, settings, why,
                           reminder=digest.kind == "alert" and content.overdue_must_reads > 0)
         if message.channel != "in_app":
             pacer.wait()
@@ -273,7 +256,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[st
         try:
             channels[message.channel].deliver(rendered, now)
         except TemporaryFailure as exc:
-            delay = backoff(message.attempts, config["INTRANET_OUTBOX_RETRY_SECONDS"], rng=rng)
+            delay = backoff(message.attempts, settings.mail.retry_seconds, rng=rng)
             if exc.retry_after:
                 delay = max(delay, dt.timedelta(seconds=exc.retry_after))
             if now + delay >= message.expires_at:
@@ -296,13 +279,13 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], config: dict[st
         message.post_ids, message.last_error = content.post_ids, None
         session.add(message)
         events.record(session, employee, "digest_sent", at=now, client_id=f"outbox-{message.id}",
-                      delivery_id=message.id, channel=message.channel, org_timezone=config["INTRANET_ORG_TIMEZONE"])
+                      delivery_id=message.id, channel=message.channel, org_timezone=settings.site.org_timezone)
         session.commit()
         report.sent += 1
     return report
 
 
-def _why(digest: Digest, content: digests.DigestContent) -> str:
+def _why(digest: Digest, content: DigestContent) -> str:
     if digest.kind == "alert":
         if all(i.must_read for i in content.items):
             return "A must-read for you: sent at the first moment outside your quiet hours."
@@ -320,12 +303,17 @@ def _finish(session: Session, message: OutboxMessage, status: str, reason: str) 
     session.commit()
 
 
-def send_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> str:
-    """Scheduled: send one paced batch of due outbox messages on every configured channel."""
-    channels = channels_from_config(config)
+def send_job(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str:
+    """Scheduled: send one paced batch of due outbox messages on every configured channel.
+
+    Commits as it goes (the claim, then each message's result), so it takes a session factory.
+    """
+    channels = configured_channels(settings.mail)
+    # Pacing takes time: the sender reads the app's clock again before each send.
     clock = current_app.extensions["intranet"].clock
     try:
-        report = send_due(session, clock, config, channels=channels)
+        with sessions() as session:
+            report = send_due(session, clock, settings, channels=channels)
     finally:
         mailer = channels.get("email")
         if mailer is not None and hasattr(mailer, "close"):
@@ -333,7 +321,7 @@ def send_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> str:
     return str(report)
 
 
-def purge_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int:
+def purge_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: forget finished outbox rows and past digest slots after 30 days (bodies are never stored)."""
     from sqlalchemy import delete
 
@@ -341,10 +329,3 @@ def purge_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> int
     result = session.execute(delete(Digest).where(Digest.due_at < cutoff))
     return result.rowcount or 0
 
-
-# Sending runs every minute; coalesced, so a backlog after downtime is one catch-up run, and its
-# grace time is short: expired messages are marked by the sender itself, never sent late.
-register(Job("digests-send", send_job, dt.timedelta(minutes=1), misfire_grace_time=120, coalesce=True,
-             description="Send due digest messages (paced to the provider's rate)."))
-register(Job("digests-purge", purge_job, dt.timedelta(hours=24), misfire_grace_time=6 * 3600, coalesce=True,
-             description="Forget digest slots and outbox rows older than 30 days."))

@@ -61,7 +61,7 @@ def sync_command(full: bool, source: str, file: Path | None, mapping: str | None
 
     state = current_app.extensions["intranet"]
     progress = _Progress()
-    sync = DirectorySync(state.engine, current_app.config, clock=state.clock, progress=progress)
+    sync = DirectorySync(state.sessions, current_app.config, clock=state.clock, progress=progress)
     if source == "hr" and file is None:
         raise click.UsageError("--source hr needs the FILE to import.")
     if source == "graph" and file is not None:
@@ -96,7 +96,7 @@ def import_csv_command(path: Path) -> None:
 
     state = current_app.extensions["intranet"]
     progress = _Progress()
-    sync = DirectorySync(state.engine, current_app.config, clock=state.clock, progress=progress)
+    sync = DirectorySync(state.sessions, current_app.config, clock=state.clock, progress=progress)
     try:
         outcome = sync.run_csv(path.read_bytes(), file_name=path.name, trigger="cli")
     except AlreadyRunning as exc:

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from intranet import people
-from intranet.delivery import schedule
 from intranet.models import EmployeeDirectory, Employee, EntraUser, HrRecord
+from intranet.settings import Settings
 
 ERASED_FIELDS = {"email": None, "department": None, "division": None, "region": None, "country": None,
                  "office": None, "job_title": None, "level": None, "level_label": None, "manager_id": None,
@@ -48,11 +47,7 @@ def apply_due_terminations(session: Session, now: dt.datetime) -> int:
     return len(due)
 
 
-def lifecycle_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> dict[str, int]:
+def lifecycle_job(session: Session, now: dt.datetime, settings: Settings) -> dict[str, int]:
     """Scheduled: HR terminations that took effect, and erasures whose retention ended."""
     return {"terminated": apply_due_terminations(session, now), "erased": erase_due(session, now)}
 
-
-schedule.register(schedule.Job("directory-lifecycle", lifecycle_job, dt.timedelta(hours=1),
-                               description="Apply HR terminations that took effect; anonymize employees deleted in "
-                                           "Entra once their retention ended."))

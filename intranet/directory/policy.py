@@ -15,18 +15,11 @@ from typing import Any
 
 from intranet.directory.normalize import Maps
 from intranet.errors import ConfigurationError
-from intranet.settings import Setting, register
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "directory.toml"
 HR_MAPPINGS = ROOT / "config" / "hr_mappings"
 
-register(
-    Setting("INTRANET_DIRECTORY_CONFIG", None,
-            "Path of the directory policy (TOML); default config/directory.toml."),
-    Setting("INTRANET_HR_MAPPINGS_DIR", None,
-            "Folder of HR column mapping files (TOML); default config/hr_mappings."),
-)
 
 #: Fields the merge knows, with their default owners (first non-empty wins).
 DEFAULT_OWNERS: dict[str, tuple[str, ...]] = {

@@ -27,11 +27,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from intranet import leases
-from intranet.delivery import schedule
 from intranet.directory import csv_import
 from intranet.directory import guard as guard_mod
 from intranet.directory.apply import apply_plan, save_state
@@ -39,6 +37,7 @@ from intranet.directory.hr import HrMapping, read_export
 from intranet.directory.planning import Plan, Planner
 from intranet.directory.policy import Policy, load as load_policy
 from intranet.models import Employee, SyncHeld, SyncRun, SyncState
+from intranet.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +117,18 @@ class RunOutcome:
 class DirectorySync:
     """The edge of a sync run: lease, run record, read, plan, guard, apply or hold, commit.
 
-    :param engine: the database.
-    :param config: the Flask config (``INTRANET_*``).
+    :param sessions: opens a database session (the app's ``state.sessions``); a run commits
+        between its phases.
+    :param config: the ``INTRANET_*`` settings as a flat mapping (``app.config``).
     :param clock: returns the current aware UTC time.
     :param graph_client: a :class:`intranet.directory.graph.GraphClient` (built from *config* if None).
     :param progress: called with ``(done, total_or_None, label)`` while reading.
     """
 
-    def __init__(self, engine: Engine, config: Mapping[str, Any], *, clock: Callable[[], dt.datetime],
+    def __init__(self, sessions: Callable[[], Session], config: Mapping[str, Any], *, clock: Callable[[], dt.datetime],
                  policy: Policy | None = None, graph_client: Any = None,
                  progress: Callable[[int, int | None, str], None] | None = None, owner: str | None = None) -> None:
-        self.engine = engine
+        self.sessions = sessions
         self.config = config
         self.clock = clock
         self.policy = policy or load_policy(config)
@@ -138,7 +138,7 @@ class DirectorySync:
         self._released = True
 
     def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+        return self.sessions()
 
     @property
     def graph_client(self) -> Any:
@@ -413,30 +413,23 @@ def _count(row: SyncRun, plan: Plan) -> None:
 # ================================================================================================
 
 
-def _graph_configured(config: Mapping[str, Any]) -> bool:
-    return bool(config.get("INTRANET_ENTRA_TENANT_ID") and config.get("INTRANET_ENTRA_CLIENT_ID"))
+def graph_job(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str | None:
+    """Scheduled: an incremental Graph round, or a full resync when the last one is old.
 
-
-def _job_engine(session: Session) -> Engine:
-    bind = session.get_bind()
-    return bind.engine if hasattr(bind, "engine") else bind  # type: ignore[return-value]
-
-
-def graph_job(session: Session, now: dt.datetime, config: dict[str, Any]) -> str | None:
-    """Scheduled: an incremental Graph round, or a full resync when the last one is old."""
-    if not _graph_configured(config):
+    Commits as it goes (the run record, then the applied plan), so it takes a session factory.
+    """
+    if not settings.entra.configured:
         return None
+    config = settings.as_config()
     policy = load_policy(config)
-    state = session.get(SyncState, "graph")
-    full = state is None or state.last_full_at is None or (
-        now - state.last_full_at >= dt.timedelta(hours=policy.full_resync_hours))
-    sync = DirectorySync(_job_engine(session), config, clock=lambda: now, policy=policy)
+    with sessions() as session:
+        state = session.get(SyncState, "graph")
+        full = state is None or state.last_full_at is None or (
+            now - state.last_full_at >= dt.timedelta(hours=policy.full_resync_hours))
+    sync = DirectorySync(sessions, config, clock=lambda: now, policy=policy)
     try:
         return sync.run_graph(full=full, trigger="schedule").status
     except AlreadyRunning:
         logger.info("Scheduled directory sync skipped: another sync is running")
         return "refused"
 
-
-schedule.register(schedule.Job("directory-graph-sync", graph_job, dt.timedelta(minutes=30), misfire_grace_time=600,
-                               description="Sync employees from Entra ID (incremental; full resync every 3 days)."))

@@ -27,13 +27,7 @@ from intranet import targeting
 from intranet.db import insert_new
 from intranet.errors import InvalidInput
 from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
-from intranet.settings import Setting, register
 
-register(
-    Setting("INTRANET_EVENTS_MAX_BATCH", 500, "Most events accepted in one POST /api/v1/events batch."),
-    Setting("INTRANET_EVENTS_MAX_AGE_HOURS", 72, "Client events older than this are refused (offline queues flush sooner)."),
-    Setting("INTRANET_EVENTS_MAX_SKEW_SECONDS", 300, "Client events further than this in the future are refused."),
-)
 
 #: Kinds a browser may report; the others are recorded by the server (or imported).
 CLIENT_KINDS = frozenset({"impression", "open", "read", "session", "digest_open", "digest_click"})

@@ -31,7 +31,7 @@ def state() -> Any:
 def session() -> Session:
     """The database session of this app context, opened on first use and closed on teardown."""
     if "intranet_db" not in g:
-        g.intranet_db = Session(state().engine, expire_on_commit=False)
+        g.intranet_db = state().sessions()
     return g.intranet_db
 
 

@@ -37,7 +37,7 @@ def run(run_id: int):  # type: ignore[no-untyped-def]
 @bp.post(f"{BASE}/runs/<int:run_id>/approve")
 @require_role("admin")
 def approve(run_id: int):  # type: ignore[no-untyped-def]
-    runner = runs.DirectorySync(state().engine, current_app.config, clock=state().clock)
+    runner = runs.DirectorySync(state().sessions, current_app.config, clock=state().clock)
     try:
         outcome = runner.approve(run_id, admin=current_employee())
     except runs.AlreadyRunning as exc:

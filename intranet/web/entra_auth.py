@@ -20,7 +20,6 @@ from sqlmodel import select
 
 from intranet.errors import ConfigurationError
 from intranet.models import Employee
-from intranet.settings import Setting, register
 from intranet.web.auth import safe_next, sign_in
 from intranet.web.context import public, session
 
@@ -29,15 +28,6 @@ bp = Blueprint("intranet_entra", __name__)
 FLOW_KEY, NEXT_KEY = "entra_flow", "entra_next"
 CALLBACK_FIELDS = ("code", "state", "session_state", "client_info", "error", "error_description", "error_uri")
 
-register(
-    Setting("INTRANET_ENTRA_TENANT_ID", None, "Entra ID directory (tenant) GUID: enables Entra sign-in and Graph sync."),
-    Setting("INTRANET_ENTRA_CLIENT_ID", None, "The app registration's application (client) id."),
-    Setting("INTRANET_ENTRA_CLIENT_SECRET", None, "The app registration's client secret (or use a certificate)."),
-    Setting("INTRANET_ENTRA_AUTHORITY", None, "Default https://login.microsoftonline.com/<tenant id>."),
-    Setting("INTRANET_ENTRA_INSTANCE_DISCOVERY", None,
-            "Set false when INTRANET_ENTRA_AUTHORITY is not a Microsoft host (a local fake, a proxy)."),
-    Setting("INTRANET_GRAPH_BASE_URL", None, "Default https://graph.microsoft.com/v1.0."),
-)
 
 
 def configured(config: Any) -> bool:

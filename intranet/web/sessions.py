@@ -60,7 +60,7 @@ class DatabaseSessionInterface(SessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"])
 
     def _db(self, app: Flask) -> Session:
-        return Session(app.extensions["intranet"].engine, expire_on_commit=False)
+        return app.extensions["intranet"].sessions()
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         token = request.cookies.get(self.cookie_name(app))
