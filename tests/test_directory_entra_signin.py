@@ -190,10 +190,7 @@ def test_instance_discovery_setting_from_the_environment(app, server, monkeypatc
     if setting is not None:
         monkeypatch.setenv("INTRANET_ENTRA_INSTANCE_DISCOVERY", setting)
     env_app = create_app({"TESTING": True, "INTRANET_SECRET_KEY": app.config["INTRANET_SECRET_KEY"],
-                          "INTRANET_DATABASE_URL": "sqlite://", "PREFERRED_URL_SCHEME": "https", **config})
-    state = env_app.extensions["intranet"]
-    state.engine.dispose()
-    state.engine = app.extensions["intranet"].engine
+                          "PREFERRED_URL_SCHEME": "https", **config}, engine=app.extensions["intranet"].engine)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru(server.url)
         mock.get(re.compile(re.escape(INSTANCE_DISCOVERY) + ".*"), json=UNKNOWN_INSTANCE, status=400)
