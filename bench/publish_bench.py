@@ -14,6 +14,10 @@ the same process, on the same connection, alternating the two so noise hits both
   whole organisation (``parse_audience``, ``check_known_values``, ``audience_breakdown``).
   Raw work: hand-written SQL returning the same count and the three breakdowns. The results must
   be equal. Goal: < 50 ms.
+* **refuse hostile bodies** — ``sanitize.clean_html`` on bodies over its limits (500 KB,
+  20,000 nested ``<div>``, 5,000 ``<ul><li>``, nesting one deeper than allowed, too many attributes):
+  each must raise ``BodyTooLarge`` before any parsing. No database. Goal: the slowest body's p50
+  < 1 ms (cleaning a legal 50 KB body takes tens of ms; the parser on these bodies, seconds).
 
 Timings are medians of ``repeat`` calls after a warm-up; figures are printed, never asserted.
 """
@@ -35,6 +39,7 @@ from bench import datagen, goals
 
 SAVE_GOAL_MS = 100.0
 PREVIEW_GOAL_MS = 50.0
+REFUSE_GOAL_MS = 1.0
 
 
 def fifty_kb_body(limit: int = sanitize.MAX_BODY_BYTES - 200) -> str:
@@ -161,6 +166,37 @@ def preview_case(ds: datagen.Dataset, repeat: int) -> dict[str, Any]:
             "ratio": p50 / r50, "goal": f"< {PREVIEW_GOAL_MS:.0f} ms", "met": p50 < PREVIEW_GOAL_MS, "correct": correct}
 
 
+def hostile_bodies() -> dict[str, str]:
+    """Bodies beyond each of the sanitizer's limits (SECURITY.md D5)."""
+    attributes = " ".join(f"a{i}=1" for i in range(sanitize.MAX_ATTRIBUTES + 1))
+    return {
+        "500 KB": "<p>" + "x" * 500_000 + "</p>",
+        "20,000 nested <div>": "<div>" * 20_000,
+        "5,000 <ul><li>": "<ul><li>" * 5_000,
+        f"{sanitize.MAX_NESTING + 1} nested <blockquote>": "<blockquote>" * (sanitize.MAX_NESTING + 1),
+        f"{sanitize.MAX_ATTRIBUTES + 1} attributes": f"<a {attributes}>",
+    }
+
+
+def refuse_case(repeat: int) -> list[dict[str, Any]]:
+    """Time ``clean_html`` refusing each hostile body; each must raise ``BodyTooLarge``."""
+    rows = []
+    for name, body in hostile_bodies().items():
+        def refuse(body: str = body) -> str | None:
+            try:
+                sanitize.clean_html(body)
+            except sanitize.BodyTooLarge as exc:
+                return exc.what
+            return None
+
+        refuse()  # warm-up
+        timed = [_time(refuse) for _ in range(repeat)]
+        times = [ms for ms, _ in timed]
+        rows.append({"body": name, "p50_ms": statistics.median(times), "p95_ms": _p95(times),
+                     "refused": all(what is not None for _, what in timed), "limit": timed[0][1] or "none"})
+    return rows
+
+
 def _print(rows: list[dict[str, Any]]) -> None:
     header = ("case", "db", "p50 ms", "p95 ms", "raw p50", "raw p95", "ratio", "goal", "met", "correct")
     table = [header] + [(r["case"], r["db"], f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['raw_p50_ms']:.1f}",
@@ -195,7 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     datagen.run_on_datasets(args.db, args.size, args.seed, run,
                             lambda reason: print(f"  [publish] PostgreSQL skipped: {reason}", file=sys.stderr))
     _print(rows)
+    refused = refuse_case(args.repeat)
+    print("\n[refuse hostile bodies] clean_html raising BodyTooLarge before parsing")
+    for r in refused:
+        print(f"  {r['body']:<26} p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f} ms  limit: {r['limit']}")
     first = goals.mark()
+    worst = max(refused, key=lambda r: r["p50_ms"])
+    goals.goal("publish", "refuse hostile bodies (slowest p50)",
+               measured=f"{worst['p50_ms']:.3f} ms ({worst['body']})", target=f"< {REFUSE_GOAL_MS:.0f} ms",
+               met=worst["p50_ms"] < REFUSE_GOAL_MS)
+    goals.check("publish", "every hostile body refused with BodyTooLarge", passed=all(r["refused"] for r in refused),
+                detail=", ".join(f"{r['body']}: {r['limit']}" for r in refused))
     for r in rows:
         goals.goal("publish", r["case"], measured=f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms",
                    target=r["goal"], met=r["met"], db=r["db"])
