@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, AwareDatetime
 from sqlalchemy import DateTime, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import registry, sessionmaker
@@ -42,6 +43,35 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc)
+
+
+#: The largest id a Beacon table can hold (a signed 64-bit integer on SQLite and PostgreSQL alike).
+MAX_ID = 2**63 - 1
+#: The instants Beacon accepts from people and clients: wide enough for any real post or event,
+#: narrow enough that converting zones or adding a few years never leaves Python's years 1-9999.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def storable_utc(value: dt.datetime) -> dt.datetime:
+    """*value*, an aware datetime, in UTC, when it lies between :data:`EARLIEST` and :data:`LATEST`.
+
+    :raise ValueError: for a naive datetime or one outside that range (``0001-01-01T00:00:00+14:00``
+        cannot even be converted to UTC).
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the time needs a UTC offset, e.g. 2026-11-24T09:00:00+01:00")
+    try:
+        utc = value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"the time must lie between {EARLIEST.year} and {LATEST.year - 1}")
+    return utc
+
+
+#: A pydantic field type for times sent by clients: aware, in range, and converted to UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(storable_utc)]
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -46,6 +46,13 @@ class InvalidInput(IntranetError):
         return cls(f"Invalid {what}: {listed}", details=details)
 
 
+class Malformed(IntranetError):
+    """The request cannot be read at all (broken JSON, absurd nesting, text that is not Unicode)."""
+
+    code = "malformed"
+    status = 400
+
+
 class Conflict(IntranetError):
     code = "conflict"
     status = 409

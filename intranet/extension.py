@@ -150,7 +150,6 @@ class Intranet:
             SESSION_COOKIE_SAMESITE="Lax",
             WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the server-side session
         )
-        app.config.setdefault("MAX_CONTENT_LENGTH", app.config["INTRANET_MAX_REQUEST_BYTES"])
 
         app.extensions["intranet"] = State.build(engine or make_engine(database_url(app)), settings, clock=clock,
                                                  unsafe=unsafe)

@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, literal, or_, update
 from sqlmodel import Session, select
 
 from intranet import targeting
-from intranet.db import UTCDateTime, insert_new
+from intranet.db import MAX_ID, UTCDateTime, insert_new, storable_utc
 from intranet.errors import InvalidInput
 from intranet.models import Employee, Post, PostState
 
@@ -49,6 +49,9 @@ class FeedPage:
     next_cursor: str | None
 
 
+MAX_CURSOR_LENGTH = 256
+
+
 def _encode_cursor(item: FeedItem) -> str:
     raw = json.dumps({"p": int(item.pinned), "t": item.post.published_at.isoformat(), "i": item.post.id})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -56,11 +59,14 @@ def _encode_cursor(item: FeedItem) -> str:
 
 def _decode_cursor(cursor: str) -> tuple[int, dt.datetime, int]:
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:  # ours are under 100 characters
+            raise ValueError("too long")
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        published = dt.datetime.fromisoformat(raw["t"])
-        if published.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return int(raw["p"]), published, int(raw["i"])
+        published = storable_utc(dt.datetime.fromisoformat(raw["t"]))
+        pinned, last_id = int(raw["p"]), int(raw["i"])
+        if pinned not in (0, 1) or not 0 <= last_id <= MAX_ID:
+            raise ValueError("out of range")
+        return pinned, published, last_id
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput("This feed cursor is not valid; start again without one.",
                            details={"field": "cursor"}) from exc

@@ -33,12 +33,12 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, delete, false, func, or_, true, update
 from sqlmodel import Session, select
 
 from intranet import groups, sanitize, targeting
-from intranet.db import as_utc
+from intranet.db import Instant, as_utc
 from intranet.errors import Conflict, Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import (
     Attachment, AudienceSegment, AudienceValue, Employee, Post, PostPreview, PostRevision,
@@ -89,10 +89,10 @@ class PostCreate(_PostFields):
     body_html: str = ""
     topic: str = Field(default="General", max_length=64)
     must_read: bool = False
-    ack_deadline: AwareDatetime | None = None
+    ack_deadline: Instant | None = None
     rating_style: Literal["stars", "thumbs"] = "stars"
-    publish_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    publish_at: Instant | None = None
+    expires_at: Instant | None = None
     audience: dict[str, Any] | None = None
 
 
@@ -104,10 +104,10 @@ class PostUpdate(_PostFields):
     body_html: str | None = None
     topic: str | None = Field(default=None, max_length=64)
     must_read: bool | None = None
-    ack_deadline: AwareDatetime | None = None
+    ack_deadline: Instant | None = None
     rating_style: Literal["stars", "thumbs"] | None = None
-    publish_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    publish_at: Instant | None = None
+    expires_at: Instant | None = None
     audience: dict[str, Any] | None = None
 
     def changes(self) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class PublishIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    publish_at: AwareDatetime | None = None
+    publish_at: Instant | None = None
     comment: str = Field(default="", max_length=2000)
 
 

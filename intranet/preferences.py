@@ -145,6 +145,19 @@ def org_defaults(session: Session) -> dict[str, Any]:
     return {**BUILTIN_DEFAULTS, **({k: v for k, v in row.values.items() if k in ORG_FIELDS} if row else {})}
 
 
+def _unicode(values: Iterable[Any]) -> tuple[str, ...]:
+    # Topics stored before unpaired surrogates were refused at the boundary (SQLite kept them)
+    # can be neither shown nor matched: leave them out rather than break every page that lists them.
+    out = []
+    for value in values:
+        try:
+            value.encode("utf-8")
+        except (UnicodeEncodeError, AttributeError):
+            continue
+        out.append(value)
+    return tuple(out)
+
+
 def _effective(row: Preference | None, defaults: dict[str, Any]) -> Preferences:
     values = dict(defaults)
     chosen = set()
@@ -157,7 +170,8 @@ def _effective(row: Preference | None, defaults: dict[str, Any]) -> Preferences:
     return Preferences(cadence=values["cadence"], weekly_day=int(values["weekly_day"]),
                        channels=tuple(values["channels"]), quiet_start=int(values["quiet_start"]),
                        quiet_end=int(values["quiet_end"]), working_days=tuple(values["working_days"]),
-                       followed_topics=tuple(values["followed_topics"]), muted_topics=tuple(values["muted_topics"]),
+                       followed_topics=_unicode(values["followed_topics"]),
+                       muted_topics=_unicode(values["muted_topics"]),
                        learned_timing=bool(values["learned_timing"]), device=values["device"],
                        open_tracking=bool(values["open_tracking"]), chosen=frozenset(chosen))
 

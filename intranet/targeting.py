@@ -38,6 +38,21 @@ EMPLOYEE_COLUMNS = {"department": Employee.department, "division": Employee.divi
                     "country": Employee.country, "office": Employee.office}
 LIVE_STATUSES = ("scheduled", "published")
 
+# Bounds on one audience as people send it. Every query over an audience grows with its size (an
+# employee filter is an OR of its segments; SQLite refuses expressions more than 1,000 deep), and a
+# post's segments are matched in every feed, so a post must not be able to slow everyone's. Real
+# audiences stay far below: a segment per department of a large organisation, or one group.
+#: Most included segments, and again most excluded ones.
+MAX_SEGMENTS = 50
+#: Most values in one dimension of one segment (departments, offices, groups, ...).
+MAX_VALUES_PER_DIMENSION = 200
+#: Most values in the whole audience, all segments and exclusions together.
+MAX_VALUES = 1000
+#: The longest value (the stored column's width).
+MAX_VALUE_LENGTH = 255
+#: Unknown values get spelling suggestions up to this many (each costs a pass over the directory).
+MAX_SUGGESTED = 20
+
 
 class Segment(BaseModel):
     """One segment of an audience: every given dimension must match."""
@@ -105,10 +120,60 @@ def parse_audience(raw: Any) -> Audience:
     """
     if not isinstance(raw, dict) or not raw:
         raise InvalidInput('An audience is required: {"all": true} or {"segments": [...]}.', details={"field": "audience"})
+    check_bounds(raw)
     try:
         return Audience.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc, "audience") from None
+
+
+def check_bounds(raw: dict[str, Any]) -> None:
+    """Refuse an audience larger than the bounds above, before any work on its contents.
+
+    Only what people send is bounded: an audience stored before the bounds existed still reads.
+
+    :raise InvalidInput: saying which bound was passed and what to do instead.
+    """
+    total = 0
+    for key, kind in (("segments", "segments"), ("exclude", "exclusions")):
+        segments = raw.get(key)
+        if not isinstance(segments, list):
+            continue  # the model explains a wrong type
+        if len(segments) > MAX_SEGMENTS:
+            raise InvalidInput(f"An audience can have at most {MAX_SEGMENTS} {kind}; this one has {len(segments):,}. "
+                               "Target a group, or a department or region that covers them, instead.",
+                               details={"field": f"audience.{key}", "limit": MAX_SEGMENTS})
+        for number, segment in enumerate(segments, 1):
+            if not isinstance(segment, dict):
+                continue
+            for field in SEGMENT_FIELDS:
+                values = segment.get(field)
+                if not isinstance(values, list):
+                    continue
+                if len(values) > MAX_VALUES_PER_DIMENSION:
+                    raise InvalidInput(
+                        f"One segment can name at most {MAX_VALUES_PER_DIMENSION} {field}; segment {number} of the "
+                        f"{kind} names {len(values):,}. Target a group or a wider dimension instead.",
+                        details={"field": f"audience.{key}.{number - 1}.{field}", "limit": MAX_VALUES_PER_DIMENSION})
+                if any(isinstance(v, str) and len(v) > MAX_VALUE_LENGTH for v in values):
+                    raise InvalidInput(f"A value in {field} is longer than {MAX_VALUE_LENGTH} characters; no "
+                                       "directory value is that long.",
+                                       details={"field": f"audience.{key}.{number - 1}.{field}",
+                                                "limit": MAX_VALUE_LENGTH})
+                total += len(values)
+    if total > MAX_VALUES:
+        raise InvalidInput(f"An audience can name at most {MAX_VALUES:,} values in all; this one names {total:,}. "
+                           "Target groups or wider dimensions instead.",
+                           details={"field": "audience", "limit": MAX_VALUES})
+
+
+def within_bounds(raw: dict[str, Any]) -> bool:
+    """Whether a stored audience (as in ``Post.audience``) keeps the bounds new audiences must keep."""
+    try:
+        check_bounds(raw)
+    except InvalidInput:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,14 +202,16 @@ def check_known_values(session: Session, audience: Audience) -> None:
     for dimension, values in wanted.items():
         known = known_values(session, dimension)
         for value in sorted(values - known):
-            suggestions = difflib.get_close_matches(value, sorted(known), n=3, cutoff=0.5)
+            suggestions = difflib.get_close_matches(value, sorted(known), n=3, cutoff=0.5) \
+                if len(unknown) < MAX_SUGGESTED else []
             unknown.append({"dimension": dimension, "value": value, "suggestions": suggestions})
     if unknown:
         parts = []
-        for item in unknown:
+        for item in unknown[:MAX_SUGGESTED]:
             hint = f" (did you mean {', '.join(repr(s) for s in item['suggestions'])}?)" if item["suggestions"] else ""
             parts.append(f"no employee has {item['dimension']} {item['value']!r}{hint}")
-        raise InvalidInput("Unknown audience value: " + "; ".join(parts) + ".", details=unknown)
+        more = f"; and {len(unknown) - MAX_SUGGESTED:,} more" if len(unknown) > MAX_SUGGESTED else ""
+        raise InvalidInput("Unknown audience value: " + "; ".join(parts) + more + ".", details=unknown)
 
 
 # --------------------------------------------------------------------------------------------

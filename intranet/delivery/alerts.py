@@ -55,7 +55,9 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from intranet import preferences, targeting
@@ -177,11 +179,20 @@ def owed(session: Session, now: dt.datetime, s: AlertSettings) -> dict[int, list
             cadences, untouched = MUST_READ_CADENCES, PostState.acknowledged_at.is_(None)
         else:
             cadences, untouched = ("as_it_happens",), PostState.read_at.is_(None)
-        query = (select(Employee.id).outerjoin(Preference, Preference.employee_pk == Employee.id)
-                 .outerjoin(PostState, state)
-                 .where(targeting.employee_filter(targeting.parse_audience(post.audience)),
-                        _cadence_in(cadences, default), untouched, ~done))
-        for pk in session.execute(query).scalars():
+        try:
+            # A savepoint per post: one post whose audience the database cannot evaluate (one
+            # stored before audiences were bounded, say) is skipped instead of stopping every alert.
+            with session.begin_nested():
+                query = (select(Employee.id).outerjoin(Preference, Preference.employee_pk == Employee.id)
+                         .outerjoin(PostState, state)
+                         .where(targeting.employee_filter(targeting.Audience.model_validate(post.audience)),
+                                _cadence_in(cadences, default), untouched, ~done))
+                pks = session.execute(query).scalars().all()
+        except (SQLAlchemyError, ValidationError):
+            logger.exception("Alerts scan: skipped post %s, whose audience cannot be evaluated; fix or "
+                             "unpublish it", post.id)
+            continue
+        for pk in pks:
             out[pk].append(_Owed(post.id, round_, must, post.topic))
     return out
 

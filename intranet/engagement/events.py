@@ -24,7 +24,7 @@ from sqlalchemy import Table, select
 from sqlmodel import Session
 
 from intranet import targeting
-from intranet.db import insert_new
+from intranet.db import MAX_ID, insert_new, storable_utc
 from intranet.errors import InvalidInput
 from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
 
@@ -94,7 +94,8 @@ def local_hour_weekday(at: dt.datetime, zone: ZoneInfo) -> tuple[int, int]:
 def parse_instant(raw: Any) -> dt.datetime:
     """An aware datetime from ISO 8601 text with an offset (``Z`` allowed).
 
-    :raise ValueError: when the text is not ISO 8601 or has no offset.
+    :raise ValueError: when the text is not ISO 8601, has no offset, or lies outside the years
+        Beacon stores (see :func:`intranet.db.storable_utc`).
     """
     if isinstance(raw, dt.datetime):
         value = raw
@@ -105,9 +106,7 @@ def parse_instant(raw: Any) -> dt.datetime:
         value = dt.datetime.fromisoformat(text)
     else:
         raise ValueError("expected an ISO 8601 timestamp")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("the timestamp needs a UTC offset, e.g. 2026-11-24T09:00:00+01:00")
-    return value.astimezone(dt.timezone.utc)
+    return storable_utc(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,7 +174,7 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
                 raise ValueError
             post_id = raw.get("post_id")
             if kind in POST_KINDS:
-                if isinstance(post_id, bool) or not isinstance(post_id, int) or post_id < 1:
+                if isinstance(post_id, bool) or not isinstance(post_id, int) or not 1 <= post_id <= MAX_ID:
                     raise ValueError
             elif post_id is not None:
                 raise ValueError

@@ -62,7 +62,9 @@ def _nav_context() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import errors, times
+    from intranet.web import errors, limits, times
+
+    limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
     prefix = app.config["INTRANET_URL_PREFIX"] or ""
     app.register_blueprint(assets, url_prefix=prefix or None)

@@ -13,6 +13,7 @@ from intranet import feed, groups, posts, targeting
 from intranet.errors import Forbidden, InvalidInput
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, public, require_role, session
+from intranet.web.limits import request_json
 
 bp = Blueprint("intranet_api", __name__)
 
@@ -20,9 +21,10 @@ bp = Blueprint("intranet_api", __name__)
 def json_body() -> dict[str, Any]:
     """The request's JSON object.
 
+    :raise Malformed: (400) when the body is not JSON Beacon can read (see :func:`load_json`).
     :raise InvalidInput: when the body is not a JSON object.
     """
-    data = request.get_json(silent=True)
+    data = request_json()
     if not isinstance(data, dict):
         raise InvalidInput("Send a JSON object with Content-Type: application/json.")
     return data

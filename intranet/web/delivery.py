@@ -6,7 +6,6 @@ body's ``csrf_token``, and refuses cross-origin requests.
 """
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
@@ -21,6 +20,7 @@ from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, OutboxMessage, Post
 from intranet.web.context import current_employee, now, public, require_role, session
+from intranet.web.limits import request_json
 
 api = Blueprint("intranet_delivery_api", __name__)
 pages = Blueprint("intranet_delivery", __name__)
@@ -40,10 +40,7 @@ def _check_csrf(body: dict) -> None:
 @api.post("/events")
 @require_role("employee")
 def post_events():  # type: ignore[no-untyped-def]
-    try:
-        body = json.loads(request.get_data(cache=False) or b"null")
-    except (ValueError, UnicodeDecodeError):
-        body = None
+    body = request_json(any_content_type=True)
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
     _check_csrf(body)
@@ -78,7 +75,7 @@ def get_preferences():  # type: ignore[no-untyped-def]
 @api.put("/me/preferences")
 @require_role("employee")
 def put_preferences():  # type: ignore[no-untyped-def]
-    change = preferences.parse(request.get_json(silent=True))
+    change = preferences.parse(request_json())
     prefs = preferences.update(session(), current_employee(), change, now=now())  # type: ignore[arg-type]
     session().commit()
     return prefs.to_json()
@@ -119,7 +116,7 @@ def get_org_defaults():  # type: ignore[no-untyped-def]
 @api.put("/org/digest-defaults")
 @require_role("comms")
 def put_org_defaults():  # type: ignore[no-untyped-def]
-    change = preferences.parse(request.get_json(silent=True), preferences.OrgDefaultsIn)
+    change = preferences.parse(request_json(), preferences.OrgDefaultsIn)
     values = preferences.set_org_defaults(session(), change, by=current_employee(), now=now())  # type: ignore[arg-type]
     session().commit()
     return values
@@ -130,6 +127,9 @@ def put_org_defaults():  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------------------------
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: The preferences form's numeric fields, as people know them.
+FORM_NUMBERS = {"weekly_day": "The day of the weekly digest", "quiet_start": "The start of quiet hours",
+                "quiet_end": "The end of quiet hours", "working_days": "A working day"}
 
 
 @pages.get("/preferences")
@@ -151,25 +151,36 @@ def preferences_save():  # type: ignore[no-untyped-def]
     def topics(name: str) -> list[str]:
         return [t.strip() for t in form.get(name, "").split(",") if t.strip()]
 
-    data = {
-        "cadence": form.get("cadence"),
-        "weekly_day": int(form.get("weekly_day", "0") or 0),
-        "channels": form.getlist("channels"),
-        "quiet_start": int(form.get("quiet_start", "20") or 20),
-        "quiet_end": int(form.get("quiet_end", "7") or 7),
-        "working_days": [int(d) for d in form.getlist("working_days")],
-        "followed_topics": topics("followed_topics"),
-        "muted_topics": topics("muted_topics"),
-        "learned_timing": form.get("learned_timing") == "on",
-        "device": form.get("device") or "either",
-        "open_tracking": form.get("open_tracking") == "on",
-    }
-    # Only what differs from the organisation's defaults becomes the person's own choice, so a
-    # later change of a default still reaches them.
-    chosen = preferences.for_employee(session(), employee).chosen
-    defaults = preferences.org_defaults(session())
-    data = {k: v for k, v in data.items() if k in chosen or v != defaults.get(k)}
+    def number(name: str, raw: str | None, default: int) -> int:
+        raw = (raw or "").strip()
+        if not raw:
+            return default
+        # Only ASCII digits, and few of them: int() also reads "²"-like digits wrongly and
+        # refuses thousands of digits with a ValueError of its own.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 2):
+            raise InvalidInput(f"{FORM_NUMBERS[name]} must be chosen from the list, not {raw[:20]!r}.",
+                               details={"field": name})
+        return int(raw)
+
     try:
+        data = {
+            "cadence": form.get("cadence"),
+            "weekly_day": number("weekly_day", form.get("weekly_day"), 0),
+            "channels": form.getlist("channels"),
+            "quiet_start": number("quiet_start", form.get("quiet_start"), 20),
+            "quiet_end": number("quiet_end", form.get("quiet_end"), 7),
+            "working_days": [number("working_days", d, 0) for d in form.getlist("working_days")],
+            "followed_topics": topics("followed_topics"),
+            "muted_topics": topics("muted_topics"),
+            "learned_timing": form.get("learned_timing") == "on",
+            "device": form.get("device") or "either",
+            "open_tracking": form.get("open_tracking") == "on",
+        }
+        # Only what differs from the organisation's defaults becomes the person's own choice, so a
+        # later change of a default still reaches them.
+        chosen = preferences.for_employee(session(), employee).chosen
+        defaults = preferences.org_defaults(session())
+        data = {k: v for k, v in data.items() if k in chosen or v != defaults.get(k)}
         change = preferences.parse(data)
         preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intranet.errors import IntranetError
 from intranet.web.context import NotSignedIn
@@ -40,8 +40,27 @@ def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
 
 
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = request.max_content_length
+        size = f"{limit / (1024 * 1024):.3g} MB" if limit and limit >= 1024 * 1024 else f"{limit} bytes"
+        return error_response(413, "too_large", f"The request is too large: Beacon accepts at most {size}.",
+                              {"limit": limit})
     code = (exc.name or "error").lower().replace(" ", "_")
     return error_response(exc.code or 500, code, exc.description or exc.name)
+
+
+def _rollback() -> None:
+    # A failed flush leaves the request's session unusable until it is rolled back, and the error
+    # page itself reads from it (the signed-in person, for the navigation).
+    db = g.get("intranet_db")
+    if db is not None:
+        try:
+            db.rollback()
+        except Exception:  # the connection itself may be gone; the page can do without it
+            logger.warning("Rolling back after an error failed", exc_info=True)
+            g.pop("intranet_db", None)
+            g.pop("intranet_employee", None)  # bound to the session just dropped
+            db.close()
 
 
 def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
@@ -49,6 +68,7 @@ def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         return _http_error(exc)
     incident = uuid.uuid4().hex[:12]
     logger.exception("Unhandled error (incident %s)", incident)
+    _rollback()
     return error_response(500, "internal", f"Something went wrong on our side (incident {incident}).")
 
 

@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, request, url_for
 from sqlmodel import select
 
 from intranet import attachments, posts
+from intranet.db import MAX_ID
 from intranet.errors import Forbidden, InvalidInput, NotFound
 from intranet.models import Attachment, Employee, Post
 from intranet.web.api import json_body, validate
@@ -144,8 +145,10 @@ def manage_list():  # type: ignore[no-untyped-def]
     try:
         before = int(request.args["cursor"]) if request.args.get("cursor") else None
         limit = min(max(int(request.args.get("limit", 50)), 1), 200)
+        if before is not None and not 0 <= before <= MAX_ID:
+            raise ValueError
     except ValueError:
-        raise InvalidInput("cursor and limit are integers.") from None
+        raise InvalidInput("cursor and limit are integers (a cursor is a post id).") from None
     rows = posts.manageable_posts(session(), current_employee(), status=status, before_id=before, limit=limit + 1)
     return {"items": [_post_json(p) for p in rows[:limit]],
             "next_cursor": str(rows[limit - 1].id) if len(rows) > limit else None}

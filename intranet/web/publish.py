@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from pydantic import ValidationError
 
 from intranet import attachments, posts, targeting, zones
+from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import Employee, Post
 from intranet.web.context import current_employee, now, require_role, session
@@ -52,12 +53,20 @@ def _local_time(field: str, zone: ZoneInfo) -> dt.datetime | None:
         naive = dt.datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(f"{field.replace('_', ' ')}: {raw!r} is not a date and time.", details={"field": field}) from None
-    return naive.replace(tzinfo=zone) if naive.tzinfo is None else naive
+    try:
+        return storable_utc(naive.replace(tzinfo=zone) if naive.tzinfo is None else naive)
+    except ValueError as exc:
+        raise InvalidInput(f"{field.replace('_', ' ')}: {exc}.", details={"field": field}) from None
+
+
+def _small_number(raw: str) -> bool:
+    # ASCII digits only, and few: int() reads "²" and "٣" its own way and refuses 5,000 digits.
+    return raw.isascii() and raw.isdigit() and len(raw) <= 3
 
 
 def _segments(prefix: str) -> list[dict[str, Any]]:
     indexes = sorted({int(k.split("-")[1]) for k in request.form if k.startswith(prefix + "-")
-                      and k.split("-")[1].isdigit()})
+                      and _small_number(k.split("-")[1])})
     segments = []
     for i in indexes:
         segment: dict[str, Any] = {}
@@ -68,8 +77,8 @@ def _segments(prefix: str) -> list[dict[str, Any]]:
         for bound in ("level_min", "level_max"):
             raw = request.form.get(f"{prefix}-{i}-{bound}", "").strip()
             if raw:
-                if not raw.isdigit():
-                    raise InvalidInput(f"Levels are whole numbers from 1 to 10, not {raw!r}.")
+                if not _small_number(raw):
+                    raise InvalidInput(f"Levels are whole numbers from 1 to 10, not {raw[:20]!r}.")
                 segment[bound] = int(raw)
         if segment:
             segments.append(segment)
@@ -130,6 +139,8 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
         "can_count_live": posts.may_author(db, employee), "now": now(),
     }
     if post is not None:
+        # An audience stored before audiences were bounded may be too large to count at all.
+        countable = bool(post.audience) and targeting.within_bounds(post.audience)
         transitions, revisions = posts.history(db, post)
         pks = ({t.actor_pk for t in transitions} | {r.edited_by_pk for r in revisions} | {post.author_pk}) - {None}
         context.update(
@@ -138,8 +149,8 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
             people={pk: db.get(Employee, pk) for pk in pks},
             files=attachments.attachments_of(db, post),
             breakdown=targeting.audience_breakdown(db, targeting.Audience.model_validate(post.audience))
-            if post.audience else None,
-            sample=posts.audience_sample(db, post),
+            if countable else None,
+            sample=posts.audience_sample(db, post) if countable else [],
         )
     return context
 

@@ -1,0 +1,98 @@
+"""What Beacon accepts from a request before any handler runs: body size, ids in paths, JSON.
+
+One mechanism per kind of input, so that no handler has to remember them:
+
+* the body of a request to Beacon's routes is capped at ``INTRANET_MAX_REQUEST_BYTES`` (or the
+  host's ``MAX_CONTENT_LENGTH`` when that is smaller), answered with a 413;
+* an ``<int:...>`` value in Beacon's paths above :data:`MAX_ID` is a 404, like any id that does
+  not exist (the databases cannot even compare such a number with a key);
+* every JSON body Beacon reads goes through :func:`load_json`, which refuses broken JSON, nesting
+  deeper than :data:`MAX_JSON_DEPTH` and unpaired surrogates (``"\\ud800"``: not Unicode, and
+  neither database can store it) with a 400.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from intranet.db import MAX_ID
+from intranet.errors import Malformed, NotFound
+
+#: How deeply a JSON body may nest. Beacon's deepest document (an audience inside a post) needs 4.
+MAX_JSON_DEPTH = 32
+# A \uD800-\uDFFF escape: the only way JSON text can carry a surrogate (raw UTF-8 cannot).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _ours(endpoint: str | None) -> bool:
+    return (endpoint or "").startswith("intranet")
+
+
+def _request_bounds(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Run before every before_request function (CSRF reads the form there), for Beacon's routes only."""
+    if not _ours(endpoint):
+        return
+    limit = current_app.config["INTRANET_MAX_REQUEST_BYTES"]
+    host_limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    request.max_content_length = limit if host_limit is None else min(limit, host_limit)
+    if values and any(type(v) is int and v > MAX_ID for v in values.values()):
+        raise NotFound("There is nothing at this address.")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def load_json(data: bytes) -> Any:
+    """Parse a request body as JSON: the one way Beacon reads JSON sent by clients.
+
+    :param data: the raw body (UTF-8, or UTF-16/32 with a BOM, as :func:`json.loads` detects).
+    :raise Malformed: (400) when the body is not JSON, nests deeper than :data:`MAX_JSON_DEPTH`,
+        or holds an unpaired surrogate.
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise Malformed(f"The JSON is nested too deeply; Beacon reads at most {MAX_JSON_DEPTH} levels.") from None
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise Malformed(f"The request body is not valid JSON ({exc}).") from None
+    # Counting brackets is cheap; only a body with more of them than the limit needs the walk.
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and isinstance(value, (dict, list)) \
+            and _too_deep(value, MAX_JSON_DEPTH):
+        raise Malformed(f"The JSON is nested too deeply; Beacon reads at most {MAX_JSON_DEPTH} levels.")
+    if _SURROGATE_ESCAPE.search(data):
+        try:  # paired surrogates (an emoji from an ASCII-only encoder) are fine; lone ones cannot be encoded
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Malformed("The JSON holds text that is not valid Unicode (an unpaired surrogate such as "
+                            "\\ud800).") from None
+    return value
+
+
+def request_json(*, any_content_type: bool = False) -> Any:
+    """The current request's JSON body, or None when it is empty or not sent as JSON.
+
+    :param any_content_type: read the body whatever its Content-Type (``navigator.sendBeacon``
+        cannot send ``application/json``).
+    :raise Malformed: as :func:`load_json` does.
+    """
+    if not any_content_type and not request.is_json:
+        return None
+    data = request.get_data(cache=not any_content_type)
+    return load_json(data) if data else None
+
+
+def init_app(app: Flask) -> None:
+    # A URL value preprocessor runs before every before_request function, including CSRF
+    # protection's (which reads the form, and so the body): the size cap must be set first.
+    app.url_value_preprocessor(_request_bounds)
