@@ -189,6 +189,25 @@ def test_openapi_documents_every_api_route(app):
     assert sorted(missing) == []
 
 
+def test_openapi_names_the_cookie_in_use_every_path_parameter_and_the_errors(tmp_path):
+    """The session cookie is the one this app sets; {key} and {post_id} are declared; errors are listed."""
+    import re
+
+    app = create_app({"INTRANET_ENV": "development", "INTRANET_DATABASE_URL": "sqlite://",
+                      "INTRANET_SECRET_KEY": STRONG_KEY})
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert doc["components"]["securitySchemes"]["session"]["name"] == "beacon_session"
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            declared = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), (method, path)
+            codes = set(operation["responses"])
+            if operation.get("security") != []:
+                assert {"401", "403"} <= codes, (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413", "422"} <= codes, (method, path)
+
+
 def test_command_line_may_load_weak_config_but_never_serves_it(tmp_path):
     """Admin commands run without a secret key; every request and `serve` are still refused."""
     import click

@@ -48,6 +48,7 @@ def _ok(description: str, schema: Any = None) -> dict[str, Any]:
 ERRORS = {"401": _ok("Not signed in", {"$ref": "#/components/schemas/Error"}),
           "404": _ok("Missing, or not targeted at you (indistinguishable)", {"$ref": "#/components/schemas/Error"})}
 POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+GROUP_KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 PATHS: dict[str, dict[str, Any]] = {
     "/feed": {"get": {"summary": "Your feed: live posts targeted at you, unacknowledged must-reads first",
@@ -71,11 +72,16 @@ PATHS: dict[str, dict[str, Any]] = {
                                  {"$ref": "#/components/schemas/Error"}), **ERRORS}}},
     "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _ok("OpenAPI")}}},
     "/me": {"get": {"summary": "Who you are and your roles", "responses": {"200": _ok("You"), **ERRORS}}},
-    "/groups": {"get": {"summary": "Groups and whether you belong", "responses": {"200": _ok("Groups")}},
-                "post": {"summary": "Create a group (admins)", "responses": {"201": _ok("Created")}}},
-    "/groups/{key}/join": {"post": {"summary": "Join an open group", "responses": {"200": _ok("Joined")}}},
-    "/groups/{key}/leave": {"post": {"summary": "Leave an open group", "responses": {"200": _ok("Left")}}},
+    "/groups": {"get": {"summary": "Groups and whether you belong", "responses": {"200": _ok("Groups")}}},
+    "/groups/{key}/join": {"post": {"summary": "Join an open group", "parameters": GROUP_KEY,
+                                    "responses": {"200": _ok("Joined")}}},
+    "/groups/{key}/leave": {"post": {"summary": "Leave an open group", "parameters": GROUP_KEY,
+                                     "responses": {"200": _ok("Left")}}},
     "/groups/{key}/members": {"put": {"summary": "Set a managed group's members (owners, admins)",
+                                      "parameters": GROUP_KEY,
+                                      "requestBody": _json({"type": "object", "required": ["employee_ids"],
+                                                            "properties": {"employee_ids": {
+                                                                "type": "array", "items": {"type": "string"}}}}),
                                       "responses": {"200": _ok("Set")}}},
 }
 SCHEMAS: dict[str, Any] = {"Error": ERROR, "FeedItem": FEED_ITEM, "Post": POST, "Segment": SEGMENT,
@@ -113,9 +119,13 @@ def _subsystem_paths(components: dict[str, Any]) -> dict[str, dict[str, Any]]:
         components.update(schema.pop("$defs", {}))
         return _json(schema)
 
+    from intranet import groups
+
     action = lambda summary, model=posts.CommentIn: {"post": {  # noqa: E731
         "summary": summary, "parameters": POST_ID, "requestBody": body(model), "responses": MANAGED}}
     return {
+        "/groups": {"post": {"summary": "Create a group (admins)", "requestBody": body(groups.GroupIn),
+                             "responses": {"201": _ok("Created")}}},
         "/posts": {"post": {"summary": "Create a draft, or publish at once when publish_at is given",
                             "requestBody": body(posts.PostCreate),
                             "responses": {"201": _ok("Created", {"$ref": "#/components/schemas/ManagedPost"}),
@@ -129,7 +139,11 @@ def _subsystem_paths(components: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "/posts/{post_id}/request-changes": action("Send back to the author with a comment"),
         "/posts/{post_id}/publish": action("Publish now or at publish_at", posts.PublishIn),
         "/posts/{post_id}/unpublish": action("Remove from feeds and future digests"),
-        "/manage/posts": {"get": {"summary": "Posts you manage", "responses": {"200": _ok("A page")}}},
+        "/manage/posts": {"get": {"summary": "Posts you manage", "parameters": [
+            {"name": "status", "in": "query", "schema": {"type": "string"}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of a page"},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+            "responses": {"200": _ok("A page")}}},
         "/manage/posts/{post_id}": {"get": {"summary": "A post you manage, with history", "parameters": POST_ID,
                                             "responses": MANAGED}},
         "/events": {"post": {"summary": "Record a batch of reading events (CSRF token may be in the body)",
@@ -166,6 +180,27 @@ def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = 
     SCHEMAS.update(schemas or {})
 
 
+def _error(description: str) -> dict[str, Any]:
+    return _ok(description, {"$ref": "#/components/schemas/Error"})
+
+
+def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
+    """*operation* with every error Beacon may answer it with (those it documents itself kept)."""
+    errors: dict[str, Any] = {}
+    if operation.get("security") != []:
+        errors["401"] = _error("Not signed in")
+        errors["403"] = _error("Signed in, without the role this needs")
+    if "{" in path:
+        errors["404"] = _error("Missing, or not yours to see (indistinguishable)")
+    if "requestBody" in operation or method in ("post", "put", "patch"):
+        errors["400"] = _error("The body cannot be read: not JSON, nested too deeply, or not valid Unicode")
+        errors["413"] = _error("The body is larger than INTRANET_MAX_REQUEST_BYTES")
+        errors["422"] = _error("Invalid input; the message and details say which field and why")
+    if any(p.get("in") == "query" for p in operation.get("parameters", ())):
+        errors["422"] = _error("Invalid query parameter")
+    return {**operation, "responses": {**errors, **operation.get("responses", {})}}
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document for this app (server URL includes the configured prefix)."""
     components = dict(SCHEMAS)
@@ -173,13 +208,16 @@ def document() -> dict[str, Any]:
     for source in (PATHS, _subsystem_paths(components)):
         for path, operations in source.items():
             paths.setdefault(path, {}).update(operations)
+    paths = {path: {method: _with_errors(path, method, op) for method, op in operations.items()}
+             for path, operations in paths.items()}
+    cookie = current_app.session_interface.cookie_name(current_app)  # type: ignore[attr-defined]
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{current_app.config['INTRANET_ORG_NAME']} API", "version": "1"},
         "servers": [{"url": url_for("intranet_api.feed_list").rsplit("/feed", 1)[0]}],
         "components": {
             "schemas": components,
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "__Host-beacon"},
+            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": cookie},
                                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"}},
         },
         "security": [{"session": []}],
