@@ -242,6 +242,15 @@ def test_desk_form_with_a_strange_level_is_422(client_for, comms, level):
     assert response.status_code == 422 and b"Levels are whole numbers" in response.data
 
 
+@pytest.mark.parametrize("index", ["²", "1" * 5000])
+def test_desk_form_with_a_strange_segment_number_is_not_a_500(client_for, comms, index):
+    """A segment field numbered with a superscript or 5,000 digits is ignored like any unknown field."""
+    client = client_for(comms)
+    response = client.post("/publish/new", data={"title": "T", f"inc-{index}-departments": "Comms",
+                                                 "csrf_token": client.csrf})
+    assert response.status_code == 302
+
+
 # --------------------------------------------------------------------------------------------
 # Errors after a failed flush
 # --------------------------------------------------------------------------------------------
