@@ -3,8 +3,9 @@
 Posts batches of 50 events through the whole HTTP stack (Flask test client: session cookie,
 CSRF check, validation, the targeting check of the posts a batch mentions, one multi-row
 ``INSERT ... ON CONFLICT DO NOTHING``, commit: one transaction per request, as in production)
-and compares the rate with a raw ``executemany`` of the very same rows into the very same table
-(one transaction, no checks). Then replays the first batches (every event must come back as a
+and compares the rate with a raw ``executemany`` of the same number of rows into the very same
+table (one transaction, no checks), alternating rounds of 10,000 events of each so that load from
+other processes on the shared box hits both alike. Then replays the first batches (every event must come back as a
 duplicate, none stored twice) and sends a few thousand events one and ten per request, for
 information: each request here is sent after the previous one was answered, in-process, so these
 are one client's rates, not the server's (PERFORMANCE.md's single-event goal, >= 1,500
@@ -24,7 +25,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, text
+from sqlalchemy import func, insert, text
 from sqlmodel import Session, select
 
 from intranet import create_app, migrate, targeting
@@ -38,6 +39,8 @@ KINDS = ("impression", "impression", "impression", "open", "read", "session")
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PG_URL = os.environ.get("INTRANET_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RATIO_GOAL = 0.05
+#: Events per round: the API and the raw insert alternate, a round each (the raw side in one transaction).
+ROUND = 10_000
 RATE_GOAL = 20_000
 
 
@@ -99,16 +102,49 @@ def _post_all(client: object, headers: dict[str, str], events: list[dict], batch
     return time.perf_counter() - start, accepted, duplicates
 
 
+def _raw_rows(events: list[dict], employee_pk: int, zone: Any) -> list[dict[str, Any]]:
+    received = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for e in events:
+        occurred = dt.datetime.fromisoformat(e["occurred_at"])
+        hour, weekday = local_hour_weekday(occurred, zone)
+        rows.append({"employee_pk": employee_pk, "client_id": e["id"], "kind": e["kind"], "post_id": e["post_id"],
+                     "occurred_at": occurred, "received_at": received, "local_hour": hour, "local_weekday": weekday,
+                     "dwell_ms": e["dwell_ms"], "delivery_id": None, "channel": None, "surface": e["surface"],
+                     "position": e["position"], "device": "desktop", "source": "client"})
+    return rows
+
+
 def run(url: str, n: int, batch: int, small: int = 2000) -> dict[str, Any]:
-    """Ingest *n* events in batches of *batch* through the API, then the same rows raw; also
-    *small* events one and ten per request, and a replay of the first batches (all duplicates)."""
+    """Ingest *n* events in batches of *batch* through the API and the same rows raw, alternating
+    rounds of :data:`ROUND` events so that load from other processes hits both alike; then a
+    replay of the first batches (all duplicates) and *small* events one and ten per request."""
     app, post_ids = _setup(url, 50)
     engine = app.extensions["intranet"].engine  # type: ignore[attr-defined]
     client, headers = _client(app)
+    zone = zone_of("Europe/Berlin")
+    with Session(engine) as session:
+        employee_pk = session.exec(select(Employee.id)).first()
 
     _post_all(client, headers, _events(batch, post_ids, "warm-"), batch)
     events = _events(n, post_ids, "api-")
-    api_seconds, accepted, duplicates = _post_all(client, headers, events, batch)
+    raw_events = _events(n, post_ids, "raw-")
+    api_seconds = api_cpu = raw_seconds = 0.0
+    accepted = duplicates = 0
+    for first in range(0, n, ROUND):
+        cpu = time.process_time()
+        seconds, round_accepted, round_duplicates = _post_all(client, headers, events[first:first + ROUND], batch)
+        api_cpu += time.process_time() - cpu
+        api_seconds += seconds
+        accepted += round_accepted
+        duplicates += round_duplicates
+        # The same number of rows, raw: one executemany in one transaction, straight into the same table.
+        rows = _raw_rows(raw_events[first:first + ROUND], employee_pk, zone)
+        start = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(insert(EngagementEvent.__table__), rows)  # type: ignore[attr-defined]
+        raw_seconds += time.perf_counter() - start
+
     replay = events[:min(n, 20 * batch)]
     _, replay_accepted, replay_duplicates = _post_all(client, headers, replay, batch)
     small_rates = {}
@@ -116,33 +152,14 @@ def run(url: str, n: int, batch: int, small: int = 2000) -> dict[str, Any]:
         seconds, small_accepted, _ = _post_all(client, headers, _events(small, post_ids, f"b{size}-"), size)
         small_rates[size] = {"events_per_s": small / seconds, "requests_per_s": small / size / seconds,
                              "accepted": small_accepted}
-
-    # The same rows, raw: one executemany in one transaction, straight into the same table.
-    zone = zone_of("Europe/Berlin")
     with Session(engine) as session:
-        employee_pk = session.exec(select(Employee.id)).first()
         stored = session.exec(select(func.count()).select_from(EngagementEvent)
                               .where(EngagementEvent.client_id.like("api-%"))).one()
-    raw_rows = []
-    received = dt.datetime.now(dt.timezone.utc)
-    for e in _events(n, post_ids, "raw-"):
-        occurred = dt.datetime.fromisoformat(e["occurred_at"])
-        hour, weekday = local_hour_weekday(occurred, zone)
-        raw_rows.append({"employee_pk": employee_pk, "client_id": e["id"], "kind": e["kind"], "post_id": e["post_id"],
-                         "occurred_at": occurred, "received_at": received, "local_hour": hour, "local_weekday": weekday,
-                         "dwell_ms": e["dwell_ms"], "delivery_id": None, "channel": None, "surface": e["surface"],
-                         "position": e["position"], "device": "desktop", "source": "client"})
-    start = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(insert(EngagementEvent.__table__), raw_rows)  # type: ignore[attr-defined]
-    raw_seconds = time.perf_counter() - start
-    with engine.begin() as conn:
-        conn.execute(delete(EngagementEvent.__table__).where(text("client_id LIKE 'raw-%'")))  # type: ignore[attr-defined]
     engine.dispose()
     return {"events": n, "batch": batch, "api_per_s": n / api_seconds, "raw_per_s": n / raw_seconds,
-            "ratio": raw_seconds / api_seconds, "accepted": accepted, "duplicates": duplicates, "stored": stored,
-            "replayed": len(replay), "replay_accepted": replay_accepted, "replay_duplicates": replay_duplicates,
-            "small": small_rates, "small_n": small}
+            "api_per_cpu_s": n / api_cpu, "ratio": raw_seconds / api_seconds, "accepted": accepted,
+            "duplicates": duplicates, "stored": stored, "replayed": len(replay), "replay_accepted": replay_accepted,
+            "replay_duplicates": replay_duplicates, "small": small_rates, "small_n": small}
 
 
 def _record(name: str, r: dict[str, Any]) -> None:
@@ -156,7 +173,8 @@ def _record(name: str, r: dict[str, Any]) -> None:
     goals.goal("ingest", f"API / raw executemany, batches of {batch}", measured=f"{r['ratio']:.3f}x",
                target=f">= {RATIO_GOAL}x", met=r["ratio"] >= RATIO_GOAL, db=name)
     if name == "sqlite":
-        goals.goal("ingest", f"events/s, batches of {batch}", measured=f"{r['api_per_s']:,.0f}/s",
+        goals.goal("ingest", f"events/s, batches of {batch}",
+                   measured=f"{r['api_per_s']:,.0f}/s ({r['api_per_cpu_s']:,.0f}/CPU-s)",
                    target=f">= {RATE_GOAL:,}/s", met=r["api_per_s"] >= RATE_GOAL, db=name)
 
 
@@ -190,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                     conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
                 admin.dispose()
     print(f"{'backend':<11} {'events':>8} {'batch':>5} {'API ev/s':>10} {'raw ev/s':>10} {'ratio':>7} "
-          f"{'batch 10 ev/s':>13} {'batch 1 req/s':>13}")
+          f"{'API ev/CPU-s':>12} {'batch 10 ev/s':>13} {'batch 1 req/s':>13}")
     for name, r in results.items():
         print(f"{name:<11} {r['events']:>8} {r['batch']:>5} {r['api_per_s']:>10,.0f} {r['raw_per_s']:>10,.0f} "
-              f"{r['ratio']:>6.3f}x {r['small'][10]['events_per_s']:>13,.0f} {r['small'][1]['requests_per_s']:>13,.0f}")
+              f"{r['ratio']:>6.3f}x {r['api_per_cpu_s']:>12,.0f} {r['small'][10]['events_per_s']:>13,.0f} "
+              f"{r['small'][1]['requests_per_s']:>13,.0f}")
+    print("(API ev/CPU-s: events per second of this process's CPU time, client included; with SQLite that is\n"
+          " all the work, so it is the rate an idle box would show. PostgreSQL's own CPU is not in it.)")
     first = goals.mark()
     for name, r in results.items():
         _record(name, r)

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, Text, bindparam, cast, select
 from sqlmodel import Session
 
 from intranet import targeting
-from intranet.db import MAX_ID, insert_new, storable_utc
+from intranet.db import MAX_ID, insert_ignoring_duplicates, insert_new, storable_utc
 from intranet.errors import InvalidInput
 from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
 
@@ -40,6 +40,7 @@ PAGE_VIEW_WINDOW = dt.timedelta(minutes=10)
 MAX_DWELL_MS = 24 * 3600 * 1000
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 _TABLE: Table = EngagementEvent.__table__  # type: ignore[attr-defined]
+_EVENT_KEY = ("employee_pk", "client_id")
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,25 +212,47 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
                 kept.append(row)
         pending = kept
 
-    inserted = insert_new(session, _TABLE, pending, ("employee_pk", "client_id"), ("id",))
-    result.accepted = len(inserted)
-    result.duplicates += len(pending) - len(inserted)
+    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY)
+    result.duplicates += len(pending) - result.accepted
     return result
+
+
+_POSTS_BY_ID = (select(Post.id, Post.status, Post.published_at, Post.expires_at,
+                       cast(Post.audience, Text).label("audience"))
+                .where(Post.id.in_(bindparam("ids", expanding=True))))
+_AUDIENCES: dict[str, targeting.Audience] = {}
+_AUDIENCES_KEPT = 4096
+
+
+def _audience(stored: str) -> targeting.Audience:
+    """The parsed audience for its stored JSON text (cached: a post's audience is read by every batch about it)."""
+    audience = _AUDIENCES.get(stored)
+    if audience is None:
+        if len(_AUDIENCES) >= _AUDIENCES_KEPT:
+            _AUDIENCES.clear()
+        audience = _AUDIENCES[stored] = targeting.Audience.model_validate_json(stored)
+    return audience
 
 
 def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[int], now: dt.datetime) -> set[int]:
     """Which of *post_ids* exist and may be seen by *employee* at *now*.
 
-    The targeting rule's Python predicate over the few posts a batch names: one query by primary
-    key, cheaper per request than composing the SQL form of the rule.
+    The targeting rule's Python predicate over the few posts a batch names: one Core query by
+    primary key (no ORM rows), each distinct audience parsed once per process (keyed by its
+    stored text, so an edited audience is parsed afresh), and the person's groups looked up only
+    when one of the audiences names a group.
     """
-    rows = session.execute(select(Post.id, Post.status, Post.published_at, Post.expires_at, Post.audience)
-                           .where(Post.id.in_(sorted(post_ids)))).all()
-    if not rows:
-        return set()
-    keys = targeting.group_keys_of(session, employee.id)
-    return {row.id for row in rows if targeting.is_live(row, now)  # type: ignore[arg-type]
-            and targeting.employee_matches(targeting.Audience.model_validate(row.audience), employee, keys)}
+    keys: set[str] | None = None
+    visible = set()
+    for row in session.connection().execute(_POSTS_BY_ID, {"ids": sorted(post_ids)}):
+        if not targeting.is_live(row, now):  # type: ignore[arg-type]
+            continue
+        audience = _audience(row.audience)
+        if keys is None and any(s.groups for s in (*audience.segments, *audience.exclude)):
+            keys = targeting.group_keys_of(session, employee.id)
+        if targeting.employee_matches(audience, employee, keys or ()):
+            visible.add(row.id)
+    return visible
 
 
 def record(session: Session, employee: Employee, kind: str, *, at: dt.datetime, client_id: str,

@@ -1,0 +1,144 @@
+"""The event ingest's insert path: one multi-row insert that skips duplicates, and the per-batch targeting check."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from intranet import db as core
+from intranet import targeting
+from intranet.engagement import events
+from intranet.models import EngagementEvent
+
+AT = dt.datetime(2026, 11, 24, 8, 59, tzinfo=dt.timezone.utc)
+
+
+def event(eid: str, post_id: int | None, kind: str = "read", at: dt.datetime = AT, **extra):  # type: ignore[no-untyped-def]
+    return {"id": eid, "post_id": post_id, "kind": kind, "occurred_at": at.isoformat(), "dwell_ms": 1200, **extra}
+
+
+def count(db, **where) -> int:  # type: ignore[no-untyped-def]
+    query = select(func.count()).select_from(EngagementEvent)
+    for name, value in where.items():
+        query = query.where(getattr(EngagementEvent, name) == value)
+    return db.execute(query).scalar_one()
+
+
+def post_events(client, batch):  # type: ignore[no-untyped-def]
+    r = client.api("POST", "/api/v1/events", {"events": batch})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def test_a_full_batch_with_repeats_stores_each_event_once(client_for, make_employee, make_post, db):
+    """500 events, 100 of them repeats inside the batch; then a batch overlapping it by half."""
+    person = make_employee()
+    post = make_post()
+    client = client_for(person)
+    first = [event(f"e{i}", post.id) for i in range(400)] + [event(f"e{i}", post.id) for i in range(100)]
+    assert post_events(client, first) == {"accepted": 400, "duplicates": 100, "rejected": []}
+    second = [event(f"e{i}", post.id, "open") for i in range(200, 600)]
+    assert post_events(client, second) == {"accepted": 200, "duplicates": 200, "rejected": []}
+    assert count(db) == 600
+    assert count(db, kind="open") == 200  # a duplicate never overwrites the stored event
+
+
+def test_every_field_is_stored_as_sent(client_for, make_employee, make_post, db):
+    """The lean insert stores what the ORM would: instants (with and without microseconds) compare in SQL."""
+    person = make_employee(timezone="America/New_York")
+    post = make_post()
+    exact = AT.replace(second=0, microsecond=0)
+    fine = AT.replace(second=7, microsecond=250_001)
+    body = post_events(client_for(person), [
+        event("exact", post.id, at=exact, surface="feed", position=3),
+        event("fine", post.id, "open", at=fine, channel="email", delivery_id=77, dwell_ms=None)])
+    assert body["accepted"] == 2
+    db.expire_all()
+    rows = {e.client_id: e for e in db.execute(select(EngagementEvent)).scalars()}
+    assert (rows["exact"].occurred_at, rows["fine"].occurred_at) == (exact, fine)
+    assert (rows["exact"].local_hour, rows["exact"].local_weekday) == (3, 1)  # 03:59 Tuesday in New York
+    assert (rows["exact"].surface, rows["exact"].position, rows["exact"].dwell_ms) == ("feed", 3, 1200)
+    assert (rows["fine"].channel, rows["fine"].delivery_id, rows["fine"].dwell_ms) == ("email", 77, None)
+    assert rows["exact"].received_at == rows["fine"].received_at
+    assert {(e.employee_pk, e.source) for e in rows.values()} == {(person.id, "client")}
+    # Range queries (digests, charts) compare stored instants with bound ones, to the microsecond.
+    assert count(db, occurred_at=exact) == 1
+    at_or_after = select(EngagementEvent.client_id).where(EngagementEvent.occurred_at >= exact)
+    assert sorted(db.execute(at_or_after).scalars()) == ["exact", "fine"]
+    after = select(EngagementEvent.client_id).where(EngagementEvent.occurred_at > fine - dt.timedelta(microseconds=1))
+    assert list(db.execute(after).scalars()) == ["fine"]
+
+
+def test_an_audience_change_applies_to_the_next_batch(client_for, make_employee, make_post, db):
+    """Audiences are parsed once and reused, yet a retargeted post is judged by its new audience."""
+    person = make_employee(department="Sales")
+    post = make_post({"segments": [{"departments": ["Finance"]}]})
+    client = client_for(person)
+    assert post_events(client, [event("before", post.id)])["rejected"] == [{"id": "before", "code": "not_found"}]
+    targeting.store_audience(db, post, targeting.parse_audience({"segments": [{"departments": ["Sales"]}]}))
+    db.commit()
+    assert post_events(client, [event("widened", post.id)])["accepted"] == 1
+    targeting.store_audience(db, post, targeting.parse_audience({"segments": [{"departments": ["Finance"]}]}))
+    db.commit()
+    assert post_events(client, [event("narrowed", post.id)])["rejected"] == [{"id": "narrowed", "code": "not_found"}]
+    assert count(db) == 1
+
+
+def test_posts_that_are_not_live_are_refused(client_for, make_employee, make_post, clock, db):
+    """Drafts, expired and not-yet-published posts are refused like missing ones; live ones in the same batch pass."""
+    person = make_employee()
+    live = make_post()
+    draft = make_post(status="draft", published_at=None)
+    expired = make_post(expires_at=clock.now - dt.timedelta(minutes=1))
+    future = make_post(published_at=clock.now + dt.timedelta(hours=1))
+    body = post_events(client_for(person), [event("live", live.id), event("draft", draft.id),
+                                            event("expired", expired.id), event("future", future.id)])
+    assert body["accepted"] == 1
+    assert sorted(r["id"] for r in body["rejected"]) == ["draft", "expired", "future"]
+    assert {r["code"] for r in body["rejected"]} == {"not_found"}
+
+
+def test_group_audiences_follow_the_persons_groups(client_for, make_employee, make_post, make_group, db):
+    """A group segment admits members only; a group exclusion keeps members out of an all-staff post."""
+    member, outsider = make_employee(), make_employee()
+    make_group("night-shift", members=(member,))
+    for_group = make_post({"segments": [{"groups": ["night-shift"]}]})
+    not_for_group = make_post({"all": True, "exclude": [{"groups": ["night-shift"]}]})
+    everyone = make_post()
+    batch = [event("g", for_group.id), event("x", not_for_group.id), event("a", everyone.id)]
+    member_body = post_events(client_for(member), batch)
+    outsider_body = post_events(client_for(outsider), batch)
+    assert (member_body["accepted"], member_body["rejected"]) == (2, [{"id": "x", "code": "not_found"}])
+    assert (outsider_body["accepted"], outsider_body["rejected"]) == (2, [{"id": "g", "code": "not_found"}])
+
+
+def test_batches_larger_than_one_statement_count_exactly(make_employee, make_post, clock, db, monkeypatch):
+    """Rows are sent in statements of BULK_ROWS; duplicates across statement boundaries are still counted."""
+    monkeypatch.setattr(core, "BULK_ROWS", 7)
+    person = make_employee()
+    post = make_post()
+    first = events.ingest(db, person, [event(f"c{i}", post.id) for i in range(20)], now=clock.now)
+    db.commit()
+    assert (first.accepted, first.duplicates) == (20, 0)
+    again = events.ingest(db, person, [event(f"c{i}", post.id) for i in range(15, 40)], now=clock.now)
+    db.commit()
+    assert (again.accepted, again.duplicates) == (20, 5)
+    assert count(db) == 40
+
+
+def test_insert_ignoring_duplicates_counts_only_new_rows(make_employee, clock, db):
+    """The helper skips rows clashing with stored rows or with each other, and says how many were new."""
+    person = make_employee()
+
+    def row(client_id: str) -> dict:
+        return {"employee_pk": person.id, "client_id": client_id, "kind": "session", "post_id": None,
+                "occurred_at": AT, "received_at": clock.now, "local_hour": 9, "local_weekday": 1,
+                "source": "client"}
+
+    table = EngagementEvent.__table__  # type: ignore[attr-defined]
+    key = ("employee_pk", "client_id")
+    assert core.insert_ignoring_duplicates(db, table, [row("a"), row("b"), row("a")], key) == 2
+    assert core.insert_ignoring_duplicates(db, table, [row("b"), row("c")], key) == 1
+    assert core.insert_ignoring_duplicates(db, table, [], key) == 0
+    db.commit()
+    assert sorted(db.execute(select(EngagementEvent.client_id)).scalars()) == ["a", "b", "c"]
