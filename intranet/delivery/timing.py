@@ -117,9 +117,10 @@ class TimingSettings:
     #: The organisation's default hours (second one for twice a day).
     default_hour: int = 9
     default_second_hour: int = 14
-    #: Hours whose read-within-``window_hours`` rates differ by less than this are a tie, broken
-    #: by the read-within-``timely_hours`` rate: the digest lands shortly before the person looks.
-    tie_tolerance: float = 0.005
+    #: Hours whose read-within-``window_hours`` rates differ by less than this (0.2 point) are a
+    #: tie, broken by the read-within-``timely_hours`` rate: the digest lands shortly before the
+    #: person looks, so it is on top when they do.
+    tie_tolerance: float = 0.002
     timely_hours: int = 2
     #: A default quiet hour opens for a person's digest when their own decayed digest opens and
     #: activity in that hour of the day or the next reach this many events and this share of all
@@ -1071,9 +1072,9 @@ def explain(plan: Plan, cadence: Cadence | str, read_at: Sequence[int] | None = 
     if cadence == Cadence.WEEKLY and plan.sends:
         day = f" on {DAY_NAMES[plan.sends[0].local_date.weekday()]}s"
     at = f"{day} at {_fmt(hours)}"
-    digest = "digests go" if len(hours) > 1 else "digest goes"
+    digest, times = ("digests go", "times") if len(hours) > 1 else ("digest goes", "time")
     if plan.basis == Basis.CONTROL:
-        return f"This week your {digest} out{day} at the standard time, {_fmt(hours)}: a small" \
+        return f"This week your {digest} out{day} at the standard {times}, {_fmt(hours)}: a small" \
                " group does, so we can check that learned timing really helps."
     if plan.basis == Basis.PERSONAL and read_at:
         ahead = [(r - h) % 24 for r, h in zip(read_at, hours)]
@@ -1088,7 +1089,7 @@ def explain(plan: Plan, cadence: Cadence | str, read_at: Sequence[int] | None = 
         text = f"{why}, so your {digest} out{at}, when colleagues in your team and region" \
                " usually read."
     else:
-        text = f"Your {digest} out{day} at the organisation's usual time, {_fmt(hours)}."
+        text = f"Your {digest} out{day} at the organisation's usual {times}, {_fmt(hours)}."
     explored = [s for s in plan.sends if s.explored]
     text += " Now and then we try a nearby hour to keep learning"
     if explored:
