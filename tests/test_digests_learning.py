@@ -274,3 +274,22 @@ def test_org_quiet_hours_do_not_hold_the_digest_from_a_0630_reader(db, make_empl
     client.api("PUT", "/api/v1/me/preferences", {"quiet_start": 20, "quiet_end": 7})
     db.commit()
     assert 7 <= digests.schedule_for(db, person, clock.now)["local_hours"][0] < 20
+
+
+def test_changed_preferences_replace_the_planned_slots_at_once(db, make_employee, client_for, clock):
+    """After saving, the stored slots are the sends the page lists, not those planned before the change."""
+    person = make_employee(timezone="Europe/Berlin")
+    digests.store_plan(db, digests.plan_all(db, clock.now), clock.now, dt.timedelta(hours=36))
+    db.commit()
+    client = client_for(person)
+    assert client.api("PUT", "/api/v1/me/preferences", {"cadence": "twice_daily"}).status_code == 200
+    listed = {(s["local_date"], s["ordinal"], s["utc"])
+              for s in client.get("/api/v1/me/digest-schedule").get_json()["next_sends"]}
+    db.expire_all()
+    stored = {(d.local_date.isoformat(), d.ordinal, d.due_at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"))
+              for d in db.execute(select(Digest).where(Digest.employee_pk == person.id)).scalars()}
+    assert stored and stored <= listed
+    assert {o for _, o, _ in stored} == {0, 1}
+    client.api("PUT", "/api/v1/me/preferences", {"cadence": "off"})
+    db.expire_all()
+    assert db.execute(select(Digest).where(Digest.employee_pk == person.id)).first() is None

@@ -130,28 +130,52 @@ def store_plan(session: Session, result: PlanResult, now: dt.datetime, horizon: 
     """
     session.execute(delete(Digest).where(Digest.kind == "digest", Digest.status == "planned",
                                          Digest.due_at > now + REPLAN_MARGIN))
-    batch = result.batch
     rows: list[dict[str, Any]] = []
-    end = now + horizon
-    for i, plan in enumerate(batch):
-        if result.cadences[i] not in PLANNED_CADENCES:
-            continue
-        sends = plan.sends
-        for k, send in enumerate(sends):
-            if send.utc >= end:
-                break
-            nxt = sends[k + 1].utc if k + 1 < len(sends) else send.utc + dt.timedelta(hours=24)
-            rows.append({"employee_pk": result.employee_pks[i], "local_date": send.local_date,
-                         "ordinal": send.ordinal, "due_at": send.utc,
-                         "expires_at": min(nxt, send.utc + dt.timedelta(hours=24)),
-                         "timezone": result.zones[i], "local_hour": send.local_hour,
-                         "basis": str(plan.basis) if plan.basis else None, "explored": send.explored,
-                         "propensity": send.propensity, "status": "planned", "reason": "", "created_at": now})
+    for i, plan in enumerate(result.batch):
+        if result.cadences[i] in PLANNED_CADENCES:
+            rows += _slot_rows(result.employee_pks[i], result.zones[i], plan, now, now + horizon)
+    return _insert_slots(session, rows)
+
+
+def _slot_rows(employee_pk: int, zone: str, plan: timing.Plan, now: dt.datetime,
+               end: dt.datetime) -> list[dict[str, Any]]:
+    rows = []
+    sends = plan.sends
+    for k, send in enumerate(sends):
+        if send.utc >= end:
+            break
+        nxt = sends[k + 1].utc if k + 1 < len(sends) else send.utc + dt.timedelta(hours=24)
+        rows.append({"employee_pk": employee_pk, "local_date": send.local_date,
+                     "ordinal": send.ordinal, "due_at": send.utc,
+                     "expires_at": min(nxt, send.utc + dt.timedelta(hours=24)),
+                     "timezone": zone, "local_hour": send.local_hour,
+                     "basis": str(plan.basis) if plan.basis else None, "explored": send.explored,
+                     "propensity": send.propensity, "status": "planned", "reason": "", "created_at": now})
+    return rows
+
+
+def _insert_slots(session: Session, rows: list[dict[str, Any]]) -> int:
     new = 0
     for start in range(0, len(rows), 500):
         new += len(insert_new(session, _DIGEST, rows[start:start + 500], ("employee_pk", "local_date", "ordinal"),
                               ("id",)))
     return new
+
+
+def replan_employee(session: Session, employee: Employee, now: dt.datetime, horizon: dt.timedelta, *,
+                    org_timezone: str = "UTC") -> int:
+    """Replace *employee*'s planned digest slots with their current plan; returns how many were new.
+
+    Called when they change their preferences, so the slots that go out before the next planning
+    run are the very sends their preferences page lists, not the ones planned before the change.
+    Slots already queued or sent keep their key, so none is sent twice.
+    """
+    session.execute(delete(Digest).where(Digest.employee_pk == employee.id, Digest.kind == "digest",
+                                         Digest.status == "planned", Digest.due_at > now + REPLAN_MARGIN))
+    prefs, zone, plan, *_ = _plan_for(session, employee, now, org_timezone)
+    if prefs.cadence not in PLANNED_CADENCES:
+        return 0
+    return _insert_slots(session, _slot_rows(employee.id, zone, plan, now, now + horizon))
 
 
 def plan_job(session: Session, now: dt.datetime, settings: Settings) -> int:
@@ -170,12 +194,9 @@ def refresh_job(session: Session, now: dt.datetime, settings: Settings) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_timezone: str = "UTC") -> dict[str, Any]:
-    """*employee*'s digest schedule for the next seven days and why, for ``GET /me/digest-schedule``.
-
-    Uses the organisation's stored peer curves when there are some, so one person is re-planned
-    without refitting everyone (right after they change their preferences, say).
-    """
+def _plan_for(session: Session, employee: Employee, now: dt.datetime, org_timezone: str) -> tuple[
+        preferences.Preferences, str, timing.Plan, timing.TimingCounts, timing.PeerModel, int]:
+    """*employee*'s plan against the stored peer curves (fitted on one person if there are none)."""
     prefs = preferences.for_employee(session, employee)
     zone = zone_of(employee.timezone, org_timezone).key
     counts, _ = history.current_counts(session, [employee.id], now)
@@ -189,6 +210,16 @@ def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_
         group = groups.get(group_key, -1)
     window = preferences.delivery_window(prefs)
     plan = timing.plan_employee(employee.employee_id, zone, window, counts, model, group, now)
+    return prefs, zone, plan, counts, model, group
+
+
+def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_timezone: str = "UTC") -> dict[str, Any]:
+    """*employee*'s digest schedule for the next seven days and why, for ``GET /me/digest-schedule``.
+
+    Uses the organisation's stored peer curves when there are some, so one person is re-planned
+    without refitting everyone (right after they change their preferences, say).
+    """
+    prefs, zone, plan, counts, model, group = _plan_for(session, employee, now, org_timezone)
     planned = prefs.cadence in PLANNED_CADENCES
     read_at = None
     if planned and plan.basis == timing.Basis.PERSONAL and plan.local_hours:

@@ -77,8 +77,17 @@ def get_preferences():  # type: ignore[no-untyped-def]
 def put_preferences():  # type: ignore[no-untyped-def]
     change = preferences.parse(request_json())
     prefs = preferences.update(session(), current_employee(), change, now=now())  # type: ignore[arg-type]
+    _replan(current_employee())
     session().commit()
     return prefs.to_json()
+
+
+def _replan(employee: Employee) -> None:
+    # The person's planned slots follow their new preferences at once, so what goes out is what
+    # the preferences page lists (the hourly planning run would otherwise catch up later).
+    settings = current_app.extensions["intranet"].settings
+    digests.replan_employee(session(), employee, now(), settings.digests.plan_horizon,
+                            org_timezone=settings.site.org_timezone)
 
 
 @api.get("/me/digest-schedule")
@@ -189,6 +198,7 @@ def preferences_save():  # type: ignore[no-untyped-def]
                                         org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
         return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
                                days=DAY_NAMES, error=exc.message), 422
+    _replan(employee)
     session().commit()
     flash("Your preferences are saved.")
     return redirect(url_for("intranet_delivery.preferences_page"))
