@@ -13,10 +13,11 @@ respects them); everyone else has the organisation's default 20:00-07:00, which 
 from alerts but gives way for a digest in the hours a person demonstrably reads in. The oracle,
 knowing the truth, may use any hour the person did not make quiet.
 
-Organisations (:data:`SCENARIOS`): ``tuned`` is the one Beacon's settings were tuned on (10 % of
-people read best before 07:00); the others were not used for tuning: ``early`` (about 30 % read
-best before 07:00, three weeks of history, like the acceptance run), ``evening`` (many evening
-readers) and ``office`` (a homogeneous office organisation).
+Organisations (:data:`SCENARIOS`): ``tuned`` is the one Beacon's settings were tuned on (seeds
+0, 1, 2); the others, run on seeds 100 and up, were not used for tuning: ``early`` (a third of
+people are early birds, three weeks of history, like the acceptance run), ``evening`` (many
+evening readers, wider spread) and ``office`` (a homogeneous office organisation). The tables
+say what share of sends go to each kind of reader, and to people best served before 07:00.
 
 Policies, all on Mon-Fri, with common random numbers (one uniform per person and hour, shared by
 every policy):
