@@ -468,8 +468,8 @@ def _check_status(post: Post, allowed_from: tuple[str, ...], action: str) -> Non
 
 def _ready(post: Post) -> None:
     if not post.audience:
-        raise InvalidInput('Choose an audience first: {"all": true} or {"segments": [...]}.',
-                           details={"field": "audience"})
+        raise InvalidInput('Choose who should get this post first: tick "All staff" or pick departments, countries, '
+                           'groups or other criteria under Audience.', details={"field": "audience"})
     if not post.body_text.strip() and not post.summary.strip():
         raise InvalidInput("Write a summary or a body first.", details={"field": "body_html"})
 

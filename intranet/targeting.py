@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, or_, select, true
 from sqlmodel import Session
 
+from intranet import zones
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, Post
 
@@ -71,9 +72,9 @@ class Segment(BaseModel):
     @model_validator(mode="after")
     def _has_criteria(self) -> Segment:
         if not self.dimension_values() and self.level_min is None and self.level_max is None:
-            raise ValueError("a segment needs at least one criterion (a department, region, level, ...)")
+            raise ValueError("choose at least one criterion (a department, country, group, level, ...)")
         if self.level_min is not None and self.level_max is not None and self.level_min > self.level_max:
-            raise ValueError("level_min is greater than level_max")
+            raise ValueError("the lowest level is above the highest level")
         return self
 
     def dimension_values(self) -> dict[str, set[str]]:
@@ -98,7 +99,7 @@ class Audience(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> Audience:
         if not self.all_staff and not self.segments:
-            raise ValueError('an audience needs "all": true or at least one segment')
+            raise ValueError('choose "All staff" or at least one group of people')
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -124,7 +125,28 @@ def parse_audience(raw: Any) -> Audience:
     try:
         return Audience.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInput.from_validation(exc, "audience") from None
+        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise InvalidInput(describe_problems(exc), details=details) from None
+
+
+def describe_problems(exc: ValidationError) -> str:
+    """What is wrong with an audience, in the words of the builder (no field paths, no JSON)."""
+    problems = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] in ("segments", "exclude") and isinstance(loc[1], int):
+            where = (f"people who match (group {loc[1] + 1})" if loc[0] == "segments"
+                     else f"people left out (group {loc[1] + 1})")
+            loc = loc[2:]
+        if loc and loc[-1] in ("level_min", "level_max"):
+            message = "levels are whole numbers from 1 to 10"
+        elif error["type"] == "extra_forbidden":
+            message = f"“{loc[-1] if loc else '?'}” is not something an audience can be chosen by"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where.capitalize()}: {message}" if where else message[:1].upper() + message[1:])
+    return "Check the audience. " + "; ".join(problems) + "."
 
 
 def check_bounds(raw: dict[str, Any]) -> None:
@@ -187,6 +209,14 @@ def known_values(session: Session, dimension: str) -> set[str]:
         return set(session.exec(select(Group.key)).scalars())
     column = EMPLOYEE_COLUMNS[dimension]
     return set(session.exec(select(column).where(column.is_not(None)).distinct()).scalars())
+
+
+def value_names(session: Session, dimension: str) -> dict[str, str]:
+    """Every value *dimension* has, with the name people know it by (group names, country names)."""
+    if dimension == "group":
+        return dict(session.exec(select(Group.key, Group.name)).all())
+    names = zones.country_names() if dimension == "country" else {}
+    return {value: names.get(value, value) for value in known_values(session, dimension)}
 
 
 def check_known_values(session: Session, audience: Audience) -> None:

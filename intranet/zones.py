@@ -1,4 +1,4 @@
-"""Which time zones people may choose, and how to read and show them.
+"""Time zones people may choose, how to read and show them, and country names (all from tzdata).
 
 The IANA database holds ~600 names, and most are not places anyone would pick: ``Factory``,
 ``localtime`` (the *server's* zone), ``posix/...`` and ``right/...`` copies, and backward-compatible
@@ -35,19 +35,26 @@ def _tzdata_file(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _tables() -> tuple[dict[str, list[str]], dict[str, str]]:
-    """``({zone: [country names]}, {link: target})`` from tzdata's zone.tab, iso3166.tab and tzdata.zi."""
-    country_names = {}
+def country_names() -> dict[str, str]:
+    """ISO 3166 country codes and their short English names (``DE`` -> ``Germany``), from tzdata."""
+    names = {}
     for line in _tzdata_file("iso3166.tab").splitlines():
         if line and not line.startswith("#"):
             code, _, name = line.partition("\t")
-            country_names[code.strip()] = name.strip()
+            names[code.strip()] = name.strip()
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, list[str]], dict[str, str]]:
+    """``({zone: [country names]}, {link: target})`` from tzdata's zone.tab, iso3166.tab and tzdata.zi."""
+    country_names_ = country_names()
     zones: dict[str, list[str]] = {zone: [] for zone in EXTRA_ZONES}
     for line in _tzdata_file("zone.tab").splitlines():
         if line and not line.startswith("#"):
             parts = line.split("\t")
             if len(parts) >= 3:
-                zones.setdefault(parts[2].strip(), []).append(country_names.get(parts[0].strip(), parts[0].strip()))
+                zones.setdefault(parts[2].strip(), []).append(country_names_.get(parts[0].strip(), parts[0].strip()))
     links = {}
     for line in _tzdata_file("tzdata.zi").splitlines():
         if line.startswith("L "):

@@ -240,3 +240,41 @@ def test_removing_an_attachment_deletes_its_file(app, client_for, people, db):
     assert path.exists()
     assert comms.api("DELETE", f"/api/v1/posts/{post_id}/attachments/{attachment_id}").status_code == 204
     assert not path.exists()
+
+
+# --- the audience builder, without JavaScript ---------------------------------------------------
+
+
+def test_builder_shows_names_and_keeps_codes(client_for, people, make_group):
+    """Countries and groups are offered by name (Germany, Green-Team) with their codes as values."""
+    make_group("green-team")
+    page = client_for(people["comms"]).get("/publish/new").get_data(as_text=True)
+    assert 'name="inc-0-countries" value="DE" data-label="Germany"' in page and "> Germany</label>" in page
+    assert 'name="inc-0-groups" value="green-team" data-label="Green-Team"' in page
+    assert "<select" not in page.split('id="include-segments"')[1].split("</fieldset>")[0]  # no Ctrl-click lists
+
+
+def test_refused_save_keeps_the_count(client_for, people):
+    """A 422 re-shows the builder's choices with their count, not "No audience yet"."""
+    comms = client_for(people["comms"])
+    response = comms.post("/publish/new", data={"csrf_token": comms.csrf, "title": "Party", "summary": "s",
+                                                "timezone": "Europe/Berlin", "ack_deadline": "2026-12-01T10:00",
+                                                "inc-0-departments": "Sales"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'data-state="counted"' in page and 'id="audience-count">2<' in page
+    assert 'value="Sales" data-label="Sales" checked' in page
+
+
+def test_audience_problems_are_in_words(client_for, people):
+    """Audience errors name the group and the problem, never JSON or field paths."""
+    comms = client_for(people["comms"])
+    response = comms.post("/publish/new", data={"csrf_token": comms.csrf, "title": "Party", "timezone": "UTC",
+                                                "inc-0-level_min": "7", "inc-0-level_max": "3"})
+    assert response.status_code == 422
+    assert ("Check the audience. People who match (group 1): the lowest level is above the highest level."
+            in response.get_data(as_text=True))
+    post_id = draft(comms, audience=None)
+    refused = comms.post(f"/publish/posts/{post_id}/submit", data={"csrf_token": comms.csrf}, follow_redirects=True)
+    text = refused.get_data(as_text=True)
+    assert "Choose who should get this post first" in text and "{&#34;all&#34;" not in text and '{"all"' not in text

@@ -19,6 +19,7 @@ from intranet import attachments, posts, targeting, zones
 from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import Employee, Post
+from intranet.web import audience_form
 from intranet.web.context import current_employee, now, require_role, session
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,7 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
     zone_name = _default_zone(employee)
     context: dict[str, Any] = {
         "employee": employee, "post": post, "form": form, "zone_name": zone_name, "zone": ZoneInfo(zone_name),
-        "zone_choices": zones.choices(), "dimensions": DIMENSIONS,
-        "known": {d: sorted(targeting.known_values(db, targeting.SEGMENT_FIELDS[d])) for d in DIMENSIONS},
+        "zone_choices": zones.choices(), "choices": audience_form.criteria(db),
         # Everyone who may write a post sees its exact audience count, live as they choose and on
         # the saved draft alike (the same rule as POST /api/v1/audiences/preview).
         "can_count_live": posts.may_author(db, employee), "now": now(),
@@ -148,17 +148,16 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
             transitions=transitions, revisions=revisions,
             people={pk: db.get(Employee, pk) for pk in pks},
             files=attachments.attachments_of(db, post),
-            breakdown=targeting.audience_breakdown(db, targeting.Audience.model_validate(post.audience))
-            if countable else None,
             sample=posts.audience_sample(db, post) if countable else [],
         )
+    # The count describes what the builder shows: after a refused save, the choices in the form.
+    shown = form_audience_or_none() if form is not None else (post.audience if post is not None else None)
+    breakdown = audience_form.breakdown(db, shown)
+    context.update(breakdown=breakdown, audience_state=audience_form.state(shown, breakdown))
     return context
 
 
-def _audience_for_template(audience: dict[str, Any] | None) -> dict[str, Any]:
-    audience = audience or {}
-    return {"all": bool(audience.get("all")), "segments": (audience.get("segments") or []) + [{}],
-            "exclude": (audience.get("exclude") or []) + [{}]}
+_audience_for_template = audience_form.for_template
 
 
 @bp.app_template_filter("beacon_local")

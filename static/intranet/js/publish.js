@@ -1,9 +1,12 @@
-// The publishing desk's live audience count. The audience builder is a plain form (it works
-// without JavaScript: saving shows the count); this script rebuilds the audience JSON from the
-// same fields whenever one changes, debounced, and asks POST /api/v1/audiences/preview for the
-// exact headcount and breakdown. Only comms managers may call that endpoint: for anyone else the
-// first 403 turns the live count off. Everything is written with textContent: no HTML is built
-// from strings.
+// The publishing desk's audience builder and live count.
+//
+// The builder is a plain form that works without JavaScript: each criterion of a segment is a list
+// of checkboxes (PREFIX-INDEX-FIELD), and saving shows the count. This script makes it what people
+// expect: each segment becomes chips with one type-ahead search over every criterion's names
+// (country and group names shown, codes stored: the checkboxes stay the form's values), segments and
+// exclusions can be added and removed, and, for comms managers, the exact headcount and breakdown
+// follow every change (POST /api/v1/audiences/preview, debounced; the first 403 turns it off).
+// Everything is built with createElement/textContent: no HTML from strings, no inline styles.
 (function () {
   "use strict";
 
@@ -12,40 +15,63 @@
     return;
   }
   var url = form.getAttribute("data-audience-preview-url");
+  var summary = document.getElementById("audience-summary");
   var countEl = document.getElementById("audience-count");
   var errorEl = document.getElementById("audience-error");
   var breakdownEl = document.getElementById("audience-breakdown");
   var DIMENSIONS = ["departments", "divisions", "regions", "countries", "offices", "groups"];
   var DELAY_MS = 300;
+  var MAX_RESULTS = 50;
   var timer = null;
   var latest = 0;
+  var uid = 0;
   // The page says whether this person may count live (comms managers); asking anyway would only
   // collect a 403 and a console error.
-  var disabled = form.getAttribute("data-live-count") === "off";
+  var live = form.getAttribute("data-live-count") === "on";
+  var editable = !form.querySelector("fieldset[disabled]");
 
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : "";
   }
 
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function fold(text) {
+    return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Reading the builder: the same fields publish.py reads
+  // ------------------------------------------------------------------------------------------
+
+  function segmentValue(fieldset) {
+    var id = fieldset.getAttribute("data-segment");
+    var segment = {};
+    DIMENSIONS.forEach(function (dimension) {
+      var boxes = fieldset.querySelectorAll('input[name="' + id + "-" + dimension + '"]:checked');
+      if (boxes.length) {
+        segment[dimension] = Array.prototype.map.call(boxes, function (box) { return box.value; });
+      }
+    });
+    ["level_min", "level_max"].forEach(function (bound) {
+      var input = fieldset.querySelector('[name="' + id + "-" + bound + '"]');
+      if (input && /^\d+$/.test(input.value.trim())) {
+        segment[bound] = parseInt(input.value, 10);
+      }
+    });
+    return segment;
+  }
+
   function segments(prefix) {
     var out = [];
     form.querySelectorAll('fieldset[data-segment^="' + prefix + '-"]').forEach(function (fieldset) {
-      var id = fieldset.getAttribute("data-segment");
-      var segment = {};
-      DIMENSIONS.forEach(function (dimension) {
-        var select = fieldset.querySelector('[name="' + id + "-" + dimension + '"]');
-        var values = select ? Array.prototype.map.call(select.selectedOptions, function (o) { return o.value; }) : [];
-        if (values.length) {
-          segment[dimension] = values;
-        }
-      });
-      ["level_min", "level_max"].forEach(function (bound) {
-        var input = fieldset.querySelector('[name="' + id + "-" + bound + '"]');
-        if (input && input.value.trim() !== "") {
-          segment[bound] = parseInt(input.value, 10);
-        }
-      });
+      var segment = segmentValue(fieldset);
       if (Object.keys(segment).length) {
         out.push(segment);
       }
@@ -71,19 +97,26 @@
     return Object.keys(result).length ? result : null;
   }
 
+  // ------------------------------------------------------------------------------------------
+  // The count panel: state "empty" (nothing chosen), "chosen" (not counted yet), "counted"
+  // ------------------------------------------------------------------------------------------
+
+  function setState(state) {
+    summary.setAttribute("data-state", state);
+  }
+
   function renderBreakdown(data) {
     breakdownEl.replaceChildren();
     [["by_department", "Department"], ["by_region", "Region"], ["by_level", "Level"]].forEach(function (pair) {
-      var box = document.createElement("div");
-      var heading = document.createElement("h3");
-      heading.textContent = pair[1];
-      var list = document.createElement("ul");
+      var box = el("div");
+      box.appendChild(el("h3", "", pair[1]));
+      var list = el("ul");
       Object.keys(data[pair[0]] || {}).forEach(function (key) {
-        var item = document.createElement("li");
-        item.textContent = key + ": " + data[pair[0]][key];
+        var item = el("li");
+        item.appendChild(el("span", "", pair[0] === "by_level" && key !== "unknown" ? "Level " + key : key));
+        item.appendChild(el("span", "n", String(data[pair[0]][key])));
         list.appendChild(item);
       });
-      box.appendChild(heading);
       box.appendChild(list);
       breakdownEl.appendChild(box);
     });
@@ -95,6 +128,11 @@
     if (!wanted) {
       countEl.textContent = "—";
       breakdownEl.replaceChildren();
+      setState("empty");
+      return;
+    }
+    if (!live) {
+      setState("chosen");
       return;
     }
     var ticket = ++latest;
@@ -116,29 +154,292 @@
       if (answer.status === 200) {
         countEl.textContent = String(answer.body.count);
         renderBreakdown(answer.body);
+        setState("counted");
       } else if (answer.status === 403) {
-        disabled = true;
+        live = false;
+        setState("chosen");
       } else {
         countEl.textContent = "—";
         breakdownEl.replaceChildren();
+        setState("error");
         errorEl.textContent = (answer.body.error && answer.body.error.message) || "The audience could not be counted.";
       }
     }).catch(function () {
       if (ticket === latest) {
         countEl.removeAttribute("aria-busy");
+        setState("error");
         errorEl.textContent = "The audience could not be counted (network error).";
       }
     });
   }
 
-  function schedule(event) {
-    if (disabled || !event.target.closest("fieldset.segment, #all-staff")) {
-      return;
-    }
+  function schedule() {
     window.clearTimeout(timer);
     timer = window.setTimeout(refresh, DELAY_MS);
   }
 
-  form.addEventListener("change", schedule);
-  form.addEventListener("input", schedule);
+  // ------------------------------------------------------------------------------------------
+  // Chips with type-ahead, one search box per segment
+  // ------------------------------------------------------------------------------------------
+
+  function changed(box) {
+    box.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  function enhance(fieldset) {
+    var boxes = Array.prototype.slice.call(fieldset.querySelectorAll(".criterion input[type=checkbox]"));
+    var options = boxes.map(function (box) {
+      var criterion = box.closest(".criterion");
+      var kind = criterion.getAttribute("data-dimension-label");
+      var label = box.getAttribute("data-label") || box.value;
+      return { box: box, label: label, kind: kind, key: fold(label + " " + box.value + " " + kind) };
+    });
+    var id = "picker-" + (++uid);
+    var picker = el("div", "picker");
+    var chips = el("ul", "chips");
+    chips.setAttribute("aria-label", "Chosen");
+    var combo = el("div", "combo");
+    var input = el("input", "picker-search");
+    input.type = "text";
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    input.setAttribute("aria-controls", id);
+    input.setAttribute("autocomplete", "off");
+    input.placeholder = "Search departments, countries, groups…";
+    input.setAttribute("aria-label", fieldset.querySelector("legend").textContent.replace(/\s+/g, " ").trim() +
+                       ": search departments, divisions, regions, countries, offices and groups");
+    var list = el("ul", "picker-results");
+    list.id = id;
+    list.setAttribute("role", "listbox");
+    list.hidden = true;
+    combo.appendChild(input);
+    combo.appendChild(list);
+    picker.appendChild(chips);
+    picker.appendChild(combo);
+    fieldset.insertBefore(picker, fieldset.querySelector(".criteria"));
+    fieldset.classList.add("enhanced");
+    var shown = [];
+    var active = -1;
+
+    function renderChips() {
+      chips.replaceChildren();
+      options.forEach(function (o) {
+        if (!o.box.checked) { return; }
+        var chip = el("li", "chip");
+        chip.appendChild(el("span", "chip-kind", o.kind));
+        chip.appendChild(el("span", "chip-label", o.label));
+        var remove = el("button", "chip-remove", "×");
+        remove.type = "button";
+        remove.setAttribute("aria-label", "Remove " + o.kind.toLowerCase() + " " + o.label);
+        remove.addEventListener("click", function () {
+          o.box.checked = false;
+          changed(o.box);
+          input.focus();
+        });
+        chip.appendChild(remove);
+        chips.appendChild(chip);
+      });
+    }
+
+    function close() {
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+      active = -1;
+    }
+
+    function highlight(index) {
+      var items = list.querySelectorAll("[role=option]");
+      items.forEach(function (item, i) { item.setAttribute("aria-selected", i === index ? "true" : "false"); });
+      active = index;
+      if (index >= 0 && items[index]) {
+        input.setAttribute("aria-activedescendant", items[index].id);
+        items[index].scrollIntoView({ block: "nearest" });
+      }
+    }
+
+    function open() {
+      var words = fold(input.value).split(/\s+/).filter(Boolean);
+      shown = options.filter(function (o) {
+        return !o.box.checked && words.every(function (w) { return o.key.indexOf(w) !== -1; });
+      }).slice(0, MAX_RESULTS);
+      list.replaceChildren();
+      if (!shown.length) {
+        var none = el("li", "picker-empty", words.length ? "Nothing matches “" + input.value.trim() + "”." : "Everything is chosen.");
+        list.appendChild(none);
+      }
+      shown.forEach(function (o, i) {
+        var item = el("li", "picker-option");
+        item.id = id + "-" + i;
+        item.setAttribute("role", "option");
+        item.appendChild(el("span", "", o.label));
+        item.appendChild(el("span", "chip-kind", o.kind));
+        // mousedown, not click: the input must not lose focus (and close the list) first.
+        item.addEventListener("mousedown", function (event) {
+          event.preventDefault();
+          choose(o);
+        });
+        list.appendChild(item);
+      });
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      highlight(shown.length && words.length ? 0 : -1);
+    }
+
+    function choose(o) {
+      o.box.checked = true;
+      changed(o.box);
+      input.value = "";
+      close();
+      input.focus();
+    }
+
+    input.addEventListener("input", open);
+    input.addEventListener("click", open); // browse everything; focusing alone (after a chip is removed) does not
+    input.addEventListener("blur", close);
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        if (list.hidden) { open(); }
+        var step = event.key === "ArrowDown" ? 1 : -1;
+        highlight(Math.max(0, Math.min(shown.length - 1, active + step)));
+      } else if (event.key === "Enter") {
+        event.preventDefault(); // never submit the post from the search box
+        if (active >= 0 && shown[active]) { choose(shown[active]); }
+      } else if (event.key === "Escape") {
+        close();
+      } else if (event.key === "Backspace" && input.value === "") {
+        var last = options.filter(function (o) { return o.box.checked; }).pop();
+        if (last) {
+          last.box.checked = false;
+          changed(last.box);
+        }
+      }
+    });
+    fieldset.addEventListener("change", renderChips);
+    renderChips();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Adding and removing segments
+  // ------------------------------------------------------------------------------------------
+
+  function isEmpty(fieldset) {
+    return !Object.keys(segmentValue(fieldset)).length;
+  }
+
+  function renumber(container) {
+    // The same words as the page renders without this script (templates/intranet/publish/_audience.html).
+    var words = container === exclude ? ["Leave out people who match", "Also leave out people who match"]
+                                      : ["People who match", "Or people who match"];
+    container.querySelectorAll("fieldset.segment").forEach(function (fieldset, i) {
+      fieldset.querySelector(".segment-title").textContent = words[i === 0 ? 0 : 1];
+    });
+  }
+
+  function addRemoveButton(fieldset, container) {
+    var remove = el("button", "link remove-segment", "Remove group");
+    remove.type = "button";
+    remove.addEventListener("click", function () {
+      fieldset.remove();
+      renumber(container);
+      syncButtons();
+      schedule();
+    });
+    fieldset.querySelector(".levels").appendChild(remove);
+  }
+
+  function nextIndex(prefix) {
+    var max = -1;
+    form.querySelectorAll('fieldset[data-segment^="' + prefix + '-"]').forEach(function (fieldset) {
+      max = Math.max(max, parseInt(fieldset.getAttribute("data-segment").split("-")[1], 10));
+    });
+    return max + 1;
+  }
+
+  function addSegment(prefix, container, template) {
+    var index = String(nextIndex(prefix));
+    var fragment = template.content.cloneNode(true);
+    fragment.querySelectorAll("[name], [data-segment]").forEach(function (node) {
+      ["name", "data-segment"].forEach(function (attr) {
+        if (node.hasAttribute(attr)) {
+          node.setAttribute(attr, node.getAttribute(attr).replace("-__i__", "-" + index));
+        }
+      });
+    });
+    var fieldset = fragment.querySelector("fieldset.segment");
+    container.appendChild(fragment);
+    setUp(fieldset, container);
+    renumber(container);
+    syncButtons();
+    fieldset.querySelector(".picker-search").focus();
+    return fieldset;
+  }
+
+  function setUp(fieldset, container) {
+    enhance(fieldset);
+    addRemoveButton(fieldset, container);
+  }
+
+  var include = document.getElementById("include-segments");
+  var exclude = document.getElementById("exclude-segments");
+  var addInclude = document.getElementById("add-include");
+  var addExclude = document.getElementById("add-exclude");
+
+  function syncButtons() {
+    // One include segment always stays (the place to start); removing the last one is pointless.
+    var includes = include.querySelectorAll("fieldset.segment");
+    includes.forEach(function (fieldset) {
+      var remove = fieldset.querySelector(".remove-segment");
+      if (remove) { remove.hidden = includes.length < 2; }
+    });
+    if (addExclude) {
+      addExclude.textContent = exclude.querySelector("fieldset.segment") ? "Leave out more people" : "Leave out some people";
+    }
+  }
+
+  if (editable && include && exclude) {
+    // The page renders one blank segment of each kind for browsers without this script; here
+    // blank ones are dropped (keeping one include segment) and come back with the add buttons.
+    [include, exclude].forEach(function (container) {
+      container.querySelectorAll("fieldset.segment").forEach(function (fieldset) {
+        var keepOne = container === include && container.querySelectorAll("fieldset.segment").length === 1;
+        if (isEmpty(fieldset) && !keepOne) {
+          fieldset.remove();
+        }
+      });
+      container.querySelectorAll("fieldset.segment").forEach(function (fieldset) { setUp(fieldset, container); });
+      renumber(container);
+    });
+    if (addInclude) {
+      addInclude.hidden = false;
+      addInclude.addEventListener("click", function () {
+        addSegment("inc", include, document.getElementById("segment-template-inc"));
+      });
+    }
+    if (addExclude) {
+      addExclude.hidden = false;
+      addExclude.addEventListener("click", function () {
+        addSegment("exc", exclude, document.getElementById("segment-template-exc"));
+      });
+    }
+    syncButtons();
+  }
+
+  form.addEventListener("change", function (event) {
+    if (event.target.closest("fieldset.segment, #all-staff")) { schedule(); }
+  });
+  form.addEventListener("input", function (event) {
+    if (event.target.closest(".levels")) { schedule(); }
+  });
+  // Beside the criteria there is room for the breakdown; pinned above them on a phone, it stays folded.
+  var breakdownBox = document.getElementById("audience-breakdown-box");
+  if (breakdownBox && window.matchMedia("(min-width: 761px)").matches) {
+    breakdownBox.open = true;
+  }
+  // A page re-shown after an error keeps the choices: count them now rather than say "no audience".
+  if (summary.getAttribute("data-state") === "chosen" && live) {
+    refresh();
+  }
 })();

@@ -1,0 +1,81 @@
+"""The audience builder as the editor shows it: criteria with people's names for their values.
+
+Values are stored as the directory has them (a country code, a group key); people see names
+("Germany", "Green team"). The builder's form fields are read back by :mod:`intranet.web.publish`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from intranet import targeting
+
+#: Segment field -> (plural label, singular label), in the order the builder offers them.
+CRITERIA: dict[str, tuple[str, str]] = {
+    "departments": ("Departments", "Department"), "groups": ("Groups", "Group"),
+    "countries": ("Countries", "Country"), "offices": ("Offices", "Office"),
+    "regions": ("Regions", "Region"), "divisions": ("Divisions", "Division"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """One kind of criterion (departments, countries, ...) and the values it can take."""
+
+    field: str
+    label: str
+    singular: str
+    options: tuple[Option, ...]
+
+    def options_with(self, chosen: Iterable[str]) -> list[Option]:
+        """The options, plus chosen values the directory no longer has (so a saved choice never vanishes)."""
+        known = {o.value for o in self.options}
+        extra = [Option(v, v) for v in chosen if v not in known]
+        return sorted([*self.options, *extra], key=lambda o: o.label.casefold())
+
+
+def criteria(session: Session) -> list[Criterion]:
+    """Every criterion with its current values, labelled for people."""
+    out = []
+    for field, (label, singular) in CRITERIA.items():
+        names = targeting.value_names(session, targeting.SEGMENT_FIELDS[field])
+        options = tuple(sorted((Option(v, n) for v, n in names.items()), key=lambda o: o.label.casefold()))
+        out.append(Criterion(field=field, label=label, singular=singular, options=options))
+    return out
+
+
+def for_template(audience: dict[str, Any] | None) -> dict[str, Any]:
+    """An audience as the builder renders it, with one blank segment of each kind to fill in
+    (browsers without JavaScript cannot add one; ``publish.js`` hides the blank ones)."""
+    audience = audience or {}
+    return {"all": bool(audience.get("all")), "segments": (audience.get("segments") or []) + [{}],
+            "exclude": (audience.get("exclude") or []) + [{}]}
+
+
+def breakdown(session: Session, audience: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headcount of *audience*, or None when it is empty or not valid (the page says why elsewhere)."""
+    # An audience stored before audiences were bounded may be too large to count at all.
+    if not audience or not targeting.within_bounds(audience):
+        return None
+    try:
+        parsed = targeting.Audience.model_validate(audience)
+    except ValidationError:
+        return None
+    return targeting.audience_breakdown(session, parsed)
+
+
+def state(audience: dict[str, Any] | None, counted: dict[str, Any] | None) -> str:
+    """What the count panel says: ``empty`` (nothing chosen), ``counted``, or ``chosen`` (not counted yet)."""
+    if not audience:
+        return "empty"
+    return "counted" if counted is not None else "chosen"
