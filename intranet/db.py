@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -177,9 +178,11 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
     if marker is None:  # a driver with named/numeric placeholders: the general path
         return len(insert_new(session, table, rows, conflict, conflict))
     columns = tuple(rows[0])
-    processors = _bind_processors(table, dialect, columns)
+    processed = [(i, process) for i, process in enumerate(_bind_processors(table, dialect, columns))
+                 if process is not None]
+    values_of = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     connection = session.connection()
-    head, tail = _insert_text(table, dialect, columns, conflict)
+    head, tail = _insert_text(table, dialect, columns, tuple(conflict))
     row_marks = "(" + ", ".join([marker] * len(columns)) + ")"
     inserted = 0
     # A value shared by every row (a batch's receipt time) is processed once, not once per row.
@@ -189,15 +192,15 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
         chunk = rows[start:start + BULK_ROWS]
         params: list[Any] = []
         for row in chunk:
-            for i, (name, process) in enumerate(zip(columns, processors)):
-                value = row[name]
-                if process is None:
-                    params.append(value)
-                elif value is seen[i] and value is not None:
-                    params.append(done[i])
-                else:
-                    seen[i], done[i] = value, process(value)
-                    params.append(done[i])
+            values = values_of(row)
+            if processed:
+                values = list(values)
+                for i, process in processed:
+                    value = values[i]
+                    if value is not seen[i] or value is None:
+                        seen[i], done[i] = value, process(value)
+                    values[i] = done[i]
+            params.extend(values)
         sql = head + ", ".join([row_marks] * len(chunk)) + tail
         inserted += connection.exec_driver_sql(sql, tuple(params)).rowcount
     return inserted
@@ -209,8 +212,7 @@ def _bind_processors(table: Table, dialect: Any, columns: tuple[str, ...]) -> tu
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_text(table: Table, dialect: Any, columns: tuple[str, ...], conflict: tuple[str, ...] | Sequence[str]
-                 ) -> tuple[str, str]:
+def _insert_text(table: Table, dialect: Any, columns: tuple[str, ...], conflict: tuple[str, ...]) -> tuple[str, str]:
     quote = dialect.identifier_preparer.quote
     head = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
             f"({', '.join(quote(c) for c in columns)}) VALUES ")

@@ -217,9 +217,10 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
     return result
 
 
-_POSTS_BY_ID = (select(Post.id, Post.status, Post.published_at, Post.expires_at,
-                       cast(Post.audience, Text).label("audience"))
-                .where(Post.id.in_(bindparam("ids", expanding=True))))
+#: The live posts among some ids, with their audiences as stored (text): the SQL form of
+#: targeting's liveness rule, so only audiences are left to check in Python.
+_LIVE_POSTS = (select(Post.id, cast(Post.audience, Text).label("audience"))
+               .where(Post.id.in_(bindparam("ids", expanding=True)), targeting.live_filter(bindparam("now"))))
 _AUDIENCES: dict[str, targeting.Audience] = {}
 _AUDIENCES_KEPT = 4096
 
@@ -237,21 +238,24 @@ def _audience(stored: str) -> targeting.Audience:
 def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[int], now: dt.datetime) -> set[int]:
     """Which of *post_ids* exist and may be seen by *employee* at *now*.
 
-    The targeting rule's Python predicate over the few posts a batch names: one Core query by
-    primary key (no ORM rows), each distinct audience parsed once per process (keyed by its
-    stored text, so an edited audience is parsed afresh), and the person's groups looked up only
-    when one of the audiences names a group.
+    The targeting rule over the few posts a batch names: one Core query by primary key keeps the
+    live ones (the rule's SQL form), then the rule's Python predicate decides each distinct
+    audience once per batch (posts often share one, such as all staff). Audiences are parsed once
+    per process, keyed by their stored text (so an edited audience is parsed afresh), and the
+    person's groups are looked up only when an audience names a group.
     """
     keys: set[str] | None = None
+    verdicts: dict[str, bool] = {}
     visible = set()
-    for row in session.connection().execute(_POSTS_BY_ID, {"ids": sorted(post_ids)}):
-        if not targeting.is_live(row, now):  # type: ignore[arg-type]
-            continue
-        audience = _audience(row.audience)
-        if keys is None and any(s.groups for s in (*audience.segments, *audience.exclude)):
-            keys = targeting.group_keys_of(session, employee.id)
-        if targeting.employee_matches(audience, employee, keys or ()):
-            visible.add(row.id)
+    for post_id, stored in session.connection().execute(_LIVE_POSTS, {"ids": sorted(post_ids), "now": now}):
+        verdict = verdicts.get(stored)
+        if verdict is None:
+            audience = _audience(stored)
+            if keys is None and any(s.groups for s in (*audience.segments, *audience.exclude)):
+                keys = targeting.group_keys_of(session, employee.id)
+            verdict = verdicts[stored] = targeting.employee_matches(audience, employee, keys or ())
+        if verdict:
+            visible.add(post_id)
     return visible
 
 
