@@ -209,7 +209,7 @@ def test_openapi_names_the_cookie_in_use_every_path_parameter_and_the_errors(tmp
 
 
 def test_command_line_may_load_weak_config_but_never_serves_it(tmp_path):
-    """Admin commands run without a secret key; every request and `serve` are still refused."""
+    """Admin commands run without a secret key; every request, `serve` and `scheduler` are still refused."""
     import click
 
     with click.Context(click.Command("init-db")):
@@ -221,6 +221,8 @@ def test_command_line_may_load_weak_config_but_never_serves_it(tmp_path):
     assert refused.status_code == 503 and b"INTRANET_SECRET_KEY" in refused.data
     served = app.test_cli_runner().invoke(args=["intranet", "serve"])
     assert served.exit_code == 1 and "INTRANET_SECRET_KEY" in served.output
+    scheduled = app.test_cli_runner().invoke(args=["intranet", "scheduler"])
+    assert scheduled.exit_code == 1 and "INTRANET_SECRET_KEY" in scheduled.output
 
 
 def test_unknown_urls_get_beacons_404(make_employee, client_for):

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup
+
+from intranet.cli import context
+
+group = AppGroup("directory", help="Employees: import and sync.")
 
 
 class _Progress:
@@ -46,22 +49,21 @@ class _Progress:
             self.bar = None
 
 
-@click.command("sync")
+@group.command("sync")
 @click.option("--full", is_flag=True, help="Graph: a full resync with mark-and-sweep instead of an incremental round.")
 @click.option("--source", type=click.Choice(["graph", "hr"]), default="graph", show_default=True)
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", help="HR column mapping (a name in config/hr_mappings/ or a path); default from config.")
 @click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="HR: the export date (default: the date in the file name).")
-@with_appcontext
-def sync_command(full: bool, source: str, file: Path | None, mapping: str | None, as_of: dt.datetime | None) -> None:
+def sync(full: bool, source: str, file: Path | None, mapping: str | None, as_of: dt.datetime | None) -> None:
     """Sync employees from Entra ID (Graph) or import an HR export FILE."""
     from intranet.directory.runs import AlreadyRunning, DirectorySync
     from intranet.errors import ConfigurationError
 
-    state = current_app.extensions["intranet"]
     progress = _Progress()
-    sync = DirectorySync(state.sessions, current_app.config, clock=state.clock, progress=progress)
+    sync = DirectorySync(context.state().sessions, context.app().config, clock=context.state().clock,
+                         progress=progress)
     if source == "hr" and file is None:
         raise click.UsageError("--source hr needs the FILE to import.")
     if source == "graph" and file is not None:
@@ -76,8 +78,7 @@ def sync_command(full: bool, source: str, file: Path | None, mapping: str | None
                                   trigger="cli")
     except (AlreadyRunning, ConfigurationError) as exc:
         progress.close()
-        click.secho(str(exc), fg="red", err=True)
-        sys.exit(2)
+        context.fail(str(exc), 2)
     progress.close()
     colour = {"succeeded": "green", "held": "yellow"}.get(outcome.status, "red")
     click.secho(f"Run {outcome.run_id} {outcome.status}: {outcome.message}", fg=colour)
@@ -87,26 +88,23 @@ def sync_command(full: bool, source: str, file: Path | None, mapping: str | None
         sys.exit(1)
 
 
-@click.command("import-csv")
+@group.command("import-csv")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@with_appcontext
-def import_csv_command(path: Path) -> None:
+def import_csv(path: Path) -> None:
     """Create or update employees from Beacon's canonical CSV (all rows valid, or nothing changes)."""
     from intranet.directory.runs import AlreadyRunning, DirectorySync
 
-    state = current_app.extensions["intranet"]
     progress = _Progress()
-    sync = DirectorySync(state.sessions, current_app.config, clock=state.clock, progress=progress)
+    sync = DirectorySync(context.state().sessions, context.app().config, clock=context.state().clock,
+                         progress=progress)
     try:
         outcome = sync.run_csv(path.read_bytes(), file_name=path.name, trigger="cli")
     except AlreadyRunning as exc:
-        click.secho(str(exc), fg="red", err=True)
-        sys.exit(2)
+        context.fail(str(exc), 2)
     finally:
         progress.close()
     if outcome.status == "failed":
-        click.secho(outcome.message, fg="red", err=True)
-        sys.exit(1)
+        context.fail(outcome.message)
     if outcome.status == "held":
         click.secho(f"Run {outcome.run_id} held: {outcome.message}", fg="yellow")
         click.echo("Nothing was changed yet: an admin must approve or reject it on the directory admin page.")

@@ -1,56 +1,24 @@
-"""``flask --app app intranet ...``: Beacon's command line. Commands are thin; services do the work."""
+"""``flask intranet init-db | roles ... | demo seed | scheduler | serve``: setting up and running Beacon."""
 from __future__ import annotations
 
 import sys
 
 import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
-from sqlmodel import Session
+from flask.cli import AppGroup, with_appcontext
 
 from intranet import demo, migrate, people
-from intranet.delivery.commands import digests_group, events_group
-from intranet.directory.commands import import_csv_command, sync_command as directory_sync_command
+from intranet.cli import context
 from intranet.errors import IntranetError
 
-intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
-directory_group = AppGroup("directory", help="Employees: import and sync.")
 roles_group = AppGroup("roles", help="Grant or revoke the comms manager and admin roles.")
 demo_group = AppGroup("demo", help="Demo data for newcomers.")
-intranet_group.add_command(directory_group)
-intranet_group.add_command(roles_group)
-intranet_group.add_command(demo_group)
-intranet_group.add_command(events_group)
-intranet_group.add_command(digests_group)
-directory_group.add_command(directory_sync_command)
-directory_group.add_command(import_csv_command)
 
 
-def _state():  # type: ignore[no-untyped-def]
-    return current_app.extensions["intranet"]
-
-
-def db_session() -> Session:
-    return _state().sessions()
-
-
-def _require_safe() -> None:
-    # The command line may load an app with unsafe production settings (for init-db, imports,
-    # role grants); serving and scheduling it stay refused, with the reason init_app recorded.
-    unsafe = _state().unsafe
-    if unsafe:
-        fail(unsafe)
-
-
-def fail(message: str) -> None:
-    click.secho(message, fg="red", err=True)
-    sys.exit(1)
-
-
-@intranet_group.command("init-db")
+@click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create Beacon's tables, or upgrade them to the latest schema (nothing is lost)."""
-    engine = _state().engine
+    engine = context.state().engine
     before = migrate.current_revision(engine)
     migrate.upgrade(engine)
     after = migrate.current_revision(engine)
@@ -61,12 +29,12 @@ def init_db() -> None:
 
 
 def _set_role(email: str, role: str, granted: bool) -> None:
-    with db_session() as session:
+    with context.session() as session:
         try:
             employee = people.find_by_email(session, email)
             people.set_role(session, employee, role, granted)
         except IntranetError as exc:
-            fail(exc.message)
+            context.fail(exc.message)
         session.commit()
         verb = "now holds" if granted else "no longer holds"
         click.echo(f"{employee.display_name} ({employee.employee_id}) {verb} the {role} role.")
@@ -94,21 +62,21 @@ def roles_revoke(email: str, role: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing (successfully) when the directory has people.")
 def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
     """Fill an empty database with a believable demo organisation."""
-    with db_session() as session:
+    with context.session() as session:
         if if_empty and demo.has_people(session):
             click.echo("Demo data already present; nothing to do.")
             _echo_accounts(demo.present_accounts(session))
             return
         try:
             with click.progressbar(length=employees, label="Seeding people", file=sys.stderr) as bar:
-                result = demo.seed(session, employees=employees, seed=seed_value, now=_state().clock(),
+                result = demo.seed(session, employees=employees, seed=seed_value, now=context.state().clock(),
                                    progress=bar.update)
         except RuntimeError as exc:
-            fail(str(exc))
+            context.fail(str(exc))
         from intranet.engagement.demo_history import seed_history  # weeks of reading history (issue 6)
 
-        events = seed_history(session, now=_state().clock(), seed=seed_value,
-                              org_timezone=_state().settings.site.org_timezone)
+        events = seed_history(session, now=context.state().clock(), seed=seed_value,
+                              org_timezone=context.state().settings.site.org_timezone)
         session.commit()
     click.echo(f"Seeded {result.employees} employees, {result.groups} groups and {result.posts} posts"
                f" (and {events} reading events).")
@@ -121,13 +89,14 @@ def _echo_accounts(accounts: dict[str, str]) -> None:
         click.echo(f"  sign in as {role:<8} -> {email}")
 
 
-@intranet_group.command("scheduler")
+@click.command("scheduler")
+@with_appcontext
 def scheduler() -> None:
     """Run Beacon's periodic jobs in this process (one process holds the lease; others wait)."""
     from intranet.jobs import LeasedScheduler
 
-    _require_safe()
-    runner = LeasedScheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+    context.require_safe()
+    runner = LeasedScheduler(context.app())
     click.echo(f"Scheduler {runner.owner} starting; Ctrl+C to stop.", err=True)
     try:
         runner.run(on_wait=lambda: click.echo("Another scheduler holds the lease; waiting.", err=True))
@@ -135,15 +104,19 @@ def scheduler() -> None:
         runner.stop()
 
 
-@intranet_group.command("serve")
+@click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
+@with_appcontext
 def serve(host: str, port: int) -> None:
     """Serve Beacon on this machine with the scheduler in-process (single-machine default)."""
     from intranet.jobs import serve as serve_app
 
-    _require_safe()
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    dev = _state().settings.sessions.dev_login
+    context.require_safe()
+    dev = context.state().settings.sessions.dev_login
     click.echo(f"Beacon on http://{host}:{port}/" + ("  (development sign-in enabled)" if dev else ""))
-    serve_app(app, host=host, port=port)
+    serve_app(context.app(), host=host, port=port)
+
+
+#: The commands this module adds to ``flask intranet``.
+commands = (init_db, roles_group, demo_group, scheduler, serve)
