@@ -4,8 +4,8 @@
 // of checkboxes (PREFIX-INDEX-FIELD), and saving shows the count. This script makes it what people
 // expect: each segment becomes chips with one type-ahead search over every criterion's names
 // (country and group names shown, codes stored: the checkboxes stay the form's values), segments and
-// exclusions can be added and removed, and, for comms managers, the exact headcount and breakdown
-// follow every change (POST /api/v1/audiences/preview, debounced; the first 403 turns it off).
+// exclusions can be added and removed, and, for everyone who may write posts, the exact headcount
+// and breakdown follow every change (POST /api/v1/audiences/preview, debounced; the first 403 turns it off).
 // Everything is built with createElement/textContent: no HTML from strings, no inline styles.
 (function () {
   "use strict";
@@ -25,7 +25,7 @@
   var timer = null;
   var latest = 0;
   var uid = 0;
-  // The page says whether this person may count live (comms managers); asking anyway would only
+  // The page says whether this person may count live (people who may write posts); asking anyway would only
   // collect a 403 and a console error.
   var live = form.getAttribute("data-live-count") === "on";
   var editable = !form.querySelector("fieldset[disabled]");
