@@ -30,6 +30,7 @@ from intranet.directory.graph import GraphClient, GraphSettings
 from intranet.directory.policy import load as load_policy
 from intranet.directory.runs import DirectorySync
 from intranet.models import Employee, EntraUser
+from intranet.settings import Settings
 from tests.fakes.entra_graph import FakeEntraServer
 
 from bench import goals
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = GraphSettings.from_config(config)
         client = GraphClient(settings)
         engine = _engine(args.database_url)
-        sync = DirectorySync(session_factory(engine), config, clock=lambda: now, policy=load_policy({}), graph_client=client)
+        sync = DirectorySync(session_factory(engine), Settings.from_config(config), clock=lambda: now,
+                             policy=load_policy(), graph_client=client)
 
         # Warm up TLS, discovery and the token (neither side should pay for it).
         next(iter(client.iter_delta(None)))

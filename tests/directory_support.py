@@ -12,6 +12,7 @@ from intranet.db import session_factory
 from intranet.directory.policy import load as load_policy
 from intranet.directory.runs import DirectorySync
 from intranet.models import Employee, Quarantine, SyncRun, UnmappedValue
+from intranet.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 DIRTY = DATA / "hr_dirty_2026-11-23.csv"
@@ -20,8 +21,9 @@ HEADER = ("Employee_ID,Work_Email,First_Name,Last_Name,Business_Title,Management
 
 
 def make_sync(engine: Engine, clock: Any, **kwargs: Any) -> DirectorySync:
-    config = {"INTRANET_ORG_TIMEZONE": "UTC", **kwargs.pop("config", {})}
-    return DirectorySync(session_factory(engine), config, clock=clock, policy=kwargs.pop("policy", load_policy({})), **kwargs)
+    settings = Settings.from_config({"INTRANET_ORG_TIMEZONE": "UTC", **kwargs.pop("config", {})})
+    return DirectorySync(session_factory(engine), settings, clock=clock, policy=kwargs.pop("policy", load_policy()),
+                         **kwargs)
 
 
 def hr_csv(rows: list[str], *, delimiter: str = ",", bom: bool = False) -> bytes:

@@ -30,10 +30,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:
 
 
 @pytest.fixture
-def graph_app(app, server):  # type: ignore[no-untyped-def]
+def graph_app(make_app, server):  # type: ignore[no-untyped-def]
     """The app configured for Entra ID as a deployment would be (small pages, so rounds span several)."""
-    app.config.update(server.config(), INTRANET_GRAPH_PAGE_SIZE=7)
-    return app
+    return make_app(**server.config(), INTRANET_GRAPH_PAGE_SIZE=7)
 
 
 def cli(app: Any, *args: str) -> Any:

@@ -268,3 +268,27 @@ def test_hr_owns_department_entra_owns_email(run, server, db, database, clock):
     run()
     assert employees(db)["P000"].department == "Legal"
     assert quarantine(db) == set()
+
+
+def test_scheduled_round_runs_through_the_job_table(make_app, server, db):
+    """The directory-graph-sync job, run by the scheduler's runner with the app's settings and session
+    factory: a first round is full, the next one incremental from the committed deltaLink."""
+    from intranet import jobs
+
+    staff(server.fake, 5)
+    app = make_app(**server.config(), INTRANET_GRAPH_PAGE_SIZE=2)
+    job = next(j for j in jobs.periodic_job_definitions() if j.id == "directory-graph-sync")
+    assert job.commits
+    assert jobs.run_once(app, job) == "succeeded"
+    assert len(employees(db)) == 5 and last_run(db).mode == "full" and last_run(db).trigger == "schedule"
+    assert jobs.run_once(app, job) == "succeeded"
+    assert last_run(db).mode == "delta"
+
+
+def test_scheduled_round_does_nothing_without_entra(app, db):
+    """Without a tenant and client id the scheduled Graph job is a no-op (no run recorded)."""
+    from intranet import jobs
+
+    job = next(j for j in jobs.periodic_job_definitions() if j.id == "directory-graph-sync")
+    assert jobs.run_once(app, job) is None
+    assert last_run(db) is None

@@ -62,7 +62,7 @@ def sync(full: bool, source: str, file: Path | None, mapping: str | None, as_of:
     from intranet.errors import ConfigurationError
 
     progress = _Progress()
-    sync = DirectorySync(context.state().sessions, context.app().config, clock=context.state().clock,
+    sync = DirectorySync(context.state().sessions, context.state().settings, clock=context.state().clock,
                          progress=progress)
     if source == "hr" and file is None:
         raise click.UsageError("--source hr needs the FILE to import.")
@@ -95,7 +95,7 @@ def import_csv(path: Path) -> None:
     from intranet.directory.runs import AlreadyRunning, DirectorySync
 
     progress = _Progress()
-    sync = DirectorySync(context.state().sessions, context.app().config, clock=context.state().clock,
+    sync = DirectorySync(context.state().sessions, context.state().settings, clock=context.state().clock,
                          progress=progress)
     try:
         outcome = sync.run_csv(path.read_bytes(), file_name=path.name, trigger="cli")

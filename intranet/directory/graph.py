@@ -33,6 +33,7 @@ import msal
 import requests
 
 from ..errors import ConfigurationError
+from ..settings import EntraSettings
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +310,14 @@ class GraphSettings:
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(f"{key}={value!r} is not valid: {exc}") from None
         return cls(**kwargs)
+
+    @classmethod
+    def from_settings(cls, entra: EntraSettings) -> GraphSettings:
+        """Build settings from the app's parsed Entra ID settings (``state.settings.entra``).
+
+        :raise ConfigurationError: a required key is missing or a value is unusable.
+        """
+        return cls.from_config(entra.model_dump(by_alias=True))
 
     @property
     def graph_scope(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from intranet.directory.normalize import Maps
 from intranet.errors import ConfigurationError
+from intranet.settings import DirectorySettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "directory.toml"
@@ -159,9 +160,7 @@ def _load(path: str, mappings_dir: str) -> Policy:
     return Policy.from_dict(data, Path(mappings_dir))
 
 
-def load(config: Mapping[str, Any] | None = None) -> Policy:
+def load(settings: DirectorySettings | None = None) -> Policy:
     """The policy named by ``INTRANET_DIRECTORY_CONFIG`` (default ``config/directory.toml``), cached."""
-    config = config or {}
-    path = config.get("INTRANET_DIRECTORY_CONFIG") or DEFAULT_CONFIG
-    mappings = config.get("INTRANET_HR_MAPPINGS_DIR") or HR_MAPPINGS
-    return _load(str(path), str(mappings))
+    settings = settings or DirectorySettings()
+    return _load(str(settings.config_path or DEFAULT_CONFIG), str(settings.hr_mappings_dir or HR_MAPPINGS))

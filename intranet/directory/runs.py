@@ -119,19 +119,19 @@ class DirectorySync:
 
     :param sessions: opens a database session (the app's ``state.sessions``); a run commits
         between its phases.
-    :param config: the ``INTRANET_*`` settings as a flat mapping (``app.config``).
+    :param settings: the app's settings (the time zone, the directory policy, Entra ID and Graph).
     :param clock: returns the current aware UTC time.
-    :param graph_client: a :class:`intranet.directory.graph.GraphClient` (built from *config* if None).
+    :param graph_client: a :class:`intranet.directory.graph.GraphClient` (built from *settings* if None).
     :param progress: called with ``(done, total_or_None, label)`` while reading.
     """
 
-    def __init__(self, sessions: Callable[[], Session], config: Mapping[str, Any], *, clock: Callable[[], dt.datetime],
+    def __init__(self, sessions: Callable[[], Session], settings: Settings, *, clock: Callable[[], dt.datetime],
                  policy: Policy | None = None, graph_client: Any = None,
                  progress: Callable[[int, int | None, str], None] | None = None, owner: str | None = None) -> None:
         self.sessions = sessions
-        self.config = config
+        self.settings = settings
         self.clock = clock
-        self.policy = policy or load_policy(config)
+        self.policy = policy or load_policy(settings.directory)
         self._graph_client = graph_client
         self.progress = progress or (lambda done, total, label: None)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -145,7 +145,7 @@ class DirectorySync:
         if self._graph_client is None:
             from intranet.directory.graph import GraphClient, GraphSettings
 
-            self._graph_client = GraphClient(GraphSettings.from_config(self.config))
+            self._graph_client = GraphClient(GraphSettings.from_settings(self.settings.entra))
         return self._graph_client
 
     # -------------------------------------------------------------------------- lifecycle
@@ -261,7 +261,7 @@ class DirectorySync:
             read_s = time.perf_counter() - started
             with self._session() as session:
                 planner = Planner(session, self.policy, now=self.clock(),
-                                  org_timezone=self.config.get("INTRANET_ORG_TIMEZONE") or "UTC",
+                                  org_timezone=self.settings.site.org_timezone,
                                   tenant_id=client.settings.tenant_id)
                 plan = planner.plan_graph(staged, full=full, delta_link=final_link, select_hash=select_hash)
                 verdict = guard_mod.check(session, self.policy.guard, deactivations=plan.counts["deactivated"])
@@ -310,7 +310,7 @@ class DirectorySync:
             hr_mapping = HrMapping.load(mapping or self.policy.hr_mapping, self.policy.mappings_dir)
             with self._session() as session:
                 planner = Planner(session, self.policy, now=self.clock(),
-                                  org_timezone=self.config.get("INTRANET_ORG_TIMEZONE") or "UTC")
+                                  org_timezone=self.settings.site.org_timezone)
                 export = read_export(data, hr_mapping, planner.normalizer, file_name=file_name, as_of=as_of,
                                      strip_leading_zeros=self.policy.strip_leading_zeros)
                 self.progress(export.row_count, export.row_count, "Reading HR file")
@@ -354,7 +354,7 @@ class DirectorySync:
                 file = csv_import.read_file(session, data)
                 self.progress(file.row_count, file.row_count, "Reading CSV")
                 planner = Planner(session, self.policy, now=self.clock(),
-                                  org_timezone=self.config.get("INTRANET_ORG_TIMEZONE") or "UTC")
+                                  org_timezone=self.settings.site.org_timezone)
                 plan = planner.plan_canonical(file)
                 verdict = guard_mod.check(session, self.policy.guard, deactivations=plan.counts["deactivated"])
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
@@ -420,13 +420,12 @@ def graph_job(sessions: Callable[[], Session], now: dt.datetime, settings: Setti
     """
     if not settings.entra.configured:
         return None
-    config = settings.as_config()
-    policy = load_policy(config)
+    policy = load_policy(settings.directory)
     with sessions() as session:
         state = session.get(SyncState, "graph")
         full = state is None or state.last_full_at is None or (
             now - state.last_full_at >= dt.timedelta(hours=policy.full_resync_hours))
-    sync = DirectorySync(sessions, config, clock=lambda: now, policy=policy)
+    sync = DirectorySync(sessions, settings, clock=lambda: now, policy=policy)
     try:
         return sync.run_graph(full=full, trigger="schedule").status
     except AlreadyRunning:

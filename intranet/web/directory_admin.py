@@ -1,7 +1,7 @@
 """Admin pages for the directory: sync health, held runs (approve/reject), quarantine, unmapped values."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 
 from intranet.directory import guard, queries, runs
 from intranet.errors import NotFound
@@ -37,7 +37,7 @@ def run(run_id: int):  # type: ignore[no-untyped-def]
 @bp.post(f"{BASE}/runs/<int:run_id>/approve")
 @require_role("admin")
 def approve(run_id: int):  # type: ignore[no-untyped-def]
-    runner = runs.DirectorySync(state().sessions, current_app.config, clock=state().clock)
+    runner = runs.DirectorySync(state().sessions, state().settings, clock=state().clock)
     try:
         outcome = runner.approve(run_id, admin=current_employee())
     except runs.AlreadyRunning as exc:
