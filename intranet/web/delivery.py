@@ -19,7 +19,7 @@ from intranet.delivery import digests
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, OutboxMessage, Post
-from intranet.web.context import current_employee, now, public, require_role, session
+from intranet.web.context import current_employee, now, public, require_role, session, state
 from intranet.web.limits import request_json
 
 api = Blueprint("intranet_delivery_api", __name__)
@@ -44,26 +44,13 @@ def post_events():  # type: ignore[no-untyped-def]
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
     _check_csrf(body)
-    config = current_app.config
+    settings = state().settings
     result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
-                           user_agent=request.headers.get("User-Agent"),
-                           org_timezone=config["INTRANET_ORG_TIMEZONE"], max_batch=config["INTRANET_EVENTS_MAX_BATCH"],
-                           max_age=_hours(config["INTRANET_EVENTS_MAX_AGE_HOURS"]),
-                           max_skew=_seconds(config["INTRANET_EVENTS_MAX_SKEW_SECONDS"]))
+                           user_agent=request.headers.get("User-Agent"), org_timezone=settings.site.org_timezone,
+                           max_batch=settings.events.max_batch, max_age=settings.events.max_age,
+                           max_skew=settings.events.max_skew)
     session().commit()
     return result.to_json()
-
-
-def _hours(n: float):  # type: ignore[no-untyped-def]
-    import datetime as dt
-
-    return dt.timedelta(hours=n)
-
-
-def _seconds(n: float):  # type: ignore[no-untyped-def]
-    import datetime as dt
-
-    return dt.timedelta(seconds=n)
 
 
 @api.get("/me/preferences")

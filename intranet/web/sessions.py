@@ -72,9 +72,8 @@ class DatabaseSessionInterface(SessionInterface):
             if row is None:
                 return ServerSession()
             now = state.clock()
-            idle = dt.timedelta(minutes=app.config["INTRANET_SESSION_IDLE_MINUTES"])
-            absolute = dt.timedelta(hours=app.config["INTRANET_SESSION_ABSOLUTE_HOURS"])
-            if now - row.last_seen_at > idle or now - row.created_at > absolute:
+            timeouts = state.settings.sessions
+            if now - row.last_seen_at > timeouts.idle or now - row.created_at > timeouts.absolute:
                 db.delete(row)
                 db.commit()
                 return ServerSession()
