@@ -108,6 +108,41 @@ def set_members(session: Session, group: Group, actor: Employee, employee_ids: I
     return len(members)
 
 
+def _check_manager(session: Session, group: Group, actor: Employee) -> None:
+    if not (actor.is_admin or is_owner(session, group, actor)):
+        raise Forbidden("Only the group's owners or an admin can change its members.")
+
+
+def members_of(session: Session, group: Group) -> list[Employee]:
+    """The group's members, by name."""
+    return list(session.exec(select(Employee).join(GroupMember, GroupMember.employee_pk == Employee.id)
+                             .where(GroupMember.group_id == group.id)
+                             .order_by(Employee.display_name, Employee.employee_id)).all())
+
+
+def add_member(session: Session, group: Group, actor: Employee, employee: Employee, *, now: dt.datetime) -> None:
+    """Add *employee* to *group*, open or managed (owners and admins only; idempotent).
+
+    :raise Forbidden: when *actor* neither owns the group nor is an admin.
+    :raise InvalidInput: when *employee* has left the organisation.
+    """
+    _check_manager(session, group, actor)
+    if not employee.active:
+        raise InvalidInput(f"{employee.display_name} has left the organisation.", details={"field": "employee_id"})
+    insert_new(session, GroupMember.__table__, [{"group_id": group.id, "employee_pk": employee.id,  # type: ignore[attr-defined]
+                                                  "joined_at": now}], ("group_id", "employee_pk"), ("group_id",))
+
+
+def remove_member(session: Session, group: Group, actor: Employee, employee: Employee) -> None:
+    """Remove *employee* from *group* (owners and admins only; idempotent).
+
+    :raise Forbidden: when *actor* neither owns the group nor is an admin.
+    """
+    _check_manager(session, group, actor)
+    session.exec(delete(GroupMember).where(GroupMember.group_id == group.id,
+                                           GroupMember.employee_pk == employee.id))
+
+
 def groups_for(session: Session, employee: Employee) -> list[tuple[Group, bool]]:
     """Every group with whether *employee* is a member."""
     mine = set(session.exec(select(GroupMember.group_id).where(GroupMember.employee_pk == employee.id)).all())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, or_
 from sqlmodel import Session, select
 
 from intranet.errors import InvalidInput, NotFound
@@ -29,6 +29,20 @@ def find_by_email(session: Session, email: str) -> Employee:
         ids = ", ".join(sorted(e.employee_id for e in matches))
         raise InvalidInput(f"{len(matches)} employees share the email {email!r} ({ids}); fix the directory first.")
     return matches[0]
+
+
+def search(session: Session, query: str, *, limit: int = 20) -> list[Employee]:
+    """Active people whose name, email or employee number contains *query* (case-insensitive), by name."""
+    words = query.strip().lower().split()[:5]
+    if not words:
+        return []
+    statement = select(Employee).where(Employee.active.is_(True))
+    for word in words:
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(or_(func.lower(Employee.display_name).like(pattern, escape="\\"),
+                                        func.lower(Employee.email).like(pattern, escape="\\"),
+                                        func.lower(Employee.employee_id).like(pattern, escape="\\")))
+    return list(session.exec(statement.order_by(Employee.display_name, Employee.employee_id).limit(limit)).all())
 
 
 def set_role(session: Session, employee: Employee, role: str, granted: bool) -> None:

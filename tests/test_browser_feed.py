@@ -49,3 +49,21 @@ def test_opening_a_post_marks_it_read_through_a_post_request(page, live_server, 
     assert read.value.status == 200
     db.expire_all()
     assert db.get(PostState, (me.id, post.id)).read_at is not None
+
+
+def test_phone_header_is_two_rows(page, live_server, sign_in_browser, make_employee):
+    """At 360 px an admin's header is brand and account on one row, navigation on the next (it wrapped to three)."""
+    page.set_viewport_size({"width": 360, "height": 700})
+    sign_in_browser(make_employee(is_admin=True, display_name="Alexandra Administrator-Longname"))
+    page.goto(f"{live_server}/admin/directory")
+    brand = page.locator(".topbar .brand").bounding_box()
+    account = page.locator(".topbar .account").bounding_box()
+    nav = page.locator(".topbar .nav").bounding_box()
+    assert abs(brand["y"] - account["y"]) < 12 and account["x"] + account["width"] <= 360
+    assert nav["y"] >= brand["y"] + brand["height"] - 2
+    assert page.locator(".topbar").bounding_box()["height"] < 100
+    assert page.locator(".topbar .nav a").nth(0).bounding_box()["y"] == page.locator(".topbar .nav a").nth(4).bounding_box()["y"]
+    assert page.locator(".topbar .nav [aria-current]").inner_text() == "Directory"
+    current = page.locator(".topbar .nav [aria-current]").bounding_box()
+    assert 0 <= current["x"] and current["x"] + current["width"] <= 360  # scrolled into view
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360

@@ -59,3 +59,63 @@ def test_groups_page_join_and_leave(make_employee, make_group, client_for, db):
 def test_unknown_group_is_404(make_employee, client_for):
     """Joining a group that does not exist is a 404."""
     assert client_for(make_employee()).api("POST", "/api/v1/groups/nope/join").status_code == 404
+
+
+# --- the members page: a people picker -------------------------------------------------------------
+
+
+def _owned(make_group, db, owner, key="choir", kind="open", members=()):  # type: ignore[no-untyped-def]
+    from intranet.models import GroupOwner
+
+    group = make_group(key, kind=kind, members=members)
+    db.add(GroupOwner(group_id=group.id, employee_pk=owner.id))
+    db.commit()
+    return group
+
+
+def test_owner_finds_people_by_name_and_adds_them(make_employee, make_group, client_for, db):
+    """Searching 'ada lov' finds Ada Lovelace (not people who left); Add puts her in the group, others stay."""
+    owner, joined = make_employee(display_name="Olga Owner"), make_employee(display_name="Jo Joined")
+    ada = make_employee(display_name="Ada Lovelace", job_title="Engineer")
+    make_employee(display_name="Ada Lovelace-Gone", active=False)
+    group = _owned(make_group, db, owner, members=(joined,))
+    client = client_for(owner)
+    page = client.get("/groups/choir/members?q=ada lov").get_data(as_text=True)
+    results = page.split('id="search-results"')[1].split("</ul>")[0]
+    assert "Ada Lovelace" in results and "Lovelace-Gone" not in results and "Engineer" in results
+    assert "<textarea" not in page  # an open group is never replaced wholesale
+    response = client.post("/groups/choir/members/add", data={"csrf_token": client.csrf, "employee_id": ada.employee_id,
+                                                              "q": "ada lov"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/groups/choir/members?q=ada+lov")
+    members = set(db.exec(select(GroupMember.employee_pk).where(GroupMember.group_id == group.id)).all())
+    assert members == {joined.id, ada.id}
+    page = client.get("/groups/choir/members").get_data(as_text=True)
+    assert "2 members" in page and "Ada Lovelace" in page
+
+
+def test_owner_removes_one_member(make_employee, make_group, client_for, db):
+    """Remove takes one person out and leaves everyone else (who may have joined themselves)."""
+    owner, stay, go = make_employee(), make_employee(), make_employee()
+    group = _owned(make_group, db, owner, kind="managed", members=(stay, go))
+    client = client_for(owner)
+    assert "<textarea" in client.get("/groups/choir/members").get_data(as_text=True)  # bulk, for managed groups
+    client.post("/groups/choir/members/remove", data={"csrf_token": client.csrf, "employee_id": go.employee_id})
+    assert set(db.exec(select(GroupMember.employee_pk).where(GroupMember.group_id == group.id)).all()) == {stay.id}
+
+
+def test_only_owners_and_admins_change_members(make_employee, make_group, client_for, db):
+    """Anyone else gets a 403 from the page, Add and Remove; people who left cannot be added."""
+    owner, member, stranger = make_employee(), make_employee(), make_employee()
+    group = _owned(make_group, db, owner, members=(member,))
+    client = client_for(stranger)
+    assert client.get("/groups/choir/members").status_code == 403
+    for action in ("add", "remove"):
+        response = client.post(f"/groups/choir/members/{action}",
+                               data={"csrf_token": client.csrf, "employee_id": member.employee_id})
+        assert response.status_code == 403
+    gone = make_employee(active=False)
+    admin = client_for(make_employee(is_admin=True))
+    refused = admin.post("/groups/choir/members/add", data={"csrf_token": admin.csrf, "employee_id": gone.employee_id},
+                         follow_redirects=True)
+    assert "has left the organisation" in refused.get_data(as_text=True)
+    assert set(db.exec(select(GroupMember.employee_pk).where(GroupMember.group_id == group.id)).all()) == {member.id}

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlmodel import select
 
-from intranet import groups
-from intranet.errors import Forbidden, IntranetError
-from intranet.models import Employee, GroupMember
+from intranet import groups, people
+from intranet.errors import Forbidden, IntranetError, NotFound
+from intranet.models import Employee, Group
 from intranet.web.context import current_employee, now, require_role, session
 
 bp = Blueprint("intranet_groups", __name__)
@@ -56,16 +56,57 @@ def create():  # type: ignore[no-untyped-def]
     return redirect(url_for("intranet_groups.index"))
 
 
+def _managed_group(key: str) -> Group:
+    group = groups.get_group(session(), key)
+    employee = current_employee()
+    if not (employee.is_admin or groups.is_owner(session(), group, employee)):
+        raise Forbidden("Only the group's owners or an admin can see and change its members.")
+    return group
+
+
 @bp.get("/groups/<key>/members")
 @require_role("employee")
 def members(key: str):  # type: ignore[no-untyped-def]
-    employee = current_employee()
-    group = groups.get_group(session(), key)
-    if not (employee.is_admin or groups.is_owner(session(), group, employee)):
-        raise Forbidden("Only the group's owners or an admin can see and set its members.")
-    ids = session().exec(select(Employee.employee_id).join(GroupMember, GroupMember.employee_pk == Employee.id)
-                         .where(GroupMember.group_id == group.id).order_by(Employee.employee_id)).all()
-    return render_template("intranet/groups/members.html", employee=employee, group=group, member_ids=ids)
+    group = _managed_group(key)
+    query = request.args.get("q", "").strip()[:100]
+    listed = groups.members_of(session(), group)
+    found = people.search(session(), query) if query else []
+    return render_template("intranet/groups/members.html", employee=current_employee(), group=group,
+                           members=listed, member_pks={m.id for m in listed}, query=query, found=found)
+
+
+def _person(employee_id: str) -> Employee:
+    person = session().exec(select(Employee).where(Employee.employee_id == employee_id)).first()
+    if person is None:
+        raise NotFound("Nobody has that employee number.")
+    return person
+
+
+@bp.post("/groups/<key>/members/add")
+@require_role("employee")
+def add_member(key: str):  # type: ignore[no-untyped-def]
+    group = _managed_group(key)
+    person = _person(request.form.get("employee_id", "").strip())
+    try:
+        groups.add_member(session(), group, current_employee(), person, now=now())
+    except IntranetError as exc:
+        session().rollback()
+        flash(exc.message, "error")
+    else:
+        session().commit()
+        flash(f"{person.display_name} added to {group.name}.", "ok")
+    return redirect(url_for("intranet_groups.members", key=key, q=request.form.get("q") or None))
+
+
+@bp.post("/groups/<key>/members/remove")
+@require_role("employee")
+def remove_member(key: str):  # type: ignore[no-untyped-def]
+    group = _managed_group(key)
+    person = _person(request.form.get("employee_id", "").strip())
+    groups.remove_member(session(), group, current_employee(), person)
+    session().commit()
+    flash(f"{person.display_name} removed from {group.name}.", "ok")
+    return redirect(url_for("intranet_groups.members", key=key, q=request.form.get("q") or None))
 
 
 @bp.post("/groups/<key>/members")

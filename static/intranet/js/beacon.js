@@ -20,3 +20,13 @@
     window.Beacon.post(article.getAttribute("data-read-url"));
   }
 })();
+
+// On a phone the navigation is one sideways-scrolling row: keep the current page's link in view.
+(function () {
+  "use strict";
+  var current = document.querySelector(".topbar .nav [aria-current]");
+  var nav = current && current.parentNode;
+  if (nav && nav.scrollWidth > nav.clientWidth) {
+    nav.scrollLeft = Math.max(0, current.offsetLeft - nav.offsetLeft - 16);
+  }
+})();
