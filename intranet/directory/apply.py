@@ -25,11 +25,11 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
     """Write *plan* with bulk statements (flushes; the caller commits, once)."""
     table = Employee.__table__
     if plan.creates:
-        rows = [{**{k: None for k in ("email", "department", "division", "region", "country", "office", "job_title",
-                                      "level", "level_label", "manager_id", "timezone", "language",
-                                      "entra_tenant_id", "entra_object_id")},
-                 "display_name": "", "is_contributor": False, "is_comms": False, "is_admin": False,
-                 **c, "created_at": now, "updated_at": now,
+        blank = {**dict.fromkeys(("email", "department", "division", "region", "country", "office", "job_title",
+                                  "level", "level_label", "manager_id", "timezone", "language", "entra_tenant_id",
+                                  "entra_object_id")),
+                 "display_name": "", "is_contributor": False, "is_comms": False, "is_admin": False}
+        rows = [{**blank, **c, "created_at": now, "updated_at": now,
                  "deactivated_at": None if c.get("active", True) else now} for c in plan.creates]
         bulk.insert_rows(session, table, rows)
     new_pks: dict[str, int] = {}

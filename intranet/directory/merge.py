@@ -41,6 +41,9 @@ EMPLOYEE_COLUMNS = ("display_name", "email", "job_title", "department", "divisio
 MAX_LENGTHS = {"display_name": 255, "email": 320, "job_title": 255, "department": 255, "division": 255,
                "office": 255, "region": 64, "timezone": 64, "language": 16, "level_label": 64}
 MISSING = object()
+#: Fields picked by precedence (``[merge]``), in the order the merge fills them.
+PICKED = ("display_name", "email", "job_title", "department", "division", "office", "country", "language",
+          "cost_center")
 
 
 def entra_values(props: Mapping[str, Any], n: Normalizer, policy: Policy) -> dict[str, Any]:
@@ -129,31 +132,28 @@ def merge(*, entra_props: Mapping[str, Any] | None, entra_removed: str | None, e
     """
     entra = entra_values(entra_props, n, policy) if entra_props is not None else {}
     hr = hr or {}
-    by_source = {"entra": entra, "hr": hr}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-
-    def pick(field: str) -> Any:
-        order = list(policy.owners.get(field, ("hr", "entra")))
-        if not hr_fresh and "hr" in order:
-            order = [s for s in order if s != "hr"] + ["hr"]
-        cleared = False
-        for source in order:
-            data = by_source[source]
+    cost_center: Any = MISSING
+    orders = policy.source_orders(hr_fresh=hr_fresh)
+    for field in PICKED:
+        # The first source with a non-empty value wins; an explicit null from Entra clears.
+        value: Any = MISSING
+        for source in orders[field]:
+            data = entra if source == "entra" else hr
             if field in data:
-                if data[field] not in (None, ""):
-                    sources[field] = source
-                    return data[field]
-                cleared = cleared or source == "entra"
-        return None if cleared else MISSING
-
-    for field in ("display_name", "email", "job_title", "department", "division", "office", "country", "language"):
-        value = pick(field)
-        if value is not MISSING:
-            if isinstance(value, str) and field in MAX_LENGTHS:
+                candidate = data[field]
+                if candidate is not None and candidate != "":
+                    value, sources[field] = candidate, source
+                    break
+                if source == "entra":
+                    value = None
+        if field == "cost_center":
+            cost_center = value
+        elif value is not MISSING:
+            if type(value) is str and len(value) > MAX_LENGTHS.get(field, len(value)):
                 value = value[: MAX_LENGTHS[field]]
             values[field] = value
-    cost_center = pick("cost_center")
 
     # Region: HR column, else the country map.
     country = values.get("country")
@@ -176,11 +176,8 @@ def merge(*, entra_props: Mapping[str, Any] | None, entra_removed: str | None, e
                 values["timezone"], sources["timezone"] = org_timezone, "org_default"
 
     # Level: configured sources in order; a stale HR file comes last.
-    level_sources = list(policy.level_sources)
-    if not hr_fresh and "hr" in level_sources:
-        level_sources = [s for s in level_sources if s != "hr"] + ["hr"]
     label_only: str | None = None
-    for source in level_sources:
+    for source in orders["level"]:
         if source == "hr":
             level, label = hr.get("level"), hr.get("level_label")
         elif entra_props is not None:
@@ -202,10 +199,7 @@ def merge(*, entra_props: Mapping[str, Any] | None, entra_removed: str | None, e
     active = all(known) if known else None
 
     candidates: list[tuple[str, str | None]] = []
-    order = list(policy.owners.get("manager", ("hr", "entra")))
-    if not hr_fresh and "hr" in order:
-        order = [s for s in order if s != "hr"] + ["hr"]
-    for source in order:
+    for source in orders["manager"]:
         if source == "hr" and hr.get("manager"):
             candidates.append(("hr", hr["manager"]))
         elif source == "entra" and entra_manager is not MISSING:

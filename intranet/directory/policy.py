@@ -146,6 +146,20 @@ class Policy:
     def replace(self, **changes: Any) -> Policy:
         return dataclasses.replace(self, **changes)
 
+    def source_orders(self, *, hr_fresh: bool) -> Mapping[str, tuple[str, ...]]:
+        """Each merged field's sources in order of precedence (``"level"``: the level sources); a
+        stale HR file goes last. Asked for every employee of a run, so computed once per policy."""
+        return self._orders[hr_fresh]
+
+    @functools.cached_property
+    def _orders(self) -> dict[bool, dict[str, tuple[str, ...]]]:
+        def demote(order: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(s for s in order if s != "hr") + (("hr",) if "hr" in order else ())
+
+        fresh = {**{f: ("hr", "entra") for f in ("cost_center", "manager")}, **self.owners,
+                 "level": self.level_sources}
+        return {True: fresh, False: {field: demote(order) for field, order in fresh.items()}}
+
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, mappings_dir: str) -> Policy:

@@ -66,7 +66,8 @@ def _stage(staged: dict[str, Any], users: Iterable[dict[str, Any]]) -> int:
             staged[oid] = {"@removed": (removed or {}).get("reason") or "changed"}
             continue
         refs = user.pop("manager@delta", None)
-        for key in [k for k in user if k.startswith("@") or "@odata" in k]:
+        # Property names never contain "@": every such key is an OData annotation, not data.
+        for key in [k for k in user if "@" in k]:
             del user[key]
         for key, value in user.items():
             # Complex values (employeeOrgData, onPremisesExtensionAttributes) are replaced whole, so a
