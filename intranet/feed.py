@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from intranet import targeting
 from intranet.db import MAX_ID, UTCDateTime, insert_new, storable_utc
 from intranet.errors import InvalidInput
-from intranet.models import Employee, Post, PostState
+from intranet.models import Attachment, Employee, Post, PostState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +50,42 @@ class FeedPage:
 
 
 MAX_CURSOR_LENGTH = 256
+
+
+#: A comfortable reading speed for news on screen; the estimate is rounded, at least a minute.
+WORDS_PER_MINUTE = 230
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """What a feed card shows besides the post: who wrote it, its cover image, how long it takes to read."""
+
+    author: str | None
+    cover_id: int | None
+    minutes: int
+
+
+def reading_minutes(post: Post) -> int:
+    """Estimated minutes to read *post*'s summary and body."""
+    words = len(post.summary.split()) + len(post.body_text.split())
+    return max(1, round(words / WORDS_PER_MINUTE))
+
+
+def cards(session: Session, posts: list[Post]) -> dict[int, Card]:
+    """Each post's card details, in two queries for the whole page.
+
+    The cover is the post's first image attachment (the first picture its author added).
+    """
+    if not posts:
+        return {}
+    author_pks = {p.author_pk for p in posts} - {None}
+    authors = dict(session.exec(select(Employee.id, Employee.display_name)
+                                .where(Employee.id.in_(author_pks))).all()) if author_pks else {}
+    covers = dict(session.exec(select(Attachment.post_id, func.min(Attachment.id))
+                               .where(Attachment.post_id.in_([p.id for p in posts]), Attachment.kind == "image")
+                               .group_by(Attachment.post_id)).all())
+    return {p.id: Card(author=authors.get(p.author_pk) or None, cover_id=covers.get(p.id), minutes=reading_minutes(p))
+            for p in posts}
 
 
 def _encode_cursor(item: FeedItem) -> str:

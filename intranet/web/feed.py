@@ -16,7 +16,8 @@ def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
                           limit=current_app.config["INTRANET_FEED_PAGE_SIZE"])
-    return render_template("intranet/feed/index.html", employee=employee, page=page)
+    return render_template("intranet/feed/index.html", employee=employee, page=page,
+                           cards=feed.cards(session(), [item.post for item in page.items]))
 
 
 @bp.get("/posts/<int:post_id>")
@@ -25,7 +26,8 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     state = session().get(PostState, (employee.id, post.id))
-    return render_template("intranet/feed/post.html", employee=employee, post=post, state=state)
+    return render_template("intranet/feed/post.html", employee=employee, post=post, state=state,
+                           card=feed.cards(session(), [post])[post.id])
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")
