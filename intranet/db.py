@@ -47,8 +47,9 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.timezone.utc)
 
 
-#: The largest id a Beacon table can hold (a signed 64-bit integer on SQLite and PostgreSQL alike).
-MAX_ID = 2**63 - 1
+#: The largest id a Beacon table can hold: ids are PostgreSQL ``integer`` columns (SQLite's reach
+#: 2^63 - 1). A larger number cannot even be compared with one there, so it is refused before.
+MAX_ID = 2**31 - 1
 #: The instants Beacon accepts from people and clients: wide enough for any real post or event,
 #: narrow enough that converting zones or adding a few years never leaves Python's years 1-9999.
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

@@ -84,22 +84,23 @@ def _int_rules(app):  # type: ignore[no-untyped-def]
                 yield method, rule.rule
 
 
-def test_every_int_path_answers_404_for_ids_past_64_bits(app, client_for, comms):
-    """Every <int:...> route of Beacon's, page or API, answers an id of 2^63 or 10^30 with its 404."""
+def test_every_int_path_answers_404_for_ids_past_the_columns(app, client_for, comms):
+    """Every <int:...> route of Beacon's, page or API, answers 2^31 (PostgreSQL's integer), 2^63 and
+    10^30 with its 404."""
     client = client_for(comms)
     checked = 0
     for method, rule in _int_rules(app):
-        for huge in (HUGE, 10**30):
+        for huge in (2**31, HUGE, 10**30):
             url = re.sub(r"<int:\w+>", str(huge), re.sub(r"<(?!int:)[^>]+>", "x", rule))
             response = client.api(method, url, json={})
             assert response.status_code == 404, (method, url, response.status_code)
             assert security_headers_present(response)
             checked += 1
-    assert checked >= 40
+    assert checked >= 60
 
 
 def test_huge_ids_in_cursors_and_events_are_refused(client_for, make_employee, comms):
-    """The feed's and the desk's cursors and an event's post_id past 64 bits are refused, not a 500."""
+    """The feed's and the desk's cursors and an event's post_id past the id columns are refused, not a 500."""
     import base64
     import json
 
@@ -108,9 +109,11 @@ def test_huge_ids_in_cursors_and_events_are_refused(client_for, make_employee, c
         {"p": 0, "t": "2026-11-24T09:00:00+00:00", "i": HUGE}).encode()).decode().rstrip("=")
     assert api_error(person.get(f"/api/v1/feed?cursor={cursor}"), 422)["details"] == {"field": "cursor"}
     assert client_for(comms).get(f"/api/v1/manage/posts?cursor={HUGE}").status_code == 422
-    event = {"id": "e1", "post_id": HUGE, "kind": "read", "occurred_at": "2026-11-24T08:59:00+00:00"}
-    response = person.api("POST", "/api/v1/events", {"events": [event]})
-    assert response.status_code == 200 and response.get_json()["rejected"] == [{"id": "e1", "code": "invalid"}]
+    events = [{"id": f"e{n}", "post_id": n, "kind": "read", "occurred_at": "2026-11-24T08:59:00+00:00"}
+              for n in (2**31, HUGE)]
+    response = person.api("POST", "/api/v1/events", {"events": events})
+    assert response.status_code == 200
+    assert response.get_json()["rejected"] == [{"id": f"e{n}", "code": "invalid"} for n in (2**31, HUGE)]
 
 
 # --------------------------------------------------------------------------------------------

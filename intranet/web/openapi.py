@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import current_app, url_for
 
+from intranet.db import MAX_ID
+
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
     "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}
@@ -47,7 +49,9 @@ def _ok(description: str, schema: Any = None) -> dict[str, Any]:
 
 ERRORS = {"401": _ok("Not signed in", {"$ref": "#/components/schemas/Error"}),
           "404": _ok("Missing, or not targeted at you (indistinguishable)", {"$ref": "#/components/schemas/Error"})}
-POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+#: Ids are positive 32-bit integers (a larger one is a 404, like an id that does not exist).
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": ID}]
 GROUP_KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -95,7 +99,7 @@ MANAGED_POST = {"type": "object", "description": "A post as its authors and comm
                     "audience": {"$ref": "#/components/schemas/Audience"}}}
 EVENT = {"type": "object", "required": ["id", "kind", "occurred_at"], "properties": {
     "id": {"type": "string", "description": "Client event id; a repeated id is a duplicate"},
-    "post_id": {"type": ["integer", "null"]},
+    "post_id": {"anyOf": [ID, {"type": "null"}]},
     "kind": {"enum": ["impression", "open", "read", "digest_open", "digest_click", "session", "acknowledge"]},
     "occurred_at": {"type": "string", "format": "date-time"}, "dwell_ms": {"type": ["integer", "null"]},
     "delivery_id": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]},
@@ -168,7 +172,7 @@ def _subsystem_paths(components: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "parameters": POST_ID, "responses": {"201": _ok("Stored"), "413": _ok("Too large"), **MANAGED}}},
         "/posts/{post_id}/attachments/{attachment_id}": {"delete": {
             "summary": "Remove an attachment", "parameters": POST_ID + [
-                {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                {"name": "attachment_id", "in": "path", "required": True, "schema": ID}],
             "responses": {"204": _ok("Removed"), **MANAGED}}},
     }
 
