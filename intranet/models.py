@@ -294,7 +294,7 @@ class Attachment(Base, table=True):
 
 
 # --------------------------------------------------------------------------------------------
-# --- directory sync (issue 5) ---
+# --- directory sync ---
 # Source records (what Entra ID and the HR file last said), runs, held changes, quarantine and
 # unmapped values. Employee itself is untouched: everything sync-specific hangs off it here.
 # --------------------------------------------------------------------------------------------
@@ -453,7 +453,7 @@ class EmployeeDirectory(Base, table=True):
 
 # --------------------------------------------------------------------------------------------
 # --- delivery ---
-# Read-time analytics and digests (issue 6): engagement events, preferences, the learned timing
+# Read-time analytics and digests: engagement events, preferences, the learned timing
 # state, digest slots and the outbox. Exactly-once delivery rests on two unique keys: one digest
 # per (employee, local date, ordinal) and one outbox message per (digest, channel).
 # --------------------------------------------------------------------------------------------
@@ -653,7 +653,7 @@ class TimingModel(Base, table=True):
 
 # --------------------------------------------------------------------------------------------
 # --- publishing ---
-# Publishing (issue 4): who previewed the feed as which member of a post's audience. The preview
+# Publishing: who previewed the feed as which member of a post's audience. The preview
 # shows visibility only (never that person's reading), and every use is kept here for audit.
 # --------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import html
 import json
 import re
@@ -124,7 +125,7 @@ def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, make_employ
 
 
 def test_teams_429_is_retried_after_retry_after(app, db, make_employee, make_post, clock):
-    """A throttled Teams post waits at least Retry-After; a deleted flow (404) fails without retry."""
+    """A throttled Teams post waits at least Retry-After (seconds or a date); a deleted flow (404) fails without retry."""
     from intranet.delivery.channels import PermanentFailure, TemporaryFailure
     from intranet.delivery.channels.teams import TeamsWorkflow
 
@@ -136,6 +137,11 @@ def test_teams_429_is_retried_after_retry_after(app, db, make_employee, make_pos
         with pytest.raises(TemporaryFailure) as temporary:
             TeamsWorkflow(url).deliver(rendered, clock.now)
         assert temporary.value.retry_after == 120
+        in_ten_minutes = email.utils.format_datetime(clock.now + dt.timedelta(minutes=10), usegmt=True)
+        mock.replace(responses.POST, url, status=503, headers={"Retry-After": in_ten_minutes})
+        with pytest.raises(TemporaryFailure) as temporary:
+            TeamsWorkflow(url).deliver(rendered, clock.now)
+        assert temporary.value.retry_after == 600                                # an HTTP date counts too
         mock.replace(responses.POST, url, status=404)
         with pytest.raises(PermanentFailure):
             TeamsWorkflow(url).deliver(rendered, clock.now)

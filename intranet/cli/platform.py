@@ -73,7 +73,7 @@ def demo_seed(employees: int, seed_value: int, if_empty: bool) -> None:
                                    progress=bar.update)
         except RuntimeError as exc:
             context.fail(str(exc))
-        from intranet.engagement.demo_history import seed_history  # weeks of reading history (issue 6)
+        from intranet.engagement.demo_history import seed_history  # weeks of reading history
 
         events = seed_history(session, now=context.state().clock(), seed=seed_value,
                               org_timezone=context.state().settings.site.org_timezone)

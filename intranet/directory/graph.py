@@ -14,7 +14,7 @@ pages and decides when a deltaLink may be committed.
 from __future__ import annotations
 
 import collections
-import email.utils
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -33,6 +33,7 @@ import msal
 import requests
 
 from ..errors import ConfigurationError
+from ..retry_after import retry_after_seconds
 from ..settings import EntraSettings
 
 logger = logging.getLogger(__name__)
@@ -629,7 +630,7 @@ class GraphClient:
                 self._wait_or_give_up(
                     attempt,
                     budget,
-                    _retry_after(response.headers.get("Retry-After")),
+                    retry_after_seconds(response.headers.get("Retry-After"), dt.datetime.now(dt.timezone.utc)),
                     f"Graph answered {status} {code or ''}".rstrip(),
                     status=status,
                     code=code,
@@ -742,21 +743,6 @@ def _graph_error(response: requests.Response) -> tuple[str | None, str | None]:
     if not isinstance(error, dict):
         return None, None
     return error.get("code"), error.get("message")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Parse ``Retry-After`` (delta seconds or an HTTP date) into seconds."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 # --------------------------------------------------------------------------- sign-in

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
+from intranet.retry_after import retry_after_seconds
 
 
 def card_payload(digest: RenderedDigest) -> dict[str, Any]:
@@ -42,8 +43,7 @@ class TeamsWorkflow:
         if response.status_code < 300:
             return
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = response.headers.get("Retry-After")
-            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            seconds = retry_after_seconds(response.headers.get("Retry-After"), now)
             raise TemporaryFailure(f"Teams workflow answered {response.status_code}", retry_after=seconds)
         raise PermanentFailure(f"Teams workflow answered {response.status_code}")
 

@@ -1,4 +1,4 @@
-"""publishing (issue 4): the audit log of "feed as a member of the audience" previews
+"""publishing: the audit log of "feed as a member of the audience" previews
 
 Revision ID: 0002_publishing
 Revises: 0001_platform

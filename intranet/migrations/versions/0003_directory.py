@@ -1,4 +1,4 @@
-"""directory sync (issue 5): source records, runs, held changes, quarantine, unmapped values
+"""directory sync: source records, runs, held changes, quarantine, unmapped values
 
 Revision ID: 0003_directory
 Revises: 0002_publishing

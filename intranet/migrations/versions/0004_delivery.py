@@ -1,4 +1,4 @@
-"""read-time analytics and digests (issue 6): events, preferences, timing state, digests, outbox
+"""read-time analytics and digests: events, preferences, timing state, digests, outbox
 
 Revision ID: 0004_delivery
 Revises: 0003_directory
