@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from sqlalchemy import delete, func, or_
 from sqlmodel import Session, select
@@ -52,6 +53,29 @@ def set_role(session: Session, employee: Employee, role: str, granted: bool) -> 
     setattr(employee, ROLE_COLUMNS[role], granted)
     session.add(employee)
     session.flush()
+
+
+def set_roles(session: Session, employee: Employee, roles: Iterable[str], *, actor: Employee) -> None:
+    """Give *employee* exactly *roles* (a subset of ``contributor``, ``comms``, ``admin``).
+
+    :raise InvalidInput: for an unknown role, or when *actor* would take away their own admin
+        role (someone must always be able to manage roles; another admin can do it).
+    """
+    wanted = set(roles)
+    unknown = wanted - set(ROLES)
+    if unknown:
+        raise InvalidInput(f"Unknown role {sorted(unknown)[0]!r}; use one of: {', '.join(ROLES)}.")
+    if employee.id == actor.id and employee.is_admin and "admin" not in wanted:
+        raise InvalidInput("You cannot take away your own admin role; ask another admin to do it.")
+    for role in ROLES:
+        set_role(session, employee, role, role in wanted)
+
+
+def with_roles(session: Session) -> list[Employee]:
+    """Everyone holding a role (contributors, comms managers, admins), by name."""
+    return list(session.exec(select(Employee).where(or_(Employee.is_contributor.is_(True), Employee.is_comms.is_(True),
+                                                        Employee.is_admin.is_(True)))
+                             .order_by(Employee.display_name, Employee.employee_id)).all())
 
 
 def end_sessions(session: Session, employee_pk: int) -> int:

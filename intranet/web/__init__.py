@@ -24,6 +24,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.feed", False),
     ("intranet.web.groups", False),
     ("intranet.web.directory_admin", False),
+    ("intranet.web.admin", False),
     ("intranet.web.entra_auth", False),
     ("intranet.web.api", True),
     ("intranet.web.publish", False),
@@ -36,6 +37,8 @@ class NavItem:
     endpoint: str
     label: str
     role: str = "employee"
+    #: The endpoints where this item is the current page; by default, every page of its blueprint.
+    endpoints: tuple[str, ...] = ()
 
 
 NAV: tuple[NavItem, ...] = (
@@ -43,6 +46,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_groups.index", "Groups"),
     NavItem("intranet_publish.index", "Publishing", "contributor"),
     NavItem("intranet_delivery.preferences_page", "Digest"),
+    NavItem("intranet_admin.digest_defaults", "Organisation", "comms", ("intranet_admin.digest_defaults",)),
+    NavItem("intranet_admin.roles_page", "People", "admin", ("intranet_admin.roles_page",)),
     NavItem("intranet_directory_admin.index", "Directory", "admin"),
 )
 

@@ -1,0 +1,107 @@
+"""Admin pages: who holds which role, and the organisation's digest defaults.
+
+Both were reachable only from the command line (``flask intranet roles ...``) and the API
+(``/api/v1/org/digest-defaults``); these pages apply the same rules: roles are for admins, the
+defaults for comms managers (admins hold every role), and every change is a CSRF-checked POST.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlmodel import select
+
+from intranet import people, preferences
+from intranet.errors import InvalidInput, IntranetError, NotFound
+from intranet.models import ROLES, Employee
+from intranet.web.context import current_employee, now, require_role, session
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("intranet_admin", __name__)
+
+ROLE_LABELS = {"contributor": "Contributor", "comms": "Comms manager", "admin": "Admin"}
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+CADENCE_LABELS = (("off", "Never (must-reads still reach people)"), ("as_it_happens", "As it happens"),
+                  ("daily", "Once a day"), ("twice_daily", "Twice a day"), ("weekly", "Once a week"))
+
+
+@bp.get("/admin/people")
+@require_role("admin")
+def roles_page():  # type: ignore[no-untyped-def]
+    query = request.args.get("q", "").strip()[:100]
+    return render_template("intranet/admin/people.html", employee=current_employee(), query=query,
+                           holders=people.with_roles(session()), found=people.search(session(), query) if query else [],
+                           roles=ROLES, role_labels=ROLE_LABELS)
+
+
+@bp.post("/admin/people/<employee_id>/roles")
+@require_role("admin")
+def set_roles(employee_id: str):  # type: ignore[no-untyped-def]
+    actor = current_employee()
+    person = session().exec(select(Employee).where(Employee.employee_id == employee_id)).first()
+    if person is None:
+        raise NotFound("Nobody has that employee number.")
+    try:
+        people.set_roles(session(), person, request.form.getlist("roles"), actor=actor)
+    except IntranetError as exc:
+        session().rollback()
+        flash(exc.message, "error")
+    else:
+        session().commit()
+        held = [ROLE_LABELS[r] for r in ROLES if getattr(person, people.ROLE_COLUMNS[r])]
+        logger.info("Roles: %s set %s's roles to %s", actor.employee_id, person.employee_id, held or "none")
+        flash(f"{person.display_name}: {', '.join(held) if held else 'no roles'}.", "ok")
+    return redirect(url_for("intranet_admin.roles_page", q=request.form.get("q") or None))
+
+
+def _number(raw: str | None, what: str) -> int:
+    raw = (raw or "").strip()
+    # Only a few ASCII digits: int() reads "²"-like digits and refuses thousands of digits itself.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 2):
+        raise InvalidInput(f"{what} must be chosen from the list.")
+    return int(raw)
+
+
+def _defaults_form() -> dict[str, Any]:
+    form = request.form
+    return {
+        "cadence": form.get("cadence"),
+        "weekly_day": _number(form.get("weekly_day"), "The day of the weekly digest"),
+        "channels": form.getlist("channels"),
+        "quiet_start": _number(form.get("quiet_start"), "The start of quiet hours"),
+        "quiet_end": _number(form.get("quiet_end"), "The end of quiet hours"),
+        "working_days": [_number(d, "A working day") for d in form.getlist("working_days")],
+        "learned_timing": form.get("learned_timing") == "on",
+        "open_tracking": form.get("open_tracking") == "on",
+    }
+
+
+def _defaults_page(values: dict[str, Any], error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("intranet/admin/digest_defaults.html", employee=current_employee(), values=values,
+                           builtin=preferences.BUILTIN_DEFAULTS, days=DAY_NAMES, cadences=CADENCE_LABELS,
+                           error=error), status
+
+
+@bp.get("/admin/digest-defaults")
+@require_role("comms")
+def digest_defaults():  # type: ignore[no-untyped-def]
+    return _defaults_page(preferences.org_defaults(session()))
+
+
+@bp.post("/admin/digest-defaults")
+@require_role("comms")
+def save_digest_defaults():  # type: ignore[no-untyped-def]
+    try:
+        if request.form.get("restore"):
+            change = preferences.OrgDefaultsIn(**{name: None for name in preferences.ORG_FIELDS})
+        else:
+            change = preferences.parse(_defaults_form(), preferences.OrgDefaultsIn)
+        preferences.set_org_defaults(session(), change, by=current_employee(), now=now())  # type: ignore[arg-type]
+    except InvalidInput as exc:
+        session().rollback()
+        return _defaults_page(preferences.org_defaults(session()), exc.message, 422)
+    session().commit()
+    flash("The organisation's digest defaults are saved. They apply to everyone who has not chosen otherwise.", "ok")
+    return redirect(url_for("intranet_admin.digest_defaults"))
