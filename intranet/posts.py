@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -579,6 +580,28 @@ def delete_post(session: Session, post: Post, *, actor: Employee, now: dt.dateti
         _require(may_publish(session, actor, post.audience), "You may not delete this post.")
         return post
     return unpublish(session, post, actor=actor, now=now, comment="deleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """A review or publishing move, as the desk's buttons and the API's routes name it."""
+
+    #: The move itself: ``move(session, post, actor=, now=, comment=, [publish_at=])``.
+    move: Callable[..., Post]
+    #: What the API reads from the body: a comment; approve and publish also take a time.
+    body: type[BaseModel] = CommentIn
+    #: Whether the API insists on a body (sending a post back must say why).
+    body_required: bool = False
+
+
+#: Every move but delete (the desk's delete button and ``DELETE /posts/<id>`` call :func:`delete_post`).
+ACTIONS: dict[str, Action] = {
+    "submit": Action(submit),
+    "approve": Action(approve, PublishIn),
+    "request-changes": Action(request_changes, body_required=True),
+    "publish": Action(publish, PublishIn),
+    "unpublish": Action(unpublish),
+}
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, select
 
-from intranet.errors import InvalidInput
+from intranet.errors import InvalidInput, validated
 from intranet.models import CADENCES, CHANNELS, Employee, OrgPreference, Preference
 
 Cadence = Literal["off", "as_it_happens", "daily", "twice_daily", "weekly"]
@@ -200,10 +200,7 @@ def parse(data: Any, model: type[BaseModel] = PreferencesIn) -> BaseModel:
     """
     if not isinstance(data, dict):
         raise InvalidInput("Send a JSON object of preferences.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput.from_validation(exc, "preferences") from None
+    return validated(model, data, what="preferences")
 
 
 #: Why a digest with nowhere to go is refused (must-reads are pinned in Beacon's feed regardless).

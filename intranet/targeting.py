@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, or_, 
 from sqlmodel import Session
 
 from intranet import zones
-from intranet.errors import InvalidInput, NotFound
+from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, Post
 
 # Segment field -> (dimension stored in AudienceValue, Employee column or None for groups).
@@ -122,11 +122,7 @@ def parse_audience(raw: Any) -> Audience:
     if not isinstance(raw, dict) or not raw:
         raise InvalidInput('An audience is required: {"all": true} or {"segments": [...]}.', details={"field": "audience"})
     check_bounds(raw)
-    try:
-        return Audience.model_validate(raw)
-    except ValidationError as exc:
-        details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        raise InvalidInput(describe_problems(exc), details=details) from None
+    return validated(Audience, raw, describe=describe_problems)
 
 
 def describe_problems(exc: ValidationError) -> str:

@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import ValidationError
 
 from intranet import feed, groups, posts, targeting
-from intranet.errors import Forbidden, InvalidInput
+from intranet.errors import Forbidden, InvalidInput, validated
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, public, require_role, session
 from intranet.web.limits import request_json
@@ -28,14 +27,6 @@ def json_body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput("Send a JSON object with Content-Type: application/json.")
     return data
-
-
-def validate(model: Any, data: dict[str, Any]) -> Any:
-    """Parse *data* with a pydantic model, turning its errors into a 422 a person can act on."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInput.from_validation(exc, "request") from None
 
 
 @bp.get("/me")
@@ -108,7 +99,7 @@ def group_list():  # type: ignore[no-untyped-def]
 @bp.post("/groups")
 @require_role("admin")
 def group_create():  # type: ignore[no-untyped-def]
-    group = groups.create_group(session(), validate(groups.GroupIn, json_body()))
+    group = groups.create_group(session(), validated(groups.GroupIn, json_body()))
     session().commit()
     return {"key": group.key, "name": group.name, "kind": group.kind}, 201
 

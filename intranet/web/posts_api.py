@@ -7,16 +7,16 @@ comms managers read what they manage through ``/manage/posts``.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, request, url_for
 from sqlmodel import select
 
 from intranet import attachments, posts
 from intranet.db import MAX_ID
-from intranet.errors import Forbidden, InvalidInput, NotFound
+from intranet.errors import Forbidden, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
-from intranet.web.api import json_body, validate
+from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session
-from intranet.web.publish import upload_dir
+from intranet.web.publish import receive_upload, upload_dir
 
 bp = Blueprint("intranet_posts_api", __name__)
 
@@ -57,7 +57,7 @@ def _optional_body() -> dict:
 @bp.post("/posts")
 @require_role("employee")
 def create():  # type: ignore[no-untyped-def]
-    data = validate(posts.PostCreate, json_body())
+    data = validated(posts.PostCreate, json_body())
     post = posts.create_post(session(), data, author=current_employee(), now=now())
     session().commit()
     return _post_json(post), 201
@@ -67,62 +67,26 @@ def create():  # type: ignore[no-untyped-def]
 @require_role("employee")
 def update(post_id: int):  # type: ignore[no-untyped-def]
     post = _managed(post_id)
-    data = validate(posts.PostUpdate, json_body())
+    data = validated(posts.PostUpdate, json_body())
     posts.update_post(session(), post, data, actor=current_employee(), now=now())
     session().commit()
     return _post_json(post)
 
 
-@bp.post("/posts/<int:post_id>/submit")
 @require_role("employee")
-def submit(post_id: int):  # type: ignore[no-untyped-def]
+def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
     post = _managed(post_id)
-    data = validate(posts.CommentIn, _optional_body())
-    posts.submit(session(), post, actor=current_employee(), now=now(), comment=data.comment)
+    step = posts.ACTIONS[action]
+    data = validated(step.body, json_body() if step.body_required else _optional_body())
+    step.move(session(), post, actor=current_employee(), now=now(), **data.model_dump())
     session().commit()
     return _post_json(post)
 
 
-@bp.post("/posts/<int:post_id>/approve")
-@require_role("employee")
-def approve(post_id: int):  # type: ignore[no-untyped-def]
-    post = _managed(post_id)
-    data = validate(posts.PublishIn, _optional_body())
-    posts.approve(session(), post, actor=current_employee(), now=now(), publish_at=data.publish_at,
-                  comment=data.comment)
-    session().commit()
-    return _post_json(post)
-
-
-@bp.post("/posts/<int:post_id>/request-changes")
-@require_role("employee")
-def request_changes(post_id: int):  # type: ignore[no-untyped-def]
-    post = _managed(post_id)
-    data = validate(posts.CommentIn, json_body())
-    posts.request_changes(session(), post, actor=current_employee(), now=now(), comment=data.comment)
-    session().commit()
-    return _post_json(post)
-
-
-@bp.post("/posts/<int:post_id>/publish")
-@require_role("employee")
-def publish(post_id: int):  # type: ignore[no-untyped-def]
-    post = _managed(post_id)
-    data = validate(posts.PublishIn, _optional_body())
-    posts.publish(session(), post, actor=current_employee(), now=now(), publish_at=data.publish_at,
-                  comment=data.comment)
-    session().commit()
-    return _post_json(post)
-
-
-@bp.post("/posts/<int:post_id>/unpublish")
-@require_role("employee")
-def unpublish(post_id: int):  # type: ignore[no-untyped-def]
-    post = _managed(post_id)
-    data = validate(posts.CommentIn, _optional_body())
-    posts.unpublish(session(), post, actor=current_employee(), now=now(), comment=data.comment)
-    session().commit()
-    return _post_json(post)
+# POST /posts/<id>/submit, /approve, /request-changes, /publish, /unpublish: one route a move.
+for _name in posts.ACTIONS:
+    bp.add_url_rule(f"/posts/<int:post_id>/{_name}", _name.replace("-", "_"), act, methods=["POST"],
+                    defaults={"action": _name})
 
 
 @bp.delete("/posts/<int:post_id>")
@@ -163,20 +127,8 @@ def manage_detail(post_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/posts/<int:post_id>/attachments")
 @require_role("employee")
 def upload(post_id: int):  # type: ignore[no-untyped-def]
-    post = _managed(post_id)
-    if not posts.may_edit(session(), current_employee(), post):
-        raise Forbidden("You may not add files to this post.")
-    limit = current_app.config.get("INTRANET_MAX_ATTACHMENT_BYTES", attachments.MAX_ATTACHMENT_BYTES)
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.",
-                             details={"field": "file", "limit": limit})
-    file = request.files.get("file")
-    if file is None:
-        raise InvalidInput('Send the file as multipart/form-data in a field named "file".', details={"field": "file"})
-    attachment = attachments.store(
-        session(), data=attachments.read_upload(file.stream, limit), filename=file.filename or "", post=post,
-        uploader=current_employee(), upload_dir=upload_dir(), now=now(),
-        max_image_bytes=current_app.config.get("INTRANET_MAX_IMAGE_BYTES", attachments.MAX_IMAGE_BYTES))
+    missing = InvalidInput('Send the file as multipart/form-data in a field named "file".', details={"field": "file"})
+    attachment = receive_upload(_managed(post_id), current_employee(), missing=missing)
     session().commit()
     return _attachment_json(attachment), 201
 

@@ -13,12 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
-from pydantic import ValidationError
 
 from intranet import attachments, posts, targeting, zones
 from intranet.db import storable_utc
-from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound
-from intranet.models import Employee, Post
+from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
+from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
 from intranet.web.context import current_employee, now, require_role, session
 
@@ -35,6 +34,32 @@ def upload_dir() -> Path:
     """Where attachments are stored: ``INTRANET_UPLOAD_DIR`` or ``uploads/`` in the instance folder."""
     configured = current_app.config.get("INTRANET_UPLOAD_DIR")
     return Path(configured) if configured else Path(current_app.instance_path) / "uploads"
+
+
+def receive_upload(post: Post, employee: Employee, *, missing: IntranetError,
+                   unnamed_is_missing: bool = False) -> Attachment:
+    """Check and store the request's ``file`` for *post*: the one upload path of the desk and the API.
+
+    :param missing: what to answer a request that carries no file.
+    :param unnamed_is_missing: whether a file sent with no name counts as none.
+    :raise Forbidden: when *employee* may not edit *post*.
+    :raise posts.TooLarge: when the request or the file is over ``INTRANET_MAX_ATTACHMENT_BYTES``.
+    :raise InvalidInput: for *missing*, or a type Beacon does not store.
+    """
+    if not posts.may_edit(session(), employee, post):
+        raise Forbidden("You may not add files to this post.")
+    limit = current_app.config.get("INTRANET_MAX_ATTACHMENT_BYTES", attachments.MAX_ATTACHMENT_BYTES)
+    # The multipart envelope around the file may add a little; anything far larger is refused unread.
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.",
+                             details={"field": "file", "limit": limit})
+    file = request.files.get("file")
+    if file is None or (unnamed_is_missing and not file.filename):
+        raise missing
+    return attachments.store(
+        session(), data=attachments.read_upload(file.stream, limit), filename=file.filename or "", post=post,
+        uploader=employee, upload_dir=upload_dir(), now=now(),
+        max_image_bytes=current_app.config.get("INTRANET_MAX_IMAGE_BYTES", attachments.MAX_IMAGE_BYTES))
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,10 +136,6 @@ def form_fields(employee: Employee) -> dict[str, Any]:
         "ack_deadline": _local_time("ack_deadline", zone), "publish_at": _local_time("publish_at", zone),
         "expires_at": _local_time("expires_at", zone), "audience": form_audience(),
     }
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,12 +219,11 @@ def create():  # type: ignore[no-untyped-def]
     employee = current_employee()
     try:
         # The form's time is the draft's planned time; publishing is a separate, reviewed step.
-        post = posts.create_post(session(), posts.PostCreate.model_validate(form_fields(employee)), author=employee,
-                                 now=now(), as_draft=True)
-    except (IntranetError, ValidationError) as exc:
+        post = posts.create_post(session(), validated(posts.PostCreate, form_fields(employee), what=None),
+                                 author=employee, now=now(), as_draft=True)
+    except IntranetError as exc:
         session().rollback()
-        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
-        return render_template("intranet/publish/edit.html", error=message,
+        return render_template("intranet/publish/edit.html", error=exc.message,
                                audience=_audience_for_template(request.form and form_audience_or_none()),
                                **_editor_context(None, employee, form=request.form)), getattr(exc, "status", 422)
     session().commit()
@@ -236,12 +256,11 @@ def save(post_id: int):  # type: ignore[no-untyped-def]
         fields = form_fields(employee)
         if fields["audience"] is None:
             fields.pop("audience")
-        posts.update_post(session(), post, posts.PostUpdate.model_validate(fields), actor=employee, now=now())
-    except (IntranetError, ValidationError) as exc:
+        posts.update_post(session(), post, validated(posts.PostUpdate, fields, what=None), actor=employee, now=now())
+    except IntranetError as exc:
         session().rollback()
         post = posts.managed_post_or_404(session(), employee, post_id)
-        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
-        return render_template("intranet/publish/edit.html", error=message,
+        return render_template("intranet/publish/edit.html", error=exc.message,
                                audience=_audience_for_template(form_audience_or_none() or post.audience),
                                **_editor_context(post, employee, form=request.form)), getattr(exc, "status", 422)
     session().commit()
@@ -249,15 +268,19 @@ def save(post_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("intranet_publish.edit", post_id=post.id))
 
 
-ACTIONS = {
-    "submit": lambda db, post, who, at, comment: posts.submit(db, post, actor=who, now=at, comment=comment),
-    "approve": lambda db, post, who, at, comment: posts.approve(db, post, actor=who, now=at, comment=comment),
-    "request-changes": lambda db, post, who, at, comment: posts.request_changes(db, post, actor=who, now=at,
-                                                                               comment=comment),
-    "publish": lambda db, post, who, at, comment: posts.publish(db, post, actor=who, now=at, comment=comment),
-    "unpublish": lambda db, post, who, at, comment: posts.unpublish(db, post, actor=who, now=at, comment=comment),
-    "delete": lambda db, post, who, at, comment: posts.delete_post(db, post, actor=who, now=at),
-}
+def _back_to_editor(post_id: int, exc: IntranetError):  # type: ignore[no-untyped-def]
+    """After a refused step: undo what it did, say why, and show the post's editor again."""
+    session().rollback()
+    flash(exc.message, "error")
+    return redirect(url_for("intranet_publish.edit", post_id=post_id))
+
+
+def _delete(db: Any, post: Post, *, actor: Employee, now: dt.datetime, comment: str) -> Post | None:
+    return posts.delete_post(db, post, actor=actor, now=now)  # the desk's delete asks for no comment
+
+
+#: The desk's buttons: the review and publishing moves the API has too, and delete.
+MOVES = {**{name: step.move for name, step in posts.ACTIONS.items()}, "delete": _delete}
 DONE = {"submit": "Submitted for review.", "approve": "Approved.", "request-changes": "Sent back to the author.",
         "publish": "Published.", "unpublish": "Unpublished: it is gone from every feed.", "delete": "Deleted."}
 
@@ -267,15 +290,14 @@ DONE = {"submit": "Submitted for review.", "approve": "Approved.", "request-chan
 def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = posts.managed_post_or_404(session(), employee, post_id)
-    if action not in ACTIONS:
+    if action not in MOVES:
         raise NotFound("No such action.")
     files = attachments.files_of(session(), post, upload_dir()) if action == "delete" else []
     try:
-        result = ACTIONS[action](session(), post, employee, now(), request.form.get("comment", "").strip())
+        result = MOVES[action](session(), post, actor=employee, now=now(),
+                               comment=request.form.get("comment", "").strip())
     except IntranetError as exc:
-        session().rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+        return _back_to_editor(post_id, exc)
     session().commit()
     if action == "delete" and result is None:
         attachments.unlink(files)  # only once the rows are gone for good
@@ -310,9 +332,7 @@ def preview_as(post_id: int):  # type: ignore[no-untyped-def]
         subject = posts.find_member(session(), who)
         at, items = posts.preview_feed(session(), post, subject=subject, viewer=employee, now=now())
     except IntranetError as exc:
-        session().rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+        return _back_to_editor(post_id, exc)
     session().commit()  # the preview log
     return render_template("intranet/publish/preview_feed.html", employee=employee, post=post, subject=subject,
                            at=at, items=items)
@@ -323,23 +343,11 @@ def preview_as(post_id: int):  # type: ignore[no-untyped-def]
 def upload(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = posts.managed_post_or_404(session(), employee, post_id)
-    limit = current_app.config.get("INTRANET_MAX_ATTACHMENT_BYTES", attachments.MAX_ATTACHMENT_BYTES)
     try:
-        if not posts.may_edit(session(), employee, post):
-            raise Forbidden("You may not add files to this post.")
-        if request.content_length is not None and request.content_length > limit + 64 * 1024:
-            raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.")
-        file = request.files.get("file")
-        if file is None or not file.filename:
-            raise InvalidInput("Choose a file to attach.")
-        attachments.store(session(), data=attachments.read_upload(file.stream, limit), filename=file.filename,
-                          post=post, uploader=employee, upload_dir=upload_dir(), now=now(),
-                          max_image_bytes=current_app.config.get("INTRANET_MAX_IMAGE_BYTES",
-                                                                 attachments.MAX_IMAGE_BYTES))
+        # A file input left empty arrives as a file with no name.
+        receive_upload(post, employee, missing=InvalidInput("Choose a file to attach."), unnamed_is_missing=True)
     except IntranetError as exc:
-        session().rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("intranet_publish.edit", post_id=post_id))
+        return _back_to_editor(post_id, exc)
     session().commit()
     flash("File attached.", "ok")
     return redirect(url_for("intranet_publish.edit", post_id=post_id))
