@@ -84,13 +84,19 @@ def choices() -> tuple[tuple[str, tuple[ZoneChoice, ...]], ...]:
     return tuple((area, tuple(sorted(zs, key=lambda z: z.city))) for area, zs in sorted(by_area.items()))
 
 
+#: Zones that are UTC under another name (``UTC`` itself is a link to ``Etc/UTC`` in tzdata).
+SAME_AS_UTC = frozenset({"Etc/UTC", "Etc/GMT"})
+
+
 def canonical_for(name: str | None) -> str | None:
-    """The choosable zone *name* stands for (itself, or the target of a link such as ``US/Eastern``)."""
+    """The choosable zone *name* stands for (itself, or the target of a link such as ``US/Eastern``), or None."""
     zones, links = _tables()
     seen = set()
     while name and name not in zones and name in links and name not in seen:
         seen.add(name)
         name = links[name]
+    if name in SAME_AS_UTC:
+        return "UTC"
     return name if name in zones else None
 
 

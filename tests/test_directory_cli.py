@@ -376,3 +376,18 @@ def test_import_csv_reports_every_problem_at_once(app, db, tmp_path):
             "line 3: email 'e1@contoso.test' also appears on line 2", "line 4: job_title", "line 5: manager_id 'E9'",
             "line 6: the manager chain loops", "line 7: the manager chain loops", "line 8: 3 cells")
     assert employees(db) == {}
+
+
+def test_import_csv_zones_are_the_ones_people_can_choose(app, db, tmp_path):
+    """`localtime` (the server's zone) and `Factory` are refused; a link such as US/Eastern is stored canonical."""
+    def with_zone(eid: str, zone: str) -> list[str]:
+        cells = row(eid)
+        cells[11] = zone
+        return cells
+
+    refused(import_text(app, tmp_path, canonical_rows(with_zone("E1", "localtime"), with_zone("E2", "Factory"))),
+            "line 2: timezone 'localtime' is not an IANA time zone", "line 3: timezone 'Factory' is not")
+    assert employees(db) == {}
+    result = import_text(app, tmp_path, canonical_rows(with_zone("E1", "US/Eastern"), with_zone("E2", "Etc/UTC")))
+    assert result.exit_code == 0, result.output
+    assert (employees(db)["E1"].timezone, employees(db)["E2"].timezone) == ("America/New_York", "UTC")

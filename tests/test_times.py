@@ -128,3 +128,13 @@ def test_editor_refuses_localtime(client_for, make_employee, db):
     assert response.status_code == 422
     assert "“localtime” is not a time zone you can choose" in response.get_data(as_text=True)
     assert db.exec(select(Post)).first() is None
+
+
+def test_directory_zones_follow_the_same_rule():
+    """The directory keeps canonical zones only: links become the zone they name, `localtime` is unmapped."""
+    from intranet.directory.normalize import Maps, Normalizer
+
+    normalizer = Normalizer(Maps.from_config({}))
+    assert normalizer.zone("Asia/Calcutta") == "Asia/Kolkata" and normalizer.zone("Europe/Berlin") == "Europe/Berlin"
+    assert normalizer.zone("localtime") is None and normalizer.zone("Factory") is None
+    assert zones.canonical_for("Etc/UTC") == "UTC" and zones.canonical_for("Zulu") == "UTC"

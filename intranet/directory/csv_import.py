@@ -35,7 +35,6 @@ import io
 import re
 import unicodedata
 from typing import Any
-from zoneinfo import available_timezones
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -44,6 +43,7 @@ from intranet import people
 from intranet.directory import managers
 from intranet.errors import InvalidInput
 from intranet.models import Employee
+from intranet.zones import canonical_for
 
 HEADER = ("employee_id", "email", "display_name", "department", "division", "region", "country", "office",
           "job_title", "level", "manager_id", "timezone", "language", "status")
@@ -59,16 +59,6 @@ MAX_REPORTED = 200
 SAVE_AS_UTF8 = ("Save it as UTF-8 and import again: in Excel, File > Save As > 'CSV UTF-8 (Comma delimited)'; "
                 "in LibreOffice, Save As > 'Text CSV' with 'Edit filter settings' and the character set "
                 "'Unicode (UTF-8)'.")
-_ZONES: set[str] | None = None
-
-
-def _zones() -> set[str]:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = available_timezones()
-    return _ZONES
-
-
 class ImportRejected(InvalidInput):
     """The file was refused as a whole; ``problems`` lists (line, message) pairs."""
 
@@ -264,9 +254,10 @@ def _parse_row(line: int, row: dict[str, str], problems: list[tuple[int, str]]) 
         if cells["manager_id"] == cells["employee_id"]:
             problems.append((line, "an employee cannot be their own manager"))
     if cells["timezone"]:
-        if cells["timezone"] not in _zones():
+        zone = canonical_for(cells["timezone"])
+        if zone is None:
             problems.append((line, f"timezone {cells['timezone']!r} is not an IANA time zone such as 'Europe/Paris'"))
-        values["timezone"] = cells["timezone"]
+        values["timezone"] = zone or cells["timezone"]  # links such as US/Eastern are stored canonical
     if cells["status"]:
         status = cells["status"].lower()
         if status not in ("active", "inactive"):

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-from zoneinfo import available_timezones
+
+from intranet.zones import canonical_for
 
 LEVEL_PATTERN = re.compile(r"^(?:l|lvl|level|grade|g|band|m|ic|p)?\s*[-_.]?\s*(\d{1,2})$")
 LANGUAGE_PATTERN = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z0-9]{2,8}))*$")
@@ -83,13 +84,9 @@ def _tzdata_tables() -> tuple[dict[str, str], dict[str, list[str]]]:
     return names, dict(zones)
 
 
-@functools.lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def is_zone(value: str | None) -> bool:
-    return bool(value) and value in _zones()
+    """Whether *value* names a zone people may have (:mod:`intranet.zones`: links count, localtime does not)."""
+    return canonical_for(value) is not None
 
 
 def _aliases(table: Mapping[str, Any]) -> dict[str, str]:
@@ -143,12 +140,12 @@ class Maps:
         for office, zone in (maps.get("office_timezone") or {}).items():
             if not is_zone(zone):
                 raise ValueError(f"[maps.office_timezone] {office!r} = {zone!r} is not an IANA time zone")
-            office_zones[fold(office)] = zone
+            office_zones[fold(office)] = canonical_for(zone)
         country_zones = {}
         for code, zone in (maps.get("country_timezone") or {}).items():
             if not is_zone(zone):
                 raise ValueError(f"[maps.country_timezone] {code} = {zone!r} is not an IANA time zone")
-            country_zones[code.strip().upper()] = zone
+            country_zones[code.strip().upper()] = canonical_for(zone)
         return cls(
             country_zones=country_zones,
             departments=_aliases(maps.get("department") or {}),
@@ -307,8 +304,9 @@ class Normalizer:
         value = clean(raw)
         if value is None:
             return None
-        if is_zone(value):
-            return value
+        canonical = canonical_for(value)
+        if canonical:
+            return canonical  # a link such as US/Eastern is stored as the zone people choose from
         self._miss("timezone", value)
         return None
 
