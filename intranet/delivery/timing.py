@@ -14,7 +14,10 @@ The model (see ``shared/reference/DELIVERY.md``, sections 2.1, 2.2 and 2.6):
    ``mu = (c + m * mu_parent) / (T + m)``. A new hire simply gets the department x region curve.
 4. A send slot ``s`` is scored by ``S(s) = sum_{j<W} mu(s+j) * exp(-j / tau)``, and the chance of
    a read within ``W`` hours is ``1 - exp(-S(s))``. The planner picks the best allowed hour(s)
-   for each person's cadence, quiet hours and working days.
+   for each person's cadence, quiet hours and working days; near-ties go to the hour most often
+   read within two hours, so the digest lands just before the person looks. Quiet hours the
+   person chose always hold; the organisation's default ones give way where the person's own
+   behaviour shows they read (:func:`demonstrated_hours`).
 5. Concrete UTC instants over the next seven days, DST-safe, each with its slot key
    ``(local date, ordinal)``; about ``epsilon`` of the slots are jittered by 1-2 hours and
    flagged as explored, with their propensity, so the model keeps learning and can be evaluated.
@@ -105,7 +108,7 @@ class TimingSettings:
     #: Prior strength of a person's overall read level (pseudo-reads).
     m_level: float = 4.0
     #: Prior strength of a person's hour-of-day read profile (pseudo-reads per hour).
-    m_hour: float = 2.0
+    m_hour: float = 4.0
     #: Prior strength of a person's hour-of-day activity profile (pseudo-events per hour).
     m_activity: float = 1.0
     #: Weight of the neighbouring hours when pooling a person's hour-of-day profile (0 = none).
@@ -125,7 +128,7 @@ class TimingSettings:
     #: A default quiet hour opens for a person's digest when their own decayed digest opens and
     #: activity in that hour of the day or the next reach this many events and this share of all
     #: their events: someone who demonstrably reads at 06:30 gets the digest at 06:00.
-    min_demonstrated_events: float = 3.0
+    min_demonstrated_events: float = 2.0
     min_demonstrated_share: float = 0.04
     #: Share of slots explored around the chosen hour.
     epsilon: float = 0.1
