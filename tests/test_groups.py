@@ -1,6 +1,7 @@
 """Groups: open ones people join themselves, managed ones set by owners, created by admins."""
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from intranet.models import Group, GroupMember
@@ -119,3 +120,22 @@ def test_only_owners_and_admins_change_members(make_employee, make_group, client
                          follow_redirects=True)
     assert "has left the organisation" in refused.get_data(as_text=True)
     assert set(db.exec(select(GroupMember.employee_pk).where(GroupMember.group_id == group.id)).all()) == {member.id}
+
+
+@pytest.mark.browser
+def test_people_picker_searches_as_you_type(page, live_server, sign_in_browser, make_employee, make_group, db):
+    """In the browser, results follow the typing (no Search click) and Add works from them."""
+    owner = make_employee(display_name="Olga Owner")
+    ada = make_employee(display_name="Ada Lovelace")
+    make_employee(display_name="Grace Hopper")
+    group = _owned(make_group, db, owner, kind="managed")
+    sign_in_browser(owner)
+    page.goto(f"{live_server}/groups/choir/members")
+    page.fill("#person-search", "lovel")
+    results = page.locator("#search-results li")
+    results.first.wait_for()
+    assert results.all_inner_texts()[0].startswith("Ada Lovelace") and results.count() == 1
+    assert page.url.endswith("?q=lovel")
+    page.click('button[aria-label="Add Ada Lovelace"]')
+    page.wait_for_selector("text=Ada Lovelace added to Choir.")
+    assert db.exec(select(GroupMember.employee_pk).where(GroupMember.group_id == group.id)).all() == [ada.id]

@@ -30,3 +30,44 @@
     nav.scrollLeft = Math.max(0, current.offsetLeft - nav.offsetLeft - 16);
   }
 })();
+
+// Search forms marked data-live-search (people pickers): the results follow the typing. The page
+// itself is fetched again with ?q= and its results area swapped in, so the server renders the same
+// escaped markup as without this script; the address keeps the query for Back and reload.
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-live-search]").forEach(function (form) {
+    var selector = form.getAttribute("data-live-search");
+    var target = document.querySelector(selector);
+    var input = form.querySelector('input[type="search"]');
+    if (!target || !input) {
+      return;
+    }
+    var timer = null;
+    var latest = 0;
+    input.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(function () {
+        var ticket = ++latest;
+        var url = new URL(form.action, window.location.href);
+        var query = input.value.trim();
+        if (query) {
+          url.searchParams.set("q", query);
+        }
+        fetch(url.toString(), { credentials: "same-origin", headers: { Accept: "text/html" } })
+          .then(function (response) { return response.ok ? response.text() : null; })
+          .then(function (html) {
+            if (html === null || ticket !== latest) {
+              return; // a newer search is on its way, or this one failed: the Search button still works
+            }
+            var fresh = new DOMParser().parseFromString(html, "text/html").querySelector(selector);
+            if (fresh) {
+              target.replaceChildren.apply(target, Array.prototype.slice.call(fresh.childNodes));
+              window.history.replaceState(null, "", url.toString());
+            }
+          })
+          .catch(function () { /* offline: the Search button still works */ });
+      }, 250);
+    });
+  });
+})();
