@@ -18,13 +18,15 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete
+from sqlalchemy import Row, bindparam, delete, select
 from sqlmodel import Session
 from werkzeug.datastructures import CallbackDict
 
 from intranet.models import AuthSession
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
+_BY_ID = select(AuthSession.id, AuthSession.data, AuthSession.created_at, AuthSession.last_seen_at).where(
+    AuthSession.id == bindparam("id"))
 
 
 def _digest(token: str) -> str:
@@ -35,7 +37,7 @@ class ServerSession(CallbackDict, SessionMixin):
     """Session data plus the bookkeeping needed to rotate and expire it."""
 
     def __init__(self, initial: dict[str, Any] | None = None, *, token: str | None = None,
-                 row: AuthSession | None = None) -> None:
+                 row: Row[Any] | None = None) -> None:
         def on_update(this: ServerSession) -> None:
             this.modified = True
 
@@ -68,13 +70,15 @@ class DatabaseSessionInterface(SessionInterface):
             return ServerSession()
         state = app.extensions["intranet"]
         with self._db(app) as db:
-            row = db.get(AuthSession, _digest(token))
+            # A Core row, not an ORM object: this lookup runs on every request, and identity-map
+            # bookkeeping cost more than the query. save_session loads the ORM row when it writes.
+            row = db.connection().execute(_BY_ID, {"id": _digest(token)}).first()
             if row is None:
                 return ServerSession()
             now = state.clock()
             timeouts = state.settings.sessions
             if now - row.last_seen_at > timeouts.idle or now - row.created_at > timeouts.absolute:
-                db.delete(row)
+                db.exec(delete(AuthSession).where(AuthSession.id == row.id))
                 db.commit()
                 return ServerSession()
             return ServerSession(dict(row.data), token=token, row=row)
