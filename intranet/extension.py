@@ -128,9 +128,9 @@ class Intranet:
         settings = Settings.from_config(app.config)
         # Code reading app.config directly sees the parsed values too ("false" is False).
         app.config.update(settings.as_config())
-        if app.config.get("INTRANET_SECRET_KEY"):
-            app.config["SECRET_KEY"] = app.config["INTRANET_SECRET_KEY"]
-        elif app.config["INTRANET_ENV"] == "development" and not app.config.get("SECRET_KEY"):
+        if settings.site.secret_key:
+            app.config["SECRET_KEY"] = settings.site.secret_key
+        elif settings.site.env == "development" and not app.config.get("SECRET_KEY"):
             app.config["SECRET_KEY"] = development_secret_key(app)
         unsafe = None
         try:
@@ -141,9 +141,9 @@ class Intranet:
             if click.get_current_context(silent=True) is None:
                 raise
             unsafe = str(exc)
-        secure = app.config["INTRANET_SESSION_COOKIE_SECURE"]
+        secure = settings.sessions.cookie_secure
         if secure is None:
-            secure = app.config["INTRANET_ENV"] != "development"
+            secure = settings.site.env != "development"
         app.config.update(
             SESSION_COOKIE_SECURE=secure,
             SESSION_COOKIE_HTTPONLY=True,
@@ -162,5 +162,5 @@ class Intranet:
         security.init_app(app)
         web.init_app(app)
         app.cli.add_command(cli.intranet_group)
-        if app.config["INTRANET_DEV_LOGIN"] and app.config["INTRANET_ENV"] != "development":
+        if settings.sessions.dev_login and settings.site.env != "development":
             logger.warning("INTRANET_DEV_LOGIN is on outside development: anyone can sign in as anyone.")
