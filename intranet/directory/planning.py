@@ -523,20 +523,18 @@ class Planner:
         if blocking:
             plan.counts["quarantined"] += 1
 
-    def _merge_all(self, subjects: Any, oid_to_eid: dict[str, Any]) -> None:
+    def _merge_all(self, subjects: Iterable[_Subject], oid_to_eid: dict[str, Any]) -> None:
         """Merge every subject, resolving Entra manager references to employee ids."""
-        for subject in subjects:
-            manager: Any = merge_mod.MISSING
-            if subject.entra_props is not None and "_manager" in subject.entra_props:
-                moid = subject.entra_props["_manager"]
+        merge, missing, today = merge_mod.merge, merge_mod.MISSING, self.now.date()  # once, not per person
+        for s in subjects:
+            manager: Any = missing
+            if s.entra_props is not None and "_manager" in s.entra_props:
+                moid = s.entra_props["_manager"]
                 manager = oid_to_eid.get(moid, ("?", moid)) if moid else None
-            self._merge(subject, manager)
-
-    def _merge(self, s: _Subject, entra_manager: Any) -> None:
-        s.merged = merge_mod.merge(
-            entra_props=s.entra_props, entra_removed=s.entra_removed, entra_manager=entra_manager,
-            hr=s.hr_props, hr_fresh=s.hr_fresh, current_sources=(s.directory or {}).get("sources") or {},
-            n=self.normalizer, policy=self.policy, org_timezone=self.org_timezone, today=self.now.date())
+            s.merged = merge(
+                entra_props=s.entra_props, entra_removed=s.entra_removed, entra_manager=manager,
+                hr=s.hr_props, hr_fresh=s.hr_fresh, current_sources=(s.directory or {}).get("sources") or {},
+                n=self.normalizer, policy=self.policy, org_timezone=self.org_timezone, today=today)
 
     def _finish(self, plan: Plan, subjects: list[_Subject]) -> None:
         """Second pass (managers, cycles), then the diff against the stored employees."""
