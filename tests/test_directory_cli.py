@@ -391,3 +391,11 @@ def test_import_csv_zones_are_the_ones_people_can_choose(app, db, tmp_path):
     result = import_text(app, tmp_path, canonical_rows(with_zone("E1", "US/Eastern"), with_zone("E2", "Etc/UTC")))
     assert result.exit_code == 0, result.output
     assert (employees(db)["E1"].timezone, employees(db)["E2"].timezone) == ("America/New_York", "UTC")
+
+
+def test_import_csv_ignores_empty_trailing_columns(app, db, tmp_path):
+    """Empty columns a spreadsheet adds after the last one are ignored; a value in them is still refused."""
+    text = canonical_rows(row("E1"), row("E2")).replace("\n", ",,\n")
+    result = import_text(app, tmp_path, text)
+    assert result.exit_code == 0 and "2 created" in result.output, result.output
+    refused(import_text(app, tmp_path, text[:-1] + "oops\n"), "line 3: 16 cells but the header has 14")

@@ -155,6 +155,8 @@ def parse(data: bytes) -> tuple[CanonicalFile, list[tuple[int, str]]]:
     if not records:
         raise ImportRejected(problems or [(1, f"the file is empty. Expected header: {','.join(HEADER)}")])
     header = [h.strip() for h in records[0][1]]
+    while header and not header[-1]:  # spreadsheets add empty columns after the last used one
+        header.pop()
     missing = [h for h in HEADER if h not in header]
     extra = [h for h in header if h not in HEADER]
     if missing or extra:
@@ -167,6 +169,8 @@ def parse(data: bytes) -> tuple[CanonicalFile, list[tuple[int, str]]]:
     for line, cells in records[1:]:
         if not any(c.strip() for c in cells):
             continue
+        if len(cells) > len(header) and not any(c.strip() for c in cells[len(header):]):
+            cells = cells[:len(header)]  # the empty trailing columns
         if len(cells) != len(header):
             hint = " (a truncated row?)" if len(cells) < len(header) else ""
             problems.append((line, f"{len(cells)} cells but the header has {len(header)}{hint}"))
