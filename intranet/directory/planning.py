@@ -192,7 +192,9 @@ class _Subject:
 
 
 class Planner:
-    """Turns source records into a :class:`Plan` (reads only; never writes)."""
+    """Turns one source's records into a :class:`Plan`: :meth:`plan_graph`, :meth:`plan_hr` and
+    :meth:`plan_canonical` share the lookups, the second pass over managers and the diff (reads
+    only; never writes)."""
 
     def __init__(self, session: Session, policy: Policy, *, now: dt.datetime, org_timezone: str,
                  tenant_id: str | None = None) -> None:
