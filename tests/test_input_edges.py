@@ -209,6 +209,29 @@ def test_lone_surrogates_are_refused_in_events_and_preferences(client_for, make_
     assert client.get("/preferences").status_code == 200
 
 
+def test_nul_characters_are_refused_wherever_text_comes_in(client_for, comms, make_post):
+    """A NUL (PostgreSQL text cannot hold one) in JSON, a path, a query or a form is a 400 everywhere."""
+    post = make_post()
+    client = client_for(comms)
+    responses = [
+        client.api("POST", "/api/v1/posts", data=b'{"title": "a\\u0000b", "audience": {"all": true}}',
+                   content_type="application/json"),
+        client.api("POST", "/api/v1/events", json={"events": [{"id": "e1", "kind": "session",
+                                                               "occurred_at": "2026-11-24T08:59:00Z",
+                                                               "surface": "a\x00"}]}),
+        client.api("POST", "/api/v1/groups/a%00b/join"),
+        client.get(f"/publish/posts/{post.id}/preview-as?who=a%00"),
+        client.get("/api/v1/manage/posts?status=%00"),
+        client.post("/publish/new", data={"title": "a\x00b", "all_staff": "1", "csrf_token": client.csrf}),
+    ]
+    assert [r.status_code for r in responses] == [400] * len(responses)
+    assert all(security_headers_present(r) for r in responses)
+    assert "NUL" in responses[0].get_json()["error"]["message"]
+    # A literal backslash followed by "u0000" is ordinary text.
+    ok = client.api("POST", "/api/v1/posts", json={"title": "C:\\u0000", "audience": {"all": True}})
+    assert ok.status_code == 201 and ok.get_json()["title"] == "C:\\u0000"
+
+
 def test_preferences_page_survives_a_stored_lone_surrogate(app, client_for, make_employee, db):
     """Topics stored before surrogates were refused (SQLite kept them) do not break the page."""
     if db.get_bind().dialect.name == "postgresql":

@@ -7,13 +7,16 @@ One mechanism per kind of input, so that no handler has to remember them:
 * an ``<int:...>`` value in Beacon's paths above :data:`MAX_ID` is a 404, like any id that does
   not exist (the databases cannot even compare such a number with a key);
 * every JSON body Beacon reads goes through :func:`load_json`, which refuses broken JSON, nesting
-  deeper than :data:`MAX_JSON_DEPTH` and unpaired surrogates (``"\\ud800"``: not Unicode, and
-  neither database can store it) with a 400.
+  deeper than :data:`MAX_JSON_DEPTH`, unpaired surrogates (``"\\ud800"``: not Unicode, and
+  neither database can store it) and NUL characters (PostgreSQL text cannot hold them) with a 400;
+* a NUL character in a path value, a query parameter or a form field is the same 400.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -23,8 +26,11 @@ from intranet.errors import Malformed, NotFound
 
 #: How deeply a JSON body may nest. Beacon's deepest document (an audience inside a post) needs 4.
 MAX_JSON_DEPTH = 32
-# A \uD800-\uDFFF escape: the only way JSON text can carry a surrogate (raw UTF-8 cannot).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A \uD800-\uDFFF or \u0000 escape: the only way JSON text can carry a surrogate or a NUL
+# (raw UTF-8 cannot hold the one, JSON forbids the other unescaped).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+NUL_MESSAGE = "The request holds a NUL character (\\u0000 or %00), which Beacon cannot store."
 
 
 def _ours(endpoint: str | None) -> bool:
@@ -40,6 +46,25 @@ def _request_bounds(endpoint: str | None, values: dict[str, Any] | None) -> None
     request.max_content_length = limit if host_limit is None else min(limit, host_limit)
     if values and any(type(v) is int and v > MAX_ID for v in values.values()):
         raise NotFound("There is nothing at this address.")
+    texts = [v for v in (values or {}).values() if isinstance(v, str)]
+    texts.extend(itertools.chain.from_iterable(request.args.listvalues()))
+    if request.mimetype in _FORMS:  # CSRF protection reads the form next anyway
+        texts.extend(itertools.chain.from_iterable(request.form.listvalues()))
+    if any("\x00" in text for text in texts):
+        raise Malformed(NUL_MESSAGE)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            yield from item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -58,7 +83,7 @@ def load_json(data: bytes) -> Any:
 
     :param data: the raw body (UTF-8, or UTF-16/32 with a BOM, as :func:`json.loads` detects).
     :raise Malformed: (400) when the body is not JSON, nests deeper than :data:`MAX_JSON_DEPTH`,
-        or holds an unpaired surrogate.
+        or holds an unpaired surrogate or a NUL character.
     """
     try:
         value = json.loads(data)
@@ -70,12 +95,15 @@ def load_json(data: bytes) -> Any:
     if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and isinstance(value, (dict, list)) \
             and _too_deep(value, MAX_JSON_DEPTH):
         raise Malformed(f"The JSON is nested too deeply; Beacon reads at most {MAX_JSON_DEPTH} levels.")
-    if _SURROGATE_ESCAPE.search(data):
-        try:  # paired surrogates (an emoji from an ASCII-only encoder) are fine; lone ones cannot be encoded
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise Malformed("The JSON holds text that is not valid Unicode (an unpaired surrogate such as "
-                            "\\ud800).") from None
+    if _SUSPECT_ESCAPE.search(data):  # rare: only then is every string looked at
+        for text in _texts(value):
+            if "\x00" in text:
+                raise Malformed(NUL_MESSAGE)
+            try:  # paired surrogates (an emoji from an ASCII-only encoder) are fine; lone ones cannot be encoded
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Malformed("The JSON holds text that is not valid Unicode (an unpaired surrogate such as "
+                                "\\ud800).") from None
     return value
 
 
