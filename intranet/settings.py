@@ -73,7 +73,8 @@ class SiteSettings(_Group):
     base_url: str = _key("http://localhost:5000", "INTRANET_BASE_URL", "Beacon's public address, for links in emails and cards.")
     feed_page_size: int = _key(20, "INTRANET_FEED_PAGE_SIZE", "Posts per feed page.", ge=1)
     max_request_bytes: int = _key(16 * 1024 * 1024, "INTRANET_MAX_REQUEST_BYTES",
-                                  "Largest request body accepted (uploads included).", ge=1)
+                                  "Largest request body Beacon's routes accept (uploads included); a host's "
+                                  "smaller MAX_CONTENT_LENGTH wins.", ge=1)
     trusted_proxies: int = _key(0, "INTRANET_TRUSTED_PROXIES",
                                 "Standalone app: how many reverse-proxy hops' X-Forwarded-* headers to trust.", ge=0)
 
