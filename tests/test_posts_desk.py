@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 
 import pytest
@@ -278,3 +279,14 @@ def test_audience_problems_are_in_words(client_for, people):
     refused = comms.post(f"/publish/posts/{post_id}/submit", data={"csrf_token": comms.csrf}, follow_redirects=True)
     text = refused.get_data(as_text=True)
     assert "Choose who should get this post first" in text and "{&#34;all&#34;" not in text and '{"all"' not in text
+
+
+def test_breakdown_lists_levels_in_order(client_for, make_employee, people):
+    """The count panel lists levels 1, 2, ... then unknown, whatever their headcounts."""
+    for level in (5, 5, 5, 2, None):
+        make_employee(department="Sales", level=level)
+    comms = client_for(people["comms"])
+    post_id = draft(comms)
+    page = comms.get(f"/publish/posts/{post_id}").get_data(as_text=True)
+    levels = page.split("<h3>Level</h3>")[1].split("</ul>")[0]
+    assert re.findall(r"<span>([^<]+)</span>", levels) == ["Level 2", "Level 3", "Level 5", "unknown"]

@@ -71,7 +71,16 @@ def breakdown(session: Session, audience: dict[str, Any] | None) -> dict[str, An
         parsed = targeting.Audience.model_validate(audience)
     except ValidationError:
         return None
-    return targeting.audience_breakdown(session, parsed)
+    counted = targeting.audience_breakdown(session, parsed)
+    # Levels read best in order (1, 2, 3, ... then unknown), as publish.js lists them too.
+    levels = counted.get("by_level") or {}
+    counted["by_level"] = {k: levels[k] for k in sorted(levels, key=_level_order)}
+    return counted
+
+
+def _level_order(key: Any) -> tuple[int, int]:
+    text = str(key)
+    return (0, int(text)) if text.isdigit() else (1, 0)
 
 
 def state(audience: dict[str, Any] | None, counted: dict[str, Any] | None) -> str:
