@@ -72,6 +72,17 @@ class Malformed(IntranetError):
     status = 400
 
 
+class TooManyRequests(IntranetError):
+    """The person is over a rate limit; ``retry_after`` is how many seconds until they may try again."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class Conflict(IntranetError):
     code = "conflict"
     status = 409

@@ -674,3 +674,52 @@ class PostPreview(Base, table=True):
         default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
     )
     at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --- ratings ---
+# One rating per (employee, post), and the shared per-person counters that rate-limit writes
+# (kept in the database so every instance and worker counts against the same budget).
+# --------------------------------------------------------------------------------------------
+
+RATING_STYLES = ("stars", "thumbs")
+THUMBS = ("up", "down")
+
+
+class Rating(Base, table=True):
+    """What one person thought of one post: stars (1-5) or a thumb, whichever the post asks for.
+
+    A second rating replaces the first (the unique key); ``signed`` says whether the author may
+    see who wrote ``comment``.
+    """
+
+    __tablename__ = "intranet_rating"
+    __table_args__ = (
+        UniqueConstraint("employee_pk", "post_id", name="uq_intranet_rating_employee_post"),
+        # Spelled with IS NOT NULL throughout: a CHECK that evaluates to NULL passes.
+        CheckConstraint("(stars IS NOT NULL AND stars BETWEEN 1 AND 5 AND thumb IS NULL) OR "
+                        "(stars IS NULL AND thumb IS NOT NULL AND thumb IN ('up', 'down'))", name="stars_or_thumb"),
+        CheckConstraint("comment IS NULL OR length(comment) <= 2000", name="comment_length"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False))
+    post_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    stars: int | None = None
+    thumb: str | None = Field(default=None, max_length=4)
+    comment: str | None = Field(default=None, max_length=2000)
+    signed: bool = False
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class RateWindow(Base, table=True):
+    """How many times one caller hit one limited action in one fixed window (e.g. a minute)."""
+
+    __tablename__ = "intranet_rate_window"
+
+    bucket: str = Field(sa_column=Column(String(96), primary_key=True))
+    window_start: dt.datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    hits: int = 0

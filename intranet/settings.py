@@ -207,6 +207,22 @@ class EventSettings(_Group):
         return dt.timedelta(seconds=self.max_skew_seconds)
 
 
+class RatingSettings(_Group):
+    """Ratings of posts, from the feed, the post page, digest emails and Teams cards."""
+
+    per_minute: int = _key(30, "INTRANET_RATINGS_PER_MINUTE",
+                           "Rating changes one person may make per minute, counted across every instance.", ge=1)
+    link_days: int = _key(30, "INTRANET_RATING_LINK_DAYS", "How long the rating links of a digest stay valid.", ge=1)
+
+    @property
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(minutes=1)
+
+    @property
+    def link_max_age(self) -> dt.timedelta:
+        return dt.timedelta(days=self.link_days)
+
+
 class UploadSettings(_Group):
     """Images and files attached to posts."""
 
@@ -272,6 +288,7 @@ class Settings(BaseModel):
     digests: DigestSettings = DigestSettings()
     alerts: AlertSettings = AlertSettings()
     events: EventSettings = EventSettings()
+    ratings: RatingSettings = RatingSettings()
     uploads: UploadSettings = UploadSettings()
     directory: DirectorySettings = DirectorySettings()
     entra: EntraSettings = EntraSettings()

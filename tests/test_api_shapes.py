@@ -84,6 +84,11 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("read", person, "POST", f"/posts/{plain.id}/read")
     call("acknowledge", person, "POST", f"/posts/{must.id}/acknowledge")
     call("post, read and acknowledged", person, "GET", f"/posts/{must.id}")
+    call("rating saved", person, "PUT", f"/posts/{plain.id}/rating", {"stars": 4, "comment": "Useful", "signed": True})
+    call("rating replaced", person, "PUT", f"/posts/{plain.id}/rating", {"stars": 5})
+    call("post with my rating", person, "GET", f"/posts/{plain.id}")
+    call("rating withdrawn", person, "DELETE", f"/posts/{plain.id}/rating")
+    call("error: rating of the wrong style", person, "PUT", f"/posts/{plain.id}/rating", {"thumb": "up"})
     call("audience preview", author, "POST", "/audiences/preview",
          {"audience": {"segments": [{"departments": ["Sales", "Finance"]}], "exclude": [{"level_max": 1}]}})
     call("groups", person, "GET", "/groups")

@@ -29,6 +29,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.api", True),
     ("intranet.web.publish", False),
     ("intranet.web.posts_api", True),
+    ("intranet.web.ratings_api", True),
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from intranet import feed, groups, posts, targeting
+from intranet import feed, groups, posts, ratings, targeting
 from intranet.errors import Forbidden, InvalidInput, validated
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, public, require_role, session
@@ -53,7 +53,9 @@ def feed_list():  # type: ignore[no-untyped-def]
 def post_detail(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
-    return feed.post_to_json(post, session().get(PostState, (employee.id, post.id)))
+    data = feed.post_to_json(post, session().get(PostState, (employee.id, post.id)))
+    data["my_rating"] = ratings.to_json(ratings.my_rating(session(), employee=employee, post=post))
+    return data
 
 
 @bp.post("/posts/<int:post_id>/read")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from intranet.errors import IntranetError
+from intranet.errors import IntranetError, TooManyRequests
 from intranet.web.context import NotSignedIn
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,11 @@ def error_response(status: int, code: str, message: str, details: object = None)
 def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
     if isinstance(exc, NotSignedIn) and not _is_api():
         return redirect(url_for("intranet_auth.sign_in_page", next=request.full_path.rstrip("?")))
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, TooManyRequests):
+        response = make_response(response)
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]

@@ -23,7 +23,9 @@ POST = {"allOf": [{"$ref": "#/components/schemas/FeedItem"}, {"type": "object", 
     "body_html": {"type": "string", "description": "Sanitized HTML"},
     "expires_at": {"type": ["string", "null"], "format": "date-time"},
     "ack_deadline": {"type": ["string", "null"], "format": "date-time"},
-    "rating_style": {"enum": ["stars", "thumbs"]}}}]}
+    "rating_style": {"enum": ["stars", "thumbs"]},
+    "my_rating": {"anyOf": [{"$ref": "#/components/schemas/Rating"}, {"type": "null"}],
+                  "description": "Your rating of this post, or null"}}}]}
 SEGMENT = {"type": "object", "additionalProperties": False, "properties": {
     **{k: {"type": "array", "items": {"type": "string"}}
        for k in ("departments", "divisions", "regions", "countries", "offices", "groups")},

@@ -1,0 +1,123 @@
+"""Ratings: what each person thought of a post, one rating per (employee, post).
+
+A post asks for stars (1-5) or a thumb (up or down), its ``rating_style``. A second rating
+replaces the first in one ``INSERT ... ON CONFLICT DO UPDATE``, so two requests racing to rate
+the same post leave one row whatever the interleaving (the unique key decides, not a read).
+Functions take the session and never commit.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_serializer, field_validator,
+                      model_validator)
+from sqlmodel import Session, delete, select
+
+from intranet.db import storable_utc
+from intranet.errors import InvalidInput
+from intranet.models import Employee, Post, Rating
+
+MAX_COMMENT = 2000
+# C0 controls other than tab, newline and carriage return, DEL and C1: not text a person typed
+# (and PostgreSQL cannot store NUL at all).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class RatingIn(BaseModel):
+    """``PUT /api/v1/posts/<id>/rating``: stars or a thumb (exactly one), an optional comment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict: 3.5, "4", true and 1e309 (a float once parsed) are not star counts.
+    stars: StrictInt | None = Field(default=None, ge=1, le=5)
+    thumb: Literal["up", "down"] | None = None
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT,
+                                description="Plain text for the author; blank means no comment")
+    signed: StrictBool = Field(default=False, description="Whether the author may see your name with the comment")
+
+    @field_validator("comment")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if _CONTROL.search(value):
+            raise ValueError("must be plain text (no control characters)")
+        return value.strip() or None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RatingIn:
+        if (self.stars is None) == (self.thumb is None):
+            raise ValueError('send exactly one of "stars" (1 to 5) or "thumb" ("up" or "down")')
+        return self
+
+
+class RatingPublic(BaseModel):
+    """Your rating of a post."""
+
+    post_id: int
+    stars: int | None
+    thumb: Literal["up", "down"] | None
+    comment: str | None
+    signed: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @field_serializer("created_at", "updated_at")
+    def _iso(self, value: dt.datetime) -> str:
+        return value.isoformat()  # "+00:00", as every other time in the API
+
+
+def to_json(rating: Rating | None) -> dict[str, Any] | None:
+    """*rating* as the API shows it to the person who gave it (None stays None)."""
+    if rating is None:
+        return None
+    return RatingPublic(post_id=rating.post_id, stars=rating.stars, thumb=rating.thumb,  # type: ignore[arg-type]
+                        comment=rating.comment, signed=rating.signed, created_at=rating.created_at,
+                        updated_at=rating.updated_at).model_dump(mode="json")
+
+
+def check_style(post: Post, rating: RatingIn) -> None:
+    """Refuse a rating of the kind *post* does not ask for.
+
+    :raise InvalidInput: stars for a thumbs post, or a thumb for a stars post.
+    """
+    if post.rating_style == "thumbs" and rating.thumb is None:
+        raise InvalidInput('This post is rated with a thumb: send {"thumb": "up"} or {"thumb": "down"}.',
+                           details=[{"loc": "thumb", "message": "required by this post's rating style"}])
+    if post.rating_style != "thumbs" and rating.stars is None:
+        raise InvalidInput('This post is rated with stars: send {"stars": 1} to {"stars": 5}.',
+                           details=[{"loc": "stars", "message": "required by this post's rating style"}])
+
+
+def rate(session: Session, *, employee: Employee, post: Post, rating: RatingIn, now: dt.datetime) -> Rating:
+    """Store *employee*'s rating of *post*, replacing any earlier one.
+
+    :param rating: validated input (see :class:`RatingIn`); checked against the post's style.
+    :raise InvalidInput: when the rating is not the kind the post asks for.
+    """
+    check_style(post, rating)
+    table = Rating.__table__  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    at = storable_utc(now)
+    values = {"stars": rating.stars, "thumb": rating.thumb, "comment": rating.comment, "signed": rating.signed}
+    statement = (insert(table).values(employee_pk=employee.id, post_id=post.id, created_at=at, updated_at=at, **values)
+                 .on_conflict_do_update(index_elements=["employee_pk", "post_id"], set_={**values, "updated_at": at})
+                 .returning(table.c.id))
+    rating_id = session.execute(statement).scalar_one()
+    return session.get(Rating, rating_id, populate_existing=True)  # type: ignore[return-value]
+
+
+def withdraw(session: Session, *, employee: Employee, post: Post) -> bool:
+    """Remove *employee*'s rating of *post*; whether there was one."""
+    result = session.execute(delete(Rating).where(Rating.employee_pk == employee.id, Rating.post_id == post.id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def my_rating(session: Session, *, employee: Employee, post: Post) -> Rating | None:
+    """*employee*'s rating of *post*, or None."""
+    return session.exec(select(Rating).where(Rating.employee_pk == employee.id, Rating.post_id == post.id)).first()

@@ -1,0 +1,83 @@
+"""JSON API v1 for ratings: ``PUT`` and ``DELETE /api/v1/posts/<id>/rating``.
+
+Every write is counted against the person's rate limit first (committed at once, so refused and
+invalid attempts count too), then reads as load, check access, act, commit.
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from intranet import ratings, targeting, throttle
+from intranet.errors import TooManyRequests, validated
+from intranet.web import openapi
+from intranet.web.api import json_body
+from intranet.web.context import current_employee, now, require_role, session, state
+
+bp = Blueprint("intranet_ratings_api", __name__)
+
+
+def count_rating_attempt() -> None:
+    """Count one rating write by the signed-in person against their per-minute budget.
+
+    The count is committed here, before the rating is even read: a refused or invalid attempt
+    must use up budget as well, and the counter's row lock should not outlive this statement.
+
+    :raise TooManyRequests: when the person is over ``INTRANET_RATINGS_PER_MINUTE``.
+    """
+    limits = state().settings.ratings
+    verdict = throttle.hit(session(), f"rating:{current_employee().id}", limit=limits.per_minute,
+                           window=limits.window, now=now())
+    session().commit()
+    if not verdict.allowed:
+        raise TooManyRequests(f"You have rated too often; try again in {verdict.retry_after} seconds.",
+                              retry_after=verdict.retry_after)
+
+
+@bp.put("/posts/<int:post_id>/rating")
+@require_role("employee")
+def rate(post_id: int):  # type: ignore[no-untyped-def]
+    count_rating_attempt()
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    data = validated(ratings.RatingIn, json_body())
+    rating = ratings.rate(session(), employee=employee, post=post, rating=data, now=now())
+    session().commit()
+    return ratings.to_json(rating)
+
+
+@bp.delete("/posts/<int:post_id>/rating")
+@require_role("employee")
+def withdraw(post_id: int):  # type: ignore[no-untyped-def]
+    count_rating_attempt()
+    employee = current_employee()
+    post = targeting.visible_post_or_404(session(), employee, post_id, now())
+    ratings.withdraw(session(), employee=employee, post=post)
+    session().commit()
+    return "", 204
+
+
+def _documented() -> None:
+    rating_in = ratings.RatingIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    rating_out = ratings.RatingPublic.model_json_schema(mode="serialization",
+                                                        ref_template="#/components/schemas/{model}")
+    ref = {"$ref": "#/components/schemas/Error"}
+    limited = {"description": "Over INTRANET_RATINGS_PER_MINUTE; Retry-After says when to try again",
+               "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+               "content": {"application/json": {"schema": ref}}}
+    openapi.register({"/posts/{post_id}/rating": {
+        "put": {"summary": "Rate a post you can see (stars or a thumb, as the post's rating_style says); "
+                           "a second rating replaces the first",
+                "parameters": openapi.POST_ID,
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/RatingIn"}}}},
+                "responses": {"200": {"description": "The stored rating", "content": {"application/json": {
+                                  "schema": {"$ref": "#/components/schemas/Rating"}}}},
+                              "422": {"description": "Invalid, or not the post's rating style",
+                                      "content": {"application/json": {"schema": ref}}},
+                              "429": limited}},
+        "delete": {"summary": "Withdraw your rating of a post (nothing to withdraw is fine)",
+                   "parameters": openapi.POST_ID,
+                   "responses": {"204": {"description": "Withdrawn"}, "429": limited}}}},
+        {"RatingIn": rating_in, "Rating": rating_out})
+
+
+_documented()
