@@ -4,6 +4,6 @@ from intranet import create_app
 app = create_app()
 
 if __name__ == "__main__":
-    from intranet.delivery.schedule import serve
+    from intranet.jobs import serve
 
     serve(app)

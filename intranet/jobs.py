@@ -24,10 +24,10 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import delete, or_
 from sqlmodel import Session
 from werkzeug.serving import run_simple
@@ -35,6 +35,9 @@ from werkzeug.serving import run_simple
 from intranet import leases
 from intranet.models import AuthSession
 from intranet.settings import Settings
+
+if TYPE_CHECKING:
+    from intranet.delivery.rendering import Renderer
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
@@ -85,27 +88,27 @@ def periodic_job_definitions() -> list[Job]:
             "Apply HR terminations that took effect; anonymize employees deleted in Entra once their "
             "retention ended."),
         # Digests: planning is idempotent and cheap to repeat, so a missed hour is caught up once.
-        Job("digests-refresh-model", "intranet.delivery.digests:refresh_job", hour,
+        Job("digests-refresh-model", "intranet.delivery.planning:refresh_job", hour,
             "Fold settled reading events into each person's read-time counts.", misfire_grace_time=3600),
-        Job("digests-plan", "intranet.delivery.digests:plan_job", hour,
+        Job("digests-plan", "intranet.delivery.planning:plan_job", hour,
             "Plan everyone's digest slots for the next hours.", misfire_grace_time=3600),
         # Every minute, like enqueueing: an alert is at most one window plus a minute late.
         Job("alerts-scan", "intranet.delivery.alerts:scan_job", minute,
             "Give new must-reads, their reminders and as-it-happens posts their alert slots."),
         # A late run still picks up every due slot (expired ones are marked).
-        Job("digests-enqueue", "intranet.delivery.digests:enqueue_job", minute, "Queue due digests in the outbox."),
+        Job("digests-enqueue", "intranet.delivery.enqueue:enqueue_job", minute, "Queue due digests in the outbox."),
         # Coalesced, so a backlog after downtime is one catch-up run; a short grace time, since
         # expired messages are marked by the sender itself, never sent late. The sender commits
         # the claim, then each message's result right after sending it.
-        Job("digests-send", "intranet.delivery.outbox:send_job", minute,
+        Job("digests-send", "intranet.jobs:send_digests", minute,
             "Send due digest messages (paced to the provider's rate).", misfire_grace_time=120, commits=True),
-        Job("digests-purge", "intranet.delivery.outbox:purge_job", 24 * hour,
+        Job("digests-purge", "intranet.delivery.sending:purge_job", 24 * hour,
             "Forget digest slots and outbox rows older than 30 days.", misfire_grace_time=6 * 3600),
     ]
 
 
 # ------------------------------------------------------------------------------------------------
-# The platform's own jobs (the others live with their subsystems)
+# The platform's own jobs, and the sender's edge (the others live with their subsystems)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -129,6 +132,26 @@ def expire_due_posts(session: Session, now: dt.datetime, settings: Settings) -> 
     from intranet import posts
 
     return posts.expire_due(session, now)
+
+
+def send_digests(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str:
+    """Send one paced batch of due digest and alert messages (:mod:`intranet.delivery.sending`).
+
+    An edge like the runner: the sender renders with the app's templates (a host may override
+    them) and signs unsubscribe links with its secret key, and reads the app's clock again before
+    each send, since pacing takes time.
+    """
+    from intranet.delivery import sending
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return str(sending.send_batch(sessions, app.extensions["intranet"].clock, settings, renderer_for(app)))
+
+
+def renderer_for(app: Flask) -> Renderer:
+    """How *app* renders messages: its Jinja environment, its secret key and its site settings."""
+    from intranet.delivery.rendering import Renderer
+
+    return Renderer(app.jinja_env, str(app.config["SECRET_KEY"]), app.extensions["intranet"].settings.site)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from intranet import create_app, migrate, targeting
+from intranet import create_app, jobs, migrate, targeting
 from intranet.db import make_engine, metadata, session_factory
+from intranet.delivery.rendering import Renderer
 from intranet.models import Employee, Group, GroupMember, Post
 from intranet.settings import Settings
 from tests.fakes.smtp import Recorder
@@ -290,6 +291,12 @@ def smtp() -> Iterator[Recorder]:
 def config(app: Any, smtp: Recorder) -> Settings:
     """The app's settings, delivering mail to the loopback SMTP server (the ``app`` fixture sets it up)."""
     return app.extensions["intranet"].settings
+
+
+@pytest.fixture
+def renderer(app: Any) -> Renderer:
+    """Renders messages as the sender job does: the app's templates, its secret key and site settings."""
+    return jobs.renderer_for(app)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from intranet import people, preferences
-from intranet.delivery import alerts, digests
+from intranet.delivery import alerts, enqueue, planning
 from intranet.models import Digest, DigestItem, OutboxMessage, Post, PostState
 from tests.test_digests import make_digest, messages, send
 
@@ -26,7 +26,7 @@ def choose(db, person, **prefs):  # type: ignore[no-untyped-def]
 def run(app, db, config, clock):  # type: ignore[no-untyped-def]
     """One round of the scheduler's jobs: scan, enqueue, send (email)."""
     alerts.scan_job(db, clock.now, config)
-    digests.enqueue_job(db, clock.now, config)
+    enqueue.enqueue_job(db, clock.now, config)
     db.commit()
     return send(app, db, config, clock)
 
@@ -311,7 +311,7 @@ def test_reminder_is_escalated_on_a_second_channel(app, db, make_employee, make_
     make_post(must_read=True, published_at=clock.now - dt.timedelta(hours=49))
     alerts.scan(db, clock.now)
     clock.advance(minutes=15)
-    assert digests.enqueue_due(db, clock.now, teams_enabled=True) == 1
+    assert enqueue.enqueue_due(db, clock.now, teams_enabled=True) == 1
     db.commit()
     assert sorted((m.channel, m.escalation) for m in messages(db)) == [("email", False), ("in_app", False),
                                                                        ("teams", True)]
@@ -374,7 +374,7 @@ def test_replanning_keeps_alert_slots(app, db, make_employee, make_post, clock):
     make_post(must_read=True)
     alerts.scan(db, clock.now)
     db.commit()
-    digests.plan_job(db, clock.now, app.extensions["intranet"].settings)
+    planning.plan_job(db, clock.now, app.extensions["intranet"].settings)
     db.commit()
     assert len(alert_slots(db)) == 1 and len(db.exec(select(DigestItem)).all()) == 1
 
@@ -411,7 +411,7 @@ def test_two_concurrent_schedulers_alert_each_person_once(app, db, config, smtp,
                 for at in (clock.now, clock.now + dt.timedelta(minutes=15)):
                     alerts.scan_job(own, at, config)
                     own.commit()
-                    digests.enqueue_job(own, at, config)
+                    enqueue.enqueue_job(own, at, config)
                     own.commit()
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)

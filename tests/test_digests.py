@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from intranet import people
-from intranet.delivery import digests, outbox
+from intranet import jobs, people
+from intranet.delivery import enqueue, planning, rendering, sending
 from intranet.delivery.channels.email import SmtpMailer
 from intranet.models import Digest, EngagementEvent, OutboxMessage, Post
 
@@ -32,7 +32,7 @@ def make_digest(db: Session, employee, due: dt.datetime, *, ordinal: int = 0, ho
 def queue_digest(db: Session, employee, now: dt.datetime, **slot) -> None:  # type: ignore[no-untyped-def]
     """A digest slot for *employee* due at *now*, queued for sending and committed."""
     make_digest(db, employee, now, **slot)
-    digests.enqueue_due(db, now)
+    enqueue.enqueue_due(db, now)
     db.commit()
 
 
@@ -40,7 +40,7 @@ def send(app, db, config, clock, **kwargs):  # type: ignore[no-untyped-def]
     channels = kwargs.pop("channels", None) or {"email": mailer(config)}
     try:
         with app.app_context():
-            return outbox.send_due(db, clock, config, channels=channels, **kwargs)
+            return sending.send_due(db, clock, config, jobs.renderer_for(app), channels=channels, **kwargs)
     finally:
         for channel in channels.values():
             getattr(getattr(channel, "inner", channel), "close", lambda: None)()
@@ -87,7 +87,7 @@ def test_plan_respects_quiet_hours_and_working_days(db, make_employee, clock):
     person = make_employee(timezone="America/Los_Angeles")
     preferences.update(db, person, preferences.PreferencesIn(quiet_start=12, quiet_end=10, working_days=[1, 3]),
                        now=clock.now)
-    result = digests.plan_all(db, clock.now)
+    result = planning.plan_all(db, clock.now)
     row = result.as_dicts()[0]
     local = [dt.datetime.fromisoformat(s).astimezone(ZoneInfo("America/Los_Angeles")) for s in row["next_sends_utc"]]
     assert local and all(t.hour in (10, 11) for t in local)
@@ -100,7 +100,7 @@ def test_dst_change_week_has_one_send_per_day(db, make_employee):
 
     make_employee(timezone="America/New_York")
     # From local midnight, so a send explored 1-2 h earlier cannot fall before the window.
-    result = digests.plan_all(db, dt.datetime(2026, 10, 29, 4, tzinfo=dt.timezone.utc))
+    result = planning.plan_all(db, dt.datetime(2026, 10, 29, 4, tzinfo=dt.timezone.utc))
     every = result.batch.plan(0).sends
     # Explored sends move 1-2 h (which ones depends on the employee id), so the hour checks
     # look at the others; the day checks count every send.
@@ -117,14 +117,14 @@ def test_dst_change_week_has_one_send_per_day(db, make_employee):
 def test_store_plan_is_idempotent_and_keeps_queued_slots(db, make_employee, clock):
     """Storing the same plan twice keeps one row per slot; queued slots are never replaced."""
     make_employee()
-    result = digests.plan_all(db, clock.now)
-    first = digests.store_plan(db, result, clock.now, dt.timedelta(days=3))
+    result = planning.plan_all(db, clock.now)
+    first = planning.store_plan(db, result, clock.now, dt.timedelta(days=3))
     db.commit()
     slots = db.exec(select(Digest)).scalars().all()
     assert first == len(slots) > 0
     slots[0].status = "queued"
     db.commit()
-    digests.store_plan(db, digests.plan_all(db, clock.now), clock.now, dt.timedelta(days=3))
+    planning.store_plan(db, planning.plan_all(db, clock.now), clock.now, dt.timedelta(days=3))
     db.commit()
     again = db.exec(select(Digest.employee_pk, Digest.local_date, Digest.ordinal, Digest.status)).all()
     assert len(again) == len(slots)
@@ -136,7 +136,7 @@ def test_deactivated_employee_gets_no_plan(db, make_employee, clock):
     person = make_employee()
     people.deactivate(db, person, clock.now)
     db.commit()
-    assert digests.plan_all(db, clock.now).as_dicts() == []
+    assert planning.plan_all(db, clock.now).as_dicts() == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_digest_email_contents_and_headers(app, db, config, smtp, make_employee,
     make_post(title="Newest news", published_at=clock.now - dt.timedelta(hours=1))
     make_post(title="Read this", must_read=True, published_at=clock.now - dt.timedelta(hours=3))
     make_digest(db, person, clock.now)
-    assert digests.enqueue_due(db, clock.now, domain="news.example.com") == 1
+    assert enqueue.enqueue_due(db, clock.now, domain="news.example.com") == 1
     db.commit()
     report = send(app, db, config, clock)
     assert report.sent == 1, report
@@ -188,7 +188,7 @@ def test_empty_digest_is_not_sent(app, db, config, smtp, make_employee, make_pos
     """Nothing unread and new: the slot is skipped and no mail goes out."""
     person = make_employee()
     make_digest(db, person, clock.now)
-    assert digests.enqueue_due(db, clock.now) == 0
+    assert enqueue.enqueue_due(db, clock.now) == 0
     db.commit()
     assert send(app, db, config, clock).sent == 0
     assert smtp.messages == []
@@ -211,7 +211,7 @@ def test_deactivated_after_enqueue_is_not_sent(app, db, config, smtp, make_emplo
     person = make_employee()
     make_post()
     make_digest(db, person, clock.now)
-    digests.enqueue_due(db, clock.now)
+    enqueue.enqueue_due(db, clock.now)
     people.deactivate(db, person, clock.now)
     db.commit()
     assert send(app, db, config, clock).skipped == 1
@@ -311,11 +311,11 @@ def test_pacing_spaces_sends_to_the_provider_rate(app, db, config, smtp, make_em
     make_post()
     for _ in range(3):
         make_digest(db, make_employee(), clock.now)
-    digests.enqueue_due(db, clock.now)
+    enqueue.enqueue_due(db, clock.now)
     db.commit()
     waits: list[float] = []
     fake_time = [0.0]
-    pacer = outbox.Pacer(30, sleep=lambda s: (waits.append(s), fake_time.__setitem__(0, fake_time[0] + s)),
+    pacer = sending.Pacer(30, sleep=lambda s: (waits.append(s), fake_time.__setitem__(0, fake_time[0] + s)),
                          monotonic=lambda: fake_time[0])
     assert send(app, db, config, clock, pacer=pacer).sent == 3
     assert waits == [pytest.approx(2.0), pytest.approx(2.0)]
@@ -325,8 +325,8 @@ def test_enqueue_twice_queues_once(db, make_employee, make_post, clock):
     """Two schedulers enqueueing the same due slot create one message per channel."""
     make_post()
     make_digest(db, make_employee(), clock.now)
-    assert digests.enqueue_due(db, clock.now) == 1
-    assert digests.enqueue_due(db, clock.now) == 0
+    assert enqueue.enqueue_due(db, clock.now) == 1
+    assert enqueue.enqueue_due(db, clock.now) == 0
     db.commit()
     assert [m.channel for m in messages(db)] == ["email", "in_app"]
 
@@ -334,7 +334,7 @@ def test_enqueue_twice_queues_once(db, make_employee, make_post, clock):
 def test_unsubscribe_link_turns_the_digest_off(app, client_for, make_employee):
     """The List-Unsubscribe URL works with a one-click POST and without signing in."""
     person = make_employee()
-    token = outbox.unsubscribe_token(app.config["SECRET_KEY"], person.employee_id)
+    token = rendering.unsubscribe_token(app.config["SECRET_KEY"], person.employee_id)
     client = client_for(None)
     r = client.post(f"/digest/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert r.status_code == 200
@@ -348,8 +348,8 @@ def test_unsubscribe_link_turns_the_digest_off(app, client_for, make_employee):
 
 
 @pytest.mark.postgres_only
-def test_two_concurrent_senders_deliver_each_digest_exactly_once(app, db, config, smtp, make_employee, make_post,
-                                                                  clock):
+def test_two_concurrent_senders_deliver_each_digest_exactly_once(app, db, config, renderer, smtp, make_employee,
+                                                                  make_post, clock):
     """Two senders racing over 40 due messages (FOR UPDATE SKIP LOCKED): 40 emails, no duplicates."""
     if db.get_bind().dialect.name != "postgresql":
         pytest.skip("SQLite has a single sender by design (no SKIP LOCKED)")
@@ -364,7 +364,8 @@ def test_two_concurrent_senders_deliver_each_digest_exactly_once(app, db, config
             with Session(db.get_bind(), expire_on_commit=False) as own, app.app_context():
                 channel = mailer(config)
                 for _ in range(20):
-                    report = outbox.send_due(own, clock, config, channels={"email": channel}, owner=owner, limit=3)
+                    report = sending.send_due(own, clock, config, renderer, channels={"email": channel}, owner=owner,
+                                               limit=3)
                     if report.sent == 0 and report.lost == 0:
                         break
                 channel.close()

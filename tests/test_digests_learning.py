@@ -13,7 +13,8 @@ import responses
 from sqlalchemy import select
 
 from intranet import preferences
-from intranet.delivery import digests, history, outbox, timing
+from intranet.delivery import enqueue, history, planning, sending, timing
+from intranet.delivery.channels import RenderedDigest
 from intranet.engagement import events
 from intranet.models import Digest, OutboxMessage
 
@@ -80,21 +81,21 @@ def test_learned_hour_follows_a_persons_reading(db, make_employee):
             add(db, other, "session", base + dt.timedelta(minutes=20))
     db.commit()
     now = dt.datetime(2026, 11, 24, 0, tzinfo=dt.timezone.utc)
-    result = digests.plan_all(db, now)
+    result = planning.plan_all(db, now)
     row = result.as_dicts()[result.employee_pks.index(person.id)]
     if row["basis"] == "control":
         pytest.skip("this person is in this week's control group")
     assert row["basis"] == "personal"
     assert 12 <= row["local_hours"][0] <= 15
     db.commit()
-    schedule = digests.schedule_for(db, person, now)
+    schedule = planning.schedule_for(db, person, now)
     assert schedule["usual_read_hour"] in (14, 15, 16)
     assert "usually read around" in schedule["why"]
 
 
 @pytest.mark.settings(INTRANET_TEAMS_WORKFLOW_URL="https://flow.example.com/trigger?sig=secret",
                       INTRANET_BASE_URL="https://news.example.com")
-def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, make_employee, make_post, clock):
+def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, renderer, make_employee, make_post, clock):
     """An unacknowledged must-read past the reminder time goes to a second channel (Teams, by UPN)."""
     person = make_employee(email="ana@example.com")
     make_post(title="Safety rules", must_read=True, published_at=clock.now - dt.timedelta(days=3),
@@ -103,7 +104,7 @@ def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, make_employ
     db.add(Digest(employee_pk=person.id, local_date=clock.now.date(), ordinal=0, due_at=clock.now,
                   expires_at=clock.now + dt.timedelta(hours=12), timezone="Europe/Berlin", local_hour=10))
     db.commit()
-    digests.enqueue_due(db, clock.now, teams_enabled=True)
+    enqueue.enqueue_due(db, clock.now, teams_enabled=True)
     db.commit()
     rows = {m.channel: m for m in db.exec(select(OutboxMessage)).scalars()}
     assert set(rows) == {"email", "in_app", "teams"} and rows["teams"].escalation
@@ -113,7 +114,7 @@ def test_must_read_escalates_to_teams_with_an_adaptive_card(app, db, make_employ
         from intranet.delivery.channels.teams import TeamsWorkflow
 
         settings = app.extensions["intranet"].settings
-        report = outbox.send_due(db, clock, settings, channels={"teams": TeamsWorkflow(
+        report = sending.send_due(db, clock, settings, renderer, channels={"teams": TeamsWorkflow(
             settings.mail.teams_workflow_url), "in_app": InApp()})
         assert report.sent == 2
         payload = json.loads(mock.calls[0].request.body)
@@ -130,7 +131,7 @@ def test_teams_429_is_retried_after_retry_after(app, db, make_employee, make_pos
     from intranet.delivery.channels.teams import TeamsWorkflow
 
     url = "https://flow.example.com/trigger"
-    rendered = outbox.RenderedDigest(message_id="<m@x>", recipient_email="a@example.com", recipient_name="A",
+    rendered = RenderedDigest(message_id="<m@x>", recipient_email="a@example.com", recipient_name="A",
                                      subject="s", html="", text="", card={}, unsubscribe_url="u")
     with responses.RequestsMock() as mock:
         mock.post(url, status=429, headers={"Retry-After": "120"})
@@ -207,7 +208,7 @@ def test_the_page_says_what_it_lists_for_a_two_peak_reader(db, make_employee, cl
     person = make_employee(timezone="Europe/Berlin")
     _history(db, person, [make_employee(timezone="Europe/Berlin") for _ in range(3)],
              read_after=dt.timedelta(hours=4, minutes=5), sessions_after=(dt.timedelta(0), dt.timedelta(hours=4)))
-    digests.plan_all(db, clock.now)
+    planning.plan_all(db, clock.now)
     db.commit()
     sentence, items = _schedule_card(client_for(person))
     regular, explored = _sent_hours(items)
@@ -245,7 +246,7 @@ def test_weekly_friday_with_quiet_0000_to_0000_means_no_quiet_hours(db, make_emp
     person = make_employee(timezone="Europe/Berlin")
     _history(db, person, [make_employee(timezone="Europe/Berlin") for _ in range(3)],
              read_after=dt.timedelta(hours=4, minutes=5), sessions_after=(dt.timedelta(hours=4),))
-    digests.plan_all(db, clock.now)
+    planning.plan_all(db, clock.now)
     db.commit()
     client = client_for(person)
     form = {"csrf_token": client.csrf, "cadence": "weekly", "weekly_day": "4", "channels": ["email", "in_app"],
@@ -270,7 +271,7 @@ def test_org_quiet_hours_do_not_hold_the_digest_from_a_0630_reader(db, make_empl
     _history(db, person, [make_employee(timezone="Europe/Berlin") for _ in range(3)],
              read_after=dt.timedelta(hours=23, minutes=35), sessions_after=(dt.timedelta(hours=23, minutes=30),),
              first=dt.datetime(2026, 10, 26, 6, tzinfo=dt.timezone.utc))
-    result = digests.plan_all(db, clock.now)
+    result = planning.plan_all(db, clock.now)
     row = result.as_dicts()[result.employee_pks.index(person.id)]
     if row["basis"] == "control":
         pytest.skip("this person is in this week's control group")
@@ -279,13 +280,13 @@ def test_org_quiet_hours_do_not_hold_the_digest_from_a_0630_reader(db, make_empl
     client = client_for(person)
     client.api("PUT", "/api/v1/me/preferences", {"quiet_start": 20, "quiet_end": 7})
     db.commit()
-    assert 7 <= digests.schedule_for(db, person, clock.now)["local_hours"][0] < 20
+    assert 7 <= planning.schedule_for(db, person, clock.now)["local_hours"][0] < 20
 
 
 def test_changed_preferences_replace_the_planned_slots_at_once(db, make_employee, client_for, clock):
     """After saving, the stored slots are the sends the page lists, not those planned before the change."""
     person = make_employee(timezone="Europe/Berlin")
-    digests.store_plan(db, digests.plan_all(db, clock.now), clock.now, dt.timedelta(hours=36))
+    planning.store_plan(db, planning.plan_all(db, clock.now), clock.now, dt.timedelta(hours=36))
     db.commit()
     client = client_for(person)
     assert client.api("PUT", "/api/v1/me/preferences", {"cadence": "twice_daily"}).status_code == 200

@@ -1,4 +1,5 @@
-"""The package's shape: imports point one way (no cycles), and nothing imports the standalone entry."""
+"""The package's shape: imports point one way (no cycles, no layer importing one above it), and
+nothing imports the standalone entry."""
 from __future__ import annotations
 
 import ast
@@ -126,3 +127,74 @@ def test_nothing_imports_the_standalone_entry():
     for name in modules:
         if name not in ("intranet", "intranet.factory"):
             assert {"intranet.factory", "app"}.isdisjoint(module_imports(name, modules)), name
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers: core <- services <- edges
+# ------------------------------------------------------------------------------------------------
+
+#: The edges: the only modules that import Flask, and the only ones that may import web/ or cli/.
+EDGES = ("intranet", "intranet.extension", "intranet.factory", "intranet.jobs")
+CORE = ("intranet.models", "intranet.db", "intranet.settings", "intranet.errors", "intranet.sanitize")
+WEB_FRAMEWORK = ("flask", "flask_wtf", "werkzeug")
+
+
+def _is_edge(name: str) -> bool:
+    return name in EDGES or name.startswith(("intranet.web.", "intranet.cli.")) or name in (
+        "intranet.web", "intranet.cli")
+
+
+def every_import(name: str, modules: dict[str, tuple[Path, bool]]) -> set[str]:
+    """Every module *name* names in an import, anywhere in it (inside functions too), fully qualified:
+    ``from a import b`` names ``a`` and ``a.b``."""
+    path, is_package = modules[name]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            found.add(source)
+            found.update(f"{source}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _under(imported: str, roots: tuple[str, ...]) -> bool:
+    return any(imported == root or imported.startswith(root + ".") for root in roots)
+
+
+def layer_violations(imports: dict[str, set[str]]) -> list[str]:
+    """What breaks the layering, as ``"importer -> imported"`` lines (see ``STYLE.md``)."""
+    problems = []
+    for name, imported in sorted(imports.items()):
+        for target in sorted(imported):
+            if not _is_edge(name) and _under(target, WEB_FRAMEWORK):
+                problems.append(f"{name} -> {target}: only the edges import the web framework")
+            elif not _is_edge(name) and _under(target, ("intranet.web", "intranet.cli")):
+                problems.append(f"{name} -> {target}: services never import the web or CLI edge")
+            elif name in CORE and _under(target, ("intranet",)) and target != "intranet" and not _under(target, CORE):
+                problems.append(f"{name} -> {target}: core modules import nothing above them")
+    return problems
+
+
+def test_the_layer_check_finds_each_kind_of_violation():
+    """The checker itself: a service importing Flask or the web edge, and core importing a service."""
+    assert layer_violations({
+        "intranet.posts": {"flask", "intranet.web.context", "intranet.models"},
+        "intranet.models": {"intranet.db", "intranet.targeting"},
+        "intranet.web.feed": {"flask", "intranet.posts"},
+    }) == [
+        "intranet.models -> intranet.targeting: core modules import nothing above them",
+        "intranet.posts -> flask: only the edges import the web framework",
+        "intranet.posts -> intranet.web.context: services never import the web or CLI edge",
+    ]
+
+
+def test_imports_point_down_the_layers():
+    """Only the edges import Flask, web/ or cli/; core modules import only each other (even lazily)."""
+    modules = _modules()
+    assert layer_violations({name: every_import(name, modules) for name in modules}) == []

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from intranet import Intranet, create_app
-from intranet.delivery import outbox
+from intranet.delivery import sending
 from intranet.errors import ConfigurationError
 from intranet.settings import DEFAULTS, MEANINGS, NOT_SETTINGS, Settings
 
@@ -85,9 +85,9 @@ def test_app_config_holds_the_parsed_values(environment):
 def test_mail_settings_from_the_environment_reach_the_sender(environment):
     """STARTTLS "false" leaves STARTTLS off, and the mail rate paces the outbox (no TypeError)."""
     settings = create_app({"INTRANET_SECRET_KEY": STRONG_KEY}).extensions["intranet"].settings
-    mailer = outbox.configured_channels(settings.mail)["email"]
+    mailer = sending.configured_channels(settings.mail)["email"]
     assert mailer.starttls is False and mailer.port == 587  # type: ignore[attr-defined]
-    assert outbox.Pacer(settings.mail.rate_per_minute).interval == pytest.approx(60 / 12.5)
+    assert sending.Pacer(settings.mail.rate_per_minute).interval == pytest.approx(60 / 12.5)
 
 
 @pytest.mark.parametrize(("key", "value", "says"), [
@@ -130,7 +130,7 @@ def test_blank_environment_value_keeps_the_default():
     """`INTRANET_SMTP_PORT=` (set but empty) leaves the port at its default; an empty host turns email off."""
     settings = Settings.from_config({"INTRANET_SMTP_PORT": "", "INTRANET_SMTP_HOST": ""})
     assert settings.mail.smtp_port == DEFAULTS["INTRANET_SMTP_PORT"] == 25
-    assert "email" not in outbox.configured_channels(settings.mail)
+    assert "email" not in sending.configured_channels(settings.mail)
 
 
 def test_every_documented_default_is_kept():

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from intranet import jobs
 from intranet.cli import context
-from intranet.delivery import digests
+from intranet.delivery import planning
 
 group = AppGroup("digests", help="Digests: plan, queue and send.")
 
@@ -34,7 +34,7 @@ def digests_plan(at: str | None, as_json: bool) -> None:
     when = _instant(at)
     with context.session() as session:
         with click.progressbar(length=3, label="Planning", file=sys.stderr) as bar:
-            result = digests.plan_all(session, when, org_timezone=context.state().settings.site.org_timezone,
+            result = planning.plan_all(session, when, org_timezone=context.state().settings.site.org_timezone,
                                       progress=lambda n: bar.update(1))
         session.rollback()  # a preview: the stored peer curves are left as they were
     document = result.as_dicts()

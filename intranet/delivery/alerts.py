@@ -1,6 +1,6 @@
 """Alerts: must-reads and "as it happens" posts that cannot wait for a planned digest.
 
-Planned digests (:mod:`intranet.delivery.digests`) only reach people whose cadence is daily,
+Planned digests (:mod:`intranet.delivery.planning`) only reach people whose cadence is daily,
 twice a day or weekly, at their planned hours. Two things must go out between them:
 
 * a **must-read** (and its reminders until it is acknowledged or its deadline passes) to people
@@ -37,10 +37,10 @@ A person who becomes eligible late gets only the round now due, never a backlog 
   item is attached to that digest instead (it is listed first there anyway), so it is not sent
   twice. Daily and twice-daily people get must-reads and reminders at the top of their digests,
   so they get no alerts.
-* **At send time** (:func:`compose`) the items are re-checked: targeting at that moment, the
-  person active, must-reads still unacknowledged and before their deadline, other posts still
-  unread, not muted, followed (when the person follows topics, as it happens means those topics)
-  and the cadence still ``as_it_happens``. An empty alert is not sent.
+* **At send time** (:func:`intranet.delivery.content.compose`) the items are re-checked:
+  targeting at that moment, the person active, must-reads still unacknowledged and before their
+  deadline, other posts still unread, not muted, followed (when the person follows topics, as it
+  happens means those topics) and the cadence still ``as_it_happens``. An empty alert is not sent.
 * **Expiry**: an alert slot expires when the allowed window it is due in ends (quiet hours begin
   or the working day ends), at most :data:`MAX_VALID` later, so a retried alert is never sent in
   quiet hours. Its items stay claimed: an ordinary post is then only in the feed, a must-read
@@ -61,7 +61,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from intranet import preferences, targeting
-from intranet.delivery.content import ContentItem, DigestContent
+from intranet.delivery import content
 from intranet.db import insert_new
 from intranet.engagement.events import zone_of
 from intranet.models import Digest, DigestItem, Employee, Post, PostState, Preference
@@ -197,15 +197,6 @@ def owed(session: Session, now: dt.datetime, s: AlertSettings) -> dict[int, list
     return out
 
 
-def _wanted(item: _Owed, prefs: preferences.Preferences) -> bool:
-    """Mutes and follows apply to ordinary posts; must-reads bypass them."""
-    if item.must_read:
-        return True
-    if item.topic in prefs.muted_topics:
-        return False
-    return not prefs.followed_topics or item.topic in prefs.followed_topics
-
-
 def _slot_row(employee_pk: int, zone: ZoneInfo, window: Window, now: dt.datetime) -> dict[str, Any]:
     return {"employee_pk": employee_pk, "local_date": window.local_date, "ordinal": window.ordinal,
             "due_at": window.due, "expires_at": window.until, "timezone": zone.key, "local_hour": window.local_hour,
@@ -265,7 +256,8 @@ def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None =
     for start in range(0, len(pks), _CHUNK):
         zones.update((pk, zone_of(tz, org_timezone)) for pk, tz in session.execute(
             select(Employee.id, Employee.timezone).where(Employee.id.in_(pks[start:start + _CHUNK]))))
-    wanted = {pk: kept for pk, items in pending.items() if (kept := [i for i in items if _wanted(i, prefs[pk])])}
+    wanted = {pk: kept for pk, items in pending.items()
+              if (kept := [i for i in items if content.wanted(prefs[pk], i.topic, must_read=i.must_read)])}
     windows: dict[int, Window] = {}
     cache: dict[tuple[Any, ...], Window] = {}
     for pk in wanted:
@@ -301,40 +293,3 @@ def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None =
 def scan_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: give must-reads and as-it-happens posts their alert slots."""
     return scan(session, now, settings=settings.alerts, org_timezone=settings.site.org_timezone)
-
-
-# --------------------------------------------------------------------------------------------
-# What: an alert's content at send time
-# --------------------------------------------------------------------------------------------
-
-
-def compose(session: Session, employee: Employee, digest: Digest, now: dt.datetime, *,
-            prefs: preferences.Preferences | None = None, limit: int = 10,
-            must_reads_only: bool = False) -> DigestContent:
-    """What the alert slot *digest* still has to say to *employee* at *now* (re-checked)."""
-    if not employee.active:
-        return DigestContent([], 0, 0)
-    prefs = prefs or preferences.for_employee(session, employee)
-    rounds = dict(session.execute(select(DigestItem.post_id, DigestItem.round)
-                                  .where(DigestItem.digest_id == digest.id)).all())
-    if not rounds:
-        return DigestContent([], 0, 0)
-    group_keys = targeting.group_keys_of(session, employee.id)
-    state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
-             .where(Post.id.in_(list(rounds)), targeting.visible_posts_filter(employee, group_keys, now))
-             .order_by(Post.published_at.desc(), Post.id.desc()))
-    must, rest = [], []
-    overdue = 0
-    for post, read_at, ack_at in session.execute(query):
-        item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
-                                  post.ack_deadline)
-        if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
-            must.append(item)
-            overdue += rounds[post.id] >= 1
-        elif (not must_reads_only and rounds[post.id] == 0 and prefs.cadence == "as_it_happens" and read_at is None
-              and _wanted(_Owed(post.id, 0, False, post.topic), prefs)):
-            rest.append(item)
-    ordered = must + rest
-    return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
-

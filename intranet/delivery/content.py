@@ -1,13 +1,30 @@
-"""What a digest or an alert says: the items, capped, and how many more are waiting.
+"""What a digest or an alert says: the posts, capped, and how many more are waiting.
 
-Planned digests (:func:`intranet.delivery.digests.compose`) and alerts
-(:func:`intranet.delivery.alerts.compose`) both produce a :class:`DigestContent`, which the
-outbox renders for every channel.
+Both kinds of slot are composed here, by one :func:`compose`, when they are queued (an empty one
+is not sent) and again when each message goes out (so a post retracted, re-targeted, read or
+acknowledged in the meantime is left out):
+
+* a **planned digest** lists the must-reads the person has not acknowledged (whatever their topic
+  mutes say, until the deadline), then the unread posts published since their last digest, in
+  feed order;
+* an **alert** lists only the posts its items carry (:mod:`intranet.delivery.alerts` attaches
+  them): must-reads still unacknowledged, and as-it-happens posts still unread, not muted and
+  followed, while the person's cadence is still ``as_it_happens``.
+
+Visibility is decided by :func:`intranet.targeting.visible_posts_filter` at that moment. The
+result, a :class:`DigestContent`, is rendered for every channel by
+:mod:`intranet.delivery.rendering`.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+
+from sqlalchemy import and_, func, select
+from sqlmodel import Session
+
+from intranet import preferences, targeting
+from intranet.models import Digest, DigestItem, Employee, OutboxMessage, Post, PostState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,3 +56,78 @@ class DigestContent:
     @property
     def post_ids(self) -> list[int]:
         return [i.post_id for i in self.items]
+
+
+NOTHING = DigestContent([], 0, 0)
+
+
+def wanted(prefs: preferences.Preferences, topic: str, *, must_read: bool) -> bool:
+    """Whether a post of *topic* goes out as it happens: mutes and follows apply to ordinary
+    posts, must-reads bypass them."""
+    if must_read:
+        return True
+    if topic in prefs.muted_topics:
+        return False
+    return not prefs.followed_topics or topic in prefs.followed_topics
+
+
+def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | None = None) -> dt.datetime | None:
+    """When *employee_pk*'s last digest went out (any channel), ignoring *before_digest* itself.
+
+    Alerts do not count: a weekly digest still covers what came out before a must-read alert.
+    """
+    query = (select(func.max(OutboxMessage.sent_at)).join(Digest, Digest.id == OutboxMessage.digest_id)
+             .where(OutboxMessage.employee_pk == employee_pk, OutboxMessage.status == "sent",
+                    Digest.kind == "digest"))
+    if before_digest is not None:
+        query = query.where(OutboxMessage.digest_id != before_digest)
+    return session.execute(query).scalar()
+
+
+def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime, *,
+            prefs: preferences.Preferences | None = None, limit: int = 10, lookback_days: int = 7,
+            reminder_after: dt.timedelta = dt.timedelta(hours=48), must_reads_only: bool = False) -> DigestContent:
+    """What the digest or alert *slot* has to say to *employee* at *now* (see the module's rules).
+
+    :param lookback_days: a first digest lists posts published this many days back.
+    :param reminder_after: a digest counts a must-read published this long ago as overdue (an
+        alert counts the must-reads it carries in a reminder round).
+    :param must_reads_only: the message is a reminder on a second channel: must-reads only.
+    """
+    if not employee.active:
+        return NOTHING
+    prefs = prefs or preferences.for_employee(session, employee)
+    rounds: dict[int, int] = {}
+    since = now - dt.timedelta(days=lookback_days)
+    if slot.kind == "alert":
+        rounds = dict(session.execute(select(DigestItem.post_id, DigestItem.round)
+                                      .where(DigestItem.digest_id == slot.id)).all())
+        if not rounds:
+            return NOTHING
+    else:
+        since = last_sent_at(session, employee.id, before_digest=slot.id) or since
+    state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+    query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
+             .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))
+             .order_by(Post.published_at.desc(), Post.id.desc()))
+    if rounds:
+        query = query.where(Post.id.in_(list(rounds)))
+    must, rest = [], []
+    overdue = 0
+    for post, read_at, ack_at in session.execute(query):
+        item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
+                           post.ack_deadline)
+        if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
+            must.append(item)
+            # An alert's reminder rounds say it is overdue; a digest counts from publishing.
+            overdue += rounds[post.id] >= 1 if rounds else post.published_at <= now - reminder_after
+        elif must_reads_only or read_at is not None:
+            continue
+        elif rounds:
+            if rounds[post.id] == 0 and prefs.cadence == "as_it_happens" and wanted(prefs, post.topic,
+                                                                                    must_read=False):
+                rest.append(item)
+        elif post.published_at > since and post.topic not in prefs.muted_topics:
+            rest.append(item)
+    ordered = must + rest
+    return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from intranet.errors import Forbidden, IntranetError
 from intranet.models import Employee
+from intranet.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +27,11 @@ class NotSignedIn(IntranetError):
 def state() -> Any:
     """Beacon's per-app state (see :class:`intranet.extension.State`)."""
     return current_app.extensions["intranet"]
+
+
+def settings() -> Settings:
+    """This app's settings, parsed once at ``init_app`` (read these, not ``current_app.config``)."""
+    return state().settings  # type: ignore[no-any-return]
 
 
 def session() -> Session:

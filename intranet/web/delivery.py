@@ -10,16 +10,15 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from wtforms.validators import ValidationError
 
 from intranet import preferences
-from intranet.delivery import digests
+from intranet.delivery import planning, rendering
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, OutboxMessage, Post
-from intranet.web.context import current_employee, now, public, require_role, session, state
+from intranet.web.context import current_employee, now, public, require_role, session, settings
 from intranet.web.limits import request_json
 
 api = Blueprint("intranet_delivery_api", __name__)
@@ -44,11 +43,10 @@ def post_events():  # type: ignore[no-untyped-def]
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
     _check_csrf(body)
-    settings = state().settings
+    site, limits = settings().site, settings().events
     result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
-                           user_agent=request.headers.get("User-Agent"), org_timezone=settings.site.org_timezone,
-                           max_batch=settings.events.max_batch, max_age=settings.events.max_age,
-                           max_skew=settings.events.max_skew)
+                           user_agent=request.headers.get("User-Agent"), org_timezone=site.org_timezone,
+                           max_batch=limits.max_batch, max_age=limits.max_age, max_skew=limits.max_skew)
     session().commit()
     return result.to_json()
 
@@ -72,16 +70,14 @@ def put_preferences():  # type: ignore[no-untyped-def]
 def _replan(employee: Employee) -> None:
     # The person's planned slots follow their new preferences at once, so what goes out is what
     # the preferences page lists (the hourly planning run would otherwise catch up later).
-    settings = current_app.extensions["intranet"].settings
-    digests.replan_employee(session(), employee, now(), settings.digests.plan_horizon,
-                            org_timezone=settings.site.org_timezone)
+    planning.replan_employee(session(), employee, now(), settings().digests.plan_horizon,
+                             org_timezone=settings().site.org_timezone)
 
 
 @api.get("/me/digest-schedule")
 @require_role("employee")
 def digest_schedule():  # type: ignore[no-untyped-def]
-    return digests.schedule_for(session(), current_employee(), now(),
-                                org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+    return planning.schedule_for(session(), current_employee(), now(), org_timezone=settings().site.org_timezone)
 
 
 @api.get("/me/digests/latest")
@@ -133,7 +129,7 @@ FORM_NUMBERS = {"weekly_day": "The day of the weekly digest", "quiet_start": "Th
 def preferences_page():  # type: ignore[no-untyped-def]
     employee = current_employee()
     prefs = preferences.for_employee(session(), employee)
-    schedule = digests.schedule_for(session(), employee, now(), org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+    schedule = planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone)
     return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
                            days=DAY_NAMES)
 
@@ -181,8 +177,7 @@ def preferences_save():  # type: ignore[no-untyped-def]
         preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:
         prefs = preferences.for_employee(session(), employee)
-        schedule = digests.schedule_for(session(), employee, now(),
-                                        org_timezone=current_app.config["INTRANET_ORG_TIMEZONE"])
+        schedule = planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone)
         return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
                                days=DAY_NAMES, error=exc.message), 422
     _replan(employee)
@@ -192,11 +187,9 @@ def preferences_save():  # type: ignore[no-untyped-def]
 
 
 def _employee_from_token(token: str) -> Employee:
-    try:
-        employee_id = URLSafeSerializer(str(current_app.config["SECRET_KEY"]), salt="beacon-unsubscribe").loads(token)
-    except BadSignature:
-        raise NotFound("This unsubscribe link is not valid.") from None
-    employee = session().execute(select(Employee).where(Employee.employee_id == employee_id)).scalar()
+    employee_id = rendering.unsubscribed_employee_id(str(current_app.config["SECRET_KEY"]), token)
+    employee = None if employee_id is None else session().execute(
+        select(Employee).where(Employee.employee_id == employee_id)).scalar()
     if employee is None:
         raise NotFound("This unsubscribe link is not valid.")
     return employee

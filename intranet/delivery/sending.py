@@ -1,4 +1,5 @@
-"""The outbox: every digest message is sent once, even with several senders or a crash mid-batch.
+"""Sending: the outbox sends every digest and alert message once, even with several senders or a
+crash mid-batch.
 
 A message row moves ``pending -> sending -> sent`` (or ``failed``, ``expired``, ``skipped``).
 
@@ -16,8 +17,13 @@ A message row moves ``pending -> sending -> sent`` (or ``failed``, ``expired``, 
 * **Pacing**: a token bucket holds sends to the provider's rate (Exchange Online: 30 a minute
   per mailbox).
 
+* **Re-checking**: just before sending, the message's content is composed again
+  (:func:`intranet.delivery.content.compose`) and rendered (:mod:`intranet.delivery.rendering`),
+  so what goes out is what the person may see at that moment; an empty message is skipped.
+
 Mail goes out only after the claim is committed, and each result is committed right after its
-send: this module is an edge, like the job runner, and owns those commits.
+send: :func:`send_due` owns those commits, so it takes a session of its own (the job runner gives
+the sender the session factory, the app's templates and its clock: see :mod:`intranet.jobs`).
 """
 from __future__ import annotations
 
@@ -31,18 +37,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from flask import current_app
-from itsdangerous import URLSafeSerializer
 from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
 
 from intranet import preferences
 from intranet.db import is_postgres
-from intranet.delivery import alerts, digests
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
-from intranet.delivery.content import DigestContent
+from intranet.delivery.content import compose
+from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
 from intranet.models import Digest, Employee, OutboxMessage
 from intranet.settings import MailSettings, Settings
@@ -132,49 +136,6 @@ class SendReport:
         return ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(self).items())
 
 
-def unsubscribe_token(secret: str, employee_id: str) -> str:
-    """A signed token that lets one person turn their digest off without signing in (RFC 8058)."""
-    return URLSafeSerializer(secret, salt="beacon-unsubscribe").dumps(employee_id)
-
-
-def render(employee: Employee, message: OutboxMessage, content: DigestContent,
-           prefs: preferences.Preferences, settings: Settings, why: str, *,
-           reminder: bool = False) -> RenderedDigest:
-    """The digest in every channel's form (needs an app context for the templates and the secret key).
-
-    :param reminder: the message repeats must-reads the person has not acknowledged yet.
-    """
-    from intranet.delivery.channels.teams import adaptive_card
-
-    base = settings.site.base_url.rstrip("/") + settings.site.url_prefix
-    items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
-              "must_read": i.must_read, "ack_deadline": i.ack_deadline.strftime("%d %b %Y") if i.ack_deadline else None,
-              "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}"} for i in content.items]
-    must = sum(1 for i in content.items if i.must_read)
-    org = settings.site.org_name
-    subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
-               if must else f"{org}: {len(items)} new post{'s' if len(items) != 1 else ''} for you")
-    if message.escalation or reminder:
-        subject = f"Reminder: {subject}"
-    token = unsubscribe_token(str(current_app.config["SECRET_KEY"]), employee.employee_id)
-    context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
-               "feed_url": f"{base}/", "preferences_url": f"{base}/preferences",
-               "unsubscribe_url": f"{base}/digest/unsubscribe/{token}", "why": why,
-               "escalation": message.escalation, "compact": prefs.device == "phone"}
-    return RenderedDigest(
-        message_id=message.message_id, recipient_email=employee.email, recipient_name=employee.display_name,
-        subject=subject, html=_render("intranet/email/digest.html", context),
-        text=_render("intranet/email/digest.txt", context),
-        card=adaptive_card(subject, items, context["feed_url"], content.more),
-        unsubscribe_url=context["unsubscribe_url"], escalation=message.escalation)
-
-
-def _render(name: str, context: dict[str, Any]) -> str:
-    # The app's Jinja environment (a host may override templates by path), without the request
-    # context processors: emails are rendered by the scheduler, outside any request.
-    return current_app.jinja_env.get_template(name).render(**context)
-
-
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -197,7 +158,7 @@ def configured_channels(mail: MailSettings) -> dict[str, Channel]:
     return out
 
 
-def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Settings, *,
+def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Settings, renderer: Renderer, *,
              channels: dict[str, Channel], owner: str | None = None, pacer: Pacer | None = None,
              limit: int | None = None, rng: random.Random | None = None) -> SendReport:
     """Claim a batch of due messages and send them, committing the claim and then each result.
@@ -229,22 +190,15 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             report.skipped += 1
             continue
         prefs = preferences.for_employee(session, employee)
-        if digest.kind == "alert":
-            content = alerts.compose(session, employee, digest, now, prefs=prefs,
-                                     limit=settings.digests.max_items, must_reads_only=message.escalation)
-        else:
-            content = digests.compose(
-                session, employee, now, since=digests.last_sent_at(session, employee.id, before_digest=digest.id),
-                prefs=prefs, limit=settings.digests.max_items, lookback_days=settings.digests.lookback_days,
-                reminder_after=settings.alerts.reminder_after,
-                must_reads_only=message.escalation)
+        content = compose(session, employee, digest, now, prefs=prefs, limit=settings.digests.max_items,
+                          lookback_days=settings.digests.lookback_days, reminder_after=settings.alerts.reminder_after,
+                          must_reads_only=message.escalation)
         if content.empty:
             _finish(session, message, "skipped", "nothing to send any more")
             report.skipped += 1
             continue
-        why = _why(digest, content)
-        rendered = render(employee, message, content, prefs, settings, why,
-                          reminder=digest.kind == "alert" and content.overdue_must_reads > 0)
+        rendered = renderer.render(employee, message, content, prefs, why(digest, content),
+                                   reminder=digest.kind == "alert" and content.overdue_must_reads > 0)
         if message.channel != "in_app":
             pacer.wait()
             now = clock()
@@ -285,40 +239,27 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
     return report
 
 
-def _why(digest: Digest, content: DigestContent) -> str:
-    if digest.kind == "alert":
-        if all(i.must_read for i in content.items):
-            return "A must-read for you: sent at the first moment outside your quiet hours."
-        return "Sent as it happens, as you chose in your preferences (outside your quiet hours)."
-    if digest.basis == "personal":
-        return f"Sent at {digest.local_hour:02d}:00, when you usually read."
-    if digest.basis == "peers":
-        return f"Sent at {digest.local_hour:02d}:00, when colleagues in your team usually read."
-    return f"Sent at {digest.local_hour:02d}:00 your time."
-
-
 def _finish(session: Session, message: OutboxMessage, status: str, reason: str) -> None:
     message.status, message.lease_until, message.last_error = status, None, reason[:1000]
     session.add(message)
     session.commit()
 
 
-def send_job(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str:
-    """Scheduled: send one paced batch of due outbox messages on every configured channel.
+def send_batch(sessions: Callable[[], Session], clock: Callable[[], dt.datetime], settings: Settings,
+               renderer: Renderer) -> SendReport:
+    """Send one paced batch of due messages on every configured channel, then close the channels.
 
-    Commits as it goes (the claim, then each message's result), so it takes a session factory.
+    :param sessions: opens the session the sender commits in, as it goes.
+    :param clock: the current time, read again before each send (pacing takes time).
     """
     channels = configured_channels(settings.mail)
-    # Pacing takes time: the sender reads the app's clock again before each send.
-    clock = current_app.extensions["intranet"].clock
     try:
         with sessions() as session:
-            report = send_due(session, clock, settings, channels=channels)
+            return send_due(session, clock, settings, renderer, channels=channels)
     finally:
         mailer = channels.get("email")
         if mailer is not None and hasattr(mailer, "close"):
             mailer.close()
-    return str(report)
 
 
 def purge_job(session: Session, now: dt.datetime, settings: Settings) -> int:

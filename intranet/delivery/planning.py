@@ -1,20 +1,16 @@
-"""Digests: plan when each person gets one, decide what goes in it, hand it to the outbox.
+"""Digest planning: when each person gets a digest, written down as slots ahead of time.
 
 * **Planning** (:func:`plan_all`, job ``digests-plan``): everyone's decayed read-time counts
   (:mod:`intranet.delivery.history`) go through :func:`intranet.delivery.timing.plan_digests`;
   the sends of the next hours become :class:`~intranet.models.Digest` rows keyed by the slot
   (employee, local date, ordinal), so a slot can never be planned, queued or sent twice.
-* **Enqueueing** (:func:`enqueue_due`, job ``digests-enqueue``): a due slot is claimed with a
-  conditional UPDATE (one winner however many schedulers run), then one outbox message per
-  channel is inserted (``ON CONFLICT DO NOTHING``).
-* **Composing** (:func:`compose`, at send time): the unread posts targeted at the person since
-  their last digest, must-reads they owe first, then feed order, capped, re-checked through
-  the targeting rule at that moment. An empty digest is not sent.
+* **Re-planning one person** (:func:`replan_employee`) when they change their preferences, and
+  **explaining** their schedule (:func:`schedule_for`) against the stored peer curves.
 
-Must-reads for people without a planned digest, their reminders, and posts for people who want
-them as they happen travel as *alert* slots in the same table (``Digest.kind``), under the same
-slot key; :mod:`intranet.delivery.alerts` explains that design. Enqueueing and sending treat both
-kinds alike, except for what goes in them.
+The later steps each have a module: alerts get their own slots (:mod:`intranet.delivery.alerts`),
+due slots are queued in the outbox (:mod:`intranet.delivery.enqueue`), what a slot says is
+composed at send time (:mod:`intranet.delivery.content`), rendered
+(:mod:`intranet.delivery.rendering`) and sent (:mod:`intranet.delivery.sending`).
 """
 from __future__ import annotations
 
@@ -25,22 +21,20 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from intranet import preferences, targeting
-from intranet.delivery import alerts, history, timing
-from intranet.delivery.content import ContentItem, DigestContent
+from intranet import preferences
+from intranet.delivery import history, timing
 from intranet.db import insert_new
 from intranet.engagement.events import zone_of
-from intranet.models import Digest, Employee, OutboxMessage, Post, PostState
+from intranet.models import Digest, Employee
 from intranet.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 _DIGEST = Digest.__table__  # type: ignore[attr-defined]
-_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 PLANNED_CADENCES = ("daily", "twice_daily", "weekly")
 #: Slots are replaced by a new plan only when due later than this (enqueueing may be under way).
 REPLAN_MARGIN = dt.timedelta(minutes=5)
@@ -238,134 +232,3 @@ def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_
         "usual_read_hour": read_at[0] if read_at else None,
         "why": timing.explain(plan, prefs.cadence, read_at=read_at, learned_timing=prefs.learned_timing),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Composing
-# --------------------------------------------------------------------------------------------
-
-
-def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | None = None) -> dt.datetime | None:
-    """When *employee_pk*'s last digest went out (any channel), ignoring *before_digest* itself.
-
-    Alerts do not count: a weekly digest still covers what came out before a must-read alert.
-    """
-    query = (select(func.max(OutboxMessage.sent_at)).join(Digest, Digest.id == OutboxMessage.digest_id)
-             .where(OutboxMessage.employee_pk == employee_pk, OutboxMessage.status == "sent",
-                    Digest.kind == "digest"))
-    if before_digest is not None:
-        query = query.where(OutboxMessage.digest_id != before_digest)
-    return session.execute(query).scalar()
-
-
-def compose(session: Session, employee: Employee, now: dt.datetime, *, since: dt.datetime | None,
-            prefs: preferences.Preferences | None = None, limit: int = 10, lookback_days: int = 7,
-            reminder_after: dt.timedelta = dt.timedelta(hours=48), must_reads_only: bool = False) -> DigestContent:
-    """The digest *employee* should get at *now*.
-
-    Must-reads they have not acknowledged come first (whatever their topic mutes say, until the
-    deadline), then unread posts published since *since* (their last digest) in feed order.
-    Visibility is decided by :func:`intranet.targeting.visible_posts_filter` at *now*, so a post
-    retracted or re-targeted after the digest was planned is left out.
-    """
-    if not employee.active:
-        return DigestContent([], 0, 0)
-    prefs = prefs or preferences.for_employee(session, employee)
-    since = since or now - dt.timedelta(days=lookback_days)
-    group_keys = targeting.group_keys_of(session, employee.id)
-    state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
-             .where(targeting.visible_posts_filter(employee, group_keys, now))
-             .order_by(Post.published_at.desc(), Post.id.desc()))
-    must, rest = [], []
-    muted = set(prefs.muted_topics)
-    overdue = 0
-    for post, read_at, ack_at in session.execute(query):
-        item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
-                          post.ack_deadline)
-        if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
-            must.append(item)
-            if post.published_at <= now - reminder_after:
-                overdue += 1
-        elif not must_reads_only and read_at is None and post.published_at > since and post.topic not in muted:
-            rest.append(item)
-    ordered = must + rest
-    return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
-
-
-# --------------------------------------------------------------------------------------------
-# Enqueueing due slots
-# --------------------------------------------------------------------------------------------
-
-
-def message_id(employee: Employee, digest: Digest, channel: str, domain: str) -> str:
-    """A Message-ID that stays the same on every retry of this slot and channel."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in employee.employee_id)
-    return f"<{digest.kind}.{safe}.{digest.local_date.isoformat()}.{digest.ordinal}.{channel}@{domain}>"
-
-
-def _second_channel(channels: tuple[str, ...]) -> str | None:
-    for candidate in ("teams", "email"):
-        if candidate not in channels:
-            return candidate
-    return None
-
-
-def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.invalid", limit: int = 2000,
-                reminder_after: dt.timedelta = dt.timedelta(hours=48), teams_enabled: bool = False) -> int:
-    """Turn due digest slots into outbox messages (one per channel); returns how many slots were queued.
-
-    Each slot is claimed by a conditional UPDATE, so concurrent schedulers split the work instead
-    of doubling it. A slot past its expiry is marked expired, a deactivated person's is cancelled.
-    """
-    due = session.execute(select(Digest.id).where(Digest.status == "planned", Digest.due_at <= now)
-                          .order_by(Digest.due_at).limit(limit)).scalars().all()
-    queued = 0
-    for digest_id in due:
-        claimed = session.execute(update(Digest).where(Digest.id == digest_id, Digest.status == "planned")
-                                  .values(status="queued"))
-        if claimed.rowcount != 1:
-            continue
-        digest = session.get(Digest, digest_id)
-        employee = session.get(Employee, digest.employee_pk)
-        if employee is None or not employee.active:
-            digest.status, digest.reason = "cancelled", "employee inactive"
-            continue
-        if now >= digest.expires_at:
-            digest.status, digest.reason = "expired", "enqueued after its expiry"
-            continue
-        prefs = preferences.for_employee(session, employee)
-        if digest.kind == "digest" and prefs.cadence not in PLANNED_CADENCES:
-            digest.status, digest.reason = "cancelled", f"cadence is now {prefs.cadence}"
-            continue
-        channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
-        if digest.kind == "alert":
-            content = alerts.compose(session, employee, digest, now, prefs=prefs)
-        else:
-            content = compose(session, employee, now, since=last_sent_at(session, employee.id), prefs=prefs,
-                              reminder_after=reminder_after)
-        if content.empty:
-            digest.status, digest.reason = "skipped", "nothing new"
-            continue
-        rows = [{"channel": c, "escalation": False} for c in channels]
-        second = _second_channel(tuple(channels))
-        if content.overdue_must_reads and second and (second != "teams" or teams_enabled):
-            rows.append({"channel": second, "escalation": True})
-        values = [{"digest_id": digest.id, "employee_pk": employee.id, "channel": r["channel"],
-                   "escalation": r["escalation"], "status": "pending", "attempts": 0, "next_attempt_at": now,
-                   "expires_at": digest.expires_at, "lease_until": None, "claimed_by": None,
-                   "message_id": message_id(employee, digest, r["channel"], domain), "post_ids": [],
-                   "sent_at": None, "last_error": None, "created_at": now} for r in rows]
-        insert_new(session, _OUTBOX, values, ("digest_id", "channel"), ("id",))
-        queued += 1
-    session.flush()
-    return queued
-
-
-def enqueue_job(session: Session, now: dt.datetime, settings: Settings) -> int:
-    """Scheduled: queue the digests that are due."""
-    from urllib.parse import urlsplit
-
-    domain = urlsplit(settings.site.base_url).hostname or "beacon.invalid"
-    return enqueue_due(session, now, domain=domain, reminder_after=settings.alerts.reminder_after,
-                       teams_enabled=settings.mail.teams_enabled)

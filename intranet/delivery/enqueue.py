@@ -1,0 +1,99 @@
+"""Enqueueing: due digest and alert slots become outbox messages, one per channel.
+
+* A due slot is **claimed** with a conditional UPDATE (``planned -> queued``), so however many
+  schedulers run, one wins and the others move on.
+* It is **checked** at that moment: a deactivated person's slot is cancelled, a slot past its
+  expiry expired, a planned digest whose person no longer wants one cancelled, and a slot whose
+  content (:func:`intranet.delivery.content.compose`) is empty skipped.
+* One :class:`~intranet.models.OutboxMessage` per channel is **inserted** (``ON CONFLICT DO
+  NOTHING`` on (slot, channel)), plus a reminder on a second channel when must-reads are overdue.
+  Each message gets a Message-ID that stays the same on every retry.
+
+Enqueueing treats digests and alerts alike; the outbox (:mod:`intranet.delivery.sending`) sends
+the messages.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from intranet import preferences
+from intranet.db import insert_new
+from intranet.delivery.content import compose
+from intranet.delivery.planning import PLANNED_CADENCES
+from intranet.models import Digest, Employee, OutboxMessage
+from intranet.settings import Settings
+
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+def message_id(employee: Employee, digest: Digest, channel: str, domain: str) -> str:
+    """A Message-ID that stays the same on every retry of this slot and channel."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in employee.employee_id)
+    return f"<{digest.kind}.{safe}.{digest.local_date.isoformat()}.{digest.ordinal}.{channel}@{domain}>"
+
+
+def _second_channel(channels: tuple[str, ...]) -> str | None:
+    for candidate in ("teams", "email"):
+        if candidate not in channels:
+            return candidate
+    return None
+
+
+def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.invalid", limit: int = 2000,
+                lookback_days: int = 7, reminder_after: dt.timedelta = dt.timedelta(hours=48),
+                teams_enabled: bool = False) -> int:
+    """Turn due digest slots into outbox messages (one per channel); returns how many slots were queued.
+
+    Each slot is claimed by a conditional UPDATE, so concurrent schedulers split the work instead
+    of doubling it. A slot past its expiry is marked expired, a deactivated person's is cancelled.
+    """
+    due = session.execute(select(Digest.id).where(Digest.status == "planned", Digest.due_at <= now)
+                          .order_by(Digest.due_at).limit(limit)).scalars().all()
+    queued = 0
+    for digest_id in due:
+        claimed = session.execute(update(Digest).where(Digest.id == digest_id, Digest.status == "planned")
+                                  .values(status="queued"))
+        if claimed.rowcount != 1:
+            continue
+        digest = session.get(Digest, digest_id)
+        employee = session.get(Employee, digest.employee_pk)
+        if employee is None or not employee.active:
+            digest.status, digest.reason = "cancelled", "employee inactive"
+            continue
+        if now >= digest.expires_at:
+            digest.status, digest.reason = "expired", "enqueued after its expiry"
+            continue
+        prefs = preferences.for_employee(session, employee)
+        if digest.kind == "digest" and prefs.cadence not in PLANNED_CADENCES:
+            digest.status, digest.reason = "cancelled", f"cadence is now {prefs.cadence}"
+            continue
+        channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
+        content = compose(session, employee, digest, now, prefs=prefs, lookback_days=lookback_days,
+                          reminder_after=reminder_after)
+        if content.empty:
+            digest.status, digest.reason = "skipped", "nothing new"
+            continue
+        rows = [{"channel": c, "escalation": False} for c in channels]
+        second = _second_channel(tuple(channels))
+        if content.overdue_must_reads and second and (second != "teams" or teams_enabled):
+            rows.append({"channel": second, "escalation": True})
+        values = [{"digest_id": digest.id, "employee_pk": employee.id, "channel": r["channel"],
+                   "escalation": r["escalation"], "status": "pending", "attempts": 0, "next_attempt_at": now,
+                   "expires_at": digest.expires_at, "lease_until": None, "claimed_by": None,
+                   "message_id": message_id(employee, digest, r["channel"], domain), "post_ids": [],
+                   "sent_at": None, "last_error": None, "created_at": now} for r in rows]
+        insert_new(session, _OUTBOX, values, ("digest_id", "channel"), ("id",))
+        queued += 1
+    session.flush()
+    return queued
+
+
+def enqueue_job(session: Session, now: dt.datetime, settings: Settings) -> int:
+    """Scheduled: queue the digests and alerts that are due."""
+    domain = urlsplit(settings.site.base_url).hostname or "beacon.invalid"
+    return enqueue_due(session, now, domain=domain, reminder_after=settings.alerts.reminder_after,
+                       teams_enabled=settings.mail.teams_enabled)

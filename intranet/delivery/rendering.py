@@ -1,0 +1,101 @@
+"""Rendering: a composed digest or alert in every channel's form, and its unsubscribe link.
+
+One :class:`~intranet.delivery.content.DigestContent` becomes one
+:class:`~intranet.delivery.channels.RenderedDigest`: an email (HTML and plain text, from the
+app's templates, which a host may override by path), an Adaptive Card for Teams, the subject
+and the one-click unsubscribe URL. The in-app channel keeps only the post ids.
+
+The unsubscribe token is signed by :func:`unsubscribe_token` and verified by
+:func:`unsubscribed_employee_id`, both here, so the link in a message and the page that honours
+it cannot disagree.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jinja2
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from intranet import preferences
+from intranet.delivery.channels import RenderedDigest
+from intranet.delivery.channels.teams import adaptive_card
+from intranet.delivery.content import DigestContent
+from intranet.models import Digest, Employee, OutboxMessage
+from intranet.settings import SiteSettings
+
+_UNSUBSCRIBE_SALT = "beacon-unsubscribe"
+
+
+def unsubscribe_token(secret_key: str, employee_id: str) -> str:
+    """A signed token that lets one person turn their digest off without signing in (RFC 8058)."""
+    return URLSafeSerializer(secret_key, salt=_UNSUBSCRIBE_SALT).dumps(employee_id)
+
+
+def unsubscribed_employee_id(secret_key: str, token: str) -> str | None:
+    """The employee id an unsubscribe token was signed for, or None when it was not signed with *secret_key*."""
+    try:
+        employee_id = URLSafeSerializer(secret_key, salt=_UNSUBSCRIBE_SALT).loads(token)
+    except BadSignature:
+        return None
+    return employee_id if isinstance(employee_id, str) else None
+
+
+def why(digest: Digest, content: DigestContent) -> str:
+    """The line that tells the person why this message came when it did."""
+    if digest.kind == "alert":
+        if all(i.must_read for i in content.items):
+            return "A must-read for you: sent at the first moment outside your quiet hours."
+        return "Sent as it happens, as you chose in your preferences (outside your quiet hours)."
+    if digest.basis == "personal":
+        return f"Sent at {digest.local_hour:02d}:00, when you usually read."
+    if digest.basis == "peers":
+        return f"Sent at {digest.local_hour:02d}:00, when colleagues in your team usually read."
+    return f"Sent at {digest.local_hour:02d}:00 your time."
+
+
+@dataclasses.dataclass(frozen=True)
+class Renderer:
+    """Renders messages with the app's templates and signs their unsubscribe links.
+
+    :param templates: the app's Jinja environment (``app.jinja_env``), used without the request
+        context processors: messages are rendered by the scheduler, outside any request.
+    :param secret_key: the app's secret key, which signs the unsubscribe token.
+    :param site: the public address, URL prefix and organisation name used in links and subjects.
+    """
+
+    templates: jinja2.Environment
+    secret_key: str
+    site: SiteSettings
+
+    def render(self, employee: Employee, message: OutboxMessage, content: DigestContent,
+               prefs: preferences.Preferences, why: str, *, reminder: bool = False) -> RenderedDigest:
+        """*content* in every channel's form, for *message*.
+
+        :param reminder: the message repeats must-reads the person has not acknowledged yet.
+        """
+        base = self.site.base_url.rstrip("/") + self.site.url_prefix
+        items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
+                  "must_read": i.must_read,
+                  "ack_deadline": i.ack_deadline.strftime("%d %b %Y") if i.ack_deadline else None,
+                  "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}"} for i in content.items]
+        must = sum(1 for i in content.items if i.must_read)
+        org = self.site.org_name
+        subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
+                   if must else f"{org}: {len(items)} new post{'s' if len(items) != 1 else ''} for you")
+        if message.escalation or reminder:
+            subject = f"Reminder: {subject}"
+        token = unsubscribe_token(self.secret_key, employee.employee_id)
+        context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
+                   "feed_url": f"{base}/", "preferences_url": f"{base}/preferences",
+                   "unsubscribe_url": f"{base}/digest/unsubscribe/{token}", "why": why,
+                   "escalation": message.escalation, "compact": prefs.device == "phone"}
+        return RenderedDigest(
+            message_id=message.message_id, recipient_email=employee.email, recipient_name=employee.display_name,
+            subject=subject, html=self._template("intranet/email/digest.html", context),
+            text=self._template("intranet/email/digest.txt", context),
+            card=adaptive_card(subject, items, context["feed_url"], content.more),
+            unsubscribe_url=context["unsubscribe_url"], escalation=message.escalation)
+
+    def _template(self, name: str, context: dict[str, Any]) -> str:
+        return self.templates.get_template(name).render(**context)
