@@ -195,6 +195,19 @@ def test_empty_digest_is_not_sent(app, db, config, smtp, make_employee, make_pos
     assert db.exec(select(Digest.status)).one()[0] == "skipped"
 
 
+@pytest.mark.settings(INTRANET_DIGEST_LOOKBACK_DAYS=14)
+def test_a_first_digest_is_queued_for_posts_within_the_configured_lookback(app, db, config, smtp, make_employee,
+                                                                           make_post, clock):
+    """A first digest covers INTRANET_DIGEST_LOOKBACK_DAYS when it is queued, as it does when it is sent."""
+    person = make_employee()
+    make_post(title="Ten days old", published_at=clock.now - dt.timedelta(days=10))
+    make_digest(db, person, clock.now)
+    assert enqueue.enqueue_job(db, clock.now, config) == 1
+    db.commit()
+    assert send(app, db, config, clock).sent == 1
+    assert "Ten days old" in smtp.parsed()[0].get_body(preferencelist=("plain",)).get_content()
+
+
 def test_targeting_is_rechecked_at_send_time(app, db, config, smtp, make_employee, make_post, clock):
     """A post unpublished after the digest was queued is not in it; if nothing is left, nothing is sent."""
     person = make_employee()

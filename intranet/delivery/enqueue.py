@@ -95,5 +95,5 @@ def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.inv
 def enqueue_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: queue the digests and alerts that are due."""
     domain = urlsplit(settings.site.base_url).hostname or "beacon.invalid"
-    return enqueue_due(session, now, domain=domain, reminder_after=settings.alerts.reminder_after,
-                       teams_enabled=settings.mail.teams_enabled)
+    return enqueue_due(session, now, domain=domain, lookback_days=settings.digests.lookback_days,
+                       reminder_after=settings.alerts.reminder_after, teams_enabled=settings.mail.teams_enabled)
