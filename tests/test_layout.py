@@ -198,3 +198,14 @@ def test_imports_point_down_the_layers():
     """Only the edges import Flask, web/ or cli/; core modules import only each other (even lazily)."""
     modules = _modules()
     assert layer_violations({name: every_import(name, modules) for name in modules}) == []
+
+
+def test_the_standalone_entry_imports_only_what_exists():
+    """Every import in app.py (``python app.py`` serves from inside ``__main__``) names a real module and name."""
+    import importlib
+
+    for node in ast.walk(ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            module = importlib.import_module(node.module or "")
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"app.py line {node.lineno}: {node.module}.{alias.name}"
