@@ -23,6 +23,14 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
+def _source(name: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from ... import`` in module *name* reads from (relative ones resolved)."""
+    if not node.level:
+        return node.module or ""
+    base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def module_imports(name: str, modules: dict[str, tuple[Path, bool]]) -> set[str]:
     """The modules of the package that *name* imports when it is itself imported.
 
@@ -43,11 +51,7 @@ def module_imports(name: str, modules: dict[str, tuple[Path, bool]]) -> set[str]
             elif isinstance(node, ast.Import):
                 found.update(alias.name for alias in node.names if alias.name in modules)
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
-                    source = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    source = node.module or ""
+                source = _source(name, is_package, node)
                 for alias in node.names:
                     if f"{source}.{alias.name}" in modules:
                         found.add(f"{source}.{alias.name}")
@@ -153,11 +157,7 @@ def every_import(name: str, modules: dict[str, tuple[Path, bool]]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name.split(".")[: len(name.split(".")) - node.level + (1 if is_package else 0)]
-                source = ".".join(base + ([node.module] if node.module else []))
-            else:
-                source = node.module or ""
+            source = _source(name, is_package, node)
             found.add(source)
             found.update(f"{source}.{alias.name}" for alias in node.names)
     return found
