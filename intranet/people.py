@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, or_
 from sqlmodel import Session, select
 
+from intranet import zones
 from intranet.errors import InvalidInput, NotFound
-from intranet.models import ROLES, AuthSession, Employee
+from intranet.models import ROLES, AuthSession, Employee, EmployeeDirectory
 
 ROLE_COLUMNS = {"contributor": "is_contributor", "comms": "is_comms", "admin": "is_admin"}
 
@@ -52,6 +53,34 @@ def set_role(session: Session, employee: Employee, role: str, granted: bool) -> 
         raise InvalidInput(f"Unknown role {role!r}; use one of: {', '.join(ROLES)}.")
     setattr(employee, ROLE_COLUMNS[role], granted)
     session.add(employee)
+    session.flush()
+
+
+def chose_own_zone(session: Session, employee: Employee) -> bool:
+    """Whether *employee* picked their time zone themselves (directory syncs then leave it alone)."""
+    row = session.get(EmployeeDirectory, employee.id)
+    return bool(row and (row.sources or {}).get("timezone") == "user")
+
+
+def set_own_zone(session: Session, employee: Employee, zone: str | None, *, now: dt.datetime) -> None:
+    """Give *employee* the time zone they chose, or (*zone* None) let the directory decide it again.
+
+    A chosen zone is marked as the person's own in the directory record, so syncs keep it.
+
+    :raise InvalidInput: when *zone* is not one people may choose (:func:`intranet.zones.parse_zone`).
+    """
+    row = session.get(EmployeeDirectory, employee.id)
+    sources = dict(row.sources or {}) if row else {}
+    if zone is None:
+        if sources.get("timezone") == "user" and row is not None:
+            del sources["timezone"]  # the next sync sets it from HR, the office or the country again
+            row.sources, row.updated_at = sources, now
+            session.add(row)
+        return
+    employee.timezone = zones.parse_zone(zone)
+    row = row or EmployeeDirectory(employee_pk=employee.id)
+    row.sources, row.updated_at = {**sources, "timezone": "user"}, now
+    session.add_all([employee, row])
     session.flush()
 
 

@@ -1,6 +1,8 @@
 """Digest preferences: defaults, personal choices, organisation defaults, refused fields, the page."""
 from __future__ import annotations
 
+import datetime as dt
+
 
 def test_new_person_gets_the_documented_defaults(client_for, make_employee):
     """Once a day, Monday to Friday, email and in-app, quiet 20:00-07:00, learned timing on."""
@@ -143,3 +145,55 @@ def test_org_defaults_need_a_channel_too(client_for, make_employee):
     """The organisation's default cannot leave everyone's digest with no channel."""
     comms = client_for(make_employee(is_comms=True))
     assert comms.api("PUT", "/api/v1/org/digest-defaults", {"channels": []}).status_code == 422
+
+
+# --- the person's own time zone ------------------------------------------------------------------
+
+
+def test_person_picks_their_own_time_zone(client_for, make_employee, make_post, clock, db):
+    """Choosing Asia/Tokyo moves every time Beacon shows them (and their digest) to Tokyo."""
+    me = make_employee(timezone="Europe/Berlin")
+    client = client_for(me)
+    page = client.get("/preferences").get_data(as_text=True)
+    assert '<option value="" selected>As the company directory says (Europe/Berlin)</option>' in page
+    assert client.post("/preferences", data=_form(client, timezone="Asia/Tokyo")).status_code == 302
+    db.refresh(me)
+    assert me.timezone == "Asia/Tokyo"
+    assert 'value="Asia/Tokyo" selected' in client.get("/preferences").get_data(as_text=True)
+    post = make_post(published_at=clock.now - dt.timedelta(hours=2))  # 07:00 UTC = 16:00 in Tokyo
+    assert ">24 Nov 2026, 16:00</time>" in client.get(f"/posts/{post.id}").get_data(as_text=True)
+    assert client.get("/api/v1/me/digest-schedule").get_json()["timezone"] == "Asia/Tokyo"
+
+
+def test_own_time_zone_refuses_what_people_cannot_choose(client_for, make_employee, db):
+    """`localtime` is refused with a reason and nothing is saved."""
+    me = make_employee(timezone="Europe/Berlin")
+    client = client_for(me)
+    response = client.post("/preferences", data=_form(client, timezone="localtime", muted_topics="Events"))
+    assert response.status_code == 422
+    assert "“localtime” is not a time zone you can choose" in response.get_data(as_text=True)
+    db.refresh(me)
+    assert me.timezone == "Europe/Berlin"
+    assert client.get("/api/v1/me/preferences").get_json()["muted_topics"] == []
+
+
+def test_directory_syncs_keep_a_chosen_zone(client_for, make_employee, database, clock, db):
+    """The directory gives the HQ office's zone; the person chose Tokyo: two later syncs keep Tokyo, until they hand it back."""
+    from tests.directory_support import employees, hr_csv, make_sync, person
+
+    sync = make_sync(database, clock)
+    assert sync.run_hr(hr_csv([person("E1")]), file_name="workers_2026-11-24.csv").status == "succeeded"
+    me = employees(db)["E1"]
+    assert me.timezone == "America/New_York"  # config/directory.toml: office HQ
+    client = client_for(me)
+    client.post("/preferences", data=_form(client, timezone="Asia/Tokyo"))
+    for n, dept in ((25, "Sales"), (26, "Legal")):
+        clock.advance(days=1)
+        outcome = sync.run_hr(hr_csv([person("E1", dept=dept)]), file_name=f"workers_2026-11-{n}.csv")
+        assert outcome.status == "succeeded"
+        assert (employees(db)["E1"].department, employees(db)["E1"].timezone) == (dept, "Asia/Tokyo")
+    client = client_for(employees(db)["E1"])  # signed in again: two days idle ended the session
+    client.post("/preferences", data=_form(client, timezone=""))  # "as the company directory says"
+    clock.advance(days=1)
+    sync.run_hr(hr_csv([person("E1", dept="Legal", level="L4")]), file_name="workers_2026-11-27.csv")
+    assert employees(db)["E1"].timezone == "America/New_York"

@@ -138,3 +138,19 @@ def test_directory_zones_follow_the_same_rule():
     assert normalizer.zone("Asia/Calcutta") == "Asia/Kolkata" and normalizer.zone("Europe/Berlin") == "Europe/Berlin"
     assert normalizer.zone("localtime") is None and normalizer.zone("Factory") is None
     assert zones.canonical_for("Etc/UTC") == "UTC" and zones.canonical_for("Zulu") == "UTC"
+
+
+@pytest.mark.browser
+def test_zone_search_picks_the_first_match(page, live_server, sign_in_browser, make_employee, db):
+    """Typing "japan" in the preferences' zone search narrows the list to Tokyo and picks it; saving keeps it."""
+    me = make_employee(timezone="Europe/Berlin")
+    sign_in_browser(me)
+    page.goto(f"{live_server}/preferences")
+    page.fill("input.zone-search", "japan")
+    assert page.eval_on_selector("#timezone", "s => [s.value, s.options.length]") == ["Asia/Tokyo", 2]
+    page.fill("input.zone-search", "no such place")
+    assert page.eval_on_selector("#timezone", "s => s.value") == "Asia/Tokyo"  # nothing matches: choice kept
+    page.click("form.settings button[type=submit]")
+    page.wait_for_selector("text=Your preferences are saved.")
+    db.refresh(me)
+    assert me.timezone == "Asia/Tokyo"

@@ -162,8 +162,11 @@ def merge(*, entra_props: Mapping[str, Any] | None, entra_removed: str | None, e
     elif country and n.region_for(country):
         values["region"], sources["region"] = n.region_for(country), "country_map"
 
-    # Time zone: HR column > office map > single-zone country > organisation default.
-    if current_sources.get("timezone") != "user":
+    # Time zone: the person's own choice (kept, marked "user", so every later sync keeps it too) >
+    # HR column > office map > single-zone country > organisation default.
+    if current_sources.get("timezone") == "user":
+        sources["timezone"] = "user"
+    else:
         office = values.get("office") or hr.get("office") or entra.get("office")
         city = hr.get("city") or entra.get("city")
         if hr.get("timezone"):

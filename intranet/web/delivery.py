@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import select
 from wtforms.validators import ValidationError
 
-from intranet import preferences
+from intranet import people, preferences, zones
 from intranet.delivery import planning, rendering
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
@@ -124,6 +124,13 @@ FORM_NUMBERS = {"weekly_day": "The day of the weekly digest", "quiet_start": "Th
                 "quiet_end": "The end of quiet hours", "working_days": "A working day"}
 
 
+def _zone_context(employee: Employee) -> dict[str, object]:
+    """The time-zone field: the choices, the person's zone, and whether they chose it themselves."""
+    return {"zone_choices": zones.choices(), "own_zone": people.chose_own_zone(session(), employee),
+            "current_zone": zones.canonical_for(employee.timezone)
+            or zones.canonical_for(settings().site.org_timezone) or "UTC"}
+
+
 @pages.get("/preferences")
 @require_role("employee")
 def preferences_page():  # type: ignore[no-untyped-def]
@@ -131,7 +138,7 @@ def preferences_page():  # type: ignore[no-untyped-def]
     prefs = preferences.for_employee(session(), employee)
     schedule = planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone)
     return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
-                           days=DAY_NAMES)
+                           days=DAY_NAMES, **_zone_context(employee))
 
 
 @pages.post("/preferences")
@@ -174,12 +181,14 @@ def preferences_save():  # type: ignore[no-untyped-def]
         defaults = preferences.org_defaults(session())
         data = {k: v for k, v in data.items() if k in chosen or v != defaults.get(k)}
         change = preferences.parse(data)
+        if "timezone" in form:  # first, so the re-planned digest uses the new zone
+            people.set_own_zone(session(), employee, form.get("timezone") or None, now=now())
         preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:
         prefs = preferences.for_employee(session(), employee)
         schedule = planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone)
         return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
-                               days=DAY_NAMES, error=exc.message), 422
+                               days=DAY_NAMES, error=exc.message, **_zone_context(employee)), 422
     _replan(employee)
     session().commit()
     flash("Your preferences are saved.")

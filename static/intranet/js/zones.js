@@ -21,6 +21,8 @@
         }),
       };
     });
+    // Options outside the groups ("as the directory says") are always offered.
+    var loose = Array.prototype.slice.call(select.querySelectorAll(":scope > option"));
     var search = document.createElement("input");
     search.type = "search";
     search.className = "zone-search";
@@ -38,7 +40,8 @@
       var current = select.value;
       var first = null;
       var kept = false;
-      select.replaceChildren();
+      select.replaceChildren.apply(select, loose);
+      kept = !any; // nothing matches: the whole list, and the choice, stay as they were
       groups.forEach(function (group) {
         var box = document.createElement("optgroup");
         box.label = group.label;
