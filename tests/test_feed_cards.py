@@ -41,3 +41,38 @@ def test_post_page_shows_author_and_reading_time(client_for, make_employee, make
 def test_reading_minutes_rounds_and_is_at_least_one():
     assert feed.reading_minutes(Post(title="t", summary="", body_text="")) == 1
     assert feed.reading_minutes(Post(title="t", summary="a b", body_text=" ".join(["w"] * 458))) == 2
+
+
+def test_post_page_shows_cover_and_files(client_for, make_employee, make_post, db):
+    """A picture attached (not in the body) shows as the cover; attached files are listed to download."""
+    reader = make_employee()
+    post = make_post(title="With files")
+    pdf = attach(db, post, "file", 1)
+    picture = attach(db, post, "image", 2)
+    page = client_for(reader).get(f"/posts/{post.id}").get_data(as_text=True)
+    assert f'<img class="post-cover" src="/attachments/{picture.id}" alt="">' in page
+    files = page.split('id="files-heading"')[1].split("</section>")[0]
+    assert f'href="/attachments/{pdf.id}">f1</a> <span class="muted">10 bytes</span>' in files
+    assert f"/attachments/{picture.id}" not in files
+
+
+def test_cover_is_not_repeated_when_the_body_shows_it(client_for, make_employee, make_post, db):
+    reader = make_employee()
+    post = make_post(title="Inline picture")
+    picture = attach(db, post, "image", 1)
+    post.body_html = f'<p>Look:</p><p><img src="/attachments/{picture.id}" alt="Team photo"></p>'
+    db.add(post)
+    db.commit()
+    page = client_for(reader).get(f"/posts/{post.id}").get_data(as_text=True)
+    assert 'class="post-cover"' not in page and "Attachments" not in page
+
+
+def test_preview_matches_the_post_page(client_for, make_employee, make_post, db):
+    """The desk's preview shows the same byline, cover and files as readers get."""
+    comms = make_employee(is_comms=True, display_name="Casey Comms")
+    post = make_post(title="Preview me", author_pk=comms.id)
+    attach(db, post, "file", 1)
+    picture = attach(db, post, "image", 2)
+    page = client_for(comms).get(f"/publish/posts/{post.id}/preview").get_data(as_text=True)
+    assert '<span class="author">Casey Comms</span>' in page and "1 min read" in page
+    assert f'<img class="post-cover" src="/attachments/{picture.id}"' in page and 'id="files-heading"' in page

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from intranet import feed, targeting
+from intranet import attachments, feed, targeting
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, require_role, session
 
@@ -27,7 +27,8 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     state = session().get(PostState, (employee.id, post.id))
     return render_template("intranet/feed/post.html", employee=employee, post=post, state=state,
-                           card=feed.cards(session(), [post])[post.id])
+                           card=feed.cards(session(), [post])[post.id],
+                           files=[f for f in attachments.attachments_of(session(), post) if f.kind != "image"])
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
-from intranet import attachments, posts, targeting, zones
+from intranet import attachments, feed, posts, targeting, zones
 from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
@@ -315,8 +315,9 @@ def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
 def preview(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = posts.managed_post_or_404(session(), employee, post_id)
+    files = attachments.attachments_of(session(), post)
     return render_template("intranet/publish/preview.html", employee=employee, post=post,
-                           files=attachments.attachments_of(session(), post))
+                           files=[f for f in files if f.kind != "image"], card=feed.cards(session(), [post])[post.id])
 
 
 @bp.get("/publish/posts/<int:post_id>/preview-as")
