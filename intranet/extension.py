@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from intranet.db import make_engine, session_factory, utcnow
 from intranet.errors import ConfigurationError
-from intranet.settings import DEFAULTS, Settings
+from intranet.settings import DEFAULTS, Settings, SiteSettings
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,10 @@ class State:
                    unsafe=unsafe)
 
 
-def database_url(app: Flask) -> str:
+def database_url(app: Flask, site: SiteSettings) -> str:
     """The configured database URL, defaulting to SQLite in the app's instance folder."""
-    url = app.config.get("INTRANET_DATABASE_URL")
-    if url:
-        return url
+    if site.database_url:
+        return site.database_url
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(app.instance_path) / 'beacon.db'}"
 
@@ -66,12 +65,12 @@ def development_secret_key(app: Flask) -> str:
     return path.read_text().strip()
 
 
-def check_safe_to_start(app: Flask) -> None:
+def check_safe_to_start(app: Flask, site: SiteSettings) -> None:
     """Refuse to run in production with a weak secret key or with debug on.
 
     :raise ConfigurationError: saying which setting to fix.
     """
-    if app.config["INTRANET_ENV"] == "development":
+    if site.env == "development":
         return
     key = app.config.get("SECRET_KEY")
     if key in INSECURE_SECRET_KEYS or len(str(key)) < MIN_SECRET_KEY_LENGTH:
@@ -134,7 +133,7 @@ class Intranet:
             app.config["SECRET_KEY"] = development_secret_key(app)
         unsafe = None
         try:
-            check_safe_to_start(app)
+            check_safe_to_start(app, settings.site)
         except ConfigurationError as exc:
             # Administrative commands (init-db, imports, role grants) need no secret key, so the
             # command line may load the app; serving it stays refused (serve, scheduler, requests).
@@ -151,7 +150,7 @@ class Intranet:
             WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the server-side session
         )
 
-        app.extensions["intranet"] = State.build(engine or make_engine(database_url(app)), settings, clock=clock,
+        app.extensions["intranet"] = State.build(engine or make_engine(database_url(app, settings.site)), settings, clock=clock,
                                                  unsafe=unsafe)
         if unsafe:
             app.before_request(_refuse_to_serve)

@@ -42,13 +42,14 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, engine: Engine | N
     app.config.update(overrides or {})
     Intranet().init_app(app, engine=engine, clock=clock)
     app.register_error_handler(404, not_found_anywhere)
-    proxies = app.extensions["intranet"].settings.site.trusted_proxies
+    site = app.extensions["intranet"].settings.site
+    proxies = site.trusted_proxies
     if proxies:
         # Behind a TLS-terminating proxy the app must see https, or Secure cookies and CSRF's
         # referrer check would fail; trust exactly as many X-Forwarded-* hops as configured.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
-    if not app.config["INTRANET_URL_PREFIX"]:
+    if not site.url_prefix:
         return app
 
     @app.get("/")

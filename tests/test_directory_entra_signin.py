@@ -19,14 +19,20 @@ from tests.fakes.entra_graph import FakeEntraServer, follow_sign_in
 
 
 @pytest.fixture
-def server(app, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:  # type: ignore[no-untyped-def]
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:
     with FakeEntraServer() as srv:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_bundle_path)
         monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_bundle_path)
         graph.clear_app_cache()
-        app.config.update(srv.config())
         yield srv
     graph.clear_app_cache()
+
+
+@pytest.fixture
+def app(make_app, server, request):  # type: ignore[no-untyped-def]
+    """Beacon signing in through the fake Entra ID (settings are read once, when the app is built)."""
+    marker = request.node.get_closest_marker("settings")
+    return make_app(**server.config(), **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
@@ -247,17 +253,17 @@ def test_next_cannot_redirect_off_site(app, server, adele, raw_next):
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
+@pytest.mark.settings(INTRANET_DEV_LOGIN=False)
 def test_sign_in_page_offers_entra(app, server, adele):
     """With INTRANET_ENTRA_* configured the sign-in page offers 'Sign in with your work account'."""
-    app.config["INTRANET_DEV_LOGIN"] = False
     page = app.test_client().get("/auth/sign-in?next=/groups").get_data(as_text=True)
     assert "/auth/entra/start?next=/groups" in page and "work account" in page
 
 
 @pytest.mark.browser
+@pytest.mark.settings(INTRANET_DEV_LOGIN=False)
 def test_browser_sign_in_through_fake_authorize_page(app, server, adele, live_server, _browser):
     """In Chromium: sign-in page -> fake Entra picker -> form_post -> same-site hop -> the feed, signed in."""
-    app.config["INTRANET_DEV_LOGIN"] = False
     context = _browser.new_context(ignore_https_errors=True)  # the fake's certificate comes from a test CA
     try:
         page = context.new_page()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import delete
 
 
@@ -44,9 +45,9 @@ def test_unacknowledged_must_read_is_pinned_first(make_employee, make_post, clie
     assert feed_ids(client) == [newer.id, must.id]
 
 
+@pytest.mark.settings(INTRANET_FEED_PAGE_SIZE=3)
 def test_feed_paginates_without_gaps_or_repeats(app, make_employee, make_post, client_for, clock):
     """Walking the cursor yields every visible post exactly once, newest first."""
-    app.config["INTRANET_FEED_PAGE_SIZE"] = 3
     me = make_employee()
     posts = [make_post(published_at=clock.now - dt.timedelta(minutes=i)) for i in range(8)]
     assert feed_ids(client_for(me)) == [p.id for p in posts]

@@ -209,3 +209,16 @@ def test_the_standalone_entry_imports_only_what_exists():
             module = importlib.import_module(node.module or "")
             for alias in node.names:
                 assert hasattr(module, alias.name), f"app.py line {node.lineno}: {node.module}.{alias.name}"
+
+
+def test_settings_are_read_from_the_typed_object():
+    """No module reads an ``INTRANET_*`` key from a config mapping: they read ``state.settings``, parsed
+    once at ``init_app`` (settings.py parses the keys; graph.py builds its client settings from them)."""
+    import re
+
+    reads = re.compile(r"""config(\[|\.get\()["']INTRANET_""")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).as_posix() in ("settings.py", "directory/graph.py"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not reads.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"

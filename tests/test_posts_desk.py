@@ -206,10 +206,9 @@ def test_office_documents_are_recognised():
     assert attachments.sniff(buffer.getvalue(), "letter.docx")[0].endswith("wordprocessingml.document")
 
 
+@pytest.mark.settings(INTRANET_MAX_ATTACHMENT_BYTES=1000, INTRANET_MAX_IMAGE_BYTES=100)
 def test_oversized_uploads_are_refused(app, client_for, people):
     """Files over the limit are a 413, images over the image limit too."""
-    app.config["INTRANET_MAX_ATTACHMENT_BYTES"] = 1000
-    app.config["INTRANET_MAX_IMAGE_BYTES"] = 100
     comms = client_for(people["comms"])
     post_id = draft(comms)
     assert upload(comms, post_id, b"%PDF-" + b"x" * 2000, "big.pdf").status_code == 413

@@ -96,9 +96,9 @@ def test_inactive_employee_cannot_sign_in(app, make_employee):
     assert client.get("/api/v1/feed").status_code == 401
 
 
+@pytest.mark.settings(INTRANET_DEV_LOGIN=False)
 def test_dev_login_is_refused_when_disabled(app, make_employee):
     """Without INTRANET_DEV_LOGIN the development sign-in does not exist."""
-    app.config["INTRANET_DEV_LOGIN"] = False
     assert app.test_client().get("/auth/dev-login").status_code == 404
 
 
@@ -198,9 +198,9 @@ def test_anonymous_page_visit_goes_to_sign_in(app):
     assert "/auth/sign-in" in response.headers["Location"]
 
 
+@pytest.mark.settings(INTRANET_DEV_LOGIN=False)
 def test_anonymous_page_views_keep_no_session(app, db):
     """The sign-in page, a 404 and a redirect seen by someone not signed in write no session row and set no cookie."""
-    app.config["INTRANET_DEV_LOGIN"] = False
     client = app.test_client()
     for url, status in (("/auth/sign-in", 200), ("/no/such/page", 404), ("/", 302)):
         response = client.get(url)

@@ -52,9 +52,9 @@ def test_desk_and_editor_agree_on_times(client_for, make_employee, db, clock):
         assert ", 14:00<" not in page and " UTC" not in page
 
 
+@pytest.mark.settings(INTRANET_ORG_TIMEZONE="Europe/Berlin")
 def test_viewer_without_zone_sees_the_organisations(app, client_for, make_employee, make_post, clock):
     """Someone the directory has no zone for sees the organisation's zone (here Europe/Berlin)."""
-    app.config["INTRANET_ORG_TIMEZONE"] = "Europe/Berlin"
     reader = make_employee(timezone=None)
     post = make_post(published_at=clock.now - dt.timedelta(hours=2))
     assert ">24 Nov 2026, 08:00</time>" in client_for(reader).get(f"/posts/{post.id}").get_data(as_text=True)

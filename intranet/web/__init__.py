@@ -72,7 +72,7 @@ def init_app(app: Flask) -> None:
 
     limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
-    prefix = app.config["INTRANET_URL_PREFIX"] or ""
+    prefix = app.extensions["intranet"].settings.site.url_prefix
     app.register_blueprint(assets, url_prefix=prefix or None)
     for module_name, is_api in BLUEPRINTS:
         bp = importlib.import_module(module_name).bp

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from intranet import feed, groups, posts, ratings, targeting
 from intranet.errors import Forbidden, InvalidInput, validated
 from intranet.models import PostState
-from intranet.web.context import current_employee, now, public, require_role, session
+from intranet.web.context import current_employee, now, public, require_role, session, settings
 from intranet.web.limits import request_json
 
 bp = Blueprint("intranet_api", __name__)
@@ -44,7 +44,7 @@ def me():  # type: ignore[no-untyped-def]
 def feed_list():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
-                          limit=current_app.config["INTRANET_FEED_PAGE_SIZE"])
+                          limit=settings().site.feed_page_size)
     return {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
 
 

@@ -13,7 +13,7 @@ from werkzeug.urls import iri_to_uri
 from intranet import people
 from intranet.errors import IntranetError
 from intranet.models import Employee
-from intranet.web.context import current_employee_or_none, public, session
+from intranet.web.context import current_employee_or_none, public, session, settings
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_auth", __name__)
@@ -88,7 +88,7 @@ def safe_next(target: str | None) -> str:
 
     Every redirect after sign-in (development and Entra) goes through here; see :func:`local_target`.
     """
-    return local_target(target, current_app.config["INTRANET_URL_PREFIX"]) or url_for("intranet_feed.index")
+    return local_target(target, settings().site.url_prefix) or url_for("intranet_feed.index")
 
 
 def sign_in(employee: Employee) -> None:
@@ -102,16 +102,16 @@ def sign_in(employee: Employee) -> None:
 @bp.get("/auth/sign-in")
 @public
 def sign_in_page():  # type: ignore[no-untyped-def]
-    if current_app.config["INTRANET_DEV_LOGIN"]:
+    if settings().sessions.dev_login:
         return redirect(url_for("intranet_auth.dev_login_page", next=safe_next(request.args.get("next"))))
     target = safe_next(request.args.get("next"))
-    entra = "intranet_entra.start" in current_app.view_functions and current_app.config.get("INTRANET_ENTRA_CLIENT_ID")
+    entra = "intranet_entra.start" in current_app.view_functions and settings().entra.client_id
     return render_template("intranet/auth/sign_in.html", next=target,
                            sign_in_url=url_for("intranet_entra.start", next=target) if entra else None)
 
 
 def _dev_login_enabled() -> None:
-    if not current_app.config["INTRANET_DEV_LOGIN"]:
+    if not settings().sessions.dev_login:
         abort(404)
 
 

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from intranet.directory import guard, queries, runs
 from intranet.errors import NotFound
 from intranet.models import SyncHeld, SyncRun
-from intranet.web.context import current_employee, now, require_role, session, state
+from intranet.web.context import current_employee, now, require_role, session, settings, state
 
 # Full paths (not a blueprint url_prefix): Beacon registers blueprints under INTRANET_URL_PREFIX.
 bp = Blueprint("intranet_directory_admin", __name__)
@@ -37,7 +37,7 @@ def run(run_id: int):  # type: ignore[no-untyped-def]
 @bp.post(f"{BASE}/runs/<int:run_id>/approve")
 @require_role("admin")
 def approve(run_id: int):  # type: ignore[no-untyped-def]
-    runner = runs.DirectorySync(state().sessions, state().settings, clock=state().clock)
+    runner = runs.DirectorySync(state().sessions, settings(), clock=state().clock)
     try:
         outcome = runner.approve(run_id, admin=current_employee())
     except runs.AlreadyRunning as exc:

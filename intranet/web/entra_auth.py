@@ -13,15 +13,19 @@ from the CSRF middleware: the OAuth ``state`` bound to the session is their CSRF
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, session as flask_session, url_for
+from flask import Blueprint, redirect, render_template, request, session as flask_session, url_for
 from sqlmodel import select
 
 from intranet.errors import ConfigurationError
 from intranet.models import Employee
+from intranet.settings import EntraSettings
 from intranet.web.auth import safe_next, sign_in
-from intranet.web.context import public, session
+from intranet.web.context import public, session, settings
+
+if TYPE_CHECKING:
+    from intranet.directory.graph import GraphSettings
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_entra", __name__)
@@ -30,16 +34,15 @@ CALLBACK_FIELDS = ("code", "state", "session_state", "client_info", "error", "er
 
 
 
-def configured(config: Any) -> bool:
+def configured(entra: EntraSettings) -> bool:
     """Whether Entra sign-in is set up (tenant, client id and a credential)."""
-    return bool(config.get("INTRANET_ENTRA_TENANT_ID") and config.get("INTRANET_ENTRA_CLIENT_ID")
-                and (config.get("INTRANET_ENTRA_CLIENT_SECRET") or config.get("INTRANET_ENTRA_CLIENT_CERTIFICATE")))
+    return entra.configured and bool(entra.client_secret or entra.client_certificate)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> GraphSettings:
     from intranet.directory.graph import GraphSettings
 
-    return GraphSettings.from_config(current_app.config)
+    return GraphSettings.from_settings(settings().entra)
 
 
 def _refuse(message: str, status: int = 400):  # type: ignore[no-untyped-def]
@@ -51,7 +54,7 @@ def _refuse(message: str, status: int = 400):  # type: ignore[no-untyped-def]
 def start():  # type: ignore[no-untyped-def]
     from intranet.directory.graph import GraphError, begin_sign_in
 
-    if not configured(current_app.config):
+    if not configured(settings().entra):
         return _refuse("Entra ID sign-in is not configured on this site.", 404)
     try:
         flow = begin_sign_in(_settings(), url_for(".callback", _external=True))

@@ -1,11 +1,11 @@
 """Employees' pages: the feed and a post. Reading is recorded by the page's POST, never by GET."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from intranet import attachments, feed, targeting
 from intranet.models import PostState
-from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.context import current_employee, now, require_role, session, settings
 
 bp = Blueprint("intranet_feed", __name__)
 
@@ -15,7 +15,7 @@ bp = Blueprint("intranet_feed", __name__)
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
-                          limit=current_app.config["INTRANET_FEED_PAGE_SIZE"])
+                          limit=settings().site.feed_page_size)
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), [item.post for item in page.items]))
 

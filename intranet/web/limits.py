@@ -23,6 +23,7 @@ from flask import Flask, current_app, request
 
 from intranet.db import MAX_ID
 from intranet.errors import Malformed, NotFound
+from intranet.web.context import settings
 
 #: How deeply a JSON body may nest. Beacon's deepest document (an audience inside a post) needs 4.
 MAX_JSON_DEPTH = 32
@@ -41,7 +42,7 @@ def _request_bounds(endpoint: str | None, values: dict[str, Any] | None) -> None
     """Run before every before_request function (CSRF reads the form there), for Beacon's routes only."""
     if not _ours(endpoint):
         return
-    limit = current_app.extensions["intranet"].settings.site.max_request_bytes
+    limit = settings().site.max_request_bytes
     host_limit = current_app.config.get("MAX_CONTENT_LENGTH")
     request.max_content_length = limit if host_limit is None else min(limit, host_limit)
     if values and any(type(v) is int and v > MAX_ID for v in values.values()):

@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, url_for
 
 from intranet.db import MAX_ID
+from intranet.web.context import settings
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -219,7 +220,7 @@ def document() -> dict[str, Any]:
     cookie = current_app.session_interface.cookie_name(current_app)  # type: ignore[attr-defined]
     return {
         "openapi": "3.1.0",
-        "info": {"title": f"{current_app.config['INTRANET_ORG_NAME']} API", "version": "1"},
+        "info": {"title": f"{settings().site.org_name} API", "version": "1"},
         "servers": [{"url": url_for("intranet_api.feed_list").rsplit("/feed", 1)[0]}],
         "components": {
             "schemas": components,

@@ -19,7 +19,7 @@ from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
-from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.context import current_employee, now, require_role, session, settings
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ STATUS_TABS = ("draft", "in_review", "scheduled", "published", "expired", "unpub
 
 def upload_dir() -> Path:
     """Where attachments are stored: ``INTRANET_UPLOAD_DIR`` or ``uploads/`` in the instance folder."""
-    configured = current_app.config.get("INTRANET_UPLOAD_DIR")
+    configured = settings().uploads.upload_dir
     return Path(configured) if configured else Path(current_app.instance_path) / "uploads"
 
 
@@ -48,7 +48,7 @@ def receive_upload(post: Post, employee: Employee, *, missing: IntranetError,
     """
     if not posts.may_edit(session(), employee, post):
         raise Forbidden("You may not add files to this post.")
-    limit = current_app.config.get("INTRANET_MAX_ATTACHMENT_BYTES", attachments.MAX_ATTACHMENT_BYTES)
+    limit = settings().uploads.max_attachment_bytes
     # The multipart envelope around the file may add a little; anything far larger is refused unread.
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.",
@@ -59,7 +59,7 @@ def receive_upload(post: Post, employee: Employee, *, missing: IntranetError,
     return attachments.store(
         session(), data=attachments.read_upload(file.stream, limit), filename=file.filename or "", post=post,
         uploader=employee, upload_dir=upload_dir(), now=now(),
-        max_image_bytes=current_app.config.get("INTRANET_MAX_IMAGE_BYTES", attachments.MAX_IMAGE_BYTES))
+        max_image_bytes=settings().uploads.max_image_bytes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,8 +145,7 @@ def form_fields(employee: Employee) -> dict[str, Any]:
 
 def _default_zone(employee: Employee) -> str:
     """The zone the editor reads and shows local times in: the author's, else the organisation's (canonical)."""
-    return (zones.canonical_for(employee.timezone) or zones.canonical_for(current_app.config["INTRANET_ORG_TIMEZONE"])
-            or "UTC")
+    return zones.canonical_for(employee.timezone) or zones.canonical_for(settings().site.org_timezone) or "UTC"
 
 
 def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from intranet import ratings, targeting, throttle
 from intranet.errors import TooManyRequests, validated
 from intranet.web import openapi
 from intranet.web.api import json_body
-from intranet.web.context import current_employee, now, require_role, session, state
+from intranet.web.context import current_employee, now, require_role, session, settings
 
 bp = Blueprint("intranet_ratings_api", __name__)
 
@@ -24,7 +24,7 @@ def count_rating_attempt() -> None:
 
     :raise TooManyRequests: when the person is over ``INTRANET_RATINGS_PER_MINUTE``.
     """
-    limits = state().settings.ratings
+    limits = settings().ratings
     verdict = throttle.hit(session(), f"rating:{current_employee().id}", limit=limits.per_minute,
                            window=limits.window, now=now())
     session().commit()

@@ -13,10 +13,10 @@ import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 
 from intranet import zones
-from intranet.web.context import current_employee_or_none, now
+from intranet.web.context import current_employee_or_none, now, settings
 
 DATETIME = "%d %b %Y, %H:%M"
 DATE = "%d %b %Y"
@@ -28,7 +28,7 @@ def viewer_zone() -> ZoneInfo:
     if "intranet_viewer_zone" not in g:
         employee = current_employee_or_none()
         g.intranet_viewer_zone = zones.zone_or_default(employee.timezone if employee else None,
-                                                       current_app.config["INTRANET_ORG_TIMEZONE"])
+                                                       settings().site.org_timezone)
     return g.intranet_viewer_zone
 
 
