@@ -7,16 +7,20 @@ Functions take the session and never commit.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_serializer, field_validator,
                       model_validator)
 from sqlmodel import Session, delete, select
 
 from intranet.db import storable_utc
-from intranet.errors import InvalidInput
+from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import Employee, Post, Rating
 
 MAX_COMMENT = 2000
@@ -121,3 +125,73 @@ def withdraw(session: Session, *, employee: Employee, post: Post) -> bool:
 def my_rating(session: Session, *, employee: Employee, post: Post) -> Rating | None:
     """*employee*'s rating of *post*, or None."""
     return session.exec(select(Rating).where(Rating.employee_pk == employee.id, Rating.post_id == post.id)).first()
+
+
+def mine_for(session: Session, *, employee: Employee, post_ids: list[int]) -> dict[int, Rating]:
+    """*employee*'s ratings of the posts *post_ids*, by post id (for a page of cards, in one query)."""
+    if not post_ids:
+        return {}
+    rows = session.exec(select(Rating).where(Rating.employee_pk == employee.id, Rating.post_id.in_(post_ids)))
+    return {r.post_id: r for r in rows}
+
+
+def from_form(form: Mapping[str, str], *, with_comment: bool) -> RatingIn:
+    """The rating a browser form sent (``stars`` or ``thumb``, and ``comment``/``signed`` when shown).
+
+    Form values are text, so a star count is read as an integer here; anything else is left for
+    :class:`RatingIn` to refuse with its usual message.
+
+    :param with_comment: whether the form had the comment fields (an absent checkbox means false
+        only on a form that showed it; a compact form keeps no comment).
+    :raise InvalidInput: as :func:`intranet.errors.validated` does.
+    """
+    data: dict[str, Any] = {}
+    stars, thumb = form.get("stars"), form.get("thumb")
+    if stars:
+        data["stars"] = int(stars) if stars.isascii() and stars.isdigit() and len(stars) < 3 else stars
+    if thumb:
+        data["thumb"] = thumb
+    if with_comment:
+        data["comment"] = form.get("comment") or None
+        data["signed"] = form.get("signed") in ("1", "on", "true")
+    return validated(RatingIn, data, what="rating")
+
+
+# --------------------------------------------------------------------------------------------
+# Rating links in digests and Teams cards: the one place that signs and reads them
+# --------------------------------------------------------------------------------------------
+
+_LINK_SALT = "beacon-rating-link"
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingLink:
+    """What a rating link says: who may rate which post, and the value they clicked (if any)."""
+
+    employee_id: str
+    post_id: int
+    stars: int | None = None
+    thumb: str | None = None
+
+
+def link_token(secret: str, link: RatingLink) -> str:
+    """A signed, timestamped token for *link* (checked by :func:`read_link_token`)."""
+    return URLSafeTimedSerializer(secret, salt=_LINK_SALT).dumps(
+        [link.employee_id, link.post_id, link.stars, link.thumb])
+
+
+def read_link_token(secret: str, token: str, *, max_age: dt.timedelta) -> RatingLink:
+    """The link *token* names.
+
+    :raise NotFound: when the token is forged, altered, malformed or older than *max_age*
+        (deliberately one answer: a bad link reveals nothing).
+    """
+    try:
+        employee_id, post_id, stars, thumb = URLSafeTimedSerializer(secret, salt=_LINK_SALT).loads(
+            token, max_age=int(max_age.total_seconds()))
+    except (BadSignature, ValueError, TypeError):  # SignatureExpired is a BadSignature
+        raise NotFound("This rating link is not valid any more; rate the post from your feed.") from None
+    if not (isinstance(employee_id, str) and type(post_id) is int and (stars is None or type(stars) is int)
+            and (thumb is None or isinstance(thumb, str))):
+        raise NotFound("This rating link is not valid any more; rate the post from your feed.")
+    return RatingLink(employee_id, post_id, stars, thumb)

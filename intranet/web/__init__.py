@@ -30,6 +30,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.publish", False),
     ("intranet.web.posts_api", True),
     ("intranet.web.ratings_api", True),
+    ("intranet.web.ratings", False),
 )
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from intranet import attachments, feed, targeting
+from intranet import attachments, feed, ratings, targeting
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, require_role, session, settings
 
@@ -16,8 +16,10 @@ def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
                           limit=settings().site.feed_page_size)
+    posts = [item.post for item in page.items]
     return render_template("intranet/feed/index.html", employee=employee, page=page,
-                           cards=feed.cards(session(), [item.post for item in page.items]))
+                           cards=feed.cards(session(), posts),
+                           my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]))
 
 
 @bp.get("/posts/<int:post_id>")
@@ -28,7 +30,8 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
     state = session().get(PostState, (employee.id, post.id))
     return render_template("intranet/feed/post.html", employee=employee, post=post, state=state,
                            card=feed.cards(session(), [post])[post.id],
-                           files=[f for f in attachments.attachments_of(session(), post) if f.kind != "image"])
+                           files=[f for f in attachments.attachments_of(session(), post) if f.kind != "image"],
+                           my_rating=ratings.my_rating(session(), employee=employee, post=post))
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")

@@ -9,6 +9,7 @@ from flask import Blueprint
 
 from intranet import ratings, targeting, throttle
 from intranet.errors import TooManyRequests, validated
+from intranet.models import Employee
 from intranet.web import openapi
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session, settings
@@ -16,8 +17,8 @@ from intranet.web.context import current_employee, now, require_role, session, s
 bp = Blueprint("intranet_ratings_api", __name__)
 
 
-def count_rating_attempt() -> None:
-    """Count one rating write by the signed-in person against their per-minute budget.
+def count_rating_attempt(employee: Employee | None = None) -> None:
+    """Count one rating write by *employee* (default: the signed-in person) against their per-minute budget.
 
     The count is committed here, before the rating is even read: a refused or invalid attempt
     must use up budget as well, and the counter's row lock should not outlive this statement.
@@ -25,7 +26,8 @@ def count_rating_attempt() -> None:
     :raise TooManyRequests: when the person is over ``INTRANET_RATINGS_PER_MINUTE``.
     """
     limits = settings().ratings
-    verdict = throttle.hit(session(), f"rating:{current_employee().id}", limit=limits.per_minute,
+    employee = employee or current_employee()
+    verdict = throttle.hit(session(), f"rating:{employee.id}", limit=limits.per_minute,
                            window=limits.window, now=now())
     session().commit()
     if not verdict.allowed:
