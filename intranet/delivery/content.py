@@ -39,6 +39,8 @@ class ContentItem:
     must_read: bool
     published_at: dt.datetime
     ack_deadline: dt.datetime | None
+    #: What the post asks for, so a message can offer one rating link per star or thumb.
+    rating_style: str = "stars"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +118,7 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     overdue = 0
     for post, read_at, ack_at in session.execute(query):
         item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
-                           post.ack_deadline)
+                           post.ack_deadline, post.rating_style)
         if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
             must.append(item)
             # An alert's reminder rounds say it is overdue; a digest counts from publishing.

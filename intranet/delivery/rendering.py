@@ -5,6 +5,9 @@ One :class:`~intranet.delivery.content.DigestContent` becomes one
 app's templates, which a host may override by path), an Adaptive Card for Teams, the subject
 and the one-click unsubscribe URL. The in-app channel keeps only the post ids.
 
+Rating links (one per star or thumb, and one without a value for Teams) are signed by
+:func:`intranet.ratings.link_token`, the one place that signs and reads them.
+
 The unsubscribe token is signed by :func:`unsubscribe_token` and verified by
 :func:`unsubscribed_employee_id`, both here, so the link in a message and the page that honours
 it cannot disagree.
@@ -17,10 +20,10 @@ from typing import Any
 import jinja2
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from intranet import preferences
+from intranet import preferences, ratings
 from intranet.delivery.channels import RenderedDigest
 from intranet.delivery.channels.teams import adaptive_card
-from intranet.delivery.content import DigestContent
+from intranet.delivery.content import ContentItem, DigestContent
 from intranet.models import Digest, Employee, OutboxMessage
 from intranet.settings import SiteSettings
 
@@ -78,7 +81,8 @@ class Renderer:
         items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
                   "must_read": i.must_read,
                   "ack_deadline": i.ack_deadline.strftime("%d %b %Y") if i.ack_deadline else None,
-                  "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}"} for i in content.items]
+                  "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}",
+                  **self._rating_links(base, employee, i)} for i in content.items]
         must = sum(1 for i in content.items if i.must_read)
         org = self.site.org_name
         subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
@@ -96,6 +100,22 @@ class Renderer:
             text=self._template("intranet/email/digest.txt", context),
             card=adaptive_card(subject, items, context["feed_url"], content.more),
             unsubscribe_url=context["unsubscribe_url"], escalation=message.escalation)
+
+    def _rating_links(self, base: str, employee: Employee, item: ContentItem) -> dict[str, Any]:
+        """One link per star or thumb, and one without a value (Teams, plain text), for *item*.
+
+        Each lands on the confirmation page; only that page's POST saves (mail scanners open links).
+        """
+        def url(**value: Any) -> str:
+            link = ratings.RatingLink(employee.employee_id, item.post_id, **value)
+            return f"{base}/rate/{ratings.link_token(self.secret_key, link)}"
+
+        if item.rating_style == "thumbs":
+            choices = [{"label": "Helpful", "title": "Helpful", "url": url(thumb="up")},
+                       {"label": "Not helpful", "title": "Not helpful", "url": url(thumb="down")}]
+        else:
+            choices = [{"label": "★" * n, "title": f"{n} of 5", "url": url(stars=n)} for n in range(1, 6)]
+        return {"rate_choices": choices, "rate_url": url()}
 
     def _template(self, name: str, context: dict[str, Any]) -> str:
         return self.templates.get_template(name).render(**context)

@@ -49,7 +49,8 @@ class TeamsWorkflow:
 
 
 def adaptive_card(title: str, items: list[dict[str, Any]], more_url: str | None, more: int) -> dict[str, Any]:
-    """An Adaptive Card (schema 1.4) listing the digest's posts, each opening in Beacon."""
+    """An Adaptive Card (schema 1.4) listing the digest's posts, each opening in Beacon, each with a
+    button to the page where it is rated (when the item carries ``rate_url``)."""
     body: list[dict[str, Any]] = [{"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium",
                                    "wrap": True}]
     for item in items:
@@ -59,6 +60,9 @@ def adaptive_card(title: str, items: list[dict[str, Any]], more_url: str | None,
         if item["summary"]:
             body.append({"type": "TextBlock", "text": _md_escape(item["summary"]), "wrap": True, "isSubtle": True,
                          "spacing": "None"})
+        if item.get("rate_url"):  # the confirmation page; rating happens there, by its POST
+            body.append({"type": "ActionSet", "spacing": "Small", "actions": [
+                {"type": "Action.OpenUrl", "title": "Rate this post", "url": item["rate_url"]}]})
     actions = [{"type": "Action.OpenUrl", "title": f"{more} more in Beacon", "url": more_url}] if more and more_url else []
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "version": "1.4", "body": body, "actions": actions}
