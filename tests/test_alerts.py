@@ -13,14 +13,9 @@ from sqlmodel import Session
 from intranet import people, preferences
 from intranet.delivery import alerts, enqueue, planning
 from intranet.models import Digest, DigestItem, OutboxMessage, Post, PostState
-from tests.test_digests import make_digest, messages, send
+from tests.delivery_support import choose, make_digest, messages, send
 
 UTC = dt.timezone.utc
-
-
-def choose(db, person, **prefs):  # type: ignore[no-untyped-def]
-    preferences.update(db, person, preferences.PreferencesIn(**prefs), now=dt.datetime.now(UTC))
-    db.commit()
 
 
 def run(app, db, config, clock):  # type: ignore[no-untyped-def]
@@ -124,9 +119,10 @@ def test_alert_failing_until_quiet_hours_begin_is_not_sent_in_them(app, db, conf
     assert smtp.messages == []
 
 
-def test_weekend_holds_alerts_until_the_first_working_day():
+def test_weekend_holds_alerts_until_the_first_working_day(db, make_employee):
     """Friday evening in Berlin with quiet hours 20-07: the first allowed window is Monday 07:00."""
-    prefs = preferences._effective(None, preferences.BUILTIN_DEFAULTS)
+    prefs = preferences.for_employee(db, make_employee())                      # the built-in defaults
+    assert (prefs.quiet_start, prefs.quiet_end, prefs.working_days) == (20, 7, (0, 1, 2, 3, 4))
     berlin = ZoneInfo("Europe/Berlin")
     window = alerts.first_window(dt.datetime(2026, 11, 27, 19, 50, tzinfo=berlin), berlin, prefs,
                                  dt.timedelta(minutes=15))
@@ -394,8 +390,6 @@ def test_scanning_twice_claims_once(db, make_employee, make_post, clock):
 @pytest.mark.postgres_only
 def test_two_concurrent_schedulers_alert_each_person_once(app, db, config, smtp, make_employee, make_post, clock):
     """Two schedulers scanning and enqueueing at once on PostgreSQL: one email per person."""
-    if db.get_bind().dialect.name != "postgresql":
-        pytest.skip("SQLite runs a single scheduler by design")
     staff = [make_employee() for _ in range(20)]
     for person in staff:
         choose(db, person, cadence="as_it_happens")

@@ -10,45 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from intranet import jobs, people
+from intranet import people
 from intranet.delivery import enqueue, planning, rendering, sending
 from intranet.delivery.channels.email import SmtpMailer
-from intranet.models import Digest, EngagementEvent, OutboxMessage, Post
-
-
-def mailer(config) -> SmtpMailer:  # type: ignore[no-untyped-def]
-    return SmtpMailer(config.mail.smtp_host, config.mail.smtp_port, sender=config.mail.mail_from)
-
-
-def make_digest(db: Session, employee, due: dt.datetime, *, ordinal: int = 0, hours_valid: float = 12) -> Digest:  # type: ignore[no-untyped-def]
-    digest = Digest(employee_pk=employee.id, local_date=due.date(), ordinal=ordinal, due_at=due,
-                    expires_at=due + dt.timedelta(hours=hours_valid), timezone=employee.timezone or "UTC",
-                    local_hour=due.hour, basis="peers")
-    db.add(digest)
-    db.commit()
-    return digest
-
-
-def queue_digest(db: Session, employee, now: dt.datetime, **slot) -> None:  # type: ignore[no-untyped-def]
-    """A digest slot for *employee* due at *now*, queued for sending and committed."""
-    make_digest(db, employee, now, **slot)
-    enqueue.enqueue_due(db, now)
-    db.commit()
-
-
-def send(app, db, config, clock, **kwargs):  # type: ignore[no-untyped-def]
-    channels = kwargs.pop("channels", None) or {"email": mailer(config)}
-    try:
-        with app.app_context():
-            return sending.send_due(db, clock, config, jobs.renderer_for(app), channels=channels, **kwargs)
-    finally:
-        for channel in channels.values():
-            getattr(getattr(channel, "inner", channel), "close", lambda: None)()
-
-
-def messages(db) -> list[OutboxMessage]:  # type: ignore[no-untyped-def]
-    db.expire_all()
-    return list(db.exec(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+from intranet.models import Digest, EngagementEvent, Post
+from tests.delivery_support import choose, mailer, make_digest, messages, queue_digest, send
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,13 +25,8 @@ def messages(db) -> list[OutboxMessage]:  # type: ignore[no-untyped-def]
 def test_plan_json_lists_every_active_employee(app, make_employee, db):
     """`digests plan --json` prints pure JSON with the documented keys; off means empty lists, basis null."""
     make_employee(employee_id="P1", timezone="Europe/Berlin")
-    off = make_employee(employee_id="P2", timezone="Asia/Tokyo")
+    choose(db, make_employee(employee_id="P2", timezone="Asia/Tokyo"), cadence="off")
     make_employee(employee_id="P3", active=False)
-    client_db = db
-    from intranet import preferences
-
-    preferences.update(client_db, off, preferences.PreferencesIn(cadence="off"), now=dt.datetime.now(dt.timezone.utc))
-    client_db.commit()
     result = app.test_cli_runner().invoke(args=["intranet", "digests", "plan", "--json", "--at", "2026-11-23T00:00:00Z"])
     assert result.exit_code == 0, result.output
     plan = {row["employee_id"]: row for row in json.loads(result.stdout)}
@@ -110,8 +71,8 @@ def test_dst_change_week_has_one_send_per_day(db, make_employee):
     assert len({t.date() for t in every_local}) == len(every_local)           # never doubled
     assert len({t.hour for t in local}) == 1                                  # same local hour ...
     assert {t.weekday() for t in every_local} == {0, 1, 2, 3, 4}              # no working day skipped
-    for send, when in zip(sends, local):                                     # UTC-4 before, UTC-5 after
-        assert (send.utc.hour - when.hour) % 24 == (4 if when.date() < dt.date(2026, 11, 1) else 5)
+    for planned, when in zip(sends, local):                                  # UTC-4 before, UTC-5 after
+        assert (planned.utc.hour - when.hour) % 24 == (4 if when.date() < dt.date(2026, 11, 1) else 5)
 
 
 def test_store_plan_is_idempotent_and_keeps_queued_slots(db, make_employee, clock):
@@ -364,8 +325,6 @@ def test_unsubscribe_link_turns_the_digest_off(app, client_for, make_employee):
 def test_two_concurrent_senders_deliver_each_digest_exactly_once(app, db, config, renderer, smtp, make_employee,
                                                                   make_post, clock):
     """Two senders racing over 40 due messages (FOR UPDATE SKIP LOCKED): 40 emails, no duplicates."""
-    if db.get_bind().dialect.name != "postgresql":
-        pytest.skip("SQLite has a single sender by design (no SKIP LOCKED)")
     make_post()
     staff = [make_employee() for _ in range(40)]
     for person in staff:

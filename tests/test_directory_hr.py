@@ -154,13 +154,13 @@ def test_guard_holds_mass_deactivation_then_admin_approves(sync, db, make_employ
     assert run.status == "approved" and run.decided_by_pk == admin.id and run.decided_at == clock.now
 
 
-def test_guard_row_drop_and_reject(sync, db, make_employee):
+def test_guard_row_drop_and_reject(sync, db, make_employee, clock):
     """An HR file with far fewer rows is held; rejecting it leaves everything as it was (audited)."""
     sync.run_hr(hr_csv([person(f"E{i:03d}") for i in range(30)]), file_name="a_2026-11-24.csv")
     outcome = sync.run_hr(hr_csv([person(f"E{i:03d}") for i in range(20)]), file_name="b_2026-11-24.csv")
     assert outcome.status == "held" and "20 rows, down from 30" in outcome.message
     admin = make_employee(is_admin=True)
-    guard.reject(db, outcome.run_id, admin=admin, now=dt.datetime.now(dt.timezone.utc))
+    guard.reject(db, outcome.run_id, admin=admin, now=clock.now)
     db.commit()
     assert last_run(db).status == "rejected" and all(e.active for e in employees(db).values())
     assert db.exec(select(HrRecord)).all().__len__() == 30

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from intranet import Intranet, migrate, preferences, targeting
 from intranet.delivery import alerts
 from intranet.models import DigestItem, Post, Preference
-from tests.test_alerts import choose
+from tests.delivery_support import choose
 
 HUGE = 2**63
 EDGE_DATES = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")

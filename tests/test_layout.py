@@ -222,3 +222,31 @@ def test_settings_are_read_from_the_typed_object():
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             assert not reads.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+
+
+def test_tests_use_public_names_and_shared_support_only():
+    """No test module imports another test module, or uses a private name of the package (tests read
+    like the specification: through fixtures, support modules and public functions)."""
+    modules = _modules()
+    offences = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        package_names = set()   # local names bound to Beacon's modules, e.g. `preferences`
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("tests.test_"):
+                    offences.append(f"{path.name}: from {node.module} import ...")
+                if node.module.startswith("intranet"):
+                    for alias in node.names:
+                        if alias.name.startswith("_") and not alias.name.startswith("__"):
+                            offences.append(f"{path.name}: {node.module}.{alias.name}")
+                        if f"{node.module}.{alias.name}" in modules:
+                            package_names.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                offences += [f"{path.name}: import {a.name}" for a in node.names if a.name.startswith("tests.test_")]
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in package_names and node.attr.startswith("_")
+                    and not node.attr.startswith("__")):
+                offences.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert offences == []
