@@ -133,7 +133,6 @@ HOSTILE_NEXT = [
     "/%09/evil.example/phish",  # browsers drop the tab: //evil.example/phish
     "/%0a/x",  # was a 500 (newline in the Location header)
     "/%0d%0aSet-Cookie:%20a=b",
-    "/%00/evil.example",
     "/%2509/evil.example",  # encoded twice
     "/%2e%2e//evil.example",  # dot segments resolve to //evil.example
     "%2F%2Fevil.example",
@@ -156,6 +155,14 @@ def test_sign_in_never_redirects_off_site(app, make_employee, raw_next):
     """A hostile next= lands on the feed after the development sign-in, never elsewhere and never a 500."""
     response = dev_sign_in(app, make_employee().email, raw_next)
     assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_a_nul_in_next_is_refused_before_any_redirect(app, make_employee):
+    """A NUL anywhere in the input is a 400 (as on every Beacon route), so no Location is sent at all."""
+    for response in (dev_sign_in(app, make_employee().email, "/%00/evil.example"),
+                     app.test_client().get("/auth/sign-in?next=/%00/evil.example"),
+                     app.test_client().get("/auth/dev-login?next=/%00/evil.example")):
+        assert response.status_code == 400 and "Location" not in response.headers
 
 
 @pytest.mark.parametrize("raw_next", HOSTILE_NEXT)
