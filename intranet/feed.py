@@ -1,7 +1,15 @@
-"""Each employee's feed: the live posts targeted at them, must-reads they owe pinned first.
+"""Each employee's feed: the live posts targeted at them, must-reads they owe pinned first,
+then the rest in the order :mod:`intranet.ranking` gives them, each with its reasons.
 
-Ordering is (pinned, published_at, id), all descending, and pages are keyset-paginated on that
-key, so a page costs the same wherever it is in the feed and new posts never shift the cursor.
+Paging through a ranked feed must not repeat or skip a post when others publish or rate in
+between, yet a ranked order has no key to resume after. So the first page ranks the whole
+candidate set (the posts the targeting SQL returns, one grouped query per signal) and, when
+there is more than one page, stores the order as a :class:`~intranet.models.FeedSnapshot`
+with a random id and an expiry; the cursor names the snapshot and an offset. Later pages read
+the snapshot and load only their own posts (re-checking visibility, so a post retracted
+meanwhile drops out). A snapshot kept server-side rather than a signed id list in the cursor
+keeps cursors short whatever the feed's length, and it expires on its own; a new first page
+(a reload) ranks again and shows what was published since.
 """
 from __future__ import annotations
 
@@ -9,15 +17,19 @@ import base64
 import dataclasses
 import datetime as dt
 import json
+import re
+import secrets
+import zlib
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, update
+from sqlalchemy import and_, delete, false, func, literal, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from intranet import targeting
-from intranet.db import MAX_ID, UTCDateTime, insert_new, storable_utc
+from intranet import preferences, ranking, targeting
+from intranet.db import UTCDateTime, insert_new
 from intranet.errors import InvalidInput
-from intranet.models import Attachment, Employee, Post, PostState
+from intranet.models import Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post, PostState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +37,8 @@ class FeedItem:
     post: Post
     read: bool
     acknowledged: bool
+    #: Plain-language reasons for the item's place ("Targeted at Sales", "Must-read from HR").
+    why: tuple[str, ...] = ()
 
     @property
     def pinned(self) -> bool:
@@ -40,6 +54,7 @@ class FeedItem:
             "published_at": self.post.published_at.isoformat() if self.post.published_at else None,
             "read": self.read,
             "acknowledged": self.acknowledged,
+            "why": list(self.why),
         }
 
 
@@ -88,54 +103,138 @@ def cards(session: Session, posts: list[Post]) -> dict[int, Card]:
             for p in posts}
 
 
-def _encode_cursor(item: FeedItem) -> str:
-    raw = json.dumps({"p": int(item.pinned), "t": item.post.published_at.isoformat(), "i": item.post.id})
+#: How long a ranked order stays pageable; a later cursor asks the person to start again.
+SNAPSHOT_TTL = dt.timedelta(hours=12)
+_SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+MAX_OFFSET = 10_000_000
+
+
+def _encode_cursor(snapshot_id: str, offset: int) -> str:
+    raw = json.dumps({"s": snapshot_id, "o": offset}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[int, dt.datetime, int]:
+def _decode_cursor(cursor: str) -> tuple[str, int]:
     try:
-        if len(cursor) > MAX_CURSOR_LENGTH:  # ours are under 100 characters
+        if len(cursor) > MAX_CURSOR_LENGTH:  # ours are under 80 characters
             raise ValueError("too long")
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        published = storable_utc(dt.datetime.fromisoformat(raw["t"]))
-        pinned, last_id = int(raw["p"]), int(raw["i"])
-        if pinned not in (0, 1) or not 0 <= last_id <= MAX_ID:
+        snapshot_id, offset = raw["s"], raw["o"]
+        if not isinstance(snapshot_id, str) or not _SNAPSHOT_ID.match(snapshot_id):
+            raise ValueError("bad snapshot id")
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 < offset <= MAX_OFFSET:
             raise ValueError("out of range")
-        return pinned, published, last_id
+        return snapshot_id, offset
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput("This feed cursor is not valid; start again without one.",
                            details={"field": "cursor"}) from exc
 
 
+def _pack(post_ids: list[int], why: list[list[str]]) -> bytes:
+    texts: dict[str, int] = {}
+    codes = [[texts.setdefault(w, len(texts)) for w in reasons] for reasons in why]
+    return zlib.compress(json.dumps({"ids": post_ids, "texts": list(texts), "why": codes},
+                                    separators=(",", ":")).encode())
+
+
+def _unpack(blob: bytes) -> tuple[list[int], list[list[str]]]:
+    data = json.loads(zlib.decompress(blob))
+    texts = data["texts"]
+    return data["ids"], [[texts[c] for c in codes] for codes in data["why"]]
+
+
+def candidates(session: Session, employee: Employee, *, now: dt.datetime) -> list[ranking.Candidate]:
+    """Every post *employee* may see at *now*, with what the ranker needs (one query, no bodies)."""
+    state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+    author = aliased(Employee)
+    if employee.department:
+        for_department = Post.id.in_(
+            select(AudienceSegment.post_id).join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
+            .where(AudienceSegment.exclude.is_(False), AudienceValue.dimension == "department",
+                   AudienceValue.value == employee.department))
+    else:
+        for_department = false()
+    rows = session.execute(
+        select(Post.id, Post.topic, Post.published_at, Post.must_read, Post.all_staff, Post.rating_style,
+               PostState.read_at, PostState.acknowledged_at, author.department, for_department)
+        .outerjoin(PostState, state_join).outerjoin(author, author.id == Post.author_pk)
+        .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))).all()
+    return [ranking.Candidate(post_id=r[0], topic=r[1], published_at=r[2], must_read=bool(r[3]),
+                              acknowledged=r[7] is not None, read=r[6] is not None, all_staff=bool(r[4]),
+                              rating_style=r[5], for_department=bool(r[9]), author_department=r[8])
+            for r in rows]
+
+
+def ranked_ids(session: Session, employee: Employee, *, now: dt.datetime, page_size: int = 20,
+               prefs: preferences.Preferences | None = None) -> tuple[list[int], list[list[str]]]:
+    """*employee*'s whole feed in ranked order at *now*: post ids and each one's reasons."""
+    found = candidates(session, employee, now=now)
+    if not found:
+        return [], []
+    prefs = prefs or preferences.for_employee(session, employee)
+    profile = ranking.load_profile(session, employee, now=now)
+    quality = ranking.load_quality(session, [c.post_id for c in found], [c.rating_style for c in found])
+    ranked = ranking.rank(found, profile=profile, quality=quality, now=now, department=employee.department,
+                          followed=prefs.followed_topics, muted=prefs.muted_topics, page_size=page_size)
+    return [found[i].post_id for i in ranked.order], [ranked.why[i] for i in ranked.order]
+
+
+def _snapshot(session: Session, employee: Employee, post_ids: list[int], why: list[list[str]], *,
+              now: dt.datetime) -> str:
+    # Each new first page clears the person's own expired orders; the purge job catches the rest.
+    session.execute(delete(FeedSnapshot).where(FeedSnapshot.employee_pk == employee.id,
+                                               FeedSnapshot.expires_at <= now))
+    snapshot = FeedSnapshot(id=secrets.token_urlsafe(16), employee_pk=employee.id, items=_pack(post_ids, why),
+                            created_at=now, expires_at=now + SNAPSHOT_TTL)
+    session.add(snapshot)
+    session.flush()
+    return snapshot.id
+
+
 def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor: str | None = None,
               limit: int = 20) -> FeedPage:
-    """One page of *employee*'s feed at *now*, after *cursor* (from the previous page)."""
-    group_keys = targeting.group_keys_of(session, employee.id)
-    state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    pinned = case((and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None)), 1), else_=0)
-    # Rank on narrow columns first, then load whole rows (bodies included) for the page only.
-    ranked = (
-        select(Post.id, pinned.label("pinned"))
-        .outerjoin(PostState, state_join)
-        .where(targeting.visible_posts_filter(employee, group_keys, now))
-    )
+    """One page of *employee*'s feed at *now*, after *cursor* (from the previous page).
+
+    The first page ranks the feed and, when it runs longer than a page, stores the order (the
+    caller commits); later pages follow that order.
+
+    :raise InvalidInput: the cursor is malformed, someone else's, or expired.
+    """
     if cursor:
-        p, t, i = _decode_cursor(cursor)
-        ranked = ranked.where(or_(pinned < p, and_(pinned == p, or_(
-            Post.published_at < t, and_(Post.published_at == t, Post.id < i)))))
-    page = ranked.order_by(pinned.desc(), Post.published_at.desc(), Post.id.desc()).limit(limit + 1).subquery()
-    query = (
-        select(Post, PostState.read_at, PostState.acknowledged_at, page.c.pinned)
-        .join(page, page.c.id == Post.id)
-        .outerjoin(PostState, state_join)
-        .order_by(page.c.pinned.desc(), Post.published_at.desc(), Post.id.desc())
-    )
-    rows = session.exec(query).all()
-    items = [FeedItem(post=post, read=read_at is not None, acknowledged=ack_at is not None)
-             for post, read_at, ack_at, _ in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        snapshot_id, offset = _decode_cursor(cursor)
+        snapshot = session.get(FeedSnapshot, snapshot_id)
+        if snapshot is None or snapshot.employee_pk != employee.id or snapshot.expires_at <= now:
+            raise InvalidInput("This feed cursor has expired; start again without one.",
+                               details={"field": "cursor"})
+        post_ids, why = _unpack(snapshot.items)
+        if offset > len(post_ids):
+            raise InvalidInput("This feed cursor is not valid; start again without one.",
+                               details={"field": "cursor"})
+    else:
+        offset, snapshot_id = 0, None
+        post_ids, why = ranked_ids(session, employee, now=now, page_size=limit)
+        if len(post_ids) > limit:
+            snapshot_id = _snapshot(session, employee, post_ids, why, now=now)
+    end = offset + limit
+    page_ids, page_why = post_ids[offset:end], why[offset:end]
+    state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+    rows = {post.id: (post, read_at, ack_at) for post, read_at, ack_at in session.exec(
+        select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state_join)
+        .where(Post.id.in_(page_ids),
+               targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now)))
+    } if page_ids else {}
+    # A post retracted or re-targeted since the order was taken drops out; the rest keep their places.
+    items = [FeedItem(post=rows[i][0], read=rows[i][1] is not None, acknowledged=rows[i][2] is not None,
+                      why=tuple(reasons))
+             for i, reasons in zip(page_ids, page_why, strict=True) if i in rows]
+    next_cursor = _encode_cursor(snapshot_id, end) if snapshot_id and end < len(post_ids) else None
     return FeedPage(items=items, next_cursor=next_cursor)
+
+
+def purge_snapshots(session: Session, now: dt.datetime, settings: Any = None) -> int:
+    """Delete expired feed snapshots (the periodic job)."""
+    result = session.execute(delete(FeedSnapshot).where(FeedSnapshot.expires_at <= now))
+    return result.rowcount or 0  # type: ignore[attr-defined]
 
 
 def _touch(session: Session, employee: Employee, post: Post, *, now: dt.datetime, acknowledge: bool) -> PostState:

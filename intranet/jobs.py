@@ -79,6 +79,8 @@ def periodic_job_definitions() -> list[Job]:
         Job("purge-sessions", "intranet.jobs:purge_sessions", 15 * minute, "End expired sessions."),
         Job("posts-publish-due", "intranet.jobs:publish_due_posts", minute, "Publish scheduled posts."),
         Job("posts-expire-due", "intranet.jobs:expire_due_posts", 5 * minute, "Expire posts past their date."),
+        Job("feed-purge-snapshots", "intranet.feed:purge_snapshots", hour,
+            "Forget ranked feed orders whose paging window has ended."),
         # Directory: a Graph round commits its run record, then the applied plan (a lease
         # spans the round), so it owns its transactions.
         Job("directory-graph-sync", "intranet.directory.runs:graph_job", 30 * minute,

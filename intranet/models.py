@@ -723,3 +723,28 @@ class RateWindow(Base, table=True):
     bucket: str = Field(sa_column=Column(String(96), primary_key=True))
     window_start: dt.datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     hits: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# --- ranking ---
+# A person's ranked feed, frozen when they open its first page, so that paging through it
+# never repeats or skips a post while others publish and rate in between.
+# --------------------------------------------------------------------------------------------
+
+
+class FeedSnapshot(Base, table=True):
+    """The order (and the reasons) of one person's feed as ranked at ``created_at``.
+
+    ``id`` is random and named by the feed cursor; ``items`` is zlib-compressed JSON
+    (post ids in order, the distinct reason texts, each post's reason indices).
+    """
+
+    __tablename__ = "intranet_feed_snapshot"
+
+    id: str = Field(primary_key=True, max_length=32)
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    items: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: dt.datetime = _ts(nullable=False)
+    expires_at: dt.datetime = _ts(nullable=False, index=True)

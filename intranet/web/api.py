@@ -45,6 +45,7 @@ def feed_list():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
                           limit=settings().site.feed_page_size)
+    session().commit()  # the first page stores the ranked order the cursor names
     return {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
 
 

@@ -16,6 +16,7 @@ def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
                           limit=settings().site.feed_page_size)
+    session().commit()  # the first page stores the ranked order the cursor names
     posts = [item.post for item in page.items]
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), posts),

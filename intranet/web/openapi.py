@@ -19,7 +19,9 @@ FEED_ITEM = {"type": "object", "required": ["id", "title", "summary", "topic", "
              "properties": {"id": {"type": "integer"}, "title": {"type": "string"}, "summary": {"type": "string"},
                             "topic": {"type": "string"}, "must_read": {"type": "boolean"},
                             "published_at": {"type": "string", "format": "date-time"},
-                            "read": {"type": "boolean"}, "acknowledged": {"type": "boolean"}}}
+                            "read": {"type": "boolean"}, "acknowledged": {"type": "boolean"},
+                            "why": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                                    "description": "Plain-language reasons for the post's place in your feed"}}}
 POST = {"allOf": [{"$ref": "#/components/schemas/FeedItem"}, {"type": "object", "properties": {
     "body_html": {"type": "string", "description": "Sanitized HTML"},
     "expires_at": {"type": ["string", "null"], "format": "date-time"},
@@ -58,10 +60,12 @@ POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": ID}]
 GROUP_KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/feed": {"get": {"summary": "Your feed: live posts targeted at you, unacknowledged must-reads first",
+    "/feed": {"get": {"summary": "Your feed: live posts targeted at you, unacknowledged must-reads first, then "
+                                 "the rest in your ranked order (a cursor pages through the order taken on page one)",
                       "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string"}}],
                       "responses": {"200": _ok("A page", {"type": "object", "properties": {
-                          "items": {"type": "array", "items": {"$ref": "#/components/schemas/FeedItem"}},
+                          "items": {"type": "array", "items": {"allOf": [
+                              {"$ref": "#/components/schemas/FeedItem"}, {"required": ["why"]}]}},
                           "next_cursor": {"type": ["string", "null"]}}}), **ERRORS}}},
     "/posts/{post_id}": {"get": {"summary": "A post targeted at you, with its body", "parameters": POST_ID,
                                  "responses": {"200": _ok("The post", {"$ref": "#/components/schemas/Post"}),

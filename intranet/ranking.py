@@ -1,0 +1,509 @@
+"""Ranking: each person's posts in the order most worth their time, and why.
+
+The score of post *p* for person *u* (DELIVERY.md part B, §3.3) is, in log-odds::
+
+    logit(affinity[u, topic(p)]) + QUALITY_WEIGHT * quality(p) - FRESHNESS_PER_DAY * age_days(p)
+        + boosts (followed topic, targeted at the person's department)
+        - penalties (already read, muted topic)
+
+* **Affinity** (§3.2) is a Beta estimate per topic from decayed pseudo-counts: reads (more for
+  a dwell that covers the post's length), digest clicks, impressions scrolled past without an
+  open (weighted by how likely that position was looked at), stars and thumbs. Both counts halve
+  every :data:`HALF_LIFE_DAYS`; the person's department's pooled rate is the prior (strength
+  :data:`PRIOR_STRENGTH`), so a newcomer starts from their colleagues, and the estimate is
+  clamped to :data:`AFFINITY_FLOOR` so no topic is ever silenced. Must-reads teach nothing: a
+  compliance notice skipped or rated low is feedback on the notice, not on its topic.
+* **Quality** (§3.1) is a Bayesian average of stars (:data:`QUALITY_PSEUDO` pseudo-ratings at the
+  mean of the posts being ranked) or a Beta posterior of thumbs, so two 5-star ratings on a new
+  post move it a little, not to the top.
+* **Diversity**: each further post of a topic already placed costs :data:`TOPIC_PENALTY`
+  (an MMR-style greedy pick, done exactly as one sort), and on the first page no topic takes
+  more than :data:`PAGE_ONE_SHARE` of the places while other topics wait.
+
+Must-reads never pass through the score: callers pin the unacknowledged ones first.
+
+The numeric core is pure functions over numpy arrays; :func:`load_profile` and
+:func:`load_quality` read what they need with an explicit session (a few grouped queries per
+person, never one per post), and :func:`rank` ties them together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import and_, case, func, select
+from sqlmodel import Session
+
+from intranet.models import EngagementEvent, Employee, Post, PostState, Rating
+
+# --------------------------------------------------------------------------------------------
+# Parameters (log-odds units unless said otherwise)
+# --------------------------------------------------------------------------------------------
+
+#: Every signal's weight halves after this many days, so interests can drift.
+HALF_LIFE_DAYS = 30.0
+#: Signals older than this (six half-lives, under 2 % of their weight) are not read at all.
+HORIZON_DAYS = 180
+#: Pseudo-observations of the department prior in a person's affinity (a0 in §3.2).
+PRIOR_STRENGTH = 4.0
+#: Pseudo-observations of the organisation's 0.5 in a department's pooled rate.
+DEPARTMENT_PRIOR_STRENGTH = 2.0
+#: No topic's affinity goes below this (or above 1 - this): one bad post never silences a topic.
+AFFINITY_FLOOR = 0.05
+#: Mass of an open whose dwell covered at least :data:`ENGAGED_DWELL_SHARE` of the expected reading time.
+ENGAGED = 1.0
+#: Mass of an open left quickly, or whose dwell is unknown (a digest click, a read without timing).
+GLANCED = 0.5
+ENGAGED_DWELL_SHARE = 0.5
+#: Negative mass of an impression never opened, times the chance its position was looked at.
+SKIP = 0.3
+#: Examination probability at position r (0 = top) is (1 + r) ** -EXAMINATION_EXPONENT.
+EXAMINATION_EXPONENT = 0.8
+#: The chance a skipped impression was looked at when its position is unknown (imports).
+UNKNOWN_POSITION_EXAMINED = 0.5
+#: Explicit feedback weighs more than implicit: a thumb is this much mass, 5 stars all positive.
+THUMB_MASS = 2.0
+#: Reading speed for the expected reading time (words of about 6 characters with the space).
+WORDS_PER_MINUTE = 230
+CHARS_PER_WORD = 6
+MIN_EXPECTED_MS = 15_000
+
+#: Pseudo-ratings in the Bayesian average (C in §3.1), placed at the mean rating.
+QUALITY_PSEUDO = 10.0
+#: Pseudo-ratings that keep that mean itself near the middle when few posts have ratings.
+MEAN_PSEUDO = 20.0
+NEUTRAL_STARS = 3.0
+NEUTRAL_THUMBS = 0.5
+QUALITY_WEIGHT = 1.0
+#: A quality this far above the mean (in stars) is worth telling: "Rated highly by your colleagues".
+PRAISED = 0.25
+
+#: A week-old post has lost about one log-odds unit against a new one.
+FRESHNESS_PER_DAY = 0.15
+FOLLOW_BOOST = 1.0
+TARGETED_BOOST = 0.5
+READ_PENALTY = 1.5
+#: Larger than any other spread of scores: a muted topic's posts sink below every other post.
+MUTE_PENALTY = 20.0
+TOPIC_PENALTY = 0.5
+PAGE_ONE_SHARE = 0.5
+
+#: A topic the person reads this much (affinity) on evidence of at least MIN_OWN_MASS is "theirs".
+LIKED = 0.6
+MIN_OWN_MASS = 1.5
+MAX_REASONS = 3
+
+_ENGAGED_KINDS = ("open", "read", "digest_click")
+_LEARNED_KINDS = ("impression",) + _ENGAGED_KINDS
+_DAY = 86400.0
+
+
+# --------------------------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------------------------
+
+
+def decay(age_days: np.ndarray) -> np.ndarray:
+    """The weight left of signals *age_days* old (1 now, 0.5 after :data:`HALF_LIFE_DAYS`)."""
+    return np.power(0.5, np.maximum(np.asarray(age_days, dtype=float), 0.0) / HALF_LIFE_DAYS)
+
+
+def examination(position: np.ndarray) -> np.ndarray:
+    """The chance an item shown at *position* (0 = top; NaN = unknown) was looked at."""
+    position = np.asarray(position, dtype=float)
+    known = np.power(1.0 + np.maximum(np.nan_to_num(position, nan=0.0), 0.0), -EXAMINATION_EXPONENT)
+    return np.where(np.isnan(position), UNKNOWN_POSITION_EXAMINED, known)
+
+
+def expected_read_ms(chars: np.ndarray) -> np.ndarray:
+    """How long reading a post of *chars* characters takes, in milliseconds (at least 15 s)."""
+    minutes = np.asarray(chars, dtype=float) / (CHARS_PER_WORD * WORDS_PER_MINUTE)
+    return np.maximum(minutes * 60_000.0, MIN_EXPECTED_MS)
+
+
+def signal_masses(*, engaged: np.ndarray, dwell_ms: np.ndarray, chars: np.ndarray, shown: np.ndarray,
+                  position: np.ndarray, stars: np.ndarray, thumb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative pseudo-counts of one person's signals about each post (before decay).
+
+    :param engaged: opened, read or clicked from a digest.
+    :param dwell_ms: the longest dwell recorded (NaN when unknown); normalised by *chars*, the
+        post's length, so a long read of a long post counts like a long read of a short one.
+    :param shown: an impression was recorded; without *engaged* it is a skip.
+    :param position: the best position it was shown at (NaN when unknown).
+    :param stars: 1-5 or NaN; *thumb*: +1, -1 or 0.
+    """
+    engaged = np.asarray(engaged, dtype=bool)
+    dwell = np.asarray(dwell_ms, dtype=float)
+    covered = np.nan_to_num(dwell / expected_read_ms(chars), nan=0.0) >= ENGAGED_DWELL_SHARE
+    pos = np.where(engaged, np.where(covered, ENGAGED, GLANCED), 0.0)
+    neg = np.where(~engaged & np.asarray(shown, dtype=bool), SKIP * examination(position), 0.0)
+    stars = np.asarray(stars, dtype=float)
+    rated = ~np.isnan(stars)
+    pos = pos + np.where(rated, THUMB_MASS * (np.nan_to_num(stars) - 1) / 4, 0.0)
+    neg = neg + np.where(rated, THUMB_MASS * (5 - np.nan_to_num(stars, nan=5.0)) / 4, 0.0)
+    thumb = np.asarray(thumb, dtype=float)
+    pos = pos + THUMB_MASS * (thumb > 0)
+    neg = neg + THUMB_MASS * (thumb < 0)
+    return pos, neg
+
+
+def topic_totals(topic_index: np.ndarray, weights: np.ndarray, n_topics: int) -> np.ndarray:
+    """Sum *weights* per topic (``topic_index`` gives each row's topic)."""
+    return np.bincount(np.asarray(topic_index, dtype=np.int64), weights=weights, minlength=n_topics)[:n_topics]
+
+
+def affinity(pos: np.ndarray, neg: np.ndarray, prior: np.ndarray, strength: float = PRIOR_STRENGTH) -> np.ndarray:
+    """Beta estimate (pos + a0 * prior) / (pos + neg + a0), kept within [floor, 1 - floor]."""
+    estimate = (pos + strength * prior) / (pos + neg + strength)
+    return np.clip(estimate, AFFINITY_FLOOR, 1.0 - AFFINITY_FLOOR)
+
+
+def star_quality(count: np.ndarray, total: np.ndarray, mean: float) -> np.ndarray:
+    """Bayesian average of stars minus *mean*: (C * m + sum) / (C + n) - m."""
+    count = np.asarray(count, dtype=float)
+    return (QUALITY_PSEUDO * mean + np.asarray(total, dtype=float)) / (QUALITY_PSEUDO + count) - mean
+
+
+def thumb_quality(up: np.ndarray, down: np.ndarray, rate: float) -> np.ndarray:
+    """Beta posterior mean of thumbs up minus *rate*, on the star scale (a thumb spans 4 stars)."""
+    up, down = np.asarray(up, dtype=float), np.asarray(down, dtype=float)
+    posterior = (up + QUALITY_PSEUDO * rate) / (up + down + QUALITY_PSEUDO)
+    return 4.0 * (posterior - rate)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=float)
+    return np.log(p) - np.log1p(-p)
+
+
+def diversify(scores: np.ndarray, topic_index: np.ndarray, *, page_size: int,
+              penalty: float = TOPIC_PENALTY, share: float = PAGE_ONE_SHARE) -> np.ndarray:
+    """An order of the items (indices) that trades score for variety of topics.
+
+    Greedy MMR with a per-topic redundancy cost: the j-th post of a topic (j = 0, 1, ...) competes
+    with ``score - penalty * j``. Within a topic that effective score falls with j, so the greedy
+    pick is exactly one stable sort. Then the first *page_size* places hold at most
+    ``ceil(share * page_size)`` posts of one topic, as long as other topics have posts to offer.
+    """
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    scores = np.asarray(scores, dtype=float)
+    topics = np.asarray(topic_index, dtype=np.int64)
+    by_topic = np.lexsort((-scores, topics))  # topic, then best first
+    sorted_topics = topics[by_topic]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_topics)) + 1]
+    counts = np.diff(np.r_[starts, n])
+    rank_in_topic = np.empty(n, dtype=np.int64)
+    rank_in_topic[by_topic] = np.arange(n) - np.repeat(starts, counts)
+    order = np.lexsort((np.arange(n), -(scores - penalty * rank_in_topic)))
+    cap = max(1, math.ceil(share * page_size))
+    page = order[:page_size]
+    if len(np.unique(topics)) < 2 or np.bincount(topics[page]).max(initial=0) <= cap:
+        return order
+    kept: list[int] = []
+    deferred: list[int] = []
+    taken: dict[int, int] = {}
+    rest = order.tolist()
+    i = 0
+    while len(kept) < page_size and i < len(rest):
+        item = rest[i]
+        i += 1
+        t = int(topics[item])
+        if taken.get(t, 0) >= cap:
+            deferred.append(item)
+            continue
+        taken[t] = taken.get(t, 0) + 1
+        kept.append(item)
+    # Not enough other topics to fill the page: the deferred posts come back in order.
+    shortfall = page_size - len(kept)
+    kept += deferred[:shortfall]
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    tail = sorted(deferred[shortfall:] + rest[i:], key=lambda item: position[item])
+    return np.array(kept + tail, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# What the ranker knows about a person and about posts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """One person's topic affinities: their own decayed masses and their department's prior."""
+
+    pos: dict[str, float]
+    neg: dict[str, float]
+    prior: dict[str, float]
+
+    def affinities(self, topics: Sequence[str]) -> np.ndarray:
+        """The affinity for each of *topics* (a topic never seen gets the organisation's 0.5 prior)."""
+        pos = np.array([self.pos.get(t, 0.0) for t in topics])
+        neg = np.array([self.neg.get(t, 0.0) for t in topics])
+        prior = np.array([self.prior.get(t, NEUTRAL_THUMBS) for t in topics])
+        return affinity(pos, neg, prior)
+
+    def own_mass(self, topic: str) -> float:
+        return self.pos.get(topic, 0.0) + self.neg.get(topic, 0.0)
+
+
+EMPTY_PROFILE = Profile({}, {}, {})
+
+
+def _ages(values: Sequence[dt.datetime | None], now: dt.datetime) -> np.ndarray:
+    return np.array([(now - v).total_seconds() / _DAY if v is not None else HORIZON_DAYS for v in values], dtype=float)
+
+
+def _by_topic(topics: list[str], pos: np.ndarray, neg: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    names = sorted(set(topics))
+    index = {t: i for i, t in enumerate(names)}
+    idx = np.array([index[t] for t in topics], dtype=np.int64)
+    p, n = topic_totals(idx, pos, len(names)), topic_totals(idx, neg, len(names))
+    return dict(zip(names, p.tolist(), strict=True)), dict(zip(names, n.tolist(), strict=True))
+
+
+def load_department_prior(session: Session, department: str | None, *, now: dt.datetime) -> dict[str, float]:
+    """The department's pooled rate per topic: its members' engaged and skipped posts, and ratings.
+
+    Two grouped queries (events by post, ratings by post); an empty department gives 0.5 everywhere.
+    """
+    if not department:
+        return {}
+    since = now - dt.timedelta(days=HORIZON_DAYS)
+    engaged = case((EngagementEvent.kind.in_(_ENGAGED_KINDS), EngagementEvent.employee_pk))
+    shown = case((EngagementEvent.kind == "impression", EngagementEvent.employee_pk))
+    events = session.execute(
+        select(Post.topic, func.count(func.distinct(engaged)), func.count(func.distinct(shown)),
+               func.max(EngagementEvent.occurred_at))
+        .join(Post, Post.id == EngagementEvent.post_id)
+        .join(Employee, Employee.id == EngagementEvent.employee_pk)
+        .where(Employee.department == department, EngagementEvent.occurred_at >= since,
+               EngagementEvent.kind.in_(_LEARNED_KINDS), Post.must_read.is_(False))
+        .group_by(Post.id, Post.topic)).all()
+    rated = session.execute(
+        select(Post.topic, func.count(Rating.stars), func.coalesce(func.sum(Rating.stars), 0),
+               func.sum(case((Rating.thumb == "up", 1), else_=0)), func.sum(case((Rating.thumb == "down", 1), else_=0)),
+               func.max(Rating.updated_at))
+        .join(Post, Post.id == Rating.post_id).join(Employee, Employee.id == Rating.employee_pk)
+        .where(Employee.department == department, Rating.updated_at >= since, Post.must_read.is_(False))
+        .group_by(Post.id, Post.topic)).all()
+    if not events and not rated:
+        return {}
+    topics = [r[0] for r in events] + [r[0] for r in rated]
+    ev_engaged = np.array([r[1] for r in events], dtype=float)
+    ev_skipped = np.maximum(np.array([r[2] for r in events], dtype=float) - ev_engaged, 0.0)
+    ev_weight = decay(_ages([r[3] for r in events], now))
+    n_stars = np.array([r[1] for r in rated], dtype=float)
+    sum_stars = np.array([r[2] for r in rated], dtype=float)
+    ups = np.array([r[3] or 0 for r in rated], dtype=float)
+    downs = np.array([r[4] or 0 for r in rated], dtype=float)
+    r_weight = decay(_ages([r[5] for r in rated], now))
+    pos = np.r_[ev_weight * GLANCED * ev_engaged,
+                r_weight * THUMB_MASS * ((sum_stars - n_stars) / 4 + ups)]
+    neg = np.r_[ev_weight * SKIP * UNKNOWN_POSITION_EXAMINED * ev_skipped,
+                r_weight * THUMB_MASS * ((5 * n_stars - sum_stars) / 4 + downs)]
+    p, n = _by_topic(topics, pos, neg)
+    a0 = DEPARTMENT_PRIOR_STRENGTH
+    return {t: float(np.clip((p[t] + a0 * 0.5) / (p[t] + n[t] + a0), AFFINITY_FLOOR, 1 - AFFINITY_FLOOR)) for t in p}
+
+
+def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
+                 prior: dict[str, float] | None = None) -> Profile:
+    """*employee*'s decayed topic masses from their events (live and imported), reads and ratings.
+
+    :param prior: the department prior when the caller already has it (a batch of digests).
+    """
+    since = now - dt.timedelta(days=HORIZON_DAYS)
+    engaged = func.max(case((EngagementEvent.kind.in_(_ENGAGED_KINDS), 1), else_=0))
+    shown = func.max(case((EngagementEvent.kind == "impression", 1), else_=0))
+    position = func.min(case((EngagementEvent.kind == "impression", EngagementEvent.position)))
+    chars = func.length(Post.body_text) + func.length(Post.summary)
+    events = session.execute(
+        select(EngagementEvent.post_id, Post.topic, engaged, func.max(EngagementEvent.dwell_ms), shown, position,
+               func.max(EngagementEvent.occurred_at), chars)
+        .join(Post, Post.id == EngagementEvent.post_id)
+        .where(EngagementEvent.employee_pk == employee.id, EngagementEvent.occurred_at >= since,
+               EngagementEvent.kind.in_(_LEARNED_KINDS), Post.must_read.is_(False))
+        .group_by(EngagementEvent.post_id, Post.id, Post.topic)).all()
+    # Opening a post page marks it read on the server even when no client event arrived.
+    reads = session.execute(
+        select(PostState.post_id, Post.topic, PostState.read_at, chars).join(Post, Post.id == PostState.post_id)
+        .where(PostState.employee_pk == employee.id, PostState.read_at >= since, Post.must_read.is_(False))).all()
+    rated = session.execute(
+        select(Rating.post_id, Post.topic, Rating.stars, Rating.thumb, Rating.updated_at)
+        .join(Post, Post.id == Rating.post_id)
+        .where(Rating.employee_pk == employee.id, Rating.updated_at >= since, Post.must_read.is_(False))).all()
+    pairs: dict[int, dict] = {}
+    for post_id, topic, eng, dwell, was_shown, pos, last, length in events:
+        pairs[post_id] = {"topic": topic, "engaged": bool(eng), "dwell": dwell, "shown": bool(was_shown),
+                          "position": pos, "last": last, "chars": length or 0, "stars": None, "thumb": 0}
+    for post_id, topic, read_at, length in reads:
+        pair = pairs.setdefault(post_id, {"topic": topic, "engaged": True, "dwell": None, "shown": False,
+                                          "position": None, "last": read_at, "chars": length or 0, "stars": None,
+                                          "thumb": 0})
+        pair["engaged"] = True
+        pair["last"] = max(pair["last"], read_at) if pair["last"] else read_at
+    for post_id, topic, stars, thumb, updated in rated:
+        pair = pairs.setdefault(post_id, {"topic": topic, "engaged": False, "dwell": None, "shown": False,
+                                          "position": None, "last": updated, "chars": 0, "stars": None, "thumb": 0})
+        pair["stars"], pair["thumb"] = stars, (1 if thumb == "up" else -1 if thumb == "down" else 0)
+        pair["last"] = max(pair["last"], updated) if pair["last"] else updated
+    if prior is None:
+        prior = load_department_prior(session, employee.department, now=now)
+    if not pairs:
+        return Profile({}, {}, prior)
+    rows = list(pairs.values())
+    nan = float("nan")
+    pos, neg = signal_masses(
+        engaged=np.array([r["engaged"] for r in rows]),
+        dwell_ms=np.array([nan if r["dwell"] is None else r["dwell"] for r in rows], dtype=float),
+        chars=np.array([r["chars"] for r in rows], dtype=float),
+        shown=np.array([r["shown"] for r in rows]),
+        position=np.array([nan if r["position"] is None else r["position"] for r in rows], dtype=float),
+        stars=np.array([nan if r["stars"] is None else r["stars"] for r in rows], dtype=float),
+        thumb=np.array([r["thumb"] for r in rows], dtype=float))
+    weight = decay(_ages([r["last"] for r in rows], now))
+    p, n = _by_topic([r["topic"] for r in rows], pos * weight, neg * weight)
+    return Profile(p, n, prior)
+
+
+@dataclasses.dataclass(frozen=True)
+class Quality:
+    """Each post's quality on the star scale, relative to the mean of the posts ranked together."""
+
+    value: np.ndarray
+    count: np.ndarray
+
+
+def load_quality(session: Session, post_ids: Sequence[int], styles: Sequence[str]) -> Quality:
+    """Quality of *post_ids* (rated with *styles*): one grouped query over their ratings."""
+    counts: dict[int, tuple[int, int, int, int]] = {}
+    ids = list(post_ids)
+    for start in range(0, len(ids), 5000):
+        part = ids[start:start + 5000]
+        rows = session.execute(
+            select(Rating.post_id, func.count(Rating.stars), func.coalesce(func.sum(Rating.stars), 0),
+                   func.sum(case((Rating.thumb == "up", 1), else_=0)),
+                   func.sum(case((Rating.thumb == "down", 1), else_=0)))
+            .where(Rating.post_id.in_(part)).group_by(Rating.post_id)).all()
+        counts.update((r[0], (int(r[1]), int(r[2]), int(r[3] or 0), int(r[4] or 0))) for r in rows)
+    table = np.array([counts.get(i, (0, 0, 0, 0)) for i in ids], dtype=float).reshape(len(ids), 4)
+    return quality(table[:, 0], table[:, 1], table[:, 2], table[:, 3],
+                   np.array([s == "thumbs" for s in styles], dtype=bool))
+
+
+def quality(n_stars: np.ndarray, sum_stars: np.ndarray, ups: np.ndarray, downs: np.ndarray,
+            thumbs: np.ndarray) -> Quality:
+    """Bayesian quality of each post from its rating counts (stars or thumbs by *thumbs*)."""
+    star_mean = (float(sum_stars.sum()) + MEAN_PSEUDO * NEUTRAL_STARS) / (float(n_stars.sum()) + MEAN_PSEUDO)
+    up_rate = (float(ups.sum()) + MEAN_PSEUDO * NEUTRAL_THUMBS) / (float((ups + downs).sum()) + MEAN_PSEUDO)
+    value = np.where(thumbs, thumb_quality(ups, downs, up_rate), star_quality(n_stars, sum_stars, star_mean))
+    return Quality(value=value, count=np.where(thumbs, ups + downs, n_stars))
+
+
+# --------------------------------------------------------------------------------------------
+# Ranking a candidate set
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What the ranker needs to know about one post the person may see."""
+
+    post_id: int
+    topic: str
+    published_at: dt.datetime
+    must_read: bool
+    acknowledged: bool
+    read: bool
+    all_staff: bool
+    rating_style: str = "stars"
+    #: The post's audience names the person's department.
+    for_department: bool = False
+    author_department: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        return self.must_read and not self.acknowledged
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranked:
+    """Candidates in the person's order (indices into the list given), each with its reasons."""
+
+    order: list[int]
+    why: list[list[str]]
+    scores: np.ndarray
+
+
+def score(*, affinities: np.ndarray, quality: np.ndarray, age_days: np.ndarray, followed: np.ndarray,
+          targeted: np.ndarray, read: np.ndarray, muted: np.ndarray) -> np.ndarray:
+    """The ranking score of each post (see the module's formula)."""
+    return (logit(affinities) + QUALITY_WEIGHT * quality - FRESHNESS_PER_DAY * np.maximum(age_days, 0.0)
+            + FOLLOW_BOOST * followed + TARGETED_BOOST * targeted - READ_PENALTY * read - MUTE_PENALTY * muted)
+
+
+def rank(candidates: Sequence[Candidate], *, profile: Profile, quality: Quality, now: dt.datetime,
+         department: str | None, followed: Sequence[str] = (), muted: Sequence[str] = (),
+         page_size: int = 20) -> Ranked:
+    """Order *candidates*: unacknowledged must-reads first (newest first), then the ranked rest.
+
+    :param quality: for the candidates, in the same order (see :func:`load_quality`).
+    :param page_size: the first page, over which no topic may take more than its share.
+    """
+    n = len(candidates)
+    topics = [c.topic for c in candidates]
+    names = sorted(set(topics))
+    index = {t: i for i, t in enumerate(names)}
+    topic_index = np.array([index[t] for t in topics], dtype=np.int64)
+    aff_by_topic = profile.affinities(names)
+    aff = aff_by_topic[topic_index] if n else np.zeros(0)
+    followed_set, muted_set = set(followed), set(muted)
+    is_followed = np.array([t in followed_set for t in topics], dtype=bool)
+    is_muted = np.array([t in muted_set and not c.must_read for t, c in zip(topics, candidates, strict=True)],
+                        dtype=bool)
+    ages = np.array([(now - c.published_at).total_seconds() / _DAY for c in candidates], dtype=float)
+    targeted = np.array([c.for_department for c in candidates], dtype=bool)
+    read = np.array([c.read for c in candidates], dtype=bool)
+    scores = score(affinities=aff, quality=quality.value, age_days=ages, followed=is_followed, targeted=targeted,
+                   read=read, muted=is_muted)
+    pinned = [i for i, c in enumerate(candidates) if c.pinned]
+    pinned.sort(key=lambda i: (candidates[i].published_at, candidates[i].post_id), reverse=True)
+    rest = np.array([i for i, c in enumerate(candidates) if not c.pinned], dtype=np.int64)
+    rest_order = rest[diversify(scores[rest], topic_index[rest], page_size=page_size)] if len(rest) else rest
+    order = pinned + [int(i) for i in rest_order]
+    why = [explain(candidates[i], affinity=float(aff[i]), own_mass=profile.own_mass(topics[i]),
+                   prior=profile.prior.get(topics[i], NEUTRAL_THUMBS), quality=float(quality.value[i]),
+                   ratings=int(quality.count[i]), age_days=float(ages[i]), followed=bool(is_followed[i]),
+                   muted=bool(is_muted[i]), department=department) for i in range(n)]
+    return Ranked(order=order, why=why, scores=scores)
+
+
+def explain(candidate: Candidate, *, affinity: float, own_mass: float, prior: float, quality: float, ratings: int,
+            age_days: float, followed: bool, muted: bool, department: str | None) -> list[str]:
+    """Plain-language reasons a post sits where it does (at least one, at most three)."""
+    reasons: list[str] = []
+    if candidate.pinned:
+        source = candidate.author_department
+        reasons.append(f"Must-read from {source}" if source else "Must-read for you")
+    if candidate.for_department and department:
+        reasons.append(f"Targeted at {department}")
+    if followed:
+        reasons.append(f"You follow {candidate.topic}")
+    if muted:
+        reasons.append(f"You muted {candidate.topic}, so it is shown last")
+    if affinity >= LIKED and own_mass >= MIN_OWN_MASS:
+        reasons.append(f"You read most {candidate.topic} posts")
+    elif affinity >= LIKED and prior >= LIKED and department:
+        reasons.append(f"Popular with your colleagues in {department}")
+    if quality >= PRAISED and ratings >= 3:
+        reasons.append("Rated highly by your colleagues")
+    if age_days < 1 and not candidate.pinned:
+        reasons.append("Published in the last day")
+    if not reasons:
+        reasons.append("Shared with everyone" if candidate.all_staff else "Targeted at a group you belong to")
+    return reasons[:MAX_REASONS]

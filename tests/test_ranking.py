@@ -1,0 +1,367 @@
+"""Ranking: each person's feed in their order, with reasons, on SQLite and PostgreSQL.
+
+The pure functions are checked on numbers; the rest through :func:`intranet.feed.feed_page` and
+``GET /api/v1/feed`` on a small organisation.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from intranet import feed, preferences, ranking, ratings
+from intranet.engagement import events
+from intranet.errors import InvalidInput
+from intranet.models import FeedSnapshot
+
+HOUR = dt.timedelta(hours=1)
+
+
+def order(db, person, now, limit=50) -> list[int]:  # type: ignore[no-untyped-def]
+    return [item.post.id for item in feed.feed_page(db, person, now=now, limit=limit).items]
+
+
+def rate(db, person, post, now, **value) -> None:  # type: ignore[no-untyped-def]
+    ratings.rate(db, employee=person, post=post, rating=ratings.RatingIn(**value), now=now)
+    db.commit()
+
+
+def snapshots(db) -> int:  # type: ignore[no-untyped-def]
+    return db.exec(select(func.count()).select_from(FeedSnapshot)).one()
+
+
+def walk(client) -> list[int]:  # type: ignore[no-untyped-def]
+    ids, cursor = [], None
+    while True:
+        response = client.get("/api/v1/feed", query_string={"cursor": cursor} if cursor else None)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        ids += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return ids
+
+
+# ------------------------------------------------------------------------------------------------
+# The numbers
+# ------------------------------------------------------------------------------------------------
+
+
+def test_signals_halve_every_half_life():
+    """A signal a half-life old weighs half as much as one from today."""
+    assert ranking.decay(np.array([0.0, ranking.HALF_LIFE_DAYS, 2 * ranking.HALF_LIFE_DAYS])).tolist() == [1, .5, .25]
+
+
+def test_affinity_never_reaches_zero():
+    """However much negative evidence a topic collects, its affinity stays at the floor or above."""
+    low = ranking.affinity(np.array([0.0]), np.array([10_000.0]), np.array([0.05]))
+    assert low[0] == pytest.approx(ranking.AFFINITY_FLOOR)
+    assert ranking.logit(low)[0] > -np.inf
+
+
+def test_dwell_counts_relative_to_the_posts_length():
+    """Forty seconds on a short post is a read; on a long one it is a glance."""
+    pos, _ = ranking.signal_masses(engaged=np.array([True, True]), dwell_ms=np.array([40_000.0, 40_000.0]),
+                                   chars=np.array([500.0, 50_000.0]), shown=np.array([True, True]),
+                                   position=np.array([0.0, 0.0]), stars=np.array([np.nan, np.nan]),
+                                   thumb=np.array([0.0, 0.0]))
+    assert pos.tolist() == [ranking.ENGAGED, ranking.GLANCED]
+
+
+def test_skip_weighs_by_how_likely_the_position_was_seen():
+    """Scrolling past the top item says more than not opening the twentieth."""
+    _, neg = ranking.signal_masses(engaged=np.array([False, False]), dwell_ms=np.array([np.nan, np.nan]),
+                                   chars=np.array([500.0, 500.0]), shown=np.array([True, True]),
+                                   position=np.array([0.0, 20.0]), stars=np.array([np.nan, np.nan]),
+                                   thumb=np.array([0.0, 0.0]))
+    assert neg[0] == pytest.approx(ranking.SKIP) and 0 < neg[1] < neg[0] / 5
+
+
+def test_two_five_star_ratings_do_not_beat_a_well_rated_post():
+    """Bayesian average: 2 x 5 stars scores below 40 ratings averaging 4.5."""
+    q = ranking.quality(np.array([2.0, 40.0]), np.array([10.0, 180.0]), np.zeros(2), np.zeros(2),
+                        np.zeros(2, dtype=bool))
+    assert q.value[0] < q.value[1]
+    assert q.value[0] < 0.5
+
+
+def test_thumbs_quality_is_a_beta_posterior():
+    """Two thumbs up move a thumbs post less than thirty up out of thirty-five."""
+    q = ranking.quality(np.zeros(2), np.zeros(2), np.array([2.0, 30.0]), np.array([0.0, 5.0]),
+                        np.ones(2, dtype=bool))
+    assert 0 < q.value[0] < q.value[1]
+
+
+def test_diversify_caps_one_topic_on_page_one():
+    """A topic that outscores every other still leaves room on the first page."""
+    scores = np.r_[np.full(20, 10.0), np.zeros(5)]
+    topics = np.r_[np.zeros(20, dtype=int), np.ones(5, dtype=int)]
+    first_page = ranking.diversify(scores, topics, page_size=10)[:10]
+    assert (topics[first_page] == 0).sum() <= 5
+    assert sorted(ranking.diversify(scores, topics, page_size=10).tolist()) == list(range(25))
+
+
+# ------------------------------------------------------------------------------------------------
+# Learning from people
+# ------------------------------------------------------------------------------------------------
+
+
+def test_ratings_teach_topic_affinity(db, make_employee, make_post, clock):
+    """Someone who rates Product posts 5 stars and Events posts 1 star gets new Product posts first."""
+    me = make_employee()
+    for i in range(3):
+        rate(db, me, make_post(topic="Product", published_at=clock.now - dt.timedelta(days=5 + i)), clock.now, stars=5)
+        rate(db, me, make_post(topic="Events", published_at=clock.now - dt.timedelta(days=5 + i)), clock.now, stars=1)
+    events_post = make_post(topic="Events", published_at=clock.now - HOUR)
+    product_post = make_post(topic="Product", published_at=clock.now - 2 * HOUR)
+    ranked = order(db, me, clock.now)
+    assert ranked.index(product_post.id) < ranked.index(events_post.id)
+
+
+def test_reads_and_skips_teach_topic_affinity(db, make_employee, make_post, clock):
+    """Long reads of Product posts and HR posts scrolled past at the top lift Product over HR."""
+    me = make_employee()
+    batch = []
+    for i in range(4):
+        product = make_post(topic="Product", body_text="word " * 300, published_at=clock.now - dt.timedelta(days=2))
+        hr = make_post(topic="HR", published_at=clock.now - dt.timedelta(days=2))
+        at = (clock.now - dt.timedelta(hours=5 + i)).isoformat()
+        batch += [{"id": f"p{i}", "kind": "read", "post_id": product.id, "occurred_at": at, "dwell_ms": 120_000},
+                  {"id": f"h{i}", "kind": "impression", "post_id": hr.id, "occurred_at": at, "position": 0}]
+    assert events.ingest(db, me, batch, now=clock.now).accepted == len(batch)
+    db.commit()
+    hr_new = make_post(topic="HR", published_at=clock.now - HOUR)
+    product_new = make_post(topic="Product", published_at=clock.now - 3 * HOUR)
+    ranked = order(db, me, clock.now)
+    assert ranked.index(product_new.id) < ranked.index(hr_new.id)
+    profile = ranking.load_profile(db, me, now=clock.now)
+    assert profile.pos["Product"] > 3 and profile.neg["HR"] == pytest.approx(4 * ranking.SKIP, rel=0.01)
+
+
+def test_imported_events_teach_like_live_ones(db, make_employee, make_post, clock):
+    """Digest clicks loaded with the CSV import count like those the browser sent."""
+    me = make_employee()
+    clicked = [make_post(topic="Finance", published_at=clock.now - dt.timedelta(days=20)) for _ in range(3)]
+    lines = ["employee_id,post_id,kind,occurred_at,dwell_ms"] + [
+        f"{me.employee_id},{p.id},digest_click,{(clock.now - dt.timedelta(days=10)).isoformat()}," for p in clicked]
+    assert events.import_csv(db, lines, now=clock.now).loaded == 3
+    db.commit()
+    profile = ranking.load_profile(db, me, now=clock.now)
+    assert profile.pos["Finance"] == pytest.approx(3 * ranking.GLANCED * ranking.decay(np.array([10.0]))[0])
+
+
+def test_must_reads_teach_nothing(db, make_employee, make_post, clock):
+    """A low rating on a must-read is about the notice, not its topic: the topic's affinity is untouched."""
+    me = make_employee()
+    notice = make_post(topic="Compliance", must_read=True)
+    rate(db, me, notice, clock.now, stars=1)
+    assert ranking.load_profile(db, me, now=clock.now).own_mass("Compliance") == 0
+
+
+def test_a_disliked_topic_keeps_appearing(db, make_employee, make_post, clock):
+    """Ten 1-star ratings push a topic down but never out of the feed."""
+    me = make_employee()
+    for i in range(10):
+        rate(db, me, make_post(topic="Sports", published_at=clock.now - dt.timedelta(days=3)), clock.now, stars=1)
+    fresh = make_post(topic="Sports")
+    profile = ranking.load_profile(db, me, now=clock.now)
+    assert profile.affinities(["Sports"])[0] >= ranking.AFFINITY_FLOOR
+    assert fresh.id in order(db, me, clock.now)
+
+
+def test_newcomers_start_from_their_departments_taste(db, make_employee, make_post, clock):
+    """A new Sales hire with no history gets the topic their Sales colleagues read first."""
+    colleagues = [make_employee(department="Sales") for _ in range(4)]
+    newcomer = make_employee(department="Sales")
+    batch = []
+    for i in range(3):
+        product = make_post(topic="Product", published_at=clock.now - dt.timedelta(days=3))
+        legal = make_post(topic="Legal", published_at=clock.now - dt.timedelta(days=3))
+        batch.append((product, legal))
+    at = (clock.now - 5 * HOUR).isoformat()
+    for n, person in enumerate(colleagues):
+        sent = [{"id": f"r{n}{i}", "kind": "open", "post_id": p.id, "occurred_at": at} for i, (p, _) in enumerate(batch)]
+        sent += [{"id": f"s{n}{i}", "kind": "impression", "post_id": q.id, "occurred_at": at, "position": 1}
+                 for i, (_, q) in enumerate(batch)]
+        events.ingest(db, person, sent, now=clock.now)
+    db.commit()
+    legal_new = make_post(topic="Legal", published_at=clock.now - HOUR)
+    product_new = make_post(topic="Product", published_at=clock.now - 3 * HOUR)
+    prior = ranking.load_department_prior(db, "Sales", now=clock.now)
+    assert prior["Product"] > 0.5 > prior["Legal"]
+    ranked = order(db, newcomer, clock.now)
+    assert ranked.index(product_new.id) < ranked.index(legal_new.id)
+
+
+# ------------------------------------------------------------------------------------------------
+# Quality, diversity, preferences
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_new_post_with_two_five_stars_does_not_jump_the_queue(db, make_employee, make_post, clock):
+    """Two 5-star ratings on a new post rank it below an equally new post many people rated 4-5."""
+    raters = [make_employee(department="Finance") for _ in range(30)]
+    me = make_employee()
+    gamed = make_post(topic="News", published_at=clock.now - 2 * HOUR)
+    loved = make_post(topic="News", published_at=clock.now - 2 * HOUR)
+    for person in raters[:2]:
+        rate(db, person, gamed, clock.now, stars=5)
+    for n, person in enumerate(raters):
+        rate(db, person, loved, clock.now, stars=5 if n % 2 else 4)
+    ranked = order(db, me, clock.now)
+    assert ranked.index(loved.id) < ranked.index(gamed.id)
+    why = {item.post.id: item.why for item in feed.feed_page(db, me, now=clock.now).items}
+    assert "Rated highly by your colleagues" in why[loved.id]
+    assert "Rated highly by your colleagues" not in why[gamed.id]
+
+
+def test_one_topic_cannot_take_the_whole_first_page(db, make_employee, make_post, clock):
+    """A person who loves Product still sees other topics on page one."""
+    me = make_employee()
+    for i in range(4):
+        rate(db, me, make_post(topic="Product", published_at=clock.now - dt.timedelta(days=9)), clock.now, stars=5)
+    for i in range(12):
+        make_post(topic="Product", published_at=clock.now - i * HOUR)
+    others = {make_post(topic=t, published_at=clock.now - dt.timedelta(days=2)).id for t in ("HR", "IT", "Events")}
+    page = feed.feed_page(db, me, now=clock.now, limit=6).items
+    topics = [item.post.topic for item in page]
+    assert topics.count("Product") <= 3
+    assert {item.post.id for item in page} & others
+
+
+def test_followed_topic_comes_first(db, make_employee, make_post, clock):
+    """Following a topic lifts its posts above a slightly newer post of another topic."""
+    me = make_employee()
+    preferences.update(db, me, preferences.PreferencesIn(followed_topics=["IT"]), now=clock.now)
+    db.commit()
+    other = make_post(topic="Events", published_at=clock.now - HOUR)
+    followed = make_post(topic="IT", published_at=clock.now - 3 * HOUR)
+    items = feed.feed_page(db, me, now=clock.now).items
+    assert [i.post.id for i in items] == [followed.id, other.id]
+    assert "You follow IT" in items[0].why
+
+
+def test_mutes_sink_posts_but_never_hide_must_reads(db, make_employee, make_post, clock):
+    """A muted topic's posts go last; its must-read stays pinned at the top."""
+    me = make_employee()
+    preferences.update(db, me, preferences.PreferencesIn(muted_topics=["Facilities"]), now=clock.now)
+    db.commit()
+    muted = make_post(topic="Facilities", published_at=clock.now - HOUR)
+    older = make_post(topic="News", published_at=clock.now - dt.timedelta(days=20))
+    notice = make_post(topic="Facilities", must_read=True, published_at=clock.now - dt.timedelta(days=4))
+    assert order(db, me, clock.now) == [notice.id, older.id, muted.id]
+
+
+def test_must_reads_come_first_newest_first(db, make_employee, make_post, clock):
+    """Unacknowledged must-reads lead, newest first, whatever the ranker thinks of the rest."""
+    me = make_employee()
+    for _ in range(3):
+        rate(db, me, make_post(topic="Product", published_at=clock.now - dt.timedelta(days=8)), clock.now, stars=5)
+    liked = make_post(topic="Product", published_at=clock.now - HOUR)
+    old_notice = make_post(topic="Compliance", must_read=True, published_at=clock.now - dt.timedelta(days=6))
+    new_notice = make_post(topic="Compliance", must_read=True, published_at=clock.now - dt.timedelta(days=1))
+    assert order(db, me, clock.now)[:3] == [new_notice.id, old_notice.id, liked.id]
+
+
+def test_reasons_name_the_department_and_the_must_read_source(db, make_employee, make_post, clock):
+    """Targeted and must-read posts say so, in plain words."""
+    author = make_employee(department="People & Culture")
+    me = make_employee(department="Sales")
+    targeted = make_post({"segments": [{"departments": ["Sales"]}]}, topic="Sales news")
+    notice = make_post(topic="Policy", must_read=True, author_pk=author.id)
+    why = {item.post.id: item.why for item in feed.feed_page(db, me, now=clock.now).items}
+    assert why[targeted.id][0] == "Targeted at Sales"
+    assert why[notice.id][0] == "Must-read from People & Culture"
+
+
+def test_every_feed_item_has_reasons(make_employee, make_post, client_for):
+    """Each item of GET /api/v1/feed carries a non-empty list of reasons."""
+    me = make_employee()
+    for topic in ("A", "B", "C"):
+        make_post(topic=topic)
+    items = client_for(me).get("/api/v1/feed").get_json()["items"]
+    assert len(items) == 3 and all(item["why"] and all(isinstance(w, str) for w in item["why"]) for item in items)
+
+
+def test_feed_page_shows_the_reasons(make_employee, make_post, client_for):
+    """The HTML feed shows each post's reasons."""
+    me = make_employee(department="Sales")
+    make_post({"segments": [{"departments": ["Sales"]}]})
+    page = client_for(me).get("/").get_data(as_text=True)
+    assert 'class="why' in page and "Targeted at Sales" in page
+
+
+# ------------------------------------------------------------------------------------------------
+# Paging a ranked feed
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.settings(INTRANET_FEED_PAGE_SIZE=3)
+def test_paging_survives_publishing_and_rating_in_between(db, make_employee, make_post, client_for, clock):
+    """Posts published and rated while someone pages never repeat or drop out of their walk."""
+    me, others = make_employee(), [make_employee() for _ in range(5)]
+    posts = [make_post(topic=f"T{i % 3}", published_at=clock.now - (i + 1) * HOUR) for i in range(10)]
+    client = client_for(me)
+    first = client.get("/api/v1/feed").get_json()
+    seen = [item["id"] for item in first["items"]]
+    cursor = first["next_cursor"]
+    # Between pages: new posts appear and the last post of the order gets five 5-star ratings.
+    make_post(topic="T0", published_at=clock.now)
+    for person in others:
+        rate(db, person, posts[-1], clock.now, stars=5)
+    clock.advance(minutes=5)
+    while cursor:
+        body = client.get("/api/v1/feed", query_string={"cursor": cursor}).get_json()
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+    assert len(seen) == len(set(seen)) == 10
+    assert set(seen) == {p.id for p in posts}
+
+
+@pytest.mark.settings(INTRANET_FEED_PAGE_SIZE=2)
+def test_a_cursor_is_its_owners_only(make_employee, make_post, client_for):
+    """Someone else's cursor is refused like a malformed one."""
+    me, other = make_employee(), make_employee()
+    for _ in range(4):
+        make_post()
+    cursor = client_for(me).get("/api/v1/feed").get_json()["next_cursor"]
+    assert cursor
+    response = client_for(other).get("/api/v1/feed", query_string={"cursor": cursor})
+    assert response.status_code == 422
+
+
+def test_an_expired_cursor_asks_to_start_again(db, make_employee, make_post, clock):
+    """After the snapshot's lifetime the cursor is refused, and the purge job removes the snapshot."""
+    me = make_employee()
+    for _ in range(4):
+        make_post()
+    cursor = feed.feed_page(db, me, now=clock.now, limit=2).next_cursor
+    db.commit()
+    later = clock.now + feed.SNAPSHOT_TTL + dt.timedelta(seconds=1)
+    assert feed.feed_page(db, me, now=clock.now + dt.timedelta(hours=1), cursor=cursor, limit=2).items
+    with pytest.raises(InvalidInput, match="start again"):
+        feed.feed_page(db, me, now=later, cursor=cursor, limit=2)
+    assert feed.purge_snapshots(db, later) == 1
+    db.commit()
+    assert snapshots(db) == 0
+
+
+def test_a_single_page_stores_no_snapshot(db, make_employee, make_post, clock):
+    """A feed that fits on one page has no cursor and writes nothing."""
+    me = make_employee()
+    make_post()
+    page = feed.feed_page(db, me, now=clock.now, limit=5)
+    assert page.next_cursor is None and snapshots(db) == 0
+
+
+@pytest.mark.settings(INTRANET_FEED_PAGE_SIZE=4)
+def test_paging_walks_every_post_once(make_employee, make_post, client_for, clock):
+    """Walking the cursor over a mixed feed yields every visible post exactly once."""
+    me = make_employee()
+    posts = [make_post(topic=f"T{i % 4}", must_read=i % 5 == 0, published_at=clock.now - i * HOUR)
+             for i in range(17)]
+    ids = walk(client_for(me))
+    assert sorted(ids) == sorted(p.id for p in posts) and len(ids) == 17
