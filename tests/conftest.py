@@ -35,8 +35,10 @@ from sqlmodel import Session
 from intranet import create_app, jobs, migrate, targeting
 from intranet.db import make_engine, metadata, session_factory
 from intranet.delivery.rendering import Renderer
+from intranet.directory import graph
 from intranet.models import Employee, Group, GroupMember, Post
 from intranet.settings import Settings
+from tests.fakes.entra_graph import FakeEntraServer
 from tests.fakes.smtp import Recorder
 
 # CI explores a fixed set of examples (a red run must mean a change broke something); local runs
@@ -374,3 +376,16 @@ def sign_in_browser(page: Any, live_server: str):  # type: ignore[no-untyped-def
         return page
 
     return sign_in
+
+
+@pytest.fixture
+def entra_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:
+    """The HTTPS fake of Entra ID and Microsoft Graph (token, discovery, sign-in, users delta), with
+    requests and msal trusting its test CA."""
+    with FakeEntraServer() as srv:
+        # requests lets these variables override verify= (and these machines export them).
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_bundle_path)
+        monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_bundle_path)
+        graph.clear_app_cache()
+        yield srv
+    graph.clear_app_cache()

@@ -6,33 +6,19 @@ HR and canonical files are written to disk and named on the command line, as an 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from intranet.directory import graph
 from intranet.models import EmployeeDirectory, SyncRun, SyncState
 from tests.directory_support import DIRTY, employees, last_run, quarantine
-from tests.fakes.entra_graph import FakeEntraServer
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:
-    with FakeEntraServer() as srv:
-        # requests lets these variables override verify= (and these machines export them).
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_bundle_path)
-        monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_bundle_path)
-        graph.clear_app_cache()
-        yield srv
-    graph.clear_app_cache()
-
-
-@pytest.fixture
-def graph_app(make_app, server):  # type: ignore[no-untyped-def]
+def graph_app(make_app, entra_server):  # type: ignore[no-untyped-def]
     """The app configured for Entra ID as a deployment would be (small pages, so rounds span several)."""
-    return make_app(**server.config(), INTRANET_GRAPH_PAGE_SIZE=7)
+    return make_app(**entra_server.config(), INTRANET_GRAPH_PAGE_SIZE=7)
 
 
 def cli(app: Any, *args: str) -> Any:
@@ -55,9 +41,9 @@ def org(fake: Any, n: int) -> list[str]:
     return ids
 
 
-def test_sync_first_run_is_full_with_progress_and_summary(graph_app, server, db):
+def test_sync_first_run_is_full_with_progress_and_summary(graph_app, entra_server, db):
     """`directory sync` with no deltaLink yet: a full round over several pages, a progress count, a summary."""
-    org(server.fake, 20)
+    org(entra_server.fake, 20)
     result = cli(graph_app, "sync")
     assert result.exit_code == 0, result.output
     assert "Reading Graph: 22 users" in result.output
@@ -69,12 +55,12 @@ def test_sync_first_run_is_full_with_progress_and_summary(graph_app, server, db)
     assert db.get(EmployeeDirectory, people["E0003"].id).cost_center == "CC-9"
     run = last_run(db)
     assert (run.trigger, run.mode, run.status, run.delta_committed) == ("cli", "full", "succeeded", True)
-    assert server.fake.count("/users/delta") >= 4  # 22 users in pages of 7
+    assert entra_server.fake.count("/users/delta") >= 4  # 22 users in pages of 7
 
 
-def test_sync_follows_the_delta_link_through_a_429(graph_app, server, db):
+def test_sync_follows_the_delta_link_through_a_429(graph_app, entra_server, db):
     """The second `directory sync` is incremental from the stored deltaLink and waits out a 429's Retry-After."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = org(fake, 10)
     assert cli(graph_app, "sync").exit_code == 0
     link = db.get(SyncState, "graph").delta_link
@@ -97,9 +83,9 @@ def test_sync_follows_the_delta_link_through_a_429(graph_app, server, db):
     assert [c.query.get("$deltatoken") for c in deltas] == [token, token]  # throttled, then retried as is
 
 
-def test_sync_full_sweeps_people_gone_from_entra(graph_app, server, db):
+def test_sync_full_sweeps_people_gone_from_entra(graph_app, entra_server, db):
     """`directory sync --full` re-reads everything and deactivates who is no longer there (mark and sweep)."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = org(fake, 8)
     assert cli(graph_app, "sync").exit_code == 0
     fake.remove_user(ids[7], "deleted")
@@ -112,9 +98,9 @@ def test_sync_full_sweeps_people_gone_from_entra(graph_app, server, db):
     assert not people["E0008"].active and sum(p.active for p in people.values()) == 7
 
 
-def test_sync_held_by_the_guard_says_what_to_do(graph_app, server, db):
+def test_sync_held_by_the_guard_says_what_to_do(graph_app, entra_server, db):
     """A round that would deactivate most people is held; the command says so and changes nothing."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = org(fake, 40)
     assert cli(graph_app, "sync").exit_code == 0
     for oid in ids[1:31]:
@@ -125,9 +111,9 @@ def test_sync_held_by_the_guard_says_what_to_do(graph_app, server, db):
     assert all(p.active for p in employees(db).values())
 
 
-def test_sync_failure_exits_non_zero_with_the_reason(graph_app, server, db):
+def test_sync_failure_exits_non_zero_with_the_reason(graph_app, entra_server, db):
     """Graph refusing the app (no User.Read.All) ends the command with status 1 and Graph's message."""
-    server.fake.inject(403, times=5, on_path="/users/delta")
+    entra_server.fake.inject(403, times=5, on_path="/users/delta")
     result = cli(graph_app, "sync")
     assert result.exit_code == 1
     assert "failed" in result.output and "User.Read.All" in result.output

@@ -6,7 +6,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,35 +18,25 @@ from tests.fakes.entra_graph import FakeEntraServer, follow_sign_in
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:
-    with FakeEntraServer() as srv:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_bundle_path)
-        monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_bundle_path)
-        graph.clear_app_cache()
-        yield srv
-    graph.clear_app_cache()
-
-
-@pytest.fixture
-def app(make_app, server, request):  # type: ignore[no-untyped-def]
+def app(make_app, entra_server, request):  # type: ignore[no-untyped-def]
     """Beacon signing in through the fake Entra ID (settings are read once, when the app is built)."""
     marker = request.node.get_closest_marker("settings")
-    return make_app(**server.config(), **(marker.kwargs if marker else {}))
+    return make_app(**entra_server.config(), **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
-def adele(server, make_employee):  # type: ignore[no-untyped-def]
-    oid = server.fake.add_user(displayName="Adele Vance", employeeId="E0002")
-    return make_employee(display_name="Adele Vance", employee_id="E0002", entra_tenant_id=server.fake.tenant_id,
+def adele(entra_server, make_employee):  # type: ignore[no-untyped-def]
+    oid = entra_server.fake.add_user(displayName="Adele Vance", employeeId="E0002")
+    return make_employee(display_name="Adele Vance", employee_id="E0002", entra_tenant_id=entra_server.fake.tenant_id,
                          entra_object_id=oid)
 
 
-def entra_response(app: Any, server: FakeEntraServer, oid: str | None, next_url: str = "/") -> tuple[Any, dict]:
+def entra_response(app: Any, entra_server: FakeEntraServer, oid: str | None, next_url: str = "/") -> tuple[Any, dict]:
     """Start a sign-in in a test client and play the person at the fake authorize page."""
     client = app.test_client()
     started = client.get("/auth/entra/start", query_string={"next": next_url})
     assert started.status_code == 302
-    assert started.location.startswith(server.authority)
+    assert started.location.startswith(entra_server.authority)
     browser = requests.Session()
     form = follow_sign_in(started.location, browser, user_id=oid)
     assert form.action.endswith("/auth/entra/callback")
@@ -66,9 +55,9 @@ def session_cookie(client: Any) -> str | None:
     return cookie.value if cookie else None
 
 
-def test_sign_in_links_the_directory_employee_by_tid_oid(app, server, adele):
+def test_sign_in_links_the_directory_employee_by_tid_oid(app, entra_server, adele):
     """The full flow signs in the employee whose (tid, oid) matches, with a fresh session id."""
-    client, fields = entra_response(app, server, adele.entra_object_id, next_url="/groups")
+    client, fields = entra_response(app, entra_server, adele.entra_object_id, next_url="/groups")
     before = session_cookie(client)
     response = complete(client, fields)
     assert response.status_code == 302 and response.location == "/groups"
@@ -76,27 +65,27 @@ def test_sign_in_links_the_directory_employee_by_tid_oid(app, server, adele):
     assert "Adele Vance" in client.get("/").get_data(as_text=True)
 
 
-def test_replayed_callback_is_refused(app, server, adele):
+def test_replayed_callback_is_refused(app, entra_server, adele):
     """The same callback fields a second time find no pending flow: refused, no second session."""
-    client, fields = entra_response(app, server, adele.entra_object_id)
+    client, fields = entra_response(app, entra_server, adele.entra_object_id)
     assert complete(client, fields).status_code == 302
     again = client.post("/auth/entra/complete", data=fields)
     assert again.status_code == 400 and "already used" in again.get_data(as_text=True)
 
 
-def test_tampered_state_is_refused(app, server, adele):
+def test_tampered_state_is_refused(app, entra_server, adele):
     """A callback whose state does not belong to this browser's flow is refused with a clear message."""
-    client, fields = entra_response(app, server, adele.entra_object_id)
+    client, fields = entra_response(app, entra_server, adele.entra_object_id)
     response = complete(client, {**fields, "state": "forged"})
     assert response.status_code == 400 and "could not be verified" in response.get_data(as_text=True)
     assert client.get("/").status_code != 200  # not signed in
 
 
 @pytest.mark.parametrize("override", [{"tid": str(uuid.uuid4())}, {"nonce": None}])
-def test_wrong_tenant_or_missing_nonce_is_refused(app, server, adele, override):
+def test_wrong_tenant_or_missing_nonce_is_refused(app, entra_server, adele, override):
     """An ID token for another tenant, or without the nonce, is refused."""
-    server.fake.id_token_overrides = override
-    client, fields = entra_response(app, server, adele.entra_object_id)
+    entra_server.fake.id_token_overrides = override
+    client, fields = entra_response(app, entra_server, adele.entra_object_id)
     response = complete(client, fields)
     assert response.status_code == 400 and "Sign-in was refused" in response.get_data(as_text=True)
 
@@ -120,10 +109,10 @@ def _bad_claims(tenant_id: str, authority: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("bad", list(_bad_claims("tenant", "https://host/tenant")))
-def test_id_token_with_a_bad_claim_is_refused(app, server, adele, bad, caplog):
+def test_id_token_with_a_bad_claim_is_refused(app, entra_server, adele, bad, caplog):
     """A wrong audience, issuer, lifetime or nonce: a sign-in error page (400), logged, nobody signed in."""
-    server.fake.id_token_overrides = _bad_claims(server.fake.tenant_id, server.authority)[bad]
-    client, fields = entra_response(app, server, adele.entra_object_id)
+    entra_server.fake.id_token_overrides = _bad_claims(entra_server.fake.tenant_id, entra_server.authority)[bad]
+    client, fields = entra_response(app, entra_server, adele.entra_object_id)
     with caplog.at_level(logging.WARNING, logger="intranet.web.entra_auth"):
         response = complete(client, fields)
     assert response.status_code == 400 and "Sign-in was refused" in response.get_data(as_text=True)
@@ -133,11 +122,11 @@ def test_id_token_with_a_bad_claim_is_refused(app, server, adele, bad, caplog):
 
 @pytest.mark.parametrize("override", [{}, {"exp": "now-60", "iat": "now-3660", "nbf": "now-3660"},
                                       {"iat": "now+60", "nbf": "now+60"}])
-def test_id_token_within_the_clock_skew_signs_in(app, server, adele, override):
+def test_id_token_within_the_clock_skew_signs_in(app, entra_server, adele, override):
     """A good token signs in, also when the clocks differ by a minute (less than the allowed skew)."""
     now = int(time.time())
-    server.fake.id_token_overrides = {key: now + int(value[3:]) for key, value in override.items()}
-    client, fields = entra_response(app, server, adele.entra_object_id, next_url="/groups")
+    entra_server.fake.id_token_overrides = {key: now + int(value[3:]) for key, value in override.items()}
+    client, fields = entra_response(app, entra_server, adele.entra_object_id, next_url="/groups")
     response = complete(client, fields)
     assert response.status_code == 302 and response.location == "/groups"
     assert client.get("/api/v1/feed").status_code == 200
@@ -188,41 +177,41 @@ def test_no_discovery_hint_where_it_would_not_help(authority):
 
 
 @pytest.mark.parametrize("setting", ["false", None])
-def test_instance_discovery_setting_from_the_environment(app, server, monkeypatch, caplog, setting):
+def test_instance_discovery_setting_from_the_environment(app, entra_server, monkeypatch, caplog, setting):
     """INTRANET_ENTRA_INSTANCE_DISCOVERY=false in the environment lets sign-in start at a non-Microsoft host;
     without it, the sign-in is unavailable and the log names the setting."""
-    config = {key: value for key, value in server.config().items() if key != "INTRANET_ENTRA_INSTANCE_DISCOVERY"}
+    config = {key: value for key, value in entra_server.config().items() if key != "INTRANET_ENTRA_INSTANCE_DISCOVERY"}
     monkeypatch.delenv("INTRANET_ENTRA_INSTANCE_DISCOVERY", raising=False)
     if setting is not None:
         monkeypatch.setenv("INTRANET_ENTRA_INSTANCE_DISCOVERY", setting)
     env_app = create_app({"TESTING": True, "INTRANET_SECRET_KEY": app.config["INTRANET_SECRET_KEY"],
                           "PREFERRED_URL_SCHEME": "https", **config}, engine=app.extensions["intranet"].engine)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru(server.url)
+        mock.add_passthru(entra_server.url)
         mock.get(re.compile(re.escape(INSTANCE_DISCOVERY) + ".*"), json=UNKNOWN_INSTANCE, status=400)
         with caplog.at_level(logging.ERROR, logger="intranet.web.entra_auth"):
             started = env_app.test_client().get("/auth/entra/start")
     if setting == "false":
-        assert started.status_code == 302 and started.location.startswith(server.authority)
+        assert started.status_code == 302 and started.location.startswith(entra_server.authority)
     else:
         assert started.status_code == 503 and "unavailable" in started.get_data(as_text=True)
         assert "set INTRANET_ENTRA_INSTANCE_DISCOVERY=false" in caplog.text
 
 
-def test_person_not_in_directory_gets_a_clear_page(app, server, adele):
+def test_person_not_in_directory_gets_a_clear_page(app, entra_server, adele):
     """Someone Entra knows but the directory does not: a 403 page explaining why, not a crash."""
-    stranger = server.fake.add_user(displayName="New Hire")
-    client, fields = entra_response(app, server, stranger)
+    stranger = entra_server.fake.add_user(displayName="New Hire")
+    client, fields = entra_response(app, entra_server, stranger)
     response = complete(client, fields)
     assert response.status_code == 403 and "not in the directory yet" in response.get_data(as_text=True)
 
 
-def test_deactivated_employee_cannot_sign_in(app, server, adele, db):
+def test_deactivated_employee_cannot_sign_in(app, entra_server, adele, db):
     """A deactivated employee is refused even with a valid Entra sign-in."""
     adele.active = False
     db.add(adele)
     db.commit()
-    client, fields = entra_response(app, server, adele.entra_object_id)
+    client, fields = entra_response(app, entra_server, adele.entra_object_id)
     assert complete(client, fields).status_code == 403
 
 
@@ -242,24 +231,24 @@ HOSTILE_NEXT = [
 
 
 @pytest.mark.parametrize("raw_next", HOSTILE_NEXT)
-def test_next_cannot_redirect_off_site(app, server, adele, raw_next):
+def test_next_cannot_redirect_off_site(app, entra_server, adele, raw_next):
     """A hostile next= on /auth/entra/start ends on the feed once signed in, never elsewhere."""
     client = app.test_client()
     started = client.get(f"/auth/entra/start?next={raw_next}")
-    assert started.status_code == 302 and started.location.startswith(server.authority)
+    assert started.status_code == 302 and started.location.startswith(entra_server.authority)
     form = follow_sign_in(started.location, requests.Session(), user_id=adele.entra_object_id)
     response = complete(client, form.fields)
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
-def test_a_nul_in_next_is_refused_before_the_authority_is_asked(app, server):
+def test_a_nul_in_next_is_refused_before_the_authority_is_asked(app, entra_server):
     """/auth/entra/start with a NUL in next= is a 400: no flow starts, no Location is sent."""
     started = app.test_client().get("/auth/entra/start?next=/%00/evil.example")
     assert started.status_code == 400 and "Location" not in started.headers
 
 
 @pytest.mark.settings(INTRANET_DEV_LOGIN=False)
-def test_sign_in_page_offers_entra(app, server, adele):
+def test_sign_in_page_offers_entra(app, entra_server, adele):
     """With INTRANET_ENTRA_* configured the sign-in page offers 'Sign in with your work account'."""
     page = app.test_client().get("/auth/sign-in?next=/groups").get_data(as_text=True)
     assert "/auth/entra/start?next=/groups" in page and "work account" in page
@@ -267,7 +256,7 @@ def test_sign_in_page_offers_entra(app, server, adele):
 
 @pytest.mark.browser
 @pytest.mark.settings(INTRANET_DEV_LOGIN=False)
-def test_browser_sign_in_through_fake_authorize_page(app, server, adele, live_server, _browser):
+def test_browser_sign_in_through_fake_authorize_page(app, entra_server, adele, live_server, _browser):
     """In Chromium: sign-in page -> fake Entra picker -> form_post -> same-site hop -> the feed, signed in."""
     context = _browser.new_context(ignore_https_errors=True)  # the fake's certificate comes from a test CA
     try:
@@ -275,7 +264,7 @@ def test_browser_sign_in_through_fake_authorize_page(app, server, adele, live_se
         page.set_default_timeout(15_000)
         page.goto(f"{live_server}/auth/sign-in")
         page.click("text=Sign in with your work account")
-        page.wait_for_url(re.compile(re.escape(server.url)))
+        page.wait_for_url(re.compile(re.escape(entra_server.url)))
         page.check(f"input[value='{adele.entra_object_id}']")
         page.click("button[type=submit]")
         page.click("text=Continue")  # the fake's form_post page has no script

@@ -2,30 +2,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from intranet.directory import graph, guard
+from intranet.directory import guard
 from intranet.directory.graph import GraphClient, GraphSettings
 from intranet.directory.lifecycle import lifecycle_job
 from intranet.models import AuthSession, EmployeeDirectory, SyncState
 from intranet.settings import Settings
 from tests.directory_support import employees, hr_csv, last_run, make_sync, person, quarantine
-from tests.fakes.entra_graph import FakeEntraServer
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEntraServer]:
-    with FakeEntraServer() as srv:
-        # requests lets these variables override verify= (and these machines export them).
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", srv.ca_bundle_path)
-        monkeypatch.setenv("CURL_CA_BUNDLE", srv.ca_bundle_path)
-        graph.clear_app_cache()
-        yield srv
-    graph.clear_app_cache()
 
 
 class Sleeps(list):
@@ -39,11 +26,11 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def run(server, database, clock, sleeps):  # type: ignore[no-untyped-def]
+def run(entra_server, database, clock, sleeps):  # type: ignore[no-untyped-def]
     """Run a Graph sync (``run(full=False, **graph settings)``) and return its outcome."""
 
     def go(full: bool = False, **settings: Any):  # type: ignore[no-untyped-def]
-        config = {**server.config(), "INTRANET_GRAPH_PAGE_SIZE": 10, "INTRANET_GRAPH_MAX_TOTAL_WAIT_S": 60,
+        config = {**entra_server.config(), "INTRANET_GRAPH_PAGE_SIZE": 10, "INTRANET_GRAPH_MAX_TOTAL_WAIT_S": 60,
                   **settings}
         client = GraphClient(GraphSettings.from_config(config), sleep=sleeps, clock=lambda: 0.0)
         return make_sync(database, clock, config=config, graph_client=client).run_graph(full=full)
@@ -63,9 +50,9 @@ def staff(fake, n: int = 12) -> list[str]:  # type: ignore[no-untyped-def]
     return ids
 
 
-def test_full_round_with_paging_and_inclusion_rule(run, server, db):
+def test_full_round_with_paging_and_inclusion_rule(run, entra_server, db):
     """A full round over several pages (empty ones included) creates employees only; guests and rooms stay out."""
-    fake = server.fake
+    fake = entra_server.fake
     fake.empty_page_every = 2
     ids = staff(fake, 25)
     fake.add_user(displayName="Guest", userType="Guest", employeeId="G1")
@@ -82,13 +69,13 @@ def test_full_round_with_paging_and_inclusion_rule(run, server, db):
     assert db.get(EmployeeDirectory, p1.id).cost_center == "CC-9"
     run_row = last_run(db)
     assert (run_row.mode, run_row.seen, run_row.created, run_row.delta_committed) == ("full", 27, 25, True)
-    assert db.get(SyncState, "graph").delta_link.startswith(server.graph_base_url)
+    assert db.get(SyncState, "graph").delta_link.startswith(entra_server.graph_base_url)
     assert fake.count("/users/delta") > 3
 
 
-def test_incremental_rounds_absent_and_null(run, server, db):
+def test_incremental_rounds_absent_and_null(run, entra_server, db):
     """Incremental (return=minimal) rounds: an absent property is unchanged, null clears it."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 3)
     run()
     fake.update_user(ids[1], department="Marketing", jobTitle=None)
@@ -103,9 +90,9 @@ def test_incremental_rounds_absent_and_null(run, server, db):
     assert minimal and "return=minimal" in minimal[-1].headers.get("Prefer", "")
 
 
-def test_second_identical_run_and_replays_change_nothing(run, server, db, clock):
+def test_second_identical_run_and_replays_change_nothing(run, entra_server, db, clock):
     """Replayed and duplicated users in a round change nothing; neither does a second identical full run."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 4)
     run()
     before = {k: e.model_dump() for k, e in employees(db).items()}
@@ -120,9 +107,9 @@ def test_second_identical_run_and_replays_change_nothing(run, server, db, clock)
     assert {k: e.model_dump() for k, e in employees(db).items()} == before
 
 
-def test_removed_changed_then_restored(run, server, db, make_employee):
+def test_removed_changed_then_restored(run, entra_server, db, make_employee):
     """@removed changed deactivates (sessions end); a restore brings the same employee row back active."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 4)
     run()
     person_ = employees(db)["P001"]
@@ -139,9 +126,9 @@ def test_removed_changed_then_restored(run, server, db, make_employee):
     assert last_run(db).reactivated == 1
 
 
-def test_removed_deleted_schedules_erasure(run, server, db, clock):
+def test_removed_deleted_schedules_erasure(run, entra_server, db, clock):
     """@removed deleted deactivates and schedules erasure; the lifecycle job anonymizes after retention."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 3)
     run()
     fake.remove_user(ids[1], "deleted")
@@ -157,9 +144,9 @@ def test_removed_deleted_schedules_erasure(run, server, db, clock):
     assert erased.display_name == "Former employee" and erased.email is None and erased.department is None
 
 
-def test_manager_delta_add_and_remove(run, server, db):
+def test_manager_delta_add_and_remove(run, entra_server, db):
     """manager@delta sets and clears the manager (resolved to employee ids in a second pass)."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 3)
     run()
     fake.update_user(ids[2], manager=ids[1])
@@ -171,9 +158,9 @@ def test_manager_delta_add_and_remove(run, server, db):
 
 
 @pytest.mark.parametrize("fault", ["expired", "410"])
-def test_expired_delta_triggers_full_resync_with_sweep(run, server, db, fault):
+def test_expired_delta_triggers_full_resync_with_sweep(run, entra_server, db, fault):
     """syncStateNotFound or 410 Gone: a full resync; users gone meanwhile are swept (deactivated)."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 4)
     run()
     fake.remove_user(ids[3], "deleted")
@@ -188,18 +175,18 @@ def test_expired_delta_triggers_full_resync_with_sweep(run, server, db, fault):
     assert not employees(db)["P002"].active and employees(db)["P001"].active
 
 
-def test_429_retry_after_is_honoured(run, server, db, sleeps):
+def test_429_retry_after_is_honoured(run, entra_server, db, sleeps):
     """429 with Retry-After: the client waits exactly that long and the round completes."""
-    fake = server.fake
+    fake = entra_server.fake
     staff(fake, 3)
     fake.inject(429, times=2, retry_after=7, on_path="/users/delta")
     assert run().status == "succeeded"
     assert sleeps == [7.0, 7.0] and len(employees(db)) == 3
 
 
-def test_out_of_budget_commits_no_delta_link(run, server, db):
+def test_out_of_budget_commits_no_delta_link(run, entra_server, db):
     """Throttled beyond the wait budget: the run fails, nothing is applied, the old deltaLink stays."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 3)
     run()
     link = db.get(SyncState, "graph").delta_link
@@ -216,28 +203,28 @@ def test_out_of_budget_commits_no_delta_link(run, server, db):
     assert employees(db)["P000"].department == "Legal"
 
 
-def test_403_fails_fast_naming_the_permission(run, server, db, sleeps):
+def test_403_fails_fast_naming_the_permission(run, entra_server, db, sleeps):
     """A missing User.Read.All consent fails at once, with the permission and Graph's request id."""
-    server.fake.app_roles = []
-    staff(server.fake, 2)
+    entra_server.fake.app_roles = []
+    staff(entra_server.fake, 2)
     outcome = run()
     assert outcome.status == "failed" and "User.Read.All" in outcome.message
     row = last_run(db)
     assert row.request_id and not row.delta_committed and sleeps == []
 
 
-def test_select_change_forces_full_resync(run, server, db):
+def test_select_change_forces_full_resync(run, entra_server, db):
     """A different $select list discards the deltaLink: the next run is a full one."""
-    staff(server.fake, 2)
+    staff(entra_server.fake, 2)
     run()
     run(INTRANET_GRAPH_SELECT="id,displayName,mail,userPrincipalName,userType,accountEnabled,employeeId,"
         "department,manager")
     assert last_run(db).mode == "full"
 
 
-def test_guard_holds_mass_removal(run, server, db):
+def test_guard_holds_mass_removal(run, entra_server, db):
     """Removing most of the directory at once is held for an admin; nothing is applied, no deltaLink."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 40)
     run()
     link = db.get(SyncState, "graph").delta_link
@@ -252,9 +239,9 @@ def test_guard_holds_mass_removal(run, server, db):
     assert held.diff["deactivations_total"] == 30
 
 
-def test_hr_owns_department_entra_owns_email(run, server, db, database, clock):
+def test_hr_owns_department_entra_owns_email(run, entra_server, db, database, clock):
     """Per-field ownership: HR's department beats Entra's, Entra's email beats HR's; the most restrictive status wins."""
-    fake = server.fake
+    fake = entra_server.fake
     ids = staff(fake, 3)
     run()
     make_sync(database, clock).run_hr(
@@ -270,13 +257,13 @@ def test_hr_owns_department_entra_owns_email(run, server, db, database, clock):
     assert quarantine(db) == set()
 
 
-def test_scheduled_round_runs_through_the_job_table(make_app, server, db):
+def test_scheduled_round_runs_through_the_job_table(make_app, entra_server, db):
     """The directory-graph-sync job, run by the scheduler's runner with the app's settings and session
     factory: a first round is full, the next one incremental from the committed deltaLink."""
     from intranet import jobs
 
-    staff(server.fake, 5)
-    app = make_app(**server.config(), INTRANET_GRAPH_PAGE_SIZE=2)
+    staff(entra_server.fake, 5)
+    app = make_app(**entra_server.config(), INTRANET_GRAPH_PAGE_SIZE=2)
     job = next(j for j in jobs.periodic_job_definitions() if j.id == "directory-graph-sync")
     assert job.commits
     assert jobs.run_once(app, job) == "succeeded"
