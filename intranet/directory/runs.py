@@ -36,6 +36,7 @@ from intranet.directory.apply import apply_plan, save_state
 from intranet.directory.hr import HrMapping, read_export
 from intranet.directory.planning import Plan, Planner
 from intranet.directory.policy import Policy, load as load_policy
+from intranet.errors import IntranetError
 from intranet.models import Employee, SyncHeld, SyncRun, SyncState
 from intranet.settings import Settings
 
@@ -229,6 +230,23 @@ class DirectorySync:
         logger.info("Directory sync run %s (%s %s): %s", run.id, plan.source, plan.mode, message)
         return RunOutcome(run.id, "held" if hold_reason else "succeeded", message, dict(plan.counts))
 
+    def _recorded(self, run: SyncRun, started: float, body: Callable[[], RunOutcome], *,
+                  refused: tuple[type[BaseException], ...]) -> RunOutcome:
+        """Run one round's *body* and release the lease however it ends.
+
+        A failure is recorded on the run; a *refused* one (a bad file, an error Graph answered)
+        becomes the round's outcome, anything else propagates after it is recorded.
+        """
+        try:
+            return body()
+        except refused as exc:
+            return self._fail(run, started, exc)
+        except Exception as exc:
+            self._fail(run, started, exc)
+            raise
+        finally:
+            self._release()
+
     # -------------------------------------------------------------------------- Graph
 
     @_cycle_collector_paused
@@ -251,7 +269,9 @@ class DirectorySync:
         full = full or delta_link is None
         run = self._start("graph", "full" if full else "delta", trigger)
         notes: list[str] = []
-        try:
+
+        def body() -> RunOutcome:
+            nonlocal full
             try:
                 staged = self._read_round(None if full else delta_link)
             except DeltaExpired as exc:
@@ -272,13 +292,8 @@ class DirectorySync:
                 extra["error"] = "; ".join(notes)
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra=extra)
-        except GraphError as exc:
-            return self._fail(run, started, exc)
-        except Exception as exc:
-            self._fail(run, started, exc)
-            raise
-        finally:
-            self._release()
+
+        return self._recorded(run, started, body, refused=(GraphError,))
 
     def _read_round(self, delta_link: str | None) -> tuple[dict[str, Any], str]:
         staged: dict[str, Any] = {}
@@ -307,7 +322,8 @@ class DirectorySync:
         """
         started = time.perf_counter()
         run = self._start("hr", "file", trigger, file_name=os_basename(file_name))
-        try:
+
+        def body() -> RunOutcome:
             hr_mapping = HrMapping.load(mapping or self.policy.hr_mapping, self.policy.mappings_dir)
             with self._session() as session:
                 planner = Planner(session, self.policy, now=self.clock(),
@@ -327,15 +343,8 @@ class DirectorySync:
                                   f"(as of {export.as_of.date()}): HR was demoted to a fallback source.")
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra=extra)
-        except Exception as exc:
-            from intranet.errors import IntranetError
 
-            outcome = self._fail(run, started, exc)
-            if isinstance(exc, IntranetError):
-                return outcome
-            raise
-        finally:
-            self._release()
+        return self._recorded(run, started, body, refused=(IntranetError,))
 
     # -------------------------------------------------------------------------- canonical CSV
 
@@ -350,7 +359,8 @@ class DirectorySync:
         started = time.perf_counter()
         run = self._start("csv", "file", trigger, file_name=os_basename(file_name),
                           file_sha256=hashlib.sha256(data).hexdigest())
-        try:
+
+        def body() -> RunOutcome:
             with self._session() as session:
                 file = csv_import.read_file(session, data)
                 self.progress(file.row_count, file.row_count, "Reading CSV")
@@ -360,15 +370,8 @@ class DirectorySync:
                 verdict = guard_mod.check(session, self.policy.guard, deactivations=plan.counts["deactivated"])
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra={"rows": file.row_count})
-        except Exception as exc:
-            from intranet.errors import IntranetError
 
-            outcome = self._fail(run, started, exc)
-            if isinstance(exc, IntranetError):
-                return outcome
-            raise
-        finally:
-            self._release()
+        return self._recorded(run, started, body, refused=(IntranetError,))
 
     # -------------------------------------------------------------------------- held runs
 
