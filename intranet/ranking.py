@@ -431,6 +431,14 @@ class Candidate:
         return self.must_read and not self.acknowledged
 
 
+def targets_department(audience: dict, department: str | None) -> bool:
+    """Whether an audience (as a post stores it) names *department* in one of its included segments."""
+    if not department or not isinstance(audience, dict):
+        return False
+    return any(isinstance(segment, dict) and department in (segment.get("departments") or ())
+               for segment in audience.get("segments") or ())
+
+
 @dataclasses.dataclass(frozen=True)
 class Ranked:
     """Candidates in the person's order (indices into the list given), each with its reasons."""

@@ -15,7 +15,9 @@ from sqlmodel import select
 from intranet import feed, preferences, ranking, ratings
 from intranet.engagement import events
 from intranet.errors import InvalidInput
-from intranet.models import FeedSnapshot
+from intranet.delivery.content import compose
+from intranet.models import Digest, DigestItem, FeedSnapshot
+from tests.delivery_support import make_digest, messages, queue_digest, send
 
 HOUR = dt.timedelta(hours=1)
 
@@ -365,3 +367,67 @@ def test_paging_walks_every_post_once(make_employee, make_post, client_for, cloc
              for i in range(17)]
     ids = walk(client_for(me))
     assert sorted(ids) == sorted(p.id for p in posts) and len(ids) == 17
+
+
+# ------------------------------------------------------------------------------------------------
+# Digests and alerts use the same order
+# ------------------------------------------------------------------------------------------------
+
+
+def likes_product(db, me, make_post, clock) -> None:  # type: ignore[no-untyped-def]
+    """*me* has rated older Product posts 5 stars and Events posts 1 star (outside any digest's lookback)."""
+    for i in range(3):
+        old = clock.now - dt.timedelta(days=20 + i)
+        rate(db, me, make_post(topic="Product", published_at=old), clock.now, stars=5)
+        rate(db, me, make_post(topic="Events", published_at=old), clock.now, stars=1)
+
+
+def test_digest_lists_must_reads_then_the_ranked_rest(db, make_employee, make_post, clock):
+    """A digest leads with the must-read, then the unread post the person is likelier to want."""
+    me = make_employee()
+    likes_product(db, me, make_post, clock)
+    events_post = make_post(topic="Events", published_at=clock.now - HOUR)
+    product_post = make_post(topic="Product", published_at=clock.now - 5 * HOUR)
+    notice = make_post(topic="Compliance", must_read=True, published_at=clock.now - dt.timedelta(days=2))
+    content = compose(db, me, make_digest(db, me, clock.now), clock.now)
+    assert content.post_ids == [notice.id, product_post.id, events_post.id]
+
+
+def test_digest_cap_keeps_the_highest_ranked_and_mixes_topics(db, make_employee, make_post, clock):
+    """With a cap of four, the digest keeps Product posts first but not only Product posts."""
+    me = make_employee()
+    likes_product(db, me, make_post, clock)
+    product = [make_post(topic="Product", published_at=clock.now - (i + 1) * HOUR).id for i in range(5)]
+    others = [make_post(topic=t, published_at=clock.now - dt.timedelta(days=3)).id for t in ("IT", "HR")]
+    content = compose(db, me, make_digest(db, me, clock.now), clock.now, limit=4)
+    assert content.post_ids[0] == product[0] and content.more == 3
+    assert sum(i in product for i in content.post_ids) == 2 and set(content.post_ids) & set(others)
+
+
+def test_as_it_happens_batch_uses_the_same_order(db, make_employee, make_post, clock):
+    """An as-it-happens alert carrying several posts lists them in the person's ranked order."""
+    me = make_employee()
+    preferences.update(db, me, preferences.PreferencesIn(cadence="as_it_happens"), now=clock.now)
+    db.commit()
+    likes_product(db, me, make_post, clock)
+    events_post = make_post(topic="Events", published_at=clock.now - HOUR)
+    product_post = make_post(topic="Product", published_at=clock.now - 2 * HOUR)
+    slot = Digest(employee_pk=me.id, local_date=clock.now.date(), ordinal=100, due_at=clock.now,
+                  expires_at=clock.now + 12 * HOUR, timezone="UTC", local_hour=clock.now.hour, kind="alert")
+    db.add(slot)
+    db.flush()
+    db.add_all(DigestItem(employee_pk=me.id, post_id=p.id, round=0, digest_id=slot.id)
+               for p in (events_post, product_post))
+    db.commit()
+    assert compose(db, me, slot, clock.now).post_ids == [product_post.id, events_post.id]
+
+
+def test_sent_digest_carries_the_ranked_order(app, db, config, make_employee, make_post, clock):
+    """The digest that goes out lists posts in the order the ranker gives at send time."""
+    me = make_employee()
+    likes_product(db, me, make_post, clock)
+    events_post = make_post(topic="Events", published_at=clock.now - HOUR)
+    product_post = make_post(topic="Product", published_at=clock.now - 5 * HOUR)
+    queue_digest(db, me, clock.now)
+    send(app, db, config, clock)
+    assert messages(db)[0].post_ids == [product_post.id, events_post.id]

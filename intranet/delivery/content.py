@@ -5,11 +5,11 @@ is not sent) and again when each message goes out (so a post retracted, re-targe
 acknowledged in the meantime is left out):
 
 * a **planned digest** lists the must-reads the person has not acknowledged (whatever their topic
-  mutes say, until the deadline), then the unread posts published since their last digest, in
-  feed order;
+  mutes say, until the deadline, newest first), then the unread posts published since their last
+  digest, in the person's ranked order (:mod:`intranet.ranking`, as in their feed) up to the cap;
 * an **alert** lists only the posts its items carry (:mod:`intranet.delivery.alerts` attaches
   them): must-reads still unacknowledged, and as-it-happens posts still unread, not muted and
-  followed, while the person's cadence is still ``as_it_happens``.
+  followed, while the person's cadence is still ``as_it_happens``, in the same two tiers.
 
 Visibility is decided by :func:`intranet.targeting.visible_posts_filter` at that moment. The
 result, a :class:`DigestContent`, is rendered for every channel by
@@ -23,7 +23,7 @@ import datetime as dt
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
-from intranet import preferences, targeting
+from intranet import preferences, ranking, targeting
 from intranet.models import Digest, DigestItem, Employee, OutboxMessage, Post, PostState
 
 
@@ -86,15 +86,43 @@ def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | Non
     return session.execute(query).scalar()
 
 
+def rank_rest(session: Session, employee: Employee, posts: list[Post], now: dt.datetime, *,
+              prefs: preferences.Preferences, limit: int,
+              priors: dict[str | None, dict[str, float]] | None = None) -> list[Post]:
+    """*posts* (unread, none of them pinned) in *employee*'s ranked order, the first *limit* diversified.
+
+    :param priors: department priors already loaded in this run, by department (filled as it goes).
+    """
+    if len(posts) < 2:
+        return posts
+    if priors is None:
+        priors = {}
+    if employee.department not in priors:
+        priors[employee.department] = ranking.load_department_prior(session, employee.department, now=now)
+    profile = ranking.load_profile(session, employee, now=now, prior=priors[employee.department])
+    quality = ranking.load_quality(session, [p.id for p in posts], [p.rating_style for p in posts])
+    candidates = [ranking.Candidate(post_id=p.id, topic=p.topic, published_at=p.published_at, must_read=p.must_read,
+                                    acknowledged=True, read=False, all_staff=p.all_staff, rating_style=p.rating_style,
+                                    for_department=ranking.targets_department(p.audience, employee.department))
+                  for p in posts]
+    ranked = ranking.rank(candidates, profile=profile, quality=quality, now=now, department=employee.department,
+                          followed=prefs.followed_topics, muted=prefs.muted_topics, page_size=limit)
+    return [posts[i] for i in ranked.order]
+
+
 def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime, *,
             prefs: preferences.Preferences | None = None, limit: int = 10, lookback_days: int = 7,
-            reminder_after: dt.timedelta = dt.timedelta(hours=48), must_reads_only: bool = False) -> DigestContent:
+            reminder_after: dt.timedelta = dt.timedelta(hours=48), must_reads_only: bool = False,
+            rank: bool = True, priors: dict[str | None, dict[str, float]] | None = None) -> DigestContent:
     """What the digest or alert *slot* has to say to *employee* at *now* (see the module's rules).
 
     :param lookback_days: a first digest lists posts published this many days back.
     :param reminder_after: a digest counts a must-read published this long ago as overdue (an
         alert counts the must-reads it carries in a reminder round).
     :param must_reads_only: the message is a reminder on a second channel: must-reads only.
+    :param rank: order the rest with the ranker (False when only emptiness and counts matter, as
+        when queueing: the sender composes again).
+    :param priors: department priors shared by one run's compositions (see :func:`rank_rest`).
     """
     if not employee.active:
         return NOTHING
@@ -115,8 +143,10 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     if rounds:
         query = query.where(Post.id.in_(list(rounds)))
     must, rest = [], []
+    posts: dict[int, Post] = {}
     overdue = 0
     for post, read_at, ack_at in session.execute(query):
+        posts[post.id] = post
         item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
                            post.ack_deadline, post.rating_style)
         if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
@@ -131,5 +161,10 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
                 rest.append(item)
         elif post.published_at > since and post.topic not in prefs.muted_topics:
             rest.append(item)
+    if rank and len(must) < limit and len(rest) > 1:
+        by_id = {item.post_id: item for item in rest}
+        ranked = rank_rest(session, employee, [posts[item.post_id] for item in rest], now, prefs=prefs,
+                           limit=limit - len(must), priors=priors)
+        rest = [by_id[p.id] for p in ranked]
     ordered = must + rest
     return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)

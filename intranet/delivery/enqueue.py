@@ -72,8 +72,9 @@ def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.inv
             digest.status, digest.reason = "cancelled", f"cadence is now {prefs.cadence}"
             continue
         channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
+        # Only whether there is anything matters here; the sender composes (and ranks) again.
         content = compose(session, employee, digest, now, prefs=prefs, lookback_days=lookback_days,
-                          reminder_after=reminder_after)
+                          reminder_after=reminder_after, rank=False)
         if content.empty:
             digest.status, digest.reason = "skipped", "nothing new"
             continue

@@ -173,6 +173,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
     ids = claim(session, clock(), owner, limit=limit or settings.mail.batch, lease=lease,
                 channels=tuple(channels))
     session.commit()
+    priors: dict[str | None, dict[str, float]] = {}  # department priors, loaded once per run
     for message_pk in ids:
         now = clock()
         message = session.get(OutboxMessage, message_pk, populate_existing=True)
@@ -192,7 +193,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         prefs = preferences.for_employee(session, employee)
         content = compose(session, employee, digest, now, prefs=prefs, limit=settings.digests.max_items,
                           lookback_days=settings.digests.lookback_days, reminder_after=settings.alerts.reminder_after,
-                          must_reads_only=message.escalation)
+                          must_reads_only=message.escalation, priors=priors)
         if content.empty:
             _finish(session, message, "skipped", "nothing to send any more")
             report.skipped += 1
