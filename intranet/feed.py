@@ -218,11 +218,12 @@ def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor:
     end = offset + limit
     page_ids, page_why = post_ids[offset:end], why[offset:end]
     state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    rows = {post.id: (post, read_at, ack_at) for post, read_at, ack_at in session.exec(
-        select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state_join)
-        .where(Post.id.in_(page_ids),
-               targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now)))
-    } if page_ids else {}
+    query = select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state_join).where(
+        Post.id.in_(page_ids))
+    if cursor:  # the first page's ids were just chosen by the targeting rule; later ones are re-checked
+        query = query.where(
+            targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))
+    rows = {post.id: (post, read_at, ack_at) for post, read_at, ack_at in session.exec(query)} if page_ids else {}
     # A post retracted or re-targeted since the order was taken drops out; the rest keep their places.
     items = [FeedItem(post=rows[i][0], read=rows[i][1] is not None, acknowledged=rows[i][2] is not None,
                       why=tuple(reasons))
