@@ -37,6 +37,7 @@ MODULES = {
     "ingest": "bench.ingest_bench",
     "digest": "bench.digest_eval",
     "plan": "bench.plan_speed",
+    "ranking": "bench.ranking_eval",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 

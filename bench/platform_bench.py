@@ -4,9 +4,11 @@ Each case runs Beacon's product path and a raw baseline on the same data, in the
 on the same database connection, alternating the two so that noise hits both alike:
 
 * **feed** — ``intranet.feed.feed_page(session, employee, now=..., limit=20)`` for random active
-  employees, against one hand-written SQL query over the same tables returning the same page
-  (ids, the columns a feed item shows, read/acknowledged state). The ids must be identical, in
-  order, for every employee. Goal: product p50 <= 5x raw p50.
+  employees (ranked: every visible post scored, the order stored for the cursor), against one
+  hand-written SQL query of the *unranked* page over the same tables (ids, the columns a feed
+  item shows, read/acknowledged state, newest first). Both pages must be as long and start with
+  the same unacknowledged must-reads in the same order (the ranker never moves them). Goal:
+  product p50 <= 5x raw p50.
 * **audience** — ``intranet.targeting.count_audience`` for random stored audiences, against a
   hand-written ``SELECT COUNT(*)``; the numbers must be equal. Goal: <= 3x. Plus the all-staff
   count (every active employee), goal < 50 ms.
@@ -143,12 +145,16 @@ ORDER BY page.pinned DESC, p.published_at DESC, p.id DESC
 """
 
 
-def raw_feed(raw: Raw, employee: Employee, now: dt.datetime, limit: int = FEED_LIMIT) -> list[int]:
-    """The ids of *employee*'s first feed page, by hand-written SQL (the employee is active)."""
+def raw_feed(raw: Raw, employee: Employee, now: dt.datetime, limit: int = FEED_LIMIT) -> list[tuple[int, int]]:
+    """(id, pinned) of *employee*'s first unranked feed page, by hand-written SQL (the employee is active)."""
     params = {"pk": employee.id, "department": employee.department, "division": employee.division,
               "region": employee.region, "country": employee.country, "office": employee.office,
               "level": employee.level, "now": raw.ts(now), "limit": limit}
-    return [row[0] for row in raw.all(FEED_SQL, params)]
+    return [(row[0], int(row[8])) for row in raw.all(FEED_SQL, params)]
+
+
+def _pinned(page: list[tuple[int, int]]) -> list[int]:
+    return [post_id for post_id, pinned in page if pinned]
 
 
 EMPLOYEE_COLUMNS = {"department": "e.department", "division": "e.division", "region": "e.region",
@@ -253,12 +259,14 @@ def feed_case(ds: Dataset, *, n_employees: int = 200, repeat: int = 5, seed: int
         session.expunge_all()  # detached but loaded: feed_page only reads their attributes
         raw = Raw(session, ds.dialect)
 
-        def product(e: Employee) -> list[int]:
-            return [item.post.id for item in feed.feed_page(session, e, now=ds.now, limit=FEED_LIMIT).items]
+        def product(e: Employee) -> list[tuple[int, int]]:
+            return [(item.post.id, int(item.pinned))
+                    for item in feed.feed_page(session, e, now=ds.now, limit=FEED_LIMIT).items]
 
         prod, base, results = paired(employees, product, lambda e: raw_feed(raw, e, ds.now), repeat=repeat,
                                      before=session.expunge_all)
-        wrong = [e.employee_id for e, got, want in results if got != want]
+        wrong = [e.employee_id for e, got, want in results
+                 if len(got) != len(want) or _pinned(got) != _pinned(want)]
         short = sum(1 for _, got, _ in results if len(got) < FEED_LIMIT)
         result = CaseResult(
             case="feed", db=ds.dialect, size=ds.size, n_items=len(employees), repeat=repeat,
