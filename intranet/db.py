@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime
-from sqlalchemy import DateTime, MetaData, Table, create_engine, event
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import registry, sessionmaker
+from sqlalchemy.orm import make_transient_to_detached, registry, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
@@ -110,6 +110,25 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     job step, since templates and mail are rendered after it.
     """
     return sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+
+
+def attach_loaded(session: Session, model: type[Any], values: dict[str, Any]) -> Any:
+    """The *model* instance for *values*, a full row already read (column key -> value), in *session*.
+
+    Does what the ORM does when it loads a row, without the query: the instance is persistent in
+    *session*'s identity map, its attributes count as loaded and unchanged, and later changes are
+    flushed as usual. When *session* already holds that row, its instance is returned unchanged.
+    """
+    mapper = inspect(model)
+    existing = session.identity_map.get(mapper.identity_key_from_primary_key(
+        [values[c.key] for c in mapper.primary_key]))
+    if existing is not None:
+        return existing
+    instance = mapper.class_manager.new_instance()
+    vars(instance).update(values)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
 
 
 def is_postgres(session: Session) -> bool:

@@ -5,11 +5,15 @@ import re
 from urllib.parse import urlencode
 
 import pytest
+from flask import session as flask_session
+from sqlalchemy import event, update
 from sqlmodel import select
 
 from intranet import people
-from intranet.models import AuthSession
+from intranet.models import AuthSession, Employee
 from intranet.web.auth import local_target
+from intranet.web.context import current_employee, require_role
+from tests.conftest import SignedInClient
 
 
 def session_cookie(client) -> str | None:  # type: ignore[no-untyped-def]
@@ -226,3 +230,49 @@ def test_a_form_for_anonymous_visitors_still_gets_its_token(app, make_employee, 
     response = client.post("/auth/dev-login", data={"email": employee.email, "csrf_token": token},
                            headers={"Referer": "https://localhost/"})
     assert response.status_code == 302
+
+
+def test_a_signed_in_request_checks_out_one_connection(make_employee, client_for, app):
+    """The session lookup and the view share the request's connection: one pool checkout per request."""
+    client = client_for(make_employee())
+    engine = app.extensions["intranet"].engine
+    checkouts = []
+    listener = lambda *_args: checkouts.append(1)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+        assert client.get("/api/v1/me/preferences").status_code == 200
+        assert client.api("POST", "/api/v1/events", json={"events": []}).status_code == 200
+    finally:
+        event.remove(engine, "checkout", listener)
+    assert len(checkouts) == 2
+
+
+def test_deactivation_without_ending_sessions_still_signs_out(make_employee, client_for, db):
+    """A person marked inactive by any means is refused on their next request, session row or not."""
+    employee = make_employee()
+    client = client_for(employee)
+    assert client.get("/api/v1/me/preferences").status_code == 200
+    db.execute(update(Employee).where(Employee.id == employee.id).values(active=False))
+    db.commit()
+    assert db.exec(select(AuthSession).where(AuthSession.employee_pk == employee.id)).all() != []
+    assert client.get("/api/v1/me/preferences").status_code == 401
+
+
+def test_saving_the_session_never_commits_what_a_view_left_uncommitted(make_app, make_employee, db):
+    """Writing the session row at the end of a request does not commit the view's uncommitted changes."""
+    app = make_app()
+
+    @require_role("employee")
+    def touch():  # type: ignore[no-untyped-def]
+        current_employee().display_name = "Changed, never committed"
+        flask_session["touched"] = True  # the session row must be written after this view
+        return "ok"
+
+    app.add_url_rule("/test-touch", view_func=touch)
+    employee = make_employee(display_name="Original")
+    client = SignedInClient(app, employee)
+    assert client.get("/test-touch").status_code == 200
+    db.expire_all()
+    assert db.get(Employee, employee.id).display_name == "Original"
+    stored = db.exec(select(AuthSession).where(AuthSession.employee_pk == employee.id)).one()
+    assert stored.data["touched"] is True

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, session as flask_session
 from sqlmodel import Session
 
+from intranet.db import attach_loaded
 from intranet.errors import Forbidden, IntranetError
 from intranet.models import Employee
 from intranet.settings import Settings
@@ -59,7 +60,14 @@ def current_employee_or_none() -> Employee | None:
     employee = None
     employee_pk = flask_session.get("employee_pk")
     if employee_pk is not None:
-        employee = session().get(Employee, employee_pk)
+        # The session lookup read the person's row with the session row (one query, on this
+        # request's connection, so deactivation is seen on every request); a session changed
+        # during this request (a sign-in) falls back to loading the person by key.
+        values = getattr(flask_session, "employee_values", None)
+        if values is not None and values["id"] == employee_pk:
+            employee = attach_loaded(session(), Employee, values)
+        else:
+            employee = session().get(Employee, employee_pk)
         if employee is not None and not employee.active:
             employee = None
     g.intranet_employee = employee

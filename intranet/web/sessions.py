@@ -22,11 +22,17 @@ from sqlalchemy import Row, bindparam, delete, select
 from sqlmodel import Session
 from werkzeug.datastructures import CallbackDict
 
-from intranet.models import AuthSession
+from intranet.models import AuthSession, Employee
+from intranet.web.context import session as request_db
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
-_BY_ID = select(AuthSession.id, AuthSession.data, AuthSession.created_at, AuthSession.last_seen_at).where(
-    AuthSession.id == bindparam("id"))
+_EMPLOYEE_COLUMNS = tuple(Employee.__table__.c)  # type: ignore[attr-defined]
+#: The session row and, in the same query, the person it belongs to (every column, so the request
+#: can use that person as an ORM object without a second query; see ``context.current_employee``).
+_BY_ID = (select(AuthSession.id, AuthSession.data, AuthSession.created_at, AuthSession.last_seen_at,
+                 *(c.label(f"owner_{c.key}") for c in _EMPLOYEE_COLUMNS))
+          .outerjoin(Employee, Employee.id == AuthSession.employee_pk)  # type: ignore[arg-type]
+          .where(AuthSession.id == bindparam("id")))
 
 
 def _digest(token: str) -> str:
@@ -44,6 +50,10 @@ class ServerSession(CallbackDict, SessionMixin):
         super().__init__(initial or {}, on_update)
         self.token = token
         self.row = row
+        #: The session owner's employee row as read with the session (column name -> value), or None.
+        self.employee_values: dict[str, Any] | None = None
+        if row is not None and row.owner_id is not None:
+            self.employee_values = {c.key: row._mapping[f"owner_{c.key}"] for c in _EMPLOYEE_COLUMNS}
         self.modified = False
         self.rotate_requested = False
 
@@ -61,59 +71,71 @@ class DatabaseSessionInterface(SessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"])
 
-    def _db(self, app: Flask) -> Session:
-        return app.extensions["intranet"].sessions()
-
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         token = request.cookies.get(self.cookie_name(app))
         if not token:
             return ServerSession()
         state = app.extensions["intranet"]
-        with self._db(app) as db:
-            # A Core row, not an ORM object: this lookup runs on every request, and identity-map
-            # bookkeeping cost more than the query. save_session loads the ORM row when it writes.
-            row = db.connection().execute(_BY_ID, {"id": _digest(token)}).first()
-            if row is None:
-                return ServerSession()
-            now = state.clock()
-            timeouts = state.settings.sessions
-            if now - row.last_seen_at > timeouts.idle or now - row.created_at > timeouts.absolute:
-                db.exec(delete(AuthSession).where(AuthSession.id == row.id))
-                db.commit()
-                return ServerSession()
-            return ServerSession(dict(row.data), token=token, row=row)
+        # The request's own database session (Flask pushes the app context before opening the
+        # session), so the lookup and the view share one pooled connection per request. A Core
+        # row, not an ORM object: this runs on every request, and identity-map bookkeeping cost
+        # more than the query. save_session loads the ORM row when it writes.
+        db = request_db()
+        row = db.connection().execute(_BY_ID, {"id": _digest(token)}).first()
+        if row is None:
+            return ServerSession()
+        now = state.clock()
+        timeouts = state.settings.sessions
+        if now - row.last_seen_at > timeouts.idle or now - row.created_at > timeouts.absolute:
+            db.execute(delete(AuthSession).where(AuthSession.id == row.id))
+            db.commit()
+            return ServerSession()
+        return ServerSession(dict(row.data), token=token, row=row)
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
         name = self.cookie_name(app)
         cookie = dict(httponly=True, secure=self.get_cookie_secure(app), samesite="Lax", path="/")
         now = app.extensions["intranet"].clock()
-        with self._db(app) as db:
-            if session.row is not None and (not session or session.rotate_requested):
-                db.exec(delete(AuthSession).where(AuthSession.id == session.row.id))
-                db.commit()
-                session.row = None
-            if not session:
-                if session.token:
-                    response.delete_cookie(name, path="/", secure=cookie["secure"], samesite="Lax", httponly=True)
+        if session.row is not None and (not session or session.rotate_requested):
+            db = _writable_db()
+            db.execute(delete(AuthSession).where(AuthSession.id == session.row.id))
+            db.commit()
+            session.row = None
+        if not session:
+            if session.token:
+                response.delete_cookie(name, path="/", secure=cookie["secure"], samesite="Lax", httponly=True)
+            return
+        if session.row is None:
+            db = _writable_db()
+            token = secrets.token_urlsafe(32)
+            row = AuthSession(id=_digest(token), data=dict(session), created_at=now, last_seen_at=now,
+                              employee_pk=session.get("employee_pk"),
+                              authenticated_at=now if session.get("employee_pk") else None)
+            db.add(row)
+            db.commit()
+            response.set_cookie(name, token, **cookie)
+            response.vary.add("Cookie")
+            return
+        if session.modified or now - session.row.last_seen_at > LAST_SEEN_RESOLUTION:
+            db = _writable_db()
+            stored = db.get(AuthSession, session.row.id)
+            if stored is None:  # ended elsewhere (sign-out on another instance) while we served
+                response.delete_cookie(name, path="/", secure=cookie["secure"], samesite="Lax", httponly=True)
                 return
-            if session.row is None:
-                token = secrets.token_urlsafe(32)
-                row = AuthSession(id=_digest(token), data=dict(session), created_at=now, last_seen_at=now,
-                                  employee_pk=session.get("employee_pk"),
-                                  authenticated_at=now if session.get("employee_pk") else None)
-                db.add(row)
-                db.commit()
-                response.set_cookie(name, token, **cookie)
-                response.vary.add("Cookie")
-                return
-            if session.modified or now - session.row.last_seen_at > LAST_SEEN_RESOLUTION:
-                row = db.get(AuthSession, session.row.id)
-                if row is None:  # ended elsewhere (sign-out on another instance) while we served
-                    response.delete_cookie(name, path="/", secure=cookie["secure"], samesite="Lax", httponly=True)
-                    return
-                row.data = dict(session)
-                row.employee_pk = session.get("employee_pk")
-                row.last_seen_at = now
-                db.add(row)
-                db.commit()
+            stored.data = dict(session)
+            stored.employee_pk = session.get("employee_pk")
+            stored.last_seen_at = now
+            db.add(stored)
+            db.commit()
 
+
+def _writable_db() -> Session:
+    """The request's database session, ready to write the session row in a transaction of its own.
+
+    A view commits its own work; whatever it left uncommitted (it failed, or only read) is
+    discarded here as it would be at teardown, so committing the session row never commits it,
+    and a write lock a failed view still holds on SQLite cannot make this write wait.
+    """
+    db = request_db()
+    db.rollback()
+    return db
