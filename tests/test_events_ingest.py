@@ -112,6 +112,23 @@ def test_group_audiences_follow_the_persons_groups(client_for, make_employee, ma
     assert (outsider_body["accepted"], outsider_body["rejected"]) == (2, [{"id": "g", "code": "not_found"}])
 
 
+def test_batches_naming_many_posts_judge_each_post(make_employee, make_post, clock, db):
+    """1, 8, 9 and 40 distinct posts a batch: each visible post is accepted, each hidden or missing one refused."""
+    person = make_employee(department="Sales")
+    seen = [make_post() for _ in range(20)]
+    hidden = [make_post({"segments": [{"departments": ["Finance"]}]}) for _ in range(19)]
+    for n, size in enumerate((1, 8, 9, 40)):
+        posts = (seen + hidden)[:size - 1] + [seen[0]] if size > 1 else [hidden[0]]
+        batch = [event(f"b{n}-{i}", post.id) for i, post in enumerate(posts)]
+        batch.append(event(f"b{n}-missing", 10_000_000))
+        result = events.ingest(db, person, batch, now=clock.now)
+        db.commit()
+        refused = {r["id"] for r in result.rejected if r["code"] == "not_found"}
+        expected = {f"b{n}-{i}" for i, post in enumerate(posts) if post in hidden} | {f"b{n}-missing"}
+        assert refused == expected
+        assert result.accepted == len(batch) - len(expected)
+
+
 def test_batches_larger_than_one_statement_count_exactly(make_employee, make_post, clock, db, monkeypatch):
     """Rows are sent in statements of BULK_ROWS; duplicates across statement boundaries are still counted."""
     monkeypatch.setattr(core, "BULK_ROWS", 7)
