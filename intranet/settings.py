@@ -276,6 +276,14 @@ class EntraSettings(_Group):
         return bool(self.tenant_id and self.client_id)
 
 
+class AnalyticsSettings(_Group):
+    """Engagement dashboards and their API (aggregate-only)."""
+
+    min_group: int = _key(5, "INTRANET_ANALYTICS_MIN_GROUP",
+                          "Smallest group of people an analytics answer describes: smaller groups, cells and "
+                          "narrowed filters are hidden (see intranet/analytics/privacy.py).", ge=2)
+
+
 class Settings(BaseModel):
     """All of Beacon's settings, one typed group per subsystem (``app.extensions["intranet"].settings``)."""
 
@@ -292,6 +300,7 @@ class Settings(BaseModel):
     uploads: UploadSettings = UploadSettings()
     directory: DirectorySettings = DirectorySettings()
     entra: EntraSettings = EntraSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
