@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy.exc import DataError, IntegrityError
@@ -222,6 +223,29 @@ def test_rating_is_rate_limited_per_person_across_instances(make_app, app, make_
     assert rate(client_for(colleague), post.id, {"stars": 4}).status_code == 200
     clock.advance(seconds=45)
     assert rate(here, post.id, {"stars": 5}).status_code == 200
+
+
+@pytest.mark.settings(INTRANET_RATINGS_PER_MINUTE=1)
+def test_a_refused_rating_is_logged_as_a_structured_security_event(make_employee, make_post, client_for, clock,
+                                                                    caplog):
+    """A 429 leaves one JSON record on the intranet.security logger: who (never their email), what, when, which request."""
+    me = make_employee(display_name="Eve\n2026-01-01 INFO admin signed in", entra_object_id="0b1c-oid")
+    post = make_post()
+    client = client_for(me)
+    assert rate(client, post.id, {"stars": 3}).status_code == 200
+    with caplog.at_level("WARNING", logger="intranet.security"):
+        refused = client.api("PUT", f"/api/v1/posts/{post.id}/rating", {"stars": 4},
+                             headers={"X-Request-ID": "req-42"})
+    assert refused.status_code == 429
+    records = [r for r in caplog.records if r.name == "intranet.security"]
+    assert len(records) == 1 and "\n" not in records[0].getMessage()
+    event = json.loads(records[0].getMessage())
+    assert event == records[0].security_event
+    assert event["event"] == "rate_limited" and event["actor"] == "0b1c-oid" and event["request_id"] == "req-42"
+    assert event["method"] == "PUT" and event["path"] == f"/api/v1/posts/{post.id}/rating"
+    assert event["endpoint"] == "intranet_ratings_api.rate" and event["retry_after"] == int(refused.headers["Retry-After"])
+    assert event["at"] == clock.now.isoformat()
+    assert me.email not in records[0].getMessage()
 
 
 @pytest.mark.settings(INTRANET_RATINGS_PER_MINUTE=2)

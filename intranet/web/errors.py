@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intranet.errors import IntranetError, TooManyRequests
+from intranet.web import security_events
 from intranet.web.context import NotSignedIn
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
         return redirect(url_for("intranet_auth.sign_in_page", next=request.full_path.rstrip("?")))
     response = error_response(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, TooManyRequests):
+        # Every refusal by a rate limit is a security event (a burst may be an attack or a runaway script).
+        security_events.record("rate_limited", status=429, endpoint=request.endpoint, retry_after=exc.retry_after)
         response = make_response(response)
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
