@@ -22,6 +22,7 @@ assets = Blueprint("intranet", __name__, template_folder=str(ROOT / "templates")
 BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.auth", False),
     ("intranet.web.feed", False),
+    ("intranet.web.search", False),
     ("intranet.web.groups", False),
     ("intranet.web.directory_admin", False),
     ("intranet.web.admin", False),

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from intranet import feed, groups, posts, ratings, targeting
+from intranet import feed, groups, posts, ratings, search, targeting
 from intranet.errors import Forbidden, InvalidInput, validated
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, public, require_role, session, settings
@@ -47,6 +47,21 @@ def feed_list():  # type: ignore[no-untyped-def]
                           limit=settings().site.feed_page_size)
     session().commit()  # the first page stores the ranked order the cursor names
     return {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
+
+
+@bp.get("/search")
+@require_role("employee")
+def search_posts():  # type: ignore[no-untyped-def]
+    limit = request.args.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 50:
+        raise InvalidInput("limit must be a whole number from 1 to 50.")
+    query = request.args.get("q", "").strip()
+    hits = search.search(session(), current_employee(), query, now=now(), limit=int(limit))
+    return {"query": query, "items": [{"id": hit.post.id, "title": hit.post.title, "summary": hit.post.summary,
+                                       "topic": hit.post.topic, "must_read": hit.post.must_read,
+                                       "published_at": hit.post.published_at.isoformat()
+                                       if hit.post.published_at else None,
+                                       "snippet": hit.snippet} for hit in hits]}
 
 
 @bp.get("/posts/<int:post_id>")

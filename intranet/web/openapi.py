@@ -29,6 +29,11 @@ POST = {"allOf": [{"$ref": "#/components/schemas/FeedItem"}, {"type": "object", 
     "rating_style": {"enum": ["stars", "thumbs"]},
     "my_rating": {"anyOf": [{"$ref": "#/components/schemas/Rating"}, {"type": "null"}],
                   "description": "Your rating of this post, or null"}}}]}
+SEARCH_HIT = {"type": "object", "required": ["id", "title", "summary", "topic", "must_read", "published_at", "snippet"],
+              "properties": {"id": {"type": "integer"}, "title": {"type": "string"}, "summary": {"type": "string"},
+                             "topic": {"type": "string"}, "must_read": {"type": "boolean"},
+                             "published_at": {"type": ["string", "null"], "format": "date-time"},
+                             "snippet": {"type": "string", "description": "Plain text around the first match"}}}
 SEGMENT = {"type": "object", "additionalProperties": False, "properties": {
     **{k: {"type": "array", "items": {"type": "string"}}
        for k in ("departments", "divisions", "regions", "countries", "offices", "groups")},
@@ -67,6 +72,15 @@ PATHS: dict[str, dict[str, Any]] = {
                           "items": {"type": "array", "items": {"allOf": [
                               {"$ref": "#/components/schemas/FeedItem"}, {"required": ["why"]}]}},
                           "next_cursor": {"type": ["string", "null"]}}}), **ERRORS}}},
+    "/search": {"get": {"summary": "Search the live posts targeted at you (every word, prefixes too), best match first",
+                        "parameters": [{"name": "q", "in": "query", "required": True,
+                                        "schema": {"type": "string", "maxLength": 200}},
+                                       {"name": "limit", "in": "query",
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}}],
+                        "responses": {"200": _ok("Matches", {"type": "object", "required": ["query", "items"],
+                                                             "properties": {"query": {"type": "string"}, "items": {
+                                                                 "type": "array", "items": SEARCH_HIT}}}),
+                                      **ERRORS}}},
     "/posts/{post_id}": {"get": {"summary": "A post targeted at you, with its body", "parameters": POST_ID,
                                  "responses": {"200": _ok("The post", {"$ref": "#/components/schemas/Post"}),
                                                **ERRORS}}},

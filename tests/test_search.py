@@ -1,0 +1,149 @@
+"""Search over the posts a person may see: matching, ranking, syntax-proof input, and no leaks."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from intranet import search, targeting
+from intranet.errors import InvalidInput
+from intranet.models import Post
+
+
+def titles(hits: list[search.Hit]) -> list[str]:
+    return [hit.post.title for hit in hits]
+
+
+def test_every_word_must_match_and_words_match_as_prefixes(db: Session, make_employee: Any, make_post: Any,
+                                                           clock: Any) -> None:
+    reader = make_employee()
+    make_post(title="Parking garage closed", body_text="The garage on Main Street closes for repairs.")
+    make_post(title="Canteen menu", body_text="New vegetarian dishes in the canteen from Monday.")
+    make_post(title="Garage sale for charity", summary="Bring what you no longer need.")
+
+    assert set(titles(search.search(db, reader, "garage", now=clock.now))) == {"Parking garage closed",
+                                                                               "Garage sale for charity"}
+    assert titles(search.search(db, reader, "garage repairs", now=clock.now)) == ["Parking garage closed"]
+    assert titles(search.search(db, reader, "veget", now=clock.now)) == ["Canteen menu"]
+    assert titles(search.search(db, reader, "CANTEEN", now=clock.now)) == ["Canteen menu"]
+    assert search.search(db, reader, "garage canteen", now=clock.now) == []
+
+
+def test_a_title_match_outranks_a_body_match_and_freshness_breaks_near_ties(db: Session, make_employee: Any,
+                                                                            make_post: Any, clock: Any) -> None:
+    reader = make_employee()
+    make_post(title="Quarterly results", body_text="Numbers.")
+    make_post(title="Town hall notes", body_text="We also covered the quarterly plan and more.")
+    assert titles(search.search(db, reader, "quarterly", now=clock.now))[0] == "Quarterly results"
+
+    make_post(title="Security update", body_text="Update your laptop.",
+              published_at=clock.now - dt.timedelta(days=200))
+    make_post(title="Security update", body_text="Update your laptop.", published_at=clock.now - dt.timedelta(days=2))
+    hits = search.search(db, reader, "security laptop", now=clock.now)
+    assert [hit.post.published_at for hit in hits] == sorted((hit.post.published_at for hit in hits), reverse=True)
+
+
+@pytest.mark.parametrize("query", ['"', '" OR 1=1 --', "title:secret", "a* NEAR(b c)", "x & !y | z", "'; DROP",
+                                   "(((", "AND OR NOT", "ü:* <-> ö", "\\", "💥 garage"])
+def test_query_syntax_is_just_text(db: Session, make_employee: Any, make_post: Any, clock: Any, query: str) -> None:
+    reader = make_employee()
+    make_post(title="Garage sale", body_text="or and not near title secret")
+    search.search(db, reader, query, now=clock.now)  # never a syntax error from FTS5 or to_tsquery
+
+
+def test_empty_and_overlong_queries(db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    reader = make_employee()
+    make_post(title="Anything")
+    assert search.search(db, reader, "   ", now=clock.now) == []
+    assert search.search(db, reader, "!!! ---", now=clock.now) == []
+    with pytest.raises(InvalidInput, match="200 characters"):
+        search.search(db, reader, "x" * 201, now=clock.now)
+
+
+def test_the_index_follows_edits_and_deletions(db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    reader = make_employee()
+    post = make_post(title="Old headline", body_text="Alpha")
+    post.title, post.body_text = "New headline", "Bravo"
+    db.add(post)
+    db.commit()
+    assert search.search(db, reader, "old", now=clock.now) == []
+    assert search.search(db, reader, "alpha", now=clock.now) == []
+    assert titles(search.search(db, reader, "bravo headline", now=clock.now)) == ["New headline"]
+    db.delete(db.get(Post, post.id))
+    db.commit()
+    assert search.search(db, reader, "bravo", now=clock.now) == []
+
+
+def test_search_returns_exactly_the_visible_matches(db: Session, make_employee: Any, make_group: Any,
+                                                     make_post: Any, clock: Any) -> None:
+    """Every kind of post a reader must not see, for several readers: search never returns one."""
+    people = [make_employee(department="Sales", region="EMEA", level=2),
+              make_employee(department="Sales", region="AMER", level=7),
+              make_employee(department="Engineering", region="EMEA", level=4),
+              make_employee(department="Engineering", region="APAC", level=9, active=False)]
+    make_group("runners", members=(people[2],))
+    now = clock.now
+    audiences = [{"all": True}, {"segments": [{"departments": ["Sales"]}]},
+                 {"segments": [{"departments": ["Engineering"], "regions": ["EMEA"]}]},
+                 {"segments": [{"level_min": 5}]}, {"segments": [{"groups": ["runners"]}]},
+                 {"all": True, "exclude": [{"regions": ["AMER"]}]}]
+    states = [{}, {"status": "draft", "published_at": None}, {"status": "scheduled", "published_at": None,
+                                                                 "publish_at": now + dt.timedelta(days=1)},
+              {"expires_at": now - dt.timedelta(minutes=1)}, {"status": "unpublished"},
+              {"published_at": now + dt.timedelta(hours=1)}]
+    for n, (audience, state) in enumerate(itertools.product(audiences, states)):
+        make_post(audience, title=f"Budget memo {n}", body_text="The budget for next year.", **state)
+
+    for person in people:
+        found = {hit.post.id for hit in search.search(db, person, "budget", now=now, limit=100)}
+        visible = {post.id for post in db.exec(select(Post)).all() if targeting.may_see(db, person, post, now)}
+        assert found == visible
+    assert search.search(db, people[3], "budget", now=now) == []  # inactive: nothing at all
+
+
+def test_search_page_and_api(app: Any, client_for: Any, make_employee: Any, make_post: Any) -> None:
+    reader = make_employee(department="Sales")
+    other = make_employee(department="Finance")
+    make_post({"segments": [{"departments": ["Sales"]}]}, title="Sales kickoff <b>agenda</b>",
+              body_text="Kickoff <script>alert(1)</script> in Lisbon.")
+    make_post({"segments": [{"departments": ["Finance"]}]}, title="Finance kickoff", body_text="Kickoff in Porto.")
+
+    client = client_for(reader)
+    page = client.get("/search?q=kickoff").get_data(as_text=True)
+    assert "Sales kickoff &lt;b&gt;agenda&lt;/b&gt;" in page and "&lt;script&gt;" in page
+    assert "<script>alert" not in page and "Finance kickoff" not in page and "Porto" not in page
+    assert "1 post for" in page
+
+    empty = client.get("/search?q=nothingmatches").get_data(as_text=True)
+    assert "No posts found" in empty
+    too_long = client.get("/search?q=" + "x" * 300)
+    assert too_long.status_code == 200 and "at most 200 characters" in too_long.get_data(as_text=True)
+    assert 'role="search"' in client.get("/").get_data(as_text=True)
+
+    answer = client.api("GET", "/api/v1/search?q=kick&limit=5")
+    assert answer.status_code == 200
+    assert [item["title"] for item in answer.json["items"]] == ["Sales kickoff <b>agenda</b>"]
+    assert answer.json["items"][0]["snippet"].startswith("Kickoff")
+    assert client.api("GET", "/api/v1/search?q=kick&limit=0").status_code == 422
+    assert client.api("GET", "/api/v1/search?q=kick&limit=x").status_code == 422
+    assert client.api("GET", "/api/v1/search?q=" + "y" * 201).status_code == 422
+    assert [i["title"] for i in client_for(other).api("GET", "/api/v1/search?q=kickoff").json["items"]] == \
+        ["Finance kickoff"]
+    assert app.test_client().get("/api/v1/search?q=kickoff").status_code == 401
+
+
+@pytest.mark.postgres_only
+def test_postgresql_searches_through_the_gin_index(db: Session, make_employee: Any, make_post: Any,
+                                                   clock: Any) -> None:
+    """The query's document must be the migration's indexed expression, or every search is a full scan."""
+    from sqlalchemy import text
+    from sqlalchemy.dialects import postgresql
+
+    sql = str(search.matching_posts(db, ["budget"]).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    db.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(row[0] for row in db.execute(text("EXPLAIN " + sql)))
+    db.rollback()
+    assert "ix_intranet_post_search" in plan, plan
