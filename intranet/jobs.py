@@ -106,6 +106,10 @@ def periodic_job_definitions() -> list[Job]:
             "Send due digest messages (paced to the provider's rate).", misfire_grace_time=120, commits=True),
         Job("digests-purge", "intranet.delivery.sending:purge_job", 24 * hour,
             "Forget digest slots and outbox rows older than 30 days.", misfire_grace_time=6 * 3600),
+        # Batches commit one by one, so a large first purge never holds a long write lock.
+        Job("events-purge", "intranet.engagement.retention:purge_job", 24 * hour,
+            "Delete raw reading events older than the retention period (rollups keep the aggregates).",
+            misfire_grace_time=6 * 3600, commits=True),
     ]
 
 

@@ -197,6 +197,9 @@ class EventSettings(_Group):
                                 "Client events older than this are refused (offline queues flush sooner).", gt=0)
     max_skew_seconds: float = _key(300, "INTRANET_EVENTS_MAX_SKEW_SECONDS",
                                    "Client events further than this in the future are refused.", ge=0)
+    retention_months: int = _key(13, "INTRANET_EVENTS_RETENTION_MONTHS",
+                                 "Raw reading events older than this many months are deleted by the daily "
+                                 "events-purge job (the dashboards' rollups keep their aggregates).", ge=1, le=120)
 
     @property
     def max_age(self) -> dt.timedelta:

@@ -1,6 +1,6 @@
 """``flask --app app intranet ...``: Beacon's command line. Commands are thin; services do the work.
 
-One module per area (:mod:`.platform`, :mod:`.directory`, :mod:`.engagement`, :mod:`.digests`),
+One module per area (:mod:`.platform`, :mod:`.directory`, :mod:`.engagement`, :mod:`.digests`, :mod:`.people`),
 sharing :mod:`.context`. Machine-readable output (``--json``) goes to stdout and nothing else
 does; progress bars and reports go to stderr, so ``... --json | jq`` always works.
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask.cli import AppGroup
 
-from intranet.cli import digests, directory, engagement, platform
+from intranet.cli import digests, directory, engagement, people, platform
 
 intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
-for command in (*platform.commands, directory.group, engagement.group, digests.group):
+for command in (*platform.commands, directory.group, engagement.group, digests.group, people.group):
     intranet_group.add_command(command)
 
 __all__ = ["intranet_group"]

@@ -1,4 +1,4 @@
-"""``flask intranet events import FILE``: historical reading events."""
+"""``flask intranet events import FILE | purge``: historical reading events, and their retention."""
 from __future__ import annotations
 
 import sys
@@ -8,10 +8,10 @@ import click
 from flask.cli import AppGroup
 
 from intranet.cli import context
-from intranet.engagement import events
+from intranet.engagement import events, retention
 from intranet.errors import IntranetError
 
-group = AppGroup("events", help="Reading events: import history.")
+group = AppGroup("events", help="Reading events: import history, purge expired ones.")
 
 
 @group.command("import")
@@ -40,3 +40,12 @@ def events_import(path: Path) -> None:
         click.echo(f"... and {len(result.errors) - 200} more problems", err=True)
     click.echo(f"Read {result.rows} rows: {result.loaded} loaded, {result.duplicates} already there, "
                f"{len(result.errors)} refused.")
+
+
+@group.command("purge")
+def events_purge() -> None:
+    """Delete raw events older than INTRANET_EVENTS_RETENTION_MONTHS now (the daily events-purge job does this too)."""
+    state = context.state()
+    months = state.settings.events.retention_months
+    deleted = retention.purge(state.sessions, state.clock(), months)
+    click.echo(f"Deleted {deleted} events that happened more than {months} months ago.")

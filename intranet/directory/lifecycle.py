@@ -1,38 +1,96 @@
-"""The directory's lifecycle over time: HR terminations that take effect, erasure after retention."""
+"""The directory's lifecycle over time: HR terminations that take effect, erasure of a person.
+
+Erasure (an admin's request, or the end of retention for someone deleted in Entra) removes what
+Beacon holds about one person: the profile is anonymized, and their preferences, learned send
+times, reading events, read and acknowledgement marks, ratings, digests and outbox rows, group
+memberships, quarantined directory records and sessions are deleted. Aggregates (the analytics rollups, the fitted peer timing
+model) were computed over groups of at least k people and are left as they are: removing one
+person from them would reveal that person's contribution by subtraction. Posts the person wrote
+stay, credited to "Former employee".
+"""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import secrets
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from intranet import people
-from intranet.models import EmployeeDirectory, Employee, EntraUser, HrRecord
+from intranet.models import (
+    Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent, EntraUser, FeedSnapshot, GroupMember, GroupOwner,
+    HrRecord, OutboxMessage, PostPreview, PostState, Preference, Quarantine, Rating, TimingState,
+)
 from intranet.settings import Settings
 
+ERASED_NAME = "Former employee"
 ERASED_FIELDS = {"email": None, "department": None, "division": None, "region": None, "country": None,
                  "office": None, "job_title": None, "level": None, "level_label": None, "manager_id": None,
                  "timezone": None, "language": None}
+#: What one person's erasure deletes, table by table (each keyed on the person's row).
+PERSONAL_ROWS = (
+    ("events", EngagementEvent), ("ratings", Rating), ("post_states", PostState), ("preferences", Preference),
+    ("learned_times", TimingState), ("outbox", OutboxMessage), ("digest_items", DigestItem), ("digests", Digest),
+    ("feed_snapshots", FeedSnapshot), ("group_memberships", GroupMember), ("group_ownerships", GroupOwner),
+    ("quarantined_records", Quarantine),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Erasure:
+    """What one erasure removed: rows deleted per kind, and the person's new (anonymous) employee id."""
+
+    employee_id: str
+    deleted: dict[str, int]
+
+    def to_json(self) -> dict[str, object]:
+        return {"employee_id": self.employee_id, "deleted": self.deleted}
+
+
+def erase(session: Session, employee: Employee, now: dt.datetime, *, forget_identity: bool = True) -> Erasure:
+    """Erase *employee*: deactivate and anonymize the row, delete their personal rows.
+
+    :param forget_identity: also replace the HR employee number and unlink the Entra ids, so that
+        a later re-provision of the same person creates a clean new record (an admin's erasure);
+        the retention erasure of someone deleted in Entra keeps the number, as the directory
+        sync expects.
+    """
+    people.deactivate(session, employee, now)
+    pk = employee.id
+    deleted: dict[str, int] = {}
+    for name, table in PERSONAL_ROWS:
+        deleted[name] = session.exec(delete(table).where(table.employee_pk == pk)).rowcount or 0  # type: ignore[attr-defined]
+    # Audit rows of feed previews stay (who previewed a post as whom), without the person.
+    session.exec(update(PostPreview).where(PostPreview.subject_pk == pk).values(subject_pk=None))
+    session.exec(delete(EntraUser).where(EntraUser.employee_pk == pk))
+    session.exec(delete(HrRecord).where(HrRecord.employee_pk == pk))
+    for key, value in ERASED_FIELDS.items():
+        setattr(employee, key, value)
+    employee.display_name = ERASED_NAME
+    employee.is_contributor = employee.is_comms = employee.is_admin = False
+    if forget_identity:
+        employee.employee_id = f"erased-{secrets.token_hex(8)}"
+        employee.entra_tenant_id = employee.entra_object_id = None
+    employee.updated_at = now
+    session.add(employee)
+    directory = session.get(EmployeeDirectory, pk)
+    if directory is not None:
+        directory.erase_after, directory.cost_center, directory.pending_termination = None, None, None
+        directory.sources = {"erased": now.isoformat()}
+        session.add(directory)
+    session.flush()
+    return Erasure(employee_id=employee.employee_id, deleted=deleted)
 
 
 def erase_due(session: Session, now: dt.datetime) -> int:
-    """Anonymize employees deleted for good in Entra whose retention ended (the row stays, inactive)."""
+    """Erase employees deleted for good in Entra whose retention ended (the row stays, inactive)."""
     due = session.exec(select(EmployeeDirectory).where(EmployeeDirectory.erase_after.is_not(None),
                                                        EmployeeDirectory.erase_after <= now)).all()
     for directory in due:
         employee = session.get(Employee, directory.employee_pk)
-        if employee is None:
-            continue
-        people.deactivate(session, employee, now)
-        for key, value in ERASED_FIELDS.items():
-            setattr(employee, key, value)
-        employee.display_name = "Former employee"
-        employee.updated_at = now
-        session.add(employee)
-        session.exec(delete(EntraUser).where(EntraUser.employee_pk == employee.id))
-        session.exec(delete(HrRecord).where(HrRecord.employee_pk == employee.id))
-        directory.erase_after, directory.cost_center, directory.sources = None, None, {"erased": now.isoformat()}
-        session.add(directory)
+        if employee is not None:
+            erase(session, employee, now, forget_identity=False)
     session.flush()
     return len(due)
 

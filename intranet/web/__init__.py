@@ -32,6 +32,8 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.posts_api", True),
     ("intranet.web.ratings_api", True),
     ("intranet.web.ratings", False),
+    ("intranet.web.acknowledgements", False),
+    ("intranet.web.my_data", False),
 )
 
 

@@ -13,7 +13,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlmodel import select
 
 from intranet import people, preferences
-from intranet.errors import InvalidInput, IntranetError, NotFound
+from intranet.directory import lifecycle
+from intranet.errors import Forbidden, InvalidInput, IntranetError, NotFound
 from intranet.models import ROLES, Employee
 from intranet.web.context import current_employee, now, require_role, session
 
@@ -40,9 +41,7 @@ def roles_page():  # type: ignore[no-untyped-def]
 @require_role("admin")
 def set_roles(employee_id: str):  # type: ignore[no-untyped-def]
     actor = current_employee()
-    person = session().exec(select(Employee).where(Employee.employee_id == employee_id)).first()
-    if person is None:
-        raise NotFound("Nobody has that employee number.")
+    person = _person_or_404(employee_id)
     try:
         people.set_roles(session(), person, request.form.getlist("roles"), actor=actor)
     except IntranetError as exc:
@@ -54,6 +53,37 @@ def set_roles(employee_id: str):  # type: ignore[no-untyped-def]
         logger.info("Roles: %s set %s's roles to %s", actor.employee_id, person.employee_id, held or "none")
         flash(f"{person.display_name}: {', '.join(held) if held else 'no roles'}.", "ok")
     return redirect(url_for("intranet_admin.roles_page", q=request.form.get("q") or None))
+
+
+def _person_or_404(employee_id: str) -> Employee:
+    person = session().exec(select(Employee).where(Employee.employee_id == employee_id)).first()
+    if person is None:
+        raise NotFound("Nobody has that employee number.")
+    return person
+
+
+@bp.get("/admin/people/<employee_id>/erase")
+@require_role("admin")
+def erase_page(employee_id: str):  # type: ignore[no-untyped-def]
+    return render_template("intranet/admin/erase.html", employee=current_employee(), person=_person_or_404(employee_id),
+                           kinds=[name.replace("_", " ") for name, _ in lifecycle.PERSONAL_ROWS])
+
+
+@bp.post("/admin/people/<employee_id>/erase")
+@require_role("admin")
+def erase(employee_id: str):  # type: ignore[no-untyped-def]
+    actor, person = current_employee(), _person_or_404(employee_id)
+    if person.id == actor.id:
+        raise Forbidden("You cannot erase yourself; ask another admin.")
+    if request.form.get("confirm", "").strip() != person.employee_id:
+        flash("Type the employee number to confirm the erasure.", "error")
+        return redirect(url_for("intranet_admin.erase_page", employee_id=employee_id))
+    result = lifecycle.erase(session(), person, now())
+    session().commit()
+    # The log keeps that an erasure happened and by whom, not who was erased (that is what was asked).
+    logger.info("Erasure: %s erased a person (now %s): %s", actor.employee_id, result.employee_id, result.deleted)
+    flash("The person is erased: their profile is anonymized and their personal data deleted.", "ok")
+    return redirect(url_for("intranet_admin.roles_page"))
 
 
 def _number(raw: str | None, what: str) -> int:

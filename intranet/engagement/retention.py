@@ -1,0 +1,62 @@
+"""Raw reading events are kept for a limited time (``INTRANET_EVENTS_RETENTION_MONTHS``, default 13).
+
+The dashboards do not need them afterwards: their rollups are maintained as events arrive (and as
+``events import`` loads them), so every event is already counted in its aggregates when it is
+stored, and deleting it changes no chart. What goes is the per-person trail. The purge runs daily
+in batches, each committed on its own, so a first run over a large backlog never holds a long
+write lock (on SQLite that would stall every reader's event batch).
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import delete, select
+from sqlmodel import Session
+
+from intranet.models import EngagementEvent
+from intranet.settings import Settings
+
+logger = logging.getLogger(__name__)
+BATCH = 5000
+
+
+def months_before(now: dt.datetime, months: int) -> dt.datetime:
+    """The same instant *months* calendar months earlier (the 31st becomes the month's last day)."""
+    total = now.year * 12 + (now.month - 1) - months
+    year, month = divmod(total, 12)
+    day = min(now.day, calendar.monthrange(year, month + 1)[1])
+    return now.replace(year=year, month=month + 1, day=day)
+
+
+def purge_batch(session: Session, cutoff: dt.datetime, *, batch: int = BATCH) -> int:
+    """Delete up to *batch* events that happened before *cutoff*; returns how many (the caller commits)."""
+    ids = list(session.execute(select(EngagementEvent.id).where(EngagementEvent.occurred_at < cutoff)
+                               .order_by(EngagementEvent.id).limit(batch)).scalars())
+    if not ids:
+        return 0
+    session.execute(delete(EngagementEvent).where(EngagementEvent.id.in_(ids)))
+    return len(ids)
+
+
+def purge(sessions: Callable[[], Session], now: dt.datetime, months: int, *, batch: int = BATCH) -> int:
+    """Delete every event older than *months* before *now*, one committed batch at a time."""
+    cutoff = months_before(now, months)
+    total = 0
+    while True:
+        with sessions() as session:
+            deleted = purge_batch(session, cutoff, batch=batch)
+            session.commit()
+        total += deleted
+        if deleted < batch:
+            break
+    if total:
+        logger.info("Deleted %s reading events that happened before %s", total, cutoff.isoformat())
+    return total
+
+
+def purge_job(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> int:
+    """Scheduled (daily): delete raw events past the retention period."""
+    return purge(sessions, now, settings.events.retention_months)
