@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+## axe-core (the accessibility check the browser tests run inside Chromium), pinned by tests/package-lock.json.
+NODE_STAMP := tests/node_modules/.installed
+$(NODE_STAMP): tests/package.json tests/package-lock.json
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 install: $(STAMP)
 
 ## Set up, create/migrate the SQLite database, seed demo data on first run, serve on :5000.
@@ -31,7 +37,7 @@ chromium:
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## Set up and run the whole suite (SQLite and PostgreSQL; exit code 5 = no tests collected).
-test: install chromium
+test: install chromium $(NODE_STAMP)
 	INTRANET_ENV=production $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
@@ -42,4 +48,4 @@ contract: install
 	$(PY) ../shared/contract/check.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .hypothesis
+	rm -rf $(VENV) instance .pytest_cache .hypothesis tests/node_modules test-artifacts

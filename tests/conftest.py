@@ -68,11 +68,14 @@ class Clock:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip the SQLite run of a ``postgres_only`` test at collection, before any fixture is built."""
+    """Skip the other database's run of a ``postgres_only`` or ``sqlite_only`` test at collection,
+    before any fixture is built."""
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if item.get_closest_marker("postgres_only") and callspec and callspec.params.get("database") == "sqlite":
+        database = getattr(item, "callspec", None) and item.callspec.params.get("database")
+        if item.get_closest_marker("postgres_only") and database == "sqlite":
             item.add_marker(pytest.mark.skip(reason="PostgreSQL only: row locks and several connections"))
+        if item.get_closest_marker("sqlite_only") and database == "postgresql":
+            item.add_marker(pytest.mark.skip(reason="the page is under test, not the database: SQLite run only"))
 
 
 SCHEMAS: dict[int, str] = {}  # id(engine) -> the PostgreSQL schema it works in

@@ -111,6 +111,10 @@
       modules: { toolbar: toolbar(Boolean(uploadUrl)) },
       placeholder: container.getAttribute("data-placeholder") || "",
     });
+    // Quill's style picker is a role="button" span with no name; screen readers announce it blank.
+    container.parentNode.querySelectorAll(".ql-picker-label").forEach(function (label) {
+      label.setAttribute("aria-label", "Text style");
+    });
     if (uploadUrl) {
       // Replaces Quill's default, which would inline the picture as a data: URL.
       quill.getModule("toolbar").addHandler("image", imageHandler(quill, uploadUrl));

@@ -1,0 +1,190 @@
+"""Every page, at phone and desktop width, in Chromium: axe-core finds no serious or critical
+WCAG 2.1 AA violation, and nothing is wider than a 360 px screen.
+
+axe-core comes from the npm registry (``tests/package.json``, installed by ``make test``) and is
+evaluated in the page through the DevTools protocol, which Beacon's Content-Security-Policy does not
+cover, so the pages are checked under the production policy. Screenshots of every page at both
+widths are kept in ``test-artifacts/screenshots/`` for people to look at.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intranet import ratings
+from intranet.delivery import rendering
+from intranet.models import Employee, SyncRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
+
+ROOT = Path(__file__).resolve().parent.parent
+AXE = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+WIDTHS = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 900}}
+#: WCAG 2.0/2.1 A and AA rules: the level the product promises.
+TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Org:
+    employee: Employee
+    contributor: Employee
+    comms: Employee
+    admin: Employee
+    post_id: int
+    draft_id: int
+    run_id: int
+    group_key: str
+    secret: str
+
+
+@pytest.fixture
+def org(app: Any, db: Any, make_employee: Any, make_group: Any, make_post: Any, clock: Any) -> Org:
+    employee = make_employee(display_name="Ana García", department="Sales")
+    contributor = make_employee(display_name="Chris Writer", department="People", is_contributor=True)
+    comms = make_employee(display_name="Casey Comms", department="Communications", is_comms=True)
+    admin = make_employee(display_name="Alex Admin", department="IT", is_admin=True)
+    group = make_group("runners", kind="managed", members=(employee, admin))
+    post = make_post({"all": True}, title="Budget for next year", summary="What changes and when.", must_read=True,
+                     body_html="<h2>Highlights</h2><p>The <a href='https://example.org'>budget</a> grows.</p>",
+                     body_text="Highlights The budget grows.", author_pk=comms.id)
+    make_post({"segments": [{"departments": ["Sales"]}]}, title="Sales kickoff", topic="Sales")
+    draft = make_post({"all": True}, title="A draft", status="draft", published_at=None, author_pk=contributor.id)
+    run = SyncRun(source="graph", mode="delta", status="succeeded", started_at=clock.now - dt.timedelta(hours=1),
+                  finished_at=clock.now, seen=4, updated=1)
+    db.add(run)
+    db.commit()
+    return Org(employee, contributor, comms, admin, post.id, draft.id, run.id, group.key,
+               str(app.config["SECRET_KEY"]))
+
+
+def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
+    """(name, who is signed in, path) for every page Beacon serves."""
+    rate = ratings.link_token(org.secret, ratings.RatingLink(org.employee.employee_id, org.post_id, stars=4))
+    unsubscribe = rendering.unsubscribe_token(org.secret, org.employee.employee_id)
+    return [
+        ("sign-in", None, "/auth/sign-in"),
+        ("dev-login", None, "/auth/dev-login"),
+        ("feed", org.employee, "/"),
+        ("post", org.employee, f"/posts/{org.post_id}"),
+        ("not-found", org.employee, "/posts/999999"),
+        ("search", org.employee, "/search?q=budget"),
+        ("preferences", org.employee, "/preferences"),
+        ("groups", org.employee, "/groups"),
+        ("rate-link", None, f"/rate/{rate}"),
+        ("unsubscribe", None, f"/digest/unsubscribe/{unsubscribe}"),
+        ("desk", org.contributor, "/publish"),
+        ("compose", org.contributor, "/publish/new"),
+        ("edit", org.contributor, f"/publish/posts/{org.draft_id}"),
+        ("preview", org.contributor, f"/publish/posts/{org.draft_id}/preview"),
+        ("preview-as", org.comms, f"/publish/posts/{org.post_id}/preview-as?who={org.employee.email}"),
+        ("group-members", org.admin, f"/groups/{org.group_key}/members"),
+        ("digest-defaults", org.comms, "/admin/digest-defaults"),
+        ("people", org.admin, "/admin/people"),
+        ("directory", org.admin, "/admin/directory/"),
+        ("directory-run", org.admin, f"/admin/directory/runs/{org.run_id}"),
+        ("quarantine", org.admin, "/admin/directory/quarantine"),
+        ("unmapped", org.admin, "/admin/directory/unmapped"),
+    ]
+
+
+#: GET routes that are not pages a person reads: redirects, files, and the sign-in hand-offs.
+NOT_PAGES = {"intranet.static", "intranet_publish.attachment", "intranet_entra.start", "intranet_entra.callback"}
+
+
+def test_every_page_route_is_checked(app: Any, org: Org) -> None:
+    """A new page must join the list above (or say why it is not a page)."""
+    checked = {path.split("?")[0] for _, _, path in pages_for(org)}
+    adapter = app.url_map.bind("localhost")
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in (rule.methods or ()) or rule.endpoint in NOT_PAGES or "_api" in rule.endpoint:
+            continue
+        if rule.endpoint.startswith("intranet") and not any(
+                adapter.match(path, method="GET")[0] == rule.endpoint for path in checked
+                if _matches(adapter, path)):
+            missing.append(f"{rule.endpoint} ({rule.rule})")
+    assert missing == []
+
+
+def _matches(adapter: Any, path: str) -> bool:
+    try:
+        adapter.match(path, method="GET")
+    except Exception:  # noqa: BLE001 - werkzeug raises routing exceptions for paths it does not know
+        return False
+    return True
+
+
+def sign_in(page: Any, live_server: str, person: Employee | None) -> None:
+    page.context.clear_cookies()
+    if person is None:
+        return
+    page.goto(f"{live_server}/auth/dev-login")
+    page.fill("#email", person.email)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+
+
+def serious_violations(page: Any) -> list[str]:
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = page.evaluate(
+        """async (tags) => (await axe.run(document, {runOnly: {type: "tag", values: tags},
+                                                        resultTypes: ["violations"]})).violations
+             .filter(v => v.impact === "serious" || v.impact === "critical")
+             .map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target.join(" ")).join(", ")}`)""",
+        TAGS)
+    return list(found)
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_pages_are_accessible_and_fit_the_screen(page: Any, live_server: str, org: Org, width: str) -> None:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make test` installs it (cd tests && npm ci)")
+    page.set_viewport_size(WIDTHS[width])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems: dict[str, list[str]] = {}
+    signed_in: Any = object()
+    for name, person, path in pages_for(org):
+        if person is not signed_in:
+            sign_in(page, live_server, person)
+            signed_in = person
+        response = page.goto(live_server + path)
+        assert response is not None and response.status in (200, 404), (name, response and response.status)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+        found = serious_violations(page)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if overflow > 0:
+            found.append(f"the page is {overflow} px wider than the screen")
+        if found:
+            problems[name] = found
+    assert problems == {}, "\n".join(f"{name}: {p}" for name, ps in problems.items() for p in ps)
+
+
+def test_motion_is_reduced_for_people_who_ask(page: Any, live_server: str, org: Org) -> None:
+    """With prefers-reduced-motion, no transition or animation runs anywhere on the feed."""
+    page.emulate_media(reduced_motion="reduce")
+    sign_in(page, live_server, org.employee)
+    durations = page.evaluate("""() => [...document.querySelectorAll("*")].flatMap(el => {
+        const style = getComputedStyle(el);
+        return [style.transitionDuration, style.animationDuration];
+    }).filter(d => d.split(",").some(part => parseFloat(part) > 0.01))""")
+    assert durations == []
+
+
+def test_keyboard_users_see_where_focus_is_and_can_skip_to_the_content(page: Any, live_server: str,
+                                                                       org: Org) -> None:
+    sign_in(page, live_server, org.employee)
+    page.keyboard.press("Tab")
+    first = page.evaluate("() => ({text: document.activeElement.textContent.trim(), "
+                          "href: document.activeElement.getAttribute('href')})")
+    assert first == {"text": "Skip to content", "href": "#content"}
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    inside_main = page.evaluate("() => document.querySelector('main').contains(document.activeElement)")
+    assert inside_main
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", "")
