@@ -104,6 +104,10 @@ def periodic_job_definitions() -> list[Job]:
         # the claim, then each message's result right after sending it.
         Job("digests-send", "intranet.jobs:send_digests", minute,
             "Send due digest messages (paced to the provider's rate).", misfire_grace_time=120, commits=True),
+        # Daily: a suggestion after days of unread digests needs no minute's precision.
+        Job("digests-fatigue", "intranet.delivery.fatigue:scan_job", 24 * hour,
+            "Suggest a gentler cadence to people who keep ignoring their digests (and, where enabled, step "
+            "it down and tell them).", misfire_grace_time=6 * 3600),
         Job("digests-purge", "intranet.delivery.sending:purge_job", 24 * hour,
             "Forget digest slots and outbox rows older than 30 days.", misfire_grace_time=6 * 3600),
         # Batches commit one by one, so a large first purge never holds a long write lock.

@@ -748,3 +748,40 @@ class FeedSnapshot(Base, table=True):
     items: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: dt.datetime = _ts(nullable=False)
     expires_at: dt.datetime = _ts(nullable=False, index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# --- fatigue ---
+# People who keep ignoring their digests are offered a gentler cadence (or, where the
+# organisation allows it, stepped down and told), rather than sent more mail.
+# --------------------------------------------------------------------------------------------
+
+FATIGUE_KINDS = ("suggestion", "step_down")
+FATIGUE_RESOLUTIONS = ("accepted", "dismissed", "kept", "reverted", "withdrawn")
+
+
+class FatigueNotice(Base, table=True):
+    """The latest cadence notice of one person: a suggestion to step down, or an automatic step down.
+
+    One row per person (the key makes a second scheduler's run harmless): a new notice replaces a
+    resolved one. It is open while ``resolved_at`` is NULL; ``announced_at`` is when a digest told
+    the person about an automatic step down.
+    """
+
+    __tablename__ = "intranet_fatigue_notice"
+    __table_args__ = (
+        CheckConstraint("kind IN ('suggestion', 'step_down')", name="kind"),
+        CheckConstraint("resolution IS NULL OR resolution IN ('accepted', 'dismissed', 'kept', 'reverted', "
+                        "'withdrawn')", name="resolution"),
+    )
+
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    kind: str = Field(max_length=16)
+    from_cadence: str = Field(max_length=16)
+    to_cadence: str = Field(max_length=16)
+    #: Digests in a row sent without an open or a click when the notice was made.
+    ignored: int
+    created_at: dt.datetime = _ts(nullable=False)
+    resolved_at: dt.datetime | None = _ts(default=None)
+    resolution: str | None = Field(default=None, max_length=16)
+    announced_at: dt.datetime | None = _ts(default=None)

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from intranet import people, preferences
 from intranet.delivery import history, planning, timing
-from intranet.models import ROLES, Digest, Employee, EngagementEvent, OutboxMessage, PostState, Rating
+from intranet.models import ROLES, Digest, Employee, EngagementEvent, FatigueNotice, OutboxMessage, PostState, Rating
 
 PROFILE_FIELDS = ("employee_id", "email", "display_name", "department", "division", "region", "country", "office",
                   "job_title", "level", "level_label", "manager_id", "timezone", "language", "active")
@@ -76,4 +76,14 @@ def export(session: Session, employee: Employee, *, now: dt.datetime, org_timezo
                              "reason")) for d in digests],
         "messages": [_row(m, ("channel", "status", "attempts", "post_ids", "sent_at", "created_at")) for m in messages],
         "learned_hours": _learned_hours(session, employee, now, org_timezone),
+        "cadence_notice": _cadence_notice(session, employee),
     }
+
+
+def _cadence_notice(session: Session, employee: Employee) -> dict[str, Any] | None:
+    """The person's latest suggested (or automatic) cadence step down (:mod:`intranet.delivery.fatigue`)."""
+    notice = session.get(FatigueNotice, employee.id)
+    if notice is None:
+        return None
+    return _row(notice, ("kind", "from_cadence", "to_cadence", "ignored", "created_at", "resolved_at", "resolution",
+                         "announced_at"))

@@ -189,6 +189,20 @@ class AlertSettings(_Group):
         return dt.timedelta(hours=self.reminder_hours)
 
 
+class FatigueSettings(_Group):
+    """Fewer, wanted messages: a gentler cadence for people who ignore their digests, and a weekly budget."""
+
+    ignored_digests: int = _key(5, "INTRANET_FATIGUE_IGNORED_DIGESTS",
+                                "Digests in a row sent without an open or a click before Beacon suggests a gentler "
+                                "cadence (daily to weekly, twice a day or as it happens to daily).", ge=2)
+    auto_step_down: bool = _key(False, "INTRANET_FATIGUE_AUTO_STEP_DOWN",
+                                "Step the cadence down automatically, and tell the person, when a suggestion stays "
+                                "unanswered for as many more ignored digests. Must-reads are never affected.")
+    weekly_budget: int = _key(30, "INTRANET_WEEKLY_ITEM_BUDGET",
+                              "Most posts that are not must-reads one person is sent in any 7 days, digests and "
+                              "alerts together (0: no budget). Must-reads never count and are never held back.", ge=0)
+
+
 class EventSettings(_Group):
     """Reading events sent by browsers (``POST /api/v1/events``)."""
 
@@ -298,6 +312,7 @@ class Settings(BaseModel):
     mail: MailSettings = MailSettings()
     digests: DigestSettings = DigestSettings()
     alerts: AlertSettings = AlertSettings()
+    fatigue: FatigueSettings = FatigueSettings()
     events: EventSettings = EventSettings()
     ratings: RatingSettings = RatingSettings()
     uploads: UploadSettings = UploadSettings()

@@ -7,6 +7,8 @@ acknowledged in the meantime is left out):
 * a **planned digest** lists the must-reads the person has not acknowledged (whatever their topic
   mutes say, until the deadline, newest first), then the unread posts published since their last
   digest, in the person's ranked order (:mod:`intranet.ranking`, as in their feed) up to the cap;
+* a **weekly budget** (:mod:`intranet.delivery.fatigue`) caps the posts that are not must-reads
+  one person is sent in any 7 days, digests and alerts together: past it, only must-reads go out;
 * an **alert** lists only the posts its items carry (:mod:`intranet.delivery.alerts` attaches
   them): must-reads still unacknowledged, and as-it-happens posts still unread, not muted and
   followed, while the person's cadence is still ``as_it_happens``, in the same two tiers.
@@ -24,6 +26,7 @@ from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from intranet import preferences, ranking, targeting
+from intranet.delivery import fatigue
 from intranet.models import Digest, DigestItem, Employee, OutboxMessage, Post, PostState
 
 
@@ -50,6 +53,8 @@ class DigestContent:
     items: list[ContentItem]
     more: int
     overdue_must_reads: int
+    #: Posts left out because the person's weekly budget is used up (they count in ``more`` too).
+    held_back: int = 0
 
     @property
     def empty(self) -> bool:
@@ -113,7 +118,8 @@ def rank_rest(session: Session, employee: Employee, posts: list[Post], now: dt.d
 def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime, *,
             prefs: preferences.Preferences | None = None, limit: int = 10, lookback_days: int = 7,
             reminder_after: dt.timedelta = dt.timedelta(hours=48), must_reads_only: bool = False,
-            rank: bool = True, priors: dict[str | None, dict[str, float]] | None = None) -> DigestContent:
+            rank: bool = True, priors: dict[str | None, dict[str, float]] | None = None,
+            weekly_budget: int = 0, budget_used: int | None = None) -> DigestContent:
     """What the digest or alert *slot* has to say to *employee* at *now* (see the module's rules).
 
     :param lookback_days: a first digest lists posts published this many days back.
@@ -123,6 +129,10 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     :param rank: order the rest with the ranker (False when only emptiness and counts matter, as
         when queueing: the sender composes again).
     :param priors: department priors shared by one run's compositions (see :func:`rank_rest`).
+    :param weekly_budget: most posts that are not must-reads the person may be sent in 7 days (0: no
+        budget); what this slot may still carry is the budget less what was sent in the last 7 days
+        (:func:`intranet.delivery.fatigue.sent_this_week`). Must-reads never count and are never cut.
+    :param budget_used: that count, when the caller loaded it for many people at once.
     """
     if not employee.active:
         return NOTHING
@@ -161,10 +171,19 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
                 rest.append(item)
         elif post.published_at > since and post.topic not in prefs.muted_topics:
             rest.append(item)
-    if rank and len(must) < limit and len(rest) > 1:
+    room = max(limit - len(must), 0)
+    held_back = 0
+    if weekly_budget and rest:
+        if budget_used is None:
+            budget_used = fatigue.sent_this_week(session, employee.id, now, excluding_digest=slot.id)
+        allowed = max(weekly_budget - budget_used, 0)
+        held_back = max(len(rest) - allowed, 0)
+        room = min(room, allowed)
+    if rank and room and len(rest) > 1:
         by_id = {item.post_id: item for item in rest}
         ranked = rank_rest(session, employee, [posts[item.post_id] for item in rest], now, prefs=prefs,
-                           limit=limit - len(must), priors=priors)
+                           limit=room, priors=priors)
         rest = [by_id[p.id] for p in ranked]
-    ordered = must + rest
-    return DigestContent(items=ordered[:limit], more=max(len(ordered) - limit, 0), overdue_must_reads=overdue)
+    items = must[:limit] + rest[:room]
+    return DigestContent(items=items, more=len(must) + len(rest) - len(items), overdue_must_reads=overdue,
+                         held_back=held_back)

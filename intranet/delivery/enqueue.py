@@ -45,11 +45,14 @@ def _second_channel(channels: tuple[str, ...]) -> str | None:
 
 def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.invalid", limit: int = 2000,
                 lookback_days: int = 7, reminder_after: dt.timedelta = dt.timedelta(hours=48),
-                teams_enabled: bool = False) -> int:
+                teams_enabled: bool = False, weekly_budget: int = 0) -> int:
     """Turn due digest slots into outbox messages (one per channel); returns how many slots were queued.
 
     Each slot is claimed by a conditional UPDATE, so concurrent schedulers split the work instead
     of doubling it. A slot past its expiry is marked expired, a deactivated person's is cancelled.
+
+    :param weekly_budget: the weekly budget of posts that are not must-reads (see
+        :mod:`intranet.delivery.fatigue`); a slot with nothing else to say once it is spent is skipped.
     """
     due = session.execute(select(Digest.id).where(Digest.status == "planned", Digest.due_at <= now)
                           .order_by(Digest.due_at).limit(limit)).scalars().all()
@@ -74,9 +77,9 @@ def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.inv
         channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
         # Only whether there is anything matters here; the sender composes (and ranks) again.
         content = compose(session, employee, digest, now, prefs=prefs, lookback_days=lookback_days,
-                          reminder_after=reminder_after, rank=False)
+                          reminder_after=reminder_after, rank=False, weekly_budget=weekly_budget)
         if content.empty:
-            digest.status, digest.reason = "skipped", "nothing new"
+            digest.status, digest.reason = "skipped", "weekly budget spent" if content.held_back else "nothing new"
             continue
         rows = [{"channel": c, "escalation": False} for c in channels]
         second = _second_channel(tuple(channels))
@@ -97,4 +100,5 @@ def enqueue_job(session: Session, now: dt.datetime, settings: Settings) -> int:
     """Scheduled: queue the digests and alerts that are due."""
     domain = urlsplit(settings.site.base_url).hostname or "beacon.invalid"
     return enqueue_due(session, now, domain=domain, lookback_days=settings.digests.lookback_days,
-                       reminder_after=settings.alerts.reminder_after, teams_enabled=settings.mail.teams_enabled)
+                       reminder_after=settings.alerts.reminder_after, teams_enabled=settings.mail.teams_enabled,
+                       weekly_budget=settings.fatigue.weekly_budget)

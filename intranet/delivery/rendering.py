@@ -72,10 +72,13 @@ class Renderer:
     site: SiteSettings
 
     def render(self, employee: Employee, message: OutboxMessage, content: DigestContent,
-               prefs: preferences.Preferences, why: str, *, reminder: bool = False) -> RenderedDigest:
+               prefs: preferences.Preferences, why: str, *, reminder: bool = False,
+               notice: str | None = None) -> RenderedDigest:
         """*content* in every channel's form, for *message*.
 
         :param reminder: the message repeats must-reads the person has not acknowledged yet.
+        :param notice: a sentence about the digest itself shown above the posts (an automatic
+            cadence step down, see :mod:`intranet.delivery.fatigue`).
         """
         base = self.site.base_url.rstrip("/") + self.site.url_prefix
         items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
@@ -93,7 +96,8 @@ class Renderer:
         context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
                    "feed_url": f"{base}/", "preferences_url": f"{base}/preferences",
                    "unsubscribe_url": f"{base}/digest/unsubscribe/{token}", "why": why,
-                   "escalation": message.escalation, "compact": prefs.device == "phone"}
+                   "escalation": message.escalation, "compact": prefs.device == "phone",
+                   "notice": notice, "held_back": content.held_back}
         return RenderedDigest(
             message_id=message.message_id, recipient_email=employee.email, recipient_name=employee.display_name,
             subject=subject, html=self._template("intranet/email/digest.html", context),

@@ -45,6 +45,7 @@ from sqlmodel import Session
 from intranet import preferences
 from intranet.db import is_postgres
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
+from intranet.delivery import fatigue
 from intranet.delivery.content import compose
 from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
@@ -193,13 +194,17 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         prefs = preferences.for_employee(session, employee)
         content = compose(session, employee, digest, now, prefs=prefs, limit=settings.digests.max_items,
                           lookback_days=settings.digests.lookback_days, reminder_after=settings.alerts.reminder_after,
-                          must_reads_only=message.escalation, priors=priors)
+                          must_reads_only=message.escalation, priors=priors,
+                          weekly_budget=settings.fatigue.weekly_budget)
         if content.empty:
             _finish(session, message, "skipped", "nothing to send any more")
             report.skipped += 1
             continue
+        # An automatic cadence step down is announced by the person's next digest (any channel).
+        step_down = None if message.escalation or digest.kind != "digest" else fatigue.announcement(session, employee)
         rendered = renderer.render(employee, message, content, prefs, why(digest, content),
-                                   reminder=digest.kind == "alert" and content.overdue_must_reads > 0)
+                                   reminder=digest.kind == "alert" and content.overdue_must_reads > 0,
+                                   notice=fatigue.describe(step_down) if step_down else None)
         if message.channel != "in_app":
             pacer.wait()
             now = clock()
@@ -233,6 +238,8 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         message.status, message.sent_at, message.lease_until = "sent", now, None
         message.post_ids, message.last_error = content.post_ids, None
         session.add(message)
+        if step_down is not None:
+            fatigue.mark_announced(step_down, now)
         events.record(session, employee, "digest_sent", at=now, client_id=f"outbox-{message.id}",
                       delivery_id=message.id, channel=message.channel, org_timezone=settings.site.org_timezone)
         session.commit()

@@ -19,7 +19,8 @@ from sqlmodel import Session, select
 
 from intranet import people
 from intranet.models import (
-    Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent, EntraUser, FeedSnapshot, GroupMember, GroupOwner,
+    Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent, EntraUser, FatigueNotice, FeedSnapshot, GroupMember,
+    GroupOwner,
     HrRecord, OutboxMessage, PostPreview, PostState, Preference, Quarantine, Rating, TimingState,
 )
 from intranet.settings import Settings
@@ -33,7 +34,7 @@ PERSONAL_ROWS = (
     ("events", EngagementEvent), ("ratings", Rating), ("post_states", PostState), ("preferences", Preference),
     ("learned_times", TimingState), ("outbox", OutboxMessage), ("digest_items", DigestItem), ("digests", Digest),
     ("feed_snapshots", FeedSnapshot), ("group_memberships", GroupMember), ("group_ownerships", GroupOwner),
-    ("quarantined_records", Quarantine),
+    ("quarantined_records", Quarantine), ("cadence_notices", FatigueNotice),
 )
 
 

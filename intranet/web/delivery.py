@@ -14,7 +14,7 @@ from sqlalchemy import select
 from wtforms.validators import ValidationError
 
 from intranet import people, preferences, zones
-from intranet.delivery import planning, rendering
+from intranet.delivery import fatigue, planning, rendering
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, OutboxMessage, Post
@@ -131,14 +131,46 @@ def _zone_context(employee: Employee) -> dict[str, object]:
             or zones.canonical_for(settings().site.org_timezone) or "UTC"}
 
 
+def _page_context(employee: Employee) -> dict[str, object]:
+    """What the preferences page shows besides the form: the schedule, the weekly budget, the time zone."""
+    return {"schedule": planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone),
+            "budget": fatigue.budget_for(session(), employee, now(), settings().fatigue.weekly_budget),
+            "cadence_notice": fatigue.shown(session(), employee),
+            "days": DAY_NAMES, **_zone_context(employee)}
+
+
 @pages.get("/preferences")
 @require_role("employee")
 def preferences_page():  # type: ignore[no-untyped-def]
     employee = current_employee()
     prefs = preferences.for_employee(session(), employee)
-    schedule = planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone)
-    return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
-                           days=DAY_NAMES, **_zone_context(employee))
+    return render_template("intranet/preferences.html", employee=employee, prefs=prefs, **_page_context(employee))
+
+
+#: The answers to a cadence notice (:mod:`intranet.delivery.fatigue`), and what each one says back.
+CADENCE_CHOICES = {
+    "accept": (fatigue.accept, "Done: your digest now comes {to}."),
+    "dismiss": (fatigue.dismiss, "Fine: your digest keeps coming {from_}."),
+    "keep": (fatigue.keep, "Your digest keeps coming {to}."),
+    "undo": (fatigue.undo, "Done: your digest comes {from_} again."),
+}
+
+
+@pages.post("/preferences/cadence-notice")
+@require_role("employee")
+def answer_cadence_notice():  # type: ignore[no-untyped-def]
+    """Accept or dismiss a suggested gentler cadence; keep or undo an automatic step down."""
+    employee = current_employee()
+    choice = CADENCE_CHOICES.get(request.form.get("choice", ""))
+    if choice is None:
+        raise InvalidInput("Choose accept, dismiss, keep or undo.", details={"field": "choice"})
+    action, said = choice
+    notice = action(session(), employee, now())
+    _replan(employee)
+    session().commit()
+    flash(said.format(to=fatigue.CADENCE_NAMES[notice.to_cadence], from_=fatigue.CADENCE_NAMES[notice.from_cadence]))
+    back = "intranet_feed.index" if request.form.get("back") == "feed" else "intranet_delivery.preferences_page"
+    return redirect(url_for(back))
 
 
 @pages.post("/preferences")
@@ -186,9 +218,8 @@ def preferences_save():  # type: ignore[no-untyped-def]
         preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:
         prefs = preferences.for_employee(session(), employee)
-        schedule = planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone)
-        return render_template("intranet/preferences.html", employee=employee, prefs=prefs, schedule=schedule,
-                               days=DAY_NAMES, error=exc.message, **_zone_context(employee)), 422
+        return render_template("intranet/preferences.html", employee=employee, prefs=prefs, error=exc.message,
+                               **_page_context(employee)), 422
     _replan(employee)
     session().commit()
     flash("Your preferences are saved.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from intranet import attachments, feed, ratings, targeting
+from intranet.delivery import fatigue
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, require_role, session, settings
 
@@ -20,7 +21,8 @@ def index():  # type: ignore[no-untyped-def]
     posts = [item.post for item in page.items]
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), posts),
-                           my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]))
+                           my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]),
+                           cadence_notice=fatigue.shown(session(), employee))
 
 
 @bp.get("/posts/<int:post_id>")

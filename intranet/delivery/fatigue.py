@@ -1,0 +1,355 @@
+"""Fatigue: fewer messages for people who do not read them, and a weekly budget for everyone.
+
+Two rules, both of which leave must-reads alone (they are pinned in every digest and alerted
+until acknowledged, whatever the cadence or the budget):
+
+* **Ignored digests.** A person whose last ``INTRANET_FATIGUE_IGNORED_DIGESTS`` digests went out
+  with no open and no click since (a ``digest_open`` that is not a tracking pixel, or a
+  ``digest_click``) is offered the next gentler cadence (:data:`STEP_DOWN`: as it happens or twice
+  a day -> daily -> weekly; weekly is the floor) on their feed and preferences page, to accept or
+  dismiss with one click. Where the organisation enables ``INTRANET_FATIGUE_AUTO_STEP_DOWN``, a
+  suggestion left unanswered for as many more ignored digests becomes an automatic step down,
+  announced in Beacon (until the person keeps it or undoes it) and in their next digest. People
+  with as-it-happens news are judged on their alerts, everyone else on their planned digests;
+  a dismissed suggestion comes back only after as many further ignored digests.
+* **Weekly budget.** Beyond must-reads, a person is sent at most ``INTRANET_WEEKLY_ITEM_BUDGET``
+  posts in any 7 days, digests and alerts together; :func:`intranet.delivery.content.compose`
+  holds back the rest (they wait in the feed, and the digest says how many more there are).
+
+:func:`scan_job` is the periodic job; the person's choices are :func:`accept`, :func:`dismiss`,
+:func:`keep` and :func:`undo`. Functions take a session and never commit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from intranet import preferences
+from intranet.models import Digest, EngagementEvent, Employee, FatigueNotice, OutboxMessage, Post
+from intranet.settings import Settings
+
+#: The next gentler cadence (weekly is the floor: Beacon never turns a digest off by itself).
+STEP_DOWN = {"as_it_happens": "daily", "twice_daily": "daily", "daily": "weekly"}
+#: Digest history looked at (finished outbox rows are purged after 30 days).
+WINDOW = dt.timedelta(days=28)
+#: The span of the weekly budget.
+WEEK = dt.timedelta(days=7)
+CADENCE_NAMES = {"as_it_happens": "as it happens", "twice_daily": "twice a day", "daily": "once a day",
+                 "weekly": "once a week", "off": "never"}
+_ENGAGED = ("digest_open", "digest_click")
+
+
+# --------------------------------------------------------------------------------------------
+# The weekly budget
+# --------------------------------------------------------------------------------------------
+
+
+def _sent_post_ids(session: Session, now: dt.datetime, employee_pks: list[int] | None,
+                   excluding_digest: int | None = None) -> dict[int, set[int]]:
+    query = select(OutboxMessage.employee_pk, OutboxMessage.post_ids).where(
+        OutboxMessage.status == "sent", OutboxMessage.sent_at > now - WEEK, OutboxMessage.sent_at <= now)
+    if excluding_digest is not None:
+        query = query.where(OutboxMessage.digest_id != excluding_digest)
+    sent: dict[int, set[int]] = defaultdict(set)
+    chunks = [None] if employee_pks is None else [employee_pks[i:i + 5000] for i in range(0, len(employee_pks), 5000)]
+    for chunk in chunks:
+        part = query if chunk is None else query.where(OutboxMessage.employee_pk.in_(chunk))
+        for pk, post_ids in session.execute(part):
+            sent[pk].update(post_ids or ())
+    return sent
+
+
+def _must_reads(session: Session, post_ids: set[int]) -> set[int]:
+    ids = sorted(post_ids)
+    out: set[int] = set()
+    for start in range(0, len(ids), 5000):
+        out.update(session.execute(select(Post.id).where(Post.id.in_(ids[start:start + 5000]), Post.must_read))
+                   .scalars())
+    return out
+
+
+def sent_this_week(session: Session, employee_pk: int, now: dt.datetime, *,
+                   excluding_digest: int | None = None) -> int:
+    """How many posts that are not must-reads *employee_pk* was sent in the 7 days before *now*.
+
+    A post sent twice (by email and in Beacon, or in two digests) counts once.
+
+    :param excluding_digest: leave out the messages of this slot (its other channels are the same digest).
+    """
+    sent = _sent_post_ids(session, now, [employee_pk], excluding_digest).get(employee_pk, set())
+    return len(sent - _must_reads(session, sent)) if sent else 0
+
+
+def sent_this_week_many(session: Session, employee_pks: Iterable[int] | None, now: dt.datetime) -> dict[int, int]:
+    """:func:`sent_this_week` for many people in two queries (people who were sent nothing are left out).
+
+    :param employee_pks: whom to count; None counts everyone.
+    """
+    sent = _sent_post_ids(session, now, None if employee_pks is None else list(employee_pks))
+    must = _must_reads(session, set().union(*sent.values())) if sent else set()
+    return {pk: len(ids - must) for pk, ids in sent.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """One person's weekly budget as the preferences page shows it."""
+
+    limit: int
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+def budget_for(session: Session, employee: Employee, now: dt.datetime, weekly_budget: int) -> Budget | None:
+    """*employee*'s weekly budget and what they have used of it (None when the organisation set none)."""
+    if not weekly_budget:
+        return None
+    return Budget(weekly_budget, sent_this_week(session, employee.id, now))
+
+
+# --------------------------------------------------------------------------------------------
+# Ignored digests
+# --------------------------------------------------------------------------------------------
+
+
+def _sends(session: Session, now: dt.datetime) -> dict[int, dict[str, list[dt.datetime]]]:
+    """Per person and slot kind, when each slot of the window went out (first channel), newest first."""
+    first_sent = func.min(OutboxMessage.sent_at)
+    rows = session.execute(
+        select(OutboxMessage.employee_pk, Digest.kind, first_sent)
+        .join(Digest, Digest.id == OutboxMessage.digest_id)
+        .where(OutboxMessage.status == "sent", OutboxMessage.sent_at > now - WINDOW, OutboxMessage.sent_at <= now,
+               OutboxMessage.escalation.is_(False))
+        .group_by(OutboxMessage.employee_pk, OutboxMessage.digest_id, Digest.kind))
+    out: dict[int, dict[str, list[dt.datetime]]] = defaultdict(lambda: defaultdict(list))
+    for pk, kind, sent_at in rows:
+        out[pk][kind].append(sent_at)
+    for kinds in out.values():
+        for times in kinds.values():
+            times.sort(reverse=True)
+    return out
+
+
+def _last_engaged(session: Session, now: dt.datetime, employee_pks: list[int]) -> dict[int, dt.datetime]:
+    E = EngagementEvent
+    query = (select(E.employee_pk, func.max(E.occurred_at))
+             .where(E.kind.in_(_ENGAGED), E.occurred_at > now - WINDOW,
+                    or_(E.surface.is_(None), E.surface != "pixel"))
+             .group_by(E.employee_pk))
+    out: dict[int, dt.datetime] = {}
+    for start in range(0, len(employee_pks), 5000):
+        chunk = employee_pks[start:start + 5000]
+        out.update((pk, at) for pk, at in session.execute(query.where(E.employee_pk.in_(chunk))))
+    return out
+
+
+def ignored_in_a_row(sends: list[dt.datetime], *, after: dt.datetime | None) -> int:
+    """How many of *sends* (newest first) went out after *after* (the last open or click, or a decision)."""
+    return len(sends) if after is None else sum(1 for t in sends if t > after)
+
+
+@dataclasses.dataclass
+class ScanReport:
+    suggested: int = 0
+    stepped_down: int = 0
+    withdrawn: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(self).items())
+
+
+def _later(*times: dt.datetime | None) -> dt.datetime | None:
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def scan(session: Session, now: dt.datetime, *, ignored_digests: int, auto_step_down: bool) -> tuple[ScanReport, list[int]]:
+    """Suggest, withdraw and (where allowed) apply cadence step downs from the digest history.
+
+    Safe to run twice: one notice row per person, and a second run finds nothing new to do.
+
+    :return: the report, and the people whose cadence was stepped down (their slots need re-planning).
+    """
+    report, stepped = ScanReport(), []
+    sends = _sends(session, now)
+    # One row per person at most: reading them all is cheaper than asking per person.
+    notices = {n.employee_pk: n for n in session.execute(select(FatigueNotice)).scalars()}
+    pks = sorted(set(sends) | {pk for pk, n in notices.items() if n.resolved_at is None})
+    if not pks:
+        return report, stepped
+    engaged = _last_engaged(session, now, pks)
+    prefs = preferences.for_employees(session, pks)
+    for pk in pks:
+        cadence = prefs[pk].cadence
+        times = sends.get(pk, {}).get("alert" if cadence == "as_it_happens" else "digest", [])
+        last_engaged = engaged.get(pk)
+        notice = notices.get(pk)
+        if notice is not None and notice.resolved_at is None and notice.kind == "suggestion":
+            if cadence != notice.from_cadence or (last_engaged is not None and last_engaged > notice.created_at):
+                _resolve(notice, "withdrawn", now)  # they changed it themselves, or read their digests again
+                report.withdrawn += 1
+            elif auto_step_down and ignored_in_a_row(times, after=notice.created_at) >= ignored_digests:
+                _step_down(session, notice, pk, now, ignored=notice.ignored + ignored_in_a_row(
+                    times, after=notice.created_at))
+                stepped.append(pk)
+                report.stepped_down += 1
+            continue
+        if notice is not None and notice.resolved_at is None and notice.announced_at is None:
+            continue  # an automatic step down the person has not been told about yet
+        target = STEP_DOWN.get(cadence)
+        decided = None if notice is None else notice.resolved_at or notice.created_at
+        ignored = ignored_in_a_row(times, after=_later(last_engaged, decided))
+        if target is None or ignored < ignored_digests:
+            continue
+        row = notice or FatigueNotice(employee_pk=pk)
+        row.kind, row.from_cadence, row.to_cadence, row.ignored = "suggestion", cadence, target, ignored
+        row.created_at, row.resolved_at, row.resolution, row.announced_at = now, None, None, None
+        session.add(row)
+        report.suggested += 1
+    session.flush()
+    return report, stepped
+
+
+def _resolve(notice: FatigueNotice, resolution: str, now: dt.datetime) -> None:
+    notice.resolution, notice.resolved_at = resolution, now
+
+
+def _set_cadence(session: Session, employee: Employee, cadence: str, now: dt.datetime) -> None:
+    preferences.update(session, employee, preferences.PreferencesIn(cadence=cadence), now=now)  # type: ignore[arg-type]
+
+
+def _step_down(session: Session, notice: FatigueNotice, employee_pk: int, now: dt.datetime, *, ignored: int) -> None:
+    employee = session.get(Employee, employee_pk)
+    assert employee is not None
+    _set_cadence(session, employee, notice.to_cadence, now)
+    notice.kind, notice.ignored, notice.created_at, notice.announced_at = "step_down", ignored, now, None
+    session.add(notice)
+
+
+def scan_job(session: Session, now: dt.datetime, settings: Settings) -> str:
+    """Scheduled: suggest gentler cadences, apply automatic step downs, and re-plan those people's slots."""
+    from intranet.delivery import planning
+
+    report, stepped = scan(session, now, ignored_digests=settings.fatigue.ignored_digests,
+                           auto_step_down=settings.fatigue.auto_step_down)
+    for pk in stepped:
+        employee = session.get(Employee, pk)
+        if employee is not None:
+            planning.replan_employee(session, employee, now, settings.digests.plan_horizon,
+                                     org_timezone=settings.site.org_timezone)
+    return str(report)
+
+
+# --------------------------------------------------------------------------------------------
+# What the person sees and chooses
+# --------------------------------------------------------------------------------------------
+
+
+def open_notice(session: Session, employee: Employee) -> FatigueNotice | None:
+    """*employee*'s notice waiting for an answer, if any."""
+    notice = session.get(FatigueNotice, employee.id)
+    return notice if notice is not None and notice.resolved_at is None else None
+
+
+def _open(session: Session, employee: Employee, kind: str) -> FatigueNotice:
+    from intranet.errors import NotFound
+
+    notice = open_notice(session, employee)
+    if notice is None or notice.kind != kind:
+        raise NotFound("There is no cadence suggestion waiting for you.")
+    return notice
+
+
+def accept(session: Session, employee: Employee, now: dt.datetime) -> FatigueNotice:
+    """Take the suggested cadence (the caller re-plans the person's slots).
+
+    :raise NotFound: no suggestion is waiting.
+    """
+    notice = _open(session, employee, "suggestion")
+    _set_cadence(session, employee, notice.to_cadence, now)
+    _resolve(notice, "accepted", now)
+    session.flush()
+    return notice
+
+
+def dismiss(session: Session, employee: Employee, now: dt.datetime) -> FatigueNotice:
+    """Keep the current cadence; the suggestion returns only after as many further ignored digests.
+
+    :raise NotFound: no suggestion is waiting.
+    """
+    notice = _open(session, employee, "suggestion")
+    _resolve(notice, "dismissed", now)
+    session.flush()
+    return notice
+
+
+def keep(session: Session, employee: Employee, now: dt.datetime) -> FatigueNotice:
+    """Acknowledge an automatic step down and keep the gentler cadence.
+
+    :raise NotFound: no step down is waiting.
+    """
+    notice = _open(session, employee, "step_down")
+    _resolve(notice, "kept", now)
+    session.flush()
+    return notice
+
+
+def undo(session: Session, employee: Employee, now: dt.datetime) -> FatigueNotice:
+    """Go back to the cadence before an automatic step down (the caller re-plans the person's slots).
+
+    :raise NotFound: no step down is waiting.
+    """
+    notice = _open(session, employee, "step_down")
+    _set_cadence(session, employee, notice.from_cadence, now)
+    _resolve(notice, "reverted", now)
+    session.flush()
+    return notice
+
+
+def describe(notice: FatigueNotice) -> str:
+    """The notice in one plain sentence (the feed, the preferences page and the digest all use it)."""
+    old, new = CADENCE_NAMES[notice.from_cadence], CADENCE_NAMES[notice.to_cadence]
+    if notice.kind == "step_down":
+        return (f"Your last {notice.ignored} digests went unopened, so Beacon now sends your digest {new} instead "
+                f"of {old}. Must-reads still reach you as before.")
+    return (f"Your last {notice.ignored} digests went unopened. Would you rather get your digest {new} instead "
+            f"of {old}? Must-reads still reach you as before.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoticeView:
+    """An open notice as a page shows it: the sentence and the two answers' labels."""
+
+    kind: str
+    text: str
+    from_name: str
+    to_name: str
+
+
+def shown(session: Session, employee: Employee) -> NoticeView | None:
+    """*employee*'s open notice, ready for the feed or the preferences page (None when there is none)."""
+    notice = open_notice(session, employee)
+    if notice is None:
+        return None
+    return NoticeView(notice.kind, describe(notice), CADENCE_NAMES[notice.from_cadence],
+                      CADENCE_NAMES[notice.to_cadence])
+
+
+def announcement(session: Session, employee: Employee) -> FatigueNotice | None:
+    """An automatic step down the next digest should announce (not announced yet), if any."""
+    notice = session.get(FatigueNotice, employee.id)
+    if notice is None or notice.kind != "step_down" or notice.announced_at is not None:
+        return None
+    return notice
+
+
+def mark_announced(notice: FatigueNotice, now: dt.datetime) -> None:
+    """Record that a digest told the person about *notice*."""
+    notice.announced_at = now
