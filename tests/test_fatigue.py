@@ -352,3 +352,18 @@ def test_a_budget_of_zero_means_no_budget(app, db, make_employee, make_post, cli
     db.commit()
     assert len(content.compose(db, person, slot, clock.now, weekly_budget=0).items) == 3
     assert "posts in any 7 days" not in client_for(person).get("/preferences").get_data(as_text=True)
+
+
+def test_the_notice_is_in_the_persons_data_download_and_goes_with_their_erasure(app, db, make_employee, clock):
+    """The download lists the latest cadence notice; erasing the person deletes it."""
+    from intranet import personal_data
+    from intranet.directory import lifecycle
+
+    person = make_employee()
+    sent_digests(db, person, clock.now - 5 * DAY, 5)
+    scan(app)
+    exported = personal_data.export(db, person, now=clock.now)["cadence_notice"]
+    assert exported["kind"] == "suggestion" and exported["to_cadence"] == "weekly" and exported["ignored"] == 5
+    erased = lifecycle.erase(db, person, clock.now)
+    db.commit()
+    assert erased.deleted["cadence_notices"] == 1 and notice_of(db, person) is None
