@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
@@ -35,16 +34,28 @@ class State:
     settings: Settings
     #: Opens a database session on :attr:`engine`; every session Beacon opens comes from here.
     sessions: sessionmaker[Session]
+    #: Signs Beacon's CSRF tokens, unsubscribe and rating links (never the host's session).
+    secret_key: str = ""
+    #: Whether Beacon's own session cookie is Secure.
+    cookie_secure: bool = True
     clock: Callable[[], dt.datetime] = utcnow
     #: Why this app must not serve requests (weak production settings), or None when it may.
     unsafe: str | None = None
+    #: The extension object, which holds the host's ``employee_loader`` (registered before or after ``init_app``).
+    extension: Intranet | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings, *, clock: Callable[[], dt.datetime] | None = None,
-              unsafe: str | None = None) -> State:
+              unsafe: str | None = None, secret_key: str = "", cookie_secure: bool = True,
+              extension: Intranet | None = None) -> State:
         return cls(engine=engine, settings=settings, sessions=session_factory(engine), clock=clock or utcnow,
-                   unsafe=unsafe)
+                   unsafe=unsafe, secret_key=secret_key, cookie_secure=cookie_secure, extension=extension)
+
+    @property
+    def employee_loader(self) -> Callable[[], str | None] | None:
+        """The host's function naming the signed-in employee, or None when Beacon signs people in."""
+        return None if self.extension is None else self.extension.loader
 
 
 def database_url(app: Flask, site: SiteSettings) -> str:
@@ -65,14 +76,26 @@ def development_secret_key(app: Flask) -> str:
     return path.read_text().strip()
 
 
-def check_safe_to_start(app: Flask, site: SiteSettings) -> None:
+def secret_key_for(app: Flask, site: SiteSettings) -> str | None:
+    """The key Beacon signs with: ``INTRANET_SECRET_KEY``, else the host's ``SECRET_KEY``, else (in
+    development only) a random key kept in the instance folder."""
+    if site.secret_key:
+        return site.secret_key
+    if app.config.get("SECRET_KEY"):
+        return str(app.config["SECRET_KEY"])
+    if site.env == "development":
+        return development_secret_key(app)
+    return None
+
+
+def check_safe_to_start(app: Flask, site: SiteSettings, key: str | None) -> None:
     """Refuse to run in production with a weak secret key or with debug on.
 
+    :param key: the key Beacon signs with (:func:`secret_key_for`).
     :raise ConfigurationError: saying which setting to fix.
     """
     if site.env == "development":
         return
-    key = app.config.get("SECRET_KEY")
     if key in INSECURE_SECRET_KEYS or len(str(key)) < MIN_SECRET_KEY_LENGTH:
         raise ConfigurationError(
             "Beacon refuses to start in production without a strong secret key: set INTRANET_SECRET_KEY to "
@@ -83,26 +106,38 @@ def check_safe_to_start(app: Flask, site: SiteSettings) -> None:
         raise ConfigurationError("Beacon refuses to start in production with debug on: unset FLASK_DEBUG.")
 
 
-def _refuse_to_serve() -> tuple[str, int, dict[str, str]]:
-    # Plain text on purpose: page templates need the very secret key that is missing.
-    from flask import current_app
-
-    reason = current_app.extensions["intranet"].unsafe
-    logger.error("Refusing a request: %s", reason)
-    return f"Beacon is not configured safely and will not serve requests. {reason}\n", 503, {
-        "Content-Type": "text/plain; charset=utf-8"}
-
-
 class Intranet:
     """Beacon as a Flask extension.
 
     ``Intranet(app)`` or ``intranet = Intranet(); intranet.init_app(app)``. Per-app state lives in
-    ``app.extensions["intranet"]``, so one extension object can serve several apps.
+    ``app.extensions["intranet"]``, so one extension object can serve several apps. Everything
+    Beacon adds to a request is scoped to its own blueprints (under ``INTRANET_URL_PREFIX``): the
+    host's routes keep their own session, CSRF handling, headers and error pages, and the host's
+    secret key and cookie settings are left alone.
+
+    A host that signs people in itself tells Beacon who is signed in with :meth:`employee_loader`.
     """
 
     def __init__(self, app: Flask | None = None) -> None:
+        #: The host's employee loader (see :meth:`employee_loader`), or None.
+        self.loader: Callable[[], str | None] | None = None
         if app is not None:
             self.init_app(app)
+
+    def employee_loader(self, loader: Callable[[], str | None]) -> Callable[[], str | None]:
+        """Register the function that says who is signed in to the host (a decorator).
+
+        Called, in a request to Beacon's routes, with no arguments; it returns the signed-in
+        person's email (or, with ``INTRANET_EMPLOYEE_LOADER_FIELD``, their ``employee_id`` or
+        ``entra_object_id``), or None when nobody is signed in. Beacon then keeps no sessions of
+        its own and shows no sign-in or sign-out; roles still come from Beacon's database::
+
+            @intranet.employee_loader
+            def current_email():
+                return current_user.email if current_user.is_authenticated else None
+        """
+        self.loader = loader
+        return loader
 
     def init_app(self, app: Flask, *, engine: Engine | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
@@ -112,28 +147,26 @@ class Intranet:
         :param clock: returns the current aware UTC time (default: the system clock).
         :raise ConfigurationError: a setting cannot be used (the message names it), or production
             settings are unsafe outside the command line.
+        :raise RuntimeError: Beacon is already initialized on *app*.
         """
         if "intranet" in app.extensions:
             raise RuntimeError(
-                "Beacon is already initialized on this app. Import and reuse that Intranet instance."
+                "Beacon is already initialized on this app. Import and reuse that Intranet instance "
+                "(one Intranet object may serve several apps; each app is initialized once)."
             )
         from intranet import cli, web
-        from intranet.web import security
         from intranet.web.context import close_session
-        from intranet.web.sessions import DatabaseSessionInterface
+        from intranet.web.sessions import DatabaseSessionInterface, ScopedSessionInterface
 
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         settings = Settings.from_config(app.config)
         # Code reading app.config directly sees the parsed values too ("false" is False).
         app.config.update(settings.as_config())
-        if settings.site.secret_key:
-            app.config["SECRET_KEY"] = settings.site.secret_key
-        elif settings.site.env == "development" and not app.config.get("SECRET_KEY"):
-            app.config["SECRET_KEY"] = development_secret_key(app)
+        key = secret_key_for(app, settings.site)
         unsafe = None
         try:
-            check_safe_to_start(app, settings.site)
+            check_safe_to_start(app, settings.site, key)
         except ConfigurationError as exc:
             # Administrative commands (init-db, imports, role grants) need no secret key, so the
             # command line may load the app; serving it stays refused (serve, scheduler, requests).
@@ -143,23 +176,19 @@ class Intranet:
         secure = settings.sessions.cookie_secure
         if secure is None:
             secure = settings.site.env != "development"
-        app.config.update(
-            SESSION_COOKIE_SECURE=secure,
-            SESSION_COOKIE_HTTPONLY=True,
-            SESSION_COOKIE_SAMESITE="Lax",
-            WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the server-side session
-        )
 
-        app.extensions["intranet"] = State.build(engine or make_engine(database_url(app, settings.site)), settings, clock=clock,
-                                                 unsafe=unsafe)
-        if unsafe:
-            app.before_request(_refuse_to_serve)
-        app.session_interface = DatabaseSessionInterface()
-        if "csrf" not in app.extensions:
-            CSRFProtect(app)
+        app.extensions["intranet"] = State.build(
+            engine or make_engine(database_url(app, settings.site)), settings, clock=clock, unsafe=unsafe,
+            secret_key=key or "", cookie_secure=secure, extension=self)
+        # Beacon's server-side sessions answer Beacon's routes only; the host's interface the rest.
+        app.session_interface = ScopedSessionInterface(app.session_interface, DatabaseSessionInterface(secure))
         app.teardown_appcontext(close_session)
-        security.init_app(app)
         web.init_app(app)
+        host_csrf = app.extensions.get("csrf")
+        if host_csrf is not None:
+            # The host's Flask-WTF checks its own token; Beacon's routes carry Beacon's.
+            for bp, _ in web.blueprints():
+                host_csrf.exempt(bp)
         app.cli.add_command(cli.intranet_group)
         if settings.sessions.dev_login and settings.site.env != "development":
             logger.warning("INTRANET_DEV_LOGIN is on outside development: anyone can sign in as anyone.")

@@ -14,10 +14,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intranet.extension import Intranet
 from intranet.settings import from_environ
-from intranet.web.errors import not_found_anywhere
+from intranet.web import errors, refuse_if_unsafe, security, template_context
+from intranet.web.sessions import DatabaseSessionInterface
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = ROOT / "config" / "beacon.toml"
+#: Where the standalone app's defaults differ from an embedded Beacon's (config/ and env override them).
+STANDALONE_DEFAULTS: dict[str, Any] = {
+    "INTRANET_RUN_SCHEDULER": True,  # one machine: `flask intranet serve` runs web and scheduler together
+}
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -37,11 +42,12 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, engine: Engine | N
     :raise ConfigurationError: a setting cannot be used; the message names it.
     """
     app = Flask("intranet", instance_path=str(ROOT / "instance"))
+    app.config.update(STANDALONE_DEFAULTS)
     app.config.update(load_config_file(Path(os.environ.get("INTRANET_CONFIG_FILE", CONFIG_FILE))))
     app.config.update(from_environ(os.environ))
     app.config.update(overrides or {})
     Intranet().init_app(app, engine=engine, clock=clock)
-    app.register_error_handler(404, not_found_anywhere)
+    _own_the_app(app)
     site = app.extensions["intranet"].settings.site
     proxies = site.trusted_proxies
     if proxies:
@@ -57,3 +63,24 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, engine: Engine | N
         return redirect(url_for("intranet_feed.index"))
 
     return app
+
+
+def _own_the_app(app: Flask) -> None:
+    """App-wide settings, which the extension leaves to a host: standalone, Beacon is the host.
+
+    Beacon's server-side sessions, its cookie flags, headers, error pages and template context on
+    every path (unknown URLs and the root redirect included), and its key as the app's key.
+    """
+    state = app.extensions["intranet"]
+    app.config.update(
+        SECRET_KEY=state.secret_key or None,
+        SESSION_COOKIE_SECURE=state.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.session_interface = DatabaseSessionInterface()  # reads SESSION_COOKIE_SECURE, as set above
+    app.before_request(refuse_if_unsafe)
+    app.after_request(security.headers)
+    app.context_processor(template_context)
+    errors.init_app(app)
+    app.register_error_handler(404, errors.not_found_anywhere)

@@ -161,7 +161,7 @@ def renderer_for(app: Flask) -> Renderer:
     """How *app* renders messages: its Jinja environment, its secret key and its site settings."""
     from intranet.delivery.rendering import Renderer
 
-    return Renderer(app.jinja_env, str(app.config["SECRET_KEY"]), app.extensions["intranet"].settings.site)
+    return Renderer(app.jinja_env, app.extensions["intranet"].secret_key, app.extensions["intranet"].settings.site)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -97,6 +97,13 @@ class SessionSettings(_Group):
                                  "A session older than this is ended, however active.", gt=0)
     cookie_secure: bool | None = _key(None, "INTRANET_SESSION_COOKIE_SECURE",
                                       "Force the Secure cookie flag; default: on unless INTRANET_ENV=development.")
+    employee_loader_field: Literal["email", "employee_id", "entra_object_id"] = _key(
+        "email", "INTRANET_EMPLOYEE_LOADER_FIELD",
+        "Embedded with an employee_loader: which employee column the loader's value is matched against "
+        "('email', 'employee_id' or 'entra_object_id').")
+    sign_in_url: str = _key("", "INTRANET_SIGN_IN_URL",
+                            "Embedded with an employee_loader: where Beacon's pages send people who are not signed in "
+                            "(the host's sign-in page; ?next= is added). Empty: a 401 page.")
 
     @property
     def idle(self) -> dt.timedelta:
@@ -110,7 +117,10 @@ class SessionSettings(_Group):
 class SchedulerSettings(_Group):
     """The process that runs the periodic jobs (:mod:`intranet.jobs`)."""
 
-    run_in_server: bool = _key(True, "INTRANET_RUN_SCHEDULER", "Whether 'flask intranet serve' also runs the scheduler in-process.")
+    run_in_server: bool | None = _key(
+        None, "INTRANET_RUN_SCHEDULER",
+        "Whether 'flask intranet serve' also runs the scheduler in-process; default: on for the standalone app, "
+        "off when embedded in a host (run 'flask intranet scheduler' as its own process).")
     lease_seconds: float = _key(60, "INTRANET_SCHEDULER_LEASE_SECONDS",
                                 "How long the scheduler's database lease lasts without renewal.", gt=0)
 

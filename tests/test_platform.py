@@ -140,13 +140,15 @@ def test_no_get_route_writes(app):
 
 
 def test_development_mode_makes_and_keeps_a_secret_key(tmp_path, monkeypatch):
-    """In development without a key, Beacon creates one in the instance folder and reuses it."""
+    """In development without a key, Beacon creates one in the instance folder and reuses it (as its own
+    signing key: a host app's SECRET_KEY stays unset)."""
     keys = []
     for _ in range(2):
         app = Flask("dev", instance_path=str(tmp_path / "instance"))
         app.config.update(INTRANET_ENV="development", INTRANET_DATABASE_URL="sqlite://")
         Intranet(app)
-        keys.append(app.config["SECRET_KEY"])
+        keys.append(app.extensions["intranet"].secret_key)
+        assert app.config["SECRET_KEY"] is None
     assert keys[0] == keys[1] and len(keys[0]) >= 32
 
 

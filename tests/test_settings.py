@@ -137,7 +137,7 @@ def test_every_documented_default_is_kept():
     """The documented defaults (a contract with deployments) parse to themselves."""
     assert Settings.from_config({}).as_config() == DEFAULTS
     assert DEFAULTS["INTRANET_SMTP_STARTTLS"] is False and DEFAULTS["INTRANET_MAIL_RATE_PER_MINUTE"] == 30
-    assert DEFAULTS["INTRANET_RUN_SCHEDULER"] is True and DEFAULTS["INTRANET_SCHEDULER_LEASE_SECONDS"] == 60
+    assert DEFAULTS["INTRANET_RUN_SCHEDULER"] is None and DEFAULTS["INTRANET_SCHEDULER_LEASE_SECONDS"] == 60
 
 
 def test_every_key_used_in_the_code_is_declared_with_a_meaning():

@@ -1,24 +1,31 @@
 """Beacon's web edge: blueprints, registered under ``INTRANET_URL_PREFIX``.
 
 Handlers here are thin: load, check access, act (through a service), commit, render.
+
+Everything Beacon does around a request is attached to its own blueprints, not to the app:
+CSRF checks, security headers, template context and error pages (:func:`blueprints`). A host
+app's routes never see them; the standalone app (``create_app``) adds the app-wide parts itself.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+logger = logging.getLogger(__name__)
 
 # Templates and static files live at the repository's top level (templates/intranet/...,
 # static/intranet/...), namespaced so a host app can override any template by path.
 assets = Blueprint("intranet", __name__, template_folder=str(ROOT / "templates"),
                    static_folder=str(ROOT / "static"), static_url_path="/_beacon/static")
 
-# The URL table: each module's ``bp``, and whether it lives under /api/v1.
+# The URL table: each module's blueprint (``bp`` unless named), and whether it lives under /api/v1.
 BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.auth", False),
     ("intranet.web.feed", False),
@@ -34,6 +41,8 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.ratings", False),
     ("intranet.web.acknowledgements", False),
     ("intranet.web.my_data", False),
+    ("intranet.web.delivery:api", True),
+    ("intranet.web.delivery:pages", False),
 )
 
 
@@ -57,31 +66,66 @@ NAV: tuple[NavItem, ...] = (
 )
 
 
-def _nav_context() -> dict[str, Any]:
+def template_context() -> dict[str, Any]:
+    """What Beacon's pages expect besides globals: the navigation, the viewer, who signs people in."""
     from flask import current_app
 
-    from intranet.web.context import current_employee_or_none
+    from intranet.web.context import current_employee_or_none, state
 
+    context: dict[str, Any] = {"beacon_signs_in": state().employee_loader is None}
     employee = current_employee_or_none()
     if employee is None:
-        return {"beacon_nav": [], "beacon_viewer": None}
+        return {**context, "beacon_nav": [], "beacon_viewer": None}
     endpoints = current_app.view_functions
     # beacon_viewer lets base.html keep the navigation on pages rendered without `employee` (errors).
-    return {"beacon_nav": [item for item in NAV if item.endpoint in endpoints and employee.has_role(item.role)],
-            "beacon_viewer": employee}
+    return {**context, "beacon_viewer": employee,
+            "beacon_nav": [item for item in NAV if item.endpoint in endpoints and employee.has_role(item.role)]}
+
+
+def refuse_if_unsafe() -> Any:
+    """Answer 503 while the settings are unsafe for serving (they were accepted for the command line)."""
+    from flask import current_app
+
+    reason = current_app.extensions["intranet"].unsafe
+    if reason is None:
+        return None
+    # Plain text on purpose: page templates need the very secret key that is missing.
+    logger.error("Refusing a request: %s", reason)
+    return f"Beacon is not configured safely and will not serve requests. {reason}\n", 503, {
+        "Content-Type": "text/plain; charset=utf-8"}
+
+
+@functools.cache
+def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
+    """Every Beacon blueprint (static files first) and whether it lives under /api/v1.
+
+    Each gets Beacon's request hooks here, once per process (a blueprint object is shared by
+    every app it is registered on, and cannot take hooks after its first registration).
+    """
+    from intranet.web import csrf, errors, security
+
+    found = [(assets, False)]
+    for entry, is_api in BLUEPRINTS:
+        module_name, _, attribute = entry.partition(":")
+        found.append((getattr(importlib.import_module(module_name), attribute or "bp"), is_api))
+    for bp, _ in found:
+        bp.before_request(refuse_if_unsafe)
+        bp.before_request(csrf.protect)
+        bp.after_request(security.headers)
+        bp.context_processor(template_context)
+        errors.register(bp)
+    return tuple(found)
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import errors, limits, times
+    from intranet.web import csrf, limits, times
 
     limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
     prefix = app.extensions["intranet"].settings.site.url_prefix
-    app.register_blueprint(assets, url_prefix=prefix or None)
-    for module_name, is_api in BLUEPRINTS:
-        bp = importlib.import_module(module_name).bp
+    for bp, is_api in blueprints():
         app.register_blueprint(bp, url_prefix=f"{prefix}/api/v1" if is_api else (prefix or None))
-    importlib.import_module("intranet.web.delivery").init_app(app, prefix or None)  # two blueprints, CSRF exemptions
-    app.context_processor(_nav_context)
     times.init_app(app)
-    errors.init_app(app)
+    # A global, so macros imported without context see it; prefixed, since it lands in the host's
+    # Jinja environment (where ``csrf_token`` may be the host's own Flask-WTF token).
+    app.add_template_global(csrf.token, "beacon_csrf_token")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session as flask_session, url_for
 from sqlalchemy import case, func, not_, or_
@@ -13,7 +13,7 @@ from werkzeug.urls import iri_to_uri
 from intranet import people
 from intranet.errors import IntranetError
 from intranet.models import Employee
-from intranet.web.context import current_employee_or_none, public, session, settings
+from intranet.web.context import NotSignedIn, current_employee_or_none, public, session, settings, state
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_auth", __name__)
@@ -99,9 +99,20 @@ def sign_in(employee: Employee) -> None:
     logger.info("Signed in employee %s", employee.employee_id)
 
 
+def _host_signs_in() -> bool:
+    """Whether the host app signs people in (an ``employee_loader``): Beacon's own sign-in is off."""
+    return state().employee_loader is not None
+
+
 @bp.get("/auth/sign-in")
 @public
 def sign_in_page():  # type: ignore[no-untyped-def]
+    if _host_signs_in():
+        host_url = settings().sessions.sign_in_url
+        if not host_url:
+            raise NotSignedIn()
+        separator = "&" if "?" in host_url else "?"
+        return redirect(f"{host_url}{separator}{urlencode({'next': safe_next(request.args.get('next'))})}")
     if settings().sessions.dev_login:
         return redirect(url_for("intranet_auth.dev_login_page", next=safe_next(request.args.get("next"))))
     target = safe_next(request.args.get("next"))
@@ -111,7 +122,7 @@ def sign_in_page():  # type: ignore[no-untyped-def]
 
 
 def _dev_login_enabled() -> None:
-    if not settings().sessions.dev_login:
+    if not settings().sessions.dev_login or _host_signs_in():
         abort(404)
 
 
@@ -163,6 +174,8 @@ def dev_login():  # type: ignore[no-untyped-def]
 @bp.post("/auth/logout")
 @public
 def logout():  # type: ignore[no-untyped-def]
+    if _host_signs_in():
+        abort(404)  # signing out is the host's: its session is not Beacon's to clear
     employee = current_employee_or_none()
     flask_session.clear()
     if employee is not None:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app, g, session as flask_session
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from intranet.db import attach_loaded
@@ -15,6 +17,7 @@ from intranet.models import Employee
 from intranet.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
 
 
 class NotSignedIn(IntranetError):
@@ -53,13 +56,37 @@ def now() -> dt.datetime:
     return state().clock()
 
 
+def _host_employee(loader: Callable[[], str | None]) -> Employee | None:
+    """The employee the host says is signed in: *loader*'s value matched against the configured column."""
+    value = loader()
+    if value is None or value == "":
+        return None
+    field = settings().sessions.employee_loader_field
+    if field == "email":
+        where = func.lower(Employee.email) == str(value).strip().lower()
+    else:
+        where = getattr(Employee, field) == str(value)
+    matches = session().execute(select(Employee).where(where).limit(2)).scalars().all()
+    if len(matches) != 1:  # nobody, or an email two people share: nobody is signed in
+        if matches:
+            logger.warning("The host's signed-in %s matches several employees; refusing it", field)
+        return None
+    return matches[0]
+
+
 def current_employee_or_none() -> Employee | None:
-    """The signed-in, active employee, or None."""
+    """The signed-in, active employee, or None.
+
+    Inside a host that registered an ``employee_loader``, the host says who that is; otherwise
+    Beacon's own session does.
+    """
     if "intranet_employee" in g:
         return g.intranet_employee
     employee = None
-    employee_pk = flask_session.get("employee_pk")
-    if employee_pk is not None:
+    loader = state().employee_loader
+    if loader is not None:
+        employee = _host_employee(loader)
+    elif (employee_pk := flask_session.get("employee_pk")) is not None:
         # The session lookup read the person's row with the session row (one query, on this
         # request's connection, so deactivation is seen on every request); a session changed
         # during this request (a sign-in) falls back to loading the person by key.
@@ -68,8 +95,8 @@ def current_employee_or_none() -> Employee | None:
             employee = attach_loaded(session(), Employee, values)
         else:
             employee = session().get(Employee, employee_pk)
-        if employee is not None and not employee.active:
-            employee = None
+    if employee is not None and not employee.active:
+        employee = None
     g.intranet_employee = employee
     return employee
 

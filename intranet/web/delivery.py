@@ -1,6 +1,6 @@
 """Reading events, preferences and digests on the web: the API and the preferences page.
 
-``POST /api/v1/events`` is exempt from the CSRF middleware because ``navigator.sendBeacon``
+``POST /api/v1/events`` is exempt from Beacon's CSRF check because ``navigator.sendBeacon``
 cannot set headers; it checks the same token itself, taken from ``X-CSRFToken`` or from the
 body's ``csrf_token``, and refuses cross-origin requests.
 """
@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
-from wtforms.validators import ValidationError
 
 from intranet import people, preferences, zones
 from intranet.delivery import fatigue, planning, rendering
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, OutboxMessage, Post
-from intranet.web.context import current_employee, now, public, require_role, session, settings
+from intranet.web import csrf
+from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.limits import request_json
 
 api = Blueprint("intranet_delivery_api", __name__)
@@ -29,14 +29,11 @@ def _check_csrf(body: dict) -> None:
     origin = request.headers.get("Origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.host:
         raise CSRFError("The request came from another site.")
-    token = request.headers.get("X-CSRFToken") or body.get("csrf_token")
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        raise CSRFError(str(exc)) from None
+    csrf.validate(request.headers.get("X-CSRFToken") or body.get("csrf_token"))
 
 
 @api.post("/events")
+@csrf.exempt  # checks the same token itself (sendBeacon cannot set headers): see _check_csrf
 @require_role("employee")
 def post_events():  # type: ignore[no-untyped-def]
     body = request_json(any_content_type=True)
@@ -227,7 +224,7 @@ def preferences_save():  # type: ignore[no-untyped-def]
 
 
 def _employee_from_token(token: str) -> Employee:
-    employee_id = rendering.unsubscribed_employee_id(str(current_app.config["SECRET_KEY"]), token)
+    employee_id = rendering.unsubscribed_employee_id(state().secret_key, token)
     employee = None if employee_id is None else session().execute(
         select(Employee).where(Employee.employee_id == employee_id)).scalar()
     if employee is None:
@@ -243,6 +240,7 @@ def unsubscribe_page(token: str):  # type: ignore[no-untyped-def]
 
 
 @pages.post("/digest/unsubscribe/<token>")
+@csrf.exempt  # RFC 8058: mail clients POST without a session; the signed token is the credential
 @public  # the signed token in the URL is the credential
 def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     """RFC 8058 one-click unsubscribe (mail clients POST ``List-Unsubscribe=One-Click``) and the page's button."""
@@ -251,12 +249,3 @@ def unsubscribe(token: str):  # type: ignore[no-untyped-def]
     session().commit()
     return render_template("intranet/unsubscribe.html", token=token, name=employee.display_name, done=True)
 
-
-def init_app(app: Flask, prefix: str | None) -> None:
-    """Register the API and pages; the event ingest and one-click unsubscribe check their own tokens."""
-    app.register_blueprint(api, url_prefix=f"{prefix or ''}/api/v1")
-    app.register_blueprint(pages, url_prefix=prefix)
-    csrf = app.extensions.get("csrf")
-    if csrf is not None:
-        csrf.exempt(post_events)
-        csrf.exempt(unsubscribe)

@@ -8,12 +8,12 @@ cross-site POST, which does not carry Beacon's ``SameSite=Lax`` session cookie. 
 There the flow is popped (a replay finds nothing), msal checks state and PKCE, Beacon checks the
 ID token (audience, issuer, tenant, lifetime, nonce: msal no longer does), and the person is found
 by ``(tid, oid)`` -- never by email. Both POSTs are exempt
-from the CSRF middleware: the OAuth ``state`` bound to the session is their CSRF protection.
+from Beacon's CSRF check (:func:`intranet.web.csrf.exempt`): the OAuth ``state`` bound to the session is their CSRF protection.
 """
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, redirect, render_template, request, session as flask_session, url_for
 from sqlmodel import select
@@ -21,8 +21,9 @@ from sqlmodel import select
 from intranet.errors import ConfigurationError
 from intranet.models import Employee
 from intranet.settings import EntraSettings
+from intranet.web import csrf
 from intranet.web.auth import safe_next, sign_in
-from intranet.web.context import public, session, settings
+from intranet.web.context import public, session, settings, state
 
 if TYPE_CHECKING:
     from intranet.directory.graph import GraphSettings
@@ -54,7 +55,7 @@ def _refuse(message: str, status: int = 400):  # type: ignore[no-untyped-def]
 def start():  # type: ignore[no-untyped-def]
     from intranet.directory.graph import GraphError, begin_sign_in
 
-    if not configured(settings().entra):
+    if not configured(settings().entra) or state().employee_loader is not None:
         return _refuse("Entra ID sign-in is not configured on this site.", 404)
     try:
         flow = begin_sign_in(_settings(), url_for(".callback", _external=True))
@@ -67,6 +68,7 @@ def start():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/entra/callback")
+@csrf.exempt  # the OAuth state bound to the session is the check
 @public
 def callback():  # type: ignore[no-untyped-def]
     # Cross-site POST from Entra: no session cookie here, and none must be set (it would replace
@@ -77,6 +79,7 @@ def callback():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/auth/entra/complete")
+@csrf.exempt  # the OAuth state bound to the session is the check
 @public
 def complete():  # type: ignore[no-untyped-def]
     from intranet.directory.graph import GraphAuthError, SignInRefused, finish_sign_in
@@ -105,10 +108,3 @@ def complete():  # type: ignore[no-untyped-def]
     sign_in(employee)
     return redirect(target)
 
-
-@bp.record_once
-def _exempt_from_csrf(state: Any) -> None:
-    csrf = state.app.extensions.get("csrf")
-    if csrf is not None:
-        csrf.exempt(callback)
-        csrf.exempt(complete)

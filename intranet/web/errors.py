@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, Response, g, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -101,8 +101,20 @@ def not_found_anywhere(exc: HTTPException):  # type: ignore[no-untyped-def]
     return error_response(404, "not_found", "There is nothing at this address.")
 
 
+def register(bp: Blueprint) -> None:
+    """Answer errors on *bp*'s routes Beacon's way (JSON for the API, a page otherwise).
+
+    On the blueprint, not the app: a host's own handlers for the same exceptions stay in charge
+    of the host's routes.
+    """
+    bp.register_error_handler(IntranetError, _intranet_error)
+    bp.register_error_handler(CSRFError, _csrf_error)
+    bp.register_error_handler(HTTPException, _http_error)
+    bp.register_error_handler(Exception, _unexpected)
+
+
 def init_app(app: Flask) -> None:
-    """Answer errors on Beacon's routes Beacon's way (JSON for the API, a page otherwise)."""
+    """Standalone app: Beacon's errors everywhere it answers, including before a route matched."""
     app.register_error_handler(IntranetError, _intranet_error)
     app.register_error_handler(CSRFError, _only_ours(_csrf_error))
     app.register_error_handler(HTTPException, _only_ours(_http_error))

@@ -8,13 +8,13 @@ GET, so mail scanners that open every link rate nothing.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlmodel import select
 
 from intranet import ratings, targeting
 from intranet.errors import NotFound
 from intranet.models import Employee, Post
-from intranet.web.context import current_employee, now, public, require_role, session, settings
+from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.ratings_api import count_rating_attempt
 
 bp = Blueprint("intranet_ratings", __name__)
@@ -52,7 +52,7 @@ def _link_target(token: str) -> tuple[ratings.RatingLink, Employee, Post]:
 
     :raise NotFound: for a bad or expired token, a departed person, or a post they cannot see.
     """
-    link = ratings.read_link_token(str(current_app.config["SECRET_KEY"]), token,
+    link = ratings.read_link_token(state().secret_key, token,
                                    max_age=settings().ratings.link_max_age)
     employee = session().exec(select(Employee).where(Employee.employee_id == link.employee_id)).first()
     if employee is None or not employee.active:

@@ -1,7 +1,12 @@
-"""Security headers on every response Beacon serves: CSP without inline scripts, and friends."""
+"""Security headers on the responses Beacon serves: CSP without inline scripts, and friends.
+
+:func:`headers` runs after every request to Beacon's own blueprints (registered per blueprint
+in :mod:`intranet.web`), so a host app's pages keep their own policy; the standalone app, where
+Beacon owns every path, also applies it app-wide (``create_app``).
+"""
 from __future__ import annotations
 
-from flask import Flask, Response, request, session
+from flask import Response, g, request, session
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -15,9 +20,18 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+#: Beacon's static files: the same for everyone, so caches may keep them (mounted or not).
+STATIC_ENDPOINT = "intranet.static"
 
 
-def _headers(response: Response) -> Response:
+def _signed_in() -> bool:
+    # The person the request ran as (Beacon's sign-in or the host's employee_loader), or a
+    # Beacon session that belongs to someone.
+    return g.get("intranet_employee") is not None or session.get("employee_pk") is not None
+
+
+def headers(response: Response) -> Response:
+    """Add Beacon's security headers to *response*, keeping any a view set itself."""
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -26,10 +40,6 @@ def _headers(response: Response) -> Response:
     headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if session.get("employee_pk") is not None and not request.path.startswith("/_beacon/static"):
+    if request.endpoint != STATIC_ENDPOINT and _signed_in():
         headers["Cache-Control"] = "no-store"
     return response
-
-
-def init_app(app: Flask) -> None:
-    app.after_request(_headers)

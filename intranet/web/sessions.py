@@ -8,6 +8,10 @@ A row is written only when the session holds something to keep (a signed-in pers
 flow in progress, a flash message, a CSRF token for a form to post). Pages for people who are
 not signed in ask for no CSRF token unless they have such a form (``templates/intranet/base.html``),
 so browsing signed out, a 404 included, writes nothing.
+
+Inside a host app these sessions serve Beacon's routes only (:class:`ScopedSessionInterface`);
+the host's routes keep the host's own session, and when the host signs people in (an
+``employee_loader``), Beacon's routes use the host's session too.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.exceptions import HTTPException
 from sqlalchemy import Row, bindparam, delete, select
 from sqlmodel import Session
 from werkzeug.datastructures import CallbackDict
@@ -64,11 +69,22 @@ class ServerSession(CallbackDict, SessionMixin):
 
 
 class DatabaseSessionInterface(SessionInterface):
+    """Beacon's server-side sessions.
+
+    :param secure: whether the cookie is Secure; None reads the app's ``SESSION_COOKIE_SECURE``
+        (the standalone app, which owns that setting). Inside a host it is Beacon's own setting.
+    """
+
+    def __init__(self, secure: bool | None = None) -> None:
+        self.secure = secure
+
     def cookie_name(self, app: Flask) -> str:
         # "__Host-" cookies are refused by browsers unless Secure, Path=/ and without Domain.
         return "__Host-beacon" if self.get_cookie_secure(app) else "beacon_session"
 
     def get_cookie_secure(self, app: Flask) -> bool:
+        if self.secure is not None:
+            return self.secure
         return bool(app.config["SESSION_COOKIE_SECURE"])
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
@@ -139,3 +155,54 @@ def _writable_db() -> Session:
     db = request_db()
     db.rollback()
     return db
+
+
+class ScopedSessionInterface(SessionInterface):
+    """Beacon's sessions on Beacon's routes, the host's own session interface everywhere else.
+
+    A Flask app has one session interface, so inside a host Beacon wraps the host's and hands it
+    every request that is not Beacon's. When the host signs people in (an ``employee_loader`` is
+    registered), Beacon keeps no sessions of its own: its CSRF token lives in the host's session.
+    """
+
+    def __init__(self, host: SessionInterface, beacon: DatabaseSessionInterface) -> None:
+        self.host = host
+        self.beacon = beacon
+
+    def cookie_name(self, app: Flask) -> str:
+        return self.beacon.cookie_name(app)
+
+    def _serves_beacon(self, app: Flask, request: Request) -> bool:
+        state = app.extensions["intranet"]
+        if state.employee_loader is not None:
+            return False
+        prefix = state.settings.site.url_prefix.rstrip("/")
+        if prefix:
+            return request.path == prefix or request.path.startswith(prefix + "/")
+        # Mounted at the root, among the host's routes: the session opens before Flask matches
+        # the URL, so match it here.
+        adapter = app.create_url_adapter(request)
+        if adapter is None:
+            return False
+        try:
+            endpoint, _ = adapter.match()
+        except HTTPException:
+            return False
+        return str(endpoint).startswith("intranet")
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if self._serves_beacon(app, request):
+            return self.beacon.open_session(app, request)
+        return self.host.open_session(app, request)
+
+    def make_null_session(self, app: Flask) -> Any:
+        return self.host.make_null_session(app)
+
+    def is_null_session(self, obj: object) -> bool:
+        return self.host.is_null_session(obj)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if isinstance(session, ServerSession):
+            self.beacon.save_session(app, session, response)
+        else:
+            self.host.save_session(app, session, response)
