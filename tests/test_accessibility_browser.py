@@ -85,6 +85,8 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("group-members", org.admin, f"/groups/{org.group_key}/members"),
         ("digest-defaults", org.comms, "/admin/digest-defaults"),
         ("people", org.admin, "/admin/people"),
+        ("erase", org.admin, f"/admin/people/{org.employee.employee_id}/erase"),
+        ("acknowledgements", org.comms, f"/publish/posts/{org.post_id}/acks"),
         ("directory", org.admin, "/admin/directory/"),
         ("directory-run", org.admin, f"/admin/directory/runs/{org.run_id}"),
         ("quarantine", org.admin, "/admin/directory/quarantine"),
@@ -92,8 +94,9 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
     ]
 
 
-#: GET routes that are not pages a person reads: redirects, files, and the sign-in hand-offs.
-NOT_PAGES = {"intranet.static", "intranet_publish.attachment", "intranet_entra.start", "intranet_entra.callback"}
+#: GET routes that are not pages a person reads: downloads, and the sign-in hand-offs.
+NOT_PAGES = {"intranet.static", "intranet_publish.attachment", "intranet_entra.start", "intranet_entra.callback",
+             "intranet_acknowledgements.export", "intranet_my_data.download"}
 
 
 def test_every_page_route_is_checked(app: Any, org: Org) -> None:
@@ -108,7 +111,7 @@ def test_every_page_route_is_checked(app: Any, org: Org) -> None:
                 adapter.match(path, method="GET")[0] == rule.endpoint for path in checked
                 if _matches(adapter, path)):
             missing.append(f"{rule.endpoint} ({rule.rule})")
-    assert missing == []
+    assert missing == [], "\n".join(missing)
 
 
 def _matches(adapter: Any, path: str) -> bool:
