@@ -181,7 +181,7 @@ BULK_ROWS = 500
 
 
 def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]],
-                               conflict: Sequence[str]) -> int:
+                               conflict: Sequence[str], *, inserted: list[tuple[Any, ...]] | None = None) -> int:
     """Insert *rows* with one multi-row ``INSERT ... ON CONFLICT (conflict) DO NOTHING``; return how many were new.
 
     The lean sibling of :func:`insert_new` for hot paths that need only the count: the statement
@@ -196,15 +196,20 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
     dialect = session.get_bind().dialect
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if marker is None:  # a driver with named/numeric placeholders: the general path
-        return len(insert_new(session, table, rows, conflict, conflict))
+        new = insert_new(session, table, rows, conflict, conflict)
+        if inserted is not None:
+            inserted.extend(new)
+        return len(new)
     columns = tuple(rows[0])
     processed = [(i, process) for i, process in enumerate(_bind_processors(table, dialect, columns))
                  if process is not None]
     values_of = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     connection = session.connection()
     head, tail = _insert_text(table, dialect, columns, tuple(conflict))
+    if inserted is not None:
+        tail += " RETURNING " + ", ".join(dialect.identifier_preparer.quote(c) for c in conflict)
     row_marks = "(" + ", ".join([marker] * len(columns)) + ")"
-    inserted = 0
+    count = 0
     # A value shared by every row (a batch's receipt time) is processed once, not once per row.
     seen: list[Any] = [None] * len(columns)
     done: list[Any] = [None] * len(columns)
@@ -222,8 +227,14 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
                     values[i] = done[i]
             params.extend(values)
         sql = head + ", ".join([row_marks] * len(chunk)) + tail
-        inserted += connection.exec_driver_sql(sql, tuple(params)).rowcount
-    return inserted
+        result = connection.exec_driver_sql(sql, tuple(params))
+        if inserted is None:
+            count += result.rowcount
+        else:
+            new = [tuple(r) for r in result.fetchall()]
+            inserted.extend(new)
+            count += len(new)
+    return count
 
 
 @functools.lru_cache(maxsize=64)

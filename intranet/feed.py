@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from intranet import preferences, ranking, targeting
+from intranet.engagement import events
 from intranet.db import UTCDateTime, insert_new
 from intranet.errors import InvalidInput
 from intranet.models import Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post, PostState
@@ -264,7 +265,11 @@ def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.dat
     """
     if not post.must_read:
         raise InvalidInput("This post does not ask for acknowledgement.")
-    return _touch(session, employee, post, now=now, acknowledge=True)
+    state = _touch(session, employee, post, now=now, acknowledge=True)
+    # Also an event (one per person and post), so analytics count it like an imported acknowledgement.
+    events.record(session, employee, "acknowledge", at=state.acknowledged_at or now, client_id=f"ack-{post.id}",
+                  post_id=post.id)
+    return state
 
 
 def post_to_json(post: Post, state: PostState | None = None) -> dict[str, Any]:

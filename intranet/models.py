@@ -785,3 +785,131 @@ class FatigueNotice(Base, table=True):
     resolved_at: dt.datetime | None = _ts(default=None)
     resolution: str | None = Field(default=None, max_length=16)
     announced_at: dt.datetime | None = _ts(default=None)
+
+
+# --- analytics ---
+# Rollups kept current as events arrive (intranet.analytics.rollups), so dashboards never group
+# raw events. Distinct counts rest on marker tables: a person is counted once per post and
+# stage, and once per reading-hour cell and day, by a primary key an insert cannot repeat.
+# --------------------------------------------------------------------------------------------
+
+#: Stages of a person's engagement with one post (markers and group counters).
+STAGE_REACHED, STAGE_READ, STAGE_ACKNOWLEDGED = 1, 2, 3
+
+
+class AnalyticsPostPerson(Base, table=True):
+    """That one person reached, read or acknowledged one post, first at ``first_at`` (counted once)."""
+
+    __tablename__ = "intranet_analytics_post_person"
+
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True))
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"),
+                                              primary_key=True, index=True))
+    stage: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    first_at: dt.datetime = _ts(nullable=False)
+
+
+class AnalyticsPostGroup(Base, table=True):
+    """Distinct people per post and group (department, region or level, as they were when first counted).
+
+    ``value`` is ``""`` for people with no value; each dimension's rows partition the post's
+    people, so a post's totals are the sum of its department rows.
+    """
+
+    __tablename__ = "intranet_analytics_post_group"
+
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True))
+    dimension: str = Field(sa_column=Column(String(16), primary_key=True))
+    value: str = Field(sa_column=Column(String(255), primary_key=True))
+    reached: int = 0
+    read: int = 0
+    acknowledged: int = 0
+
+
+class AnalyticsPostDay(Base, table=True):
+    """Per post and UTC day: read events, and the people first reached, reading, acknowledging that day."""
+
+    __tablename__ = "intranet_analytics_post_day"
+
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True))
+    day: dt.date = Field(primary_key=True)
+    reads: int = 0
+    readers: int = 0
+    reached: int = 0
+    acknowledged: int = 0
+
+
+class AnalyticsHourReads(Base, table=True):
+    """Read events per zone, day and (weekday, hour) cell.
+
+    ``zone`` is ``local`` (cells in each reader's own time, days in UTC) or an IANA zone (cells
+    and days in that zone).
+    """
+
+    __tablename__ = "intranet_analytics_hour_reads"
+
+    zone: str = Field(sa_column=Column(String(64), primary_key=True))
+    day: dt.date = Field(primary_key=True)
+    weekday: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    hour: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    reads: int = 0
+
+
+class AnalyticsReaderCell(Base, table=True):
+    """That one person read in one (weekday, hour) cell on one day (the marker behind distinct readers)."""
+
+    __tablename__ = "intranet_analytics_reader_cell"
+
+    zone: str = Field(sa_column=Column(String(64), primary_key=True))
+    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"),
+                                              primary_key=True, index=True))
+    weekday: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    hour: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    day: dt.date = Field(primary_key=True)
+
+
+class AnalyticsHourReaders(Base, table=True):
+    """Distinct readers per cell over any window of days, as counts of (day, previous day) pairs.
+
+    Each marker row counts here under its day and the same person's previous day in that cell
+    (``0001-01-01`` for none), so the people reading in a cell between two days are the rows of
+    those days whose previous day is before the window: a sum, with no person stored.
+    """
+
+    __tablename__ = "intranet_analytics_hour_readers"
+
+    zone: str = Field(sa_column=Column(String(64), primary_key=True))
+    weekday: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    hour: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    day: dt.date = Field(primary_key=True)
+    prev_day: dt.date = Field(primary_key=True)
+    readers: int = 0
+
+
+class AnalyticsDelivery(Base, table=True):
+    """One sent digest or alert message: its arm (the plan's basis), when it was opened and first read."""
+
+    __tablename__ = "intranet_analytics_delivery"
+
+    outbox_id: int = Field(sa_column=Column(ForeignKey("intranet_outbox.id", ondelete="CASCADE"), primary_key=True,
+                                            autoincrement=False))
+    day: dt.date
+    channel: str = Field(max_length=16)
+    arm: str = Field(max_length=16)
+    sent_at: dt.datetime = _ts(nullable=False)
+    opened_at: dt.datetime | None = _ts(default=None)
+    read_at: dt.datetime | None = _ts(default=None)
+
+
+class AnalyticsDeliveryDay(Base, table=True):
+    """Per UTC day of sending, channel and arm: messages sent, opened, and read within 2 and 24 hours."""
+
+    __tablename__ = "intranet_analytics_delivery_day"
+
+    day: dt.date = Field(primary_key=True)
+    channel: str = Field(sa_column=Column(String(16), primary_key=True))
+    arm: str = Field(sa_column=Column(String(16), primary_key=True))
+    sent: int = 0
+    opened: int = 0
+    read_2h: int = 0
+    read_24h: int = 0

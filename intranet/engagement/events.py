@@ -25,6 +25,7 @@ from sqlalchemy import Select, Table, Text, bindparam, cast, select
 from sqlmodel import Session
 
 from intranet import targeting
+from intranet.analytics import rollups
 from intranet.db import MAX_ID, insert_ignoring_duplicates, insert_new, storable_utc
 from intranet.errors import InvalidInput
 from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
@@ -213,8 +214,10 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
                 kept.append(row)
         pending = kept
 
-    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY)
+    stored: list[tuple[Any, ...]] = []
+    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY, inserted=stored)
     result.duplicates += len(pending) - result.accepted
+    rollups.fold(session, pending, {employee.id: employee}, org_timezone=org_timezone, stored=stored)
     return result
 
 
@@ -293,7 +296,10 @@ def record(session: Session, employee: Employee, kind: str, *, at: dt.datetime, 
            "occurred_at": at, "received_at": at, "local_hour": hour, "local_weekday": weekday,
            "dwell_ms": None, "delivery_id": delivery_id, "channel": channel, "surface": None,
            "position": None, "device": None, "source": "server"}
-    return bool(insert_new(session, _TABLE, [row], ("employee_pk", "client_id"), ("id",)))
+    if not insert_new(session, _TABLE, [row], ("employee_pk", "client_id"), ("id",)):
+        return False
+    rollups.fold(session, [row], {employee.id: employee}, org_timezone=org_timezone)
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +416,8 @@ def import_csv(session: Session, lines: Iterable[str], *, now: dt.datetime, org_
                          "local_hour": hour, "local_weekday": weekday, "dwell_ms": dwell, "delivery_id": None,
                          "channel": None, "surface": None, "position": None, "device": None, "source": "import"})
         unique = list({(r["employee_pk"], r["client_id"]): r for r in rows}.values())
-        inserted = insert_new(session, _TABLE, unique, ("employee_pk", "client_id"), ("id",))
+        inserted = insert_new(session, _TABLE, unique, _EVENT_KEY, _EVENT_KEY)
+        rollups.fold(session, unique, {e.id: e for e in people.values()}, org_timezone=org_timezone, stored=inserted)
         result.loaded += len(inserted)
         result.duplicates += len(rows) - len(inserted)
         if progress:
