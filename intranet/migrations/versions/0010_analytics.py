@@ -1,7 +1,7 @@
 """analytics rollups: per-post, per-group, per-day, reading-hour and delivery aggregates, and their markers
 
-Revision ID: 0009_analytics
-Revises: 0008_feed_snapshot
+Revision ID: 0010_analytics
+Revises: 0009_post_search
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0009_analytics"
-down_revision = "0008_feed_snapshot"
+revision = "0010_analytics"
+down_revision = "0009_post_search"
 branch_labels = None
 depends_on = None
 
