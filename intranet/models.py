@@ -879,9 +879,9 @@ class AnalyticsHourReaders(Base, table=True):
     __tablename__ = "intranet_analytics_hour_readers"
 
     zone: str = Field(sa_column=Column(String(64), primary_key=True))
+    day: dt.date = Field(primary_key=True)
     weekday: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     hour: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    day: dt.date = Field(primary_key=True)
     prev_day: dt.date = Field(primary_key=True)
     readers: int = 0
 

@@ -60,6 +60,7 @@ DIMENSIONS = ("department", "region", "level")
 LOCAL = "local"
 _TWO_HOURS, _DAY = dt.timedelta(hours=2), dt.timedelta(hours=24)
 _STAGE_COLUMN = {STAGE_REACHED: "reached", STAGE_READ: "read", STAGE_ACKNOWLEDGED: "acknowledged"}
+_STAGE_DAY_COLUMN = {STAGE_REACHED: "reached", STAGE_READ: "readers", STAGE_ACKNOWLEDGED: "acknowledged"}
 
 
 class Person(Protocol):
@@ -151,7 +152,7 @@ def _fold_markers(session: Session, candidates: list[dict[str, Any]], people: Ma
     for post_id, employee_pk, stage in new:
         key = (post_id, employee_pk, stage)
         column = _STAGE_COLUMN[stage]
-        day_counts[(post_id, _utc_day(earliest.pop(key)["first_at"]), column)] += 1
+        day_counts[(post_id, _utc_day(earliest.pop(key)["first_at"]), _STAGE_DAY_COLUMN[stage])] += 1
         person = people[employee_pk]
         for dimension in DIMENSIONS:
             groups[(post_id, dimension, group_value(person, dimension), column)] += 1
@@ -165,7 +166,7 @@ def _fold_markers(session: Session, candidates: list[dict[str, Any]], people: Ma
             if candidate < first_at:
                 session.execute(update(table).where(table.post_id == post_id, table.employee_pk == employee_pk,
                                                     table.stage == stage).values(first_at=candidate))
-                column = _STAGE_COLUMN[stage]
+                column = _STAGE_DAY_COLUMN[stage]
                 if _utc_day(candidate) != _utc_day(first_at):
                     day_counts[(post_id, _utc_day(first_at), column)] -= 1
                     day_counts[(post_id, _utc_day(candidate), column)] += 1

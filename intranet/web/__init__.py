@@ -43,6 +43,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.my_data", False),
     ("intranet.web.delivery:api", True),
     ("intranet.web.delivery:pages", False),
+    ("intranet.web.analytics_api", True),
 )
 
 

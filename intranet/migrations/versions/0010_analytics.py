@@ -28,12 +28,12 @@ def upgrade() -> None:
     )
     op.create_table('intranet_analytics_hour_readers',
     sa.Column('zone', sa.String(length=64), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
     sa.Column('weekday', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('hour', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('day', sa.Date(), nullable=False),
     sa.Column('prev_day', sa.Date(), nullable=False),
     sa.Column('readers', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('zone', 'weekday', 'hour', 'day', 'prev_day', name=op.f('pk_intranet_analytics_hour_readers'))
+    sa.PrimaryKeyConstraint('zone', 'day', 'weekday', 'hour', 'prev_day', name=op.f('pk_intranet_analytics_hour_readers'))
     )
     op.create_table('intranet_analytics_hour_reads',
     sa.Column('zone', sa.String(length=64), nullable=False),

@@ -1,0 +1,231 @@
+"""Engagement analytics: rollups kept by ingest, import and delivery, checked against hand-computed
+figures; the analytics API's shapes, roles and the minimum-group rule."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from intranet import feed
+from intranet.analytics import queries, rollups
+from intranet.engagement import events
+from intranet.models import AnalyticsHourReaders, AnalyticsPostDay, EngagementEvent
+from tests.conftest import NOW
+
+UTC = dt.timezone.utc
+
+
+def _event(event_id: str, kind: str, post_id: int | None, at: dt.datetime, **extra: Any) -> dict[str, Any]:
+    return {"id": event_id, "kind": kind, "post_id": post_id, "occurred_at": at.isoformat(), **extra}
+
+
+@pytest.fixture
+def org(make_employee):  # type: ignore[no-untyped-def]
+    """Six in Sales (EMEA, level 3), five in Finance (APAC, level 5), one in Legal (EMEA, level 7)."""
+    sales = [make_employee(department="Sales", region="EMEA", level=3, timezone="Europe/Berlin") for _ in range(6)]
+    finance = [make_employee(department="Finance", region="APAC", level=5, timezone="Asia/Tokyo") for _ in range(5)]
+    legal = [make_employee(department="Legal", region="EMEA", level=7, timezone="UTC")]
+    return {"Sales": sales, "Finance": finance, "Legal": legal}
+
+
+def _post_json(db, post, k: int = 5) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return queries.post_analytics(db, post, k=k).to_json()
+
+
+def test_post_figures_match_hand_counts(db, org, make_post, clock):
+    """Reads, impressions and acknowledgements, repeated, count each person once per stage."""
+    post = make_post(must_read=True)
+    at = clock.now - dt.timedelta(hours=2)
+    for i, person in enumerate(org["Sales"]):          # 6 read (twice each), 4 of them acknowledge
+        events.ingest(db, person, [_event(f"o{i}", "open", post.id, at), _event(f"r{i}", "read", post.id, at)],
+                      now=clock.now)
+        if i < 4:
+            feed.acknowledge(db, person, post, now=clock.now)
+    for i, person in enumerate(org["Finance"][:3]):     # 3 only see it in the feed
+        events.ingest(db, person, [_event(f"i{i}", "impression", post.id, at)], now=clock.now)
+    events.ingest(db, org["Finance"][3], [_event("click", "digest_click", post.id, at)], now=clock.now)
+    db.commit()
+    body = _post_json(db, post)
+    assert (body["audience"], body["reached"], body["read"], body["acknowledged"]) == (12, 9, 6, 4)
+    # Legal (1 person) is hidden, and Finance with it, so the total minus Sales reveals no small group.
+    assert body["by"]["department"] == [{"value": "Sales", "audience": 6, "reached": 6, "read": 6}]
+    assert body["by"]["level"] == [{"value": 3, "audience": 6, "reached": 6, "read": 6}]
+    assert queries.post_analytics(db, post, k=1).to_json()["by"]["department"] == [
+        {"value": "Sales", "audience": 6, "reached": 6, "read": 6},
+        {"value": "Finance", "audience": 5, "reached": 3, "read": 0},
+        {"value": "Legal", "audience": 1, "reached": 0, "read": 0}]
+    # EMEA has 7 people, APAC 5: both shown, nothing small to hide.
+    assert [(r["value"], r["audience"], r["read"]) for r in body["by"]["region"]] == [("EMEA", 7, 6), ("APAC", 5, 0)]
+
+
+def test_a_small_group_is_hidden_with_the_next_smallest(db, org, make_post, clock):
+    """With k=6, Legal (1) is hidden, so Finance (5) is too: Sales minus total reveals neither."""
+    post = make_post()
+    events.ingest(db, org["Legal"][0], [_event("a", "open", post.id, clock.now - dt.timedelta(minutes=5))],
+                  now=clock.now)
+    db.commit()
+    body = _post_json(db, post, k=6)
+    assert body["read"] == 1
+    assert [r["value"] for r in body["by"]["department"]] == ["Sales"]
+    assert body["by"]["level"] == [{"value": 3, "audience": 6, "reached": 0, "read": 0}]
+
+
+def test_a_retried_batch_counts_once(db, org, make_post, clock):
+    """The same events sent twice (and a batch half old, half new) add only what is new."""
+    post = make_post()
+    person = org["Sales"][0]
+    at = clock.now - dt.timedelta(minutes=30)
+    batch = [_event("x1", "open", post.id, at), _event("x2", "read", post.id, at + dt.timedelta(minutes=1))]
+    events.ingest(db, person, batch, now=clock.now)
+    events.ingest(db, person, batch, now=clock.now)
+    result = events.ingest(db, person, batch + [_event("x3", "read", post.id, at + dt.timedelta(minutes=2))],
+                           now=clock.now)
+    db.commit()
+    assert (result.accepted, result.duplicates) == (1, 2)
+    day = db.get(AnalyticsPostDay, (post.id, at.date()))
+    assert (day.reads, day.readers, day.reached) == (3, 1, 1)
+    assert _post_json(db, post, k=2)["read"] == 1
+
+
+def test_import_keeps_rollups_and_a_reimport_changes_nothing(db, org, make_post, clock):
+    """Imported reads count like live ones; importing the file again counts nothing twice."""
+    post = make_post()
+    day = dt.datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
+    lines = ["employee_id,post_id,kind,occurred_at,dwell_ms"] + [
+        f"{p.employee_id},{post.id},read,{(day + dt.timedelta(minutes=i)).isoformat()},1000"
+        for i, p in enumerate(org["Sales"] + org["Finance"])] + [
+        f"{org['Sales'][0].employee_id},{post.id},acknowledge,{day.isoformat()},"]
+    for _ in range(2):
+        events.import_csv(db, io.StringIO("\n".join(lines) + "\n"), now=clock.now)
+    db.commit()
+    body = _post_json(db, post)
+    assert (body["reached"], body["read"], body["acknowledged"]) == (11, 11, 1)
+    assert db.get(AnalyticsPostDay, (post.id, day.date())).reads == 11
+
+
+def test_reading_hours_count_reads_and_distinct_readers_in_local_time(db, org, make_post, clock):
+    """Berlin readers at 07:30 UTC read at 08 local; Tokyo readers at 16 local; one person twice is one reader."""
+    post = make_post()
+    at = dt.datetime(2026, 11, 23, 7, 30, tzinfo=UTC)   # a Monday
+    for i, person in enumerate(org["Sales"]):
+        events.ingest(db, person, [_event(f"s{i}", "read", post.id, at)], now=clock.now)
+    events.ingest(db, org["Sales"][0], [_event("again", "open", post.id, at + dt.timedelta(minutes=10))],
+                  now=clock.now)
+    for i, person in enumerate(org["Finance"]):
+        events.ingest(db, person, [_event(f"f{i}", "read", post.id, at)], now=clock.now)
+    db.commit()
+    start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 24)
+    local = queries.reading_hours(db, zone="local", start=start, end=end, k=5).to_json()
+    assert local["cells"] == [{"weekday": 0, "hour": 8, "reads": 7, "readers": 6},
+                              {"weekday": 0, "hour": 16, "reads": 5, "readers": 5}]
+    utc = queries.reading_hours(db, zone="UTC", start=start, end=end, k=5).to_json()
+    assert utc["cells"] == [{"weekday": 0, "hour": 7, "reads": 12, "readers": 11}]
+    assert queries.reading_hours(db, zone="UTC", start=start, end=end, k=12).cells == []
+
+
+def test_distinct_readers_over_a_window_count_each_person_once_whatever_the_order(db, org, make_post, clock):
+    """Reads on days 1, 3 and (arriving last) 2 in one cell: one reader in any window holding any of them."""
+    post = make_post()
+    person = org["Legal"][0]
+    days = [dt.datetime(2026, 11, d, 9, 0, tzinfo=UTC) for d in (2, 16, 9)]    # Mondays, UTC zone person
+    lines = ["employee_id,post_id,kind,occurred_at,dwell_ms"]
+    for at in days:
+        events.import_csv(db, io.StringIO("\n".join(lines + [f"{person.employee_id},{post.id},read,{at.isoformat()},"])
+                                          + "\n"), now=clock.now)
+    db.commit()
+    pairs = [(d, p) for d, p in db.execute(select(AnalyticsHourReaders.day, AnalyticsHourReaders.prev_day).where(
+        AnalyticsHourReaders.zone == "UTC", AnalyticsHourReaders.readers == 1))]
+    assert sorted(pairs) == [(dt.date(2026, 11, 2), rollups.NO_DAY), (dt.date(2026, 11, 9), dt.date(2026, 11, 2)),
+                             (dt.date(2026, 11, 16), dt.date(2026, 11, 9))]
+    for start, end, expected in ((dt.date(2026, 11, 1), dt.date(2026, 11, 30), 1),
+                                 (dt.date(2026, 11, 3), dt.date(2026, 11, 10), 1),
+                                 (dt.date(2026, 11, 10), dt.date(2026, 11, 15), 0),
+                                 (dt.date(2026, 11, 9), dt.date(2026, 11, 16), 1)):
+        cells = queries.reading_hours(db, zone="UTC", start=start, end=end, k=1).cells
+        assert sum(c.readers for c in cells) == expected, (start, end)
+
+
+def test_reading_hours_in_an_untracked_zone_agree_with_a_tracked_one(db, org, make_post, clock):
+    """Asia/Kolkata (not tracked) is computed from events: 07:30 UTC is Monday 13:00 there."""
+    post = make_post()
+    at = dt.datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+    for i, person in enumerate(org["Sales"]):
+        events.ingest(db, person, [_event(f"s{i}", "read", post.id, at)], now=clock.now)
+    db.commit()
+    cells = queries.reading_hours(db, zone="Asia/Kolkata", start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 24),
+                                  k=5).to_json()["cells"]
+    assert cells == [{"weekday": 0, "hour": 13, "reads": 6, "readers": 6}]
+
+
+# --------------------------------------------------------------------------------------------
+# The API
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_post_api_answers_comms_managers_and_admins_only(app, db, org, make_employee, make_post, client_for):
+    """Comms managers and admins get figures; employees and contributors a 403; a missing post a 404."""
+    post = make_post()
+    comms = make_employee(is_comms=True, department="Sales")
+    admin = make_employee(is_admin=True, department="Sales")
+    contributor = make_employee(is_contributor=True, department="Sales")
+    for person in (comms, admin):
+        response = client_for(person).get(f"/api/v1/analytics/posts/{post.id}")
+        assert response.status_code == 200
+        assert set(response.get_json()) == {"post_id", "audience", "reached", "read", "acknowledged", "by"}
+    for person in (org["Sales"][0], contributor):
+        assert client_for(person).get(f"/api/v1/analytics/posts/{post.id}").status_code == 403
+    assert client_for(comms).get("/api/v1/analytics/posts/999999").status_code == 404
+
+
+def test_the_api_counts_live_reads_and_hides_small_groups(app, db, org, make_employee, make_post, client_for, clock):
+    """Reads sent through POST /api/v1/events show up; Legal's one person never appears as a row."""
+    post = make_post()
+    comms = make_employee(is_comms=True, department="Sales", region="EMEA", level=3)
+    reader = client_for(org["Legal"][0])
+    assert reader.api("POST", "/api/v1/events", json={"events": [
+        _event("e1", "open", post.id, clock.now - dt.timedelta(minutes=1))]}).status_code == 200
+    body = client_for(comms).get(f"/api/v1/analytics/posts/{post.id}").get_json()
+    assert body["audience"] == 13 and body["read"] == 1
+    departments = [r["value"] for r in body["by"]["department"]]
+    assert "Legal" not in departments and departments == ["Sales"]   # Finance (5) goes with Legal (1)
+
+
+def test_the_reading_hours_api_defaults_to_local_time_and_the_last_28_days(app, db, org, make_employee, client_for):
+    """No parameters: zone local, to = today (UTC), from = 27 days before; a bad zone or date is a 422."""
+    comms = client_for(make_employee(is_comms=True))
+    body = comms.get("/api/v1/analytics/reading-hours").get_json()
+    assert body == {"zone": "local", "from": (NOW.date() - dt.timedelta(days=27)).isoformat(),
+                    "to": NOW.date().isoformat(), "cells": []}
+    assert comms.get("/api/v1/analytics/reading-hours?zone=Europe/Berlin&from=2026-11-01&to=2026-11-02"
+                     ).get_json()["zone"] == "Europe/Berlin"
+    for query in ("zone=Mars/Olympus", "from=yesterday", "from=2026-11-05&to=2026-11-01"):
+        assert comms.get(f"/api/v1/analytics/reading-hours?{query}").status_code == 422
+    assert client_for(org["Sales"][0]).get("/api/v1/analytics/reading-hours").status_code == 403
+
+
+def test_a_delivered_digest_reaches_the_posts_it_carried(db, org, make_post, clock):
+    """A sent message's posts count as reached for its recipient (the event recorded at sending)."""
+    from intranet.models import Digest, DigestItem, OutboxMessage
+
+    post = make_post()
+    person = org["Sales"][0]
+    digest = Digest(employee_pk=person.id, local_date=clock.now.date(), ordinal=0, due_at=clock.now,
+                    expires_at=clock.now + dt.timedelta(hours=12), timezone="UTC", local_hour=9, basis="control")
+    db.add(digest)
+    db.flush()
+    db.add(DigestItem(employee_pk=person.id, post_id=post.id, round=0, digest_id=digest.id))
+    message = OutboxMessage(digest_id=digest.id, employee_pk=person.id, channel="email", status="sent",
+                            next_attempt_at=clock.now, expires_at=clock.now, message_id="<m@x>", post_ids=[post.id])
+    db.add(message)
+    db.flush()
+    events.record(db, person, "digest_sent", at=clock.now, client_id=f"outbox-{message.id}", delivery_id=message.id,
+                  channel="email")
+    events.ingest(db, person, [_event("d1", "read", post.id, clock.now + dt.timedelta(hours=1))],
+                  now=clock.now + dt.timedelta(hours=1))
+    db.commit()
+    body = _post_json(db, post, k=1)
+    assert (body["reached"], body["read"]) == (1, 1)
+    assert db.scalar(select(EngagementEvent.id).where(EngagementEvent.kind == "digest_sent")) is not None
