@@ -229,3 +229,21 @@ def test_a_delivered_digest_reaches_the_posts_it_carried(db, org, make_post, clo
     body = _post_json(db, post, k=1)
     assert (body["reached"], body["read"]) == (1, 1)
     assert db.scalar(select(EngagementEvent.id).where(EngagementEvent.kind == "digest_sent")) is not None
+
+
+def test_erasing_a_person_deletes_their_markers_and_keeps_the_counts(db, org, make_post, clock):
+    """After erasure nothing says what the person read, and the post's figures are unchanged."""
+    from intranet.directory import lifecycle
+    from intranet.models import AnalyticsPostPerson, AnalyticsReaderCell
+
+    post = make_post()
+    person = org["Sales"][0]
+    events.ingest(db, person, [_event("z", "read", post.id, clock.now - dt.timedelta(minutes=3))], now=clock.now)
+    db.commit()
+    before = _post_json(db, post, k=1)
+    lifecycle.erase(db, person, clock.now)
+    db.commit()
+    assert db.scalar(select(AnalyticsPostPerson.post_id).where(AnalyticsPostPerson.employee_pk == person.id)) is None
+    assert db.scalar(select(AnalyticsReaderCell.day).where(AnalyticsReaderCell.employee_pk == person.id)) is None
+    after = _post_json(db, post, k=1)
+    assert (after["reached"], after["read"]) == (before["reached"], before["read"]) == (1, 1)

@@ -19,9 +19,9 @@ from sqlmodel import Session, select
 
 from intranet import people
 from intranet.models import (
-    Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent, EntraUser, FatigueNotice, FeedSnapshot, GroupMember,
-    GroupOwner,
-    HrRecord, OutboxMessage, PostPreview, PostState, Preference, Quarantine, Rating, TimingState,
+    AnalyticsPostPerson, AnalyticsReaderCell, Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent,
+    EntraUser, FatigueNotice, FeedSnapshot, GroupMember, GroupOwner, HrRecord, OutboxMessage, PostPreview, PostState,
+    Preference, Quarantine, Rating, TimingState,
 )
 from intranet.settings import Settings
 
@@ -35,6 +35,8 @@ PERSONAL_ROWS = (
     ("learned_times", TimingState), ("outbox", OutboxMessage), ("digest_items", DigestItem), ("digests", Digest),
     ("feed_snapshots", FeedSnapshot), ("group_memberships", GroupMember), ("group_ownerships", GroupOwner),
     ("quarantined_records", Quarantine), ("cadence_notices", FatigueNotice),
+    # Analytics markers say which posts the person read and when; the counts built from them stay.
+    ("analytics_post_markers", AnalyticsPostPerson), ("analytics_hour_markers", AnalyticsReaderCell),
 )
 
 
