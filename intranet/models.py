@@ -787,6 +787,7 @@ class FatigueNotice(Base, table=True):
     announced_at: dt.datetime | None = _ts(default=None)
 
 
+# --------------------------------------------------------------------------------------------
 # --- analytics ---
 # Rollups kept current as events arrive (intranet.analytics.rollups), so dashboards never group
 # raw events. Distinct counts rest on marker tables: a person is counted once per post and

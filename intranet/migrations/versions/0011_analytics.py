@@ -1,7 +1,7 @@
 """analytics rollups: per-post, per-group, per-day, reading-hour and delivery aggregates, and their markers
 
-Revision ID: 0010_analytics
-Revises: 0009_post_search
+Revision ID: 0011_analytics
+Revises: 0010_fatigue
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0010_analytics"
-down_revision = "0009_post_search"
+revision = "0011_analytics"
+down_revision = "0010_fatigue"
 branch_labels = None
 depends_on = None
 
