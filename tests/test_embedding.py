@@ -24,9 +24,10 @@ def make_host(database: Any, clock: Any, tmp_path: Any):  # type: ignore[no-unty
 
     def make(loader: Any = None, template_folder: str = "templates", **config: Any) -> Flask:
         host = Flask("host", instance_path=str(tmp_path / "instance"), template_folder=template_folder)
-        host.config.update(SECRET_KEY=HOST_KEY, SESSION_COOKIE_NAME="host_session", SESSION_COOKIE_SAMESITE="Strict",
-                           PREFERRED_URL_SCHEME="https", INTRANET_SECRET_KEY=BEACON_KEY, INTRANET_URL_PREFIX="/news",
-                           INTRANET_DEV_LOGIN=True, **config)
+        host.config.update({"SECRET_KEY": HOST_KEY, "SESSION_COOKIE_NAME": "host_session",
+                            "SESSION_COOKIE_SAMESITE": "Strict", "PREFERRED_URL_SCHEME": "https",
+                            "INTRANET_SECRET_KEY": BEACON_KEY, "INTRANET_URL_PREFIX": "/news", "INTRANET_DEV_LOGIN": True,
+                            **config})
 
         @host.get("/")
         def home():  # type: ignore[no-untyped-def]
@@ -332,3 +333,38 @@ def test_templates_ask_for_beacons_csrf_token_by_its_prefixed_name():
     offenders = [str(path.relative_to(root)) for path in root.rglob("*.html")
                  if re.search(r"(?<!beacon_)csrf_token\(\)", re.sub(r"{#.*?#}", "", path.read_text(), flags=re.S))]
     assert offenders == []
+
+
+def test_without_a_sign_in_url_a_stranger_gets_a_401_page_not_a_loop(make_host):
+    """A host with an employee_loader but no INTRANET_SIGN_IN_URL: Beacon's pages answer 401."""
+    client = _client(make_host(loader=_host_user))
+    response = client.get("/news/", follow_redirects=True)
+    assert response.status_code == 401 and "Sign in to continue" in response.get_data(as_text=True)
+    assert client.get("/news/auth/sign-in").status_code == 401
+
+
+def test_mounted_at_the_root_beacon_still_keeps_to_its_own_routes(make_host, make_employee, db):
+    """With no prefix, Beacon's sessions serve the URLs Beacon routes, the host's session the rest."""
+    host = make_host(INTRANET_URL_PREFIX="")
+    client = _client(host)
+    token = _token(client, "/auth/dev-login")
+    assert client.post("/auth/dev-login", data={"email": make_employee().email, "csrf_token": token}).status_code == 302
+    assert client.get_cookie("__Host-beacon") is not None and client.get("/api/v1/feed").status_code == 200
+    client.get("/remember?colour=plum")
+    assert client.get_cookie("host_session") is not None and client.get("/recall").get_data(as_text=True) == "plum"
+    assert len(db.exec(select(AuthSession)).all()) == 1
+
+
+def test_unsafe_settings_refuse_beacons_routes_not_the_hosts(database, clock, tmp_path):
+    """Loaded by a CLI command with a weak key, Beacon answers 503 on its routes; the host's still serve."""
+    import click
+
+    host = Flask("weak", instance_path=str(tmp_path / "weak"))
+    host.config.update(SECRET_KEY="short", INTRANET_URL_PREFIX="/news")
+    host.add_url_rule("/", "home", lambda: "host home")
+    with click.Context(click.Command("run")):
+        Intranet().init_app(host, engine=database, clock=clock)
+    client = host.test_client()
+    assert client.get("/").get_data(as_text=True) == "host home"
+    refused = client.get("/news/api/v1/feed")
+    assert refused.status_code == 503 and "INTRANET_SECRET_KEY" in refused.get_data(as_text=True)

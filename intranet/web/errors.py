@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Blueprint, Flask, Response, g, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -29,8 +29,14 @@ def error_response(status: int, code: str, message: str, details: object = None)
     return render_template("intranet/error.html", status=status, message=message), status
 
 
+def _has_sign_in_page() -> bool:
+    # A host that signs people in itself may name its sign-in page; without one, a 401 page it is.
+    state = current_app.extensions["intranet"]
+    return state.employee_loader is None or bool(state.settings.sessions.sign_in_url)
+
+
 def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
-    if isinstance(exc, NotSignedIn) and not _is_api():
+    if isinstance(exc, NotSignedIn) and not _is_api() and _has_sign_in_page():
         return redirect(url_for("intranet_auth.sign_in_page", next=request.full_path.rstrip("?")))
     response = error_response(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, TooManyRequests):
