@@ -20,17 +20,20 @@ import json
 import re
 import secrets
 import zlib
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
 from sqlalchemy import and_, delete, false, func, literal, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from intranet import preferences, ranking, targeting
+from intranet import preferences, ranking, ratings, targeting
 from intranet.engagement import events
 from intranet.db import UTCDateTime, insert_new
 from intranet.errors import InvalidInput
-from intranet.models import Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post, PostState
+from intranet.models import (Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post, PostState,
+                             Rating)
+from intranet.shapes import Time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,24 +48,93 @@ class FeedItem:
     def pinned(self) -> bool:
         return self.post.must_read and not self.acknowledged
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.post.id,
-            "title": self.post.title,
-            "summary": self.post.summary,
-            "topic": self.post.topic,
-            "must_read": self.post.must_read,
-            "published_at": self.post.published_at.isoformat() if self.post.published_at else None,
-            "read": self.read,
-            "acknowledged": self.acknowledged,
-            "why": list(self.why),
-        }
-
-
 @dataclasses.dataclass(frozen=True)
 class FeedPage:
     items: list[FeedItem]
     next_cursor: str | None
+
+
+# --------------------------------------------------------------------------------------------
+# Output: what the employee API answers
+# --------------------------------------------------------------------------------------------
+
+
+class _PostHeadline(BaseModel):
+    id: int
+    title: str
+    summary: str
+    topic: str
+    must_read: bool
+    published_at: Time | None
+    read: bool = Field(description="Whether you have opened it")
+    acknowledged: bool = Field(description="Whether you have acknowledged it (must-reads)")
+
+    @staticmethod
+    def _fields_of(post: Post, *, read: bool, acknowledged: bool) -> dict[str, Any]:
+        return {"id": post.id, "title": post.title, "summary": post.summary, "topic": post.topic,
+                "must_read": post.must_read, "published_at": post.published_at, "read": read,
+                "acknowledged": acknowledged}
+
+
+class FeedItemPublic(_PostHeadline):
+    """A post in your feed."""
+
+    why: list[str] = Field(description="Plain-language reasons for the post's place in your feed")
+
+    @classmethod
+    def of(cls, item: FeedItem) -> FeedItemPublic:
+        return cls(**cls._fields_of(item.post, read=item.read, acknowledged=item.acknowledged), why=list(item.why))
+
+
+class FeedPagePublic(BaseModel):
+    """A page of your feed."""
+
+    items: list[FeedItemPublic]
+    next_cursor: str | None = Field(description="Send as ?cursor= for the next page; null on the last")
+
+    @classmethod
+    def of(cls, page: FeedPage) -> FeedPagePublic:
+        return cls(items=[FeedItemPublic.of(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+class PostPublic(_PostHeadline):
+    """A post targeted at you, with its body."""
+
+    body_html: str = Field(description="Sanitized HTML")
+    expires_at: Time | None
+    ack_deadline: Time | None
+    rating_style: Literal["stars", "thumbs"]
+    my_rating: ratings.RatingPublic | None = Field(description="Your rating of this post, or null")
+
+    @classmethod
+    def of(cls, post: Post, state: PostState | None, my_rating: Rating | None) -> PostPublic:
+        return cls(**cls._fields_of(post, read=bool(state and state.read_at),
+                                    acknowledged=bool(state and state.acknowledged_at)),
+                   expires_at=post.expires_at, ack_deadline=post.ack_deadline,
+                   rating_style=post.rating_style, body_html=post.body_html,  # type: ignore[arg-type]
+                   my_rating=ratings.RatingPublic.of(my_rating) if my_rating else None)
+
+
+class ReadPublic(BaseModel):
+    """Recorded: you opened the post (the first time counts)."""
+
+    read: bool
+    read_at: Time
+
+    @classmethod
+    def of(cls, state: PostState) -> ReadPublic:
+        return cls(read=True, read_at=state.read_at)  # type: ignore[arg-type]
+
+
+class AcknowledgedPublic(BaseModel):
+    """Recorded: you acknowledged the must-read post."""
+
+    acknowledged: bool
+    acknowledged_at: Time
+
+    @classmethod
+    def of(cls, state: PostState) -> AcknowledgedPublic:
+        return cls(acknowledged=True, acknowledged_at=state.acknowledged_at)  # type: ignore[arg-type]
 
 
 MAX_CURSOR_LENGTH = 256
@@ -271,20 +343,3 @@ def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.dat
                   post_id=post.id)
     return state
 
-
-def post_to_json(post: Post, state: PostState | None = None) -> dict[str, Any]:
-    """A post as employees see it through the API (body included)."""
-    return {
-        "id": post.id,
-        "title": post.title,
-        "summary": post.summary,
-        "topic": post.topic,
-        "must_read": post.must_read,
-        "published_at": post.published_at.isoformat() if post.published_at else None,
-        "expires_at": post.expires_at.isoformat() if post.expires_at else None,
-        "ack_deadline": post.ack_deadline.isoformat() if post.ack_deadline else None,
-        "rating_style": post.rating_style,
-        "body_html": post.body_html,
-        "read": bool(state and state.read_at),
-        "acknowledged": bool(state and state.acknowledged_at),
-    }

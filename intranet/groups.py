@@ -24,6 +24,48 @@ class GroupIn(BaseModel):
     owner_ids: list[str] = Field(default_factory=list)
 
 
+class MembersIn(BaseModel):
+    """``PUT /api/v1/groups/<key>/members``: the group's members from now on, by employee number."""
+
+    employee_ids: list[str] = Field(examples=[["E001", "E002"]])
+
+
+class GroupPublic(BaseModel):
+    """A group, and whether you belong to it."""
+
+    key: str
+    name: str
+    description: str
+    kind: str = Field(description='"open" (anyone may join) or "managed" (its owners choose)')
+    member: bool
+
+
+class GroupListPublic(BaseModel):
+    """The groups, and whether you belong to each."""
+
+    items: list[GroupPublic]
+
+
+class GroupCreatedPublic(BaseModel):
+    """The group, created."""
+
+    key: str
+    name: str
+    kind: str
+
+
+class MembershipPublic(BaseModel):
+    """Whether you belong to the group now."""
+
+    member: bool
+
+
+class MembersSetPublic(BaseModel):
+    """How many members the group has now."""
+
+    members: int
+
+
 def get_group(session: Session, key: str) -> Group:
     """:raise NotFound: when no group has *key*."""
     group = session.exec(select(Group).where(Group.key == key)).first()

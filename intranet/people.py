@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from pydantic import BaseModel
 from sqlalchemy import delete, func, or_
 from sqlmodel import Session, select
 
@@ -12,6 +13,27 @@ from intranet.errors import InvalidInput, NotFound
 from intranet.models import ROLES, AuthSession, Employee, EmployeeDirectory
 
 ROLE_COLUMNS = {"contributor": "is_contributor", "comms": "is_comms", "admin": "is_admin"}
+
+
+class MePublic(BaseModel):
+    """Who you are, as the directory knows you, and the roles you hold."""
+
+    employee_id: str
+    display_name: str
+    email: str | None
+    department: str | None
+    region: str | None
+    level: int | None
+    timezone: str | None
+    language: str | None
+    roles: list[str]
+
+    @classmethod
+    def of(cls, employee: Employee) -> MePublic:
+        return cls(employee_id=employee.employee_id, display_name=employee.display_name, email=employee.email,
+                   department=employee.department, region=employee.region, level=employee.level,
+                   timezone=employee.timezone, language=employee.language,
+                   roles=[r for r in ROLES if employee.has_role(r)])
 
 
 def normalize_email(email: str) -> str:

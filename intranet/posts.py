@@ -42,9 +42,10 @@ from intranet import groups, sanitize, targeting
 from intranet.db import Instant, as_utc
 from intranet.errors import Conflict, Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import (
-    Attachment, AudienceSegment, AudienceValue, Employee, Post, PostPreview, PostRevision,
+    POST_STATUSES, Attachment, AudienceSegment, AudienceValue, Employee, Post, PostPreview, PostRevision,
     PostTransition,
 )
+from intranet.shapes import Time
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +191,10 @@ def managed_post_or_404(session: Session, employee: Employee, post_id: int) -> P
     return post
 
 
-@dataclasses.dataclass(frozen=True)
-class Allowed:
-    """What one person may do with one post right now (drives the desk's buttons)."""
+class Allowed(BaseModel):
+    """What you may do with the post right now (drives the desk's buttons)."""
+
+    model_config = ConfigDict(frozen=True)
 
     edit: bool
     submit: bool
@@ -201,9 +203,6 @@ class Allowed:
     publish: bool
     unpublish: bool
     delete: bool
-
-    def to_json(self) -> dict[str, bool]:
-        return dataclasses.asdict(self)
 
 
 def allowed(session: Session, employee: Employee, post: Post) -> Allowed:
@@ -277,18 +276,126 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def post_to_json(post: Post, now: dt.datetime, *, author: Employee | None = None) -> dict[str, Any]:
-    """A post as the publishing API returns it (the employee API has its own, smaller shape)."""
-    return {
-        "id": post.id, "status": effective_status(post, now), "stored_status": post.status,
-        "title": post.title, "summary": post.summary, "body_html": post.body_html, "body_text": post.body_text,
-        "topic": post.topic, "must_read": post.must_read, "ack_deadline": _iso(post.ack_deadline),
-        "rating_style": post.rating_style, "audience": post.audience,
-        "publish_at": _iso(post.publish_at), "published_at": _iso(post.published_at),
-        "expires_at": _iso(post.expires_at), "version": post.version,
-        "author": {"employee_id": author.employee_id, "display_name": author.display_name} if author else None,
-        "created_at": _iso(post.created_at), "updated_at": _iso(post.updated_at),
-    }
+# --------------------------------------------------------------------------------------------
+# Output: what the publishing API answers
+# --------------------------------------------------------------------------------------------
+
+
+class AuthorPublic(BaseModel):
+    employee_id: str
+    display_name: str
+
+
+class ManagedPostPublic(BaseModel):
+    """A post as its authors and comms managers see it."""
+
+    id: int
+    status: Literal[POST_STATUSES] = Field(description="As people experience it now (a due post is published)")  # type: ignore[valid-type]
+    stored_status: Literal[POST_STATUSES]  # type: ignore[valid-type]
+    title: str
+    summary: str
+    body_html: str = Field(description="Sanitized HTML")
+    body_text: str
+    topic: str
+    must_read: bool
+    ack_deadline: Time | None
+    rating_style: Literal["stars", "thumbs"]
+    audience: dict[str, Any] | None = Field(description="The audience as stored (see Audience)")
+    publish_at: Time | None
+    published_at: Time | None
+    expires_at: Time | None
+    version: int
+    author: AuthorPublic | None
+    created_at: Time | None
+    updated_at: Time | None
+    allowed: Allowed
+
+    @classmethod
+    def of(cls, post: Post, now: dt.datetime, *, author: Employee | None, allowed: Allowed) -> ManagedPostPublic:
+        return cls(**cls._fields_of(post, now, author=author, allowed=allowed))
+
+    @staticmethod
+    def _fields_of(post: Post, now: dt.datetime, *, author: Employee | None, allowed: Allowed) -> dict[str, Any]:
+        return {
+            "id": post.id, "status": effective_status(post, now), "stored_status": post.status,
+            "title": post.title, "summary": post.summary, "body_html": post.body_html, "body_text": post.body_text,
+            "topic": post.topic, "must_read": post.must_read, "ack_deadline": post.ack_deadline,
+            "rating_style": post.rating_style, "audience": post.audience, "publish_at": post.publish_at,
+            "published_at": post.published_at, "expires_at": post.expires_at, "version": post.version,
+            "author": AuthorPublic(employee_id=author.employee_id, display_name=author.display_name) if author else None,
+            "created_at": post.created_at, "updated_at": post.updated_at, "allowed": allowed,
+        }
+
+
+class ManagedPostPage(BaseModel):
+    """A page of the posts you manage, newest first."""
+
+    items: list[ManagedPostPublic]
+    next_cursor: str | None = Field(description="Send as ?cursor= for the next page; null on the last")
+
+
+class TransitionPublic(BaseModel):
+    """One move in a post's history."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_status: str | None = Field(alias="from")
+    to: str
+    at: Time
+    by: str | None = Field(description="Who made the move (null: Beacon itself, or someone since removed)")
+    comment: str
+    changes: dict[str, Any] = Field(description='{"action": ..., "fields": {field: {"from", "to"}}}')
+
+
+class RevisionPublic(BaseModel):
+    """The content of a post as it went out in one version."""
+
+    version: int
+    title: str
+    summary: str
+    topic: str
+    body_html: str
+    edited_at: Time
+    edited_by: str | None
+
+
+class AttachmentPublic(BaseModel):
+    """A file or image attached to a post."""
+
+    id: int
+    filename: str
+    content_type: str
+    size_bytes: int
+    kind: str = Field(description='"image" or "file"')
+    url: str = Field(description="Where people who may see the post download it")
+
+    @classmethod
+    def of(cls, attachment: Attachment, *, url: str) -> AttachmentPublic:
+        return cls(id=attachment.id, filename=attachment.filename, content_type=attachment.content_type,  # type: ignore[arg-type]
+                   size_bytes=attachment.size_bytes, kind=attachment.kind, url=url)
+
+
+class ManagedPostDetail(ManagedPostPublic):
+    """A post you manage, with its history (newest revision first) and its files."""
+
+    transitions: list[TransitionPublic]
+    revisions: list[RevisionPublic]
+    attachments: list[AttachmentPublic]
+
+    @classmethod
+    def of_history(cls, post: Post, now: dt.datetime, *, author: Employee | None, allowed: Allowed,
+                   transitions: list[PostTransition], revisions: list[PostRevision],
+                   people: dict[int, Employee], attachments: list[AttachmentPublic]) -> ManagedPostDetail:
+        """*post* with its history; *people* names the actors (by primary key)."""
+        def name(pk: int | None) -> str | None:
+            return people[pk].display_name if pk in people else None
+
+        return cls(**cls._fields_of(post, now, author=author, allowed=allowed), attachments=attachments,
+                   transitions=[TransitionPublic(from_status=t.from_status, to=t.to_status, at=t.at, by=name(t.actor_pk),
+                                                 comment=t.comment, changes=t.changes) for t in transitions],
+                   revisions=[RevisionPublic(version=r.version, title=r.title, summary=r.summary, topic=r.topic,
+                                             body_html=r.body_html, edited_at=r.edited_at,
+                                             edited_by=name(r.edited_by_pk)) for r in revisions])
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,15 +699,17 @@ class Action:
     body: type[BaseModel] = CommentIn
     #: Whether the API insists on a body (sending a post back must say why).
     body_required: bool = False
+    #: What the move does, for the API's documentation.
+    summary: str = ""
 
 
 #: Every move but delete (the desk's delete button and ``DELETE /posts/<id>`` call :func:`delete_post`).
 ACTIONS: dict[str, Action] = {
-    "submit": Action(submit),
-    "approve": Action(approve, PublishIn),
-    "request-changes": Action(request_changes, body_required=True),
-    "publish": Action(publish, PublishIn),
-    "unpublish": Action(unpublish),
+    "submit": Action(submit, summary="Submit a draft for review"),
+    "approve": Action(approve, PublishIn, summary="Approve and publish or schedule"),
+    "request-changes": Action(request_changes, body_required=True, summary="Send back to the author with a comment"),
+    "publish": Action(publish, PublishIn, summary="Publish now or at publish_at"),
+    "unpublish": Action(unpublish, summary="Remove from feeds and future digests"),
 }
 
 

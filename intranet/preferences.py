@@ -131,12 +131,32 @@ class Preferences:
             return start <= local_hour < end
         return local_hour >= start or local_hour < end
 
-    def to_json(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in FIELDS}
-        for name in ("channels", "working_days", "followed_topics", "muted_topics"):
-            data[name] = list(data[name])
-        data["chosen"] = sorted(self.chosen)
-        return data
+
+
+class DefaultsPublic(BaseModel):
+    """Digest preferences: when and where digests go out, and what they favour."""
+
+    cadence: Cadence
+    weekly_day: int = Field(description="0 (Monday) to 6 (Sunday)")
+    channels: list[Channel]
+    quiet_start: int = Field(description="Local hour (0-23) quiet hours start")
+    quiet_end: int = Field(description="Local hour (0-23) quiet hours end")
+    working_days: list[int]
+    followed_topics: list[str]
+    muted_topics: list[str]
+    learned_timing: bool
+    device: Device
+    open_tracking: bool
+
+
+class PreferencesPublic(DefaultsPublic):
+    """Your effective preferences: your own choices over the organisation's defaults."""
+
+    chosen: list[str] = Field(description="The fields you set yourself (the rest follow the organisation)")
+
+    @classmethod
+    def of(cls, prefs: Preferences) -> PreferencesPublic:
+        return cls(**{name: getattr(prefs, name) for name in FIELDS}, chosen=sorted(prefs.chosen))
 
 
 def org_defaults(session: Session) -> dict[str, Any]:

@@ -15,13 +15,13 @@ from typing import Any, Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_serializer, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 from sqlmodel import Session, delete, select
 
 from intranet.db import storable_utc
 from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import Employee, Post, Rating
+from intranet.shapes import Time
 
 MAX_COMMENT = 2000
 # C0 controls other than tab, newline and carriage return, DEL and C1: not text a person typed
@@ -65,21 +65,15 @@ class RatingPublic(BaseModel):
     thumb: Literal["up", "down"] | None
     comment: str | None
     signed: bool
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: Time
+    updated_at: Time
 
-    @field_serializer("created_at", "updated_at")
-    def _iso(self, value: dt.datetime) -> str:
-        return value.isoformat()  # "+00:00", as every other time in the API
-
-
-def to_json(rating: Rating | None) -> dict[str, Any] | None:
-    """*rating* as the API shows it to the person who gave it (None stays None)."""
-    if rating is None:
-        return None
-    return RatingPublic(post_id=rating.post_id, stars=rating.stars, thumb=rating.thumb,  # type: ignore[arg-type]
-                        comment=rating.comment, signed=rating.signed, created_at=rating.created_at,
-                        updated_at=rating.updated_at).model_dump(mode="json")
+    @classmethod
+    def of(cls, rating: Rating) -> RatingPublic:
+        """*rating* as the API shows it to the person who gave it."""
+        return cls(post_id=rating.post_id, stars=rating.stars, thumb=rating.thumb,  # type: ignore[arg-type]
+                   comment=rating.comment, signed=rating.signed, created_at=rating.created_at,
+                   updated_at=rating.updated_at)
 
 
 def check_style(post: Post, rating: RatingIn) -> None:

@@ -17,6 +17,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, func, literal_column, text
 from sqlmodel import Session, select
 
@@ -24,6 +25,7 @@ from intranet import targeting
 from intranet.db import as_utc
 from intranet.errors import InvalidInput
 from intranet.models import Employee, Post
+from intranet.shapes import Time
 
 MAX_QUERY_LENGTH = 200
 MAX_TERMS = 8
@@ -45,6 +47,38 @@ class Hit:
     score: float
     #: Plain text around the first matching word (escape it when rendering).
     snippet: str
+
+
+class SearchQuery(BaseModel):
+    """``GET /api/v1/search``'s query string."""
+
+    q: str = Field(default="", max_length=MAX_QUERY_LENGTH, description="The words to find (each also as a prefix)")
+    limit: int = Field(default=20, ge=1, le=50, description="Most matches to answer with")
+
+
+class SearchHitPublic(BaseModel):
+    """A post that matches the search."""
+
+    id: int
+    title: str
+    summary: str
+    topic: str
+    must_read: bool
+    published_at: Time | None
+    snippet: str = Field(description="Plain text around the first match")
+
+    @classmethod
+    def of(cls, hit: Hit) -> SearchHitPublic:
+        post = hit.post
+        return cls(id=post.id, title=post.title, summary=post.summary, topic=post.topic,  # type: ignore[arg-type]
+                   must_read=post.must_read, published_at=post.published_at, snippet=hit.snippet)
+
+
+class SearchPublic(BaseModel):
+    """The live posts targeted at you that match, best first."""
+
+    query: str
+    items: list[SearchHitPublic]
 
 
 def terms_of(query: str) -> list[str]:

@@ -114,6 +114,23 @@ class Audience(BaseModel):
         return data
 
 
+class AudiencePreviewIn(BaseModel):
+    """``POST /api/v1/audiences/preview``: the audience to count (read by :func:`parse_audience`)."""
+
+    audience: Audience = Field(description='Either {"all": true} or one or more segments (OR-ed), minus '
+                                           "exclusions. Inside a segment dimensions are AND-ed and values "
+                                           "OR-ed; level bounds are inclusive.")
+
+
+class PreviewPublic(BaseModel):
+    """Exact headcounts of an audience: overall, and by department, region and level ("unknown" when missing)."""
+
+    count: int
+    by_department: dict[str, int]
+    by_region: dict[str, int]
+    by_level: dict[str, int]
+
+
 def parse_audience(raw: Any) -> Audience:
     """Validate an audience as given by a client.
 

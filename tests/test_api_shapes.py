@@ -12,7 +12,8 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -44,9 +45,16 @@ def test_shape_tells_types_and_keys_apart():
     assert shape([1.5]) != shape([1])
 
 
+class Answer(NamedTuple):
+    method: str
+    path: str
+    status: int
+    body: Any
+
+
 @pytest.fixture
-def responses(db, make_employee, make_group, make_post, client_for, clock) -> dict[str, Any]:
-    """Each API operation, called once on a small organisation, answered as {name: [status, body]}."""
+def responses(db, make_employee, make_group, make_post, client_for, clock) -> dict[str, Answer]:
+    """Each API operation, called once on a small organisation, answered as {name: Answer}."""
     comms = make_employee(employee_id="E100", display_name="Carla Comms", department="Comms", is_comms=True,
                           is_admin=True, level=6)
     writer = make_employee(employee_id="E200", display_name="Walt Writer", department="Sales", is_contributor=True)
@@ -68,12 +76,12 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
                          message_id="m1", post_ids=[must.id, plain.id], sent_at=clock.now))
     db.commit()
 
-    out: dict[str, Any] = {}
+    out: dict[str, Answer] = {}
 
     def call(name: str, client: Any, method: str, url: str, body: Any = None, **kwargs: Any) -> Any:
         response = client.api(method, "/api/v1" + url, json=body, **kwargs)
-        out[name] = [response.status_code, response.get_json(silent=True)]
-        return out[name][1]
+        out[name] = Answer(method, url, response.status_code, response.get_json(silent=True))
+        return out[name].body
 
     boss, author, person = client_for(comms), client_for(writer), client_for(reader)
     call("me", boss, "GET", "/me")
@@ -92,6 +100,7 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("audience preview", author, "POST", "/audiences/preview",
          {"audience": {"segments": [{"departments": ["Sales", "Finance"]}], "exclude": [{"level_max": 1}]}})
     call("groups", person, "GET", "/groups")
+    call("search", person, "GET", "/search", query_string={"q": "everyone"})
     call("group created", boss, "POST", "/groups", {"key": "choir", "name": "Choir", "kind": "open"})
     call("group joined", person, "POST", "/groups/choir/join")
     call("group left", person, "POST", "/groups/choir/leave")
@@ -139,10 +148,27 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
 
 def test_every_api_response_keeps_its_recorded_shape(responses):
     """Each operation answers with the status and the keys and JSON types recorded for it."""
-    shapes = {name: [status, shape(body)] for name, (status, body) in responses.items()}
+    shapes = {name: [answer.status, shape(answer.body)] for name, answer in responses.items()}
     if os.environ.get("BEACON_RECORD_SHAPES"):
         SHAPES.write_text(json.dumps(shapes, indent=1, sort_keys=True) + "\n")
     recorded = json.loads(SHAPES.read_text())
     assert sorted(shapes) == sorted(recorded)
     for name, expected in recorded.items():
         assert shapes[name] == expected, name
+
+
+def test_every_api_response_fits_its_documented_schema(app, responses):
+    """Each answer validates against the schema /api/v1/openapi.json gives for its operation and status."""
+    jsonschema_rs = pytest.importorskip("jsonschema_rs", reason="installed with schemathesis (`make install`)")
+    doc = app.test_client().get("/api/v1/openapi.json").get_json()
+    templates = {re.compile(re.sub(r"{\w+}", "[^/]+", path) + "$"): path for path in doc["paths"]}
+    for name, answer in responses.items():
+        path = next(p for pattern, p in templates.items() if pattern.match(answer.path.split("?")[0]))
+        documented = doc["paths"][path][answer.method.lower()]["responses"]
+        assert str(answer.status) in documented, name
+        schema = documented[str(answer.status)].get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:
+            assert answer.body is None, name
+            continue
+        validator = jsonschema_rs.Draft202012Validator({**schema, "components": doc["components"]})
+        assert [e.message for e in validator.iter_errors(answer.body)] == [], name

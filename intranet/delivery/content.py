@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
 from intranet import preferences, ranking, targeting
 from intranet.delivery import fatigue
 from intranet.models import Digest, DigestItem, Employee, OutboxMessage, Post, PostState
+from intranet.shapes import Time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,3 +189,40 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     items = must[:limit] + rest[:room]
     return DigestContent(items=items, more=len(must) + len(rest) - len(items), overdue_must_reads=overdue,
                          held_back=held_back)
+
+
+# --------------------------------------------------------------------------------------------
+# The in-app digest, as the API shows the latest one
+# --------------------------------------------------------------------------------------------
+
+
+class DigestPostPublic(BaseModel):
+    """A post in an in-app digest."""
+
+    id: int
+    title: str
+    summary: str
+    must_read: bool
+
+
+class LatestDigestPublic(BaseModel):
+    """Your latest in-app digest, as sent (posts you may no longer see left out)."""
+
+    sent_at: Time | None = Field(description="null: no in-app digest has been sent to you yet")
+    items: list[DigestPostPublic]
+
+
+def latest_in_app(session: Session, employee: Employee, now: dt.datetime) -> LatestDigestPublic:
+    """The latest in-app digest sent to *employee*, listing only the posts they may still see at *now*."""
+    message = session.execute(select(OutboxMessage).where(
+        OutboxMessage.employee_pk == employee.id, OutboxMessage.channel == "in_app", OutboxMessage.status == "sent")
+        .order_by(OutboxMessage.sent_at.desc()).limit(1)).scalar()
+    if message is None:
+        return LatestDigestPublic(sent_at=None, items=[])
+    items = []
+    for post_id in message.post_ids:
+        post = session.get(Post, post_id)
+        if post is not None and targeting.may_see(session, employee, post, now):
+            items.append(DigestPostPublic(id=post.id, title=post.title, summary=post.summary,  # type: ignore[arg-type]
+                                          must_read=post.must_read))
+    return LatestDigestPublic(sent_at=message.sent_at, items=items)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
@@ -207,8 +208,32 @@ def _plan_for(session: Session, employee: Employee, now: dt.datetime, org_timezo
     return prefs, zone, plan, counts, model, group
 
 
+class PlannedSendPublic(BaseModel):
+    """One digest send planned for you."""
+
+    utc: str = Field(json_schema_extra={"format": "date-time"}, examples=["2026-12-07T08:00:00Z"])
+    local_date: dt.date
+    day: str = Field(description='The local day, short ("Wed 25 Nov")')
+    local_hour: int
+    ordinal: int = Field(description="Which of the day's sends (0: the first)")
+    explored: bool = Field(description="A nearby hour, tried to keep learning when you read")
+
+
+class SchedulePublic(BaseModel):
+    """When your next digests go out, and why."""
+
+    timezone: str
+    cadence: preferences.Cadence
+    channels: list[preferences.Channel]
+    basis: str | None = Field(description="What the send hours are learned from (null: no planned digests)")
+    local_hours: list[int]
+    next_sends: list[PlannedSendPublic]
+    usual_read_hour: int | None
+    why: str
+
+
 def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_timezone: str = "UTC") -> dict[str, Any]:
-    """*employee*'s digest schedule for the next seven days and why, for ``GET /me/digest-schedule``.
+    """*employee*'s digest schedule for the next seven days and why (:class:`SchedulePublic`'s fields).
 
     Uses the organisation's stored peer curves when there are some, so one person is re-planned
     without refitting everyone (right after they change their preferences, say).

@@ -18,9 +18,11 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 from sqlalchemy import Select, Table, Text, bindparam, cast, select
 from sqlmodel import Session
 
@@ -117,14 +119,43 @@ def parse_instant(raw: Any) -> dt.datetime:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class IngestResult:
+class EventIn(BaseModel):
+    """One reading event a browser reports (:func:`ingest` checks each on its own, so one bad event
+    is rejected without refusing the batch)."""
+
+    id: str = Field(pattern=_ID.pattern, description="Client event id; a repeated id is a duplicate")
+    kind: Literal[tuple(sorted(CLIENT_KINDS))]  # type: ignore[valid-type]
+    post_id: int | None = Field(default=None, ge=1, le=MAX_ID,
+                                description=f"The post, for {', '.join(sorted(POST_KINDS & CLIENT_KINDS))}; "
+                                            "null for the others")
+    occurred_at: dt.datetime
+    dwell_ms: int | None = Field(default=None, ge=0, le=MAX_DWELL_MS)
+    delivery_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
+    surface: str | None = Field(default=None, min_length=1, max_length=16)
+    position: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class EventBatchIn(BaseModel):
+    """``POST /api/v1/events``: a batch of events; the CSRF token may come in the body (``sendBeacon``)."""
+
+    events: list[EventIn]
+    csrf_token: str | None = None
+
+
+class RejectedEvent(TypedDict):
+    id: str
+    code: str
+
+
+class IngestResult(BaseModel):
+    """What became of each event in a batch."""
+
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[dict[str, str]] = dataclasses.field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
+    rejected: list[RejectedEvent] = Field(default_factory=list, description=(
+        'code: "invalid" (malformed), "not_found" (no such post, or not yours to see), or '
+        '"out_of_range" (too far in the past or future)'))
 
 
 def _optional_int(value: Any, low: int, high: int) -> int | None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
+from pydantic import BaseModel, Field
 
-from intranet import feed, groups, posts, ratings, search, targeting
+from intranet import feed, groups, people, posts, ratings, search, targeting
 from intranet.errors import Forbidden, InvalidInput, validated
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, public, require_role, session, settings
 from intranet.web.limits import request_json
+from intranet.web.openapi import document, operation
 
 bp = Blueprint("intranet_api", __name__)
 
@@ -29,129 +31,138 @@ def json_body() -> dict[str, Any]:
     return data
 
 
+class FeedQuery(BaseModel):
+    cursor: str | None = Field(default=None, description="next_cursor of the page before")
+
+
 @bp.get("/me")
+@operation("Who you are and your roles", response=people.MePublic)
 @require_role("employee")
-def me():  # type: ignore[no-untyped-def]
-    employee = current_employee()
-    roles = [r for r in ("contributor", "comms", "admin") if employee.has_role(r)]
-    return {"employee_id": employee.employee_id, "display_name": employee.display_name, "email": employee.email,
-            "department": employee.department, "region": employee.region, "level": employee.level,
-            "timezone": employee.timezone, "language": employee.language, "roles": roles}
+def me() -> people.MePublic:
+    return people.MePublic.of(current_employee())
 
 
 @bp.get("/feed")
+@operation("Your feed: live posts targeted at you, unacknowledged must-reads first, then the rest in your "
+           "ranked order (a cursor pages through the order taken on page one)",
+           query=FeedQuery, response=feed.FeedPagePublic)
 @require_role("employee")
-def feed_list():  # type: ignore[no-untyped-def]
+def feed_list() -> feed.FeedPagePublic:
     employee = current_employee()
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
                           limit=settings().site.feed_page_size)
     session().commit()  # the first page stores the ranked order the cursor names
-    return {"items": [item.to_json() for item in page.items], "next_cursor": page.next_cursor}
+    return feed.FeedPagePublic.of(page)
 
 
 @bp.get("/search")
+@operation("Search the live posts targeted at you (every word, prefixes too), best match first",
+           query=search.SearchQuery, response=search.SearchPublic)
 @require_role("employee")
-def search_posts():  # type: ignore[no-untyped-def]
-    limit = request.args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 50:
-        raise InvalidInput("limit must be a whole number from 1 to 50.")
-    query = request.args.get("q", "").strip()
-    hits = search.search(session(), current_employee(), query, now=now(), limit=int(limit))
-    return {"query": query, "items": [{"id": hit.post.id, "title": hit.post.title, "summary": hit.post.summary,
-                                       "topic": hit.post.topic, "must_read": hit.post.must_read,
-                                       "published_at": hit.post.published_at.isoformat()
-                                       if hit.post.published_at else None,
-                                       "snippet": hit.snippet} for hit in hits]}
+def search_posts() -> search.SearchPublic:
+    args = validated(search.SearchQuery, request.args.to_dict(), what="query")
+    query = args.q.strip()
+    hits = search.search(session(), current_employee(), query, now=now(), limit=args.limit)
+    return search.SearchPublic(query=query, items=[search.SearchHitPublic.of(hit) for hit in hits])
 
 
 @bp.get("/posts/<int:post_id>")
+@operation("A post targeted at you, with its body", response=feed.PostPublic)
 @require_role("employee")
-def post_detail(post_id: int):  # type: ignore[no-untyped-def]
+def post_detail(post_id: int) -> feed.PostPublic:
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
-    data = feed.post_to_json(post, session().get(PostState, (employee.id, post.id)))
-    data["my_rating"] = ratings.to_json(ratings.my_rating(session(), employee=employee, post=post))
-    return data
+    return feed.PostPublic.of(post, session().get(PostState, (employee.id, post.id)),
+                              ratings.my_rating(session(), employee=employee, post=post))
 
 
 @bp.post("/posts/<int:post_id>/read")
+@operation("Record that you opened the post", response=feed.ReadPublic)
 @require_role("employee")
-def post_read(post_id: int):  # type: ignore[no-untyped-def]
+def post_read(post_id: int) -> feed.ReadPublic:
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     state = feed.mark_read(session(), employee, post, now=now())
     session().commit()
-    return {"read": True, "read_at": state.read_at.isoformat()}
+    return feed.ReadPublic.of(state)
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")
+@operation("Acknowledge a must-read post", response=feed.AcknowledgedPublic)
 @require_role("employee")
-def post_acknowledge(post_id: int):  # type: ignore[no-untyped-def]
+def post_acknowledge(post_id: int) -> feed.AcknowledgedPublic:
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     state = feed.acknowledge(session(), employee, post, now=now())
     session().commit()
-    return {"acknowledged": True, "acknowledged_at": state.acknowledged_at.isoformat()}
+    return feed.AcknowledgedPublic.of(state)
 
 
 @bp.post("/audiences/preview")
+@operation("Exact audience size and breakdown (people who may write posts)", body=targeting.AudiencePreviewIn,
+           response=targeting.PreviewPublic,
+           responses={422: "Invalid audience or unknown value (with suggestions)"})
 @require_role("employee")
-def audience_preview():  # type: ignore[no-untyped-def]
+def audience_preview() -> targeting.PreviewPublic:
     # Everyone who may write a post sees the headcount of the audience they choose: the desk
     # shows it for a saved draft anyway, so a comms-only live count would protect nothing.
     if not posts.may_author(session(), current_employee()):
         raise Forbidden("Audience counts are for people who write posts.")
     audience = targeting.parse_audience(json_body().get("audience"))
     targeting.check_known_values(session(), audience)
-    return targeting.audience_breakdown(session(), audience)
+    return targeting.PreviewPublic.model_validate(targeting.audience_breakdown(session(), audience))
 
 
 @bp.get("/groups")
+@operation("Groups and whether you belong", response=groups.GroupListPublic)
 @require_role("employee")
-def group_list():  # type: ignore[no-untyped-def]
+def group_list() -> groups.GroupListPublic:
     employee = current_employee()
-    return {"items": [{"key": g.key, "name": g.name, "description": g.description, "kind": g.kind, "member": member}
-                      for g, member in groups.groups_for(session(), employee)]}
+    return groups.GroupListPublic(items=[
+        groups.GroupPublic(key=g.key, name=g.name, description=g.description, kind=g.kind, member=member)
+        for g, member in groups.groups_for(session(), employee)])
 
 
 @bp.post("/groups")
+@operation("Create a group (admins)", body=groups.GroupIn, response=groups.GroupCreatedPublic, status=201)
 @require_role("admin")
-def group_create():  # type: ignore[no-untyped-def]
+def group_create() -> tuple[groups.GroupCreatedPublic, int]:
     group = groups.create_group(session(), validated(groups.GroupIn, json_body()))
     session().commit()
-    return {"key": group.key, "name": group.name, "kind": group.kind}, 201
+    return groups.GroupCreatedPublic(key=group.key, name=group.name, kind=group.kind), 201
 
 
 @bp.post("/groups/<key>/join")
+@operation("Join an open group", response=groups.MembershipPublic)
 @require_role("employee")
-def group_join(key: str):  # type: ignore[no-untyped-def]
+def group_join(key: str) -> groups.MembershipPublic:
     groups.join(session(), groups.get_group(session(), key), current_employee(), now=now())
     session().commit()
-    return {"member": True}
+    return groups.MembershipPublic(member=True)
 
 
 @bp.post("/groups/<key>/leave")
+@operation("Leave an open group", response=groups.MembershipPublic)
 @require_role("employee")
-def group_leave(key: str):  # type: ignore[no-untyped-def]
+def group_leave(key: str) -> groups.MembershipPublic:
     groups.leave(session(), groups.get_group(session(), key), current_employee())
     session().commit()
-    return {"member": False}
+    return groups.MembershipPublic(member=False)
 
 
 @bp.put("/groups/<key>/members")
+@operation("Set a managed group's members (owners, admins)", body=groups.MembersIn,
+           response=groups.MembersSetPublic)
 @require_role("employee")
-def group_members(key: str):  # type: ignore[no-untyped-def]
-    ids = json_body().get("employee_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InvalidInput('Send {"employee_ids": ["E001", ...]}.')
-    count = groups.set_members(session(), groups.get_group(session(), key), current_employee(), ids)
+def group_members(key: str) -> groups.MembersSetPublic:
+    data = validated(groups.MembersIn, json_body())
+    count = groups.set_members(session(), groups.get_group(session(), key), current_employee(), data.employee_ids)
     session().commit()
-    return {"members": count}
+    return groups.MembersSetPublic(members=count)
 
 
 @bp.get("/openapi.json")
+@operation("This document", returns="OpenAPI 3.1")
 @public
 def openapi():  # type: ignore[no-untyped-def]
-    from intranet.web.openapi import document
-
     return jsonify(document())

@@ -13,13 +13,14 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
 from intranet import people, preferences, zones
-from intranet.delivery import fatigue, planning, rendering
+from intranet.delivery import content, fatigue, planning, rendering
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
-from intranet.models import Employee, OutboxMessage, Post
+from intranet.models import Employee
 from intranet.web import csrf
 from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.limits import request_json
+from intranet.web.openapi import operation
 
 api = Blueprint("intranet_delivery_api", __name__)
 pages = Blueprint("intranet_delivery", __name__)
@@ -34,8 +35,10 @@ def _check_csrf(body: dict) -> None:
 
 @api.post("/events")
 @csrf.exempt  # checks the same token itself (sendBeacon cannot set headers): see _check_csrf
+@operation("Record a batch of reading events (the CSRF token may be in the body)", body=events.EventBatchIn,
+           response=events.IngestResult, returns="Per-event outcome")
 @require_role("employee")
-def post_events():  # type: ignore[no-untyped-def]
+def post_events() -> events.IngestResult:
     body = request_json(any_content_type=True)
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
@@ -45,23 +48,26 @@ def post_events():  # type: ignore[no-untyped-def]
                            user_agent=request.headers.get("User-Agent"), org_timezone=site.org_timezone,
                            max_batch=limits.max_batch, max_age=limits.max_age, max_skew=limits.max_skew)
     session().commit()
-    return result.to_json()
+    return result
 
 
 @api.get("/me/preferences")
+@operation("Your delivery preferences", response=preferences.PreferencesPublic)
 @require_role("employee")
-def get_preferences():  # type: ignore[no-untyped-def]
-    return preferences.for_employee(session(), current_employee()).to_json()
+def get_preferences() -> preferences.PreferencesPublic:
+    return preferences.PreferencesPublic.of(preferences.for_employee(session(), current_employee()))
 
 
 @api.put("/me/preferences")
+@operation("Change your delivery preferences", body=preferences.PreferencesIn,
+           response=preferences.PreferencesPublic, returns="Saved")
 @require_role("employee")
-def put_preferences():  # type: ignore[no-untyped-def]
+def put_preferences() -> preferences.PreferencesPublic:
     change = preferences.parse(request_json())
     prefs = preferences.update(session(), current_employee(), change, now=now())  # type: ignore[arg-type]
     _replan(current_employee())
     session().commit()
-    return prefs.to_json()
+    return preferences.PreferencesPublic.of(prefs)
 
 
 def _replan(employee: Employee) -> None:
@@ -72,43 +78,36 @@ def _replan(employee: Employee) -> None:
 
 
 @api.get("/me/digest-schedule")
+@operation("When your next digests go out, and why", response=planning.SchedulePublic)
 @require_role("employee")
-def digest_schedule():  # type: ignore[no-untyped-def]
-    return planning.schedule_for(session(), current_employee(), now(), org_timezone=settings().site.org_timezone)
+def digest_schedule() -> planning.SchedulePublic:
+    return planning.SchedulePublic.model_validate(
+        planning.schedule_for(session(), current_employee(), now(), org_timezone=settings().site.org_timezone))
 
 
 @api.get("/me/digests/latest")
+@operation("Your latest digest, as sent", response=content.LatestDigestPublic)
 @require_role("employee")
-def latest_in_app_digest():  # type: ignore[no-untyped-def]
-    employee = current_employee()
-    message = session().execute(select(OutboxMessage).where(
-        OutboxMessage.employee_pk == employee.id, OutboxMessage.channel == "in_app", OutboxMessage.status == "sent")
-        .order_by(OutboxMessage.sent_at.desc()).limit(1)).scalar()
-    if message is None:
-        return {"sent_at": None, "items": []}
-    from intranet import targeting
-
-    items = []
-    for post_id in message.post_ids:
-        post = session().get(Post, post_id)
-        if post is not None and targeting.may_see(session(), employee, post, now()):
-            items.append({"id": post.id, "title": post.title, "summary": post.summary, "must_read": post.must_read})
-    return {"sent_at": message.sent_at.isoformat(), "items": items}
+def latest_in_app_digest() -> content.LatestDigestPublic:
+    return content.latest_in_app(session(), current_employee(), now())
 
 
 @api.get("/org/digest-defaults")
+@operation("Organisation digest defaults (comms managers)", response=preferences.DefaultsPublic)
 @require_role("comms")
-def get_org_defaults():  # type: ignore[no-untyped-def]
-    return preferences.org_defaults(session())
+def get_org_defaults() -> preferences.DefaultsPublic:
+    return preferences.DefaultsPublic.model_validate(preferences.org_defaults(session()))
 
 
 @api.put("/org/digest-defaults")
+@operation("Change organisation digest defaults (comms managers)", body=preferences.OrgDefaultsIn,
+           response=preferences.DefaultsPublic, returns="Saved")
 @require_role("comms")
-def put_org_defaults():  # type: ignore[no-untyped-def]
+def put_org_defaults() -> preferences.DefaultsPublic:
     change = preferences.parse(request_json(), preferences.OrgDefaultsIn)
     values = preferences.set_org_defaults(session(), change, by=current_employee(), now=now())  # type: ignore[arg-type]
     session().commit()
-    return values
+    return preferences.DefaultsPublic.model_validate(values)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
+from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intranet.errors import IntranetError, TooManyRequests
@@ -13,6 +15,21 @@ from intranet.web import security_events
 from intranet.web.context import NotSignedIn
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: ``code`` is stable (for programs), ``message`` is for people."""
+
+    code: str
+    message: str
+    #: Which fields were wrong and why, the limit that was passed, ... (depends on the error).
+    details: Any = None
+
+
+class ErrorPublic(BaseModel):
+    """Every API error's body."""
+
+    error: ErrorDetail
 
 
 def _is_api() -> bool:
@@ -23,7 +40,8 @@ def _is_api() -> bool:
 
 def error_response(status: int, code: str, message: str, details: object = None) -> Response | tuple:
     if _is_api():
-        response = jsonify({"error": {"code": code, "message": message, "details": details}})
+        body = ErrorPublic(error=ErrorDetail(code=code, message=message, details=details))
+        response = jsonify(body.model_dump(mode="json"))
         response.status_code = status
         return response
     return render_template("intranet/error.html", status=status, message=message), status

@@ -1,212 +1,224 @@
-"""The OpenAPI 3.1 description of API v1, served at ``/api/v1/openapi.json``.
+"""API v1's operations, declared next to their routes, and the OpenAPI 3.1 document made from them.
 
-Paths are declared as data next to their schemas, so adding an endpoint is adding an entry.
+Each JSON route says what it is with :func:`operation`: a summary, the pydantic model it reads
+(``body``, ``query``), the model it answers with (``response``, ``status``) and any answers of its
+own (``responses``). The route returns an instance of its response model (or ``(model, status)``)
+and :func:`operation` writes it as JSON, so the model is the one description of the shape: it
+drives the response and ``/api/v1/openapi.json`` (built by :func:`document` from the app's URL map
+and ``Model.model_json_schema()``, models under ``components/schemas``).
+
+Adding an endpoint
+------------------
+
+1. Describe what it reads and what it answers as pydantic models next to the service that does
+   the work (``ThingIn`` for input, ``ThingPublic`` for output; times as :data:`intranet.shapes.Time`).
+2. Write the route on an API blueprint (one whose name ends in ``api``, mounted under ``/api/v1``)::
+
+       @bp.put("/posts/<int:post_id>/rating")
+       @operation("Rate a post you can see", body=ratings.RatingIn, response=ratings.RatingPublic,
+                  responses={429: "Over INTRANET_RATINGS_PER_MINUTE"})
+       @require_role("employee")
+       def rate(post_id: int) -> ratings.RatingPublic:
+           ...
+           return ratings.RatingPublic.of(rating)
+
+3. That is all. The path, its parameters (``<int:...>`` is a positive 32-bit id) and the method
+   come from the route; 401 and 403 from :func:`~intranet.web.context.require_role` (``@public``
+   routes have no security); 404 from a path parameter; 400, 413 and 422 from a body.
+   ``tests/test_platform.py`` fails for an API route without an operation, ``tests/test_api_fuzz.py``
+   fuzzes it from the document, and ``tests/test_api_shapes.py`` records its answers' shapes.
+
+:func:`register` (hand-written path dictionaries) is the deprecated way and is kept only until
+the endpoints written with it are declared with :func:`operation`.
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import functools
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from flask import current_app, url_for
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from intranet.db import MAX_ID
 from intranet.web.context import settings
+from intranet.web.errors import ErrorPublic
 
-ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message"],
-    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}
-FEED_ITEM = {"type": "object", "required": ["id", "title", "summary", "topic", "must_read", "published_at", "read",
-                                            "acknowledged"],
-             "properties": {"id": {"type": "integer"}, "title": {"type": "string"}, "summary": {"type": "string"},
-                            "topic": {"type": "string"}, "must_read": {"type": "boolean"},
-                            "published_at": {"type": "string", "format": "date-time"},
-                            "read": {"type": "boolean"}, "acknowledged": {"type": "boolean"},
-                            "why": {"type": "array", "minItems": 1, "items": {"type": "string"},
-                                    "description": "Plain-language reasons for the post's place in your feed"}}}
-POST = {"allOf": [{"$ref": "#/components/schemas/FeedItem"}, {"type": "object", "properties": {
-    "body_html": {"type": "string", "description": "Sanitized HTML"},
-    "expires_at": {"type": ["string", "null"], "format": "date-time"},
-    "ack_deadline": {"type": ["string", "null"], "format": "date-time"},
-    "rating_style": {"enum": ["stars", "thumbs"]},
-    "my_rating": {"anyOf": [{"$ref": "#/components/schemas/Rating"}, {"type": "null"}],
-                  "description": "Your rating of this post, or null"}}}]}
-SEARCH_HIT = {"type": "object", "required": ["id", "title", "summary", "topic", "must_read", "published_at", "snippet"],
-              "properties": {"id": {"type": "integer"}, "title": {"type": "string"}, "summary": {"type": "string"},
-                             "topic": {"type": "string"}, "must_read": {"type": "boolean"},
-                             "published_at": {"type": ["string", "null"], "format": "date-time"},
-                             "snippet": {"type": "string", "description": "Plain text around the first match"}}}
-SEGMENT = {"type": "object", "additionalProperties": False, "properties": {
-    **{k: {"type": "array", "items": {"type": "string"}}
-       for k in ("departments", "divisions", "regions", "countries", "offices", "groups")},
-    "level_min": {"type": "integer", "minimum": 1, "maximum": 10},
-    "level_max": {"type": "integer", "minimum": 1, "maximum": 10}}}
-AUDIENCE = {"type": "object", "additionalProperties": False, "properties": {
-    "all": {"type": "boolean"}, "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}},
-    "exclude": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}},
-    "description": 'Either {"all": true} or one or more segments (OR-ed), minus exclusions. Inside a segment '
-                   "dimensions are AND-ed and values OR-ed; level bounds are inclusive."}
-COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
-PREVIEW = {"type": "object", "required": ["count", "by_department", "by_region", "by_level"], "properties": {
-    "count": {"type": "integer"}, "by_department": COUNTS, "by_region": COUNTS, "by_level": COUNTS}}
+F = TypeVar("F", bound=Callable[..., Any])
+REF = "#/components/schemas/{model}"
+
+#: Ids are positive 32-bit integers (a larger one is a 404, like an id that does not exist).
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+#: For :func:`register` entries: the ``{post_id}`` parameter, and the names their ``$ref`` may use.
+POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": ID}]
+_REGISTERED_NAMES = {"Error": "ErrorPublic", "FeedItem": "FeedItemPublic", "Post": "PostPublic",
+                     "Rating": "RatingPublic", "ManagedPost": "ManagedPostPublic", "Event": "EventIn"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """What one API route reads and answers, for its JSON and for the OpenAPI document."""
+
+    summary: str
+    #: The model a success answers with (``None``: no JSON body).
+    response: type[BaseModel] | None = None
+    #: The status of a success.
+    status: int = 200
+    #: What a success means, for the document (default: the response model's docstring).
+    returns: str = ""
+    #: The JSON body the route reads; ``body_required=False`` when it may be left out.
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    #: The query parameters, one a field of this model.
+    query: type[BaseModel] | None = None
+    #: The route's other answers: ``{status: description}`` (errors answer with :class:`ErrorPublic`),
+    #: or ``{status: (description, model)}``.
+    responses: Mapping[int, str | tuple[str, type[BaseModel] | None]] = dataclasses.field(default_factory=dict)
+    description: str | None = None
+
+
+def operation(summary: str, **fields: Any) -> Callable[[F], F]:
+    """Declare the decorated API view as one operation (see :class:`Operation` for *fields*).
+
+    The view may return a model instance, ``(model, status)`` or ``(model, status, headers)``;
+    models are written as JSON by their field names as the document shows them (aliases).
+    """
+    spec = Operation(summary, **fields)
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def serialized(*args: Any, **kwargs: Any) -> Any:
+            return _serialize(view(*args, **kwargs))
+
+        serialized.operation = spec  # type: ignore[attr-defined]
+        return serialized  # type: ignore[return-value]
+
+    return decorator
+
+
+def _serialize(result: Any) -> Any:
+    if isinstance(result, tuple):
+        return (_serialize(result[0]), *result[1:])
+    if isinstance(result, BaseModel):
+        return current_app.json.response(result.model_dump(mode="json", by_alias=True))
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The document
+# --------------------------------------------------------------------------------------------
+
+#: Hand-written operations from :func:`register`, by path and method (deprecated).
+PATHS: dict[str, dict[str, Any]] = {}
+SCHEMAS: dict[str, Any] = {}
+
+
+def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None) -> None:
+    """Document endpoints with hand-written OpenAPI dictionaries (merged by path and method).
+
+    Deprecated: declare the route with :func:`operation` instead, so its models describe it once.
+    A route that has an operation is documented from it; these entries only fill in the rest.
+    """
+    for path, operations in paths.items():
+        PATHS.setdefault(path, {}).update(operations)
+    SCHEMAS.update(schemas or {})
+
+
+_PARAMETER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+
+
+def _path_parameters(rule: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True,
+             "schema": ID if converter == "int" else {"type": "string"}}
+            for converter, name in _PARAMETER.findall(rule)]
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    out = []
+    for name, field in schema["properties"].items():
+        # An optional parameter is left out, never sent as null: document only its value's type.
+        kinds = [k for k in field.get("anyOf", ()) if k.get("type") != "null"]
+        if len(kinds) == 1:
+            field = {**{k: v for k, v in field.items() if k not in ("anyOf", "default")}, **kinds[0]}
+        field.pop("title", None)
+        description = field.pop("description", None)
+        parameter: dict[str, Any] = {"name": name, "in": "query", "schema": field}
+        if description:
+            parameter["description"] = description
+        if name in required:
+            parameter["required"] = True
+        out.append(parameter)
+    return out
 
 
 def _json(schema: Any) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _ok(description: str, schema: Any = None) -> dict[str, Any]:
-    return {"description": description, **(_json(schema) if schema else {})}
-
-
-ERRORS = {"401": _ok("Not signed in", {"$ref": "#/components/schemas/Error"}),
-          "404": _ok("Missing, or not targeted at you (indistinguishable)", {"$ref": "#/components/schemas/Error"})}
-#: Ids are positive 32-bit integers (a larger one is a 404, like an id that does not exist).
-ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": ID}]
-GROUP_KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}]
-
-PATHS: dict[str, dict[str, Any]] = {
-    "/feed": {"get": {"summary": "Your feed: live posts targeted at you, unacknowledged must-reads first, then "
-                                 "the rest in your ranked order (a cursor pages through the order taken on page one)",
-                      "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string"}}],
-                      "responses": {"200": _ok("A page", {"type": "object", "properties": {
-                          "items": {"type": "array", "items": {"allOf": [
-                              {"$ref": "#/components/schemas/FeedItem"}, {"required": ["why"]}]}},
-                          "next_cursor": {"type": ["string", "null"]}}}), **ERRORS}}},
-    "/search": {"get": {"summary": "Search the live posts targeted at you (every word, prefixes too), best match first",
-                        "parameters": [{"name": "q", "in": "query", "required": True,
-                                        "schema": {"type": "string", "maxLength": 200}},
-                                       {"name": "limit", "in": "query",
-                                        "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}}],
-                        "responses": {"200": _ok("Matches", {"type": "object", "required": ["query", "items"],
-                                                             "properties": {"query": {"type": "string"}, "items": {
-                                                                 "type": "array", "items": SEARCH_HIT}}}),
-                                      **ERRORS}}},
-    "/posts/{post_id}": {"get": {"summary": "A post targeted at you, with its body", "parameters": POST_ID,
-                                 "responses": {"200": _ok("The post", {"$ref": "#/components/schemas/Post"}),
-                                               **ERRORS}}},
-    "/posts/{post_id}/read": {"post": {"summary": "Record that you opened the post", "parameters": POST_ID,
-                                       "responses": {"200": _ok("Recorded"), **ERRORS}}},
-    "/posts/{post_id}/acknowledge": {"post": {"summary": "Acknowledge a must-read post", "parameters": POST_ID,
-                                              "responses": {"200": _ok("Acknowledged"), **ERRORS}}},
-    "/audiences/preview": {"post": {
-        "summary": "Exact audience size and breakdown (people who may write posts)",
-        "requestBody": _json({"type": "object", "required": ["audience"],
-                              "properties": {"audience": {"$ref": "#/components/schemas/Audience"}}}),
-        "responses": {"200": _ok("Headcounts", PREVIEW),
-                      "422": _ok("Invalid audience or unknown value (with suggestions)",
-                                 {"$ref": "#/components/schemas/Error"}), **ERRORS}}},
-    "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _ok("OpenAPI")}}},
-    "/me": {"get": {"summary": "Who you are and your roles", "responses": {"200": _ok("You"), **ERRORS}}},
-    "/groups": {"get": {"summary": "Groups and whether you belong", "responses": {"200": _ok("Groups")}}},
-    "/groups/{key}/join": {"post": {"summary": "Join an open group", "parameters": GROUP_KEY,
-                                    "responses": {"200": _ok("Joined")}}},
-    "/groups/{key}/leave": {"post": {"summary": "Leave an open group", "parameters": GROUP_KEY,
-                                     "responses": {"200": _ok("Left")}}},
-    "/groups/{key}/members": {"put": {"summary": "Set a managed group's members (owners, admins)",
-                                      "parameters": GROUP_KEY,
-                                      "requestBody": _json({"type": "object", "required": ["employee_ids"],
-                                                            "properties": {"employee_ids": {
-                                                                "type": "array", "items": {"type": "string"}}}}),
-                                      "responses": {"200": _ok("Set")}}},
-}
-SCHEMAS: dict[str, Any] = {"Error": ERROR, "FeedItem": FEED_ITEM, "Post": POST, "Segment": SEGMENT,
-                           "Audience": AUDIENCE}
-
-
-MANAGED_POST = {"type": "object", "description": "A post as its authors and comms managers see it",
-                "required": ["id", "status"], "properties": {
-                    "id": {"type": "integer"},
-                    "status": {"enum": ["draft", "in_review", "scheduled", "published", "expired", "unpublished"]},
-                    "audience": {"$ref": "#/components/schemas/Audience"}}}
-EVENT = {"type": "object", "required": ["id", "kind", "occurred_at"], "properties": {
-    "id": {"type": "string", "description": "Client event id; a repeated id is a duplicate"},
-    "post_id": {"anyOf": [ID, {"type": "null"}]},
-    "kind": {"enum": ["impression", "open", "read", "digest_open", "digest_click", "session", "acknowledge"]},
-    "occurred_at": {"type": "string", "format": "date-time"}, "dwell_ms": {"type": ["integer", "null"]},
-    "delivery_id": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]},
-    "surface": {"type": ["string", "null"]}, "position": {"type": ["integer", "null"]}}}
-INGEST = {"type": "object", "properties": {
-    "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
-    "rejected": {"type": "array", "items": {"type": "object", "properties": {
-        "id": {"type": "string"}, "code": {"type": "string"}}}}}}
-SCHEMAS.update(ManagedPost=MANAGED_POST, Event=EVENT)
-MANAGED = {"200": _ok("The post", {"$ref": "#/components/schemas/ManagedPost"}),
-           "403": _ok("You manage this post but may not do this", {"$ref": "#/components/schemas/Error"}),
-           "422": _ok("Invalid input", {"$ref": "#/components/schemas/Error"}), **ERRORS}
-
-
-def _subsystem_paths(components: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Publishing and delivery endpoints, documented from their own request models."""
-    from intranet import posts, preferences
-
-    def body(model: Any) -> dict[str, Any]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        return _json(schema)
-
-    from intranet import groups
-
-    action = lambda summary, model=posts.CommentIn: {"post": {  # noqa: E731
-        "summary": summary, "parameters": POST_ID, "requestBody": body(model), "responses": MANAGED}}
-    return {
-        "/groups": {"post": {"summary": "Create a group (admins)", "requestBody": body(groups.GroupIn),
-                             "responses": {"201": _ok("Created")}}},
-        "/posts": {"post": {"summary": "Create a draft, or publish at once when publish_at is given",
-                            "requestBody": body(posts.PostCreate),
-                            "responses": {"201": _ok("Created", {"$ref": "#/components/schemas/ManagedPost"}),
-                                          **MANAGED}}},
-        "/posts/{post_id}": {"patch": {"summary": "Edit a post you manage", "parameters": POST_ID,
-                                       "requestBody": body(posts.PostUpdate), "responses": MANAGED},
-                             "delete": {"summary": "Remove a draft; unpublish a published post",
-                                        "parameters": POST_ID, "responses": {"204": _ok("Removed"), **MANAGED}}},
-        "/posts/{post_id}/submit": action("Submit a draft for review"),
-        "/posts/{post_id}/approve": action("Approve and publish or schedule", posts.PublishIn),
-        "/posts/{post_id}/request-changes": action("Send back to the author with a comment"),
-        "/posts/{post_id}/publish": action("Publish now or at publish_at", posts.PublishIn),
-        "/posts/{post_id}/unpublish": action("Remove from feeds and future digests"),
-        "/manage/posts": {"get": {"summary": "Posts you manage", "parameters": [
-            {"name": "status", "in": "query", "schema": {"type": "string"}},
-            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of a page"},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
-            "responses": {"200": _ok("A page")}}},
-        "/manage/posts/{post_id}": {"get": {"summary": "A post you manage, with history", "parameters": POST_ID,
-                                            "responses": MANAGED}},
-        "/events": {"post": {"summary": "Record a batch of reading events (CSRF token may be in the body)",
-                             "requestBody": _json({"type": "object", "properties": {
-                                 "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-                                 "csrf_token": {"type": "string"}}}),
-                             "responses": {"200": _ok("Per-event outcome", INGEST), **ERRORS}}},
-        "/me/preferences": {"get": {"summary": "Your delivery preferences", "responses": {"200": _ok("Yours")}},
-                            "put": {"summary": "Change your delivery preferences",
-                                    "requestBody": body(preferences.PreferencesIn),
-                                    "responses": {"200": _ok("Saved"), "422": _ok("Invalid")}}},
-        "/me/digest-schedule": {"get": {"summary": "When your next digests go out, and why",
-                                        "responses": {"200": _ok("Your schedule")}}},
-        "/me/digests/latest": {"get": {"summary": "Your latest digest, as sent",
-                                       "responses": {"200": _ok("The digest items")}}},
-        "/org/digest-defaults": {
-            "get": {"summary": "Organisation digest defaults (comms managers)", "responses": {"200": _ok("Defaults")}},
-            "put": {"summary": "Change organisation digest defaults (comms managers)",
-                    "requestBody": body(preferences.OrgDefaultsIn), "responses": {"200": _ok("Saved")}}},
-        "/posts/{post_id}/attachments": {"post": {
-            "summary": "Upload an image or file (multipart field 'file'); type and size checked",
-            "parameters": POST_ID, "responses": {"201": _ok("Stored"), "413": _ok("Too large"), **MANAGED}}},
-        "/posts/{post_id}/attachments/{attachment_id}": {"delete": {
-            "summary": "Remove an attachment", "parameters": POST_ID + [
-                {"name": "attachment_id", "in": "path", "required": True, "schema": ID}],
-            "responses": {"204": _ok("Removed"), **MANAGED}}},
-    }
-
-
-def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None) -> None:
-    """Let a subsystem document its own endpoints (merged by path and method)."""
-    for path, operations in paths.items():
-        PATHS.setdefault(path, {}).update(operations)
-    SCHEMAS.update(schemas or {})
-
-
 def _error(description: str) -> dict[str, Any]:
-    return _ok(description, {"$ref": "#/components/schemas/Error"})
+    return {"description": description, **_json({"$ref": REF.format(model="ErrorPublic")})}
+
+
+def _describe(model: type[BaseModel] | None) -> str:
+    doc = (model.__doc__ or "").strip() if model is not None else ""
+    return doc.splitlines()[0] if doc else "Done"
+
+
+class _Schemas:
+    """The models the operations name, turned into ``components/schemas`` in one pass."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[tuple[type[BaseModel], str], None] = {(ErrorPublic, "serialization"): None}
+
+    def ref(self, model: type[BaseModel], mode: str) -> dict[str, Any]:
+        """A placeholder for *model*'s schema, filled in by :meth:`resolve`."""
+        self.wanted[(model, mode)] = None
+        return {"__model__": (model, mode)}
+
+    def resolve(self, document: Any, components: dict[str, Any]) -> Any:
+        refs, defs = models_json_schema(list(self.wanted), ref_template=REF)  # type: ignore[arg-type]
+        components.update(defs.get("$defs", {}))
+
+        def fill(node: Any) -> Any:
+            if isinstance(node, dict):
+                if "__model__" in node:
+                    return refs[node["__model__"]]
+                return {key: fill(value) for key, value in node.items()}
+            if isinstance(node, list):
+                return [fill(item) for item in node]
+            return node
+
+        return fill(document)
+
+
+def _documented(spec: Operation, rule: str, public: bool, schemas: _Schemas) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": spec.summary}
+    if spec.description:
+        out["description"] = spec.description
+    parameters = _path_parameters(rule) + (_query_parameters(spec.query) if spec.query else [])
+    if parameters:
+        out["parameters"] = parameters
+    if public:
+        out["security"] = []
+    if spec.body is not None:
+        out["requestBody"] = {"required": spec.body_required, **_json(schemas.ref(spec.body, "validation"))}
+    success: dict[str, Any] = {"description": spec.returns or _describe(spec.response)}
+    if spec.response is not None:
+        success.update(_json(schemas.ref(spec.response, "serialization")))
+    responses = {str(spec.status): success}
+    for status, answer in spec.responses.items():
+        description, model = answer if isinstance(answer, tuple) else (answer, ErrorPublic if status >= 400 else None)
+        responses[str(status)] = {"description": description,
+                                  **(_json(schemas.ref(model, "serialization")) if model else {})}
+        if status == 429:  # Beacon's TooManyRequests always says when to come back
+            responses[str(status)]["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    out["responses"] = responses
+    return out
 
 
 def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
@@ -226,20 +238,42 @@ def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str,
     return {**operation, "responses": {**errors, **operation.get("responses", {})}}
 
 
+def operations() -> dict[str, dict[str, tuple[str, Operation, bool]]]:
+    """This app's declared API operations: ``{path: {method: (rule, operation, public)}}`` (OpenAPI paths)."""
+    base = f"{settings().site.url_prefix}/api/v1"
+    found: dict[str, dict[str, tuple[str, Operation, bool]]] = {}
+    for rule in current_app.url_map.iter_rules():
+        view = current_app.view_functions.get(rule.endpoint)
+        spec = getattr(view, "operation", None)
+        if spec is None or not rule.rule.startswith(base + "/"):
+            continue
+        path = _PARAMETER.sub(r"{\2}", rule.rule[len(base):])
+        public = getattr(view, "intranet_role", "") is None
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.setdefault(path, {})[method.lower()] = (rule.rule, spec, public)
+    return found
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document for this app (server URL includes the configured prefix)."""
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {path: dict(methods) for path, methods in PATHS.items()}
+    for path, methods in operations().items():
+        for method, (rule, spec, public) in methods.items():
+            paths.setdefault(path, {})[method] = _documented(spec, rule, public, schemas)
     components = dict(SCHEMAS)
-    paths: dict[str, dict[str, Any]] = {}
-    for source in (PATHS, _subsystem_paths(components)):
-        for path, operations in source.items():
-            paths.setdefault(path, {}).update(operations)
-    paths = {path: {method: _with_errors(path, method, op) for method, op in operations.items()}
-             for path, operations in paths.items()}
+    paths = schemas.resolve(paths, components)
+    if PATHS:
+        for old, new in _REGISTERED_NAMES.items():
+            if new in components:
+                components.setdefault(old, {"$ref": REF.format(model=new)})
+    paths = {path: {method: _with_errors(path, method, op) for method, op in sorted(methods.items())}
+             for path, methods in sorted(paths.items())}
     cookie = current_app.session_interface.cookie_name(current_app)  # type: ignore[attr-defined]
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{settings().site.org_name} API", "version": "1"},
-        "servers": [{"url": url_for("intranet_api.feed_list").rsplit("/feed", 1)[0]}],
+        "servers": [{"url": url_for("intranet_api.openapi").rsplit("/openapi.json", 1)[0]}],
         "components": {
             "schemas": components,
             "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": cookie},

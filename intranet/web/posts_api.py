@@ -8,6 +8,7 @@ comms managers read what they manage through ``/manage/posts``.
 from __future__ import annotations
 
 from flask import Blueprint, request, url_for
+from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from intranet import attachments, posts
@@ -16,34 +17,40 @@ from intranet.errors import Forbidden, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.openapi import operation
 from intranet.web.publish import receive_upload, upload_dir
 
 bp = Blueprint("intranet_posts_api", __name__)
 
+MANAGED = {403: "You manage this post but may not do this"}
 
-def _post_json(post: Post, *, detail: bool = False) -> dict:
-    employee = current_employee()
+
+class ManageQuery(BaseModel):
+    status: str | None = Field(default=None, description="Only posts in this status")
+    cursor: str | None = Field(default=None, description="next_cursor of a page")
+    limit: int | None = Field(default=None, ge=1, le=200, description="Posts a page (default 50)")
+
+
+def _managed_public(post: Post) -> posts.ManagedPostPublic:
     author = session().get(Employee, post.author_pk) if post.author_pk else None
-    data = posts.post_to_json(post, now(), author=author)
-    data["allowed"] = posts.allowed(session(), employee, post).to_json()
-    if detail:
-        transitions, revisions = posts.history(session(), post)
-        pks = ({t.actor_pk for t in transitions} | {r.edited_by_pk for r in revisions}) - {None}
-        people = {e.id: e for e in session().exec(select(Employee).where(Employee.id.in_(pks))).all()}
-        name = lambda pk: people[pk].display_name if pk in people else None  # noqa: E731
-        data["transitions"] = [{"from": t.from_status, "to": t.to_status, "at": t.at.isoformat(), "by": name(t.actor_pk),
-                                "comment": t.comment, "changes": t.changes} for t in transitions]
-        data["revisions"] = [{"version": r.version, "title": r.title, "summary": r.summary, "topic": r.topic,
-                              "body_html": r.body_html, "edited_at": r.edited_at.isoformat(),
-                              "edited_by": name(r.edited_by_pk)} for r in revisions]
-        data["attachments"] = [_attachment_json(a) for a in attachments.attachments_of(session(), post)]
-    return data
+    return posts.ManagedPostPublic.of(post, now(), author=author,
+                                      allowed=posts.allowed(session(), current_employee(), post))
 
 
-def _attachment_json(attachment: Attachment) -> dict:
-    return {"id": attachment.id, "filename": attachment.filename, "content_type": attachment.content_type,
-            "size_bytes": attachment.size_bytes, "kind": attachment.kind,
-            "url": url_for("intranet_publish.attachment", attachment_id=attachment.id)}
+def _managed_detail(post: Post) -> posts.ManagedPostDetail:
+    author = session().get(Employee, post.author_pk) if post.author_pk else None
+    transitions, revisions = posts.history(session(), post)
+    pks = ({t.actor_pk for t in transitions} | {r.edited_by_pk for r in revisions}) - {None}
+    people = {e.id: e for e in session().exec(select(Employee).where(Employee.id.in_(pks))).all()}
+    return posts.ManagedPostDetail.of_history(
+        post, now(), author=author, allowed=posts.allowed(session(), current_employee(), post),
+        transitions=transitions, revisions=revisions, people=people,  # type: ignore[arg-type]
+        attachments=[_attachment_public(a) for a in attachments.attachments_of(session(), post)])
+
+
+def _attachment_public(attachment: Attachment) -> posts.AttachmentPublic:
+    return posts.AttachmentPublic.of(attachment, url=url_for("intranet_publish.attachment",
+                                                             attachment_id=attachment.id))
 
 
 def _managed(post_id: int) -> Post:
@@ -55,43 +62,50 @@ def _optional_body() -> dict:
 
 
 @bp.post("/posts")
+@operation("Create a draft, or publish at once when publish_at is given", body=posts.PostCreate,
+           response=posts.ManagedPostPublic, status=201, returns="Created", responses=MANAGED)
 @require_role("employee")
-def create():  # type: ignore[no-untyped-def]
+def create() -> tuple[posts.ManagedPostPublic, int]:
     data = validated(posts.PostCreate, json_body())
     post = posts.create_post(session(), data, author=current_employee(), now=now())
     session().commit()
-    return _post_json(post), 201
+    return _managed_public(post), 201
 
 
 @bp.patch("/posts/<int:post_id>")
+@operation("Edit a post you manage", body=posts.PostUpdate, response=posts.ManagedPostPublic, responses=MANAGED)
 @require_role("employee")
-def update(post_id: int):  # type: ignore[no-untyped-def]
+def update(post_id: int) -> posts.ManagedPostPublic:
     post = _managed(post_id)
     data = validated(posts.PostUpdate, json_body())
     posts.update_post(session(), post, data, actor=current_employee(), now=now())
     session().commit()
-    return _post_json(post)
+    return _managed_public(post)
 
 
 @require_role("employee")
-def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
+def act(post_id: int, action: str) -> posts.ManagedPostPublic:
     post = _managed(post_id)
     step = posts.ACTIONS[action]
     data = validated(step.body, json_body() if step.body_required else _optional_body())
     step.move(session(), post, actor=current_employee(), now=now(), **data.model_dump())
     session().commit()
-    return _post_json(post)
+    return _managed_public(post)
 
 
 # POST /posts/<id>/submit, /approve, /request-changes, /publish, /unpublish: one route a move.
-for _name in posts.ACTIONS:
-    bp.add_url_rule(f"/posts/<int:post_id>/{_name}", _name.replace("-", "_"), act, methods=["POST"],
-                    defaults={"action": _name})
+for _name, _step in posts.ACTIONS.items():
+    bp.add_url_rule(f"/posts/<int:post_id>/{_name}", _name.replace("-", "_"),
+                    operation(_step.summary, body=_step.body, body_required=_step.body_required,
+                              response=posts.ManagedPostPublic, responses=MANAGED)(act),
+                    methods=["POST"], defaults={"action": _name})
 
 
 @bp.delete("/posts/<int:post_id>")
+@operation("Remove a draft; unpublish a published post", response=posts.ManagedPostPublic,
+           returns="Unpublished (it had gone out)", responses={204: "Removed", **MANAGED})
 @require_role("employee")
-def delete(post_id: int):  # type: ignore[no-untyped-def]
+def delete(post_id: int) -> posts.ManagedPostPublic | tuple[str, int]:
     post = _managed(post_id)
     files = attachments.files_of(session(), post, upload_dir())
     kept = posts.delete_post(session(), post, actor=current_employee(), now=now())
@@ -99,12 +113,13 @@ def delete(post_id: int):  # type: ignore[no-untyped-def]
     if kept is None:
         attachments.unlink(files)  # only once the rows are gone for good
         return "", 204
-    return _post_json(kept)
+    return _managed_public(kept)
 
 
 @bp.get("/manage/posts")
+@operation("Posts you manage", query=ManageQuery, response=posts.ManagedPostPage)
 @require_role("employee")
-def manage_list():  # type: ignore[no-untyped-def]
+def manage_list() -> posts.ManagedPostPage:
     status = request.args.get("status") or None
     try:
         before = int(request.args["cursor"]) if request.args.get("cursor") else None
@@ -114,28 +129,32 @@ def manage_list():  # type: ignore[no-untyped-def]
     except ValueError:
         raise InvalidInput("cursor and limit are integers (a cursor is a post id).") from None
     rows = posts.manageable_posts(session(), current_employee(), status=status, before_id=before, limit=limit + 1)
-    return {"items": [_post_json(p) for p in rows[:limit]],
-            "next_cursor": str(rows[limit - 1].id) if len(rows) > limit else None}
+    return posts.ManagedPostPage(items=[_managed_public(p) for p in rows[:limit]],
+                                 next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None)
 
 
 @bp.get("/manage/posts/<int:post_id>")
+@operation("A post you manage, with history", response=posts.ManagedPostDetail, responses=MANAGED)
 @require_role("employee")
-def manage_detail(post_id: int):  # type: ignore[no-untyped-def]
-    return _post_json(_managed(post_id), detail=True)
+def manage_detail(post_id: int) -> posts.ManagedPostDetail:
+    return _managed_detail(_managed(post_id))
 
 
 @bp.post("/posts/<int:post_id>/attachments")
+@operation("Upload an image or file (multipart field 'file'); type and size checked",
+           response=posts.AttachmentPublic, status=201, returns="Stored", responses={413: "Too large", **MANAGED})
 @require_role("employee")
-def upload(post_id: int):  # type: ignore[no-untyped-def]
+def upload(post_id: int) -> tuple[posts.AttachmentPublic, int]:
     missing = InvalidInput('Send the file as multipart/form-data in a field named "file".', details={"field": "file"})
     attachment = receive_upload(_managed(post_id), current_employee(), missing=missing)
     session().commit()
-    return _attachment_json(attachment), 201
+    return _attachment_public(attachment), 201
 
 
 @bp.delete("/posts/<int:post_id>/attachments/<int:attachment_id>")
+@operation("Remove an attachment", status=204, returns="Removed", responses=MANAGED)
 @require_role("employee")
-def remove_attachment(post_id: int, attachment_id: int):  # type: ignore[no-untyped-def]
+def remove_attachment(post_id: int, attachment_id: int) -> tuple[str, int]:
     post = _managed(post_id)
     attachment = session().get(Attachment, attachment_id)
     if attachment is None or attachment.post_id != post.id:

@@ -10,9 +10,9 @@ from flask import Blueprint
 from intranet import ratings, targeting, throttle
 from intranet.errors import TooManyRequests, validated
 from intranet.models import Employee
-from intranet.web import openapi
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session, settings
+from intranet.web.openapi import operation
 
 bp = Blueprint("intranet_ratings_api", __name__)
 
@@ -35,51 +35,32 @@ def count_rating_attempt(employee: Employee | None = None) -> None:
                               retry_after=verdict.retry_after)
 
 
+LIMITED = {429: "Over INTRANET_RATINGS_PER_MINUTE; Retry-After says when to try again"}
+
+
 @bp.put("/posts/<int:post_id>/rating")
+@operation("Rate a post you can see (stars or a thumb, as the post's rating_style says); a second rating "
+           "replaces the first", body=ratings.RatingIn, response=ratings.RatingPublic, returns="The stored rating",
+           responses={422: "Invalid, or not the post's rating style", **LIMITED})
 @require_role("employee")
-def rate(post_id: int):  # type: ignore[no-untyped-def]
+def rate(post_id: int) -> ratings.RatingPublic:
     count_rating_attempt()
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     data = validated(ratings.RatingIn, json_body())
     rating = ratings.rate(session(), employee=employee, post=post, rating=data, now=now())
     session().commit()
-    return ratings.to_json(rating)
+    return ratings.RatingPublic.of(rating)
 
 
 @bp.delete("/posts/<int:post_id>/rating")
+@operation("Withdraw your rating of a post (nothing to withdraw is fine)", status=204, returns="Withdrawn",
+           responses=LIMITED)
 @require_role("employee")
-def withdraw(post_id: int):  # type: ignore[no-untyped-def]
+def withdraw(post_id: int) -> tuple[str, int]:
     count_rating_attempt()
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     ratings.withdraw(session(), employee=employee, post=post)
     session().commit()
     return "", 204
-
-
-def _documented() -> None:
-    rating_in = ratings.RatingIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    rating_out = ratings.RatingPublic.model_json_schema(mode="serialization",
-                                                        ref_template="#/components/schemas/{model}")
-    ref = {"$ref": "#/components/schemas/Error"}
-    limited = {"description": "Over INTRANET_RATINGS_PER_MINUTE; Retry-After says when to try again",
-               "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-               "content": {"application/json": {"schema": ref}}}
-    openapi.register({"/posts/{post_id}/rating": {
-        "put": {"summary": "Rate a post you can see (stars or a thumb, as the post's rating_style says); "
-                           "a second rating replaces the first",
-                "parameters": openapi.POST_ID,
-                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/RatingIn"}}}},
-                "responses": {"200": {"description": "The stored rating", "content": {"application/json": {
-                                  "schema": {"$ref": "#/components/schemas/Rating"}}}},
-                              "422": {"description": "Invalid, or not the post's rating style",
-                                      "content": {"application/json": {"schema": ref}}},
-                              "429": limited}},
-        "delete": {"summary": "Withdraw your rating of a post (nothing to withdraw is fine)",
-                   "parameters": openapi.POST_ID,
-                   "responses": {"204": {"description": "Withdrawn"}, "429": limited}}}},
-        {"RatingIn": rating_in, "Rating": rating_out})
-
-
-_documented()
