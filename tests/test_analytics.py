@@ -31,6 +31,12 @@ def org(make_employee):  # type: ignore[no-untyped-def]
     return {"Sales": sales, "Finance": finance, "Legal": legal}
 
 
+def settle(db) -> None:  # type: ignore[no-untyped-def]
+    """Fold queued live batches (the fold job's work) and commit."""
+    rollups.fold_pending(db)
+    db.commit()
+
+
 def _post_json(db, post, k: int = 5) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return queries.post_analytics(db, post, k=k).to_json()
 
@@ -47,7 +53,7 @@ def test_post_figures_match_hand_counts(db, org, make_post, clock):
     for i, person in enumerate(org["Finance"][:3]):     # 3 only see it in the feed
         events.ingest(db, person, [_event(f"i{i}", "impression", post.id, at)], now=clock.now)
     events.ingest(db, org["Finance"][3], [_event("click", "digest_click", post.id, at)], now=clock.now)
-    db.commit()
+    settle(db)
     body = _post_json(db, post)
     assert (body["audience"], body["reached"], body["read"], body["acknowledged"]) == (12, 9, 6, 4)
     # Legal (1 person) is hidden, and Finance with it, so the total minus Sales reveals no small group.
@@ -66,7 +72,7 @@ def test_a_small_group_is_hidden_with_the_next_smallest(db, org, make_post, cloc
     post = make_post()
     events.ingest(db, org["Legal"][0], [_event("a", "open", post.id, clock.now - dt.timedelta(minutes=5))],
                   now=clock.now)
-    db.commit()
+    settle(db)
     body = _post_json(db, post, k=6)
     assert body["read"] == 1
     assert [r["value"] for r in body["by"]["department"]] == ["Sales"]
@@ -83,7 +89,7 @@ def test_a_retried_batch_counts_once(db, org, make_post, clock):
     events.ingest(db, person, batch, now=clock.now)
     result = events.ingest(db, person, batch + [_event("x3", "read", post.id, at + dt.timedelta(minutes=2))],
                            now=clock.now)
-    db.commit()
+    settle(db)
     assert (result.accepted, result.duplicates) == (1, 2)
     day = db.get(AnalyticsPostDay, (post.id, at.date()))
     assert (day.reads, day.readers, day.reached) == (3, 1, 1)
@@ -100,7 +106,7 @@ def test_import_keeps_rollups_and_a_reimport_changes_nothing(db, org, make_post,
         f"{org['Sales'][0].employee_id},{post.id},acknowledge,{day.isoformat()},"]
     for _ in range(2):
         events.import_csv(db, io.StringIO("\n".join(lines) + "\n"), now=clock.now)
-    db.commit()
+    settle(db)
     body = _post_json(db, post)
     assert (body["reached"], body["read"], body["acknowledged"]) == (11, 11, 1)
     assert db.get(AnalyticsPostDay, (post.id, day.date())).reads == 11
@@ -116,7 +122,7 @@ def test_reading_hours_count_reads_and_distinct_readers_in_local_time(db, org, m
                   now=clock.now)
     for i, person in enumerate(org["Finance"]):
         events.ingest(db, person, [_event(f"f{i}", "read", post.id, at)], now=clock.now)
-    db.commit()
+    settle(db)
     start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 24)
     local = queries.reading_hours(db, zone="local", start=start, end=end, k=5).to_json()
     assert local["cells"] == [{"weekday": 0, "hour": 8, "reads": 7, "readers": 6},
@@ -135,7 +141,7 @@ def test_distinct_readers_over_a_window_count_each_person_once_whatever_the_orde
     for at in days:
         events.import_csv(db, io.StringIO("\n".join(lines + [f"{person.employee_id},{post.id},read,{at.isoformat()},"])
                                           + "\n"), now=clock.now)
-    db.commit()
+    settle(db)
     pairs = [(d, p) for d, p in db.execute(select(AnalyticsHourReaders.day, AnalyticsHourReaders.prev_day).where(
         AnalyticsHourReaders.zone == "UTC", AnalyticsHourReaders.readers == 1))]
     assert sorted(pairs) == [(dt.date(2026, 11, 2), rollups.NO_DAY), (dt.date(2026, 11, 9), dt.date(2026, 11, 2)),
@@ -154,7 +160,7 @@ def test_reading_hours_in_an_untracked_zone_agree_with_a_tracked_one(db, org, ma
     at = dt.datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
     for i, person in enumerate(org["Sales"]):
         events.ingest(db, person, [_event(f"s{i}", "read", post.id, at)], now=clock.now)
-    db.commit()
+    settle(db)
     cells = queries.reading_hours(db, zone="Asia/Kolkata", start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 24),
                                   k=5).to_json()["cells"]
     assert cells == [{"weekday": 0, "hour": 13, "reads": 6, "readers": 6}]
@@ -225,7 +231,7 @@ def test_a_delivered_digest_reaches_the_posts_it_carried(db, org, make_post, clo
                   channel="email")
     events.ingest(db, person, [_event("d1", "read", post.id, clock.now + dt.timedelta(hours=1))],
                   now=clock.now + dt.timedelta(hours=1))
-    db.commit()
+    settle(db)
     body = _post_json(db, post, k=1)
     assert (body["reached"], body["read"]) == (1, 1)
     assert db.scalar(select(EngagementEvent.id).where(EngagementEvent.kind == "digest_sent")) is not None
@@ -239,10 +245,10 @@ def test_erasing_a_person_deletes_their_markers_and_keeps_the_counts(db, org, ma
     post = make_post()
     person = org["Sales"][0]
     events.ingest(db, person, [_event("z", "read", post.id, clock.now - dt.timedelta(minutes=3))], now=clock.now)
-    db.commit()
+    settle(db)
     before = _post_json(db, post, k=1)
     lifecycle.erase(db, person, clock.now)
-    db.commit()
+    settle(db)
     assert db.scalar(select(AnalyticsPostPerson.post_id).where(AnalyticsPostPerson.employee_pk == person.id)) is None
     assert db.scalar(select(AnalyticsReaderCell.day).where(AnalyticsReaderCell.employee_pk == person.id)) is None
     after = _post_json(db, post, k=1)
