@@ -66,7 +66,7 @@ def export(session: Session, employee: Employee, *, now: dt.datetime, org_timezo
         "exported_at": _iso(now),
         "profile": {**_row(employee, PROFILE_FIELDS), "created_at": _iso(employee.created_at),
                     "roles": [r for r in ROLES if getattr(employee, people.ROLE_COLUMNS[r])]},
-        "preferences": preferences.for_employee(session, employee).to_json(),
+        "preferences": preferences.PreferencesPublic.of(preferences.for_employee(session, employee)).model_dump(mode="json"),
         "events": [_row(e, EVENT_FIELDS) for e in events],
         "post_states": [{"post_id": s.post_id, "read_at": _iso(s.read_at), "acknowledged_at": _iso(s.acknowledged_at)}
                         for s in states],

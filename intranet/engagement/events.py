@@ -246,10 +246,9 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
         pending = kept
 
     stored: list[tuple[Any, ...]] = []
-    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY, inserted=stored,
-                                                 returning=("id",))
+    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY, inserted=stored)
     result.duplicates += len(pending) - result.accepted
-    rollups.queue(session, [event_id for (event_id,) in stored])
+    rollups.fold(session, pending, {employee.id: employee}, org_timezone=org_timezone, stored=stored)
     return result
 
 

@@ -44,6 +44,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.delivery:api", True),
     ("intranet.web.delivery:pages", False),
     ("intranet.web.analytics_api", True),
+    ("intranet.web.dashboards", False),
 )
 
 
@@ -61,6 +62,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_groups.index", "Groups"),
     NavItem("intranet_publish.index", "Publishing", "contributor"),
     NavItem("intranet_delivery.preferences_page", "Digest"),
+    NavItem("intranet_dashboards.organisation", "Dashboards", "comms"),
     NavItem("intranet_admin.digest_defaults", "Organisation", "comms", ("intranet_admin.digest_defaults",)),
     NavItem("intranet_admin.roles_page", "People", "admin", ("intranet_admin.roles_page",)),
     NavItem("intranet_directory_admin.index", "Directory", "admin"),

@@ -6,7 +6,7 @@ Beacon owns every path, also applies it app-wide (``create_app``).
 """
 from __future__ import annotations
 
-from flask import Response, g, request, session
+from flask import Response, g, make_response, request, session
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -22,6 +22,16 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 #: Beacon's static files: the same for everyone, so caches may keep them (mounted or not).
 STATIC_ENDPOINT = "intranet.static"
+#: The dashboards' policy: the same, except that inline styles are allowed (plotly.js sets ``style``
+#: attributes to place tooltips, legends and drag layers). Scripts stay at ``'self'``.
+CHART_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def with_chart_styles(response: Response) -> Response:
+    """*response* with the dashboards' policy (call it only for pages that draw plotly charts)."""
+    response = make_response(response)
+    response.headers["Content-Security-Policy"] = CHART_CONTENT_SECURITY_POLICY
+    return response
 
 
 def _signed_in() -> bool:

@@ -10,7 +10,16 @@
   "use strict";
 
   // Fixed here, not taken from the figure JSON, so a figure cannot turn on links or editing.
-  var CONFIG = { displaylogo: false, responsive: true };
+  // No "Share chart" button: it would send the data to Plotly's cloud. The camera button downloads
+  // the chart as a PNG, named after the chart.
+  function config(id) {
+    return {
+      displaylogo: false, responsive: true, showLink: false, showSendToCloud: false,
+      showEditInChartStudio: false, plotlyServerURL: "", displayModeBar: true,
+      modeBarButtonsToRemove: ["select2d", "lasso2d"],
+      toImageButtonOptions: { format: "png", filename: "beacon-" + id.replace(/^chart-/, ""), scale: 2 }
+    };
+  }
 
   function render(block) {
     var id = block.getAttribute("data-target") || "";
@@ -27,7 +36,7 @@
       return;
     }
     block.setAttribute("data-rendered", "");
-    window.Plotly.newPlot(target, figure.data || [], figure.layout || {}, CONFIG).catch(function (error) {
+    window.Plotly.newPlot(target, figure.data || [], figure.layout || {}, config(id)).catch(function (error) {
       console.error("Beacon charts: plotly could not draw #%s: %s", id, error);
     });
   }

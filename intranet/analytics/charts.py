@@ -1,0 +1,247 @@
+"""Every dashboard chart, built with plotly on the server: the only module that imports plotly.
+
+A chart is data: :class:`Chart` carries the figure as plotly JSON (``fig.to_json()``, template
+``"none"``, drawn in the browser by ``static/intranet/js/charts.js`` with the strict plotly.js
+bundle) and the table behind it, which is what its CSV download contains. Both are built from the
+same rows, which have already passed the minimum-group rule in the query services: a group that
+is hidden there is absent here, from the bars, the hover text, the JSON and the CSV alike.
+
+Text from data (department names, topics, post titles) is HTML-escaped before it goes into a
+figure: plotly.js reads a few tags in labels (``<a href>``, ``<b>``, ``<br>``) and shows entities
+as the characters they stand for, so an escaped label is displayed as typed and never becomes
+markup. :func:`embed` makes the JSON safe inside ``<script type="application/json">``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from markupsafe import Markup
+
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DIMENSION_LABELS = {"department": "Department", "region": "Region", "level": "Level"}
+COLORS = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    """One chart: its figure (plotly JSON text) and the table its CSV download holds."""
+
+    key: str
+    title: str
+    figure: str
+    header: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    #: Said under the chart: what the minimum-group rule left out, or why there is nothing to show.
+    note: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows
+
+
+def text(value: Any) -> str:
+    """A label from data, escaped for plotly (shown as typed, never read as markup)."""
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def group_label(dimension: str, value: Any) -> str:
+    """How a group is named in a chart: ``Level 3``, ``Sales``; ``Not known`` for a missing value."""
+    if value is None or value == "":
+        return "Not known"
+    return f"Level {value}" if dimension == "level" else str(value)
+
+
+def _figure(data: Sequence[Any], title: str, **layout: Any) -> str:
+    fig = go.Figure(data=list(data))
+    # The title sits below the toolbar (top right), so the two never overlap.
+    fig.update_layout(template="none", title={"text": text(title), "x": 0, "xref": "paper", "y": 0.9, "yanchor": "top",
+                                              "yref": "container"}, margin={"l": 60, "r": 20, "t": 75, "b": 50},
+                      font={"family": "system-ui, sans-serif", "size": 13}, colorway=list(COLORS),
+                      separators=".,", **layout)
+    return fig.to_json()
+
+
+def _hidden_note(hidden_rows: int, k: int, what: str = "groups") -> str:
+    if not hidden_rows:
+        return ""
+    return (f"{hidden_rows} {what} {'is' if hidden_rows == 1 else 'are'} not shown: each has fewer than {k} people, "
+            f"or showing it would let someone work out a group that small.")
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+# --------------------------------------------------------------------------------------------
+# One post
+# --------------------------------------------------------------------------------------------
+
+
+def funnel(post: Any, *, must_read: bool, k: int) -> Chart:
+    """Audience vs reached vs read (vs acknowledged, for a must-read) of one post.
+
+    :param post: a :class:`intranet.analytics.queries.PostAnalytics`. Reached and read below *k*
+        people are not shown (the audience is an exact headcount, acknowledgement a disclosed act).
+    """
+    stages = [("Audience", post.audience, False), ("Reached", post.reached, True), ("Read", post.read, True)]
+    if must_read:
+        stages.append(("Acknowledged", post.acknowledged, False))
+    shown = [(name, n) for name, n, private in stages if not (private and 0 < n < k)]
+    hidden = len(stages) - len(shown)
+    data = [go.Funnel(y=[name for name, _ in shown], x=[n for _, n in shown], textinfo="value+percent initial",
+                      hovertemplate="%{y}: %{x} people<extra></extra>")]
+    rows = [(name, n, _rate(n, post.audience)) for name, n in shown]
+    return Chart("funnel", "Who it reached", _figure(data, "Who it reached"), ("stage", "people", "share_of_audience"),
+                 rows, f"Stages with fewer than {k} people are not shown." if hidden else "")
+
+
+def by_dimension(post: Any, dimension: str, *, k: int) -> Chart:
+    """Read rate (read / audience) of one post by department, region or level, with the counts in the hover."""
+    groups = list(post.by.get(dimension, []))
+    label = DIMENSION_LABELS[dimension]
+    names = [text(group_label(dimension, g.value)) for g in groups]
+    rates = [_rate(g.read, g.audience) for g in groups]
+    custom = [[g.audience, g.reached, g.read] for g in groups]
+    data = [go.Bar(x=names, y=rates, customdata=custom, marker={"color": COLORS[0]},
+                   hovertemplate="%{x}<br>Read rate %{y:.0%}<br>Audience %{customdata[0]}, reached %{customdata[1]}, "
+                                 "read %{customdata[2]}<extra></extra>")]
+    figure = _figure(data, f"Read rate by {label.lower()}", yaxis={"tickformat": ".0%", "rangemode": "tozero"},
+                     xaxis={"type": "category"})
+    rows = [(group_label(dimension, g.value), g.audience, g.reached, g.read, _rate(g.read, g.audience)) for g in groups]
+    note = "" if groups else f"No {label.lower()} has {k} or more people to show."
+    return Chart(f"by-{dimension}", f"Read rate by {label.lower()}", figure,
+                 (dimension, "audience", "reached", "read", "read_rate"), rows, note)
+
+
+def readership(readership: Any, *, k: int) -> Chart:
+    """Read rate over the days since publishing (cumulative, in steps of at least *k* readers).
+
+    :param readership: an :class:`intranet.analytics.post_detail.Readership`.
+    """
+    steps = readership.steps
+    audience = readership.audience
+    # The curve starts from nobody at publishing (a fact, not reading data).
+    xs = ([0] if steps else []) + [s.days_since_publishing for s in steps]
+    rates = ([0.0] if steps else []) + [_rate(s.readers, audience) for s in steps]
+    custom = ([["publishing", 0]] if steps else []) + [[s.day.isoformat(), s.readers] for s in steps]
+    data = [go.Scatter(x=xs, y=rates, mode="lines+markers", line={"shape": "hv"}, customdata=custom,
+                       hovertemplate="Day %{x} (%{customdata[0]})<br>%{customdata[1]} readers, %{y:.0%} of the "
+                                     "audience<extra></extra>")]
+    figure = _figure(data, "Read rate since publishing", yaxis={"tickformat": ".0%", "rangemode": "tozero"},
+                     xaxis={"title": {"text": "Days since publishing"}, "rangemode": "tozero"})
+    rows = [(s.day, s.days_since_publishing, s.readers, _rate(s.readers, audience)) for s in steps]
+    note = f"Fewer than {k} people have read it: the curve is not shown." if readership.hidden_readers else ""
+    return Chart("readership", "Read rate since publishing", figure,
+                 ("day", "days_since_publishing", "readers", "read_rate"), rows, note)
+
+
+def ratings(distribution: Any, *, k: int) -> Chart:
+    """How people rated one post (stars 1-5, or thumbs), shown once at least *k* people rated."""
+    labels = [("★" * int(label)) if distribution.style == "stars" else ("👍" if label == "up" else "👎")
+              for label, _ in distribution.counts]
+    counts = [n for _, n in distribution.counts]
+    data = [go.Bar(x=labels, y=counts, marker={"color": COLORS[2]}, hovertemplate="%{x}: %{y} people<extra></extra>")]
+    figure = _figure(data, "Ratings", xaxis={"type": "category"}, yaxis={"rangemode": "tozero"})
+    note = f"Fewer than {k} people rated it: the ratings are not shown." if distribution.hidden else (
+        "" if distribution.counts else "Nobody has rated it yet.")
+    return Chart("ratings", "Ratings", figure, ("rating", "people"), list(distribution.counts), note)
+
+
+# --------------------------------------------------------------------------------------------
+# The organisation
+# --------------------------------------------------------------------------------------------
+
+
+def reading_hours(hours: Any, *, k: int) -> Chart:
+    """Reads by weekday x hour as a heatmap (cells read by fewer than *k* people are blank).
+
+    :param hours: a :class:`intranet.analytics.queries.ReadingHours`.
+    """
+    z: list[list[int | None]] = [[None] * 24 for _ in range(7)]
+    custom: list[list[int | None]] = [[None] * 24 for _ in range(7)]
+    for cell in hours.cells:
+        z[cell.weekday][cell.hour] = cell.reads
+        custom[cell.weekday][cell.hour] = cell.readers
+    zone = "each reader's local time" if hours.zone == "local" else text(hours.zone)
+    data = [go.Heatmap(z=z, x=[f"{h:02d}:00" for h in range(24)], y=list(DAY_NAMES), customdata=custom,
+                       colorscale="Blues", hoverongaps=False, colorbar={"title": {"text": "Reads"}},
+                       hovertemplate="%{y} %{x}<br>%{z} reads by %{customdata} people<extra></extra>")]
+    figure = _figure(data, f"When people read ({zone})", yaxis={"autorange": "reversed", "type": "category"},
+                     xaxis={"type": "category"})
+    rows = [(DAY_NAMES[c.weekday], c.hour, c.reads, c.readers) for c in hours.cells]
+    note = (f"Hours read by fewer than {k} people are blank. Times are "
+            + ("each reader's own local time." if hours.zone == "local" else f"in {hours.zone}."))
+    return Chart("reading-hours", "When people read", figure, ("weekday", "hour", "reads", "readers"), rows, note)
+
+
+def coverage(data: dict[str, Any]) -> Chart:
+    """Directory health: the share of active employees with each attribute the dashboards group by.
+
+    :param data: :func:`intranet.directory.queries.coverage` (exact headcounts: directory facts).
+    """
+    names = [("department", "Department"), ("region", "Region"), ("level", "Level"), ("timezone", "Time zone")]
+    shares = [data[name]["share"] for name, _ in names]
+    counts = [data[name]["count"] for name, _ in names]
+    bars = [go.Bar(x=[label for _, label in names], y=shares, customdata=counts, marker={"color": COLORS[1]},
+                   hovertemplate="%{x}: %{customdata} people (%{y:.0%})<extra></extra>")]
+    figure = _figure(bars, f"Attribute coverage of {data['active']} active employees",
+                     yaxis={"tickformat": ".0%", "range": [0, 1]}, xaxis={"type": "category"})
+    rows = [(label, data[name]["count"], data["active"], round(data[name]["share"], 4)) for name, label in names]
+    note = ("People without an attribute are counted as 'Not known' in every chart grouped by it; "
+            "fill the gaps in the directory to make those charts useful.")
+    return Chart("coverage", "Directory health", figure, ("attribute", "employees_with_it", "active_employees", "share"),
+                 rows, note)
+
+
+def lines(key: str, title: str, series: Iterable[tuple[str, Sequence[Any], Sequence[float | None],
+                                                      Sequence[Sequence[Any]]]], *,
+          header: tuple[str, ...], rows: list[tuple[Any, ...]], y_title: str = "", percent: bool = True,
+          hover: str = "%{fullData.name}<br>%{x}: %{y:.0%}<extra></extra>", note: str = "") -> Chart:
+    """A line per series ``(name, x, y, customdata)``: read rates over time, by group or by arm."""
+    data = [go.Scatter(x=list(x), y=list(y), name=text(name), mode="lines+markers", customdata=[list(c) for c in custom],
+                       hovertemplate=hover) for name, x, y, custom in series]
+    figure = _figure(data, title, yaxis={"tickformat": ".0%" if percent else "", "rangemode": "tozero",
+                                         "title": {"text": y_title}}, hovermode="closest")
+    return Chart(key, title, figure, header, rows, note)
+
+
+def bars(key: str, title: str, categories: Sequence[Any], series: Iterable[tuple[str, Sequence[float | None],
+                                                                                 Sequence[Sequence[Any]]]], *,
+         header: tuple[str, ...], rows: list[tuple[Any, ...]], percent: bool = True, hover: str | None = None,
+         note: str = "", error: Sequence[Sequence[float | None]] | None = None) -> Chart:
+    """Grouped bars: one bar per series ``(name, y, customdata)`` in each category (optional error bars)."""
+    data = []
+    for i, (name, y, custom) in enumerate(series):
+        bar: dict[str, Any] = {}
+        if error is not None:
+            bar["error_y"] = {"type": "data", "array": list(error[i]), "visible": True}
+        data.append(go.Bar(x=[text(c) for c in categories], y=list(y), name=text(name),
+                           customdata=[list(c) for c in custom],
+                           hovertemplate=hover or "%{fullData.name}<br>%{x}: %{y:.0%}<extra></extra>", **bar))
+    figure = _figure(data, title, barmode="group", xaxis={"type": "category"},
+                     yaxis={"tickformat": ".0%" if percent else "", "rangemode": "tozero"})
+    return Chart(key, title, figure, header, rows, note)
+
+
+# --------------------------------------------------------------------------------------------
+# In the page
+# --------------------------------------------------------------------------------------------
+
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027",
+                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def embed(figure: str) -> Markup:
+    """Figure JSON made safe inside ``<script type="application/json">``.
+
+    ``<``, ``>``, ``&`` and ``'`` only occur inside JSON strings, where their ``\\uXXXX`` escapes
+    mean the same characters, so no text from data can close the script element (``</script>``)
+    or open a comment, and JSON.parse returns exactly the figure.
+    """
+    json.loads(figure)  # refuse anything that is not JSON
+    return Markup(figure.translate(_JSON_ESCAPES))

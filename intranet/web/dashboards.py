@@ -1,0 +1,221 @@
+"""Engagement dashboards for comms managers and admins: the organisation, one post, directory health.
+
+Handlers are thin: parse the filters, ask the analytics services (every answer has passed the
+minimum-group rule there), turn the answers into charts (:mod:`intranet.analytics.charts`) and
+render them, or send one chart's table as CSV. Pages carry the figures as JSON blocks that
+``static/intranet/js/charts.js`` draws; they need no inline script. Plotly.js positions its
+tooltips and drag layers with ``style`` attributes, so these pages (and only these) relax the
+Content-Security-Policy to ``style-src 'self' 'unsafe-inline'``; scripts stay at ``'self'``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+from sqlmodel import select
+
+from intranet import csv_export, targeting, zones
+from intranet.analytics import charts, post_detail, queries, rollups
+from intranet.directory import queries as directory_queries
+from intranet.errors import InvalidInput, NotFound
+from intranet.models import Employee, Post
+from intranet.web import security
+from intranet.web.context import current_employee, now, require_role, session, settings
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("intranet_dashboards", __name__)
+
+
+@bp.app_template_filter("beacon_chart_json")
+def chart_json(figure: str) -> Any:
+    """A figure's JSON, safe inside ``<script type="application/json">`` (see :func:`charts.embed`)."""
+    return charts.embed(figure)
+
+#: The longest window a dashboard answers (the raw events behind it are kept 13 months by default).
+MAX_DAYS = 3660
+DEFAULT_DAYS = 28
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """The dashboard's filters, parsed from the query string (absent ones are None)."""
+
+    start: dt.date
+    end: dt.date
+    zone: str
+    topic: str | None = None
+    author: Employee | None = None
+    department: str | None = None
+    region: str | None = None
+    level: int | None = None
+
+    def args(self) -> dict[str, str]:
+        """The query string that gives these filters again (for CSV links and the form)."""
+        values = {"from": self.start.isoformat(), "to": self.end.isoformat(), "zone": self.zone, "topic": self.topic,
+                  "author": self.author.employee_id if self.author else None, "department": self.department,
+                  "region": self.region, "level": None if self.level is None else str(self.level)}
+        return {k: v for k, v in values.items() if v}
+
+
+def _day(name: str, default: dt.date) -> dt.date:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"“{raw[:20]}” is not a date: use the date picker (for example 2026-11-24).",
+                           details={"field": name}) from None
+
+
+def _choice(name: str, known: set[str]) -> str | None:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    if raw not in known:
+        raise InvalidInput(f"Choose the {name} from the list.", details={"field": name})
+    return raw
+
+
+def parse_filters() -> Filters:
+    """The filters of this request.
+
+    :raise InvalidInput: for a value that is not one of the choices, or a window that is upside down.
+    """
+    db = session()
+    today = now().date()
+    end = _day("to", today)
+    start = _day("from", end - dt.timedelta(days=DEFAULT_DAYS - 1))
+    if start > end or (end - start).days > MAX_DAYS:
+        raise InvalidInput("The start must be on or before the end, at most ten years apart.", details={"field": "from"})
+    raw_zone = (request.args.get("zone") or rollups.LOCAL).strip()
+    zone = raw_zone if raw_zone == rollups.LOCAL else zones.parse_zone(raw_zone, field="zone")
+    author = None
+    if request.args.get("author"):
+        author = db.exec(_author_query().where(Employee.employee_id == request.args["author"])).first()
+        if author is None:
+            raise InvalidInput("Choose the author from the list.", details={"field": "author"})
+    level = _choice("level", {str(n) for n in range(1, 11)})
+    return Filters(start=start, end=end, zone=zone, topic=_choice("topic", _topics()), author=author,
+                   department=_choice("department", targeting.known_values(db, "department")),
+                   region=_choice("region", targeting.known_values(db, "region")),
+                   level=None if level is None else int(level))
+
+
+def _author_query() -> Any:
+    return select(Employee).where(Employee.id.in_(select(Post.author_pk).where(Post.published_at.is_not(None))))
+
+
+def _topics() -> set[str]:
+    return set(session().exec(select(Post.topic).where(Post.published_at.is_not(None)).distinct()).all())
+
+
+def _choices() -> dict[str, Any]:
+    db = session()
+    return {"topics": sorted(_topics()), "authors": sorted(db.exec(_author_query()).all(), key=lambda e: e.display_name),
+            "departments": sorted(targeting.known_values(db, "department")),
+            "regions": sorted(targeting.known_values(db, "region")), "levels": list(range(1, 11)),
+            "zone_choices": zones.choices()}
+
+
+def _k() -> int:
+    return settings().analytics.min_group  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------------
+# The charts of each page
+# --------------------------------------------------------------------------------------------
+
+
+def organisation_charts(filters: Filters) -> list[charts.Chart]:
+    """The organisation's charts under *filters*."""
+    db, k = session(), _k()
+    hours = queries.reading_hours(db, zone=filters.zone, start=filters.start, end=filters.end, k=k,
+                                  org_timezone=settings().site.org_timezone)
+    return [charts.reading_hours(hours, k=k), charts.coverage(directory_queries.coverage(db))]
+
+
+def post_charts(post: Post) -> list[charts.Chart]:
+    """One post's charts."""
+    db, k = session(), _k()
+    answer = queries.post_analytics(db, post, k=k)
+    return [charts.funnel(answer, must_read=post.must_read, k=k),
+            charts.readership(post_detail.readership(db, post, audience=answer.audience, k=k), k=k),
+            charts.ratings(post_detail.rating_distribution(db, post, k=k), k=k),
+            *(charts.by_dimension(answer, dimension, k=k) for dimension in rollups.DIMENSIONS)]
+
+
+def _published_post_or_404(post_id: int) -> Post:
+    post = session().get(Post, post_id)
+    if post is None or post.published_at is None:
+        raise NotFound("No published post has this number.")
+    return post
+
+
+def _chart_csv(found: list[charts.Chart], key: str, filename: str) -> Response:
+    chart = next((c for c in found if c.key == key), None)
+    if chart is None:
+        abort(404)
+    body = csv_export.to_csv(chart.header, chart.rows)
+    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def dashboard_page(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a dashboard page: its responses allow inline styles (plotly.js positions with them)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        response = view(*args, **kwargs)
+        return security.with_chart_styles(response)
+
+    return wrapped
+
+
+# --------------------------------------------------------------------------------------------
+# Routes
+# --------------------------------------------------------------------------------------------
+
+
+@bp.get("/analytics")
+@require_role("comms")
+@dashboard_page
+def organisation():  # type: ignore[no-untyped-def]
+    filters = parse_filters()
+    found = organisation_charts(filters)
+    recent = post_detail.published_posts(session(), start=filters.start, end=filters.end, topic=filters.topic,
+                                         author_pk=filters.author.id if filters.author else None)
+    logger.info("Analytics: %s opened the organisation dashboard", current_employee().employee_id)
+    return render_template("intranet/analytics/organisation.html", employee=current_employee(), charts=found,
+                           filters=filters, args=filters.args(), posts=recent, k=_k(), **_choices())
+
+
+@bp.get("/analytics/charts/<key>.csv")
+@require_role("comms")
+def organisation_csv(key: str):  # type: ignore[no-untyped-def]
+    filters = parse_filters()
+    return _chart_csv(organisation_charts(filters), key, f"beacon-{key}-{filters.start}-{filters.end}.csv")
+
+
+@bp.get("/analytics/posts/<int:post_id>")
+@require_role("comms")
+@dashboard_page
+def post(post_id: int):  # type: ignore[no-untyped-def]
+    item = _published_post_or_404(post_id)
+    logger.info("Analytics: %s opened the dashboard of post %s", current_employee().employee_id, item.id)
+    return render_template("intranet/analytics/post.html", employee=current_employee(), post=item,
+                           charts=post_charts(item), k=_k(),
+                           author=session().get(Employee, item.author_pk) if item.author_pk else None)
+
+
+@bp.get("/analytics/posts/<int:post_id>/charts/<key>.csv")
+@require_role("comms")
+def post_csv(post_id: int, key: str):  # type: ignore[no-untyped-def]
+    item = _published_post_or_404(post_id)
+    return _chart_csv(post_charts(item), key, f"beacon-post-{item.id}-{key}.csv")
+

@@ -1,0 +1,183 @@
+"""Engagement dashboards: pages for comms managers and admins, charts that hide small groups everywhere,
+CSV downloads that are formula-safe, figure JSON that no label can break out of."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from pathlib import Path
+
+import plotly.offline
+import pytest
+
+from intranet.analytics import charts, post_detail
+from tests.conftest import NOW
+from tests.dashboard_support import figures, organisation, rate_by, read_by
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _csv(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_employees_get_403_and_no_link(client_for, make_employee, make_post):
+    """An employee (or a contributor) is refused every dashboard page and CSV, and has no link to them."""
+    post = make_post()
+    for person in (make_employee(), make_employee(is_contributor=True)):
+        client = client_for(person)
+        for url in ("/analytics", f"/analytics/posts/{post.id}", "/analytics/charts/reading-hours.csv",
+                    f"/analytics/posts/{post.id}/charts/funnel.csv"):
+            assert client.get(url).status_code == 403, url
+        assert 'href="/analytics"' not in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["is_comms", "is_admin"])
+def test_comms_managers_and_admins_see_every_chart(role, client_for, make_employee, make_post, db):
+    """The organisation page and the post page carry a figure per chart, a CSV link each, and the nav link."""
+    org = organisation(make_employee, make_post, db)
+    client = client_for(make_employee(**{role: True}))
+    assert 'href="/analytics"' in client.get("/").get_data(as_text=True)
+    page = client.get("/analytics").get_data(as_text=True)
+    assert {"reading-hours", "coverage"} <= set(figures(page))
+    assert f'href="/analytics/posts/{org["post"].id}"' in page
+    post_page = client.get(f"/analytics/posts/{org['post'].id}").get_data(as_text=True)
+    shown = figures(post_page)
+    assert {"funnel", "readership", "ratings", "by-department", "by-region", "by-level"} <= set(shown)
+    for key in shown:
+        assert f'href="/analytics/posts/{org["post"].id}/charts/{key}.csv"' in post_page
+
+
+def test_post_charts_and_their_csv_agree(client_for, make_employee, make_post, db):
+    """The funnel counts audience, reached and read; the CSV holds the same numbers as the figure."""
+    org = organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True, department="Comms"))
+    post = org["post"]
+    funnel = figures(client.get(f"/analytics/posts/{post.id}").get_data(as_text=True))["funnel"]
+    assert funnel["data"][0]["y"] == ["Audience", "Reached", "Read"]
+    audience = 6 + 2 + 5 + 1  # everyone, the viewer included
+    assert funnel["data"][0]["x"] == [audience, 8, 8]
+    rows = _csv(client.get(f"/analytics/posts/{post.id}/charts/funnel.csv"))
+    assert [(r["stage"], int(r["people"])) for r in rows] == [("Audience", audience), ("Reached", 8), ("Read", 8)]
+    stars = _csv(client.get(f"/analytics/posts/{post.id}/charts/ratings.csv"))
+    assert [(r["rating"], r["people"]) for r in stars] == [("1", "0"), ("2", "0"), ("3", "0"), ("4", "5"), ("5", "0")]
+
+
+def test_small_groups_are_hidden_in_the_figure_its_hover_and_the_csv(client_for, make_employee, make_post, db):
+    """Legal (2 readers) is absent from the page, the figure JSON and the CSV; Finance is hidden with it, so
+    the total minus the shown rows cannot reveal Legal; Sales is shown."""
+    org = organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True))
+    post = org["post"]
+    page = client.get(f"/analytics/posts/{post.id}").get_data(as_text=True)
+    assert "Legal" not in page and "Finance<" not in page
+    by_department = figures(page)["by-department"]
+    assert by_department["data"][0]["x"] == ["Sales"]
+    rows = _csv(client.get(f"/analytics/posts/{post.id}/charts/by-department.csv"))
+    assert [r["department"] for r in rows] == ["Sales"]
+
+
+def test_few_ratings_and_few_readers_are_not_shown(client_for, make_employee, make_post, db):
+    """Four ratings (fewer than five people): no distribution; three readers: no curve, no read count."""
+    readers = [make_employee() for _ in range(3)]
+    post = make_post()
+    read_by(db, readers, post)
+    rate_by(db, readers, post, 5)
+    client = client_for(make_employee(is_comms=True))
+    page = client.get(f"/analytics/posts/{post.id}").get_data(as_text=True)
+    shown = figures(page)
+    assert "ratings" not in shown and "readership" not in shown
+    assert "Fewer than 5 people rated it" in page and "Fewer than 5 people have read it" in page
+    assert shown["funnel"]["data"][0]["y"] == ["Audience"]
+    assert _csv(client.get(f"/analytics/posts/{post.id}/charts/ratings.csv")) == []
+
+
+def test_labels_cannot_break_out_of_the_json_or_become_markup(client_for, make_employee, make_post, db):
+    """A department named like a closing script tag stays inside its JSON block, escaped for plotly."""
+    evil = "</script><script>alert(1)</script><a href='javascript:x'>"
+    org = organisation(make_employee, make_post, db, department=evil)
+    client = client_for(make_employee(is_comms=True))
+    page = client.get(f"/analytics/posts/{org['post'].id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in page and "javascript:x'" not in page
+    shown = figures(page)
+    assert shown["by-department"]["data"][0]["x"] == [
+        "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;a href='javascript:x'&gt;"]
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralized(client_for, make_employee, make_post, db):
+    """A department starting with = is exported with a leading ' (and the page still shows it as typed)."""
+    org = organisation(make_employee, make_post, db, department="=HYPERLINK(\"http://x\")")
+    client = client_for(make_employee(is_comms=True))
+    rows = _csv(client.get(f"/analytics/posts/{org['post'].id}/charts/by-department.csv"))
+    assert [r["department"] for r in rows] == ["'=HYPERLINK(\"http://x\")"]
+
+
+def test_reading_hours_follow_the_zone_filter(client_for, make_employee, make_post, db):
+    """Eight people in Berlin reading at 08:30 UTC on a Tuesday: Tuesday 08:00 in UTC, 17:00 in Tokyo, 09:00
+    in their own local time."""
+    readers = [make_employee(timezone="Europe/Berlin") for _ in range(8)]
+    post = make_post()
+    read_by(db, readers, post, at=dt.datetime(2026, 11, 24, 8, 30, tzinfo=dt.timezone.utc))
+    client = client_for(make_employee(is_comms=True))
+    for zone, hour in (("UTC", 8), ("Asia/Tokyo", 17), ("local", 9)):
+        rows = _csv(client.get(f"/analytics/charts/reading-hours.csv?zone={zone}&from=2026-11-20&to=2026-11-24"))
+        assert [(r["weekday"], int(r["hour"]), int(r["readers"])) for r in rows] == [("Tuesday", hour, 8)], zone
+
+
+def test_bad_filters_are_refused_with_the_reason(client_for, make_employee):
+    """An unknown department, a bad date, an upside-down window or a made-up zone is a 422 page."""
+    client = client_for(make_employee(is_comms=True))
+    for query in ("department=Nowhere", "from=yesterday", "from=2026-11-24&to=2026-11-01", "zone=Mars/Base"):
+        response = client.get(f"/analytics?{query}")
+        assert response.status_code == 422, query
+
+
+def test_filters_narrow_the_list_of_posts(client_for, make_employee, make_post):
+    """Topic and date range choose the posts listed."""
+    make_post(title="Canteen menu", topic="Facilities")
+    make_post(title="Sales kick-off", topic="Sales")
+    make_post(title="Old news", topic="Sales", published_at=NOW - dt.timedelta(days=60))
+    client = client_for(make_employee(is_comms=True))
+    listed = client.get("/analytics?topic=Sales").get_data(as_text=True).split('id="dashboard-posts"')[1]
+    assert "Sales kick-off" in listed and "Canteen menu" not in listed and "Old news" not in listed
+
+
+def test_only_dashboard_pages_allow_inline_styles(client_for, make_employee, make_post):
+    """Dashboards relax style-src for plotly.js; every other page keeps the strict policy; no page allows eval."""
+    post = make_post()
+    client = client_for(make_employee(is_admin=True))
+    for url in ("/analytics", f"/analytics/posts/{post.id}"):
+        policy = client.get(url).headers["Content-Security-Policy"]
+        assert "style-src 'self' 'unsafe-inline'" in policy and "script-src 'self';" in policy
+        assert "unsafe-eval" not in policy
+    for url in ("/", "/preferences", "/admin/people"):
+        policy = client.get(url).headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_the_vendored_plotly_js_is_the_version_the_python_package_bundles():
+    """Figures are built by the Python package and drawn by the vendored strict bundle: same plotly.js."""
+    head = (ROOT / "static/intranet/vendor/plotly-strict.min.js").read_text(encoding="utf-8")[:300]
+    found = re.search(r"plotly\.js \(strict - minified\) v(\d+\.\d+\.\d+)", head)
+    assert found and found.group(1) == plotly.offline.get_plotlyjs_version()
+
+
+def test_reading_curve_steps_each_add_at_least_k_people():
+    """Days are merged until they add k readers; a remainder joins the last step; under k readers, nothing."""
+    day = dt.date(2026, 11, 1)
+    daily = [(day + dt.timedelta(days=i), n) for i, n in enumerate([3, 1, 2, 6, 1])]
+    points, hidden = post_detail.k_steps(daily, 5)
+    assert points == [(day + dt.timedelta(days=2), 6), (day + dt.timedelta(days=4), 13)] and hidden == 0
+    assert post_detail.k_steps([(day, 4)], 5) == ([], 4)
+
+
+def test_embedded_json_round_trips_and_escapes_html_characters():
+    """embed() leaves the JSON's meaning alone but writes <, >, & and ' as \\u escapes."""
+    figure = json.dumps({"label": "</script> & 'x'"})
+    embedded = str(charts.embed(figure))
+    assert "<" not in embedded and ">" not in embedded and "&" not in embedded and "'" not in embedded
+    assert json.loads(embedded) == json.loads(figure)
