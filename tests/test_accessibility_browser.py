@@ -87,6 +87,8 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("people", org.admin, "/admin/people"),
         ("erase", org.admin, f"/admin/people/{org.employee.employee_id}/erase"),
         ("acknowledgements", org.comms, f"/publish/posts/{org.post_id}/acks"),
+        ("dashboards", org.comms, "/analytics"),
+        ("post-dashboard", org.comms, f"/analytics/posts/{org.post_id}"),
         ("directory", org.admin, "/admin/directory/"),
         ("directory-run", org.admin, f"/admin/directory/runs/{org.run_id}"),
         ("quarantine", org.admin, "/admin/directory/quarantine"),
@@ -96,7 +98,8 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
 
 #: GET routes that are not pages a person reads: downloads, and the sign-in hand-offs.
 NOT_PAGES = {"intranet.static", "intranet_publish.attachment", "intranet_entra.start", "intranet_entra.callback",
-             "intranet_acknowledgements.export", "intranet_my_data.download"}
+             "intranet_acknowledgements.export", "intranet_my_data.download", "intranet_dashboards.organisation_csv",
+             "intranet_dashboards.post_csv"}
 
 
 def test_every_page_route_is_checked(app: Any, org: Org) -> None:
