@@ -181,7 +181,8 @@ BULK_ROWS = 500
 
 
 def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]],
-                               conflict: Sequence[str], *, inserted: list[tuple[Any, ...]] | None = None) -> int:
+                               conflict: Sequence[str], *, inserted: list[tuple[Any, ...]] | None = None,
+                               returning: Sequence[str] = ()) -> int:
     """Insert *rows* with one multi-row ``INSERT ... ON CONFLICT (conflict) DO NOTHING``; return how many were new.
 
     The lean sibling of :func:`insert_new` for hot paths that need only the count: the statement
@@ -196,7 +197,7 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
     dialect = session.get_bind().dialect
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if marker is None:  # a driver with named/numeric placeholders: the general path
-        new = insert_new(session, table, rows, conflict, conflict)
+        new = insert_new(session, table, rows, conflict, returning or conflict)
         if inserted is not None:
             inserted.extend(new)
         return len(new)
@@ -207,7 +208,7 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
     connection = session.connection()
     head, tail = _insert_text(table, dialect, columns, tuple(conflict))
     if inserted is not None:
-        tail += " RETURNING " + ", ".join(dialect.identifier_preparer.quote(c) for c in conflict)
+        tail += " RETURNING " + ", ".join(dialect.identifier_preparer.quote(c) for c in returning or conflict)
     row_marks = "(" + ", ".join([marker] * len(columns)) + ")"
     count = 0
     # A value shared by every row (a batch's receipt time) is processed once, not once per row.

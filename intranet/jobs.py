@@ -110,6 +110,9 @@ def periodic_job_definitions() -> list[Job]:
             "it down and tell them).", misfire_grace_time=6 * 3600),
         Job("digests-purge", "intranet.delivery.sending:purge_job", 24 * hour,
             "Forget digest slots and outbox rows older than 30 days.", misfire_grace_time=6 * 3600),
+        # Live events are queued by the ingest and folded here in bulk (analytics answers fold first too).
+        Job("analytics-fold", "intranet.analytics.rollups:fold_job", minute,
+            "Fold newly ingested reading events into the analytics rollups."),
         # Batches commit one by one, so a large first purge never holds a long write lock.
         Job("events-purge", "intranet.engagement.retention:purge_job", 24 * hour,
             "Delete raw reading events older than the retention period (rollups keep the aggregates).",

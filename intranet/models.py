@@ -798,6 +798,19 @@ class FatigueNotice(Base, table=True):
 STAGE_REACHED, STAGE_READ, STAGE_ACKNOWLEDGED = 1, 2, 3
 
 
+class AnalyticsPending(Base, table=True):
+    """Events stored by one live ingest batch and not yet folded into the rollups (ids, comma-separated).
+
+    Written in the ingest's own transaction, so the fold job sees exactly the committed batches,
+    and claimed by deleting the row, so two folders never count one batch twice.
+    """
+
+    __tablename__ = "intranet_analytics_pending"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_ids: str = Field(sa_type=Text)
+
+
 class AnalyticsPostPerson(Base, table=True):
     """That one person reached, read or acknowledged one post, first at ``first_at`` (counted once)."""
 

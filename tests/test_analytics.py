@@ -2,6 +2,7 @@
 figures; the analytics API's shapes, roles and the minimum-group rule."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 from typing import Any
@@ -31,6 +32,12 @@ def org(make_employee):  # type: ignore[no-untyped-def]
     return {"Sales": sales, "Finance": finance, "Legal": legal}
 
 
+def settle(db) -> None:  # type: ignore[no-untyped-def]
+    """Fold queued live batches (the fold job's work) and commit."""
+    rollups.fold_pending(db)
+    db.commit()
+
+
 def _post_json(db, post, k: int = 5) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return queries.post_analytics(db, post, k=k).to_json()
 
@@ -47,7 +54,7 @@ def test_post_figures_match_hand_counts(db, org, make_post, clock):
     for i, person in enumerate(org["Finance"][:3]):     # 3 only see it in the feed
         events.ingest(db, person, [_event(f"i{i}", "impression", post.id, at)], now=clock.now)
     events.ingest(db, org["Finance"][3], [_event("click", "digest_click", post.id, at)], now=clock.now)
-    db.commit()
+    settle(db)
     body = _post_json(db, post)
     assert (body["audience"], body["reached"], body["read"], body["acknowledged"]) == (12, 9, 6, 4)
     # Legal (1 person) is hidden, and Finance with it, so the total minus Sales reveals no small group.
@@ -66,7 +73,7 @@ def test_a_small_group_is_hidden_with_the_next_smallest(db, org, make_post, cloc
     post = make_post()
     events.ingest(db, org["Legal"][0], [_event("a", "open", post.id, clock.now - dt.timedelta(minutes=5))],
                   now=clock.now)
-    db.commit()
+    settle(db)
     body = _post_json(db, post, k=6)
     assert body["read"] == 1
     assert [r["value"] for r in body["by"]["department"]] == ["Sales"]
@@ -83,7 +90,7 @@ def test_a_retried_batch_counts_once(db, org, make_post, clock):
     events.ingest(db, person, batch, now=clock.now)
     result = events.ingest(db, person, batch + [_event("x3", "read", post.id, at + dt.timedelta(minutes=2))],
                            now=clock.now)
-    db.commit()
+    settle(db)
     assert (result.accepted, result.duplicates) == (1, 2)
     day = db.get(AnalyticsPostDay, (post.id, at.date()))
     assert (day.reads, day.readers, day.reached) == (3, 1, 1)
@@ -100,7 +107,7 @@ def test_import_keeps_rollups_and_a_reimport_changes_nothing(db, org, make_post,
         f"{org['Sales'][0].employee_id},{post.id},acknowledge,{day.isoformat()},"]
     for _ in range(2):
         events.import_csv(db, io.StringIO("\n".join(lines) + "\n"), now=clock.now)
-    db.commit()
+    settle(db)
     body = _post_json(db, post)
     assert (body["reached"], body["read"], body["acknowledged"]) == (11, 11, 1)
     assert db.get(AnalyticsPostDay, (post.id, day.date())).reads == 11
@@ -116,7 +123,7 @@ def test_reading_hours_count_reads_and_distinct_readers_in_local_time(db, org, m
                   now=clock.now)
     for i, person in enumerate(org["Finance"]):
         events.ingest(db, person, [_event(f"f{i}", "read", post.id, at)], now=clock.now)
-    db.commit()
+    settle(db)
     start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 24)
     local = queries.reading_hours(db, zone="local", start=start, end=end, k=5).to_json()
     assert local["cells"] == [{"weekday": 0, "hour": 8, "reads": 7, "readers": 6},
@@ -135,7 +142,7 @@ def test_distinct_readers_over_a_window_count_each_person_once_whatever_the_orde
     for at in days:
         events.import_csv(db, io.StringIO("\n".join(lines + [f"{person.employee_id},{post.id},read,{at.isoformat()},"])
                                           + "\n"), now=clock.now)
-    db.commit()
+    settle(db)
     pairs = [(d, p) for d, p in db.execute(select(AnalyticsHourReaders.day, AnalyticsHourReaders.prev_day).where(
         AnalyticsHourReaders.zone == "UTC", AnalyticsHourReaders.readers == 1))]
     assert sorted(pairs) == [(dt.date(2026, 11, 2), rollups.NO_DAY), (dt.date(2026, 11, 9), dt.date(2026, 11, 2)),
@@ -154,7 +161,7 @@ def test_reading_hours_in_an_untracked_zone_agree_with_a_tracked_one(db, org, ma
     at = dt.datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
     for i, person in enumerate(org["Sales"]):
         events.ingest(db, person, [_event(f"s{i}", "read", post.id, at)], now=clock.now)
-    db.commit()
+    settle(db)
     cells = queries.reading_hours(db, zone="Asia/Kolkata", start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 24),
                                   k=5).to_json()["cells"]
     assert cells == [{"weekday": 0, "hour": 13, "reads": 6, "readers": 6}]
@@ -225,7 +232,7 @@ def test_a_delivered_digest_reaches_the_posts_it_carried(db, org, make_post, clo
                   channel="email")
     events.ingest(db, person, [_event("d1", "read", post.id, clock.now + dt.timedelta(hours=1))],
                   now=clock.now + dt.timedelta(hours=1))
-    db.commit()
+    settle(db)
     body = _post_json(db, post, k=1)
     assert (body["reached"], body["read"]) == (1, 1)
     assert db.scalar(select(EngagementEvent.id).where(EngagementEvent.kind == "digest_sent")) is not None
@@ -239,11 +246,138 @@ def test_erasing_a_person_deletes_their_markers_and_keeps_the_counts(db, org, ma
     post = make_post()
     person = org["Sales"][0]
     events.ingest(db, person, [_event("z", "read", post.id, clock.now - dt.timedelta(minutes=3))], now=clock.now)
-    db.commit()
+    settle(db)
     before = _post_json(db, post, k=1)
     lifecycle.erase(db, person, clock.now)
-    db.commit()
+    settle(db)
     assert db.scalar(select(AnalyticsPostPerson.post_id).where(AnalyticsPostPerson.employee_pk == person.id)) is None
     assert db.scalar(select(AnalyticsReaderCell.day).where(AnalyticsReaderCell.employee_pk == person.id)) is None
     after = _post_json(db, post, k=1)
     assert (after["reached"], after["read"]) == (before["reached"], before["read"]) == (1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Organisation charts
+# --------------------------------------------------------------------------------------------
+
+
+def _send(db, person, posts, *, at, basis="personal", channel="email", kind="digest"):  # type: ignore[no-untyped-def]
+    """A sent message carrying *posts* to *person*, recorded as the sender records it."""
+    from intranet.models import Digest, DigestItem, OutboxMessage
+
+    digest = Digest(employee_pk=person.id, local_date=at.date(), ordinal=0 if kind == "digest" else 100,
+                    due_at=at, expires_at=at + dt.timedelta(hours=12), timezone="UTC", local_hour=at.hour,
+                    basis=basis, kind=kind)
+    db.add(digest)
+    db.flush()
+    db.add_all(DigestItem(employee_pk=person.id, post_id=p.id, round=0, digest_id=digest.id) for p in posts)
+    message = OutboxMessage(digest_id=digest.id, employee_pk=person.id, channel=channel, status="sent",
+                            next_attempt_at=at, expires_at=at, message_id=f"<{digest.id}@x>",
+                            post_ids=[p.id for p in posts], sent_at=at)
+    db.add(message)
+    db.flush()
+    events.record(db, person, "digest_sent", at=at, client_id=f"outbox-{message.id}", delivery_id=message.id,
+                  channel=channel)
+    return message
+
+
+def test_read_rate_by_department_sums_people_per_post_and_week(db, org, make_post, clock):
+    """Two posts in one week: Sales reached 6+6 and read 4+6; Finance reached 5, read none."""
+    first, second = make_post(), make_post()
+    at = clock.now - dt.timedelta(minutes=20)
+    for i, person in enumerate(org["Sales"]):
+        batch = [_event(f"b{i}", "open", second.id, at)]
+        batch.append(_event(f"a{i}", "read" if i < 4 else "impression", first.id, at))
+        events.ingest(db, person, batch, now=clock.now)
+    for i, person in enumerate(org["Finance"]):
+        events.ingest(db, person, [_event(f"f{i}", "impression", first.id, at)], now=clock.now)
+    settle(db)
+    window = queries.Filters(start=clock.now.date() - dt.timedelta(days=7), end=clock.now.date())
+    series = queries.read_rate_by_group(db, dimension="department", filters=window, k=5).to_json()
+    week = (clock.now.date() - dt.timedelta(days=clock.now.weekday())).isoformat()
+    assert series == {"rows": [{"period": week, "value": "Sales", "reached": 12, "read": 10, "rate": 0.8333},
+                               {"period": week, "value": "Finance", "reached": 5, "read": 0, "rate": 0.0}],
+                      "hidden_rows": 0}
+    assert queries.read_rate_by_group(db, dimension="department", filters=window, k=6).to_json()["rows"] == []
+    narrowed = dataclasses.replace(window, department="Finance")
+    assert queries.read_rate_by_group(db, dimension="department", filters=narrowed, k=6).to_json() == {
+        "hidden": True, "hidden_people": 5, "min_group": 6}
+    elsewhere = dataclasses.replace(window, topic="Elsewhere")
+    assert queries.read_rate_by_group(db, dimension="department", filters=elsewhere, k=5).rows == []
+
+
+def test_topic_engagement_and_the_post_timeline(db, org, make_post, clock):
+    """Topic rows sum posts; a post's timeline counts first readers per day and a running total."""
+    news, people_post = make_post(topic="News"), make_post(topic="People")
+    day1 = clock.now - dt.timedelta(days=1, hours=1)
+    for i, person in enumerate(org["Sales"]):
+        at = day1 if i < 3 else clock.now - dt.timedelta(minutes=5)
+        events.ingest(db, person, [_event(f"n{i}", "read", news.id, at), _event(f"m{i}", "read", news.id, at)],
+                      now=clock.now)
+    events.ingest(db, org["Legal"][0], [_event("p", "read", people_post.id, day1)], now=clock.now)
+    settle(db)
+    window = queries.Filters(start=clock.now.date() - dt.timedelta(days=3), end=clock.now.date())
+    topics = queries.topic_engagement(db, filters=window, k=5).to_json()
+    assert topics == {"rows": [{"topic": "News", "posts": 1, "reached": 6, "read": 6, "reads": 12, "rate": 1.0}],
+                      "hidden_rows": 1}
+    timeline = queries.post_timeline(db, news, k=5).to_json()
+    assert timeline["rows"] == [{"day": day1.date().isoformat(), "reads": 6, "new_readers": 3, "readers": 3},
+                                {"day": clock.now.date().isoformat(), "reads": 6, "new_readers": 3, "readers": 6}]
+    assert queries.post_timeline(db, people_post, k=5).to_json() == {"hidden": True, "hidden_people": 1,
+                                                                      "min_group": 5}
+
+
+def test_digest_performance_and_the_learned_timing_lift(db, org, make_post, clock):
+    """Six personalised and five control emails: opened, read within 2 h and 24 h, counted per arm."""
+    post = make_post()
+    sent_at = clock.now - dt.timedelta(hours=30)
+    people = org["Sales"] + org["Finance"]
+    messages = [_send(db, p, [post], at=sent_at, basis="personal" if i < 6 else "control")
+                for i, p in enumerate(people)]
+    # Personalised: 4 read within 1 h, 1 at 5 h, 1 at 26 h (too late); control: 1 within 1 h, 1 at 5 h.
+    delays = [1, 1, 1, 1, 5, 26, 1, 5, None, None, None]
+    lines = ["employee_id,post_id,kind,occurred_at,dwell_ms"]
+    for person, delay in zip(people, delays):
+        if delay is not None:
+            lines.append(f"{person.employee_id},{post.id},read,{(sent_at + dt.timedelta(hours=delay)).isoformat()},")
+    events.import_csv(db, io.StringIO("\n".join(lines) + "\n"), now=clock.now)
+    for person, message in zip(people[:3], messages[:3]):
+        events.record(db, person, "digest_open", at=sent_at + dt.timedelta(minutes=30), client_id=f"open-{message.id}",
+                      delivery_id=message.id, channel="email")
+    settle(db)
+    day = sent_at.date()
+    perf = queries.digest_performance(db, start=day, end=day, k=5).to_json()
+    assert perf == {"rows": [{"channel": "email", "sent": 11, "opened": 3, "read_2h": 5, "read_24h": 7}],
+                    "hidden_rows": 0}
+    lift = queries.learned_timing_lift(db, start=day, end=day, k=5).to_json()
+    assert lift["personalised"] == {"sent": 6, "read_24h": 5} and lift["control"] == {"sent": 5, "read_24h": 2}
+    assert lift["difference"] == pytest.approx(5 / 6 - 2 / 5, abs=1e-6)
+    low, high = lift["ci95"]
+    assert low < lift["difference"] < high
+    assert queries.learned_timing_lift(db, start=day, end=day, k=6).to_json()["hidden"] is True
+
+
+def test_acknowledgement_progress_lists_must_reads_with_audience_and_acknowledged(db, org, make_post, clock):
+    """A must-read for everyone (12) with 3 acknowledgements; a must-read for Legal (1) is left out."""
+    everyone = make_post(must_read=True, title="Policy")
+    legal = make_post(must_read=True, title="Legal only", audience={"segments": [{"departments": ["Legal"]}]})
+    make_post(title="Not a must-read")
+    for person in org["Sales"][:3]:
+        feed.acknowledge(db, person, everyone, now=clock.now)
+    feed.acknowledge(db, org["Legal"][0], legal, now=clock.now)
+    settle(db)
+    window = queries.Filters(start=clock.now.date() - dt.timedelta(days=1), end=clock.now.date())
+    progress = queries.acknowledgement_progress(db, filters=window, k=5).to_json()
+    assert progress == {"rows": [{"post_id": everyone.id, "title": "Policy", "audience": 12, "acknowledged": 3,
+                                  "ack_deadline": None}], "hidden_rows": 1}
+
+
+def test_folding_a_queue_twice_counts_once(db, org, make_post, clock):
+    """A second fold finds nothing queued: the first claimed every batch."""
+    post = make_post()
+    events.ingest(db, org["Sales"][0], [_event("q", "read", post.id, clock.now - dt.timedelta(minutes=1))],
+                  now=clock.now)
+    assert rollups.fold_pending(db) == 1
+    assert rollups.fold_pending(db) == 0
+    db.commit()
+    assert _post_json(db, post, k=1)["read"] == 1

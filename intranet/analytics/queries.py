@@ -1,4 +1,4 @@
-"""Per-post and reading-hour analytics, answered from the rollups and passed through the privacy rule.
+"""Analytics answers (one post, reading hours, the organisation) from the rollups, through the privacy rule.
 
 Every function takes a session, plain values and the minimum group size ``k``, reads rollup
 tables (never groups raw events, except :func:`reading_hours` for a zone that is not tracked)
@@ -19,7 +19,15 @@ from sqlmodel import Session
 
 from intranet import targeting
 from intranet.analytics import privacy, rollups
-from intranet.models import AnalyticsHourReaders, AnalyticsHourReads, AnalyticsPostGroup, EngagementEvent, Post
+from intranet.models import (
+    AnalyticsDeliveryDay,
+    AnalyticsHourReaders,
+    AnalyticsHourReads,
+    AnalyticsPostDay,
+    AnalyticsPostGroup,
+    EngagementEvent,
+    Post,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -183,3 +191,275 @@ def _untracked_hours(session: Session, zone: str, start: dt.date, end: dt.date) 
         reads[cell] += 1
         people[cell].add(employee_pk)
     return {cell: (n, len(people[cell])) for cell, n in reads.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The organisation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """What an organisation chart is narrowed to: posts published between two days (inclusive, UTC),
+    of a topic, by an author; and one department, region or level (for that dimension's rows)."""
+
+    start: dt.date
+    end: dt.date
+    topic: str | None = None
+    author_pk: int | None = None
+    department: str | None = None
+    region: str | None = None
+    level: int | None = None
+
+    def post_clauses(self) -> list[Any]:
+        lo = dt.datetime.combine(self.start, dt.time(), dt.timezone.utc)
+        hi = dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+        clauses = [Post.published_at >= lo, Post.published_at < hi]
+        if self.topic is not None:
+            clauses.append(Post.topic == self.topic)
+        if self.author_pk is not None:
+            clauses.append(Post.author_pk == self.author_pk)
+        return clauses
+
+    def value_of(self, dimension: str) -> str | None:
+        """The stored group value this filter keeps in *dimension* (None: every group)."""
+        value = getattr(self, dimension)
+        return None if value is None else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class RateRow:
+    """People reached and reading among the posts published in one period, for one group."""
+
+    period: dt.date
+    value: str | int | None
+    reached: int
+    read: int
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.reached if self.reached else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"period": self.period.isoformat(), "value": self.value, "reached": self.reached, "read": self.read,
+                "rate": round(self.rate, 4)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """Rows of a chart, with what the minimum-group rule left out (counts only, never which)."""
+
+    rows: list[Any]
+    hidden_rows: int = 0
+    hidden: privacy.Hidden | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.hidden is not None:
+            return self.hidden.to_json()
+        return {"rows": [r.to_json() for r in self.rows], "hidden_rows": self.hidden_rows}
+
+
+def _week(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def read_rate_by_group(session: Session, *, dimension: str, filters: Filters, k: int) -> Series:
+    """Read rate (people reading / people reached, summed over posts) per week of publishing and group.
+
+    Counted per post and summed, so a person reached by three posts counts three times. A row's
+    size for the rule is its largest single post's reach in that group (a lower bound of the
+    distinct people behind it); each week's rows are protected against differencing together.
+    """
+    if dimension not in rollups.DIMENSIONS:
+        raise ValueError(f"dimension must be one of {rollups.DIMENSIONS}")
+    g = AnalyticsPostGroup
+    query = (select(Post.published_at, g.value, g.reached, g.read).join(Post, Post.id == g.post_id)
+             .where(g.dimension == dimension, *filters.post_clauses()))
+    wanted = filters.value_of(dimension)
+    if wanted is not None:
+        query = query.where(g.value == wanted)
+    sums: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for published_at, value, reached, read in session.execute(query):
+        row = sums[(_week(published_at.astimezone(dt.timezone.utc).date()), value)]
+        row[0] += reached
+        row[1] += read
+        row[2] = max(row[2], reached)
+    rows = [(RateRow(period=period, value=_shown_value(dimension, value), reached=r[0], read=r[1]), r[2])
+            for (period, value), r in sorted(sums.items(), key=lambda kv: (kv[0][0], -kv[1][0], kv[0][1]))]
+    if wanted is not None:
+        guard = privacy.guard_population(max((size for _, size in rows), default=0), k=k)
+        if guard is not None:
+            return Series(rows=[], hidden=guard)
+    kept = privacy.keep_groups_by(rows, partition=lambda pair: pair[0].period, size=lambda pair: pair[1], k=k)
+    return Series(rows=[row for row, _ in kept.rows], hidden_rows=kept.hidden_rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicRow:
+    topic: str
+    posts: int
+    reached: int
+    read: int
+    reads: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "rate": round(self.read / self.reached, 4) if self.reached else 0.0}
+
+
+def topic_engagement(session: Session, *, filters: Filters, k: int) -> Series:
+    """Per topic, over the posts published in the window: posts, people reached and reading
+    (summed over posts), and read events. Topics whose largest post reached fewer than *k* people
+    are left out."""
+    g, d = AnalyticsPostGroup, AnalyticsPostDay
+    per_post = {post_id: (topic, reached, read) for post_id, topic, reached, read in session.execute(
+        select(Post.id, Post.topic, func.sum(g.reached), func.sum(g.read)).join(g, g.post_id == Post.id)
+        .where(g.dimension == "department", *filters.post_clauses()).group_by(Post.id, Post.topic))}
+    reads = dict(session.execute(select(d.post_id, func.sum(d.reads)).join(Post, Post.id == d.post_id)
+                                 .where(*filters.post_clauses()).group_by(d.post_id)).all())
+    topics: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for post_id, (topic, reached, read) in per_post.items():
+        t = topics[topic]
+        t[0] += 1
+        t[1] += int(reached)
+        t[2] += int(read)
+        t[3] += int(reads.get(post_id, 0))
+        t[4] = max(t[4], int(reached))
+    rows = [(TopicRow(topic=name, posts=t[0], reached=t[1], read=t[2], reads=t[3]), t[4])
+            for name, t in sorted(topics.items(), key=lambda kv: (-kv[1][2], kv[0]))]
+    kept = [row for row, size in rows if size >= k]
+    return Series(rows=kept, hidden_rows=len(rows) - len(kept))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryRow:
+    channel: str
+    sent: int
+    opened: int
+    read_2h: int
+    read_24h: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def digest_performance(session: Session, *, start: dt.date, end: dt.date, k: int) -> Series:
+    """Per channel, messages sent between two days (UTC): sent, opened, and read within 2 h and 24 h
+    (a post the message carried opened or read by its recipient). Channels with fewer than *k*
+    messages are left out."""
+    dd = AnalyticsDeliveryDay
+    rows = [DeliveryRow(channel=channel, sent=int(s), opened=int(o), read_2h=int(r2), read_24h=int(r24))
+            for channel, s, o, r2, r24 in session.execute(
+                select(dd.channel, func.sum(dd.sent), func.sum(dd.opened), func.sum(dd.read_2h), func.sum(dd.read_24h))
+                .where(dd.day >= start, dd.day <= end).group_by(dd.channel).order_by(dd.channel))]
+    kept = [r for r in rows if r.sent >= k]
+    return Series(rows=kept, hidden_rows=len(rows) - len(kept))
+
+
+@dataclasses.dataclass(frozen=True)
+class AckRow:
+    post_id: int
+    title: str
+    audience: int
+    acknowledged: int
+    ack_deadline: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"post_id": self.post_id, "title": self.title, "audience": self.audience,
+                "acknowledged": self.acknowledged,
+                "ack_deadline": self.ack_deadline.isoformat() if self.ack_deadline else None}
+
+
+def acknowledgement_progress(session: Session, *, filters: Filters, k: int) -> Series:
+    """Must-read posts published in the window: their audience now and how many acknowledged.
+
+    Acknowledging is a named act (authors may list who did), but a must-read for fewer than *k*
+    people is still left out here, like every other small group.
+    """
+    g = AnalyticsPostGroup
+    acked = dict(session.execute(select(g.post_id, func.sum(g.acknowledged)).join(Post, Post.id == g.post_id)
+                                 .where(g.dimension == "department", Post.must_read.is_(True), *filters.post_clauses())
+                                 .group_by(g.post_id)).all())
+    posts = session.execute(select(Post).where(Post.must_read.is_(True), *filters.post_clauses())
+                            .order_by(Post.published_at.desc(), Post.id.desc())).scalars().all()
+    rows = [AckRow(post_id=p.id, title=p.title, audience=_audience_breakdown(session, p)["count"],
+                   acknowledged=int(acked.get(p.id, 0)), ack_deadline=p.ack_deadline) for p in posts]
+    kept = [r for r in rows if max(r.audience, r.acknowledged) >= k]
+    return Series(rows=kept, hidden_rows=len(rows) - len(kept))
+
+
+#: Arms whose send times were learned (the treatment); ``control`` gets the default hour.
+PERSONALISED_ARMS = ("personal", "peers")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lift:
+    """Read-within-24-h rate of personalised send times against the control holdout.
+
+    ``difference`` is personalised minus control, with a 95 % confidence interval (normal
+    approximation for a difference of two proportions); None where an arm is empty.
+    """
+
+    personalised_sent: int
+    personalised_read: int
+    control_sent: int
+    control_read: int
+    difference: float | None
+    low: float | None
+    high: float | None
+    hidden: privacy.Hidden | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.hidden is not None:
+            return self.hidden.to_json()
+        return {"personalised": {"sent": self.personalised_sent, "read_24h": self.personalised_read},
+                "control": {"sent": self.control_sent, "read_24h": self.control_read},
+                "difference": self.difference, "ci95": [self.low, self.high]}
+
+
+def learned_timing_lift(session: Session, *, start: dt.date, end: dt.date, k: int, channel: str | None = None) -> Lift:
+    """The lift of learned send times: digests sent between two days, personalised vs control arm."""
+    dd = AnalyticsDeliveryDay
+    query = (select(dd.arm, func.sum(dd.sent), func.sum(dd.read_24h))
+             .where(dd.day >= start, dd.day <= end, dd.arm.in_((*PERSONALISED_ARMS, "control"))).group_by(dd.arm))
+    if channel is not None:
+        query = query.where(dd.channel == channel)
+    sums = {arm: (int(s), int(r)) for arm, s, r in session.execute(query)}
+    n_t = sum(sums.get(a, (0, 0))[0] for a in PERSONALISED_ARMS)
+    x_t = sum(sums.get(a, (0, 0))[1] for a in PERSONALISED_ARMS)
+    n_c, x_c = sums.get("control", (0, 0))
+    smaller = min(n_t, n_c)
+    if smaller < k:
+        return Lift(n_t, x_t, n_c, x_c, None, None, None, hidden=privacy.Hidden(hidden_people=smaller, min_group=k))
+    p_t, p_c = x_t / n_t, x_c / n_c
+    difference = p_t - p_c
+    se = (p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c) ** 0.5
+    return Lift(n_t, x_t, n_c, x_c, round(difference, 6), round(difference - 1.96 * se, 6),
+                round(difference + 1.96 * se, 6))
+
+
+@dataclasses.dataclass(frozen=True)
+class DayRow:
+    day: dt.date
+    reads: int
+    new_readers: int
+    readers: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"day": self.day.isoformat(), "reads": self.reads, "new_readers": self.new_readers,
+                "readers": self.readers}
+
+
+def post_timeline(session: Session, post: Post, *, k: int) -> Series:
+    """Per day since publishing (UTC): read events, people reading for the first time, and the
+    running total. A post read by fewer than *k* people shows only that count."""
+    d = AnalyticsPostDay
+    days = session.execute(select(d.day, d.reads, d.readers).where(d.post_id == post.id).order_by(d.day)).all()
+    total = sum(int(r) for _, _, r in days)
+    guard = privacy.guard_population(total, k=k)
+    if guard is not None:
+        return Series(rows=[], hidden=guard)
+    rows, running = [], 0
+    for day, reads, readers in days:
+        running += int(readers)
+        rows.append(DayRow(day=day, reads=int(reads), new_readers=int(readers), readers=running))
+    return Series(rows=rows)

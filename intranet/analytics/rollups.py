@@ -24,13 +24,14 @@ import datetime as dt
 import functools
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy import Table, select, update
 from sqlmodel import Session
 
-from intranet.db import insert_new
+from intranet.analytics import statements
+
 from intranet.models import (
     STAGE_ACKNOWLEDGED,
     STAGE_REACHED,
@@ -48,6 +49,7 @@ from intranet.models import (
     OutboxMessage,
     Post,
 )
+from intranet.settings import Settings
 
 #: Event kinds that are a read (mail-scanner digest clicks are not: a person's click is followed by an open).
 READ_KINDS = frozenset({"open", "read"})
@@ -119,15 +121,75 @@ def fold(session: Session, rows: Sequence[Mapping[str, Any]], people: Mapping[in
     if candidates:
         _fold_markers(session, candidates, people, day_counts)
     if day_counts:
-        _add(session, AnalyticsPostDay, ("post_id", "day"),
-             [{"post_id": p, "day": d, "reads": 0, "readers": 0, "reached": 0, "acknowledged": 0, column: n}
-              for (p, d, column), n in day_counts.items() if n])
+        columns = ("reads", "readers", "reached", "acknowledged")
+        by_day: dict[tuple[int, dt.date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for (post_id, day, column), n in day_counts.items():
+            by_day[(post_id, day)][columns.index(column)] += n
+        statements.add(session, _table(AnalyticsPostDay), ("post_id", "day", *columns), ("post_id", "day"),
+                       [(*key, *counts) for key, counts in by_day.items() if any(counts)])
     if reads:
         _fold_hours(session, reads, people, tracked_zones(org_timezone), org_timezone)
         _fold_delivery_reads(session, reads)
     opens = [r for r in rows if r["kind"] == "digest_open" and r.get("delivery_id")]
     if opens:
         _fold_opens(session, opens)
+
+
+# --------------------------------------------------------------------------------------------
+# Live ingest: queued in the request, folded in bulk
+# --------------------------------------------------------------------------------------------
+
+#: Batches folded per statement round by :func:`fold_pending`.
+PENDING_ROUND = 200
+_EVENT_COLUMNS = ("id", "employee_pk", "client_id", "kind", "post_id", "occurred_at", "local_hour", "local_weekday",
+                  "delivery_id")
+
+
+def queue(session: Session, event_ids: Sequence[int]) -> None:
+    """Queue one live batch's newly stored events for :func:`fold_pending` (one small insert).
+
+    Folding a request's few events costs about as much as storing them; folded in bulk a
+    moment later (by the fold job, or before an analytics answer) it costs a fraction.
+    """
+    if event_ids:
+        statements.run(session, "INSERT INTO intranet_analytics_pending (event_ids) VALUES (?)",
+                       [",".join(map(str, event_ids))], fetch=False)
+
+
+def fold_pending(session: Session, *, org_timezone: str = "UTC", limit: int | None = None) -> int:
+    """Fold queued live batches into the rollups; the number of events folded.
+
+    Each batch is claimed by deleting its queue row (``DELETE ... RETURNING``), so a concurrent
+    folder (the job and an analytics request) skips it: on PostgreSQL the second delete waits
+    for the first transaction and then finds the row gone. *limit* bounds the batches taken.
+    """
+    from intranet.models import Employee, EngagementEvent
+
+    folded = batches = 0
+    while limit is None or batches < limit:
+        take = PENDING_ROUND if limit is None else min(PENDING_ROUND, limit - batches)
+        claimed = statements.run(session, "DELETE FROM intranet_analytics_pending WHERE id IN "
+                                          "(SELECT id FROM intranet_analytics_pending ORDER BY id LIMIT ?) "
+                                          "RETURNING event_ids", [take])
+        if not claimed:
+            break
+        batches += len(claimed)
+        ids = sorted({int(i) for (text,) in claimed for i in text.split(",") if i})
+        e = EngagementEvent
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(ids), statements.CHUNK):
+            rows += [dict(zip(_EVENT_COLUMNS, r)) for r in session.execute(
+                select(*(getattr(e, c) for c in _EVENT_COLUMNS)).where(e.id.in_(ids[start:start + statements.CHUNK])))]
+        people = {p.id: p for p in session.execute(
+            select(Employee).where(Employee.id.in_(sorted({r["employee_pk"] for r in rows})))).scalars()}
+        fold(session, rows, people, org_timezone=org_timezone)
+        folded += len(rows)
+    return folded
+
+
+def fold_job(session: Session, now: dt.datetime, settings: Settings) -> int:
+    """The periodic job: fold every queued live batch."""
+    return fold_pending(session, org_timezone=settings.site.org_timezone)
 
 
 def _utc_day(at: dt.datetime) -> dt.date:
@@ -139,41 +201,46 @@ def _utc_day(at: dt.datetime) -> dt.date:
 # --------------------------------------------------------------------------------------------
 
 
+_MARKER = ("post_id", "employee_pk", "stage")
+
+
 def _fold_markers(session: Session, candidates: list[dict[str, Any]], people: Mapping[int, Person],
                   day_counts: Counter[tuple[int, dt.date, str]]) -> None:
-    earliest: dict[tuple[int, int, int], dict[str, Any]] = {}
+    earliest: dict[tuple[int, int, int], dt.datetime] = {}
     for c in candidates:
         key = (c["post_id"], c["employee_pk"], c["stage"])
-        if key not in earliest or c["first_at"] < earliest[key]["first_at"]:
-            earliest[key] = c
-    new = insert_new(session, _table(AnalyticsPostPerson), list(earliest.values()),
-                     ("post_id", "employee_pk", "stage"), ("post_id", "employee_pk", "stage"))
+        if key not in earliest or c["first_at"] < earliest[key]:
+            earliest[key] = c["first_at"]
+    table = _table(AnalyticsPostPerson)
+    new = statements.insert_new(session, table, (*_MARKER, "first_at"),
+                                [(*key, at) for key, at in earliest.items()], _MARKER, _MARKER)
     groups: Counter[tuple[int, str, str, str]] = Counter()
     for post_id, employee_pk, stage in new:
-        key = (post_id, employee_pk, stage)
         column = _STAGE_COLUMN[stage]
-        day_counts[(post_id, _utc_day(earliest.pop(key)["first_at"]), _STAGE_DAY_COLUMN[stage])] += 1
+        day_counts[(post_id, _utc_day(earliest.pop((post_id, employee_pk, stage))), _STAGE_DAY_COLUMN[stage])] += 1
         person = people[employee_pk]
         for dimension in DIMENSIONS:
             groups[(post_id, dimension, group_value(person, dimension), column)] += 1
     if earliest:
         # Already counted: an earlier event arriving late moves the person's first day back.
-        table = AnalyticsPostPerson
-        stored = session.execute(select(table.post_id, table.employee_pk, table.stage, table.first_at).where(
-            tuple_(table.post_id, table.employee_pk, table.stage).in_(list(earliest)))).all()
-        for post_id, employee_pk, stage, first_at in stored:
-            candidate = earliest[(post_id, employee_pk, stage)]["first_at"]
+        for post_id, employee_pk, stage, first_at in statements.select_by_keys(
+                session, table, (*_MARKER, "first_at"), _MARKER, list(earliest)):
+            candidate = earliest[(post_id, employee_pk, stage)]
             if candidate < first_at:
-                session.execute(update(table).where(table.post_id == post_id, table.employee_pk == employee_pk,
-                                                    table.stage == stage).values(first_at=candidate))
+                session.execute(update(AnalyticsPostPerson).where(
+                    AnalyticsPostPerson.post_id == post_id, AnalyticsPostPerson.employee_pk == employee_pk,
+                    AnalyticsPostPerson.stage == stage).values(first_at=candidate))
                 column = _STAGE_DAY_COLUMN[stage]
                 if _utc_day(candidate) != _utc_day(first_at):
                     day_counts[(post_id, _utc_day(first_at), column)] -= 1
                     day_counts[(post_id, _utc_day(candidate), column)] += 1
     if groups:
-        _add(session, AnalyticsPostGroup, ("post_id", "dimension", "value"),
-             [{"post_id": p, "dimension": dim, "value": value, "reached": 0, "read": 0, "acknowledged": 0, column: n}
-              for (p, dim, value, column), n in groups.items()])
+        by_key: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for (post_id, dimension, value, column), n in groups.items():
+            by_key[(post_id, dimension, value)][("reached", "read", "acknowledged").index(column)] += n
+        statements.add(session, _table(AnalyticsPostGroup),
+                       ("post_id", "dimension", "value", "reached", "read", "acknowledged"),
+                       ("post_id", "dimension", "value"), [(*key, *counts) for key, counts in by_key.items()])
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,31 +262,29 @@ def _fold_hours(session: Session, reads: list[Mapping[str, Any]], people: Mappin
                 weekday, hour, day = local.weekday(), local.hour, local.date()
             counts[(zone, day, weekday, hour)] += 1
             markers.add((zone, r["employee_pk"], weekday, hour, day))
-    _add(session, AnalyticsHourReads, ("zone", "day", "weekday", "hour"),
-         [{"zone": z, "day": d, "weekday": w, "hour": h, "reads": n} for (z, d, w, h), n in counts.items()])
+    statements.add(session, _table(AnalyticsHourReads), ("zone", "day", "weekday", "hour", "reads"),
+                   ("zone", "day", "weekday", "hour"), [(*key, n) for key, n in counts.items()])
     names = ("zone", "employee_pk", "weekday", "hour", "day")
-    new = insert_new(session, _table(AnalyticsReaderCell), [dict(zip(names, m)) for m in markers], names, names)
+    table = _table(AnalyticsReaderCell)
+    new = statements.insert_new(session, table, names, sorted(markers), names, names)
     if not new:
         return
     added: dict[tuple[str, int, int, int], set[dt.date]] = defaultdict(set)
     for zone, employee_pk, weekday, hour, day in new:
         added[(zone, employee_pk, weekday, hour)].add(day)
-    cell = AnalyticsReaderCell
     days: dict[tuple[str, int, int, int], list[dt.date]] = defaultdict(list)
-    for zone, employee_pk, weekday, hour, day in session.execute(
-            select(cell.zone, cell.employee_pk, cell.weekday, cell.hour, cell.day).where(
-                tuple_(cell.zone, cell.employee_pk, cell.weekday, cell.hour).in_(list(added)))):
+    for zone, employee_pk, weekday, hour, day in statements.select_by_keys(
+            session, table, names, names[:4], list(added)):
         days[(zone, employee_pk, weekday, hour)].append(day)
-    delta: Counter[tuple[str, int, int, dt.date, dt.date]] = Counter()
+    delta: Counter[tuple[str, dt.date, int, int, dt.date]] = Counter()
     for key, new_days in added.items():
         after = sorted(days[key])
         before = [d for d in after if d not in new_days]
         for sign, series in ((-1, before), (1, after)):
             for i, d in enumerate(series):
-                delta[(key[0], key[2], key[3], d, series[i - 1] if i else NO_DAY)] += sign
-    _add(session, AnalyticsHourReaders, ("zone", "weekday", "hour", "day", "prev_day"),
-         [{"zone": z, "weekday": w, "hour": h, "day": d, "prev_day": p, "readers": n}
-          for (z, w, h, d, p), n in delta.items() if n])
+                delta[(key[0], d, key[2], key[3], series[i - 1] if i else NO_DAY)] += sign
+    statements.add(session, _table(AnalyticsHourReaders), ("zone", "day", "weekday", "hour", "prev_day", "readers"),
+                   ("zone", "day", "weekday", "hour", "prev_day"), [(*key, n) for key, n in delta.items() if n])
 
 
 def readers_between(pairs: Iterable[tuple[dt.date, dt.date]], start: dt.date, end: dt.date) -> int:
@@ -249,10 +314,11 @@ def _fold_sent(session: Session, sent: list[Mapping[str, Any]]) -> list[dict[str
             continue
         at = event["occurred_at"]
         rows.append({"outbox_id": outbox_id, "day": _utc_day(at), "channel": channel, "arm": arm_of(basis, kind),
-                     "sent_at": at, "opened_at": None, "read_at": None})
+                     "sent_at": at})
         carried[outbox_id] = (employee_pk, at, list(post_ids or ()))
-    new = {outbox_id for (outbox_id,) in insert_new(session, _table(AnalyticsDelivery), rows, ("outbox_id",),
-                                                      ("outbox_id",))}
+    names = ("outbox_id", "day", "channel", "arm", "sent_at")
+    new = {outbox_id for (outbox_id,) in statements.insert_new(
+        session, _table(AnalyticsDelivery), names, [tuple(r[n] for n in names) for r in rows], names[:1], names[:1])}
     counts = Counter((r["day"], r["channel"], r["arm"]) for r in rows if r["outbox_id"] in new)
     _add_delivery(session, counts, "sent")
     wanted = {p for outbox_id in new for p in carried[outbox_id][2]}
@@ -281,16 +347,33 @@ def _fold_opens(session: Session, opens: list[Mapping[str, Any]]) -> None:
     _add_delivery(session, counts, "opened")
 
 
+_CARRIERS = (
+    "SELECT i.employee_pk, i.post_id, d.outbox_id, d.sent_at, d.read_at, d.day, d.channel, d.arm "
+    "FROM intranet_digest_item i JOIN intranet_outbox o ON o.digest_id = i.digest_id "
+    "JOIN intranet_analytics_delivery d ON d.outbox_id = o.id "
+    "WHERE i.employee_pk IN ({people}) AND i.post_id IN ({posts})")
+
+
+class _Carrier(NamedTuple):
+    employee_pk: int
+    post_id: int
+    outbox_id: int
+    sent_at: dt.datetime
+    read_at: dt.datetime | None
+    day: dt.date
+    channel: str
+    arm: str
+
+
 def _fold_delivery_reads(session: Session, reads: list[Mapping[str, Any]]) -> None:
     """The first read (within 24 h) of a post a sent message carried marks that message read."""
     d = AnalyticsDelivery
     people = sorted({r["employee_pk"] for r in reads})
     posts = sorted({r["post_id"] for r in reads})
-    found = session.execute(
-        select(DigestItem.employee_pk, DigestItem.post_id, d.outbox_id, d.sent_at, d.read_at, d.day, d.channel, d.arm)
-        .join(OutboxMessage, OutboxMessage.digest_id == DigestItem.digest_id)
-        .join(d, d.outbox_id == OutboxMessage.id)
-        .where(DigestItem.employee_pk.in_(people), DigestItem.post_id.in_(posts))).all()
+    table = _table(AnalyticsDelivery)
+    found = [_Carrier(*row) for row in statements.run(
+        session, _CARRIERS.format(people=", ".join("?" * len(people)), posts=", ".join("?" * len(posts))),
+        [*people, *posts], decode=[(3, table, "sent_at"), (4, table, "read_at"), (5, table, "day")])]
     if not found:
         return
     carriers: dict[tuple[int, int], list[Any]] = defaultdict(list)
@@ -319,33 +402,11 @@ def _fold_delivery_reads(session: Session, reads: list[Mapping[str, Any]]) -> No
 
 
 def _add_delivery(session: Session, counts: Mapping[tuple[dt.date, str, str], int], column: str) -> None:
-    _add(session, AnalyticsDeliveryDay, ("day", "channel", "arm"),
-         [{"day": day, "channel": channel, "arm": arm, "sent": 0, "opened": 0, "read_2h": 0, "read_24h": 0, column: n}
-          for (day, channel, arm), n in counts.items() if n])
-
-
-# --------------------------------------------------------------------------------------------
-# Upserts
-# --------------------------------------------------------------------------------------------
+    columns = ("sent", "opened", "read_2h", "read_24h")
+    statements.add(session, _table(AnalyticsDeliveryDay), ("day", "channel", "arm", *columns), ("day", "channel", "arm"),
+                   [(*key, *(n if c == column else 0 for c in columns)) for key, n in counts.items() if n])
 
 
 @functools.cache
 def _table(model: type[Any]) -> Table:
     return model.__table__  # type: ignore[no-any-return]
-
-
-def _add(session: Session, model: type[Any], keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """Add each row's counts to the stored row with the same *keys* (inserting it when missing)."""
-    if not rows:
-        return
-    table = _table(model)
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    counted = [c for c in rows[0] if c not in keys]
-    statement = insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={c: table.c[c] + statement.excluded[c] for c in counted})
-    # Sorted by key, so concurrent writers take row locks in the same order (no deadlocks on PG).
-    session.execute(statement, sorted(rows, key=lambda r: tuple(str(r[k]) for k in keys)))

@@ -246,9 +246,10 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
         pending = kept
 
     stored: list[tuple[Any, ...]] = []
-    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY, inserted=stored)
+    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY, inserted=stored,
+                                                 returning=("id",))
     result.duplicates += len(pending) - result.accepted
-    rollups.fold(session, pending, {employee.id: employee}, org_timezone=org_timezone, stored=stored)
+    rollups.queue(session, [event_id for (event_id,) in stored])
     return result
 
 

@@ -16,6 +16,16 @@ from intranet.web import openapi
 from intranet.web.context import now, require_role, session, settings
 
 bp = Blueprint("intranet_analytics_api", __name__)
+#: Queued live batches folded before an answer (the fold job takes the rest within a minute).
+FOLD_BEFORE_ANSWER = 2000
+
+
+def _fold_recent() -> None:
+    # Events ingested in the last moments are still queued: fold them first, so an answer
+    # counts every read already acknowledged to its sender. Rollups are derived data, so this
+    # write on a GET changes nothing anyone asked to change.
+    if rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER):
+        session().commit()
 
 
 @bp.get("/analytics/posts/<int:post_id>")
@@ -24,6 +34,7 @@ def post_analytics(post_id: int):  # type: ignore[no-untyped-def]
     post = session().get(Post, post_id)
     if post is None:
         raise NotFound("No such post.")
+    _fold_recent()
     return queries.post_analytics(session(), post, k=settings().analytics.min_group).to_json()
 
 
@@ -47,6 +58,7 @@ def reading_hours():  # type: ignore[no-untyped-def]
     start = _day("from") or (end - dt.timedelta(days=queries.DEFAULT_DAYS - 1))
     if start > end or (end - start).days > 3660:
         raise InvalidInput("from must be on or before to, at most ten years apart.", details={"field": "from"})
+    _fold_recent()
     return queries.reading_hours(session(), zone=zone, start=start, end=end, k=settings().analytics.min_group,
                                  org_timezone=settings().site.org_timezone).to_json()
 

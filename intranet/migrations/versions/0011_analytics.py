@@ -16,6 +16,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('intranet_analytics_pending',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('event_ids', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_intranet_analytics_pending'))
+    )
     op.create_table('intranet_analytics_delivery_day',
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -101,6 +106,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('intranet_analytics_pending')
     op.drop_table('intranet_analytics_delivery')
     with op.batch_alter_table('intranet_analytics_post_person', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_intranet_analytics_post_person_employee_pk'))
