@@ -39,7 +39,7 @@ def settle(db) -> None:  # type: ignore[no-untyped-def]
 
 
 def _post_json(db, post, k: int = 5) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return queries.post_analytics(db, post, k=k).to_json()
+    return queries.post_analytics(db, post, k=k).model_dump(mode="json", by_alias=True)
 
 
 def test_post_figures_match_hand_counts(db, org, make_post, clock):
@@ -60,7 +60,7 @@ def test_post_figures_match_hand_counts(db, org, make_post, clock):
     # Legal (1 person) is hidden, and Finance with it, so the total minus Sales reveals no small group.
     assert body["by"]["department"] == [{"value": "Sales", "audience": 6, "reached": 6, "read": 6}]
     assert body["by"]["level"] == [{"value": 3, "audience": 6, "reached": 6, "read": 6}]
-    assert queries.post_analytics(db, post, k=1).to_json()["by"]["department"] == [
+    assert queries.post_analytics(db, post, k=1).model_dump(mode="json", by_alias=True)["by"]["department"] == [
         {"value": "Sales", "audience": 6, "reached": 6, "read": 6},
         {"value": "Finance", "audience": 5, "reached": 3, "read": 0},
         {"value": "Legal", "audience": 1, "reached": 0, "read": 0}]
@@ -125,10 +125,10 @@ def test_reading_hours_count_reads_and_distinct_readers_in_local_time(db, org, m
         events.ingest(db, person, [_event(f"f{i}", "read", post.id, at)], now=clock.now)
     settle(db)
     start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 24)
-    local = queries.reading_hours(db, zone="local", start=start, end=end, k=5).to_json()
+    local = queries.reading_hours(db, zone="local", start=start, end=end, k=5).model_dump(mode="json", by_alias=True)
     assert local["cells"] == [{"weekday": 0, "hour": 8, "reads": 7, "readers": 6},
                               {"weekday": 0, "hour": 16, "reads": 5, "readers": 5}]
-    utc = queries.reading_hours(db, zone="UTC", start=start, end=end, k=5).to_json()
+    utc = queries.reading_hours(db, zone="UTC", start=start, end=end, k=5).model_dump(mode="json", by_alias=True)
     assert utc["cells"] == [{"weekday": 0, "hour": 7, "reads": 12, "readers": 11}]
     assert queries.reading_hours(db, zone="UTC", start=start, end=end, k=12).cells == []
 
@@ -163,7 +163,7 @@ def test_reading_hours_in_an_untracked_zone_agree_with_a_tracked_one(db, org, ma
         events.ingest(db, person, [_event(f"s{i}", "read", post.id, at)], now=clock.now)
     settle(db)
     cells = queries.reading_hours(db, zone="Asia/Kolkata", start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 24),
-                                  k=5).to_json()["cells"]
+                                  k=5).model_dump(mode="json", by_alias=True)["cells"]
     assert cells == [{"weekday": 0, "hour": 13, "reads": 6, "readers": 6}]
 
 

@@ -139,6 +139,8 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("digest schedule", person, "GET", "/me/digest-schedule")
     call("org defaults", boss, "GET", "/org/digest-defaults")
     call("org defaults saved", boss, "PUT", "/org/digest-defaults", {"quiet_start": 21})
+    call("post analytics", boss, "GET", f"/analytics/posts/{must.id}")
+    call("reading hours", boss, "GET", "/analytics/reading-hours", query_string={"zone": "UTC"})
     call("error: not found", person, "GET", "/posts/999999")
     call("error: invalid", author, "POST", "/posts", {"title": ""})
     call("error: forbidden", person, "POST", "/groups", {"key": "x", "name": "X"})

@@ -2,7 +2,7 @@
 
 Every function takes a session, plain values and the minimum group size ``k``, reads rollup
 tables (never groups raw events, except :func:`reading_hours` for a zone that is not tracked)
-and returns plain dataclasses that name no one.
+and returns models that name no one (the API's answers, as they are).
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
@@ -40,32 +40,34 @@ DEFAULT_DAYS = 28
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class GroupRow:
-    """One department, region or level of a post's people (``value`` None: not known)."""
-
-    value: str | int | None
-    audience: int
-    reached: int
-    read: int
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+#: A number of people or reads.
+Count = Annotated[int, Field(ge=0)]
 
 
-@dataclasses.dataclass(frozen=True)
-class PostAnalytics:
+class GroupRow(BaseModel):
+    """One department, region or level of a post's people."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: str | int | None = Field(description="The group (a level's number; null: not known)")
+    audience: Count
+    reached: Count
+    read: Count
+
+
+class PostAnalytics(BaseModel):
+    """Engagement with one post, in aggregate."""
+
+    model_config = ConfigDict(frozen=True)
+
     post_id: int
-    audience: int
-    reached: int
-    read: int
-    acknowledged: int
-    by: dict[str, list[GroupRow]]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"post_id": self.post_id, "audience": self.audience, "reached": self.reached, "read": self.read,
-                "acknowledged": self.acknowledged,
-                "by": {dim: [row.to_json() for row in rows] for dim, rows in self.by.items()}}
+    audience: Count = Field(description="Active people the post targets now (exact headcount)")
+    reached: Count = Field(description="People who saw it, opened it or were sent it")
+    read: Count = Field(description="People with an open or read event on it")
+    acknowledged: Count
+    by: dict[Literal[rollups.DIMENSIONS], list[GroupRow]] = Field(  # type: ignore[valid-type]
+        description="By department, region and level; groups of fewer than INTRANET_ANALYTICS_MIN_GROUP people "
+                    "are left out, with more so no subtraction reveals them")
 
 
 def _audience_breakdown(session: Session, post: Post) -> dict[str, Any]:
@@ -120,24 +122,25 @@ def post_analytics(session: Session, post: Post, *, k: int) -> PostAnalytics:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class HourCell:
-    weekday: int
-    hour: int
-    reads: int
-    readers: int
+class HourCell(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    weekday: int = Field(ge=0, le=6, description="Monday = 0")
+    hour: int = Field(ge=0, le=23)
+    reads: Count
+    readers: Count
 
 
-@dataclasses.dataclass(frozen=True)
-class ReadingHours:
+class ReadingHours(BaseModel):
+    """Reads and distinct readers by weekday and hour."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
     zone: str
-    start: dt.date
-    end: dt.date
-    cells: list[HourCell]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"zone": self.zone, "from": self.start.isoformat(), "to": self.end.isoformat(),
-                "cells": [dataclasses.asdict(c) for c in self.cells]}
+    start: dt.date = Field(alias="from")
+    end: dt.date = Field(alias="to")
+    cells: list[HourCell] = Field(description="Cells read by fewer than INTRANET_ANALYTICS_MIN_GROUP people are "
+                                              "left out")
 
 
 def default_window(zone: str, now: dt.datetime, days: int = DEFAULT_DAYS) -> tuple[dt.date, dt.date]:

@@ -7,17 +7,35 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, request
+from pydantic import BaseModel, Field, field_validator
 
 from intranet import zones
 from intranet.analytics import queries, rollups
-from intranet.errors import InvalidInput, NotFound
+from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import Post
-from intranet.web import openapi
 from intranet.web.context import now, require_role, session, settings
+from intranet.web.openapi import operation
 
 bp = Blueprint("intranet_analytics_api", __name__)
+
 #: Queued live batches folded before an answer (the fold job takes the rest within a minute).
 FOLD_BEFORE_ANSWER = 2000
+#: The days a reading-hours window may name (far enough from the calendar's ends to step past them).
+EARLIEST, LATEST = dt.date(1970, 1, 1), dt.date(9000, 12, 31)
+
+
+class ReadingHoursQuery(BaseModel):
+    """``GET /api/v1/analytics/reading-hours``'s query string."""
+
+    zone: str = Field(default=rollups.LOCAL, description="'local' (each reader's own time, days in UTC) or an IANA zone")
+    start: dt.date | None = Field(default=None, alias="from", ge=EARLIEST, le=LATEST,
+                                  description="First day (default: 27 days before 'to')")
+    end: dt.date | None = Field(default=None, alias="to", ge=EARLIEST, le=LATEST, description="Last day (default: today)")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        return value or None
 
 
 def _fold_recent() -> None:
@@ -29,79 +47,29 @@ def _fold_recent() -> None:
 
 
 @bp.get("/analytics/posts/<int:post_id>")
+@operation("Engagement with one post: audience, reached, read, acknowledged, by department, region and level "
+           "(comms managers and admins)", response=queries.PostAnalytics)
 @require_role("comms")
-def post_analytics(post_id: int):  # type: ignore[no-untyped-def]
+def post_analytics(post_id: int) -> queries.PostAnalytics:
     post = session().get(Post, post_id)
     if post is None:
         raise NotFound("No such post.")
     _fold_recent()
-    return queries.post_analytics(session(), post, k=settings().analytics.min_group).to_json()
-
-
-def _day(name: str) -> dt.date | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date such as 2026-11-24.", details={"field": name}) from None
+    return queries.post_analytics(session(), post, k=settings().analytics.min_group)
 
 
 @bp.get("/analytics/reading-hours")
+@operation("Reads and distinct readers by weekday and hour (comms managers and admins)", query=ReadingHoursQuery,
+           response=queries.ReadingHours)
 @require_role("comms")
-def reading_hours():  # type: ignore[no-untyped-def]
-    raw_zone = request.args.get("zone") or rollups.LOCAL
-    zone = raw_zone if raw_zone == rollups.LOCAL else zones.parse_zone(raw_zone, field="zone")
+def reading_hours() -> queries.ReadingHours:
+    args = validated(ReadingHoursQuery, request.args.to_dict(), what="query")
+    zone = args.zone if args.zone == rollups.LOCAL else zones.parse_zone(args.zone, field="zone")
     start, end = queries.default_window(zone, now())
-    end = _day("to") or end
-    start = _day("from") or (end - dt.timedelta(days=queries.DEFAULT_DAYS - 1))
+    end = args.end or end
+    start = args.start or (end - dt.timedelta(days=queries.DEFAULT_DAYS - 1))
     if start > end or (end - start).days > 3660:
         raise InvalidInput("from must be on or before to, at most ten years apart.", details={"field": "from"})
     _fold_recent()
     return queries.reading_hours(session(), zone=zone, start=start, end=end, k=settings().analytics.min_group,
-                                 org_timezone=settings().site.org_timezone).to_json()
-
-
-_COUNT = {"type": "integer", "minimum": 0}
-GROUP_ROW = {"type": "object", "required": ["value", "audience", "reached", "read"], "properties": {
-    "value": {"type": ["string", "integer", "null"], "description": "The group (a level's number; null: not known)"},
-    "audience": _COUNT, "reached": _COUNT, "read": _COUNT}}
-POST_ANALYTICS = {"type": "object", "required": ["post_id", "audience", "reached", "read", "acknowledged", "by"],
-                  "properties": {
-                      "post_id": {"type": "integer"},
-                      "audience": {**_COUNT, "description": "Active people the post targets now (exact headcount)"},
-                      "reached": {**_COUNT, "description": "People who saw it, opened it or were sent it"},
-                      "read": {**_COUNT, "description": "People with an open or read event on it"},
-                      "acknowledged": _COUNT,
-                      "by": {"type": "object", "description": "Groups of fewer than INTRANET_ANALYTICS_MIN_GROUP "
-                                                              "people are left out, with more so no subtraction "
-                                                              "reveals them",
-                             "properties": {d: {"type": "array", "items": {"$ref": "#/components/schemas/AnalyticsGroup"}}
-                                            for d in rollups.DIMENSIONS}}}}
-READING_HOURS = {"type": "object", "required": ["zone", "from", "to", "cells"], "properties": {
-    "zone": {"type": "string"}, "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
-    "cells": {"type": "array", "description": "Cells read by fewer than INTRANET_ANALYTICS_MIN_GROUP people are left out",
-              "items": {"type": "object", "required": ["weekday", "hour", "reads", "readers"], "properties": {
-                  "weekday": {"type": "integer", "minimum": 0, "maximum": 6, "description": "Monday = 0"},
-                  "hour": {"type": "integer", "minimum": 0, "maximum": 23}, "reads": _COUNT, "readers": _COUNT}}}}}
-
-openapi.register({
-    "/analytics/posts/{post_id}": {"get": {
-        "summary": "Engagement with one post: audience, reached, read, acknowledged, by department, region and "
-                   "level (comms managers and admins)",
-        "parameters": openapi.POST_ID,
-        "responses": {"200": {"description": "Aggregates", "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/PostAnalytics"}}}}}}},
-    "/analytics/reading-hours": {"get": {
-        "summary": "Reads and distinct readers by weekday and hour (comms managers and admins)",
-        "parameters": [
-            {"name": "zone", "in": "query", "schema": {"type": "string", "default": "local"},
-             "description": "'local' (each reader's own time, days in UTC) or an IANA zone"},
-            {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
-             "description": "First day (default: 27 days before 'to')"},
-            {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},
-             "description": "Last day (default: today)"}],
-        "responses": {"200": {"description": "Cells", "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/ReadingHours"}}}}}}},
-}, {"AnalyticsGroup": GROUP_ROW, "PostAnalytics": POST_ANALYTICS, "ReadingHours": READING_HOURS})
+                                 org_timezone=settings().site.org_timezone)
