@@ -35,10 +35,10 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from intranet import migrate, targeting
+from intranet import migrate, ranking, ratings, targeting
 from intranet.db import make_engine
-from intranet.models import (AudienceSegment, AudienceValue, Employee, Group, GroupMember, Post,
-                             PostState)
+from intranet.models import (AudienceSegment, AudienceValue, EngagementEvent, Employee, Group, GroupMember,
+                             Post, PostRatingStats, PostState, Rating)
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,15 @@ PG_URL = os.environ.get("INTRANET_TEST_DATABASE_URL", "postgresql+psycopg://post
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "bench-results" / "cache"
 CHUNK = 10_000
+#: Feed impressions per person (on distinct posts); about a third are opened, and a fifth of the
+#: opened ones rated: at M about 2M events and 120k ratings, what the ranker reads per person and
+#: per department.
+IMPRESSIONS_PER_PERSON = 12
+OPEN_SHARE = 0.35
+RATED_SHARE = 0.2
 
 # One stream per table, in a fixed order: append new streams at the end only.
-STREAMS = ("org", "employees", "groups", "memberships", "posts", "audiences", "post_state")
+STREAMS = ("org", "employees", "groups", "memberships", "posts", "audiences", "post_state", "events", "ratings")
 
 N_DEPARTMENTS = 200
 N_DIVISIONS = 16
@@ -346,6 +352,52 @@ def post_state_chunks(rng: np.random.Generator, n_employees: int, n_posts: int,
         yield rows
 
 
+def event_chunks(rng: np.random.Generator, rrng: np.random.Generator, n_employees: int, live: np.ndarray,
+                 published: list[dt.datetime | None], thumbs: np.ndarray) -> Iterator[tuple[list[dict], list[dict]]]:
+    """(events, ratings) rows: feed impressions at a position, some opened with a dwell, some rated."""
+    live_ids = np.flatnonzero(live)
+    order = np.argsort([published[i] for i in live_ids])
+    weights = np.empty(len(live_ids))
+    weights[order] = np.linspace(0.2, 1.0, len(live_ids))
+    weights /= weights.sum()
+    # Posts differ in how well they land: a hidden appeal moves the open rate and the stars.
+    appeal = rng.normal(0.0, 0.8, len(published))
+    n_events = 0
+    for start in range(0, n_employees, CHUNK):
+        stop = min(n_employees, start + CHUNK)
+        counts = rng.poisson(IMPRESSIONS_PER_PERSON, stop - start)
+        owners = np.repeat(np.arange(start, stop), counts)
+        posts = live_ids[rng.choice(len(live_ids), size=len(owners), p=weights)]
+        pairs = np.unique(np.stack([owners, posts], axis=1), axis=0)
+        n = len(pairs)
+        position = rng.integers(0, 40, n)
+        delay = rng.integers(60, 5 * 86400, n)
+        opened = rng.random(n) < OPEN_SHARE * 2 / (1 + np.exp(-appeal[pairs[:, 1]]))
+        dwell = np.exp(rng.normal(10.0 + 0.3 * appeal[pairs[:, 1]], 1.0, n)).astype(np.int64)
+        rated = opened & (rrng.random(n) < RATED_SHARE)
+        stars = np.clip(np.round(3.3 + appeal[pairs[:, 1]] + rrng.normal(0, 0.8, n)), 1, 5).astype(int)
+        events, ratings = [], []
+        for j, (e, p) in enumerate(pairs):
+            seen = min(NOW, published[int(p)] + dt.timedelta(seconds=int(delay[j])))
+            base = {"employee_pk": int(e) + 1, "post_id": int(p) + 1, "received_at": seen,
+                    "local_hour": seen.hour, "local_weekday": seen.weekday(), "delivery_id": None,
+                    "channel": None, "device": "desktop", "source": "client"}
+            n_events += 1
+            events.append(base | {"client_id": f"bench-{n_events}", "kind": "impression", "occurred_at": seen,
+                                  "dwell_ms": None, "surface": "feed", "position": int(position[j])})
+            if not opened[j]:
+                continue
+            n_events += 1
+            events.append(base | {"client_id": f"bench-{n_events}", "kind": "read", "occurred_at": seen,
+                                  "dwell_ms": int(dwell[j]), "surface": "post", "position": None})
+            if rated[j]:
+                style = {"stars": None, "thumb": "up" if stars[j] >= 3 else "down"} if thumbs[int(p)] else \
+                    {"stars": int(stars[j]), "thumb": None}
+                ratings.append({"employee_pk": int(e) + 1, "post_id": int(p) + 1, **style, "comment": None,
+                                "signed": False, "created_at": seen, "updated_at": seen})
+        yield events, ratings
+
+
 # --------------------------------------------------------------------------------------------
 # Filling a database
 # --------------------------------------------------------------------------------------------
@@ -409,11 +461,28 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
             write(PostState.__table__, rows)
             n_states += len(rows)
         say(f"{n_states:,} read/acknowledge states")
+        n_events = n_ratings = 0
+        thumbs = np.arange(n_posts) % 4 == 0  # as post_chunks sets rating_style
+        for events, rated in event_chunks(rng["events"], rng["ratings"], n_employees, live, published, thumbs):
+            write(EngagementEvent.__table__, events)
+            write(Rating.__table__, rated)
+            n_events += len(events)
+            n_ratings += len(rated)
+        say(f"{n_events:,} engagement events, {n_ratings:,} ratings")
+        conn.execute(insert(PostRatingStats.__table__).from_select(
+            ["post_id", "n_stars", "sum_stars", "ups", "downs"],
+            select(Rating.post_id, *ratings.RATING_COUNTS).group_by(Rating.post_id)))
         if engine.dialect.name == "postgresql":
             # Explicit ids were inserted: move the sequences past them, as a real database would be.
-            for table in ("intranet_employee", "intranet_group", "intranet_post", "intranet_audience_segment"):
+            for table in ("intranet_employee", "intranet_group", "intranet_post", "intranet_audience_segment",
+                          "intranet_event", "intranet_rating"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+    # What the hourly ranking-refresh job keeps: every department's topic prior.
+    with Session(engine) as session:
+        ranking.refresh_job(session, NOW)
+        session.commit()
+    say("department priors computed")
     # Statistics and visibility map as autovacuum (PG) or `PRAGMA optimize` (SQLite) would leave
     # them in production; without VACUUM, PG never chooses an index-only scan on a fresh table.
     if engine.dialect.name == "postgresql":

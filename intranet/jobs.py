@@ -81,6 +81,10 @@ def periodic_job_definitions() -> list[Job]:
         Job("posts-expire-due", "intranet.jobs:expire_due_posts", 5 * minute, "Expire posts past their date."),
         Job("feed-purge-snapshots", "intranet.feed:purge_snapshots", hour,
             "Forget ranked feed orders whose paging window has ended."),
+        # ranking.PRIOR_REFRESH; feeds recompute a department themselves only past PRIOR_MAX_AGE.
+        Job("ranking-refresh", "intranet.ranking:refresh_job", hour,
+            "Recompute each department's topic prior and recount post ratings the ranker reads.",
+            misfire_grace_time=3600),
         # Directory: a Graph round commits its run record, then the applied plan (a lease
         # spans the round), so it owns its transactions.
         Job("directory-graph-sync", "intranet.directory.runs:graph_job", 30 * minute,

@@ -927,3 +927,39 @@ class AnalyticsDeliveryDay(Base, table=True):
     opened: int = 0
     read_2h: int = 0
     read_24h: int = 0
+# What the ranker keeps precomputed (rebuildable from ratings and events at any time)
+# --------------------------------------------------------------------------------------------
+
+
+class PostRatingStats(Base, table=True):
+    """One post's rating counts, kept with every rating change so ranking reads one row per post.
+
+    :func:`intranet.ratings.rate` and :func:`~intranet.ratings.withdraw` recount the post's
+    ratings under a lock on this row; ratings removed by a cascade (an erased person) are
+    recounted by the ``ranking-refresh`` job.
+    """
+
+    __tablename__ = "intranet_post_rating_stats"
+
+    post_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    n_stars: int = 0
+    sum_stars: int = 0
+    ups: int = 0
+    downs: int = 0
+
+
+class DepartmentPrior(Base, table=True):
+    """A department's pooled rate per topic (the ranker's cold start), as computed at ``computed_at``.
+
+    ``rates`` maps topic to rate. Computing it reads every member's signals, so the
+    ``ranking-refresh`` job recomputes all departments together and a feed recomputes one only
+    when its row is older than :data:`intranet.ranking.PRIOR_MAX_AGE`.
+    """
+
+    __tablename__ = "intranet_department_prior"
+
+    department: str = Field(primary_key=True, max_length=255)
+    rates: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    computed_at: dt.datetime = _ts(nullable=False)

@@ -32,12 +32,14 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlmodel import Session
 
-from intranet.models import EngagementEvent, Employee, Post, PostState, Rating
+from intranet import ratings
+from intranet.models import DepartmentPrior, EngagementEvent, Employee, Post, PostRatingStats, PostState, Rating
 
 # --------------------------------------------------------------------------------------------
 # Parameters (log-odds units unless said otherwise)
@@ -51,6 +53,10 @@ HORIZON_DAYS = 180
 PRIOR_STRENGTH = 4.0
 #: Pseudo-observations of the organisation's 0.5 in a department's pooled rate.
 DEPARTMENT_PRIOR_STRENGTH = 2.0
+#: How often the ``ranking-refresh`` job recomputes every department's prior, and the oldest prior
+#: a feed uses before recomputing its department itself.
+PRIOR_REFRESH = dt.timedelta(hours=1)
+PRIOR_MAX_AGE = dt.timedelta(hours=6)
 #: No topic's affinity goes below this (or above 1 - this): one bad post never silences a topic.
 AFFINITY_FLOOR = 0.05
 #: Mass of an open whose dwell covered at least :data:`ENGAGED_DWELL_SHARE` of the expected reading time.
@@ -268,49 +274,122 @@ def _by_topic(topics: list[str], pos: np.ndarray, neg: np.ndarray) -> tuple[dict
     return dict(zip(names, p.tolist(), strict=True)), dict(zip(names, n.tolist(), strict=True))
 
 
-def load_department_prior(session: Session, department: str | None, *, now: dt.datetime) -> dict[str, float]:
-    """The department's pooled rate per topic: its members' engaged and skipped posts, and ratings.
-
-    Two grouped queries (events by post, ratings by post); an empty department gives 0.5 everywhere.
-    """
-    if not department:
-        return {}
+def _pooled_rates(session: Session, *, now: dt.datetime, department: str | None = None) -> dict[str, dict[str, float]]:
+    """Each department's pooled rate per topic (only *department*'s when given), from two grouped queries."""
     since = now - dt.timedelta(days=HORIZON_DAYS)
     engaged = case((EngagementEvent.kind.in_(_ENGAGED_KINDS), EngagementEvent.employee_pk))
     shown = case((EngagementEvent.kind == "impression", EngagementEvent.employee_pk))
+    members = Employee.department == department if department else Employee.department.is_not(None)
     events = session.execute(
-        select(Post.topic, func.count(func.distinct(engaged)), func.count(func.distinct(shown)),
+        select(Employee.department, Post.topic, func.count(func.distinct(engaged)), func.count(func.distinct(shown)),
                func.max(EngagementEvent.occurred_at))
         .join(Post, Post.id == EngagementEvent.post_id)
         .join(Employee, Employee.id == EngagementEvent.employee_pk)
-        .where(Employee.department == department, EngagementEvent.occurred_at >= since,
+        .where(members, EngagementEvent.occurred_at >= since,
                EngagementEvent.kind.in_(_LEARNED_KINDS), Post.must_read.is_(False))
-        .group_by(Post.id, Post.topic)).all()
+        .group_by(Employee.department, Post.id, Post.topic)).all()
     rated = session.execute(
-        select(Post.topic, func.count(Rating.stars), func.coalesce(func.sum(Rating.stars), 0),
+        select(Employee.department, Post.topic, func.count(Rating.stars), func.coalesce(func.sum(Rating.stars), 0),
                func.sum(case((Rating.thumb == "up", 1), else_=0)), func.sum(case((Rating.thumb == "down", 1), else_=0)),
                func.max(Rating.updated_at))
         .join(Post, Post.id == Rating.post_id).join(Employee, Employee.id == Rating.employee_pk)
-        .where(Employee.department == department, Rating.updated_at >= since, Post.must_read.is_(False))
-        .group_by(Post.id, Post.topic)).all()
+        .where(members, Rating.updated_at >= since, Post.must_read.is_(False))
+        .group_by(Employee.department, Post.id, Post.topic)).all()
     if not events and not rated:
         return {}
-    topics = [r[0] for r in events] + [r[0] for r in rated]
-    ev_engaged = np.array([r[1] for r in events], dtype=float)
-    ev_skipped = np.maximum(np.array([r[2] for r in events], dtype=float) - ev_engaged, 0.0)
-    ev_weight = decay(_ages([r[3] for r in events], now))
-    n_stars = np.array([r[1] for r in rated], dtype=float)
-    sum_stars = np.array([r[2] for r in rated], dtype=float)
-    ups = np.array([r[3] or 0 for r in rated], dtype=float)
-    downs = np.array([r[4] or 0 for r in rated], dtype=float)
-    r_weight = decay(_ages([r[5] for r in rated], now))
+    keys = [(r[0], r[1]) for r in events] + [(r[0], r[1]) for r in rated]
+    ev_engaged = np.array([r[2] for r in events], dtype=float)
+    ev_skipped = np.maximum(np.array([r[3] for r in events], dtype=float) - ev_engaged, 0.0)
+    ev_weight = decay(_ages([r[4] for r in events], now))
+    n_stars = np.array([r[2] for r in rated], dtype=float)
+    sum_stars = np.array([r[3] for r in rated], dtype=float)
+    ups = np.array([r[4] or 0 for r in rated], dtype=float)
+    downs = np.array([r[5] or 0 for r in rated], dtype=float)
+    r_weight = decay(_ages([r[6] for r in rated], now))
     pos = np.r_[ev_weight * GLANCED * ev_engaged,
                 r_weight * THUMB_MASS * ((sum_stars - n_stars) / 4 + ups)]
     neg = np.r_[ev_weight * SKIP * UNKNOWN_POSITION_EXAMINED * ev_skipped,
                 r_weight * THUMB_MASS * ((5 * n_stars - sum_stars) / 4 + downs)]
-    p, n = _by_topic(topics, pos, neg)
+    names = sorted(set(keys))
+    index = {k: i for i, k in enumerate(names)}
+    idx = np.array([index[k] for k in keys], dtype=np.int64)
+    rates = department_rate(topic_totals(idx, pos, len(names)), topic_totals(idx, neg, len(names)))
+    out: dict[str, dict[str, float]] = {}
+    for (dept, topic), rate in zip(names, rates.tolist(), strict=True):
+        out.setdefault(dept, {})[topic] = rate
+    return out
+
+
+def department_rate(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """A department's pooled rate from its members' summed masses, shrunk towards the organisation's 0.5."""
     a0 = DEPARTMENT_PRIOR_STRENGTH
-    return {t: float(np.clip((p[t] + a0 * 0.5) / (p[t] + n[t] + a0), AFFINITY_FLOOR, 1 - AFFINITY_FLOOR)) for t in p}
+    return np.clip((pos + a0 * 0.5) / (pos + neg + a0), AFFINITY_FLOOR, 1 - AFFINITY_FLOOR)
+
+
+def load_department_prior(session: Session, department: str | None, *, now: dt.datetime) -> dict[str, float]:
+    """The department's pooled rate per topic, computed now: its members' engaged and skipped posts, and ratings.
+
+    It reads every member's signals (at 100k people, a large department's are hundreds of
+    thousands of rows); feeds use :func:`department_prior`, which keeps the result. An empty
+    department gives 0.5 everywhere.
+    """
+    if not department:
+        return {}
+    return _pooled_rates(session, now=now, department=department).get(department, {})
+
+
+def department_prior(session: Session, department: str | None, *, now: dt.datetime) -> dict[str, float]:
+    """The department's pooled rate per topic as last computed, recomputed (and kept) when older than
+    :data:`PRIOR_MAX_AGE`.
+
+    The ``ranking-refresh`` job recomputes every department each :data:`PRIOR_REFRESH`, so a feed
+    recomputes one only on a new database or when the scheduler is down. A prior lags its
+    department's signals by at most :data:`PRIOR_MAX_AGE`: it is the pooled taste of many people
+    over months, a cold start worth :data:`PRIOR_STRENGTH` observations, and the person's own
+    signals (always read fresh) outweigh it as they accumulate. Every instance reads the same row.
+    """
+    if not department:
+        return {}
+    row = session.get(DepartmentPrior, department)
+    if row is not None and row.computed_at > now - PRIOR_MAX_AGE:
+        return dict(row.rates)
+    rates = load_department_prior(session, department, now=now)
+    _store_priors(session, {department: rates}, now=now)
+    return rates
+
+
+def _store_priors(session: Session, priors: dict[str, dict[str, float]], *, now: dt.datetime) -> None:
+    table = DepartmentPrior.__table__  # type: ignore[attr-defined]
+    if not priors:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    # Two instances recomputing the same department write nearly the same numbers: the later wins.
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["department"], set_={"rates": statement.excluded.rates,
+                                             "computed_at": statement.excluded.computed_at}),
+        [{"department": d, "rates": r, "computed_at": now} for d, r in sorted(priors.items())])
+    # Objects already loaded in this session would otherwise keep the old rates.
+    for department in priors:
+        cached = session.identity_map.get(session.identity_key(DepartmentPrior, department))
+        if cached is not None:
+            session.expire(cached)
+
+
+def refresh_job(session: Session, now: dt.datetime, settings: Any = None) -> int:
+    """Recompute every department's prior and recount every post's ratings (the periodic job).
+
+    Returns how many departments were computed. Safe to run twice: it only overwrites values.
+    """
+    departments = [d for d in session.execute(select(Employee.department).where(Employee.department.is_not(None))
+                                              .distinct()).scalars()]
+    priors = _pooled_rates(session, now=now)
+    _store_priors(session, {d: priors.get(d, {}) for d in departments}, now=now)
+    ratings.recount_all(session)
+    return len(departments)
 
 
 def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
@@ -355,7 +434,7 @@ def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
         pair["stars"], pair["thumb"] = stars, (1 if thumb == "up" else -1 if thumb == "down" else 0)
         pair["last"] = max(pair["last"], updated) if pair["last"] else updated
     if prior is None:
-        prior = load_department_prior(session, employee.department, now=now)
+        prior = department_prior(session, employee.department, now=now)
     if not pairs:
         return Profile({}, {}, prior)
     rows = list(pairs.values())
@@ -382,17 +461,15 @@ class Quality:
 
 
 def load_quality(session: Session, post_ids: Sequence[int], styles: Sequence[str]) -> Quality:
-    """Quality of *post_ids* (rated with *styles*): one grouped query over their ratings."""
+    """Quality of *post_ids* (rated with *styles*) from their kept rating counts."""
     counts: dict[int, tuple[int, int, int, int]] = {}
     ids = list(post_ids)
+    stats = PostRatingStats
     for start in range(0, len(ids), 5000):
         part = ids[start:start + 5000]
-        rows = session.execute(
-            select(Rating.post_id, func.count(Rating.stars), func.coalesce(func.sum(Rating.stars), 0),
-                   func.sum(case((Rating.thumb == "up", 1), else_=0)),
-                   func.sum(case((Rating.thumb == "down", 1), else_=0)))
-            .where(Rating.post_id.in_(part)).group_by(Rating.post_id)).all()
-        counts.update((r[0], (int(r[1]), int(r[2]), int(r[3] or 0), int(r[4] or 0))) for r in rows)
+        rows = session.execute(select(stats.post_id, stats.n_stars, stats.sum_stars, stats.ups, stats.downs)
+                               .where(stats.post_id.in_(part))).all()
+        counts.update((r[0], tuple(r[1:])) for r in rows)
     table = np.array([counts.get(i, (0, 0, 0, 0)) for i in ids], dtype=float).reshape(len(ids), 4)
     return quality(table[:, 0], table[:, 1], table[:, 2], table[:, 3],
                    np.array([s == "thumbs" for s in styles], dtype=bool))

@@ -3,7 +3,8 @@
 A post asks for stars (1-5) or a thumb (up or down), its ``rating_style``. A second rating
 replaces the first in one ``INSERT ... ON CONFLICT DO UPDATE``, so two requests racing to rate
 the same post leave one row whatever the interleaving (the unique key decides, not a read).
-Functions take the session and never commit.
+Every change recounts the post's :class:`~intranet.models.PostRatingStats` row, which the ranker
+reads instead of grouping ratings on every feed. Functions take the session and never commit.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from typing import Any, Literal
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from sqlalchemy import case, func, update
 from sqlmodel import Session, delete, select
 
-from intranet.db import storable_utc
+from intranet.db import insert_new, storable_utc
 from intranet.errors import InvalidInput, NotFound, validated
-from intranet.models import Employee, Post, Rating
+from intranet.models import Employee, Post, PostRatingStats, Rating
 from intranet.shapes import Time
 
 MAX_COMMENT = 2000
@@ -107,13 +109,58 @@ def rate(session: Session, *, employee: Employee, post: Post, rating: RatingIn, 
                  .on_conflict_do_update(index_elements=["employee_pk", "post_id"], set_={**values, "updated_at": at})
                  .returning(table.c.id))
     rating_id = session.execute(statement).scalar_one()
+    recount(session, post.id)
     return session.get(Rating, rating_id, populate_existing=True)  # type: ignore[return-value]
 
 
 def withdraw(session: Session, *, employee: Employee, post: Post) -> bool:
     """Remove *employee*'s rating of *post*; whether there was one."""
     result = session.execute(delete(Rating).where(Rating.employee_pk == employee.id, Rating.post_id == post.id))
+    if result.rowcount:  # type: ignore[attr-defined]
+        recount(session, post.id)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+#: Per post: stars given, their sum, thumbs up, thumbs down (what :class:`PostRatingStats` holds).
+RATING_COUNTS = (func.count(Rating.stars), func.coalesce(func.sum(Rating.stars), 0),
+                 func.coalesce(func.sum(case((Rating.thumb == "up", 1), else_=0)), 0),
+                 func.coalesce(func.sum(case((Rating.thumb == "down", 1), else_=0)), 0))
+
+
+def recount(session: Session, post_id: int) -> None:
+    """Count *post_id*'s ratings again into its :class:`PostRatingStats` row.
+
+    Counting from the ratings (rather than adding the change) needs no earlier value, which an
+    upsert does not return. The row is locked before counting: a second rater of the same post
+    waits until the first commits, and its count, a new statement under READ COMMITTED, then
+    includes the first one's rating.
+    """
+    stats = PostRatingStats.__table__  # type: ignore[attr-defined]
+    insert_new(session, stats, [{"post_id": post_id, "n_stars": 0, "sum_stars": 0, "ups": 0, "downs": 0}],
+               ("post_id",), ("post_id",))
+    session.execute(select(stats.c.post_id).where(stats.c.post_id == post_id).with_for_update())
+    n_stars, sum_stars, ups, downs = session.execute(select(*RATING_COUNTS).where(Rating.post_id == post_id)).one()
+    session.execute(update(stats).where(stats.c.post_id == post_id)
+                    .values(n_stars=n_stars, sum_stars=sum_stars, ups=ups, downs=downs))
+
+
+def recount_all(session: Session) -> int:
+    """Count every post's ratings again (the ``ranking-refresh`` job); the rows that changed.
+
+    Catches what :func:`recount` cannot see: ratings removed by a cascade when a person is erased.
+    """
+    stats = PostRatingStats.__table__  # type: ignore[attr-defined]
+    counted = {row[0]: tuple(int(v) for v in row[1:])
+               for row in session.execute(select(Rating.post_id, *RATING_COUNTS).group_by(Rating.post_id))}
+    stored = {row[0]: tuple(row[1:]) for row in session.execute(
+        select(stats.c.post_id, stats.c.n_stars, stats.c.sum_stars, stats.c.ups, stats.c.downs))}
+    changed = {post_id for post_id, counts in counted.items() if stored.get(post_id) != counts}
+    changed |= {post_id for post_id, counts in stored.items() if post_id not in counted and counts != (0, 0, 0, 0)}
+    # Few posts differ (a cascade, or a rating committed since the counts above were read): each
+    # is recounted under its lock, so the job never writes an older count over a newer one.
+    for post_id in sorted(changed):
+        recount(session, post_id)
+    return len(changed)
 
 
 def my_rating(session: Session, *, employee: Employee, post: Post) -> Rating | None:

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from intranet import feed, preferences, ranking, ratings
+from intranet import feed, jobs, preferences, ranking, ratings
 from intranet.engagement import events
 from intranet.errors import InvalidInput
 from intranet.delivery.content import compose
-from intranet.models import Digest, DigestItem, FeedSnapshot
+from intranet.models import DepartmentPrior, Digest, DigestItem, FeedSnapshot, PostRatingStats
 from tests.delivery_support import make_digest, messages, queue_digest, send
 
 HOUR = dt.timedelta(hours=1)
@@ -431,3 +431,83 @@ def test_sent_digest_carries_the_ranked_order(app, db, config, make_employee, ma
     queue_digest(db, me, clock.now)
     send(app, db, config, clock)
     assert messages(db)[0].post_ids == [product_post.id, events_post.id]
+
+
+# ------------------------------------------------------------------------------------------------
+# What the ranker keeps between feeds
+# ------------------------------------------------------------------------------------------------
+
+
+def stats_of(db, post):  # type: ignore[no-untyped-def]
+    row = db.get(PostRatingStats, post.id, populate_existing=True)
+    return (row.n_stars, row.sum_stars, row.ups, row.downs) if row else None
+
+
+def test_rating_counts_follow_every_change(db, make_employee, make_post, clock):
+    """Rating, rating again and withdrawing each leave the post's kept counts equal to its ratings."""
+    first, second = make_employee(), make_employee()
+    post = make_post()
+    thumbs = make_post(rating_style="thumbs")
+    rate(db, first, post, clock.now, stars=4)
+    rate(db, second, post, clock.now, stars=2)
+    rate(db, first, thumbs, clock.now, thumb="up")
+    assert stats_of(db, post) == (2, 6, 0, 0) and stats_of(db, thumbs) == (0, 0, 1, 0)
+    rate(db, first, post, clock.now, stars=5)
+    assert stats_of(db, post) == (2, 7, 0, 0)
+    ratings.withdraw(db, employee=second, post=post)
+    db.commit()
+    assert stats_of(db, post) == (1, 5, 0, 0)
+
+
+def test_refresh_recounts_ratings_removed_by_a_cascade(db, make_employee, make_post, clock):
+    """Erasing a person deletes their ratings underneath the counts; the refresh job puts the counts right."""
+    keeper, leaver = make_employee(), make_employee()
+    post = make_post()
+    rate(db, keeper, post, clock.now, stars=5)
+    rate(db, leaver, post, clock.now, stars=1)
+    db.delete(leaver)
+    db.commit()
+    assert stats_of(db, post) == (2, 6, 0, 0)
+    ranking.refresh_job(db, clock.now)
+    db.commit()
+    assert stats_of(db, post) == (1, 5, 0, 0)
+
+
+def colleagues_read(db, make_employee, make_post, clock, topic, department="Sales"):  # type: ignore[no-untyped-def]
+    """Four people of *department* open three posts of *topic* and scroll past three Legal posts."""
+    for n in range(4):
+        person = make_employee(department=department)
+        at = (clock.now - 5 * HOUR).isoformat()
+        sent = []
+        for i in range(3):
+            liked = make_post(topic=topic, published_at=clock.now - dt.timedelta(days=3))
+            passed = make_post(topic="Legal", published_at=clock.now - dt.timedelta(days=3))
+            sent += [{"id": f"o{i}", "kind": "open", "post_id": liked.id, "occurred_at": at},
+                     {"id": f"s{i}", "kind": "impression", "post_id": passed.id, "occurred_at": at, "position": 1}]
+        events.ingest(db, person, sent, now=clock.now)
+    db.commit()
+
+
+def test_a_department_prior_is_kept_and_recomputed_when_old(db, make_employee, make_post, clock):
+    """A feed keeps its department's prior; later signals count once it is PRIOR_MAX_AGE old."""
+    colleagues_read(db, make_employee, make_post, clock, "Product")
+    kept = ranking.department_prior(db, "Sales", now=clock.now)
+    db.commit()
+    assert kept["Product"] > 0.5 > kept["Legal"]
+    colleagues_read(db, make_employee, make_post, clock, "Events")
+    assert ranking.department_prior(db, "Sales", now=clock.now + HOUR) == kept
+    later = clock.now + ranking.PRIOR_MAX_AGE + HOUR
+    assert ranking.department_prior(db, "Sales", now=later)["Events"] > 0.5
+    assert db.get(DepartmentPrior, "Sales").computed_at == later
+
+
+def test_the_refresh_job_computes_every_department(db, make_employee, make_post, clock):
+    """One run stores a prior for each department, equal to computing each on its own."""
+    colleagues_read(db, make_employee, make_post, clock, "Product", department="Sales")
+    colleagues_read(db, make_employee, make_post, clock, "Events", department="Finance")
+    assert ranking.refresh_job(db, clock.now) == 2
+    db.commit()
+    for department in ("Sales", "Finance"):
+        stored = db.get(DepartmentPrior, department).rates
+        assert stored == pytest.approx(ranking.load_department_prior(db, department, now=clock.now))
+    assert "ranking-refresh" in {job.id for job in jobs.periodic_job_definitions()}
