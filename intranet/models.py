@@ -927,6 +927,9 @@ class AnalyticsDeliveryDay(Base, table=True):
     opened: int = 0
     read_2h: int = 0
     read_24h: int = 0
+
+
+# --------------------------------------------------------------------------------------------
 # What the ranker keeps precomputed (rebuildable from ratings and events at any time)
 # --------------------------------------------------------------------------------------------
 
