@@ -40,6 +40,7 @@ from intranet.models import (
     AnalyticsDeliveryDay,
     AnalyticsHourReaders,
     AnalyticsHourReads,
+    AnalyticsPending,
     AnalyticsPostDay,
     AnalyticsPostGroup,
     AnalyticsPostPerson,
@@ -410,3 +411,111 @@ def _add_delivery(session: Session, counts: Mapping[tuple[dt.date, str, str], in
 @functools.cache
 def _table(model: type[Any]) -> Table:
     return model.__table__  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------------------------
+# Rebuilding from the stored events (after an upgrade, or to check the incremental counts)
+# --------------------------------------------------------------------------------------------
+
+#: Tables :func:`rebuild` empties and refills (deliveries are kept: they rest on outbox rows).
+REBUILT = (AnalyticsPending, AnalyticsPostPerson, AnalyticsPostGroup, AnalyticsPostDay, AnalyticsHourReads,
+           AnalyticsReaderCell, AnalyticsHourReaders)
+
+
+def _sql_parts(dialect: str) -> dict[str, str]:
+    """Dialect pieces: the UTC day of an instant, (weekday Monday = 0, hour) in UTC, a JSON array's elements."""
+    if dialect == "postgresql":
+        return {"day": "(({c}) AT TIME ZONE 'UTC')::date",
+                "weekday": "(EXTRACT(ISODOW FROM ({c}) AT TIME ZONE 'UTC')::int - 1)",
+                "hour": "EXTRACT(HOUR FROM ({c}) AT TIME ZONE 'UTC')::int",
+                "text": "CAST({c} AS VARCHAR)", "no_day": "DATE '0001-01-01'",
+                "carried": "json_array_elements_text(o.post_ids)", "carried_id": "CAST(p.value AS INTEGER)"}
+    return {"day": "date({c})", "weekday": "((CAST(strftime('%w', {c}) AS INTEGER) + 6) % 7)",
+            "hour": "CAST(strftime('%H', {c}) AS INTEGER)", "text": "CAST({c} AS TEXT)", "no_day": "'0001-01-01'",
+            "carried": "json_each(o.post_ids)", "carried_id": "CAST(p.value AS INTEGER)"}
+
+
+def rebuild(session: Session, *, org_timezone: str = "UTC") -> None:
+    """Recount the post and reading-hour rollups from the events stored now, set-based in SQL.
+
+    For an existing installation after the upgrade that added analytics (its events predate
+    the rollups), or to check the incremental counts. Events the retention purge deleted are
+    gone: their counts are lost by a rebuild. Groups are the people's current ones. A zone
+    SQLite cannot convert in SQL (an organisation zone other than UTC) is folded in Python.
+    """
+    dialect = session.get_bind().dialect.name
+    part = _sql_parts(dialect)
+    day, weekday, hour = (part[k].format(c="occurred_at") for k in ("day", "weekday", "hour"))
+    for model in REBUILT:
+        session.execute(_table(model).delete())
+    reads = "kind IN ('open', 'read') AND post_id IS NOT NULL"
+
+    def run(sql: str) -> None:
+        session.connection().exec_driver_sql(sql)
+
+    run(f"""INSERT INTO intranet_analytics_post_person (post_id, employee_pk, stage, first_at)
+        SELECT post_id, employee_pk, stage, MIN(at) FROM (
+          SELECT post_id, employee_pk, {STAGE_REACHED} AS stage, occurred_at AS at FROM intranet_event
+            WHERE kind IN ('impression', 'open', 'read') AND post_id IS NOT NULL
+          UNION ALL SELECT post_id, employee_pk, {STAGE_READ}, occurred_at FROM intranet_event WHERE {reads}
+          UNION ALL SELECT post_id, employee_pk, {STAGE_ACKNOWLEDGED}, occurred_at FROM intranet_event
+            WHERE kind = 'acknowledge' AND post_id IS NOT NULL
+          UNION ALL SELECT {part['carried_id']}, ev.employee_pk, {STAGE_REACHED}, ev.occurred_at
+            FROM intranet_event ev JOIN intranet_outbox o ON o.id = ev.delivery_id AND o.employee_pk = ev.employee_pk,
+                 {part['carried']} p
+            WHERE ev.kind = 'digest_sent' AND {part['carried_id']} IN (SELECT id FROM intranet_post)
+        ) AS firsts GROUP BY post_id, employee_pk, stage""")
+    for dimension in DIMENSIONS:
+        value = f"COALESCE({part['text'].format(c='e.' + dimension)}, '')"
+        run(f"""INSERT INTO intranet_analytics_post_group (post_id, dimension, value, reached, read, acknowledged)
+            SELECT m.post_id, '{dimension}', {value},
+                   SUM(CASE WHEN m.stage = {STAGE_REACHED} THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN m.stage = {STAGE_READ} THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN m.stage = {STAGE_ACKNOWLEDGED} THEN 1 ELSE 0 END)
+            FROM intranet_analytics_post_person m JOIN intranet_employee e ON e.id = m.employee_pk
+            GROUP BY m.post_id, {value}""")
+    first_day = part["day"].format(c="first_at")
+    run(f"""INSERT INTO intranet_analytics_post_day (post_id, day, reads, readers, reached, acknowledged)
+        SELECT post_id, day, SUM(reads), SUM(readers), SUM(reached), SUM(acknowledged) FROM (
+          SELECT post_id, {day} AS day, COUNT(*) AS reads, 0 AS readers, 0 AS reached, 0 AS acknowledged
+            FROM intranet_event WHERE {reads} GROUP BY post_id, {day}
+          UNION ALL SELECT post_id, {first_day}, 0,
+                 SUM(CASE WHEN stage = {STAGE_READ} THEN 1 ELSE 0 END),
+                 SUM(CASE WHEN stage = {STAGE_REACHED} THEN 1 ELSE 0 END),
+                 SUM(CASE WHEN stage = {STAGE_ACKNOWLEDGED} THEN 1 ELSE 0 END)
+            FROM intranet_analytics_post_person GROUP BY post_id, {first_day}
+        ) AS days GROUP BY post_id, day""")
+    cells = {LOCAL: (day, "local_weekday", "local_hour"), "UTC": (day, weekday, hour)}
+    if org_timezone not in cells and dialect == "postgresql":
+        at = f"(occurred_at AT TIME ZONE '{org_timezone.replace(chr(39), '')}')"
+        cells[org_timezone] = (f"{at}::date", f"(EXTRACT(ISODOW FROM {at})::int - 1)", f"EXTRACT(HOUR FROM {at})::int")
+    for zone, (d, w, h) in cells.items():
+        run(f"""INSERT INTO intranet_analytics_hour_reads (zone, day, weekday, hour, reads)
+            SELECT '{zone}', {d}, {w}, {h}, COUNT(*) FROM intranet_event WHERE {reads} GROUP BY {d}, {w}, {h}""")
+        run(f"""INSERT INTO intranet_analytics_reader_cell (zone, employee_pk, weekday, hour, day)
+            SELECT DISTINCT '{zone}', employee_pk, {w}, {h}, {d} FROM intranet_event WHERE {reads}""")
+    run(f"""INSERT INTO intranet_analytics_hour_readers (zone, day, weekday, hour, prev_day, readers)
+        SELECT zone, day, weekday, hour, COALESCE(prev_day, {part['no_day']}), COUNT(*) FROM (
+          SELECT zone, day, weekday, hour,
+                 LAG(day) OVER (PARTITION BY zone, employee_pk, weekday, hour ORDER BY day) AS prev_day
+          FROM intranet_analytics_reader_cell) AS cells
+        GROUP BY zone, day, weekday, hour, COALESCE(prev_day, {part['no_day']})""")
+    if org_timezone not in cells:
+        _fold_zone_in_python(session, org_timezone)
+
+
+def _fold_zone_in_python(session: Session, zone: str) -> None:
+    from intranet.models import EngagementEvent
+
+    e = EngagementEvent
+    query = (select(e.id, e.employee_pk, e.client_id, e.kind, e.post_id, e.occurred_at, e.local_hour,
+                    e.local_weekday).where(e.kind.in_(sorted(READ_KINDS)), e.post_id.is_not(None)).order_by(e.id))
+    batch: list[dict[str, Any]] = []
+    names = ("id", "employee_pk", "client_id", "kind", "post_id", "occurred_at", "local_hour", "local_weekday")
+    for row in session.execute(query).yield_per(10_000):
+        batch.append(dict(zip(names, row)))
+        if len(batch) >= 10_000:
+            _fold_hours(session, batch, {}, (zone,), zone)
+            batch = []
+    if batch:
+        _fold_hours(session, batch, {}, (zone,), zone)

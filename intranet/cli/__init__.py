@@ -1,17 +1,18 @@
 """``flask --app app intranet ...``: Beacon's command line. Commands are thin; services do the work.
 
-One module per area (:mod:`.platform`, :mod:`.directory`, :mod:`.engagement`, :mod:`.digests`, :mod:`.people`),
-sharing :mod:`.context`. Machine-readable output (``--json``) goes to stdout and nothing else
+One module per area (:mod:`.platform`, :mod:`.directory`, :mod:`.engagement`, :mod:`.digests`, :mod:`.people`,
+:mod:`.analytics`), sharing :mod:`.context`. Machine-readable output (``--json``) goes to stdout and nothing else
 does; progress bars and reports go to stderr, so ``... --json | jq`` always works.
 """
 from __future__ import annotations
 
 from flask.cli import AppGroup
 
-from intranet.cli import digests, directory, engagement, people, platform
+from intranet.cli import analytics, digests, directory, engagement, people, platform
 
 intranet_group = AppGroup("intranet", help="Beacon: set up, import, seed and run.")
-for command in (*platform.commands, directory.group, engagement.group, digests.group, people.group):
+for command in (*platform.commands, directory.group, engagement.group, digests.group, people.group,
+                analytics.group):
     intranet_group.add_command(command)
 
 __all__ = ["intranet_group"]
