@@ -91,6 +91,18 @@ def test_malformed_events_are_invalid(client_for, make_employee, make_post):
     assert len(body["rejected"]) == 6
 
 
+def test_numbers_and_names_must_have_their_json_type(client_for, make_employee, make_post):
+    """true, 3.0 and "3" are not post ids or durations; a session event names no post; an empty surface is invalid."""
+    person = make_employee()
+    post = make_post()
+    batch = [event("b", True), event("f", float(post.id)), event("s", str(post.id)),
+             {**event("w", post.id), "dwell_ms": 1.0}, {**event("e", post.id), "surface": ""},
+             event("n", post.id, kind="session"), event("ok", post.id)]
+    body = client_for(person).api("POST", "/api/v1/events", {"events": batch}).get_json()
+    assert body["accepted"] == 1
+    assert sorted(x["id"] for x in body["rejected"] if x["code"] == "invalid") == ["b", "e", "f", "n", "s", "w"]
+
+
 def test_csrf_token_in_body_is_accepted_without_header(client_for, make_employee, make_post, db):
     """sendBeacon cannot set headers: the token may come in the body (text/plain is fine)."""
     person = make_employee()

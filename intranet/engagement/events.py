@@ -18,10 +18,10 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictInt, StrictStr, ValidationError, model_validator
 from typing_extensions import TypedDict
 from sqlalchemy import Select, Table, Text, bindparam, cast, select
 from sqlmodel import Session
@@ -120,20 +120,28 @@ def parse_instant(raw: Any) -> dt.datetime:
 
 
 class EventIn(BaseModel):
-    """One reading event a browser reports (:func:`ingest` checks each on its own, so one bad event
-    is rejected without refusing the batch)."""
+    """One reading event a browser reports. :func:`ingest` reads each event of a batch with this model on
+    its own, so one malformed event is rejected without refusing the others."""
 
-    id: str = Field(pattern=_ID.pattern, description="Client event id; a repeated id is a duplicate")
+    # Strict numbers and names: true, 3.0 and "3" are not ids, positions or durations.
+    id: StrictStr = Field(pattern=_ID.pattern, description="Client event id; a repeated id is a duplicate")
     kind: Literal[tuple(sorted(CLIENT_KINDS))]  # type: ignore[valid-type]
-    post_id: int | None = Field(default=None, ge=1, le=MAX_ID,
-                                description=f"The post, for {', '.join(sorted(POST_KINDS & CLIENT_KINDS))}; "
-                                            "null for the others")
-    occurred_at: dt.datetime
-    dwell_ms: int | None = Field(default=None, ge=0, le=MAX_DWELL_MS)
-    delivery_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    post_id: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_ID,
+        description=f"The post: required for {', '.join(sorted(POST_KINDS & CLIENT_KINDS))}; null for the others")
+    occurred_at: Annotated[dt.datetime, BeforeValidator(parse_instant)] = Field(
+        description="ISO 8601 with an offset; at most INTRANET_EVENTS_MAX_AGE old")
+    dwell_ms: StrictInt | None = Field(default=None, ge=0, le=MAX_DWELL_MS)
+    delivery_id: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1)
     channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
-    surface: str | None = Field(default=None, min_length=1, max_length=16)
-    position: int | None = Field(default=None, ge=0, le=10_000)
+    surface: StrictStr | None = Field(default=None, min_length=1, max_length=16)
+    position: StrictInt | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _post_when_about_a_post(self) -> EventIn:
+        if (self.kind in POST_KINDS) != (self.post_id is not None):
+            raise ValueError(f"a {self.kind} event {'needs' if self.kind in POST_KINDS else 'takes no'} post_id")
+        return self
 
 
 class EventBatchIn(BaseModel):
@@ -156,22 +164,6 @@ class IngestResult(BaseModel):
     rejected: list[RejectedEvent] = Field(default_factory=list, description=(
         'code: "invalid" (malformed), "not_found" (no such post, or not yours to see), or '
         '"out_of_range" (too far in the past or future)'))
-
-
-def _optional_int(value: Any, low: int, high: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError
-    return value
-
-
-def _optional_name(value: Any, allowed: Iterable[str] | None = None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= 16 or (allowed is not None and value not in allowed):
-        raise ValueError
-    return value
 
 
 def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetime, user_agent: str | None = None,
@@ -198,32 +190,17 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
     seen: set[str] = set()
     pending: list[dict[str, Any]] = []
     for raw in events:
-        event_id = raw.get("id") if isinstance(raw, dict) else None
-        shown_id = event_id if isinstance(event_id, str) else str(event_id)
         try:
-            if not isinstance(event_id, str) or not _ID.match(event_id):
-                raise ValueError
-            kind = raw.get("kind")
-            if kind not in CLIENT_KINDS:
-                raise ValueError
-            post_id = raw.get("post_id")
-            if kind in POST_KINDS:
-                if isinstance(post_id, bool) or not isinstance(post_id, int) or not 1 <= post_id <= MAX_ID:
-                    raise ValueError
-            elif post_id is not None:
-                raise ValueError
-            occurred = parse_instant(raw.get("occurred_at"))
-            row = {"employee_pk": employee.id, "client_id": event_id, "kind": kind, "post_id": post_id,
-                   "occurred_at": occurred, "received_at": now,
-                   "dwell_ms": _optional_int(raw.get("dwell_ms"), 0, MAX_DWELL_MS),
-                   "delivery_id": _optional_int(raw.get("delivery_id"), 1, 2**31 - 1),
-                   "channel": _optional_name(raw.get("channel"), CHANNELS),
-                   "surface": _optional_name(raw.get("surface")),
-                   "position": _optional_int(raw.get("position"), 0, 10_000),
-                   "device": device, "source": "client"}
-        except (ValueError, TypeError, AttributeError):
-            result.rejected.append({"id": shown_id, "code": "invalid"})
+            event = EventIn.model_validate(raw)
+        except ValidationError:
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            result.rejected.append({"id": raw_id if isinstance(raw_id, str) else str(raw_id), "code": "invalid"})
             continue
+        event_id, occurred = event.id, event.occurred_at
+        row = {"employee_pk": employee.id, "client_id": event_id, "kind": event.kind, "post_id": event.post_id,
+               "occurred_at": occurred, "received_at": now, "dwell_ms": event.dwell_ms,
+               "delivery_id": event.delivery_id, "channel": event.channel, "surface": event.surface,
+               "position": event.position, "device": device, "source": "client"}
         if not earliest <= occurred <= latest:
             result.rejected.append({"id": event_id, "code": "out_of_range"})
             continue
