@@ -121,6 +121,12 @@ def periodic_job_definitions() -> list[Job]:
         Job("events-purge", "intranet.engagement.retention:purge_job", 24 * hour,
             "Delete raw reading events older than the retention period (rollups keep the aggregates).",
             misfire_grace_time=6 * 3600, commits=True),
+        # Replies to feedback: emailed within a minute of the reply's commit, like digests.
+        Job("feedback-send", "intranet.jobs:send_feedback_replies", minute,
+            "Email replies to feedback to the people who wrote it (when email is their channel).",
+            misfire_grace_time=120, commits=True),
+        Job("feedback-purge", "intranet.delivery.feedback_mail:purge_job", 24 * hour,
+            "Forget reply emails finished more than 30 days ago.", misfire_grace_time=6 * 3600),
     ]
 
 
@@ -162,6 +168,15 @@ def send_digests(sessions: Callable[[], Session], now: dt.datetime, settings: Se
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return str(sending.send_batch(sessions, app.extensions["intranet"].clock, settings, renderer_for(app)))
+
+
+def send_feedback_replies(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str:
+    """Email one paced batch of replies to feedback (:mod:`intranet.delivery.feedback_mail`), with
+    the app's templates and clock, as :func:`send_digests` does."""
+    from intranet.delivery import feedback_mail
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return str(feedback_mail.send_batch(sessions, app.extensions["intranet"].clock, settings, app.jinja_env))
 
 
 def renderer_for(app: Flask) -> Renderer:

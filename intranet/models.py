@@ -966,3 +966,86 @@ class DepartmentPrior(Base, table=True):
     department: str = Field(primary_key=True, max_length=255)
     rates: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     computed_at: dt.datetime = _ts(nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --- feedback ---
+# Comments left with ratings, as the post's author and the comms managers answer them: the
+# inbox row (one per person and post, like the rating), the private replies, and each reply's
+# email to the person who wrote the comment (an outbox row: claimed, sent once, retried).
+# --------------------------------------------------------------------------------------------
+
+FEEDBACK_MAIL_STATUSES = ("pending", "sending", "sent", "failed", "expired", "skipped")
+
+
+class Feedback(Base, table=True):
+    """A comment left with a rating, waiting for (or having had) an answer.
+
+    ``employee_pk`` is who wrote it; it is shown to nobody unless ``signed``. Editing the comment
+    puts it back in the inbox (``received_at`` moves, ``answered_at`` clears); withdrawing it
+    deletes the row, or only the text once someone has replied (the replies stay the writer's).
+    """
+
+    __tablename__ = "intranet_feedback"
+    __table_args__ = (
+        UniqueConstraint("employee_pk", "post_id", name="uq_intranet_feedback_employee_post"),
+        CheckConstraint("comment IS NULL OR length(comment) <= 2000", name="comment_length"),
+        Index("ix_intranet_feedback_answered_received", "answered_at", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    post_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    comment: str | None = Field(default=None, sa_type=Text)
+    signed: bool = False
+    received_at: dt.datetime = _ts(nullable=False)
+    answered_at: dt.datetime | None = _ts(default=None)
+    answered_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+
+
+class FeedbackReply(Base, table=True):
+    """A private answer to one piece of feedback, seen only by its writer (and the inbox)."""
+
+    __tablename__ = "intranet_feedback_reply"
+    __table_args__ = (CheckConstraint("length(body) BETWEEN 1 AND 2000", name="body_length"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feedback_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_feedback.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    author_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    body: str = Field(sa_type=Text)
+    created_at: dt.datetime = _ts(nullable=False)
+    seen_at: dt.datetime | None = _ts(default=None)
+
+
+class FeedbackMail(Base, table=True):
+    """One reply's email to the person who wrote the feedback (when email is one of their channels)."""
+
+    __tablename__ = "intranet_feedback_mail"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'expired', 'skipped')", name="status"),
+        Index("ix_intranet_feedback_mail_status_next", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reply_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_feedback_reply.id", ondelete="CASCADE"), nullable=False, unique=True)
+    )
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts(nullable=False)
+    expires_at: dt.datetime = _ts(nullable=False)
+    lease_until: dt.datetime | None = _ts(default=None)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    message_id: str = Field(max_length=255)
+    sent_at: dt.datetime | None = _ts(default=None)
+    last_error: str | None = Field(default=None, max_length=1000)

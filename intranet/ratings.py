@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 from sqlalchemy import case, func, update
 from sqlmodel import Session, delete, select
 
+from intranet import feedback
 from intranet.db import insert_new, storable_utc
 from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import Employee, Post, PostRatingStats, Rating
@@ -110,7 +111,9 @@ def rate(session: Session, *, employee: Employee, post: Post, rating: RatingIn, 
                  .returning(table.c.id))
     rating_id = session.execute(statement).scalar_one()
     recount(session, post.id)
-    return session.get(Rating, rating_id, populate_existing=True)  # type: ignore[return-value]
+    stored: Rating = session.get(Rating, rating_id, populate_existing=True)  # type: ignore[assignment]
+    feedback.received(session, rating=stored, now=now)  # a comment goes to the author's inbox
+    return stored
 
 
 def withdraw(session: Session, *, employee: Employee, post: Post) -> bool:
@@ -118,6 +121,7 @@ def withdraw(session: Session, *, employee: Employee, post: Post) -> bool:
     result = session.execute(delete(Rating).where(Rating.employee_pk == employee.id, Rating.post_id == post.id))
     if result.rowcount:  # type: ignore[attr-defined]
         recount(session, post.id)
+    feedback.withdrawn(session, employee_pk=employee.id, post_id=post.id)  # and its comment with it
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -45,6 +45,8 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.delivery:pages", False),
     ("intranet.web.analytics_api", True),
     ("intranet.web.dashboards", False),
+    ("intranet.web.feedback", False),
+    ("intranet.web.feedback_api", True),
 )
 
 
@@ -61,6 +63,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_feed.index", "My feed"),
     NavItem("intranet_groups.index", "Groups"),
     NavItem("intranet_publish.index", "Publishing", "contributor"),
+    NavItem("intranet_feedback.inbox", "Feedback", "contributor", ("intranet_feedback.inbox", "intranet_feedback.thread")),
     NavItem("intranet_delivery.preferences_page", "Digest"),
     NavItem("intranet_dashboards.organisation", "Dashboards", "comms"),
     NavItem("intranet_admin.digest_defaults", "Organisation", "comms", ("intranet_admin.digest_defaults",)),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from intranet import attachments, feed, ratings, targeting
+from intranet import attachments, feed, feedback, ratings, targeting
 from intranet.delivery import fatigue
 from intranet.models import PostState
 from intranet.web.context import current_employee, now, require_role, session, settings
@@ -22,7 +22,8 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), posts),
                            my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]),
-                           cadence_notice=fatigue.shown(session(), employee))
+                           cadence_notice=fatigue.shown(session(), employee),
+                           new_replies=feedback.unseen_replies(session(), employee))
 
 
 @bp.get("/posts/<int:post_id>")
@@ -34,7 +35,9 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
     return render_template("intranet/feed/post.html", employee=employee, post=post, state=state,
                            card=feed.cards(session(), [post])[post.id],
                            files=[f for f in attachments.attachments_of(session(), post) if f.kind != "image"],
-                           my_rating=ratings.my_rating(session(), employee=employee, post=post))
+                           my_rating=ratings.my_rating(session(), employee=employee, post=post),
+                           my_feedback=feedback.mine(session(), employee, post_id=post.id),
+                           new_replies=feedback.unseen_replies(session(), employee))
 
 
 @bp.post("/posts/<int:post_id>/acknowledge")

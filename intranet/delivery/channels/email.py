@@ -33,8 +33,9 @@ def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> E
     msg["Subject"] = header_safe(digest.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = header_safe(digest.message_id)
-    msg["List-Unsubscribe"] = f"<{header_safe(digest.unsubscribe_url)}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if digest.unsubscribe_url:  # a digest; a personal message (a reply to feedback) has no list to leave
+        msg["List-Unsubscribe"] = f"<{header_safe(digest.unsubscribe_url)}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     if digest.escalation:

@@ -1,0 +1,161 @@
+"""Feedback replies by email: each reply queued by :func:`intranet.feedback.reply` goes out once.
+
+The reply's :class:`~intranet.models.FeedbackMail` row is the outbox entry: it is committed with
+the reply (so nothing is mailed for a reply that was rolled back), then claimed by this sender
+under a lease exactly as digest messages are (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent
+through the same email channel, pacing and retry rules (:mod:`intranet.delivery.sending`), and
+marked sent. The email goes to the person who wrote the feedback only: it quotes their own
+comment and names who answered; the one who answered never learns who received it.
+
+The sender owns its commits (the claim, then each result), so it takes a session of its own.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable
+
+import jinja2
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Session
+
+from intranet.db import is_postgres
+from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
+from intranet.delivery.sending import Channel, Pacer, SendReport, backoff, configured_channels, default_owner
+from intranet.models import Employee, Feedback, FeedbackMail, FeedbackReply, Post
+from intranet.settings import Settings, SiteSettings
+
+logger = logging.getLogger(__name__)
+
+
+def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta) -> list[int]:
+    """Claim up to *limit* due reply emails for *owner* (the caller commits at once); their ids."""
+    due = or_(and_(FeedbackMail.status == "pending", FeedbackMail.next_attempt_at <= now),
+              and_(FeedbackMail.status == "sending", FeedbackMail.lease_until < now))
+    candidates = select(FeedbackMail.id).where(due).order_by(FeedbackMail.next_attempt_at, FeedbackMail.id).limit(limit)
+    if is_postgres(session):
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (update(FeedbackMail).where(FeedbackMail.id.in_(candidates.scalar_subquery()), due)
+                 .values(status="sending", lease_until=now + lease, claimed_by=owner,
+                         attempts=FeedbackMail.attempts + 1)
+                 .returning(FeedbackMail.id))
+    return sorted(session.execute(statement).scalars().all())
+
+
+def render(templates: jinja2.Environment, site: SiteSettings, mail: FeedbackMail, reply: FeedbackReply,
+           feedback: Feedback, post: Post, writer: Employee, replier_name: str) -> RenderedDigest:
+    """The reply email to *writer* (HTML and plain text from the app's templates, which a host may override)."""
+    base = site.base_url.rstrip("/") + site.url_prefix
+    subject = f"{site.org_name}: a reply to your feedback on “{post.title}”"
+    context = {"subject": subject, "post_title": post.title, "comment": feedback.comment, "reply": reply.body,
+               "by": replier_name, "mine_url": f"{base}/feedback/mine#feedback-{feedback.id}",
+               "post_url": f"{base}/posts/{post.id}", "preferences_url": f"{base}/preferences"}
+    return RenderedDigest(
+        message_id=mail.message_id, recipient_email=writer.email, recipient_name=writer.display_name,
+        subject=subject, html=templates.get_template("intranet/email/feedback_reply.html").render(**context),
+        text=templates.get_template("intranet/email/feedback_reply.txt").render(**context), card={},
+        unsubscribe_url="")
+
+
+def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Settings, templates: jinja2.Environment,
+             *, channel: Channel, owner: str | None = None, pacer: Pacer | None = None,
+             rng: random.Random | None = None) -> SendReport:
+    """Claim a batch of due reply emails and send them through *channel*, committing as it goes."""
+    owner = owner or default_owner()
+    lease = settings.mail.lease
+    pacer = pacer or Pacer(settings.mail.rate_per_minute)
+    report = SendReport()
+    ids = claim(session, clock(), owner, limit=settings.mail.batch, lease=lease)
+    session.commit()
+    for mail_pk in ids:
+        now = clock()
+        mail = session.get(FeedbackMail, mail_pk, populate_existing=True)
+        if mail is None or mail.claimed_by != owner or mail.status != "sending":
+            report.lost += 1
+            continue
+        if now >= mail.expires_at:
+            _finish(session, mail, "expired", "expired before it could be sent")
+            report.expired += 1
+            continue
+        reply = session.get(FeedbackReply, mail.reply_id)
+        feedback = session.get(Feedback, reply.feedback_id) if reply else None
+        writer = session.get(Employee, feedback.employee_pk) if feedback else None
+        post = session.get(Post, feedback.post_id) if feedback else None
+        if reply is None or feedback is None or post is None or writer is None or not writer.active:
+            _finish(session, mail, "skipped", "the writer or the feedback is gone")
+            report.skipped += 1
+            continue
+        replier = session.get(Employee, reply.author_pk) if reply.author_pk else None
+        rendered = render(templates, settings.site, mail, reply, feedback, post, writer,
+                          replier.display_name if replier else "Former colleague")
+        pacer.wait()
+        now = clock()
+        renewed = session.execute(update(FeedbackMail).where(
+            FeedbackMail.id == mail.id, FeedbackMail.claimed_by == owner, FeedbackMail.status == "sending")
+            .values(lease_until=now + lease))
+        if renewed.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            report.lost += 1
+            continue
+        session.commit()
+        try:
+            channel.deliver(rendered, now)
+        except TemporaryFailure as exc:
+            delay = backoff(mail.attempts, settings.mail.retry_seconds, rng=rng)
+            if exc.retry_after:
+                delay = max(delay, dt.timedelta(seconds=exc.retry_after))
+            if now + delay >= mail.expires_at:
+                _finish(session, mail, "expired", f"gave up: {exc.reason}")
+                report.expired += 1
+            else:
+                mail.status, mail.next_attempt_at, mail.lease_until = "pending", now + delay, None
+                mail.last_error = exc.reason[:1000]
+                session.add(mail)
+                session.commit()
+                report.retried += 1
+            logger.warning("Feedback reply mail %s failed temporarily: %s", mail.id, exc.reason)
+            continue
+        except PermanentFailure as exc:
+            _finish(session, mail, "failed", exc.reason)
+            report.failed += 1
+            logger.error("Feedback reply mail %s failed permanently: %s", mail.id, exc.reason)
+            continue
+        mail.status, mail.sent_at, mail.lease_until, mail.last_error = "sent", now, None, None
+        session.add(mail)
+        session.commit()
+        report.sent += 1
+    return report
+
+
+def _finish(session: Session, mail: FeedbackMail, status: str, reason: str) -> None:
+    mail.status, mail.lease_until, mail.last_error = status, None, reason[:1000]
+    session.add(mail)
+    session.commit()
+
+
+def send_batch(sessions: Callable[[], Session], clock: Callable[[], dt.datetime], settings: Settings,
+               templates: jinja2.Environment) -> SendReport:
+    """Send one paced batch of due reply emails (nothing when email is not configured)."""
+    channels = configured_channels(settings.mail)
+    mailer = channels.get("email")
+    if mailer is None:
+        return SendReport()
+    try:
+        with sessions() as session:
+            return send_due(session, clock, settings, templates, channel=mailer)
+    finally:
+        close = getattr(mailer, "close", None)
+        if close:
+            close()
+
+
+def purge_job(session: Session, now: dt.datetime, settings: Settings) -> int:
+    """Scheduled: forget reply emails finished more than 30 days ago (the replies themselves stay)."""
+    from sqlalchemy import delete
+
+    cutoff = now - dt.timedelta(days=30)
+    result = session.execute(delete(FeedbackMail).where(FeedbackMail.status != "pending",
+                                                        FeedbackMail.status != "sending",
+                                                        FeedbackMail.expires_at < cutoff))
+    return result.rowcount or 0  # type: ignore[attr-defined]
