@@ -7,6 +7,7 @@ import json
 import pytest
 
 from intranet.delivery import feedback_mail
+from intranet.directory import lifecycle
 from intranet.delivery.channels.email import SmtpMailer
 from tests.delivery_support import choose
 
@@ -249,3 +250,18 @@ def test_no_email_when_the_writer_did_not_choose_email(app, db, config, smtp, ca
         mailer.close()
     assert report.sent == 0 and smtp.messages == []
     assert client_for(cast["writer"]).get("/api/v1/me/feedback").get_json()["unseen_replies"] == 1
+
+
+def test_a_persons_feedback_is_in_their_data_export_and_goes_with_their_erasure(db, cast, client_for, clock):
+    """The export lists one's feedback with its replies; erasing the person deletes both."""
+    writer = client_for(cast["writer"])
+    rate(writer, cast["post"], stars=2, comment="Too short")
+    author = client_for(cast["author"])
+    fid = inbox(author)["items"][0]["id"]
+    author.api("POST", f"/api/v1/feedback/{fid}/replies", json={"body": "Thanks"})
+    exported = writer.get("/me/data.json").get_json()
+    assert [(f["comment"], [r["body"] for r in f["replies"]]) for f in exported["feedback"]] == [("Too short", ["Thanks"])]
+    erasure = lifecycle.erase(db, db.merge(cast["writer"]), clock.now)
+    db.commit()
+    assert erasure.deleted["feedback"] == 1
+    assert inbox(author, "all")["items"] == []

@@ -20,8 +20,8 @@ from sqlmodel import Session, select
 from intranet import people
 from intranet.models import (
     AnalyticsPostPerson, AnalyticsReaderCell, Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent,
-    EntraUser, FatigueNotice, FeedSnapshot, GroupMember, GroupOwner, HrRecord, OutboxMessage, PostPreview, PostState,
-    Preference, Quarantine, Rating, TimingState,
+    EntraUser, FatigueNotice, Feedback, FeedSnapshot, GroupMember, GroupOwner, HrRecord, OutboxMessage, PostPreview,
+    PostState, Preference, Quarantine, Rating, TimingState,
 )
 from intranet.settings import Settings
 
@@ -37,6 +37,7 @@ PERSONAL_ROWS = (
     ("quarantined_records", Quarantine), ("cadence_notices", FatigueNotice),
     # Analytics markers say which posts the person read and when; the counts built from them stay.
     ("analytics_post_markers", AnalyticsPostPerson), ("analytics_hour_markers", AnalyticsReaderCell),
+    ("feedback", Feedback),  # replies and their emails go with it
 )
 
 
