@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from intranet import ratings
+from intranet import feedback, ratings
 from intranet.delivery import rendering
-from intranet.models import Employee, SyncRun
+from intranet.models import Employee, Feedback, SyncRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
@@ -40,6 +40,7 @@ class Org:
     run_id: int
     group_key: str
     secret: str
+    feedback_id: int
 
 
 @pytest.fixture
@@ -57,9 +58,15 @@ def org(app: Any, db: Any, make_employee: Any, make_group: Any, make_post: Any, 
     run = SyncRun(source="graph", mode="delta", status="succeeded", started_at=clock.now - dt.timedelta(hours=1),
                   finished_at=clock.now, seen=4, updated=1)
     db.add(run)
+    ratings.rate(db, employee=employee, post=post, now=clock.now,
+                 rating=ratings.RatingIn(stars=2, comment="Which teams get the new budget first?"))
+    db.commit()
+    [feedback_item] = feedback.mine(db, employee)
+    feedback.reply(db, comms, db.get(Feedback, feedback_item.id), feedback.ReplyIn(body="Sales and IT, in May."),
+                   now=clock.now)
     db.commit()
     return Org(employee, contributor, comms, admin, post.id, draft.id, run.id, group.key,
-               str(app.config["SECRET_KEY"]))
+               str(app.config["SECRET_KEY"]), feedback_item.id)
 
 
 def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
@@ -93,6 +100,9 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("directory-run", org.admin, f"/admin/directory/runs/{org.run_id}"),
         ("quarantine", org.admin, "/admin/directory/quarantine"),
         ("unmapped", org.admin, "/admin/directory/unmapped"),
+        ("feedback-inbox", org.comms, "/feedback?status=all"),
+        ("feedback-thread", org.comms, f"/feedback/{org.feedback_id}"),
+        ("my-feedback", org.employee, "/feedback/mine"),
     ]
 
 
