@@ -72,6 +72,8 @@ class Operation:
     #: The JSON body the route reads; ``body_required=False`` when it may be left out.
     body: type[BaseModel] | None = None
     body_required: bool = True
+    #: The multipart/form-data field that carries an uploaded file (instead of a JSON body).
+    upload: str | None = None
     #: The query parameters, one a field of this model.
     query: type[BaseModel] | None = None
     #: The route's other answers: ``{status: description}`` (errors answer with :class:`ErrorPublic`),
@@ -207,6 +209,10 @@ def _documented(spec: Operation, rule: str, public: bool, schemas: _Schemas) -> 
         out["security"] = []
     if spec.body is not None:
         out["requestBody"] = {"required": spec.body_required, **_json(schemas.ref(spec.body, "validation"))}
+    if spec.upload is not None:
+        out["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": [spec.upload],
+            "properties": {spec.upload: {"type": "string", "format": "binary"}}}}}}
     success: dict[str, Any] = {"description": spec.returns or _describe(spec.response)}
     if spec.response is not None:
         success.update(_json(schemas.ref(spec.response, "serialization")))

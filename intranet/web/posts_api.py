@@ -141,8 +141,9 @@ def manage_detail(post_id: int) -> posts.ManagedPostDetail:
 
 
 @bp.post("/posts/<int:post_id>/attachments")
-@operation("Upload an image or file (multipart field 'file'); type and size checked",
-           response=posts.AttachmentPublic, status=201, returns="Stored", responses={413: "Too large", **MANAGED})
+@operation("Upload an image or file; its type is read from its content and checked, and its size",
+           upload="file", response=posts.AttachmentPublic, status=201, returns="Stored",
+           responses={413: "Too large", **MANAGED})
 @require_role("employee")
 def upload(post_id: int) -> tuple[posts.AttachmentPublic, int]:
     missing = InvalidInput('Send the file as multipart/form-data in a field named "file".', details={"field": "file"})
