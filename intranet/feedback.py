@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, case, delete, false, func, or_, select, true, update
@@ -56,6 +56,75 @@ class ReplyIn(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
+
+
+class InboxQuery(BaseModel):
+    """``GET /api/v1/feedback``: which part of the inbox."""
+
+    status: Literal["waiting", "answered", "all"] = Field(
+        default="waiting", description="waiting (oldest first), answered or all (newest first)")
+
+
+class ReplyPublic(BaseModel):
+    """A reply to feedback, as the writer and the inbox see it."""
+
+    body: str
+    created_at: str = Field(description="ISO 8601, UTC")
+    by: str = Field(description="Who answered (repliers are never anonymous)")
+    seen: bool = Field(description="Whether the writer has marked it read")
+
+
+class FeedbackPublic(BaseModel):
+    """Feedback as the inbox shows it: the writer is named only when they signed."""
+
+    id: int
+    post_id: int
+    post_title: str
+    comment: str | None = Field(description="null once the writer withdrew it")
+    signed: bool
+    signed_by: str | None = Field(description="The writer's name when they signed; null otherwise")
+    stars: int | None
+    thumb: Literal["up", "down"] | None
+    received_at: str = Field(description="When the comment (or its last change) arrived, ISO 8601")
+    waiting_seconds: int | None = Field(description="How long it has waited for an answer (null: answered)")
+    overdue: bool = Field(description="Waiting more than a day")
+    answered_at: str | None
+    replies: list[ReplyPublic]
+
+
+class InboxPublic(BaseModel):
+    """Your feedback inbox, and how much of it waits."""
+
+    items: list[FeedbackPublic]
+    waiting: int
+    overdue: int = Field(description="Waiting more than a day")
+    oldest_waiting_seconds: int | None
+
+
+class MyFeedbackPublic(BaseModel):
+    """A comment you left with a rating, and the replies it got."""
+
+    id: int
+    post_id: int
+    post_title: str
+    comment: str | None
+    signed: bool
+    received_at: str
+    answered: bool
+    replies: list[ReplyPublic]
+
+
+class MyFeedbackListPublic(BaseModel):
+    """The feedback you left, newest first."""
+
+    items: list[MyFeedbackPublic]
+    unseen_replies: int
+
+
+class SeenPublic(BaseModel):
+    """How many replies were new."""
+
+    marked: int
 
 
 # --------------------------------------------------------------------------------------------
