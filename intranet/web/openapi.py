@@ -81,24 +81,23 @@ class Operation:
     responses: Mapping[int, str | tuple[str, type[BaseModel] | None]] = dataclasses.field(default_factory=dict)
     description: str | None = None
 
+    def __call__(self, view: F) -> F:
+        """Declare *view* as this operation.
 
-def operation(summary: str, **fields: Any) -> Callable[[F], F]:
-    """Declare the decorated API view as one operation (see :class:`Operation` for *fields*).
+        The view may return a model instance, ``(model, status)`` or ``(model, status, headers)``;
+        models are written as JSON by the names the document shows (aliases such as ``from``).
+        """
 
-    The view may return a model instance, ``(model, status)`` or ``(model, status, headers)``;
-    models are written as JSON by their field names as the document shows them (aliases).
-    """
-    spec = Operation(summary, **fields)
-
-    def decorator(view: F) -> F:
         @functools.wraps(view)
         def serialized(*args: Any, **kwargs: Any) -> Any:
             return _serialize(view(*args, **kwargs))
 
-        serialized.operation = spec  # type: ignore[attr-defined]
+        serialized.operation = self  # type: ignore[attr-defined]
         return serialized  # type: ignore[return-value]
 
-    return decorator
+
+#: Declare an API view: ``@operation("Summary", body=ThingIn, response=ThingPublic)`` (an :class:`Operation`).
+operation = Operation
 
 
 def _serialize(result: Any) -> Any:
