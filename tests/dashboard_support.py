@@ -20,10 +20,12 @@ CHART_BLOCK = re.compile(r'<script type="application/json" class="intranet-chart
                          r'</script>', re.S)
 
 
-def read_by(db: Session, people: list[Any], post: Any, *, at: dt.datetime = NOW - dt.timedelta(minutes=30)) -> None:
-    """Each of *people* opens *post* at *at* (through the historical import, which feeds the rollups)."""
+def read_by(db: Session, people: list[Any], post: Any, *, at: dt.datetime = NOW - dt.timedelta(minutes=30),
+            kind: str = "open") -> None:
+    """Each of *people* opens *post* (or sees it: *kind* ``impression``) at *at*, through the historical
+    import, which feeds the rollups."""
     lines = ["employee_id,post_id,kind,occurred_at,dwell_ms"]
-    lines += [f"{p.employee_id},{post.id},open,{at.isoformat()}," for p in people]
+    lines += [f"{p.employee_id},{post.id},{kind},{at.isoformat()}," for p in people]
     result = events.import_csv(db, io.StringIO("\n".join(lines) + "\n"), now=NOW)
     assert not result.errors, result.errors
     db.commit()
@@ -36,14 +38,15 @@ def rate_by(db: Session, people: list[Any], post: Any, stars: int) -> None:
 
 
 def organisation(make_employee: Any, make_post: Any, db: Session, *, department: str = "Sales") -> dict[str, Any]:
-    """Six readers in *department*, two in Legal (too few to show) and five in Finance who did not read
-    (hidden too, so that Legal cannot be worked out from the total), all at level 3 in EMEA; one
-    all-staff post, rated 4 stars by five of the readers."""
+    """Six readers in *department*, two in Legal (too few to show) and five in Finance who saw the post
+    but did not read it (hidden too, so that Legal cannot be worked out from the total), all at level 3
+    in EMEA; one all-staff post, rated 4 stars by five of the readers."""
     big = [make_employee(department=department, region="EMEA", level=3) for _ in range(6)]
     small = [make_employee(department="Legal", region="EMEA", level=3) for _ in range(2)]
     quiet = [make_employee(department="Finance", region="EMEA", level=3) for _ in range(5)]
     post = make_post(title="Quarterly results", topic="Finance")
     read_by(db, big + small, post)
+    read_by(db, quiet, post, kind="impression")
     rate_by(db, big[:5], post, 4)
     return {"big": big, "small": small, "quiet": quiet, "post": post}
 

@@ -13,6 +13,7 @@ import plotly.offline
 import pytest
 
 from intranet.analytics import charts, post_detail
+from intranet.models import AnalyticsDeliveryDay
 from tests.conftest import NOW
 from tests.dashboard_support import figures, organisation, rate_by, read_by
 
@@ -43,7 +44,9 @@ def test_comms_managers_and_admins_see_every_chart(role, client_for, make_employ
     client = client_for(make_employee(**{role: True}))
     assert 'href="/analytics"' in client.get("/").get_data(as_text=True)
     page = client.get("/analytics").get_data(as_text=True)
-    assert {"reading-hours", "coverage"} <= set(figures(page))
+    assert {"reading-hours", "rate-department", "rate-region", "rate-level", "topics", "coverage"} <= set(figures(page))
+    for key in ("digests", "acknowledgements", "timing-lift"):  # nothing sent, no must-read: said, not drawn
+        assert f'id="card-{key}"' in page
     assert f'href="/analytics/posts/{org["post"].id}"' in page
     post_page = client.get(f"/analytics/posts/{org['post'].id}").get_data(as_text=True)
     shown = figures(post_page)
@@ -60,9 +63,9 @@ def test_post_charts_and_their_csv_agree(client_for, make_employee, make_post, d
     funnel = figures(client.get(f"/analytics/posts/{post.id}").get_data(as_text=True))["funnel"]
     assert funnel["data"][0]["y"] == ["Audience", "Reached", "Read"]
     audience = 6 + 2 + 5 + 1  # everyone, the viewer included
-    assert funnel["data"][0]["x"] == [audience, 8, 8]
+    assert funnel["data"][0]["x"] == [audience, 13, 8]
     rows = _csv(client.get(f"/analytics/posts/{post.id}/charts/funnel.csv"))
-    assert [(r["stage"], int(r["people"])) for r in rows] == [("Audience", audience), ("Reached", 8), ("Read", 8)]
+    assert [(r["stage"], int(r["people"])) for r in rows] == [("Audience", audience), ("Reached", 13), ("Read", 8)]
     stars = _csv(client.get(f"/analytics/posts/{post.id}/charts/ratings.csv"))
     assert [(r["rating"], r["people"]) for r in stars] == [("1", "0"), ("2", "0"), ("3", "0"), ("4", "5"), ("5", "0")]
 
@@ -181,3 +184,47 @@ def test_embedded_json_round_trips_and_escapes_html_characters():
     embedded = str(charts.embed(figure))
     assert "<" not in embedded and ">" not in embedded and "&" not in embedded and "'" not in embedded
     assert json.loads(embedded) == json.loads(figure)
+
+
+def test_organisation_charts_follow_the_rollups_and_hide_small_groups(client_for, make_employee, make_post, db):
+    """Read rate by department per week shows Sales (6 of 6 read) and neither Legal nor Finance; topics
+    show the Finance topic; the CSV of each says the same."""
+    organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True, department="Comms"))
+    shown = figures(client.get("/analytics").get_data(as_text=True))
+    assert [trace["name"] for trace in shown["rate-department"]["data"]] == ["Sales"]
+    rows = _csv(client.get("/analytics/charts/rate-department.csv"))
+    assert [(r["department"], r["reached"], r["read"]) for r in rows] == [("Sales", "6", "6")]
+    topics = _csv(client.get("/analytics/charts/topics.csv"))
+    assert [(r["topic"], r["read"]) for r in topics] == [("Finance", "8")]
+
+
+def test_a_filter_that_leaves_too_few_people_shows_only_the_hidden_count(client_for, make_employee, make_post, db):
+    """Narrowed to Legal (two readers), the department chart shows no rate, only that 2 people are hidden."""
+    organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True))
+    page = client.get("/analytics?department=Legal").get_data(as_text=True)
+    assert "rate-department" not in figures(page)
+    card = page.split('id="card-rate-department"')[1].split("</section>")[0]
+    assert "fewer than 5 people" in card and "2 people are hidden" in card
+    assert _csv(client.get("/analytics/charts/rate-department.csv?department=Legal")) == []
+
+
+def test_timing_lift_shows_both_arms_the_interval_and_the_sample_sizes(client_for, make_employee, db):
+    """Learned times 60 of 100 read within 24 h, control 40 of 80: +10 points with its 95 % interval."""
+    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="personal", sent=100, opened=70, read_2h=30,
+                                read_24h=60))
+    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="control", sent=80, opened=50, read_2h=20,
+                                read_24h=40))
+    db.commit()
+    client = client_for(make_employee(is_comms=True))
+    page = client.get("/analytics").get_data(as_text=True)
+    lift = figures(page)["timing-lift"]
+    assert lift["data"][0]["y"] == [0.6, 0.5] and lift["data"][0]["customdata"] == [[60, 100], [40, 80]]
+    assert "n = 100 and 80" in page and "+10.0%" in page
+    rows = _csv(client.get("/analytics/charts/timing-lift.csv"))
+    assert [(r["arm"], r["sent"], r["read_24h"]) for r in rows[:2]] == [("Learned times", "100", "60"),
+                                                                          ("Default hour (control)", "80", "40")]
+    assert float(rows[2]["rate"]) == pytest.approx(0.1) and float(rows[3]["rate"]) < 0.1 < float(rows[4]["rate"])
+    digests = _csv(client.get("/analytics/charts/digests.csv"))
+    assert [(r["channel"], r["sent"], r["read_24h"]) for r in digests] == [("email", "180", "100")]

@@ -66,11 +66,12 @@ def _figure(data: Sequence[Any], title: str, **layout: Any) -> str:
     return fig.to_json()
 
 
-def _hidden_note(hidden_rows: int, k: int, what: str = "groups") -> str:
+def _hidden_note(hidden_rows: int, k: int, what: tuple[str, str] = ("group", "groups")) -> str:
     if not hidden_rows:
         return ""
-    return (f"{hidden_rows} {what} {'is' if hidden_rows == 1 else 'are'} not shown: each has fewer than {k} people, "
-            f"or showing it would let someone work out a group that small.")
+    name = what[0] if hidden_rows == 1 else what[1]
+    return (f"{hidden_rows} {name} {'is' if hidden_rows == 1 else 'are'} not shown: too few people (under {k}), "
+            f"or showing {'it' if hidden_rows == 1 else 'them'} would let someone work out a group that small.")
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -179,6 +180,127 @@ def reading_hours(hours: Any, *, k: int) -> Chart:
     return Chart("reading-hours", "When people read", figure, ("weekday", "hour", "reads", "readers"), rows, note)
 
 
+def _narrowed_note(series: Any, k: int, what: tuple[str, str] = ("group", "groups")) -> str:
+    hidden = getattr(series, "hidden", None)
+    if hidden is not None:
+        return (f"These filters leave fewer than {k} people: only that {hidden.hidden_people} "
+                f"{'person is' if hidden.hidden_people == 1 else 'people are'} hidden can be said.")
+    return _hidden_note(getattr(series, "hidden_rows", 0), k, what)
+
+
+def rate_over_time(series: Any, dimension: str, *, k: int) -> Chart:
+    """Read rate (people reading / people reached, over the posts published each week) per group.
+
+    :param series: :func:`intranet.analytics.queries.read_rate_by_group` for *dimension*.
+    """
+    label = DIMENSION_LABELS[dimension]
+    groups: dict[str, list[Any]] = {}
+    for row in series.rows:
+        groups.setdefault(group_label(dimension, row.value), []).append(row)
+    lines_ = [(name, [r.period.isoformat() for r in rows], [_rate(r.read, r.reached) for r in rows],
+               [[r.reached, r.read] for r in rows]) for name, rows in groups.items()]
+    rows = [(r.period, group_label(dimension, r.value), r.reached, r.read, _rate(r.read, r.reached))
+            for r in series.rows]
+    title = f"Read rate by {label.lower()}, by week of publishing"
+    chart = lines(f"rate-{dimension}", title, lines_, header=("week", dimension, "reached", "read", "read_rate"),
+                  rows=rows, hover="%{fullData.name}, week of %{x}<br>%{y:.0%}: %{customdata[1]} of %{customdata[0]} "
+                                   "reached read<extra></extra>", note=_narrowed_note(series, k))
+    return chart
+
+
+def topics(series: Any, *, k: int) -> Chart:
+    """Per topic: read rate over the posts published in the window, with posts, reach and read events.
+
+    :param series: :func:`intranet.analytics.queries.topic_engagement`.
+    """
+    rows_ = series.rows
+    custom = [[r.posts, r.reached, r.read, r.reads] for r in rows_]
+    chart = bars("topics", "Engagement by topic", [r.topic for r in rows_],
+                 [("Read rate", [_rate(r.read, r.reached) for r in rows_], custom)],
+                 header=("topic", "posts", "reached", "read", "read_events", "read_rate"),
+                 rows=[(r.topic, r.posts, r.reached, r.read, r.reads, _rate(r.read, r.reached)) for r in rows_],
+                 hover="%{x}<br>Read rate %{y:.0%}<br>%{customdata[0]} posts, %{customdata[2]} of %{customdata[1]} "
+                       "reached read, %{customdata[3]} reads<extra></extra>",
+                 note=_narrowed_note(series, k, ("topic", "topics")))
+    return chart
+
+
+def digests(series: Any, *, k: int) -> Chart:
+    """Per channel: digests and alerts sent, and the shares opened, read within 2 h and within 24 h.
+
+    :param series: :func:`intranet.analytics.queries.digest_performance`.
+    """
+    rows_ = series.rows
+    names = [r.channel.replace("_", "-") for r in rows_]
+    measures = [("Opened", "opened"), ("Read within 2 h", "read_2h"), ("Read within 24 h", "read_24h")]
+    data = [(name, [_rate(getattr(r, attr), r.sent) for r in rows_], [[getattr(r, attr), r.sent] for r in rows_])
+            for name, attr in measures]
+    return bars("digests", "Digests by channel", names, data,
+                header=("channel", "sent", "opened", "read_2h", "read_24h"),
+                rows=[(r.channel, r.sent, r.opened, r.read_2h, r.read_24h) for r in rows_],
+                hover="%{x}, %{fullData.name}: %{y:.0%} (%{customdata[0]} of %{customdata[1]} sent)<extra></extra>",
+                note=_narrowed_note(series, k, ("channel", "channels")))
+
+
+def acknowledgements(series: Any, *, k: int) -> Chart:
+    """Must-read posts: the share of each one's audience that has acknowledged it.
+
+    :param series: :func:`intranet.analytics.queries.acknowledgement_progress`.
+    """
+    rows_ = series.rows
+    titles = [text(r.title) for r in rows_]
+    custom = [[r.acknowledged, r.audience, r.ack_deadline.date().isoformat() if r.ack_deadline else "none"]
+              for r in rows_]
+    data = [go.Bar(y=titles, x=[_rate(r.acknowledged, r.audience) for r in rows_], orientation="h", customdata=custom,
+                   marker={"color": COLORS[4]},
+                   hovertemplate="%{y}<br>%{customdata[0]} of %{customdata[1]} acknowledged (%{x:.0%})<br>"
+                                 "Deadline: %{customdata[2]}<extra></extra>")]
+    figure = _figure(data, "Must-read acknowledgements", xaxis={"tickformat": ".0%", "range": [0, 1]},
+                     yaxis={"type": "category", "automargin": True, "autorange": "reversed"})
+    rows = [(r.post_id, r.title, r.audience, r.acknowledged, _rate(r.acknowledged, r.audience), r.ack_deadline)
+            for r in rows_]
+    return Chart("acknowledgements", "Must-read acknowledgements", figure,
+                 ("post_id", "title", "audience", "acknowledged", "share", "deadline"), rows,
+                 _narrowed_note(series, k, ("must-read", "must-reads")) or (
+                     "" if rows_ else "No must-read was published in this period."))
+
+
+def timing_lift(lift: Any, *, k: int) -> Chart:
+    """Learned send times against the control group (the default hour): read-within-24-h rates,
+    the difference with its 95 % interval, and the sample sizes.
+
+    :param lift: :func:`intranet.analytics.queries.learned_timing_lift`.
+    """
+    if lift.hidden is not None:
+        return Chart("timing-lift", "Learned send times vs the default hour", _figure([], "Learned send times"),
+                     ("arm", "sent", "read_24h", "rate"), [],
+                     f"Too few digests to compare: each arm needs at least {k} (the smaller has "
+                     f"{lift.hidden.hidden_people}).")
+    arms = [("Learned times", lift.personalised_sent, lift.personalised_read),
+            ("Default hour (control)", lift.control_sent, lift.control_read)]
+    rates, errors = [], []
+    for _, n, x in arms:
+        p = x / n
+        rates.append(round(p, 4))
+        errors.append(round(1.96 * (p * (1 - p) / n) ** 0.5, 4))
+    data = [go.Bar(x=[name for name, _, _ in arms], y=rates, error_y={"type": "data", "array": errors, "visible": True},
+                   customdata=[[x, n] for _, n, x in arms], marker={"color": [COLORS[0], COLORS[7]]},
+                   hovertemplate="%{x}<br>%{y:.1%} read within 24 h (%{customdata[0]} of %{customdata[1]} digests)"
+                                 "<extra></extra>")]
+    headline = (f"Difference {lift.difference:+.1%} (95 % interval {lift.low:+.1%} to {lift.high:+.1%}); "
+                f"n = {lift.personalised_sent} and {lift.control_sent}")
+    figure = _figure(data, "Learned send times vs the default hour", yaxis={"tickformat": ".0%", "rangemode": "tozero"},
+                     xaxis={"type": "category"},
+                     annotations=[{"text": text(headline), "xref": "paper", "yref": "paper", "x": 0, "y": -0.18,
+                                   "showarrow": False, "xanchor": "left"}])
+    rows = [(name, n, x, round(x / n, 4)) for name, n, x in arms]
+    rows.append(("difference (learned - control)", None, None, lift.difference))
+    rows.append(("95% interval low", None, None, lift.low))
+    rows.append(("95% interval high", None, None, lift.high))
+    return Chart("timing-lift", "Learned send times vs the default hour", figure, ("arm", "sent", "read_24h", "rate"),
+                 rows, headline + ". Error bars: 95 % intervals of each rate.")
+
+
 def coverage(data: dict[str, Any]) -> Chart:
     """Directory health: the share of active employees with each attribute the dashboards group by.
 
@@ -189,7 +311,7 @@ def coverage(data: dict[str, Any]) -> Chart:
     counts = [data[name]["count"] for name, _ in names]
     bars = [go.Bar(x=[label for _, label in names], y=shares, customdata=counts, marker={"color": COLORS[1]},
                    hovertemplate="%{x}: %{customdata} people (%{y:.0%})<extra></extra>")]
-    figure = _figure(bars, f"Attribute coverage of {data['active']} active employees",
+    figure = _figure(bars, f"Directory coverage ({data['active']} active people)",
                      yaxis={"tickformat": ".0%", "range": [0, 1]}, xaxis={"type": "category"})
     rows = [(label, data[name]["count"], data["active"], round(data[name]["share"], 4)) for name, label in names]
     note = ("People without an attribute are counted as 'Not known' in every chart grouped by it; "

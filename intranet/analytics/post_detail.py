@@ -14,7 +14,8 @@ import datetime as dt
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from intranet.models import AnalyticsPostDay, Post, Rating
+from intranet.analytics import queries
+from intranet.models import Post, Rating
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,11 +59,15 @@ def k_steps(daily: list[tuple[dt.date, int]], k: int) -> tuple[list[tuple[dt.dat
 
 
 def readership(session: Session, post: Post, *, audience: int, k: int) -> Readership:
-    """Distinct readers of *post* by the end of each day since publishing, in steps of at least *k*."""
-    d = AnalyticsPostDay
-    daily = [(day, int(n)) for day, n in session.execute(
-        select(d.day, d.readers).where(d.post_id == post.id, d.readers > 0).order_by(d.day))]
-    points, hidden = k_steps(daily, k)
+    """Distinct readers of *post* by the end of each day since publishing, in steps of at least *k*.
+
+    Built on :func:`intranet.analytics.queries.post_timeline` (people reading for the first time
+    per day), whose days may each hold fewer than *k* new readers: they are merged here.
+    """
+    timeline = queries.post_timeline(session, post, k=k)
+    if timeline.hidden is not None:
+        return Readership(audience=audience, steps=[], hidden_readers=timeline.hidden.hidden_people)
+    points, hidden = k_steps([(row.day, row.new_readers) for row in timeline.rows], k)
     start = (post.published_at or post.created_at).date()
     return Readership(audience=audience, hidden_readers=hidden,
                       steps=[ReadStep(day, max((day - start).days, 0), n) for day, n in points])
