@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, literal, or_, select, true
 from sqlmodel import Session
 
 from intranet import zones
@@ -422,7 +422,9 @@ def employee_pairs(employee: Employee, group_keys: Iterable[str]) -> list[tuple[
 def live_filter(now: dt.datetime) -> ColumnElement[bool]:
     """A WHERE clause over :class:`Post`: published, due and unexpired at *now*."""
     return and_(
-        Post.status.in_(LIVE_STATUSES),
+        # One plain parameter per status, not an "expanding" list: SQLAlchemy re-renders an
+        # expanding statement's text on every execution, even when the statement is cached.
+        Post.status.in_([literal(status) for status in LIVE_STATUSES]),
         Post.published_at.is_not(None),
         Post.published_at <= now,
         or_(Post.expires_at.is_(None), Post.expires_at > now),
