@@ -377,3 +377,16 @@ def test_desk_page_of_an_oversized_stored_audience_still_opens(client_for, comms
     response = client_for(comms).get(f"/publish/posts/{post.id}")
     assert response.status_code == 200 and b"Huge audience" in response.data
 
+
+
+def test_events_nested_exactly_to_the_limit_pass_and_one_more_is_refused(client_for, make_employee):
+    """32 levels of JSON are read (an unknown field is simply ignored), 33 are a 400: the depth walk counts exactly."""
+    client = client_for(make_employee())
+
+    def body(levels: int) -> bytes:  # {"events": [], "extra": [[...]]}: 1 + (levels - 1) levels
+        inner = levels - 1
+        return b'{"events": [], "extra": ' + b"[" * inner + b"]" * inner + b"}"
+
+    assert client.api("POST", "/api/v1/events", data=body(32), content_type="application/json").status_code == 200
+    response = client.api("POST", "/api/v1/events", data=body(33), content_type="application/json")
+    assert "32 levels" in api_error(response, 400)["message"]

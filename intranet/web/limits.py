@@ -69,14 +69,15 @@ def _texts(value: Any) -> Iterator[str]:
 
 
 def _too_deep(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
+    # Level by level: only the containers of each level are kept, so a batch of flat objects
+    # costs one comprehension per object (a stack of (item, depth) pairs cost a tuple per value).
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level for child in (item.values() if type(item) is dict else item)
+                 if type(child) is dict or type(child) is list]
+        if not level:
+            return False
+    return True
 
 
 def load_json(data: bytes) -> Any:
