@@ -159,3 +159,30 @@ def test_insert_ignoring_duplicates_counts_only_new_rows(make_employee, clock, d
     assert core.insert_ignoring_duplicates(db, table, [], key) == 0
     db.commit()
     assert sorted(db.execute(select(EngagementEvent.client_id)).scalars()) == ["a", "b", "c"]
+
+
+def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them():
+    """The fast SQLite bind of UTCDateTime gives the exact text of SQLAlchemy's DATETIME (what range queries compare)."""
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+    from zoneinfo import ZoneInfo
+
+    dialect = sqlite.dialect()
+    fast = core.UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    reference = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    for value in (AT, AT.replace(microsecond=1), dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc),
+                  dt.datetime(2999, 12, 31, 23, 59, 59, 999_999, tzinfo=ZoneInfo("Pacific/Kiritimati")),
+                  dt.datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))):
+        assert fast(value) == reference(value.astimezone(dt.timezone.utc).replace(tzinfo=None)), value
+    assert fast(None) is None
+
+
+def test_instants_sent_with_any_offset_compare_as_utc(client_for, make_employee, make_post, clock, db):
+    """Events sent at one instant in three offsets are stored as that one UTC instant, on each database."""
+    person = make_employee()
+    post = make_post()
+    instant = AT.replace(microsecond=0)
+    sent = [event(f"o{i}", post.id, at=instant.astimezone(dt.timezone(dt.timedelta(minutes=m))))
+            for i, m in enumerate((0, 14 * 60, -(9 * 60 + 30)))]
+    assert post_events(client_for(person), sent)["accepted"] == 3
+    assert count(db, occurred_at=instant) == 3

@@ -176,6 +176,9 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
     or ``out_of_range`` (timestamp too far in the past or future). Valid events in the same batch
     are stored regardless.
 
+    Three steps, each over the whole batch: :func:`_valid_rows` (Python only), :func:`_visible_rows`
+    (one query for the posts named) and :func:`store_events` (one insert).
+
     :raise InvalidInput: when *events* is not a list, or is longer than *max_batch*.
     """
     if not isinstance(events, list):
@@ -184,11 +187,19 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
         raise InvalidInput(f"At most {max_batch} events per batch; send the rest in another request.",
                            details={"field": "events", "max": max_batch})
     result = IngestResult()
-    zone = zone_of(employee.timezone, org_timezone)
-    device = device_class(user_agent)
-    earliest, latest = now - max_age, now + max_skew
+    rows = _valid_rows(events, employee, result, now=now, device=device_class(user_agent),
+                       zone=zone_of(employee.timezone, org_timezone), earliest=now - max_age, latest=now + max_skew)
+    rows = _visible_rows(session, employee, rows, result, now=now)
+    result.accepted = store_events(session, rows)
+    result.duplicates += len(rows) - result.accepted
+    return result
+
+
+def _valid_rows(events: list[Any], employee: Employee, result: IngestResult, *, now: dt.datetime,
+                device: str | None, zone: ZoneInfo, earliest: dt.datetime, latest: dt.datetime) -> list[dict[str, Any]]:
+    """The rows of the well-formed, in-range events, each event id once; the others go into *result*."""
     seen: set[str] = set()
-    pending: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for raw in events:
         try:
             event = EventIn.model_validate(raw)
@@ -197,10 +208,6 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
             result.rejected.append({"id": raw_id if isinstance(raw_id, str) else str(raw_id), "code": "invalid"})
             continue
         event_id, occurred = event.id, event.occurred_at
-        row = {"employee_pk": employee.id, "client_id": event_id, "kind": event.kind, "post_id": event.post_id,
-               "occurred_at": occurred, "received_at": now, "dwell_ms": event.dwell_ms,
-               "delivery_id": event.delivery_id, "channel": event.channel, "surface": event.surface,
-               "position": event.position, "device": device, "source": "client"}
         if not earliest <= occurred <= latest:
             result.rejected.append({"id": event_id, "code": "out_of_range"})
             continue
@@ -208,28 +215,42 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
             result.duplicates += 1
             continue
         seen.add(event_id)
-        row["local_hour"], row["local_weekday"] = local_hour_weekday(occurred, zone)
-        pending.append(row)
+        hour, weekday = local_hour_weekday(occurred, zone)
+        rows.append({"employee_pk": employee.id, "client_id": event_id, "kind": event.kind, "post_id": event.post_id,
+                     "occurred_at": occurred, "received_at": now, "local_hour": hour, "local_weekday": weekday,
+                     "dwell_ms": event.dwell_ms, "delivery_id": event.delivery_id, "channel": event.channel,
+                     "surface": event.surface, "position": event.position, "device": device, "source": "client"})
+    return rows
 
-    post_ids = {row["post_id"] for row in pending if row["post_id"] is not None}
-    if post_ids:
-        visible = visible_post_ids(session, employee, post_ids, now)
-        kept = []
-        for row in pending:
-            if row["post_id"] is not None and row["post_id"] not in visible:
-                result.rejected.append({"id": row["client_id"], "code": "not_found"})
-            else:
-                kept.append(row)
-        pending = kept
 
+def _visible_rows(session: Session, employee: Employee, rows: list[dict[str, Any]], result: IngestResult, *,
+                  now: dt.datetime) -> list[dict[str, Any]]:
+    """*rows* without those about a post *employee* may not see at *now* (refused as ``not_found`` in *result*)."""
+    post_ids = {row["post_id"] for row in rows if row["post_id"] is not None}
+    if not post_ids:
+        return rows
+    visible = visible_post_ids(session, employee, post_ids, now)
+    if len(visible) == len(post_ids):
+        return rows
+    kept = []
+    for row in rows:
+        if row["post_id"] is not None and row["post_id"] not in visible:
+            result.rejected.append({"id": row["client_id"], "code": "not_found"})
+        else:
+            kept.append(row)
+    return kept
+
+
+def store_events(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert event *rows* (columns of :class:`EngagementEvent`, every row with the same keys); return how many were new.
+
+    An event already stored for that person under the same client id is skipped: retries and
+    re-sent batches are absorbed, never stored twice. The new ones are queued for the rollups.
+    """
     stored: list[tuple[Any, ...]] = []
-    result.accepted = insert_ignoring_duplicates(session, _TABLE, pending, _EVENT_KEY, inserted=stored,
-                                                 returning=("id",))
-    result.duplicates += len(pending) - result.accepted
+    accepted = insert_ignoring_duplicates(session, _TABLE, rows, _EVENT_KEY, inserted=stored, returning=("id",))
     rollups.queue(session, [event_id for (event_id,) in stored])
-    return result
-
-
+    return accepted
 
 
 @functools.lru_cache(maxsize=16)

@@ -32,10 +32,11 @@ from intranet.web.context import session as request_db
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 _EMPLOYEE_COLUMNS = tuple(Employee.__table__.c)  # type: ignore[attr-defined]
+_EMPLOYEE_KEYS = tuple(c.key for c in _EMPLOYEE_COLUMNS)
+_SESSION_COLUMNS = (AuthSession.id, AuthSession.data, AuthSession.created_at, AuthSession.last_seen_at)
 #: The session row and, in the same query, the person it belongs to (every column, so the request
 #: can use that person as an ORM object without a second query; see ``context.current_employee``).
-_BY_ID = (select(AuthSession.id, AuthSession.data, AuthSession.created_at, AuthSession.last_seen_at,
-                 *(c.label(f"owner_{c.key}") for c in _EMPLOYEE_COLUMNS))
+_BY_ID = (select(*_SESSION_COLUMNS, *(c.label(f"owner_{c.key}") for c in _EMPLOYEE_COLUMNS))
           .outerjoin(Employee, Employee.id == AuthSession.employee_pk)  # type: ignore[arg-type]
           .where(AuthSession.id == bindparam("id")))
 
@@ -58,7 +59,8 @@ class ServerSession(CallbackDict, SessionMixin):
         #: The session owner's employee row as read with the session (column name -> value), or None.
         self.employee_values: dict[str, Any] | None = None
         if row is not None and row.owner_id is not None:
-            self.employee_values = {c.key: row._mapping[f"owner_{c.key}"] for c in _EMPLOYEE_COLUMNS}
+            # The person's columns follow the session's, in _EMPLOYEE_KEYS order (read on every request).
+            self.employee_values = dict(zip(_EMPLOYEE_KEYS, row[len(_SESSION_COLUMNS):]))
         self.modified = False
         self.rotate_requested = False
 
