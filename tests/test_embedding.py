@@ -368,3 +368,21 @@ def test_unsafe_settings_refuse_beacons_routes_not_the_hosts(database, clock, tm
     assert client.get("/").get_data(as_text=True) == "host home"
     refused = client.get("/news/api/v1/feed")
     assert refused.status_code == 503 and "INTRANET_SECRET_KEY" in refused.get_data(as_text=True)
+
+
+def test_the_loader_may_name_people_by_their_hr_number(make_host, make_employee):
+    """INTRANET_EMPLOYEE_LOADER_FIELD=employee_id matches the loader's value against the HR number, not the email."""
+    make_employee(employee_id="HR-7", email="ada@example.test")
+    host = make_host(loader=_host_user, INTRANET_EMPLOYEE_LOADER_FIELD="employee_id")
+    host.add_url_rule("/login", "login", lambda: session.update(user=request.args["as"]) or "ok")
+    client = _client(host)
+    client.get("/login?as=ada@example.test")
+    assert client.get("/news/api/v1/feed").status_code == 401
+    client.get("/login?as=HR-7")
+    assert client.get("/news/api/v1/feed").status_code == 200
+
+
+def test_the_api_document_names_the_hosts_cookie_when_the_host_signs_in(loader_host):
+    """The OpenAPI session scheme names the cookie that really carries the session."""
+    doc = loader_host.test_client().get("/news/api/v1/openapi.json").get_json()
+    assert doc["components"]["securitySchemes"]["session"]["name"] == "host_session"

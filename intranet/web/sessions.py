@@ -172,6 +172,9 @@ class ScopedSessionInterface(SessionInterface):
         self.beacon = beacon
 
     def cookie_name(self, app: Flask) -> str:
+        """The cookie that carries a session on Beacon's routes: the host's when the host signs people in."""
+        if app.extensions["intranet"].employee_loader is not None:
+            return self.host.get_cookie_name(app)
         return self.beacon.cookie_name(app)
 
     def _serves_beacon(self, app: Flask, request: Request) -> bool:
