@@ -103,6 +103,7 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("feedback-inbox", org.comms, "/feedback?status=all"),
         ("feedback-thread", org.comms, f"/feedback/{org.feedback_id}"),
         ("my-feedback", org.employee, "/feedback/mine"),
+        ("post-reception", org.comms, f"/publish/posts/{org.post_id}"),
     ]
 
 

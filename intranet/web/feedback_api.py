@@ -1,4 +1,5 @@
-"""JSON API v1 for feedback: the inbox (authors, comms managers), replies, and your own feedback.
+"""JSON API v1 for feedback: the inbox (authors, comms managers), replies, your own feedback, and a
+post's reception (comms managers).
 
 The inbox never names the writer of an unsigned comment: items carry the comment, the rating
 and the times, and ``signed_by`` only when the writer signed.
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from intranet import feedback
-from intranet.errors import Forbidden, validated
+from intranet import feedback, reception
+from intranet.errors import Forbidden, NotFound, validated
+from intranet.models import Post
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session
 from intranet.web.feedback import message_domain
@@ -90,3 +92,15 @@ def seen() -> feedback.SeenPublic:
     marked = feedback.mark_seen(session(), current_employee(), now=now())
     session().commit()
     return feedback.SeenPublic(marked=marked)
+
+
+@bp.get("/posts/<int:post_id>/reception")
+@operation("How a post was received (comms managers and admins): rating distribution, comments (named only "
+           "when signed) and the departments, regions and levels of at least 5 people where it landed notably "
+           "worse, judged on exposure with an empirical-Bayes test", response=reception.ReceptionPublic)
+@require_role("comms")
+def post_reception(post_id: int) -> reception.ReceptionPublic:
+    post = session().get(Post, post_id)
+    if post is None:
+        raise NotFound("This post does not exist.")
+    return reception.for_post(session(), current_employee(), post, now=now()).public()

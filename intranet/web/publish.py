@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
-from intranet import attachments, feed, posts, targeting, zones
+from intranet import attachments, feed, posts, reception, targeting, zones
 from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
@@ -169,6 +169,9 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
             people={pk: db.get(Employee, pk) for pk in pks},
             files=attachments.attachments_of(db, post),
             sample=posts.audience_sample(db, post) if countable else [],
+            # Comms managers see how a post that went out was received (ratings, comments, segments).
+            reception=(reception.for_post(db, employee, post, now=now())
+                       if employee.has_role("comms") and post.published_at is not None else None),
         )
     # The count describes what the builder shows: after a refused save, the choices in the form.
     shown = form_audience_or_none() if form is not None else (post.audience if post is not None else None)
