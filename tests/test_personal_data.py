@@ -10,9 +10,11 @@ from intranet import feed, jobs, preferences, ratings
 from intranet.delivery import history
 from intranet.engagement import events, retention
 from intranet.models import (
-    AuthSession, Digest, Employee, EngagementEvent, OutboxMessage, PostState, Preference, Rating, TimingState,
+    AnalyticsPostPerson, AuthSession, Digest, Employee, EngagementEvent, OutboxMessage, PostState, Preference, Rating,
+    TimingState,
 )
 from tests.conftest import NOW
+from tests.dashboard_support import organisation
 from tests.delivery_support import make_digest
 
 
@@ -170,3 +172,29 @@ def test_cli_exports_erases_and_purges(app, make_employee, make_post, db):
     _history(db, other, post, days_ago=800, tag="ancient")
     purged = run(app, "events", "purge")
     assert purged.exit_code == 0 and "Deleted 3 events" in purged.output
+
+
+def test_erasure_keeps_the_aggregates_and_they_stay_k_anonymous(client_for, make_employee, make_post, db):
+    """Erasing two readers (one whose read still waits in the live queue) leaves the post's counts as they
+    were: every read counted, the small Legal group still hidden, and nothing left that names them."""
+    org = organisation(make_employee, make_post, db)
+    post = org["post"]
+    late = make_employee(department="Sales", region="EMEA", level=3)
+    result = events.ingest(db, late, [{"id": "late-1", "kind": "open", "post_id": post.id,
+                                       "occurred_at": (NOW - dt.timedelta(minutes=5)).isoformat()}], now=NOW)
+    assert result.accepted == 1
+    db.commit()
+    admin = client_for(make_employee(is_admin=True, department="IT"))
+
+    def counts() -> tuple[list[tuple[str, str]], list[str]]:
+        funnel = admin.get(f"/analytics/posts/{post.id}/charts/funnel.csv").get_data(as_text=True)
+        by = admin.get(f"/analytics/posts/{post.id}/charts/by-department.csv").get_data(as_text=True)
+        rows = [tuple(line.split(",")[:2]) for line in funnel.splitlines()[1:]]
+        return [r for r in rows if r[0] != "Audience"], [line.split(",")[0] for line in by.splitlines()[1:]]
+
+    for person in (late, org["big"][0]):
+        admin.post(f"/admin/people/{person.employee_id}/erase",
+                   data={"csrf_token": admin.csrf, "confirm": person.employee_id})
+    db.expire_all()
+    assert _count(db, EngagementEvent, late) == 0 and _count(db, AnalyticsPostPerson, late) == 0
+    assert counts() == ([("Reached", "14"), ("Read", "9")], ["Sales"])

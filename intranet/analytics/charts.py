@@ -176,7 +176,8 @@ def reading_hours(hours: Any, *, k: int) -> Chart:
                      xaxis={"type": "category"})
     rows = [(DAY_NAMES[c.weekday], c.hour, c.reads, c.readers) for c in hours.cells]
     note = (f"Hours read by fewer than {k} people are blank. Times are "
-            + ("each reader's own local time." if hours.zone == "local" else f"in {hours.zone}."))
+            + ("each reader's own local time." if hours.zone == "local" else f"in {hours.zone}.")
+            + " Counts every read in the dates chosen (the other filters do not apply).")
     return Chart("reading-hours", "When people read", figure, ("weekday", "hour", "reads", "readers"), rows, note)
 
 
@@ -204,7 +205,10 @@ def rate_over_time(series: Any, dimension: str, *, k: int) -> Chart:
     title = f"Read rate by {label.lower()}, by week of publishing"
     chart = lines(f"rate-{dimension}", title, lines_, header=("week", dimension, "reached", "read", "read_rate"),
                   rows=rows, hover="%{fullData.name}, week of %{x}<br>%{y:.0%}: %{customdata[1]} of %{customdata[0]} "
-                                   "reached read<extra></extra>", note=_narrowed_note(series, k))
+                                   "reached read<extra></extra>",
+                  note=" ".join(filter(None, [_narrowed_note(series, k), f"Posts published in the dates chosen, of the "
+                                              f"topic and author chosen; of the filters by group, only the "
+                                              f"{label.lower()} applies here."])))
     return chart
 
 
@@ -235,11 +239,12 @@ def digests(series: Any, *, k: int) -> Chart:
     measures = [("Opened", "opened"), ("Read within 2 h", "read_2h"), ("Read within 24 h", "read_24h")]
     data = [(name, [_rate(getattr(r, attr), r.sent) for r in rows_], [[getattr(r, attr), r.sent] for r in rows_])
             for name, attr in measures]
+    note = _narrowed_note(series, k, ("channel", "channels"))
     return bars("digests", "Digests by channel", names, data,
                 header=("channel", "sent", "opened", "read_2h", "read_24h"),
                 rows=[(r.channel, r.sent, r.opened, r.read_2h, r.read_24h) for r in rows_],
                 hover="%{x}, %{fullData.name}: %{y:.0%} (%{customdata[0]} of %{customdata[1]} sent)<extra></extra>",
-                note=_narrowed_note(series, k, ("channel", "channels")))
+                note=(note + " " if note else "") + "Messages sent in the dates chosen (the other filters do not apply).")
 
 
 def acknowledgements(series: Any, *, k: int) -> Chart:
@@ -298,7 +303,8 @@ def timing_lift(lift: Any, *, k: int) -> Chart:
     rows.append(("95% interval low", None, None, lift.low))
     rows.append(("95% interval high", None, None, lift.high))
     return Chart("timing-lift", "Learned send times vs the default hour", figure, ("arm", "sent", "read_24h", "rate"),
-                 rows, headline + ". Error bars: 95 % intervals of each rate.")
+                 rows, headline + ". Error bars: 95 % intervals of each rate. Digests sent in the dates chosen "
+                       "(the other filters do not apply).")
 
 
 def coverage(data: dict[str, Any]) -> Chart:

@@ -47,5 +47,5 @@ def events_purge() -> None:
     """Delete raw events older than INTRANET_EVENTS_RETENTION_MONTHS now (the daily events-purge job does this too)."""
     state = context.state()
     months = state.settings.events.retention_months
-    deleted = retention.purge(state.sessions, state.clock(), months)
+    deleted = retention.purge(state.sessions, state.clock(), months, org_timezone=state.settings.site.org_timezone)
     click.echo(f"Deleted {deleted} events that happened more than {months} months ago.")

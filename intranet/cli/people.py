@@ -42,7 +42,8 @@ def people_erase(employee_id: str, yes: bool) -> None:
         person = _person(session, employee_id)
         if not yes:
             click.confirm(f"Erase {person.display_name} ({employee_id})? This cannot be undone", abort=True, err=True)
-        result = lifecycle.erase(session, person, context.state().clock())
+        result = lifecycle.erase(session, person, context.state().clock(),
+                                 org_timezone=context.state().settings.site.org_timezone)
         session.commit()
     counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in result.deleted.items() if n)
     click.echo(f"Erased {employee_id} (now {result.employee_id}); deleted {counts or 'no personal rows'}.")

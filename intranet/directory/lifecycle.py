@@ -18,6 +18,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from intranet import people
+from intranet.analytics import rollups
 from intranet.models import (
     AnalyticsPostPerson, AnalyticsReaderCell, Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent,
     EntraUser, FatigueNotice, Feedback, FeedSnapshot, GroupMember, GroupOwner, HrRecord, OutboxMessage, PostPreview,
@@ -52,14 +53,19 @@ class Erasure:
         return {"employee_id": self.employee_id, "deleted": self.deleted}
 
 
-def erase(session: Session, employee: Employee, now: dt.datetime, *, forget_identity: bool = True) -> Erasure:
+def erase(session: Session, employee: Employee, now: dt.datetime, *, forget_identity: bool = True,
+          org_timezone: str = "UTC") -> Erasure:
     """Erase *employee*: deactivate and anonymize the row, delete their personal rows.
+
+    Live events still queued for the rollups are folded first, so the aggregates keep every read
+    that happened (deleting the events before their fold would drop them from the counts).
 
     :param forget_identity: also replace the HR employee number and unlink the Entra ids, so that
         a later re-provision of the same person creates a clean new record (an admin's erasure);
         the retention erasure of someone deleted in Entra keeps the number, as the directory
         sync expects.
     """
+    rollups.fold_pending(session, org_timezone=org_timezone)
     people.deactivate(session, employee, now)
     pk = employee.id
     deleted: dict[str, int] = {}
@@ -87,14 +93,14 @@ def erase(session: Session, employee: Employee, now: dt.datetime, *, forget_iden
     return Erasure(employee_id=employee.employee_id, deleted=deleted)
 
 
-def erase_due(session: Session, now: dt.datetime) -> int:
+def erase_due(session: Session, now: dt.datetime, *, org_timezone: str = "UTC") -> int:
     """Erase employees deleted for good in Entra whose retention ended (the row stays, inactive)."""
     due = session.exec(select(EmployeeDirectory).where(EmployeeDirectory.erase_after.is_not(None),
                                                        EmployeeDirectory.erase_after <= now)).all()
     for directory in due:
         employee = session.get(Employee, directory.employee_pk)
         if employee is not None:
-            erase(session, employee, now, forget_identity=False)
+            erase(session, employee, now, forget_identity=False, org_timezone=org_timezone)
     session.flush()
     return len(due)
 
@@ -111,5 +117,5 @@ def apply_due_terminations(session: Session, now: dt.datetime) -> int:
 
 def lifecycle_job(session: Session, now: dt.datetime, settings: Settings) -> dict[str, int]:
     """Scheduled: HR terminations that took effect, and erasures whose retention ended."""
-    return {"terminated": apply_due_terminations(session, now), "erased": erase_due(session, now)}
+    return {"terminated": apply_due_terminations(session, now), "erased": erase_due(session, now, org_timezone=settings.site.org_timezone)}
 

@@ -1,8 +1,8 @@
 """Raw reading events are kept for a limited time (``INTRANET_EVENTS_RETENTION_MONTHS``, default 13).
 
-The dashboards do not need them afterwards: their rollups are maintained as events arrive (and as
-``events import`` loads them), so every event is already counted in its aggregates when it is
-stored, and deleting it changes no chart. What goes is the per-person trail. The purge runs daily
+The dashboards do not need them afterwards: their rollups are maintained as events arrive (live
+batches are queued and folded within a minute; ``events import`` folds as it loads), so every
+event is counted in its aggregates long before it expires, and deleting it changes no chart. What goes is the per-person trail. The purge runs daily
 in batches, each committed on its own, so a first run over a large backlog never holds a long
 write lock (on SQLite that would stall every reader's event batch).
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
+from intranet.analytics import rollups
 from intranet.models import EngagementEvent
 from intranet.settings import Settings
 
@@ -41,9 +42,17 @@ def purge_batch(session: Session, cutoff: dt.datetime, *, batch: int = BATCH) ->
     return len(ids)
 
 
-def purge(sessions: Callable[[], Session], now: dt.datetime, months: int, *, batch: int = BATCH) -> int:
-    """Delete every event older than *months* before *now*, one committed batch at a time."""
+def purge(sessions: Callable[[], Session], now: dt.datetime, months: int, *, batch: int = BATCH,
+          org_timezone: str = "UTC") -> int:
+    """Delete every event older than *months* before *now*, one committed batch at a time.
+
+    Live events wait in a queue before they are folded into the rollups; that queue is folded
+    first, so no event is deleted before it is counted.
+    """
     cutoff = months_before(now, months)
+    with sessions() as session:
+        rollups.fold_pending(session, org_timezone=org_timezone)
+        session.commit()
     total = 0
     while True:
         with sessions() as session:
@@ -59,4 +68,4 @@ def purge(sessions: Callable[[], Session], now: dt.datetime, months: int, *, bat
 
 def purge_job(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> int:
     """Scheduled (daily): delete raw events past the retention period."""
-    return purge(sessions, now, settings.events.retention_months)
+    return purge(sessions, now, settings.events.retention_months, org_timezone=settings.site.org_timezone)

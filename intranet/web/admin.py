@@ -16,7 +16,7 @@ from intranet import people, preferences
 from intranet.directory import lifecycle
 from intranet.errors import Forbidden, InvalidInput, IntranetError, NotFound
 from intranet.models import ROLES, Employee
-from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.context import current_employee, now, require_role, session, settings
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def erase(employee_id: str):  # type: ignore[no-untyped-def]
     if request.form.get("confirm", "").strip() != person.employee_id:
         flash("Type the employee number to confirm the erasure.", "error")
         return redirect(url_for("intranet_admin.erase_page", employee_id=employee_id))
-    result = lifecycle.erase(session(), person, now())
+    result = lifecycle.erase(session(), person, now(), org_timezone=settings().site.org_timezone)
     session().commit()
     # The log keeps that an erasure happened and by whom, not who was erased (that is what was asked).
     logger.info("Erasure: %s erased a person (now %s): %s", actor.employee_id, result.employee_id, result.deleted)
