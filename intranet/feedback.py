@@ -21,7 +21,7 @@ import re
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 from sqlalchemy import and_, case, delete, false, func, or_, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
@@ -30,6 +30,7 @@ from intranet import posts, preferences
 from intranet.db import storable_utc
 from intranet.errors import NotFound
 from intranet.models import Employee, Feedback, FeedbackMail, FeedbackReply, Post, Rating
+from intranet.shapes import Time
 
 MAX_REPLY = 2000
 #: Feedback waiting longer than this is highlighted: the goal is an answer within a day or two.
@@ -65,33 +66,6 @@ class InboxQuery(BaseModel):
         default="waiting", description="waiting (oldest first), answered or all (newest first)")
 
 
-class ReplyPublic(BaseModel):
-    """A reply to feedback, as the writer and the inbox see it."""
-
-    body: str
-    created_at: str = Field(description="ISO 8601, UTC")
-    by: str = Field(description="Who answered (repliers are never anonymous)")
-    seen: bool = Field(description="Whether the writer has marked it read")
-
-
-class FeedbackPublic(BaseModel):
-    """Feedback as the inbox shows it: the writer is named only when they signed."""
-
-    id: int
-    post_id: int
-    post_title: str
-    comment: str | None = Field(description="null once the writer withdrew it")
-    signed: bool
-    signed_by: str | None = Field(description="The writer's name when they signed; null otherwise")
-    stars: int | None
-    thumb: Literal["up", "down"] | None
-    received_at: str = Field(description="When the comment (or its last change) arrived, ISO 8601")
-    waiting_seconds: int | None = Field(description="How long it has waited for an answer (null: answered)")
-    overdue: bool = Field(description="Waiting more than a day")
-    answered_at: str | None
-    replies: list[ReplyPublic]
-
-
 class InboxPublic(BaseModel):
     """Your feedback inbox, and how much of it waits."""
 
@@ -99,19 +73,6 @@ class InboxPublic(BaseModel):
     waiting: int
     overdue: int = Field(description="Waiting more than a day")
     oldest_waiting_seconds: int | None
-
-
-class MyFeedbackPublic(BaseModel):
-    """A comment you left with a rating, and the replies it got."""
-
-    id: int
-    post_id: int
-    post_title: str
-    comment: str | None
-    signed: bool
-    received_at: str
-    answered: bool
-    replies: list[ReplyPublic]
 
 
 class MyFeedbackListPublic(BaseModel):
@@ -199,47 +160,55 @@ def may_see(session: Session, viewer: Employee, post: Post) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class ReplyView:
+class ReplyPublic(BaseModel):
+    """A reply to feedback, as the writer and the inbox see it."""
+
+    model_config = ConfigDict(frozen=True)
+
     body: str
-    created_at: dt.datetime
-    #: Who answered, as the writer sees it (the replier is never anonymous).
-    by: str
-    seen: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"body": self.body, "created_at": self.created_at.isoformat(), "by": self.by, "seen": self.seen}
+    created_at: Time
+    by: str = Field(description="Who answered (repliers are never anonymous)")
+    seen: bool = Field(description="Whether the writer has marked it read")
 
 
-@dataclasses.dataclass(frozen=True)
-class InboxItem:
-    """One piece of feedback as the inbox shows it: never the writer's identity unless signed."""
+class FeedbackPublic(BaseModel):
+    """Feedback as the inbox shows it: the writer is named only when they signed."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
     post_id: int
     post_title: str
-    comment: str | None
-    #: The writer's name when they signed the comment; None otherwise (and nothing else names them).
-    signed_by: str | None
+    comment: str | None = Field(description="null once the writer withdrew it")
+    signed_by: str | None = Field(description="The writer's name when they signed; null otherwise (and nothing "
+                                              "else names them)")
     stars: int | None
-    thumb: str | None
-    received_at: dt.datetime
-    waiting: dt.timedelta | None
-    answered_at: dt.datetime | None
-    replies: tuple[ReplyView, ...]
+    thumb: Literal["up", "down"] | None
+    received_at: Time = Field(description="When the comment (or its last change) arrived")
+    #: How long it has waited for an answer (None: answered); shown as ``waiting_seconds``.
+    waiting: dt.timedelta | None = Field(exclude=True)
+    answered_at: Time | None
+    replies: tuple[ReplyPublic, ...]
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def signed(self) -> bool:
+        return self.signed_by is not None
+
+    @computed_field(description="How long it has waited for an answer (null: answered)")  # type: ignore[prop-decorator]
+    @property
+    def waiting_seconds(self) -> int | None:
+        return int(self.waiting.total_seconds()) if self.waiting is not None else None
+
+    @computed_field(description="Waiting more than a day")  # type: ignore[prop-decorator]
     @property
     def overdue(self) -> bool:
         return self.waiting is not None and self.waiting > OVERDUE
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "post_id": self.post_id, "post_title": self.post_title, "comment": self.comment,
-                "signed": self.signed_by is not None, "signed_by": self.signed_by, "stars": self.stars,
-                "thumb": self.thumb, "received_at": self.received_at.isoformat(),
-                "waiting_seconds": int(self.waiting.total_seconds()) if self.waiting is not None else None,
-                "overdue": self.overdue,
-                "answered_at": self.answered_at.isoformat() if self.answered_at else None,
-                "replies": [r.to_json() for r in self.replies]}
+
+def _reply(reply: FeedbackReply, names: dict[int, str]) -> ReplyPublic:
+    by = names.get(reply.author_pk, "Former colleague") if reply.author_pk else "Former colleague"
+    return ReplyPublic(body=reply.body, created_at=reply.created_at, by=by, seen=reply.seen_at is not None)
 
 
 def _names(session: Session, pks: set[int]) -> dict[int, str]:
@@ -257,7 +226,7 @@ def _replies(session: Session, feedback_ids: list[int]) -> dict[int, list[Feedba
     return out
 
 
-def _items(session: Session, rows: list[tuple[Feedback, Post, Rating | None]], now: dt.datetime) -> list[InboxItem]:
+def _items(session: Session, rows: list[tuple[Feedback, Post, Rating | None]], now: dt.datetime) -> list[FeedbackPublic]:
     replies = _replies(session, [f.id for f, _, _ in rows])
     signers = {f.employee_pk for f, _, _ in rows if f.signed and f.comment is not None}
     repliers = {r.author_pk for rs in replies.values() for r in rs if r.author_pk is not None}
@@ -265,14 +234,12 @@ def _items(session: Session, rows: list[tuple[Feedback, Post, Rating | None]], n
     items = []
     for fb, post, rating in rows:
         waiting = now - fb.received_at if fb.answered_at is None and fb.comment is not None else None
-        items.append(InboxItem(
+        items.append(FeedbackPublic(
             id=fb.id, post_id=post.id, post_title=post.title, comment=fb.comment,
             signed_by=names.get(fb.employee_pk) if fb.signed and fb.comment is not None else None,
             stars=rating.stars if rating else None, thumb=rating.thumb if rating else None,
             received_at=fb.received_at, waiting=waiting, answered_at=fb.answered_at,
-            replies=tuple(ReplyView(r.body, r.created_at, names.get(r.author_pk, "Former colleague")
-                                    if r.author_pk else "Former colleague", r.seen_at is not None)
-                          for r in replies.get(fb.id, []))))
+            replies=tuple(_reply(r, names) for r in replies.get(fb.id, []))))
     return items
 
 
@@ -282,7 +249,7 @@ def _joined() -> Any:
 
 
 def inbox(session: Session, viewer: Employee, *, now: dt.datetime, status: str = "waiting",
-          post_id: int | None = None, limit: int = 200) -> list[InboxItem]:
+          post_id: int | None = None, limit: int = 200) -> list[FeedbackPublic]:
     """The feedback *viewer* may answer: waiting oldest first; answered (or all) newest first.
 
     :param status: ``waiting``, ``answered`` or ``all``.
@@ -332,7 +299,7 @@ def feedback_or_404(session: Session, viewer: Employee, feedback_id: int) -> tup
     return row[0], row[1]
 
 
-def item(session: Session, viewer: Employee, feedback_id: int, *, now: dt.datetime) -> InboxItem:
+def item(session: Session, viewer: Employee, feedback_id: int, *, now: dt.datetime) -> FeedbackPublic:
     """One piece of feedback with its replies, as :func:`inbox` shows it.
 
     :raise NotFound: as :func:`feedback_or_404`.
@@ -384,28 +351,26 @@ def mark_answered(session: Session, viewer: Employee, feedback: Feedback, *, now
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class MineItem:
+class MyFeedbackPublic(BaseModel):
+    """A comment you left with a rating, and the replies it got."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     post_id: int
     post_title: str
     comment: str | None
     signed: bool
-    received_at: dt.datetime
+    received_at: Time
     answered: bool
-    replies: tuple[ReplyView, ...]
+    replies: tuple[ReplyPublic, ...]
 
     @property
     def unseen(self) -> int:
         return sum(1 for r in self.replies if not r.seen)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "post_id": self.post_id, "post_title": self.post_title, "comment": self.comment,
-                "signed": self.signed, "received_at": self.received_at.isoformat(), "answered": self.answered,
-                "replies": [r.to_json() for r in self.replies]}
 
-
-def mine(session: Session, employee: Employee, *, post_id: int | None = None) -> list[MineItem]:
+def mine(session: Session, employee: Employee, *, post_id: int | None = None) -> list[MyFeedbackPublic]:
     """*employee*'s own feedback, newest first, with the replies it got."""
     query = (select(Feedback, Post).join(Post, Post.id == Feedback.post_id)
              .where(Feedback.employee_pk == employee.id))
@@ -414,10 +379,9 @@ def mine(session: Session, employee: Employee, *, post_id: int | None = None) ->
     rows = session.execute(query.order_by(Feedback.received_at.desc(), Feedback.id.desc())).all()
     replies = _replies(session, [f.id for f, _ in rows])
     names = _names(session, {r.author_pk for rs in replies.values() for r in rs if r.author_pk is not None})
-    return [MineItem(fb.id, post.id, post.title, fb.comment, fb.signed, fb.received_at, fb.answered_at is not None,
-                     tuple(ReplyView(r.body, r.created_at, names.get(r.author_pk, "Former colleague")
-                                     if r.author_pk else "Former colleague", r.seen_at is not None)
-                           for r in replies.get(fb.id, [])))
+    return [MyFeedbackPublic(id=fb.id, post_id=post.id, post_title=post.title, comment=fb.comment, signed=fb.signed,
+                             received_at=fb.received_at, answered=fb.answered_at is not None,
+                             replies=tuple(_reply(r, names) for r in replies.get(fb.id, [])))
             for fb, post in rows]
 
 

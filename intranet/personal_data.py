@@ -75,7 +75,7 @@ def export(session: Session, employee: Employee, *, now: dt.datetime, org_timezo
         "digests": [_row(d, ("kind", "local_date", "ordinal", "due_at", "timezone", "local_hour", "basis", "status",
                              "reason")) for d in digests],
         "messages": [_row(m, ("channel", "status", "attempts", "post_ids", "sent_at", "created_at")) for m in messages],
-        "feedback": [item.to_json() for item in feedback.mine(session, employee)],
+        "feedback": [item.model_dump(mode="json") for item in feedback.mine(session, employee)],
         "learned_hours": _learned_hours(session, employee, now, org_timezone),
         "cadence_notice": _cadence_notice(session, employee),
     }

@@ -93,6 +93,13 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("acknowledge", person, "POST", f"/posts/{must.id}/acknowledge")
     call("post, read and acknowledged", person, "GET", f"/posts/{must.id}")
     call("rating saved", person, "PUT", f"/posts/{plain.id}/rating", {"stars": 4, "comment": "Useful", "signed": True})
+    inbox = call("feedback inbox", boss, "GET", "/feedback")
+    feedback_id = inbox["items"][0]["id"]
+    call("feedback replied", boss, "POST", f"/feedback/{feedback_id}/replies", {"body": "Thanks!"})
+    call("feedback", boss, "GET", f"/feedback/{feedback_id}")
+    call("feedback answered", boss, "POST", f"/feedback/{feedback_id}/answered")
+    call("my feedback", person, "GET", "/me/feedback")
+    call("my feedback seen", person, "POST", "/me/feedback/seen")
     call("rating replaced", person, "PUT", f"/posts/{plain.id}/rating", {"stars": 5})
     call("post with my rating", person, "GET", f"/posts/{plain.id}")
     call("rating withdrawn", person, "DELETE", f"/posts/{plain.id}/rating")

@@ -22,8 +22,7 @@ NOT_AN_AUTHOR = {403: "You neither write posts nor manage communications"}
 
 
 def _item(feedback_id: int) -> feedback.FeedbackPublic:
-    return feedback.FeedbackPublic.model_validate(
-        feedback.item(session(), current_employee(), feedback_id, now=now()).to_json())
+    return feedback.item(session(), current_employee(), feedback_id, now=now())
 
 
 @bp.get("/feedback")
@@ -39,7 +38,7 @@ def inbox() -> feedback.InboxPublic:
     summary = feedback.waiting_summary(session(), viewer, now=now())
     items = feedback.inbox(session(), viewer, now=now(), status=args.status)
     return feedback.InboxPublic(
-        items=[feedback.FeedbackPublic.model_validate(i.to_json()) for i in items], waiting=summary.count,
+        items=items, waiting=summary.count,
         overdue=summary.overdue, oldest_waiting_seconds=int(summary.oldest.total_seconds()) if summary.oldest else None)
 
 
@@ -81,7 +80,7 @@ def answered(feedback_id: int) -> feedback.FeedbackPublic:
 def mine() -> feedback.MyFeedbackListPublic:
     employee = current_employee()
     return feedback.MyFeedbackListPublic(
-        items=[feedback.MyFeedbackPublic.model_validate(i.to_json()) for i in feedback.mine(session(), employee)],
+        items=feedback.mine(session(), employee),
         unseen_replies=feedback.unseen_replies(session(), employee))
 
 
