@@ -38,6 +38,7 @@ MODULES = {
     "digest": "bench.digest_eval",
     "plan": "bench.plan_speed",
     "ranking": "bench.ranking_eval",
+    "segments": "bench.segment_eval",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 
