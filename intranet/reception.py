@@ -39,7 +39,7 @@ class Reception:
     post: Post
     stars: dict[str, int]
     thumbs: dict[str, int]
-    comments: list[feedback.InboxItem]
+    comments: list[feedback.FeedbackPublic]
     signals: segment_signals.PostSignals
 
     @property
@@ -53,7 +53,7 @@ class Reception:
     def public(self) -> ReceptionPublic:
         return ReceptionPublic(
             post_id=self.post.id, rating_style=self.post.rating_style, stars=self.stars, thumbs=self.thumbs,  # type: ignore[arg-type]
-            ratings=self.ratings, comments=[feedback.FeedbackPublic.model_validate(c.to_json()) for c in self.comments],
+            ratings=self.ratings, comments=self.comments,
             exposed=self.signals.exposed, good=self.signals.good, segments=self.signals.segments,
             hidden_segments=self.signals.hidden, min_group=segment_signals.MIN_GROUP)
 

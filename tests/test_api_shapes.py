@@ -100,6 +100,7 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("feedback answered", boss, "POST", f"/feedback/{feedback_id}/answered")
     call("my feedback", person, "GET", "/me/feedback")
     call("my feedback seen", person, "POST", "/me/feedback/seen")
+    call("post reception", boss, "GET", f"/posts/{plain.id}/reception")
     call("rating replaced", person, "PUT", f"/posts/{plain.id}/rating", {"stars": 5})
     call("post with my rating", person, "GET", f"/posts/{plain.id}")
     call("rating withdrawn", person, "DELETE", f"/posts/{plain.id}/rating")
