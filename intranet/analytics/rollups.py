@@ -22,6 +22,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -51,6 +53,8 @@ from intranet.models import (
     Post,
 )
 from intranet.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 #: Event kinds that are a read (mail-scanner digest clicks are not: a person's click is followed by an open).
 READ_KINDS = frozenset({"open", "read"})
@@ -422,7 +426,7 @@ REBUILT = (AnalyticsPending, AnalyticsPostPerson, AnalyticsPostGroup, AnalyticsP
            AnalyticsReaderCell, AnalyticsHourReaders)
 
 
-def _sql_parts(dialect: str) -> dict[str, str]:
+def sql_parts(dialect: str) -> dict[str, str]:
     """Dialect pieces: the UTC day of an instant, (weekday Monday = 0, hour) in UTC, a JSON array's elements."""
     if dialect == "postgresql":
         return {"day": "(({c}) AT TIME ZONE 'UTC')::date",
@@ -444,14 +448,16 @@ def rebuild(session: Session, *, org_timezone: str = "UTC") -> None:
     SQLite cannot convert in SQL (an organisation zone other than UTC) is folded in Python.
     """
     dialect = session.get_bind().dialect.name
-    part = _sql_parts(dialect)
+    part = sql_parts(dialect)
     day, weekday, hour = (part[k].format(c="occurred_at") for k in ("day", "weekday", "hour"))
     for model in REBUILT:
         session.execute(_table(model).delete())
     reads = "kind IN ('open', 'read') AND post_id IS NOT NULL"
 
     def run(sql: str) -> None:
+        started = time.perf_counter()
         session.connection().exec_driver_sql(sql)
+        logger.info("Rollup rebuild step took %.1f s: %s", time.perf_counter() - started, " ".join(sql.split())[:80])
 
     run(f"""INSERT INTO intranet_analytics_post_person (post_id, employee_pk, stage, first_at)
         SELECT post_id, employee_pk, stage, MIN(at) FROM (
