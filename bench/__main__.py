@@ -39,6 +39,7 @@ MODULES = {
     "plan": "bench.plan_speed",
     "ranking": "bench.ranking_eval",
     "segments": "bench.segment_eval",
+    "analytics": "bench.analytics_bench",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 
