@@ -816,9 +816,11 @@ class AnalyticsPostPerson(Base, table=True):
 
     __tablename__ = "intranet_analytics_post_person"
 
-    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), primary_key=True))
-    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"),
-                                              primary_key=True, index=True))
+    # No foreign keys on the two marker tables: they take a row per event folded, and a key
+    # check per row doubled a rebuild's time on PostgreSQL. Erasure deletes a person's markers
+    # explicitly (directory.lifecycle.PERSONAL_ROWS); posts with markers are never deleted.
+    post_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    employee_pk: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False, index=True))
     stage: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     first_at: dt.datetime = _ts(nullable=False)
 
@@ -875,8 +877,7 @@ class AnalyticsReaderCell(Base, table=True):
     __tablename__ = "intranet_analytics_reader_cell"
 
     zone: str = Field(sa_column=Column(String(64), primary_key=True))
-    employee_pk: int = Field(sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"),
-                                              primary_key=True, index=True))
+    employee_pk: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False, index=True))
     weekday: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     hour: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     day: dt.date = Field(primary_key=True)

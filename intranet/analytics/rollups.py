@@ -452,6 +452,9 @@ def rebuild(session: Session, *, org_timezone: str = "UTC") -> None:
     day, weekday, hour = (part[k].format(c="occurred_at") for k in ("day", "weekday", "hour"))
     for model in REBUILT:
         session.execute(_table(model).delete())
+    if dialect == "postgresql":
+        # The aggregates below group millions of rows: in memory rather than spilled to disk.
+        session.connection().exec_driver_sql("SET LOCAL work_mem = '256MB'")
     reads = "kind IN ('open', 'read') AND post_id IS NOT NULL"
 
     def run(sql: str) -> None:
