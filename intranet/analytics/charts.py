@@ -169,7 +169,7 @@ def reading_hours(hours: Any, *, k: int) -> Chart:
         z[cell.weekday][cell.hour] = cell.reads
         custom[cell.weekday][cell.hour] = cell.readers
     zone = "each reader's local time" if hours.zone == "local" else text(hours.zone)
-    data = [go.Heatmap(z=z, x=[f"{h:02d}:00" for h in range(24)], y=list(DAY_NAMES), customdata=custom,
+    data = [go.Heatmap(z=z, x=[f"{h:02d}:00" for h in range(24)], y=[d[:3] for d in DAY_NAMES], customdata=custom,
                        colorscale="Blues", hoverongaps=False, colorbar={"title": {"text": "Reads"}},
                        hovertemplate="%{y} %{x}<br>%{z} reads by %{customdata} people<extra></extra>")]
     figure = _figure(data, f"When people read ({zone})", yaxis={"autorange": "reversed", "type": "category"},
@@ -198,14 +198,15 @@ def rate_over_time(series: Any, dimension: str, *, k: int) -> Chart:
     groups: dict[str, list[Any]] = {}
     for row in series.rows:
         groups.setdefault(group_label(dimension, row.value), []).append(row)
-    lines_ = [(name, [r.period.isoformat() for r in rows], [_rate(r.read, r.reached) for r in rows],
+    lines_ = [(name, [r.period.strftime("%d %b %Y") for r in rows], [_rate(r.read, r.reached) for r in rows],
                [[r.reached, r.read] for r in rows]) for name, rows in groups.items()]
     rows = [(r.period, group_label(dimension, r.value), r.reached, r.read, _rate(r.read, r.reached))
             for r in series.rows]
-    title = f"Read rate by {label.lower()}, by week of publishing"
+    title = f"Weekly read rate by {label.lower()}"
     chart = lines(f"rate-{dimension}", title, lines_, header=("week", dimension, "reached", "read", "read_rate"),
-                  rows=rows, hover="%{fullData.name}, week of %{x}<br>%{y:.0%}: %{customdata[1]} of %{customdata[0]} "
-                                   "reached read<extra></extra>",
+                  rows=rows, x_title="Week of publishing",
+                  hover="%{fullData.name}, week of %{x}<br>%{y:.0%}: %{customdata[1]} of %{customdata[0]} "
+                        "reached read<extra></extra>",
                   note=" ".join(filter(None, [_narrowed_note(series, k), f"Posts published in the dates chosen, of the "
                                               f"topic and author chosen; of the filters by group, only the "
                                               f"{label.lower()} applies here."])))
@@ -283,21 +284,20 @@ def timing_lift(lift: Any, *, k: int) -> Chart:
                      f"{lift.hidden.hidden_people}).")
     arms = [("Learned times", lift.personalised_sent, lift.personalised_read),
             ("Default hour (control)", lift.control_sent, lift.control_read)]
+    labels = [f"Learned times (n = {lift.personalised_sent})", f"Default hour (n = {lift.control_sent})"]
     rates, errors = [], []
     for _, n, x in arms:
         p = x / n
         rates.append(round(p, 4))
         errors.append(round(1.96 * (p * (1 - p) / n) ** 0.5, 4))
-    data = [go.Bar(x=[name for name, _, _ in arms], y=rates, error_y={"type": "data", "array": errors, "visible": True},
+    data = [go.Bar(x=labels, y=rates, error_y={"type": "data", "array": errors, "visible": True},
                    customdata=[[x, n] for _, n, x in arms], marker={"color": [COLORS[0], COLORS[7]]},
                    hovertemplate="%{x}<br>%{y:.1%} read within 24 h (%{customdata[0]} of %{customdata[1]} digests)"
                                  "<extra></extra>")]
     headline = (f"Difference {lift.difference:+.1%} (95 % interval {lift.low:+.1%} to {lift.high:+.1%}); "
                 f"n = {lift.personalised_sent} and {lift.control_sent}")
-    figure = _figure(data, "Learned send times vs the default hour", yaxis={"tickformat": ".0%", "rangemode": "tozero"},
-                     xaxis={"type": "category"},
-                     annotations=[{"text": text(headline), "xref": "paper", "yref": "paper", "x": 0, "y": -0.18,
-                                   "showarrow": False, "xanchor": "left"}])
+    figure = _figure(data, f"Learned times: {lift.difference:+.1%} read in 24 h",
+                     yaxis={"tickformat": ".0%", "rangemode": "tozero"}, xaxis={"type": "category"})
     rows = [(name, n, x, round(x / n, 4)) for name, n, x in arms]
     rows.append(("difference (learned - control)", None, None, lift.difference))
     rows.append(("95% interval low", None, None, lift.low))
@@ -329,12 +329,13 @@ def coverage(data: dict[str, Any]) -> Chart:
 def lines(key: str, title: str, series: Iterable[tuple[str, Sequence[Any], Sequence[float | None],
                                                       Sequence[Sequence[Any]]]], *,
           header: tuple[str, ...], rows: list[tuple[Any, ...]], y_title: str = "", percent: bool = True,
-          hover: str = "%{fullData.name}<br>%{x}: %{y:.0%}<extra></extra>", note: str = "") -> Chart:
+          hover: str = "%{fullData.name}<br>%{x}: %{y:.0%}<extra></extra>", note: str = "", x_title: str = "") -> Chart:
     """A line per series ``(name, x, y, customdata)``: read rates over time, by group or by arm."""
     data = [go.Scatter(x=list(x), y=list(y), name=text(name), mode="lines+markers", customdata=[list(c) for c in custom],
                        hovertemplate=hover) for name, x, y, custom in series]
     figure = _figure(data, title, yaxis={"tickformat": ".0%" if percent else "", "rangemode": "tozero",
-                                         "title": {"text": y_title}}, hovermode="closest")
+                                         "title": {"text": y_title}}, hovermode="closest",
+                     xaxis={"type": "category", "title": {"text": text(x_title)}})
     return Chart(key, title, figure, header, rows, note)
 
 
