@@ -342,16 +342,11 @@ def lines(key: str, title: str, series: Iterable[tuple[str, Sequence[Any], Seque
 def bars(key: str, title: str, categories: Sequence[Any], series: Iterable[tuple[str, Sequence[float | None],
                                                                                  Sequence[Sequence[Any]]]], *,
          header: tuple[str, ...], rows: list[tuple[Any, ...]], percent: bool = True, hover: str | None = None,
-         note: str = "", error: Sequence[Sequence[float | None]] | None = None) -> Chart:
-    """Grouped bars: one bar per series ``(name, y, customdata)`` in each category (optional error bars)."""
-    data = []
-    for i, (name, y, custom) in enumerate(series):
-        bar: dict[str, Any] = {}
-        if error is not None:
-            bar["error_y"] = {"type": "data", "array": list(error[i]), "visible": True}
-        data.append(go.Bar(x=[text(c) for c in categories], y=list(y), name=text(name),
-                           customdata=[list(c) for c in custom],
-                           hovertemplate=hover or "%{fullData.name}<br>%{x}: %{y:.0%}<extra></extra>", **bar))
+         note: str = "") -> Chart:
+    """Grouped bars: one bar per series ``(name, y, customdata)`` in each category."""
+    data = [go.Bar(x=[text(c) for c in categories], y=list(y), name=text(name), customdata=[list(c) for c in custom],
+                   hovertemplate=hover or "%{fullData.name}<br>%{x}: %{y:.0%}<extra></extra>")
+            for name, y, custom in series]
     figure = _figure(data, title, barmode="group", xaxis={"type": "category"},
                      yaxis={"tickformat": ".0%" if percent else "", "rangemode": "tozero"})
     return Chart(key, title, figure, header, rows, note)
