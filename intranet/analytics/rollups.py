@@ -511,6 +511,9 @@ def rebuild(session: Session, *, org_timezone: str = "UTC") -> None:
         GROUP BY zone, day, weekday, hour, COALESCE(prev_day, {part['no_day']})""")
     if org_timezone not in cells:
         _fold_zone_in_python(session, org_timezone)
+    # Fresh statistics: the planner would otherwise read millions of new rows as an empty table.
+    for model in REBUILT:
+        run(f"ANALYZE {_table(model).name}")
 
 
 def _fold_zone_in_python(session: Session, zone: str) -> None:
