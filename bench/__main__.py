@@ -40,6 +40,7 @@ MODULES = {
     "ranking": "bench.ranking_eval",
     "segments": "bench.segment_eval",
     "analytics": "bench.analytics_bench",
+    "compose": "bench.digest_compose",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 

@@ -338,6 +338,15 @@ def test_the_preferences_page_shows_the_budget_plainly(app, db, make_employee, m
     html = client_for(person).get("/preferences").get_data(as_text=True)
     assert "at most 4 posts in any 7 days" in html and "In the last 7 days you were sent 4." in html
     assert "new posts wait in your feed" in html and "Must-reads always reach you." in html
+    assert "If your last 5 digests go unopened, Beacon suggests sending them less often." in html
+
+
+@pytest.mark.settings(INTRANET_FATIGUE_AUTO_STEP_DOWN=True, INTRANET_FATIGUE_IGNORED_DIGESTS=3)
+def test_the_preferences_page_says_when_the_organisation_steps_cadences_down(app, make_employee, client_for):
+    """Where automatic step down is on, the page says so before it ever happens."""
+    html = client_for(make_employee()).get("/preferences").get_data(as_text=True)
+    assert ("If your last 3 digests go unopened, Beacon suggests sending them less often, and if you neither accept "
+            "nor refuse, after as many more it does so and tells you.") in html
 
 
 @pytest.mark.settings(INTRANET_WEEKLY_ITEM_BUDGET=0)

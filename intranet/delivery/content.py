@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
 from intranet import preferences, ranking, targeting
@@ -68,6 +70,9 @@ class DigestContent:
 
 
 NOTHING = DigestContent([], 0, 0)
+#: What composing reads of each post (and the person's state of it).
+_COLUMNS = (Post.id, Post.title, Post.summary, Post.topic, Post.must_read, Post.published_at, Post.ack_deadline,
+            Post.rating_style, Post.all_staff, Post.audience, PostState.read_at, PostState.acknowledged_at)
 
 
 def wanted(prefs: preferences.Preferences, topic: str, *, must_read: bool) -> bool:
@@ -93,15 +98,18 @@ def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | Non
     return session.execute(query).scalar()
 
 
-def rank_rest(session: Session, employee: Employee, posts: list[Post], now: dt.datetime, *,
+def rank_rest(session: Session, employee: Employee, posts: Sequence[Any], now: dt.datetime, *,
               prefs: preferences.Preferences, limit: int,
-              priors: dict[str | None, dict[str, float]] | None = None) -> list[Post]:
+              priors: dict[str | None, dict[str, float]] | None = None) -> list[Any]:
     """*posts* (unread, none of them pinned) in *employee*'s ranked order, the first *limit* diversified.
+
+    :param posts: :class:`Post` rows, or result rows with the same names (``id``, ``topic``,
+        ``published_at``, ``must_read``, ``all_staff``, ``rating_style``, ``audience``).
 
     :param priors: department priors already loaded in this run, by department (filled as it goes).
     """
     if len(posts) < 2:
-        return posts
+        return list(posts)
     if priors is None:
         priors = {}
     if employee.department not in priors:
@@ -149,15 +157,24 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     else:
         since = last_sent_at(session, employee.id, before_digest=slot.id) or since
     state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    query = (select(Post, PostState.read_at, PostState.acknowledged_at).outerjoin(PostState, state)
+    # Only the columns a message shows and the ranker reads (not the bodies), and only the rows
+    # that can be listed: pending must-reads, and unread posts of the window.
+    query = (select(*_COLUMNS).outerjoin(PostState, state)
              .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))
              .order_by(Post.published_at.desc(), Post.id.desc()))
+    pending = and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None),
+                   or_(Post.ack_deadline.is_(None), Post.ack_deadline > now))
     if rounds:
         query = query.where(Post.id.in_(list(rounds)))
+    elif must_reads_only:
+        query = query.where(pending)
+    else:
+        query = query.where(or_(pending, and_(PostState.read_at.is_(None), Post.published_at > since)))
     must, rest = [], []
-    posts: dict[int, Post] = {}
+    posts: dict[int, Any] = {}
     overdue = 0
-    for post, read_at, ack_at in session.execute(query):
+    for post in session.execute(query):
+        read_at, ack_at = post.read_at, post.acknowledged_at
         posts[post.id] = post
         item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
                            post.ack_deadline, post.rating_style)

@@ -131,7 +131,7 @@ def _page_context(employee: Employee) -> dict[str, object]:
     """What the preferences page shows besides the form: the schedule, the weekly budget, the time zone."""
     return {"schedule": planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone),
             "budget": fatigue.budget_for(session(), employee, now(), settings().fatigue.weekly_budget),
-            "cadence_notice": fatigue.shown(session(), employee),
+            "cadence_notice": fatigue.shown(session(), employee), "fatigue_policy": settings().fatigue,
             "days": DAY_NAMES, **_zone_context(employee)}
 
 
