@@ -145,6 +145,22 @@ def test_the_confirmation_page_post_saves_the_rating(app, make_employee, make_po
     assert stored(db) == [(me.id, post.id, None, "up", "Good", False)]
 
 
+@pytest.mark.settings(INTRANET_RATINGS_PER_MINUTE=1)
+def test_a_refused_link_rating_names_the_links_person_in_the_security_log(app, make_employee, make_post, db, caplog):
+    """Nobody is signed in on a rating link: the 429's security event names the person the link is for."""
+    me = make_employee(entra_object_id="oid-of-rita")
+    post = make_post()
+    client = browser(app)
+    url = link(app, me, post, stars=4)
+    token = confirm_csrf(client, url)
+    assert client.post(url, data={"csrf_token": token, "stars": "4"}).status_code == 200
+    with caplog.at_level("WARNING", logger="intranet.security"):
+        assert client.post(url, data={"csrf_token": token, "stars": "5"}).status_code == 429
+    [event] = [r.security_event for r in caplog.records if r.name == "intranet.security"]
+    assert event["event"] == "rate_limited" and event["actor"] == "oid-of-rita"
+    assert event["endpoint"] == "intranet_ratings.confirm"
+
+
 def test_the_confirmation_post_needs_its_csrf_token(app, make_employee, make_post, db):
     """A cross-site POST to a leaked link is refused."""
     me = make_employee()

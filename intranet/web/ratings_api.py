@@ -10,6 +10,7 @@ from flask import Blueprint
 from intranet import ratings, targeting, throttle
 from intranet.errors import TooManyRequests, validated
 from intranet.models import Employee
+from intranet.web import security_events
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session, settings
 from intranet.web.openapi import operation
@@ -26,6 +27,8 @@ def count_rating_attempt(employee: Employee | None = None) -> None:
     :raise TooManyRequests: when the person is over ``INTRANET_RATINGS_PER_MINUTE``.
     """
     limits = settings().ratings
+    if employee is not None:  # a rating link: the person is not signed in, the link names them
+        security_events.acting_for(employee)
     employee = employee or current_employee()
     verdict = throttle.hit(session(), f"rating:{employee.id}", limit=limits.per_minute,
                            window=limits.window, now=now())

@@ -41,6 +41,11 @@ def actor(employee: Employee | None) -> str | None:
     return employee.entra_object_id or f"employee:{employee.employee_id}"
 
 
+def acting_for(employee: Employee) -> None:
+    """Name *employee* as this request's actor where nobody is signed in (a signed rating link)."""
+    g.intranet_security_actor = employee
+
+
 def record(event: str, **fields: Any) -> dict[str, Any]:
     """Log one security event of the current request (a warning), and return what was logged.
 
@@ -48,7 +53,7 @@ def record(event: str, **fields: Any) -> dict[str, Any]:
     :param fields: the event's own details (plain JSON values).
     """
     payload = {"event": event, "at": now().isoformat(), "request_id": request_id(),
-               "actor": actor(current_employee_or_none()), "method": request.method, "path": request.path,
+               "actor": actor(g.get("intranet_security_actor") or current_employee_or_none()), "method": request.method, "path": request.path,
                "ip": request.remote_addr, **fields}
     logger.warning("%s", json.dumps(payload, sort_keys=True, default=str), extra={"security_event": payload})
     return payload
