@@ -25,8 +25,9 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
 
 from intranet import preferences
@@ -119,40 +120,48 @@ def budget_for(session: Session, employee: Employee, now: dt.datetime, weekly_bu
 # --------------------------------------------------------------------------------------------
 
 
-def _sends(session: Session, now: dt.datetime) -> dict[int, dict[str, list[dt.datetime]]]:
-    """Per person and slot kind, when each slot of the window went out (first channel), newest first."""
-    first_sent = func.min(OutboxMessage.sent_at)
+def _engaged_filter(now: dt.datetime) -> Any:
+    E = EngagementEvent
+    return and_(E.kind.in_(_ENGAGED), E.occurred_at > now - WINDOW, or_(E.surface.is_(None), E.surface != "pixel"))
+
+
+def _ignored_counts(session: Session, now: dt.datetime, at_least: int) -> dict[int, dict[str, int]]:
+    """Per person and slot kind, how many slots went out since their last open or click, or since
+    their last cadence notice was made or answered (whichever came last); only counts >= *at_least*.
+
+    One grouped statement: a day's digests for 100,000 people are 28 x 100,000 slots in the window,
+    too many to carry into Python.
+    """
+    E, N, O = EngagementEvent, FatigueNotice, OutboxMessage
+    floor = now - WINDOW
+    engaged = (select(E.employee_pk.label("pk"), func.max(E.occurred_at).label("last"))
+               .where(_engaged_filter(now)).group_by(E.employee_pk).subquery())
+    slots = (select(O.employee_pk.label("pk"), Digest.kind.label("kind"), func.min(O.sent_at).label("sent_at"))
+             .join(Digest, Digest.id == O.digest_id)
+             .where(O.status == "sent", O.sent_at > floor, O.sent_at <= now, O.escalation.is_(False))
+             .group_by(O.employee_pk, O.digest_id, Digest.kind).subquery())
+    last = func.coalesce(engaged.c.last, floor)
+    decided = func.coalesce(N.resolved_at, N.created_at, floor)
+    after = case((last > decided, last), else_=decided)
     rows = session.execute(
-        select(OutboxMessage.employee_pk, Digest.kind, first_sent)
-        .join(Digest, Digest.id == OutboxMessage.digest_id)
-        .where(OutboxMessage.status == "sent", OutboxMessage.sent_at > now - WINDOW, OutboxMessage.sent_at <= now,
-               OutboxMessage.escalation.is_(False))
-        .group_by(OutboxMessage.employee_pk, OutboxMessage.digest_id, Digest.kind))
-    out: dict[int, dict[str, list[dt.datetime]]] = defaultdict(lambda: defaultdict(list))
-    for pk, kind, sent_at in rows:
-        out[pk][kind].append(sent_at)
-    for kinds in out.values():
-        for times in kinds.values():
-            times.sort(reverse=True)
+        select(slots.c.pk, slots.c.kind, func.count())
+        .outerjoin(engaged, engaged.c.pk == slots.c.pk).outerjoin(N, N.employee_pk == slots.c.pk)
+        .where(slots.c.sent_at > after)
+        .group_by(slots.c.pk, slots.c.kind).having(func.count() >= at_least))
+    out: dict[int, dict[str, int]] = defaultdict(dict)
+    for pk, kind, count in rows:
+        out[pk][kind] = int(count)
     return out
 
 
 def _last_engaged(session: Session, now: dt.datetime, employee_pks: list[int]) -> dict[int, dt.datetime]:
     E = EngagementEvent
-    query = (select(E.employee_pk, func.max(E.occurred_at))
-             .where(E.kind.in_(_ENGAGED), E.occurred_at > now - WINDOW,
-                    or_(E.surface.is_(None), E.surface != "pixel"))
-             .group_by(E.employee_pk))
+    query = select(E.employee_pk, func.max(E.occurred_at)).where(_engaged_filter(now)).group_by(E.employee_pk)
     out: dict[int, dt.datetime] = {}
     for start in range(0, len(employee_pks), 5000):
         chunk = employee_pks[start:start + 5000]
         out.update((pk, at) for pk, at in session.execute(query.where(E.employee_pk.in_(chunk))))
     return out
-
-
-def ignored_in_a_row(sends: list[dt.datetime], *, after: dt.datetime | None) -> int:
-    """How many of *sends* (newest first) went out after *after* (the last open or click, or a decision)."""
-    return len(sends) if after is None else sum(1 for t in sends if t > after)
 
 
 @dataclasses.dataclass
@@ -165,11 +174,6 @@ class ScanReport:
         return ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(self).items())
 
 
-def _later(*times: dt.datetime | None) -> dt.datetime | None:
-    present = [t for t in times if t is not None]
-    return max(present) if present else None
-
-
 def scan(session: Session, now: dt.datetime, *, ignored_digests: int, auto_step_down: bool) -> tuple[ScanReport, list[int]]:
     """Suggest, withdraw and (where allowed) apply cadence step downs from the digest history.
 
@@ -178,34 +182,35 @@ def scan(session: Session, now: dt.datetime, *, ignored_digests: int, auto_step_
     :return: the report, and the people whose cadence was stepped down (their slots need re-planning).
     """
     report, stepped = ScanReport(), []
-    sends = _sends(session, now)
-    # One row per person at most: reading them all is cheaper than asking per person.
-    notices = {n.employee_pk: n for n in session.execute(select(FatigueNotice)).scalars()}
-    pks = sorted(set(sends) | {pk for pk, n in notices.items() if n.resolved_at is None})
-    if not pks:
-        return report, stepped
-    engaged = _last_engaged(session, now, pks)
+    ignoring = _ignored_counts(session, now, ignored_digests)
+    notices = {n.employee_pk: n for n in session.execute(
+        select(FatigueNotice).where(FatigueNotice.resolved_at.is_(None))).scalars()}
+    undecided = sorted(pk for pk, n in notices.items() if n.kind == "suggestion")
+    engaged = _last_engaged(session, now, undecided)
+    known = [pk for pk in ignoring if pk not in notices]
+    for start in range(0, len(known), 5000):
+        notices.update((n.employee_pk, n) for n in session.execute(
+            select(FatigueNotice).where(FatigueNotice.employee_pk.in_(known[start:start + 5000]))).scalars())
+    pks = sorted(set(ignoring) | set(undecided))
     prefs = preferences.for_employees(session, pks)
     for pk in pks:
         cadence = prefs[pk].cadence
-        times = sends.get(pk, {}).get("alert" if cadence == "as_it_happens" else "digest", [])
-        last_engaged = engaged.get(pk)
+        # Counted since the last open or click, or since the notice was made or answered.
+        ignored = ignoring.get(pk, {}).get("alert" if cadence == "as_it_happens" else "digest", 0)
         notice = notices.get(pk)
         if notice is not None and notice.resolved_at is None and notice.kind == "suggestion":
+            last_engaged = engaged.get(pk)
             if cadence != notice.from_cadence or (last_engaged is not None and last_engaged > notice.created_at):
                 _resolve(notice, "withdrawn", now)  # they changed it themselves, or read their digests again
                 report.withdrawn += 1
-            elif auto_step_down and ignored_in_a_row(times, after=notice.created_at) >= ignored_digests:
-                _step_down(session, notice, pk, now, ignored=notice.ignored + ignored_in_a_row(
-                    times, after=notice.created_at))
+            elif auto_step_down and ignored >= ignored_digests:
+                _step_down(session, notice, pk, now, ignored=notice.ignored + ignored)
                 stepped.append(pk)
                 report.stepped_down += 1
             continue
         if notice is not None and notice.resolved_at is None and notice.announced_at is None:
             continue  # an automatic step down the person has not been told about yet
         target = STEP_DOWN.get(cadence)
-        decided = None if notice is None else notice.resolved_at or notice.created_at
-        ignored = ignored_in_a_row(times, after=_later(last_engaged, decided))
         if target is None or ignored < ignored_digests:
             continue
         row = notice or FatigueNotice(employee_pk=pk)
