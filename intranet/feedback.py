@@ -399,3 +399,13 @@ def mark_seen(session: Session, employee: Employee, *, now: dt.datetime) -> int:
                                                          FeedbackReply.seen_at.is_(None))
                              .values(seen_at=storable_utc(now)))
     return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+CSV_HEADER = ("received_at", "stars", "thumb", "comment", "signed_by", "status", "replies")
+
+
+def csv_rows(items: list[InboxItem]) -> list[tuple[Any, ...]]:
+    """*items* as rows of :data:`CSV_HEADER` (the writer's name only when they signed, as everywhere)."""
+    return [(i.received_at.isoformat(), i.stars, i.thumb, i.comment, i.signed_by or "",
+             "withdrawn" if i.comment is None else ("waiting" if i.waiting is not None else "answered"),
+             len(i.replies)) for i in items]

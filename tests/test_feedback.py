@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from intranet import jobs
 from intranet.delivery import feedback_mail
 from intranet.directory import lifecycle
 from intranet.delivery.channels.email import SmtpMailer
@@ -265,3 +266,33 @@ def test_a_persons_feedback_is_in_their_data_export_and_goes_with_their_erasure(
     db.commit()
     assert erasure.deleted["feedback"] == 1
     assert inbox(author, "all")["items"] == []
+
+
+def test_the_comments_csv_names_only_those_who_signed(cast, make_employee, client_for):
+    """The post's comments as CSV: formula-safe, signed names only, and a 404 for other authors."""
+    rate(client_for(cast["writer"]), cast["post"], stars=1, comment="=HYPERLINK(\"http://evil\")")
+    signer = make_employee(display_name="Sam Signer")
+    rate(client_for(signer), cast["post"], stars=5, comment="Lovely", signed=True)
+    for viewer in ("author", "comms"):
+        response = client_for(cast[viewer]).get(f"/publish/posts/{cast['post'].id}/feedback.csv")
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+        body = response.get_data(as_text=True)
+        assert "Sam Signer" in body and "Lovely" in body and "'=HYPERLINK" in body
+        for trace in identity_of(cast["writer"]):
+            assert trace not in body
+    other = client_for(cast["other"])
+    assert other.get(f"/publish/posts/{cast['post'].id}/feedback.csv").status_code == 404
+    assert other.get("/publish/posts/999999/feedback.csv").status_code == 404
+
+
+def test_the_scheduled_job_emails_replies(app, db, config, smtp, cast, client_for):
+    """The feedback-send job (as the scheduler runs it) sends the queued reply email once."""
+    choose(db, cast["writer"], channels=["email"])
+    rate(client_for(cast["writer"]), cast["post"], stars=2, comment="Too short")
+    author = client_for(cast["author"])
+    fid = inbox(author)["items"][0]["id"]
+    author.api("POST", f"/api/v1/feedback/{fid}/replies", json={"body": "Noted, thank you."})
+    job = next(j for j in jobs.periodic_job_definitions() if j.id == "feedback-send")
+    assert "sent 1" in jobs.run_once(app, job)
+    assert "sent 0" in jobs.run_once(app, job)
+    assert smtp.recipients() == ["zelda.q@example.test"]

@@ -8,10 +8,11 @@ feedback mail job after this commit.
 """
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from intranet import feedback
-from intranet.errors import Forbidden, validated
+from intranet import csv_export, feedback
+from intranet.errors import Forbidden, NotFound, validated
+from intranet.models import Post
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 bp = Blueprint("intranet_feedback", __name__)
@@ -79,3 +80,16 @@ def seen():  # type: ignore[no-untyped-def]
     feedback.mark_seen(session(), current_employee(), now=now())
     session().commit()
     return redirect(url_for("intranet_feedback.mine"))
+
+
+@bp.get("/publish/posts/<int:post_id>/feedback.csv")
+@require_role("employee")
+def export(post_id: int):  # type: ignore[no-untyped-def]
+    viewer = current_employee()
+    post = session().get(Post, post_id)
+    if post is None or not feedback.may_see(session(), viewer, post):
+        raise NotFound("This post does not exist.")
+    items = feedback.inbox(session(), viewer, now=now(), status="all", post_id=post.id, limit=100_000)
+    body = csv_export.to_csv(feedback.CSV_HEADER, feedback.csv_rows(items))
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="post-{post.id}-feedback.csv"'})
