@@ -32,6 +32,8 @@ def json_body() -> dict[str, Any]:
 
 
 class FeedQuery(BaseModel):
+    """``GET /api/v1/feed``'s query string."""
+
     cursor: str | None = Field(default=None, description="next_cursor of the page before")
 
 
@@ -49,7 +51,8 @@ def me() -> people.MePublic:
 @require_role("employee")
 def feed_list() -> feed.FeedPagePublic:
     employee = current_employee()
-    page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
+    args = validated(FeedQuery, request.args.to_dict(), what="query")
+    page = feed.feed_page(session(), employee, now=now(), cursor=args.cursor or None,
                           limit=settings().site.feed_page_size)
     session().commit()  # the first page stores the ranked order the cursor names
     return feed.FeedPagePublic.of(page)

@@ -26,9 +26,11 @@ MANAGED = {403: "You manage this post but may not do this"}
 
 
 class ManageQuery(BaseModel):
+    """``GET /api/v1/manage/posts``'s query string."""
+
     status: str | None = Field(default=None, description="Only posts in this status")
-    cursor: str | None = Field(default=None, description="next_cursor of a page")
-    limit: int | None = Field(default=None, ge=1, le=200, description="Posts a page (default 50)")
+    cursor: int | None = Field(default=None, ge=0, le=MAX_ID, description="next_cursor of a page (a post id)")
+    limit: int = Field(default=50, ge=1, le=200, description="Posts a page")
 
 
 def _managed_public(post: Post) -> posts.ManagedPostPublic:
@@ -120,15 +122,10 @@ def delete(post_id: int) -> posts.ManagedPostPublic | tuple[str, int]:
 @operation("Posts you manage", query=ManageQuery, response=posts.ManagedPostPage)
 @require_role("employee")
 def manage_list() -> posts.ManagedPostPage:
-    status = request.args.get("status") or None
-    try:
-        before = int(request.args["cursor"]) if request.args.get("cursor") else None
-        limit = min(max(int(request.args.get("limit", 50)), 1), 200)
-        if before is not None and not 0 <= before <= MAX_ID:
-            raise ValueError
-    except ValueError:
-        raise InvalidInput("cursor and limit are integers (a cursor is a post id).") from None
-    rows = posts.manageable_posts(session(), current_employee(), status=status, before_id=before, limit=limit + 1)
+    args = validated(ManageQuery, {k: v for k, v in request.args.items() if v}, what="query")
+    limit = args.limit
+    rows = posts.manageable_posts(session(), current_employee(), status=args.status, before_id=args.cursor,
+                                  limit=limit + 1)
     return posts.ManagedPostPage(items=[_managed_public(p) for p in rows[:limit]],
                                  next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None)
 
