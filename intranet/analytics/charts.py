@@ -9,7 +9,7 @@ is hidden there is absent here, from the bars, the hover text, the JSON and the 
 Text from data (department names, topics, post titles) is HTML-escaped before it goes into a
 figure: plotly.js reads a few tags in labels (``<a href>``, ``<b>``, ``<br>``) and shows entities
 as the characters they stand for, so an escaped label is displayed as typed and never becomes
-markup. :func:`embed` makes the JSON safe inside ``<script type="application/json">``.
+markup. Pages embed the figure with Jinja's ``tojson`` (see :attr:`Chart.data`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
-from markupsafe import Markup
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 DIMENSION_LABELS = {"department": "Department", "region": "Region", "level": "Level"}
@@ -42,6 +41,13 @@ class Chart:
     @property
     def empty(self) -> bool:
         return not self.rows
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The figure as data, for the page: Jinja's ``tojson`` writes it into
+        ``<script type="application/json">`` with ``<``, ``>``, ``&`` and ``'`` as ``\\u`` escapes,
+        so no text from data can close the element, and ``JSON.parse`` returns the figure."""
+        return json.loads(self.figure)  # type: ignore[no-any-return]
 
 
 def text(value: Any) -> str:
@@ -350,22 +356,3 @@ def bars(key: str, title: str, categories: Sequence[Any], series: Iterable[tuple
     figure = _figure(data, title, barmode="group", xaxis={"type": "category"},
                      yaxis={"tickformat": ".0%" if percent else "", "rangemode": "tozero"})
     return Chart(key, title, figure, header, rows, note)
-
-
-# --------------------------------------------------------------------------------------------
-# In the page
-# --------------------------------------------------------------------------------------------
-
-_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027",
-                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def embed(figure: str) -> Markup:
-    """Figure JSON made safe inside ``<script type="application/json">``.
-
-    ``<``, ``>``, ``&`` and ``'`` only occur inside JSON strings, where their ``\\uXXXX`` escapes
-    mean the same characters, so no text from data can close the script element (``</script>``)
-    or open a comment, and JSON.parse returns exactly the figure.
-    """
-    json.loads(figure)  # refuse anything that is not JSON
-    return Markup(figure.translate(_JSON_ESCAPES))

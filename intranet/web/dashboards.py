@@ -31,12 +31,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("intranet_dashboards", __name__)
 
-
-@bp.app_template_filter("beacon_chart_json")
-def chart_json(figure: str) -> Any:
-    """A figure's JSON, safe inside ``<script type="application/json">`` (see :func:`charts.embed`)."""
-    return charts.embed(figure)
-
 #: Queued live event batches folded before a dashboard answers (the fold job takes the rest).
 FOLD_BEFORE_ANSWER = 2000
 #: The longest window a dashboard answers (the raw events behind it are kept 13 months by default).
