@@ -1091,7 +1091,13 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """Send werkzeug's per-request log lines to debug instead of stderr."""
+    """Send werkzeug's per-request log lines to debug instead of stderr; keep connections open.
+
+    HTTP/1.1 keeps a client's TLS connection alive between requests, as Graph does: with
+    werkzeug's default (HTTP/1.0) every page of a delta round paid a new TLS handshake.
+    """
+
+    protocol_version = "HTTP/1.1"
 
     def log(self, type: str, message: str, *args: Any) -> None:
         logger.debug("fake entra/graph %s: " + message, type, *args)
