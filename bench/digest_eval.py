@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = timing.TimingSettings()
     started = wallclock.perf_counter()
-    unseen: list[float] = []
+    unseen: dict[str, list[float]] = {}
     explored = total = in_own_quiet = 0
     for name in args.scenario or list(SCENARIOS):
         scenario = SCENARIOS[name]
@@ -488,19 +488,24 @@ def main(argv: list[str] | None = None) -> int:
             in_own_quiet += beacon.in_own_quiet
         shares = report(scenario, args.n, runs)
         if not scenario.tuned:
-            unseen += shares
+            unseen[name] = shares
     print(f"\nexplored {explored / max(total, 1):.1%} of Beacon's sends. "
           f"{wallclock.perf_counter() - started:.0f} s")
     first = goals.mark()
     goals.check("digest", "no digest inside quiet hours the person chose", passed=in_own_quiet == 0,
                 detail=f"{in_own_quiet} sends")
     if unseen:
-        print(f"Beacon captures {np.mean(unseen):.0%} (seeds {min(unseen):.0%}-{max(unseen):.0%})"
-              f" of the oracle's read@24h gain over fixed 09:00 on organisations it was not tuned"
-              f" on (goal >= {GOAL:.0%}).")
-        goals.goal("digest", "share of the oracle's read@24h gain over fixed 09:00, organisations not"
-                   " tuned on (mean over seeds)", measured=f"{np.mean(unseen):.0%}",
-                   target=f">= {GOAL:.0%}", met=np.mean(unseen) >= GOAL)
+        every = [x for shares in unseen.values() for x in shares]
+        print(f"Beacon captures {np.mean(every):.0%} (seeds {min(every):.0%}-{max(every):.0%}) of the oracle's "
+              f"read@24h gain over fixed 09:00 on organisations it was not tuned on: "
+              + ", ".join(f"{name} {np.mean(shares):.1%}" for name, shares in unseen.items())
+              + f" (goal >= {GOAL:.0%} for each).")
+        # One goal per organisation: a mean over organisations could hide one the planner serves badly.
+        for name, shares in unseen.items():
+            goals.goal("digest", f"share of the oracle's read@24h gain over fixed 09:00, {name} "
+                       f"(not tuned on; mean of {len(shares)} seeds)",
+                       measured=f"{np.mean(shares):.1%} (seeds {min(shares):.0%}-{max(shares):.0%})",
+                       target=f">= {GOAL:.0%}", met=np.mean(shares) >= GOAL)
     return goals.exit_status(goals.RECORDED[first:])
 
 
