@@ -192,6 +192,13 @@ def test_openapi_documents_every_api_route(app):
     assert sorted(missing) == []
 
 
+def test_every_api_route_is_declared_with_an_operation(app):
+    """Each /api/v1 view carries its openapi.operation: the one place its shapes are described."""
+    undeclared = [rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")
+                  and not hasattr(app.view_functions[rule.endpoint], "operation")]
+    assert undeclared == []
+
+
 def test_openapi_names_the_cookie_in_use_every_path_parameter_and_the_errors(tmp_path):
     """The session cookie is the one this app sets; {key} and {post_id} are declared; errors are listed."""
     import re

@@ -28,8 +28,7 @@ Adding an endpoint
    ``tests/test_platform.py`` fails for an API route without an operation, ``tests/test_api_fuzz.py``
    fuzzes it from the document, and ``tests/test_api_shapes.py`` records its answers' shapes.
 
-:func:`register` (hand-written path dictionaries) is the deprecated way and is kept only until
-the endpoints written with it are declared with :func:`operation`.
+There is no other way to document a route: the document has no hand-written paths or schemas.
 """
 from __future__ import annotations
 
@@ -52,10 +51,6 @@ REF = "#/components/schemas/{model}"
 
 #: Ids are positive 32-bit integers (a larger one is a 404, like an id that does not exist).
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-#: For :func:`register` entries: the ``{post_id}`` parameter, and the names their ``$ref`` may use.
-POST_ID = [{"name": "post_id", "in": "path", "required": True, "schema": ID}]
-_REGISTERED_NAMES = {"Error": "ErrorPublic", "FeedItem": "FeedItemPublic", "Post": "PostPublic",
-                     "Rating": "RatingPublic", "ManagedPost": "ManagedPostPublic", "Event": "EventIn"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,22 +106,6 @@ def _serialize(result: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # The document
 # --------------------------------------------------------------------------------------------
-
-#: Hand-written operations from :func:`register`, by path and method (deprecated).
-PATHS: dict[str, dict[str, Any]] = {}
-SCHEMAS: dict[str, Any] = {}
-
-
-def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None) -> None:
-    """Document endpoints with hand-written OpenAPI dictionaries (merged by path and method).
-
-    Deprecated: declare the route with :func:`operation` instead, so its models describe it once.
-    A route that has an operation is documented from it; these entries only fill in the rest.
-    """
-    for path, operations in paths.items():
-        PATHS.setdefault(path, {}).update(operations)
-    SCHEMAS.update(schemas or {})
-
 
 _PARAMETER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
@@ -262,16 +241,12 @@ def operations() -> dict[str, dict[str, tuple[str, Operation, bool]]]:
 def document() -> dict[str, Any]:
     """The OpenAPI document for this app (server URL includes the configured prefix)."""
     schemas = _Schemas()
-    paths: dict[str, dict[str, Any]] = {path: dict(methods) for path, methods in PATHS.items()}
+    paths: dict[str, dict[str, Any]] = {}
     for path, methods in operations().items():
         for method, (rule, spec, public) in methods.items():
             paths.setdefault(path, {})[method] = _documented(spec, rule, public, schemas)
-    components = dict(SCHEMAS)
+    components: dict[str, Any] = {}
     paths = schemas.resolve(paths, components)
-    if PATHS:
-        for old, new in _REGISTERED_NAMES.items():
-            if new in components:
-                components.setdefault(old, {"$ref": REF.format(model=new)})
     paths = {path: {method: _with_errors(path, method, op) for method, op in sorted(methods.items())}
              for path, methods in sorted(paths.items())}
     cookie = current_app.session_interface.cookie_name(current_app)  # type: ignore[attr-defined]
