@@ -163,8 +163,10 @@ def topic_totals(topic_index: np.ndarray, weights: np.ndarray, n_topics: int) ->
     return np.bincount(np.asarray(topic_index, dtype=np.int64), weights=weights, minlength=n_topics)[:n_topics]
 
 
-def affinity(pos: np.ndarray, neg: np.ndarray, prior: np.ndarray, strength: float = PRIOR_STRENGTH) -> np.ndarray:
-    """Beta estimate (pos + a0 * prior) / (pos + neg + a0), kept within [floor, 1 - floor]."""
+def affinity(pos: np.ndarray, neg: np.ndarray, prior: np.ndarray, strength: float | None = None) -> np.ndarray:
+    """Beta estimate (pos + a0 * prior) / (pos + neg + a0), kept within [floor, 1 - floor] (a0: *strength*,
+    :data:`PRIOR_STRENGTH` by default)."""
+    strength = PRIOR_STRENGTH if strength is None else strength
     estimate = (pos + strength * prior) / (pos + neg + strength)
     return np.clip(estimate, AFFINITY_FLOOR, 1.0 - AFFINITY_FLOOR)
 
@@ -399,11 +401,12 @@ def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
     :param prior: the department prior when the caller already has it (a batch of digests).
     """
     since = now - dt.timedelta(days=HORIZON_DAYS)
+    connection = session.connection()  # Core rows: the ORM adds nothing to these column queries
     engaged = func.max(case((EngagementEvent.kind.in_(_ENGAGED_KINDS), 1), else_=0))
     shown = func.max(case((EngagementEvent.kind == "impression", 1), else_=0))
     position = func.min(case((EngagementEvent.kind == "impression", EngagementEvent.position)))
     chars = func.length(Post.body_text) + func.length(Post.summary)
-    events = session.execute(
+    events = connection.execute(
         select(EngagementEvent.post_id, Post.topic, engaged, func.max(EngagementEvent.dwell_ms), shown, position,
                func.max(EngagementEvent.occurred_at), chars)
         .join(Post, Post.id == EngagementEvent.post_id)
@@ -411,10 +414,10 @@ def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
                EngagementEvent.kind.in_(_LEARNED_KINDS), Post.must_read.is_(False))
         .group_by(EngagementEvent.post_id, Post.id, Post.topic)).all()
     # Opening a post page marks it read on the server even when no client event arrived.
-    reads = session.execute(
+    reads = connection.execute(
         select(PostState.post_id, Post.topic, PostState.read_at, chars).join(Post, Post.id == PostState.post_id)
         .where(PostState.employee_pk == employee.id, PostState.read_at >= since, Post.must_read.is_(False))).all()
-    rated = session.execute(
+    rated = connection.execute(
         select(Rating.post_id, Post.topic, Rating.stars, Rating.thumb, Rating.updated_at)
         .join(Post, Post.id == Rating.post_id)
         .where(Rating.employee_pk == employee.id, Rating.updated_at >= since, Post.must_read.is_(False))).all()
@@ -563,10 +566,22 @@ def rank(candidates: Sequence[Candidate], *, profile: Profile, quality: Quality,
     rest = np.array([i for i, c in enumerate(candidates) if not c.pinned], dtype=np.int64)
     rest_order = rest[diversify(scores[rest], topic_index[rest], page_size=page_size)] if len(rest) else rest
     order = pinned + [int(i) for i in rest_order]
-    why = [explain(candidates[i], affinity=float(aff[i]), own_mass=profile.own_mass(topics[i]),
-                   prior=profile.prior.get(topics[i], NEUTRAL_THUMBS), quality=float(quality.value[i]),
-                   ratings=int(quality.count[i]), age_days=float(ages[i]), followed=bool(is_followed[i]),
-                   muted=bool(is_muted[i]), department=department) for i in range(n)]
+    # Reasons depend on a handful of facts, shared by many posts: explain each combination once.
+    praised = (quality.value >= PRAISED) & (quality.count >= 3)
+    fresh = ages < 1
+    explained: dict[tuple, list[str]] = {}
+    why = []
+    for i, c in enumerate(candidates):
+        key = (c.topic, c.pinned, c.author_department if c.pinned else None, c.for_department, c.must_read,
+               c.all_staff, bool(praised[i]), bool(fresh[i]))
+        reasons = explained.get(key)
+        if reasons is None:
+            reasons = explained[key] = explain(
+                c, affinity=float(aff[i]), own_mass=profile.own_mass(topics[i]),
+                prior=profile.prior.get(topics[i], NEUTRAL_THUMBS), quality=float(quality.value[i]),
+                ratings=int(quality.count[i]), age_days=float(ages[i]), followed=bool(is_followed[i]),
+                muted=bool(is_muted[i]), department=department)
+        why.append(reasons)
     return Ranked(order=order, why=why, scores=scores)
 
 
