@@ -15,7 +15,8 @@ numbers (one uniform per person and post for reading, shared by every policy):
 * global popularity: the Bayesian-average quality of every rating so far, with the same
   freshness term as Beacon (the same for everybody);
 * Beacon: :mod:`intranet.ranking` as shipped: the same pure functions for signal masses,
-  decay, affinity with the department prior, quality, score and diversity (the SQL loaders that
+  decay, affinity with the department prior, quality, each post's engagement lift (people who
+  opened it among those it reached, as the ``ranking-refresh`` job counts them), score and diversity (the SQL loaders that
   feed them in production are covered by tests/test_ranking.py);
 * the oracle: sorts by the hidden utility.
 
@@ -69,6 +70,8 @@ class Learner:
         self.neg = np.zeros((n_people, N_TOPICS))
         self.n_stars = np.zeros(n_posts)
         self.sum_stars = np.zeros(n_posts)
+        self.shown = np.zeros(n_posts)
+        self.engaged = np.zeros(n_posts)
 
     def new_day(self) -> None:
         self.pos *= ranking.decay(np.array(1.0))
@@ -121,6 +124,8 @@ def simulate(n_people: int, seed: int, days: int) -> dict[str, dict[str, float]]
             post_quality = learner.quality(live)
             if policy == "beacon":
                 aff = ranking.affinity(learner.pos, learner.neg, learner.priors(department))
+                lift = np.zeros(n_posts)
+                lift[live] = ranking.engagement_lift(learner.engaged[live], learner.shown[live], topic[live])
             for u in np.flatnonzero(opens[day]):
                 unread = live[~read[u, live]]
                 if len(unread) == 0:
@@ -141,7 +146,7 @@ def simulate(n_people: int, seed: int, days: int) -> dict[str, dict[str, float]]
                     n = len(rest)
                     s = ranking.score(affinities=aff[u, topic[rest]], quality=post_quality[mask][~must[unread]],
                                       age_days=rest_age, followed=np.zeros(n), targeted=np.zeros(n),
-                                      read=np.zeros(n), muted=np.zeros(n))
+                                      read=np.zeros(n), muted=np.zeros(n), lift=lift[rest])
                     rest = rest[ranking.diversify(s, topic[rest], page_size=PAGE)]
                 feed = np.r_[pinned, rest]
                 new = first_seen[u, feed] < 0
@@ -169,6 +174,8 @@ def simulate(n_people: int, seed: int, days: int) -> dict[str, dict[str, float]]
                         stars=np.where(rated, stars, np.nan)[learn], thumb=np.zeros(learn.sum()))
                     np.add.at(learner.pos[u], topic[feed[learn]], pos)
                     np.add.at(learner.neg[u], topic[feed[learn]], neg)
+                    learner.shown[feed[learn]] += 1
+                    learner.engaged[feed[learn & opened]] += 1
                     learner.n_stars[feed[rated]] += 1
                     learner.sum_stars[feed[rated]] += stars[rated]
         # Coverage: each must-read was on the first page of the person's first feed after publishing.

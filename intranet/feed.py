@@ -220,7 +220,7 @@ def _unpack(blob: bytes) -> tuple[list[int], list[list[str]]]:
 
 def _candidates(session: Session, employee: Employee, *,
                 now: dt.datetime) -> tuple[list[ranking.Candidate], np.ndarray]:
-    """The visible posts and each one's kept rating counts (n_stars, sum_stars, ups, downs), in one query."""
+    """The visible posts and each one's kept counts (n_stars, sum_stars, ups, downs, reached, engaged), in one query."""
     state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
     author = aliased(Employee)
     if employee.department:
@@ -236,7 +236,7 @@ def _candidates(session: Session, employee: Employee, *,
         select(Post.id, Post.topic, Post.published_at, Post.must_read, Post.all_staff, Post.rating_style,
                PostState.read_at.is_not(None), PostState.acknowledged_at.is_not(None), author.department,
                for_department, PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups,
-               PostRatingStats.downs)
+               PostRatingStats.downs, PostRatingStats.reached, PostRatingStats.engaged)
         .outerjoin(PostState, state_join).outerjoin(author, author.id == Post.author_pk)
         .outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
         .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))).all()
@@ -244,7 +244,7 @@ def _candidates(session: Session, employee: Employee, *,
                                acknowledged=bool(r[7]), read=bool(r[6]), all_staff=bool(r[4]),
                                rating_style=r[5], for_department=bool(r[9]), author_department=r[8])
              for r in rows]
-    counts = np.array([r[10:14] for r in rows], dtype=float).reshape(len(rows), 4)
+    counts = np.array([r[10:16] for r in rows], dtype=float).reshape(len(rows), 6)
     return found, np.nan_to_num(counts)
 
 
@@ -262,7 +262,8 @@ def ranked_ids(session: Session, employee: Employee, *, now: dt.datetime, page_s
     prefs = prefs or preferences.for_employee(session, employee)
     profile = ranking.load_profile(session, employee, now=now)
     quality = ranking.quality(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3],
-                              np.array([c.rating_style == "thumbs" for c in found], dtype=bool))
+                              np.array([c.rating_style == "thumbs" for c in found], dtype=bool),
+                              reached=counts[:, 4], engaged=counts[:, 5])
     ranked = ranking.rank(found, profile=profile, quality=quality, now=now, department=employee.department,
                           followed=prefs.followed_topics, muted=prefs.muted_topics, page_size=page_size)
     return [found[i].post_id for i in ranked.order], [ranked.why[i] for i in ranked.order]

@@ -952,6 +952,10 @@ class PostRatingStats(Base, table=True):
     sum_stars: int = 0
     ups: int = 0
     downs: int = 0
+    #: People with any feed signal about the post, and those of them who opened it (must-reads
+    #: aside), as of the last ``ranking-refresh`` run: the post's own pull, case for case.
+    reached: int = 0
+    engaged: int = 0
 
 
 class DepartmentPrior(Base, table=True):

@@ -511,3 +511,38 @@ def test_the_refresh_job_computes_every_department(db, make_employee, make_post,
         stored = db.get(DepartmentPrior, department).rates
         assert stored == pytest.approx(ranking.load_department_prior(db, department, now=clock.now))
     assert "ranking-refresh" in {job.id for job in jobs.periodic_job_definitions()}
+
+
+def test_a_post_opened_more_than_its_topic_gets_a_lift():
+    """Opened by 40 of 50 people where its topic's posts are opened by 1 in 5: a clear lift; 1 of 1: a small one."""
+    lift = ranking.engagement_lift(np.array([40.0, 10.0, 10.0, 1.0]), np.array([50.0, 50.0, 50.0, 1.0]),
+                                   np.array([0, 0, 0, 0]))
+    assert lift[0] > 1.0
+    assert lift[1] < 0 and lift[2] < 0
+    assert 0 < lift[3] < 0.2
+
+
+def test_the_refresh_job_counts_each_posts_reach_and_the_feed_uses_it(db, make_employee, make_post, clock):
+    """Of two equally new News posts, the one most people opened when shown comes first once the job ran."""
+    me = make_employee(department="Finance")
+    day = dt.timedelta(days=1)
+    opened = make_post(topic="News", published_at=clock.now - day)
+    skipped = make_post(topic="News", published_at=clock.now - day)
+    at = (clock.now - HOUR).isoformat()
+    for n in range(10):
+        person = make_employee(department="Sales" if n % 2 else "Legal")
+        sent = [{"id": "a", "kind": "impression", "post_id": opened.id, "occurred_at": at, "position": 0},
+                {"id": "b", "kind": "impression", "post_id": skipped.id, "occurred_at": at, "position": 0}]
+        if n < 8:
+            sent.append({"id": "c", "kind": "read", "post_id": opened.id, "occurred_at": at})
+        if n < 1:
+            sent.append({"id": "d", "kind": "read", "post_id": skipped.id, "occurred_at": at})
+        events.ingest(db, person, sent, now=clock.now)
+    db.commit()
+    ranking.refresh_job(db, clock.now)
+    db.commit()
+    reach = {p.id: (db.get(PostRatingStats, p.id, populate_existing=True).reached,
+                    db.get(PostRatingStats, p.id).engaged) for p in (opened, skipped)}
+    assert reach == {opened.id: (10, 8), skipped.id: (10, 1)}
+    ranked = order(db, me, clock.now)
+    assert ranked.index(opened.id) < ranked.index(skipped.id)
