@@ -25,7 +25,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, delete, false, func, insert, literal, update
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from intranet import preferences, ranking, ratings, targeting
@@ -222,7 +221,6 @@ def _candidates(session: Session, employee: Employee, *,
                 now: dt.datetime) -> tuple[list[ranking.Candidate], np.ndarray]:
     """The visible posts and each one's kept counts (n_stars, sum_stars, ups, downs, reached, engaged), in one query."""
     state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
-    author = aliased(Employee)
     if employee.department:
         for_department = Post.id.in_(
             select(AudienceSegment.post_id).join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
@@ -234,17 +232,22 @@ def _candidates(session: Session, employee: Employee, *,
     # Core execution: plain rows, without the ORM's per-statement compile and loading steps.
     rows = session.connection().execute(
         select(Post.id, Post.topic, Post.published_at, Post.must_read, Post.all_staff, Post.rating_style,
-               PostState.read_at.is_not(None), PostState.acknowledged_at.is_not(None), author.department,
-               for_department, PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups,
-               PostRatingStats.downs, PostRatingStats.reached, PostRatingStats.engaged)
-        .outerjoin(PostState, state_join).outerjoin(author, author.id == Post.author_pk)
-        .outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
+               PostState.read_at.is_not(None), PostState.acknowledged_at.is_not(None), for_department,
+               PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups, PostRatingStats.downs,
+               PostRatingStats.reached, PostRatingStats.engaged)
+        .outerjoin(PostState, state_join).outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
         .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))).all()
+    # Only a pinned must-read names its author's department ("Must-read from ..."): a few lookups,
+    # not one per visible post.
+    pinned = [r[0] for r in rows if r[3] and not r[7]]
+    sources = dict(session.connection().execute(
+        select(Post.id, Employee.department).join(Employee, Employee.id == Post.author_pk)
+        .where(Post.id.in_(pinned))).all()) if pinned else {}
     found = [ranking.Candidate(post_id=r[0], topic=r[1], published_at=r[2], must_read=bool(r[3]),
                                acknowledged=bool(r[7]), read=bool(r[6]), all_staff=bool(r[4]),
-                               rating_style=r[5], for_department=bool(r[9]), author_department=r[8])
+                               rating_style=r[5], for_department=bool(r[8]), author_department=sources.get(r[0]))
              for r in rows]
-    counts = np.array([r[10:16] for r in rows], dtype=float).reshape(len(rows), 6)
+    counts = np.array([r[9:15] for r in rows], dtype=float).reshape(len(rows), 6)
     return found, np.nan_to_num(counts)
 
 
