@@ -1,7 +1,7 @@
 """post reach for ranking: people a post reached and engaged, counted by the ranking-refresh job
 
-Revision ID: 0013_post_reach
-Revises: 0012_ranking_cache
+Revision ID: 0015_post_reach
+Revises: 0014_analytics_markers
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0013_post_reach"
-down_revision = "0012_ranking_cache"
+revision = "0015_post_reach"
+down_revision = "0014_analytics_markers"
 branch_labels = None
 depends_on = None
 
