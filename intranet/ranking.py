@@ -386,7 +386,8 @@ def load_department_prior(session: Session, department: str | None, *, now: dt.d
     return _pooled_rates(events, rated, now=now).get(department, {})
 
 
-def department_prior(session: Session, department: str | None, *, now: dt.datetime) -> dict[str, float]:
+def department_prior(session: Session, department: str | None, *, now: dt.datetime,
+                     keep: bool = True) -> dict[str, float]:
     """The department's pooled rate per topic as last computed, recomputed (and kept) when older than
     :data:`PRIOR_MAX_AGE`.
 
@@ -395,6 +396,9 @@ def department_prior(session: Session, department: str | None, *, now: dt.dateti
     department's signals by at most :data:`PRIOR_MAX_AGE`: it is the pooled taste of many people
     over months, a cold start worth :data:`PRIOR_STRENGTH` observations, and the person's own
     signals (always read fresh) outweigh it as they accumulate. Every instance reads the same row.
+
+    :param keep: store a recomputed prior; False for callers that must not write (composing a
+        digest preview), which then recompute it each time the kept one is too old.
     """
     if not department:
         return {}
@@ -402,7 +406,8 @@ def department_prior(session: Session, department: str | None, *, now: dt.dateti
     if row is not None and row.computed_at > now - PRIOR_MAX_AGE:
         return dict(row.rates)
     rates = load_department_prior(session, department, now=now)
-    _store_priors(session, {department: rates}, now=now)
+    if keep:
+        _store_priors(session, {department: rates}, now=now)
     return rates
 
 

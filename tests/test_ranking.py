@@ -501,6 +501,13 @@ def test_a_department_prior_is_kept_and_recomputed_when_old(db, make_employee, m
     assert db.get(DepartmentPrior, "Sales").computed_at == later
 
 
+def test_composing_a_digest_keeps_no_prior(db, make_employee, make_post, clock):
+    """keep=False (digest composition, previews) computes the prior without writing it."""
+    colleagues_read(db, make_employee, make_post, clock, "Product")
+    assert ranking.department_prior(db, "Sales", now=clock.now, keep=False)["Product"] > 0.5
+    assert db.get(DepartmentPrior, "Sales") is None
+
+
 def test_the_refresh_job_computes_every_department(db, make_employee, make_post, clock):
     """One run stores a prior for each department, equal to computing each on its own."""
     colleagues_read(db, make_employee, make_post, clock, "Product", department="Sales")

@@ -113,7 +113,8 @@ def rank_rest(session: Session, employee: Employee, posts: Sequence[Any], now: d
     if priors is None:
         priors = {}
     if employee.department not in priors:
-        priors[employee.department] = ranking.department_prior(session, employee.department, now=now)
+        # Composing only reads (previews compose too); the ranking-refresh job keeps the priors.
+        priors[employee.department] = ranking.department_prior(session, employee.department, now=now, keep=False)
     profile = ranking.load_profile(session, employee, now=now, prior=priors[employee.department])
     quality = ranking.load_quality(session, [p.id for p in posts], [p.rating_style for p in posts])
     candidates = [ranking.Candidate(post_id=p.id, topic=p.topic, published_at=p.published_at, must_read=p.must_read,
