@@ -176,3 +176,56 @@ def test_reading_curve_steps_each_add_at_least_k_people():
     points, hidden = post_detail.k_steps(daily, 5)
     assert points == [(day + dt.timedelta(days=2), 6), (day + dt.timedelta(days=4), 13)] and hidden == 0
     assert post_detail.k_steps([(day, 4)], 5) == ([], 4)
+
+
+def test_organisation_charts_follow_the_rollups_and_hide_small_groups(client_for, make_employee, make_post, db):
+    """Read rate by department per week shows Sales (6 of 6 read) and neither Legal nor Finance; topics
+    show the Finance topic; the CSV of each says the same."""
+    organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True, department="Comms"))
+    shown = figures(client.get("/analytics").get_data(as_text=True))
+    assert [trace["name"] for trace in shown["rate-department"]["data"]] == ["Sales"]
+    rows = _csv(client.get("/analytics/charts/rate-department.csv"))
+    assert [(r["department"], r["reached"], r["read"]) for r in rows] == [("Sales", "6", "6")]
+    topics = _csv(client.get("/analytics/charts/topics.csv"))
+    assert [(r["topic"], r["read"]) for r in topics] == [("Finance", "8")]
+
+
+def test_a_filter_that_leaves_too_few_people_shows_only_the_hidden_count(client_for, make_employee, make_post, db):
+    """Narrowed to Legal (two readers), the department chart shows no rate, only that 2 people are hidden."""
+    organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True))
+    page = client.get("/analytics?department=Legal").get_data(as_text=True)
+    assert "rate-department" not in figures(page)
+    card = page.split('id="card-rate-department"')[1].split("</section>")[0]
+    assert "fewer than 5 people" in card and "2 people are hidden" in card
+    assert _csv(client.get("/analytics/charts/rate-department.csv?department=Legal")) == []
+
+
+def test_timing_lift_shows_both_arms_the_interval_and_the_sample_sizes(client_for, make_employee, db):
+    """Learned times 60 of 100 read within 24 h, control 40 of 80: +10 points with its 95 % interval."""
+    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="personal", sent=100, opened=70, read_2h=30,
+                                read_24h=60))
+    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="control", sent=80, opened=50, read_2h=20,
+                                read_24h=40))
+    db.commit()
+    client = client_for(make_employee(is_comms=True))
+    page = client.get("/analytics").get_data(as_text=True)
+    lift = figures(page)["timing-lift"]
+    assert lift["data"][0]["y"] == [0.6, 0.5] and lift["data"][0]["customdata"] == [[60, 100], [40, 80]]
+    assert "n = 100 and 80" in page and "+10.0%" in page
+    rows = _csv(client.get("/analytics/charts/timing-lift.csv"))
+    assert [(r["arm"], r["sent"], r["read_24h"]) for r in rows[:2]] == [("Learned times", "100", "60"),
+                                                                          ("Default hour (control)", "80", "40")]
+    assert float(rows[2]["rate"]) == pytest.approx(0.1) and float(rows[3]["rate"]) < 0.1 < float(rows[4]["rate"])
+    digests = _csv(client.get("/analytics/charts/digests.csv"))
+    assert [(r["channel"], r["sent"], r["read_24h"]) for r in digests] == [("email", "180", "100")]
+
+
+def test_labels_from_data_are_escaped_for_plotly_and_the_figure_is_json():
+    """A label is HTML-escaped (plotly shows entities as characters, so it reads as typed, never as a tag);
+    the chart's figure is plain JSON data."""
+    assert charts.text("<a href='javascript:x'>R&D</a>") == "&lt;a href='javascript:x'&gt;R&amp;D&lt;/a&gt;"
+    chart = charts.coverage({"active": 3, **{name: {"count": 3, "share": 1.0}
+                                             for name in ("department", "region", "level", "timezone")}})
+    assert chart.data == json.loads(chart.figure) and chart.data["data"][0]["type"] == "bar"
