@@ -130,7 +130,7 @@ class EventIn(BaseModel):
         default=None, ge=1, le=MAX_ID,
         description=f"The post: required for {', '.join(sorted(POST_KINDS & CLIENT_KINDS))}; null for the others")
     occurred_at: Annotated[dt.datetime, BeforeValidator(parse_instant)] = Field(
-        description="ISO 8601 with an offset; at most INTRANET_EVENTS_MAX_AGE old")
+        description="ISO 8601 with an offset; at most INTRANET_EVENTS_MAX_AGE_HOURS old")
     dwell_ms: StrictInt | None = Field(default=None, ge=0, le=MAX_DWELL_MS)
     delivery_id: StrictInt | None = Field(default=None, ge=1, le=2**31 - 1)
     channel: Literal[CHANNELS] | None = None  # type: ignore[valid-type]
