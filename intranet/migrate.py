@@ -1,7 +1,9 @@
 """Schema management through Alembic: create or upgrade Beacon's tables, losing nothing."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +13,19 @@ from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "intranet_alembic_version"
+#: What the search engines own rather than the models: SQLite's FTS5 index and its shadow tables,
+#: PostgreSQL's full-text expression index (see migration 0009_post_search and intranet.search).
+SEARCH_OBJECTS = re.compile(r"intranet_post_fts(_\w+)?$|ix_intranet_post_search$")
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Which schema objects Alembic compares with the models: Beacon's own tables (a host
+    application's share the database), without the search indexes the models do not describe."""
+    if name and SEARCH_OBJECTS.match(name):
+        return False
+    if type_ == "table":
+        return bool(name and name.startswith("intranet_"))
+    return True
 
 
 def alembic_config() -> Config:

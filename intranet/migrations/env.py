@@ -6,14 +6,7 @@ from alembic import context
 from intranet import models  # noqa: F401  (registers every table on the metadata)
 from intranet.db import metadata
 
-from intranet.migrate import VERSION_TABLE
-
-
-def _include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    # A host application's tables share the database: only ever look at ours.
-    if type_ == "table":
-        return name.startswith("intranet_")
-    return True
+from intranet.migrate import VERSION_TABLE, include_object
 
 
 def run_migrations_online() -> None:
@@ -22,7 +15,7 @@ def run_migrations_online() -> None:
         connection=connection,
         target_metadata=metadata,
         version_table=VERSION_TABLE,
-        include_object=_include_object,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
