@@ -76,6 +76,7 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
     return [
         ("sign-in", None, "/auth/sign-in"),
         ("dev-login", None, "/auth/dev-login"),
+        ("offline", None, "/offline"),
         ("feed", org.employee, "/"),
         ("post", org.employee, f"/posts/{org.post_id}"),
         ("not-found", org.employee, "/posts/999999"),
@@ -110,7 +111,8 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
 #: GET routes that are not pages a person reads: downloads, and the sign-in hand-offs.
 NOT_PAGES = {"intranet.static", "intranet_publish.attachment", "intranet_entra.start", "intranet_entra.callback",
              "intranet_acknowledgements.export", "intranet_my_data.download", "intranet_dashboards.organisation_csv",
-             "intranet_dashboards.post_csv", "intranet_feedback.export"}
+             "intranet_dashboards.post_csv", "intranet_feedback.export", "intranet_pwa.manifest",
+             "intranet_pwa.service_worker"}
 
 
 def test_every_page_route_is_checked(app: Any, org: Org) -> None:

@@ -30,6 +30,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.auth", False),
     ("intranet.web.feed", False),
     ("intranet.web.search", False),
+    ("intranet.web.pwa", False),
     ("intranet.web.groups", False),
     ("intranet.web.directory_admin", False),
     ("intranet.web.admin", False),

@@ -71,3 +71,26 @@
     });
   });
 })();
+
+// Installable app: the service worker keeps the last feed for offline use; signing out forgets it.
+(function () {
+  "use strict";
+  var script = document.querySelector("script[data-service-worker]");
+  if ("serviceWorker" in navigator && script) {
+    navigator.serviceWorker.register(script.getAttribute("data-service-worker")).catch(function (error) {
+      console.warn("Beacon works without offline support here:", error.message);
+    });
+  }
+  var note = document.querySelector(".offline-note");
+  function showConnection() { if (note) { note.hidden = navigator.onLine; } }
+  window.addEventListener("online", showConnection);
+  window.addEventListener("offline", showConnection);
+  showConnection();
+  document.querySelectorAll("form[data-forget-offline]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.caches) { return; }
+      event.preventDefault();  // sign out only once the kept feed is gone
+      window.caches.delete("beacon-feed").finally(function () { form.submit(); });
+    });
+  });
+})();
