@@ -1,7 +1,7 @@
 // Beacon's service worker: the feed opens without a network, as it was when last seen.
 //
 // - The feed page: network first; each good copy replaces the one kept for offline use.
-// - Other pages: network, or the offline page when there is none.
+// - Other pages: left to the browser, or the offline page when there is no network.
 // - Beacon's static files: network first too (an upgrade must show at once), the kept copy offline.
 // Signing out deletes the kept feed (beacon.js), so the next person on a shared phone never sees it.
 "use strict";
@@ -50,8 +50,9 @@ self.addEventListener("fetch", function (event) {
   if (request.mode === "navigate") {
     if (url.origin + url.pathname === FEED_URL && !url.search) {
       event.respondWith(feedFirst(request));
-    } else {
-      event.respondWith(fetch(request).catch(function () { return caches.match(OFFLINE_URL); }));
+    } else if (!self.navigator.onLine) {
+      // Online, other pages load as if there were no worker (nothing to keep, nothing to slow down).
+      event.respondWith(caches.match(OFFLINE_URL));
     }
     return;
   }
