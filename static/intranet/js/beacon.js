@@ -77,8 +77,14 @@
   "use strict";
   var script = document.querySelector("script[data-service-worker]");
   if ("serviceWorker" in navigator && script) {
-    navigator.serviceWorker.register(script.getAttribute("data-service-worker")).catch(function (error) {
-      console.warn("Beacon works without offline support here:", error.message);
+    // Installed once the page has settled: the worker's first downloads never compete with the
+    // page's own requests (its reading events are sent as people move on).
+    window.addEventListener("load", function () {
+      window.setTimeout(function () {
+        navigator.serviceWorker.register(script.getAttribute("data-service-worker")).catch(function (error) {
+          console.warn("Beacon works without offline support here:", error.message);
+        });
+      }, 3000);
     });
   }
   var note = document.querySelector(".offline-note");
