@@ -46,7 +46,7 @@ from intranet.delivery import content, fatigue
 from intranet.models import Digest, Employee
 
 from bench import datagen, goals
-from bench.platform_bench import Raw
+from bench.platform_bench import TARGETING_CTES, Raw
 
 LIMIT = 10
 LOOKBACK_DAYS = 7
@@ -55,28 +55,7 @@ BUDGET_SECONDS = 3600.0
 RATIO_GOAL = 5.0
 BLOCK = 200
 
-CANDIDATES_SQL = """
-WITH mine(dimension, value) AS (
-    SELECT 'department', CAST(:department AS VARCHAR) UNION ALL
-    SELECT 'division', CAST(:division AS VARCHAR) UNION ALL
-    SELECT 'region', CAST(:region AS VARCHAR) UNION ALL
-    SELECT 'country', CAST(:country AS VARCHAR) UNION ALL
-    SELECT 'office', CAST(:office AS VARCHAR) UNION ALL
-    SELECT 'group', g.key FROM intranet_group g
-        JOIN intranet_group_member gm ON gm.group_id = g.id WHERE gm.employee_pk = :pk
-),
-matched AS (
-    SELECT v.segment_id, COUNT(DISTINCT v.dimension) AS n
-    FROM intranet_audience_value v JOIN mine m ON m.dimension = v.dimension AND m.value = v.value
-    GROUP BY v.segment_id
-),
-hit AS (
-    SELECT s.post_id, s.exclude
-    FROM intranet_audience_segment s LEFT JOIN matched m ON m.segment_id = s.id
-    WHERE COALESCE(m.n, 0) = s.n_dimensions
-      AND (s.level_min IS NULL OR s.level_min <= :level)
-      AND (s.level_max IS NULL OR s.level_max >= :level)
-),
+CANDIDATES_SQL = TARGETING_CTES + """\
 cand AS (
     -- Narrow first: live posts that are must-reads or inside the window.
     SELECT p.id FROM intranet_post p

@@ -103,7 +103,8 @@ class Raw:
             cursor.close()
 
 
-FEED_SQL = """
+#: The raw targeting rule as CTEs (`hit`: the segments matching the person), shared by the raw queries.
+TARGETING_CTES = """\
 WITH mine(dimension, value) AS (
     SELECT 'department', CAST(:department AS VARCHAR) UNION ALL
     SELECT 'division', CAST(:division AS VARCHAR) UNION ALL
@@ -125,6 +126,9 @@ hit AS (
       AND (s.level_min IS NULL OR s.level_min <= :level)
       AND (s.level_max IS NULL OR s.level_max >= :level)
 ),
+"""
+
+FEED_SQL = TARGETING_CTES + """\
 page AS (
     -- Rank on narrow columns first; fetch the wide post rows for the page only.
     SELECT p.id, CASE WHEN p.must_read AND ps.acknowledged_at IS NULL THEN 1 ELSE 0 END AS pinned
