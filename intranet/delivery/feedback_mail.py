@@ -22,7 +22,8 @@ from sqlmodel import Session
 
 from intranet.db import is_postgres
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
-from intranet.delivery.sending import Channel, Pacer, SendReport, backoff, configured_channels, default_owner
+from intranet.delivery.sending import (Channel, Pacer, SendReport, configured_channels, default_owner, finish,
+                                       retry_at)
 from intranet.models import Employee, Feedback, FeedbackMail, FeedbackReply, Post
 from intranet.settings import Settings, SiteSettings
 
@@ -75,7 +76,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             report.lost += 1
             continue
         if now >= mail.expires_at:
-            _finish(session, mail, "expired", "expired before it could be sent")
+            finish(session, mail, "expired", "expired before it could be sent")
             report.expired += 1
             continue
         reply = session.get(FeedbackReply, mail.reply_id)
@@ -83,7 +84,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         writer = session.get(Employee, feedback.employee_pk) if feedback else None
         post = session.get(Post, feedback.post_id) if feedback else None
         if reply is None or feedback is None or post is None or writer is None or not writer.active:
-            _finish(session, mail, "skipped", "the writer or the feedback is gone")
+            finish(session, mail, "skipped", "the writer or the feedback is gone")
             report.skipped += 1
             continue
         replier = session.get(Employee, reply.author_pk) if reply.author_pk else None
@@ -102,14 +103,13 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         try:
             channel.deliver(rendered, now)
         except TemporaryFailure as exc:
-            delay = backoff(mail.attempts, settings.mail.retry_seconds, rng=rng)
-            if exc.retry_after:
-                delay = max(delay, dt.timedelta(seconds=exc.retry_after))
-            if now + delay >= mail.expires_at:
-                _finish(session, mail, "expired", f"gave up: {exc.reason}")
+            again = retry_at(exc, attempts=mail.attempts, base_seconds=settings.mail.retry_seconds, now=now,
+                             expires_at=mail.expires_at, rng=rng)
+            if again is None:
+                finish(session, mail, "expired", f"gave up: {exc.reason}")
                 report.expired += 1
             else:
-                mail.status, mail.next_attempt_at, mail.lease_until = "pending", now + delay, None
+                mail.status, mail.next_attempt_at, mail.lease_until = "pending", again, None
                 mail.last_error = exc.reason[:1000]
                 session.add(mail)
                 session.commit()
@@ -117,7 +117,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             logger.warning("Feedback reply mail %s failed temporarily: %s", mail.id, exc.reason)
             continue
         except PermanentFailure as exc:
-            _finish(session, mail, "failed", exc.reason)
+            finish(session, mail, "failed", exc.reason)
             report.failed += 1
             logger.error("Feedback reply mail %s failed permanently: %s", mail.id, exc.reason)
             continue
@@ -126,12 +126,6 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         session.commit()
         report.sent += 1
     return report
-
-
-def _finish(session: Session, mail: FeedbackMail, status: str, reason: str) -> None:
-    mail.status, mail.lease_until, mail.last_error = status, None, reason[:1000]
-    session.add(mail)
-    session.commit()
 
 
 def send_batch(sessions: Callable[[], Session], clock: Callable[[], dt.datetime], settings: Settings,

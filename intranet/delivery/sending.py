@@ -49,7 +49,7 @@ from intranet.delivery import fatigue
 from intranet.delivery.content import compose
 from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
-from intranet.models import Digest, Employee, OutboxMessage
+from intranet.models import Digest, Employee, FeedbackMail, OutboxMessage
 from intranet.settings import MailSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,23 @@ def backoff(attempts: int, base_seconds: float, *, rng: random.Random | None = N
     r = rng or random
     seconds = min(base_seconds * 2 ** max(attempts - 1, 0), MAX_BACKOFF.total_seconds())
     return dt.timedelta(seconds=seconds * r.uniform(0.8, 1.2))
+
+
+def retry_at(failure: TemporaryFailure, *, attempts: int, base_seconds: float, now: dt.datetime,
+             expires_at: dt.datetime, rng: random.Random | None = None) -> dt.datetime | None:
+    """When to try a message again after *failure* (backoff, or the server's Retry-After if longer),
+    or None when that would be at or after *expires_at*: the message is then given up."""
+    delay = backoff(attempts, base_seconds, rng=rng)
+    if failure.retry_after:
+        delay = max(delay, dt.timedelta(seconds=failure.retry_after))
+    return None if now + delay >= expires_at else now + delay
+
+
+def finish(session: Session, message: OutboxMessage | FeedbackMail, status: str, reason: str) -> None:
+    """Close *message* (an outbox row or a reply email) for good with *status* and why, and commit."""
+    message.status, message.lease_until, message.last_error = status, None, reason[:1000]
+    session.add(message)
+    session.commit()
 
 
 def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta,
@@ -182,13 +199,13 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             report.lost += 1
             continue
         if now >= message.expires_at:
-            _finish(session, message, "expired", "expired before it could be sent")
+            finish(session, message, "expired", "expired before it could be sent")
             report.expired += 1
             continue
         employee = session.get(Employee, message.employee_pk)
         digest = session.get(Digest, message.digest_id)
         if employee is None or not employee.active or digest is None:
-            _finish(session, message, "skipped", "employee inactive")
+            finish(session, message, "skipped", "employee inactive")
             report.skipped += 1
             continue
         prefs = preferences.for_employee(session, employee)
@@ -197,7 +214,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
                           must_reads_only=message.escalation, priors=priors,
                           weekly_budget=settings.fatigue.weekly_budget)
         if content.empty:
-            _finish(session, message, "skipped", "nothing to send any more")
+            finish(session, message, "skipped", "nothing to send any more")
             report.skipped += 1
             continue
         # An automatic cadence step down is announced by the person's next digest (any channel).
@@ -216,14 +233,13 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         try:
             channels[message.channel].deliver(rendered, now)
         except TemporaryFailure as exc:
-            delay = backoff(message.attempts, settings.mail.retry_seconds, rng=rng)
-            if exc.retry_after:
-                delay = max(delay, dt.timedelta(seconds=exc.retry_after))
-            if now + delay >= message.expires_at:
-                _finish(session, message, "expired", f"gave up before the next digest: {exc.reason}")
+            again = retry_at(exc, attempts=message.attempts, base_seconds=settings.mail.retry_seconds, now=now,
+                             expires_at=message.expires_at, rng=rng)
+            if again is None:
+                finish(session, message, "expired", f"gave up before the next digest: {exc.reason}")
                 report.expired += 1
             else:
-                message.status, message.next_attempt_at = "pending", now + delay
+                message.status, message.next_attempt_at = "pending", again
                 message.lease_until, message.last_error = None, exc.reason[:1000]
                 session.add(message)
                 session.commit()
@@ -231,7 +247,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             logger.warning("Digest message %s (%s) failed temporarily: %s", message.id, message.channel, exc.reason)
             continue
         except PermanentFailure as exc:
-            _finish(session, message, "failed", exc.reason)
+            finish(session, message, "failed", exc.reason)
             report.failed += 1
             logger.error("Digest message %s (%s) failed permanently: %s", message.id, message.channel, exc.reason)
             continue
@@ -245,12 +261,6 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         session.commit()
         report.sent += 1
     return report
-
-
-def _finish(session: Session, message: OutboxMessage, status: str, reason: str) -> None:
-    message.status, message.lease_until, message.last_error = status, None, reason[:1000]
-    session.add(message)
-    session.commit()
 
 
 def send_batch(sessions: Callable[[], Session], clock: Callable[[], dt.datetime], settings: Settings,
