@@ -52,6 +52,25 @@ def test_rating_from_the_feed_with_keyboard_and_toggles(page, live_server, sign_
     assert errors == []
 
 
+def test_changing_the_stars_in_the_feed_keeps_the_comment(page, live_server, sign_in_browser, make_employee,
+                                                          make_post, db):
+    """A comment written on the post page survives a new star rating from the feed's compact form."""
+    me = make_employee()
+    post = make_post(title="Canteen menu")
+    ratings.rate(db, employee=me, post=post, rating=ratings.RatingIn(stars=2, comment="More soup", signed=True),
+                 now=post.published_at)
+    db.commit()
+    sign_in_browser(me)
+    card = page.locator(f"#post-{post.id}")
+    with page.expect_response(lambda r: r.url.endswith(f"/api/v1/posts/{post.id}/rating")
+                              and r.request.method == "PUT") as saved:
+        card.locator("label[for$='-5']").click()
+    assert saved.value.status == 200
+    assert saved.value.request.post_data_json == {"stars": 5, "comment": "More soup", "signed": True}
+    db.expire_all()
+    assert [(r.stars, r.comment, r.signed) for r in db.exec(select(Rating)).all()] == [(5, "More soup", True)]
+
+
 def test_rating_from_a_digest_link(page, live_server, app, make_employee, make_post, db):
     """The link opens a confirmation page (nothing saved yet); its button saves the rating."""
     me = make_employee()

@@ -60,6 +60,22 @@ def test_post_page_form_takes_a_comment_and_signature(make_employee, make_post, 
     assert ">Thanks!</textarea>" in page and 'name="signed" value="1" checked' in page
 
 
+def test_changing_the_stars_in_the_feed_keeps_the_comment(make_employee, make_post, client_for, db):
+    """The feed's compact form shows no comment box, yet re-rating there keeps the comment and its
+    signature: a rating replaces the last one whole, so the form sends them back as it got them."""
+    me = make_employee()
+    post = make_post()
+    client = client_for(me)
+    form_rate(client, post.id, stars="2", comment="Needs <dates> & a map", signed="1", return_to="post")
+    feed = client.get("/").get_data(as_text=True)
+    card = re.search(rf'<li class="feed-item[^>]*id="post-{post.id}">.*?</form>', feed, re.S).group(0)
+    assert "<textarea" not in card
+    hidden = dict(re.findall(r'<input type="hidden" name="(comment|signed)" value="([^"]*)"', card))
+    assert hidden == {"comment": "Needs &lt;dates&gt; &amp; a map", "signed": "1"}
+    form_rate(client, post.id, stars="5", comment="Needs <dates> & a map", signed=hidden["signed"], return_to="feed")
+    assert stored(db) == [(me.id, post.id, 5, None, "Needs <dates> & a map", True)]
+
+
 def test_rating_form_can_withdraw(make_employee, make_post, client_for, db):
     """The "Remove my rating" button deletes the rating."""
     me = make_employee()

@@ -47,11 +47,13 @@
   }
 
   function extras(form, body) {
-    var comment = form.querySelector("textarea[name=comment]");
+    // The post page shows the comment fields; the feed's compact form carries the person's
+    // comment in hidden fields, so changing the stars there keeps it.
+    var comment = form.querySelector("[name=comment]");
     if (comment) {
       body.comment = comment.value.trim() || null;
       var signed = form.querySelector("input[name=signed]");
-      body.signed = !!(signed && signed.checked);
+      body.signed = !!signed && (signed.type === "checkbox" ? signed.checked : signed.value === "1");
     }
     return body;
   }
