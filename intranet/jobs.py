@@ -121,6 +121,11 @@ def periodic_job_definitions() -> list[Job]:
         Job("events-purge", "intranet.engagement.retention:purge_job", 24 * hour,
             "Delete raw reading events older than the retention period (rollups keep the aggregates).",
             misfire_grace_time=6 * 3600, commits=True),
+        # PostgreSQL only (a no-op on SQLite): months are created ahead, so no event lands in the
+        # default partition; the migration created the first three ahead.
+        Job("events-partitions", "intranet.engagement.partitions:ensure_job", 24 * hour,
+            "Create the reading-event table's monthly partitions for this month and the next three.",
+            misfire_grace_time=6 * 3600),
         # Replies to feedback: emailed within a minute of the reply's commit, like digests.
         Job("feedback-send", "intranet.jobs:send_feedback_replies", minute,
             "Email replies to feedback to the people who wrote it (when email is their channel).",

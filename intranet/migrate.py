@@ -16,13 +16,24 @@ VERSION_TABLE = "intranet_alembic_version"
 #: What the search engines own rather than the models: SQLite's FTS5 index and its shadow tables,
 #: PostgreSQL's full-text expression index (see migration 0009_post_search and intranet.search).
 SEARCH_OBJECTS = re.compile(r"intranet_post_fts(_\w+)?$|ix_intranet_post_search$")
+#: PostgreSQL's monthly partitions of the event table (the models describe the parent table;
+#: see migration 0016_event_partitions and intranet.engagement.partitions).
+EVENT_PARTITIONS = re.compile(r"intranet_event_(y\d{4}m\d{2}|default)$")
+#: Unique constraints that PostgreSQL's partitioned tables widen with their partition key.
+PARTITION_KEYS = {"uq_intranet_event_client": "occurred_at"}
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Which schema objects Alembic compares with the models: Beacon's own tables (a host
-    application's share the database), without the search indexes the models do not describe."""
-    if name and SEARCH_OBJECTS.match(name):
+    application's share the database), without the search indexes and the event table's monthly
+    partitions, which the models do not describe, and without the event key's difference on a
+    partitioned table (the partition key added to it, as PostgreSQL requires)."""
+    if name and (SEARCH_OBJECTS.match(name) or EVENT_PARTITIONS.match(name)):
         return False
+    if type_ == "unique_constraint" and name in PARTITION_KEYS and compare_to is not None and not reflected:
+        stored, declared = [c.name for c in compare_to.columns], [c.name for c in obj.columns]
+        if stored == [*declared, PARTITION_KEYS[name]]:
+            return False
     if type_ == "table":
         return bool(name and name.startswith("intranet_"))
     return True

@@ -223,7 +223,8 @@ class EventSettings(_Group):
                                    "Client events further than this in the future are refused.", ge=0)
     retention_months: int = _key(13, "INTRANET_EVENTS_RETENTION_MONTHS",
                                  "Raw reading events older than this many months are deleted by the daily "
-                                 "events-purge job (the dashboards' rollups keep their aggregates).", ge=1, le=120)
+                                 "events-purge job (the dashboards' rollups keep their aggregates); on PostgreSQL "
+                                 "whole monthly partitions are dropped once all of a month is past it.", ge=1, le=120)
 
     @property
     def max_age(self) -> dt.timedelta:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from intranet import targeting
 from intranet.db import insert_new
-from intranet.engagement.events import local_hour_weekday, zone_of
+from intranet.engagement.events import event_key, local_hour_weekday, zone_of
 from intranet.models import EngagementEvent, Employee, Post
 
 HABITS = (  # (weight, peak local hours)
@@ -69,9 +69,9 @@ def seed_history(session: Session, *, now: dt.datetime, weeks: int = 4, seed: in
                     if at < now:
                         rows.append(_row(person, "read", at, pid, zone, now, offset, dwell=rng.randrange(8_000, 180_000)))
         if len(rows) >= 2000:
-            total += len(insert_new(session, _TABLE, rows, ("employee_pk", "client_id"), ("id",)))
+            total += len(insert_new(session, _TABLE, rows, event_key(session), ("id",)))
             rows = []
-    total += len(insert_new(session, _TABLE, rows, ("employee_pk", "client_id"), ("id",)))
+    total += len(insert_new(session, _TABLE, rows, event_key(session), ("id",)))
     return total
 
 

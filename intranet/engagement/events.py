@@ -45,6 +45,18 @@ MAX_DWELL_MS = 24 * 3600 * 1000
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 _TABLE: Table = EngagementEvent.__table__  # type: ignore[attr-defined]
 _EVENT_KEY = ("employee_pk", "client_id")
+#: On PostgreSQL the event table is partitioned by month of ``occurred_at``, and a partitioned
+#: table's unique constraint must hold the partition key (see :mod:`intranet.engagement.partitions`).
+_PARTITIONED_EVENT_KEY = ("employee_pk", "client_id", "occurred_at")
+
+
+def event_key(session: Session) -> tuple[str, ...]:
+    """The columns of the unique event key on *session*'s database, the conflict target of every insert.
+
+    ``(employee_pk, client_id)`` on SQLite; PostgreSQL's partitioned table adds ``occurred_at``.
+    Either way a retried or re-imported event (same id, same time) is absorbed as a duplicate.
+    """
+    return _PARTITIONED_EVENT_KEY if session.get_bind().dialect.name == "postgresql" else _EVENT_KEY
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +260,8 @@ def store_events(session: Session, rows: list[dict[str, Any]]) -> int:
     re-sent batches are absorbed, never stored twice. The new ones are queued for the rollups.
     """
     stored: list[tuple[Any, ...]] = []
-    accepted = insert_ignoring_duplicates(session, _TABLE, rows, _EVENT_KEY, inserted=stored, returning=("id",))
+    accepted = insert_ignoring_duplicates(session, _TABLE, rows, event_key(session), inserted=stored,
+                                          returning=("id",))
     rollups.queue(session, [event_id for (event_id,) in stored])
     return accepted
 
@@ -326,7 +339,7 @@ def record(session: Session, employee: Employee, kind: str, *, at: dt.datetime, 
            "occurred_at": at, "received_at": at, "local_hour": hour, "local_weekday": weekday,
            "dwell_ms": None, "delivery_id": delivery_id, "channel": channel, "surface": None,
            "position": None, "device": None, "source": "server"}
-    if not insert_new(session, _TABLE, [row], ("employee_pk", "client_id"), ("id",)):
+    if not insert_new(session, _TABLE, [row], event_key(session), ("id",)):
         return False
     rollups.fold(session, [row], {employee.id: employee}, org_timezone=org_timezone)
     return True
@@ -446,7 +459,7 @@ def import_csv(session: Session, lines: Iterable[str], *, now: dt.datetime, org_
                          "local_hour": hour, "local_weekday": weekday, "dwell_ms": dwell, "delivery_id": None,
                          "channel": None, "surface": None, "position": None, "device": None, "source": "import"})
         unique = list({(r["employee_pk"], r["client_id"]): r for r in rows}.values())
-        inserted = insert_new(session, _TABLE, unique, _EVENT_KEY, _EVENT_KEY)
+        inserted = insert_new(session, _TABLE, unique, event_key(session), _EVENT_KEY)
         rollups.fold(session, unique, {e.id: e for e in people.values()}, org_timezone=org_timezone, stored=inserted)
         result.loaded += len(inserted)
         result.duplicates += len(rows) - len(inserted)

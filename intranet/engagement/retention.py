@@ -5,6 +5,10 @@ batches are queued and folded within a minute; ``events import`` folds as it loa
 event is counted in its aggregates long before it expires, and deleting it changes no chart. What goes is the per-person trail. The purge runs daily
 in batches, each committed on its own, so a first run over a large backlog never holds a long
 write lock (on SQLite that would stall every reader's event batch).
+
+On PostgreSQL the event table is partitioned by month (:mod:`intranet.engagement.partitions`)
+and retention drops whole months instead: a month goes once all of it is past the retention
+period, so its events are kept up to a month longer than on SQLite, and no row is deleted.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from intranet.analytics import rollups
+from intranet.engagement import partitions
 from intranet.models import EngagementEvent
 from intranet.settings import Settings
 
@@ -44,7 +49,8 @@ def purge_batch(session: Session, cutoff: dt.datetime, *, batch: int = BATCH) ->
 
 def purge(sessions: Callable[[], Session], now: dt.datetime, months: int, *, batch: int = BATCH,
           org_timezone: str = "UTC") -> int:
-    """Delete every event older than *months* before *now*, one committed batch at a time.
+    """Delete every event older than *months* before *now*, one committed batch at a time (on a
+    partitioned table: drop the months wholly before then).
 
     Live events wait in a queue before they are folded into the rollups; that queue is folded
     first, so no event is deleted before it is counted.
@@ -53,6 +59,12 @@ def purge(sessions: Callable[[], Session], now: dt.datetime, months: int, *, bat
     with sessions() as session:
         rollups.fold_pending(session, org_timezone=org_timezone)
         session.commit()
+        if partitions.is_partitioned(session):
+            total = partitions.drop_before(session, cutoff)
+            session.commit()
+            if total:
+                logger.info("Dropped %s reading events of the months before %s", total, cutoff.isoformat())
+            return total
     total = 0
     while True:
         with sessions() as session:
