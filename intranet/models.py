@@ -20,8 +20,9 @@ from intranet.db import Base, UTCDateTime, utcnow
 ROLES = ("contributor", "comms", "admin")
 POST_STATUSES = ("draft", "in_review", "scheduled", "published", "expired", "unpublished")
 GROUP_KINDS = ("open", "managed")
-# Audience dimensions that match an employee column exactly ("group" matches memberships).
-AUDIENCE_DIMENSIONS = ("department", "division", "region", "country", "office", "group")
+# Audience dimensions that match an employee column exactly ("group" matches memberships,
+# "reports_to" anyone up the reporting chain).
+AUDIENCE_DIMENSIONS = ("department", "division", "region", "country", "office", "group", "reports_to")
 
 
 def _ts(**kwargs: Any) -> Any:
@@ -59,7 +60,9 @@ class Employee(Base, table=True):
     job_title: str | None = Field(default=None, max_length=255)
     level: int | None = None
     level_label: str | None = Field(default=None, max_length=64)
-    manager_id: str | None = Field(default=None, max_length=64)
+    manager_id: str | None = Field(default=None, max_length=64, index=True)
+    #: The first day of work, from the HR export (relative audiences and journeys count from it).
+    hire_date: dt.date | None = None
     timezone: str | None = Field(default=None, max_length=64)
     language: str | None = Field(default=None, max_length=16)
     active: bool = True
@@ -203,6 +206,8 @@ class AudienceSegment(Base, table=True):
     n_dimensions: int = 0
     level_min: int | None = None
     level_max: int | None = None
+    #: "Hired in the last N days" (a relative rule, so its members change daily).
+    hired_within_days: int | None = None
 
 
 class AudienceValue(Base, table=True):

@@ -776,7 +776,7 @@ def preview_feed(session: Session, post: Post, *, subject: Employee, viewer: Emp
         raise InvalidInput("Choose an audience first.", details={"field": "audience"})
     audience = targeting.Audience.model_validate(post.audience)
     keys = targeting.group_keys_of(session, subject.id)
-    if not targeting.employee_matches(audience, subject, keys):
+    if not targeting.employee_matches(audience, subject, keys, managers=targeting.managers_of(session, subject), now=now):
         raise InvalidInput(f"{subject.display_name} is not in this post's audience.", details={"field": "employee"})
     at = max(now, post.published_at or post.publish_at or now)
     # The viewer's own feed *now*, not at `at`: a post scheduled to go live before `at` stays

@@ -5,6 +5,15 @@ a segment the dimensions are AND-ed and the values of one dimension OR-ed; level
 inclusive and a person without a level never matches a bound. Only active employees are ever in
 an audience, and audiences are evaluated against current directory data.
 
+Two rules are relative, so their members change without anyone editing the audience:
+
+* ``hired_within_days: N`` - hired in the last N days: a hire date from ``today - N`` to ``today``
+  inclusive (``today`` is the UTC date of the moment asked about; a future hire date does not
+  match yet, and a person without a hire date never matches);
+* ``reports_to: [employee ids]`` - reports to one of these people directly or indirectly: anyone
+  on the person's chain of managers (``manager_id`` upwards, a cycle in the data stops the walk).
+  The SQL forms walk the chain with a recursive CTE (SQLite and PostgreSQL alike).
+
 The rule exists here three times, and a property test proves the three agree:
 
 * :func:`employee_matches` – a Python predicate, for single checks (a post page, a digest item);
@@ -20,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, literal, or_, select, true
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from intranet import zones
@@ -34,6 +44,7 @@ SEGMENT_FIELDS: dict[str, str] = {
     "countries": "country",
     "offices": "office",
     "groups": "group",
+    "reports_to": "reports_to",
 }
 EMPLOYEE_COLUMNS = {"department": Employee.department, "division": Employee.division, "region": Employee.region,
                     "country": Employee.country, "office": Employee.office}
@@ -53,6 +64,10 @@ MAX_VALUES = 1000
 MAX_VALUE_LENGTH = 255
 #: Unknown values get spelling suggestions up to this many (each costs a pass over the directory).
 MAX_SUGGESTED = 20
+#: The longest "hired in the last N days" window (ten years).
+MAX_HIRED_WITHIN_DAYS = 3650
+#: Longest reporting chain walked; deeper data is an error in the directory, not an organisation.
+MAX_CHAIN = 50
 
 
 class Segment(BaseModel):
@@ -66,12 +81,15 @@ class Segment(BaseModel):
     countries: list[str] = Field(default_factory=list)
     offices: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
+    reports_to: list[str] = Field(default_factory=list)
     level_min: int | None = Field(default=None, ge=1, le=10)
     level_max: int | None = Field(default=None, ge=1, le=10)
+    hired_within_days: int | None = Field(default=None, ge=0, le=MAX_HIRED_WITHIN_DAYS)
 
     @model_validator(mode="after")
     def _has_criteria(self) -> Segment:
-        if not self.dimension_values() and self.level_min is None and self.level_max is None:
+        if (not self.dimension_values() and self.level_min is None and self.level_max is None
+                and self.hired_within_days is None):
             raise ValueError("choose at least one criterion (a department, country, group, level, ...)")
         if self.level_min is not None and self.level_max is not None and self.level_min > self.level_max:
             raise ValueError("the lowest level is above the highest level")
@@ -154,6 +172,8 @@ def describe_problems(exc: ValidationError) -> str:
             loc = loc[2:]
         if loc and loc[-1] in ("level_min", "level_max"):
             message = "levels are whole numbers from 1 to 10"
+        elif loc and loc[-1] == "hired_within_days":
+            message = f"“hired in the last … days” is a whole number from 0 to {MAX_HIRED_WITHIN_DAYS:,}"
         elif error["type"] == "extra_forbidden":
             message = f"“{loc[-1] if loc else '?'}” is not something an audience can be chosen by"
         else:
@@ -220,6 +240,8 @@ def known_values(session: Session, dimension: str) -> set[str]:
     """Every value *dimension* currently has in the directory (group keys for ``group``)."""
     if dimension == "group":
         return set(session.exec(select(Group.key)).scalars())
+    if dimension == "reports_to":
+        return set(session.exec(select(Employee.employee_id).where(Employee.active.is_(True))).scalars())
     column = EMPLOYEE_COLUMNS[dimension]
     return set(session.exec(select(column).where(column.is_not(None)).distinct()).scalars())
 
@@ -228,6 +250,11 @@ def value_names(session: Session, dimension: str) -> dict[str, str]:
     """Every value *dimension* has, with the name people know it by (group names, country names)."""
     if dimension == "group":
         return dict(session.exec(select(Group.key, Group.name)).all())
+    if dimension == "reports_to":
+        # People someone reports to: the builder offers managers, not all staff.
+        managed = select(Employee.manager_id).where(Employee.active.is_(True), Employee.manager_id.is_not(None))
+        return dict(session.exec(select(Employee.employee_id, Employee.display_name).where(
+            Employee.active.is_(True), Employee.employee_id.in_(managed))).all())
     names = zones.country_names() if dimension == "country" else {}
     return {value: names.get(value, value) for value in known_values(session, dimension)}
 
@@ -262,11 +289,29 @@ def check_known_values(session: Session, audience: Audience) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _segment_matches(segment: Segment, employee: Employee, group_keys: set[str]) -> bool:
+def days_since_hire(employee: Employee, today: dt.date) -> int | None:
+    """Whole days from *employee*'s hire date to *today* (None without a hire date)."""
+    return None if employee.hire_date is None else (today - employee.hire_date).days
+
+
+def _hired_within(days: int | None, window: int) -> bool:
+    return days is not None and 0 <= days <= window
+
+
+def _segment_matches(segment: Segment, employee: Employee, group_keys: set[str], managers: set[str],
+                     today: dt.date) -> bool:
     for dimension, values in segment.dimension_values().items():
-        own = group_keys if dimension == "group" else {getattr(employee, dimension)}
+        if dimension == "group":
+            own = group_keys
+        elif dimension == "reports_to":
+            own = managers
+        else:
+            own = {getattr(employee, dimension)}
         if not own & values:
             return False
+    if segment.hired_within_days is not None and not _hired_within(days_since_hire(employee, today),
+                                                                   segment.hired_within_days):
+        return False
     if segment.level_min is not None and (employee.level is None or employee.level < segment.level_min):
         return False
     if segment.level_max is not None and (employee.level is None or employee.level > segment.level_max):
@@ -274,13 +319,26 @@ def _segment_matches(segment: Segment, employee: Employee, group_keys: set[str])
     return True
 
 
-def employee_matches(audience: Audience, employee: Employee, group_keys: Iterable[str] = ()) -> bool:
-    """Whether *employee* (a member of the groups *group_keys*) is in *audience*."""
+def uses_managers(audience: Audience) -> bool:
+    """Whether *audience* has a "reports to" rule (so a check needs the person's managers)."""
+    return any(s.reports_to for s in (*audience.segments, *audience.exclude))
+
+
+def employee_matches(audience: Audience, employee: Employee, group_keys: Iterable[str] = (), *,
+                     managers: Iterable[str] = (), now: dt.datetime | None = None) -> bool:
+    """Whether *employee* (a member of the groups *group_keys*) is in *audience*.
+
+    :param managers: the employee ids on *employee*'s chain of managers (:func:`managers_of`);
+        needed only when the audience has a "reports to" rule (:func:`uses_managers`).
+    :param now: the moment asked about, for "hired in the last N days" (the current time if None).
+    """
     if not employee.active:
         return False
-    keys = set(group_keys)
-    included = audience.all_staff or any(_segment_matches(s, employee, keys) for s in audience.segments)
-    return included and not any(_segment_matches(s, employee, keys) for s in audience.exclude)
+    keys, chain = set(group_keys), set(managers)
+    today = (now or dt.datetime.now(dt.timezone.utc)).date()
+    included = audience.all_staff or any(_segment_matches(s, employee, keys, chain, today)
+                                         for s in audience.segments)
+    return included and not any(_segment_matches(s, employee, keys, chain, today) for s in audience.exclude)
 
 
 def is_live(post: Post, now: dt.datetime) -> bool:
@@ -301,12 +359,33 @@ def group_keys_of(session: Session, employee_pk: int) -> set[str]:
     return set(session.exec(query).scalars())
 
 
+def _chain_up(employee: Employee, name: str) -> Any:
+    """A recursive CTE of the employee ids above *employee* (its manager, theirs, ...)."""
+    above = aliased(Employee)
+    start = select(Employee.employee_id.label("employee_id"), Employee.manager_id.label("manager_id"),
+                   literal(1).label("depth"))
+    start = start.where(Employee.employee_id == literal(employee.manager_id))
+    chain = start.cte(name, recursive=True)
+    # UNION (not UNION ALL) and a depth bound: a cycle in the directory ends the walk.
+    return chain.union(select(above.employee_id, above.manager_id, chain.c.depth + 1)
+                       .where(above.employee_id == chain.c.manager_id, chain.c.depth < MAX_CHAIN))
+
+
+def managers_of(session: Session, employee: Employee) -> set[str]:
+    """The employee ids on *employee*'s chain of managers, nearest first up to the top (unordered)."""
+    if not employee.manager_id:
+        return set()
+    chain = _chain_up(employee, "managers_up")
+    return set(session.exec(select(chain.c.employee_id)).scalars())
+
+
 def may_see(session: Session, employee: Employee, post: Post, now: dt.datetime) -> bool:
     """The single check for one post: live, and targeted at *employee*."""
     if not is_live(post, now):
         return False
     audience = Audience.model_validate(post.audience)
-    return employee_matches(audience, employee, group_keys_of(session, employee.id))
+    managers = managers_of(session, employee) if uses_managers(audience) else set()
+    return employee_matches(audience, employee, group_keys_of(session, employee.id), managers=managers, now=now)
 
 
 def visible_post_or_404(session: Session, employee: Employee, post_id: int, now: dt.datetime) -> Post:
@@ -319,9 +398,11 @@ def visible_post_or_404(session: Session, employee: Employee, post_id: int, now:
     # cost the same round trips. The Python predicate decides, not the SQL filter: a database skips
     # the targeting subqueries when the id matches nothing, which would bring the difference back.
     keys = group_keys_of(session, employee.id)
+    managers = managers_of(session, employee)
     post = session.get(Post, post_id)
     if post is None or not (is_live(post, now)
-                            and employee_matches(Audience.model_validate(post.audience), employee, keys)):
+                            and employee_matches(Audience.model_validate(post.audience), employee, keys,
+                                                 managers=managers, now=now)):
         raise NotFound("This post does not exist.")
     return post
 
@@ -331,12 +412,25 @@ def visible_post_or_404(session: Session, employee: Employee, post_id: int, now:
 # --------------------------------------------------------------------------------------------
 
 
-def _segment_employee_clause(segment: Segment) -> ColumnElement[bool]:
+def _reports_to(managers: list[str], name: str) -> Any:
+    """A recursive CTE of the employee ids below *managers* (their reports, theirs, ...)."""
+    below = aliased(Employee)
+    start = select(Employee.employee_id.label("employee_id"), literal(1).label("depth")).where(
+        Employee.manager_id.in_(managers))
+    chain = start.cte(name, recursive=True)
+    return chain.union(select(below.employee_id, chain.c.depth + 1)
+                       .where(below.manager_id == chain.c.employee_id, chain.c.depth < MAX_CHAIN))
+
+
+def _segment_employee_clause(segment: Segment, today: dt.date, name: str) -> ColumnElement[bool]:
     # Each condition is written so that a NULL attribute yields FALSE, never NULL: NOT(NULL) would
     # otherwise make an exclusion silently drop people whose level or department is unknown.
     clauses: list[ColumnElement[bool]] = []
     for dimension, values in segment.dimension_values().items():
-        if dimension == "group":
+        if dimension == "reports_to":
+            chain = _reports_to(sorted(values), name)
+            clauses.append(Employee.employee_id.in_(select(chain.c.employee_id)))
+        elif dimension == "group":
             members = select(GroupMember.employee_pk).join(Group, Group.id == GroupMember.group_id).where(
                 Group.key.in_(sorted(values))
             )
@@ -348,31 +442,45 @@ def _segment_employee_clause(segment: Segment) -> ColumnElement[bool]:
         clauses.append(and_(Employee.level.is_not(None), Employee.level >= segment.level_min))
     if segment.level_max is not None:
         clauses.append(and_(Employee.level.is_not(None), Employee.level <= segment.level_max))
+    if segment.hired_within_days is not None:
+        clauses.append(and_(Employee.hire_date.is_not(None),
+                            Employee.hire_date >= today - dt.timedelta(days=segment.hired_within_days),
+                            Employee.hire_date <= today))
     return and_(*clauses)
 
 
-def employee_filter(audience: Audience) -> ColumnElement[bool]:
-    """A WHERE clause over :class:`Employee` selecting exactly *audience* (active people only)."""
-    included = true() if audience.all_staff else or_(*(_segment_employee_clause(s) for s in audience.segments))
+def employee_filter(audience: Audience, *, now: dt.datetime | None = None,
+                    name: str = "reports") -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Employee` selecting exactly *audience* (active people only).
+
+    :param now: the moment asked about, for "hired in the last N days" (the current time if None).
+    :param name: the prefix of the clause's CTE names (one per "reports to" rule); give another one
+        to combine two audiences in one statement.
+    """
+    today = (now or dt.datetime.now(dt.timezone.utc)).date()
+    included = true() if audience.all_staff else or_(*(_segment_employee_clause(s, today, f"{name}_in{i}")
+                                                       for i, s in enumerate(audience.segments)))
     clause = and_(Employee.active.is_(True), included)
     if audience.exclude:
-        clause = and_(clause, ~or_(*(_segment_employee_clause(s) for s in audience.exclude)))
+        clause = and_(clause, ~or_(*(_segment_employee_clause(s, today, f"{name}_ex{i}")
+                                     for i, s in enumerate(audience.exclude))))
     return clause
 
 
-def count_audience(session: Session, audience: Audience) -> int:
-    """The exact number of active employees in *audience*."""
-    return session.exec(select(func.count()).select_from(Employee).where(employee_filter(audience))).one()[0]
+def count_audience(session: Session, audience: Audience, *, now: dt.datetime | None = None) -> int:
+    """The exact number of active employees in *audience* (at *now*, for relative rules)."""
+    return session.exec(select(func.count()).select_from(Employee)
+                        .where(employee_filter(audience, now=now))).one()[0]
 
 
-def audience_breakdown(session: Session, audience: Audience) -> dict[str, Any]:
+def audience_breakdown(session: Session, audience: Audience, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Exact headcounts of *audience*, overall and by department, region and level.
 
     Missing values are counted under ``"unknown"``; these are directory facts, not reading data.
     Everyone-audiences are answered from three covering-index scans; any other filter is
     evaluated once, grouping by all three dimensions, and summed here.
     """
-    where = employee_filter(audience)
+    where = employee_filter(audience, now=now)
     dimensions = (("by_department", Employee.department), ("by_region", Employee.region),
                   ("by_level", Employee.level))
     totals: dict[str, dict[Any, int]] = {name: {} for name, _ in dimensions}
@@ -405,7 +513,8 @@ def store_audience(session: Session, post: Post, audience: Audience) -> None:
         for segment in segments:
             values = segment.dimension_values()
             row = AudienceSegment(post_id=post.id, exclude=exclude, n_dimensions=len(values),
-                                  level_min=segment.level_min, level_max=segment.level_max)
+                                  level_min=segment.level_min, level_max=segment.level_max,
+                                  hired_within_days=segment.hired_within_days)
             session.add(row)
             session.flush()
             session.add_all(AudienceValue(segment_id=row.id, dimension=d, value=v)
@@ -446,6 +555,11 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.
         by_dimension.setdefault(dimension, []).append(value)
     value_match = or_(*(and_(AudienceValue.dimension == d, AudienceValue.value.in_(vs))
                         for d, vs in by_dimension.items())) if by_dimension else false()
+    if employee.manager_id:
+        # "Reports to": the values are managers' employee ids, matched against the person's chain.
+        chain = _chain_up(employee, f"{name}_managers")
+        value_match = or_(value_match, and_(AudienceValue.dimension == "reports_to",
+                                            AudienceValue.value.in_(select(chain.c.employee_id))))
     matched = (
         select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
         .where(value_match)
@@ -458,6 +572,13 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.
     else:
         level_ok = and_(or_(AudienceSegment.level_min.is_(None), AudienceSegment.level_min <= level),
                         or_(AudienceSegment.level_max.is_(None), AudienceSegment.level_max >= level))
+    # "Hired in the last N days": the person's days since hire are a constant here.
+    days = days_since_hire(employee, now.date())
+    if days is None or days < 0:
+        level_ok = and_(level_ok, AudienceSegment.hired_within_days.is_(None))
+    else:
+        level_ok = and_(level_ok, or_(AudienceSegment.hired_within_days.is_(None),
+                                      AudienceSegment.hired_within_days >= days))
     # One CTE for includes and excludes, so the database matches the employee's segments once.
     matching_segments = (
         select(AudienceSegment.post_id, AudienceSegment.exclude)

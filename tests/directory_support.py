@@ -32,10 +32,11 @@ def hr_csv(rows: list[str], *, delimiter: str = ",", bom: bool = False) -> bytes
 
 
 def person(number: str, email: str | None = None, *, dept: str = "Finance", status: str = "Active",
-           manager: str = "", level: str = "L3", country: str = "US", office: str = "HQ", end: str = "") -> str:
+           manager: str = "", level: str = "L3", country: str = "US", office: str = "HQ", end: str = "",
+           hired: str = "2020-01-01") -> str:
     email = f"{number.lower()}@contoso.test" if email is None else email
     return (f"{number},{email},First{number},Last,Analyst,{level},{dept},Corporate,CC-1,{office},{country},"
-            f"{manager},Employee,{status},2020-01-01,{end}")
+            f"{manager},Employee,{status},{hired},{end}")
 
 
 def employees(db: Session) -> dict[str, Employee]:

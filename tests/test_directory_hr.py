@@ -117,6 +117,17 @@ def test_termination_date_is_an_effective_date(sync, db, clock):
     assert not employees(db)["E1"].active
 
 
+def test_hire_date_comes_from_hr_and_a_blank_keeps_it(sync, db):
+    """The HR hire date lands on the employee (relative audiences and journeys count from it); an
+    empty cell later never clears it, and a corrected one replaces it."""
+    sync.run_hr(hr_csv([person("E1", hired="2026-11-02")]), file_name="a_2026-11-24.csv")
+    assert employees(db)["E1"].hire_date == dt.date(2026, 11, 2)
+    sync.run_hr(hr_csv([person("E1", hired="")]), file_name="b_2026-11-24.csv")
+    assert employees(db)["E1"].hire_date == dt.date(2026, 11, 2)
+    sync.run_hr(hr_csv([person("E1", hired="2026-11-09")]), file_name="c_2026-11-24.csv")
+    assert employees(db)["E1"].hire_date == dt.date(2026, 11, 9)
+
+
 def test_rehire_reactivates(sync, db):
     """A terminated employee who is active again in a later file comes back."""
     sync.run_hr(hr_csv([person("E1", status="Terminated")]), file_name="a_2026-11-24.csv")

@@ -1,6 +1,8 @@
 """The one targeting rule: predicate, SQL over employees and SQL over posts always agree."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -115,7 +117,11 @@ people_strategy = st.lists(st.fixed_dictionaries({
     "department": maybe(DEPARTMENTS), "region": maybe(REGIONS), "country": maybe(COUNTRIES),
     "level": st.one_of(st.none(), st.integers(1, 10)), "active": st.booleans(),
     "groups": st.sets(st.sampled_from(GROUP_KEYS)),
+    # Days since hire (negative: starts later) and the index of the manager (any one: cycles too).
+    "hired_days_ago": st.one_of(st.none(), st.integers(-3, 40)),
+    "manager": st.one_of(st.none(), st.integers(0, 7)),
 }), min_size=1, max_size=8)
+PERSON_IDS = [f"P{n}" for n in range(8)]
 segment_strategy = st.fixed_dictionaries({}, optional={
     "departments": st.lists(st.sampled_from(DEPARTMENTS), min_size=1, max_size=2),
     "regions": st.lists(st.sampled_from(REGIONS), min_size=1, max_size=2),
@@ -123,6 +129,8 @@ segment_strategy = st.fixed_dictionaries({}, optional={
     "groups": st.lists(st.sampled_from(GROUP_KEYS), min_size=1, max_size=2),
     "level_min": st.integers(1, 10),
     "level_max": st.integers(1, 10),
+    "reports_to": st.lists(st.sampled_from(PERSON_IDS), min_size=1, max_size=2),
+    "hired_within_days": st.integers(0, 30),
 }).filter(lambda s: s and s.get("level_min", 0) <= s.get("level_max", 10))
 audience_strategy = st.one_of(
     st.fixed_dictionaries({"segments": st.lists(segment_strategy, min_size=1, max_size=3)},
@@ -131,19 +139,44 @@ audience_strategy = st.one_of(
 )
 
 
+relative_segment_strategy = st.fixed_dictionaries({}, optional={
+    "reports_to": st.lists(st.sampled_from(PERSON_IDS), min_size=1, max_size=2),
+    "hired_within_days": st.integers(0, 30),
+    "departments": st.lists(st.sampled_from(DEPARTMENTS), min_size=1, max_size=2),
+}).filter(bool)
+relative_audience_strategy = st.fixed_dictionaries(
+    {"segments": st.lists(relative_segment_strategy, min_size=1, max_size=2)},
+    optional={"exclude": st.lists(relative_segment_strategy, max_size=1)})
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(people=people_strategy, raw_audience=audience_strategy)
 def test_sql_filters_and_predicate_agree(db, clock, people, raw_audience):
     """For any people and audience: employee SQL == post SQL == Python predicate."""
+    check_rule_forms_agree(db, clock, people, raw_audience)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(people=people_strategy, raw_audience=relative_audience_strategy)
+def test_relative_rules_agree_in_sql_and_python(db, clock, people, raw_audience):
+    """"Reports to" (any chain, cycles too) and "hired in the last N days": the three forms agree."""
+    check_rule_forms_agree(db, clock, people, raw_audience)
+
+
+def check_rule_forms_agree(db, clock, people, raw_audience):  # type: ignore[no-untyped-def]
     try:
         groups = {key: Group(key=key, name=key) for key in GROUP_KEYS}
         db.add_all(groups.values())
         db.flush()
         employees = []
         for n, spec in enumerate(people):
+            hired = spec["hired_days_ago"]
+            manager = spec["manager"]
             employee = Employee(employee_id=f"P{n}", email=f"p{n}@x.test", department=spec["department"],
                                 region=spec["region"], country=spec["country"], level=spec["level"],
-                                active=spec["active"])
+                                active=spec["active"],
+                                hire_date=None if hired is None else clock.now.date() - dt.timedelta(days=hired),
+                                manager_id=None if manager is None or manager >= len(people) else f"P{manager}")
             db.add(employee)
             db.flush()
             db.add_all(GroupMember(group_id=groups[k].id, employee_pk=employee.id) for k in spec["groups"])
@@ -154,9 +187,10 @@ def test_sql_filters_and_predicate_agree(db, clock, people, raw_audience):
         db.flush()
         targeting.store_audience(db, post, parsed)
 
-        by_sql = set(db.exec(select(Employee.id).where(targeting.employee_filter(parsed))).all())
+        by_sql = set(db.exec(select(Employee.id).where(targeting.employee_filter(parsed, now=clock.now))).all())
         for employee, keys in employees:
-            predicate = targeting.employee_matches(parsed, employee, keys)
+            managers = targeting.managers_of(db, employee)
+            predicate = targeting.employee_matches(parsed, employee, keys, managers=managers, now=clock.now)
             post_side = db.exec(select(Post.id).where(
                 targeting.visible_posts_filter(employee, keys, clock.now), Post.id == post.id)).first() is not None
             assert predicate == (employee.id in by_sql) == post_side, (raw_audience, people)
@@ -179,3 +213,86 @@ def test_everyone_and_filtered_breakdowns_agree(db, make_employee):
         {"segments": [{"level_min": 1}, {"regions": ["AMER"]}, {"departments": ["Sales"]}]}))
     assert everyone == general
     assert everyone["count"] == 3 and everyone["by_department"] == {"Sales": 2, "unknown": 1}
+
+
+# -------------------------------------------------------------------------------------------------
+# Relative rules: hired in the last N days, reports to (directly or indirectly)
+# -------------------------------------------------------------------------------------------------
+
+
+def test_hired_within_days_counts_from_today_inclusive(db, make_employee, clock):
+    """"Hired in the last 7 days": hire dates from 7 days ago to today; not later starters, not unknowns."""
+    today = clock.now.date()
+    for days_ago in (0, 7, 8, -1):
+        make_employee(hire_date=today - dt.timedelta(days=days_ago))
+    make_employee(hire_date=None)
+    assert targeting.count_audience(db, audience(hired_within_days=7), now=clock.now) == 2
+
+
+def test_hired_within_days_moves_with_the_clock(db, make_employee, make_post, clock):
+    """A new joiner's post stops being theirs once the window has passed, without editing the audience."""
+    joiner = make_employee(hire_date=clock.now.date())
+    post = make_post({"segments": [{"hired_within_days": 3}]})
+    assert targeting.may_see(db, joiner, post, clock.now)
+    later = clock.now + dt.timedelta(days=4)
+    assert not targeting.may_see(db, joiner, post, later)
+    assert db.exec(select(Post.id).where(targeting.visible_posts_filter(joiner, (), later))).first() is None
+
+
+def test_reports_to_includes_the_whole_chain_below(db, make_employee):
+    """"Reports to X" is X's direct and indirect reports, not X, not X's peers."""
+    boss = make_employee(employee_id="B")
+    lead = make_employee(employee_id="L", manager_id="B")
+    make_employee(employee_id="M", manager_id="L")
+    make_employee(employee_id="N", manager_id="M")
+    make_employee(employee_id="PEER")
+    assert {boss.employee_id, lead.employee_id}
+    chosen = set(db.exec(select(Employee.employee_id).where(
+        targeting.employee_filter(audience(reports_to=["B"])))).all())
+    assert chosen == {"L", "M", "N"}
+    assert targeting.managers_of(db, db.exec(select(Employee).where(Employee.employee_id == "N")).one()) == \
+        {"M", "L", "B"}
+
+
+def test_reports_to_survives_a_cycle_in_the_directory(db, make_employee):
+    """A manager cycle (A -> B -> A) ends the walk instead of looping."""
+    a = make_employee(employee_id="A", manager_id="C")
+    make_employee(employee_id="C", manager_id="A")
+    assert targeting.managers_of(db, a) == {"C", "A"}
+    assert targeting.count_audience(db, audience(reports_to=["A"])) == 2
+
+
+def test_reports_to_rule_hides_posts_from_other_teams_on_every_route(db, make_employee, make_post, client_for, clock):
+    """A post for "reports to X" is in X's team's feed and page, and a 404 for anyone else."""
+    make_employee(employee_id="BOSS")
+    member = make_employee(employee_id="MEMBER", manager_id="BOSS")
+    outsider = make_employee(employee_id="OUT")
+    post = make_post({"segments": [{"reports_to": ["BOSS"]}]}, title="Team offsite")
+    assert client_for(member).get(f"/posts/{post.id}").status_code == 200
+    assert client_for(outsider).get(f"/posts/{post.id}").status_code == 404
+    assert client_for(outsider).api("GET", f"/api/v1/posts/{post.id}").status_code == 404
+    def feed_titles(person):  # type: ignore[no-untyped-def]
+        return [item["title"] for item in client_for(person).get("/api/v1/feed").get_json()["items"]]
+
+    assert "Team offsite" not in feed_titles(outsider)
+    assert "Team offsite" in feed_titles(member)
+    assert "Team offsite" not in client_for(outsider).get("/search?q=offsite").get_data(as_text=True)
+    assert "Team offsite" in client_for(member).get("/search?q=offsite").get_data(as_text=True)
+
+
+def test_reports_to_names_only_known_people(db, make_employee):
+    """An unknown manager id is refused like a misspelled department."""
+    make_employee(employee_id="BOSS")
+    with pytest.raises(InvalidInput) as info:
+        targeting.check_known_values(db, audience(reports_to=["B0SS"]))
+    assert "B0SS" in info.value.message
+
+
+def test_preview_counts_relative_rules(make_employee, client_for, clock):
+    """The audience preview API counts "hired in the last N days" and "reports to"."""
+    manager = make_employee(is_comms=True, employee_id="BOSS")
+    make_employee(manager_id="BOSS", hire_date=clock.now.date())
+    make_employee(manager_id="BOSS", hire_date=clock.now.date() - dt.timedelta(days=90))
+    body = client_for(manager).api("POST", "/api/v1/audiences/preview", json={"audience": {"segments": [
+        {"reports_to": ["BOSS"], "hired_within_days": 30}]}}).get_json()
+    assert body["count"] == 1

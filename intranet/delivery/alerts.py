@@ -185,7 +185,7 @@ def owed(session: Session, now: dt.datetime, s: AlertSettings) -> dict[int, list
             with session.begin_nested():
                 query = (select(Employee.id).outerjoin(Preference, Preference.employee_pk == Employee.id)
                          .outerjoin(PostState, state)
-                         .where(targeting.employee_filter(targeting.Audience.model_validate(post.audience)),
+                         .where(targeting.employee_filter(targeting.Audience.model_validate(post.audience), now=now),
                                 _cadence_in(cadences, default), untouched, ~done))
                 pks = session.execute(query).scalars().all()
         except (SQLAlchemyError, ValidationError):

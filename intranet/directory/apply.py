@@ -27,10 +27,10 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
     if plan.creates:
         blank = {**dict.fromkeys(("email", "department", "division", "region", "country", "office", "job_title",
                                   "level", "level_label", "manager_id", "timezone", "language", "entra_tenant_id",
-                                  "entra_object_id")),
+                                  "entra_object_id", "hire_date")),
                  "display_name": "", "is_contributor": False, "is_comms": False, "is_admin": False}
-        rows = [{**blank, **c, "created_at": now, "updated_at": now,
-                 "deactivated_at": None if c.get("active", True) else now} for c in plan.creates]
+        rows = [_dates({**blank, **c, "created_at": now, "updated_at": now,
+                        "deactivated_at": None if c.get("active", True) else now}) for c in plan.creates]
         bulk.insert_rows(session, table, rows)
     new_pks: dict[str, int] = {}
     wanted = [c["employee_id"] for c in plan.creates] + [
@@ -43,7 +43,7 @@ def apply_plan(session: Session, plan: Plan, *, now: dt.datetime, policy: Policy
         for match in where_in(session, Employee.employee_id, wanted):
             new_pks.update((eid, pk) for pk, eid in session.execute(
                 select(Employee.id, Employee.employee_id).where(match)))
-    bulk.update_rows(session, table, [{**u, "updated_at": now} for u in plan.updates], key="id")
+    bulk.update_rows(session, table, [_dates({**u, "updated_at": now}) for u in plan.updates], key="id")
 
     def link(row: Mapping[str, Any]) -> int | None:
         return row.get("employee_pk") or (new_pks.get(row["employee_id"]) if row.get("employee_id") else None)
@@ -151,3 +151,10 @@ def _dt(value: str | None) -> dt.datetime | None:
         return None
     parsed = dt.datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _dates(row: dict[str, Any]) -> dict[str, Any]:
+    """A plan row with its ISO date text (plans are JSON) as dates, as the date columns take them."""
+    if isinstance(row.get("hire_date"), str):
+        row["hire_date"] = dt.date.fromisoformat(row["hire_date"])
+    return row

@@ -162,6 +162,10 @@ def merge(*, entra_props: Mapping[str, Any] | None, entra_removed: str | None, e
     elif country and n.region_for(country):
         values["region"], sources["region"] = n.region_for(country), "country_map"
 
+    # Hire date: only HR knows it (ISO text, as plans are JSON); a missing one never clears a known one.
+    if hr.get("hire_date"):
+        values["hire_date"], sources["hire_date"] = hr["hire_date"], "hr"
+
     # Time zone: the person's own choice (kept, marked "user", so every later sync keeps it too) >
     # HR column > office map > single-zone country > organisation default.
     if current_sources.get("timezone") == "user":

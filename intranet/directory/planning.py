@@ -38,7 +38,7 @@ from intranet.models import EmployeeDirectory, Employee, EntraUser, HrRecord, Qu
 CHUNK = 900  # stays under SQLite's bound-parameter limit
 EMPLOYEE_FIELDS = ("id", "employee_id", "email", "display_name", "department", "division", "region", "country",
                    "office", "job_title", "level", "level_label", "manager_id", "timezone", "language", "active",
-                   "entra_tenant_id", "entra_object_id", "deactivated_at")
+                   "entra_tenant_id", "entra_object_id", "deactivated_at", "hire_date")
 
 
 class EntraRecord(NamedTuple):
@@ -124,19 +124,27 @@ def where_in(session: Session, column: Any, values: Iterable[Any]) -> list[Any]:
     return [column.in_(chunk) for chunk in _chunks(values)]
 
 
+def _employee_row(row: Any) -> dict[str, Any]:
+    out = dict(zip(EMPLOYEE_FIELDS, row))
+    # Plans are JSON (a held run keeps its plan): dates travel as ISO text, as merge writes them.
+    if out["hire_date"] is not None:
+        out["hire_date"] = out["hire_date"].isoformat()
+    return out
+
+
 def _employee_rows(session: Session, column: Any, values: Iterable[Any] | None) -> list[dict[str, Any]]:
     cols = [getattr(Employee, f) for f in EMPLOYEE_FIELDS]
     if values is None:
-        return [dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols))]
+        return [_employee_row(row) for row in session.exec(select(*cols))]
     out: list[dict[str, Any]] = []
     for match in where_in(session, column, values):
-        out.extend(dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols).where(match)))
+        out.extend(_employee_row(row) for row in session.exec(select(*cols).where(match)))
     return out
 
 
 def _employee_rows_where(session: Session, condition: Any) -> list[dict[str, Any]]:
     cols = [getattr(Employee, f) for f in EMPLOYEE_FIELDS]
-    return [dict(zip(EMPLOYEE_FIELDS, row)) for row in session.exec(select(*cols).where(condition))]
+    return [_employee_row(row) for row in session.exec(select(*cols).where(condition))]
 
 
 def _directory_rows(session: Session, pks: Iterable[int] | None) -> dict[int, dict[str, Any]]:

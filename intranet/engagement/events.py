@@ -309,6 +309,7 @@ def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[in
     person's groups are looked up only when an audience names a group.
     """
     keys: set[str] | None = None
+    managers: set[str] | None = None
     verdicts: dict[str, bool] = {}
     visible = set()
     ids = sorted(post_ids)
@@ -324,7 +325,10 @@ def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[in
             audience = _audience(stored)
             if keys is None and any(s.groups for s in (*audience.segments, *audience.exclude)):
                 keys = targeting.group_keys_of(session, employee.id)
-            verdict = verdicts[stored] = targeting.employee_matches(audience, employee, keys or ())
+            if managers is None and targeting.uses_managers(audience):
+                managers = targeting.managers_of(session, employee)
+            verdict = verdicts[stored] = targeting.employee_matches(audience, employee, keys or (),
+                                                                    managers=managers or (), now=now)
         if verdict:
             visible.add(post_id)
     return visible

@@ -19,6 +19,8 @@ CRITERIA: dict[str, tuple[str, str]] = {
     "departments": ("Departments", "Department"), "groups": ("Groups", "Group"),
     "countries": ("Countries", "Country"), "offices": ("Offices", "Office"),
     "regions": ("Regions", "Region"), "divisions": ("Divisions", "Division"),
+    # A relative rule: the team below each chosen manager, however deep, as the directory has it today.
+    "reports_to": ("Reports to (directly or indirectly)", "Reports to"),
 }
 
 

@@ -106,6 +106,11 @@ def _segments(prefix: str) -> list[dict[str, Any]]:
                 if not _small_number(raw):
                     raise InvalidInput(f"Levels are whole numbers from 1 to 10, not {raw[:20]!r}.")
                 segment[bound] = int(raw)
+        raw = request.form.get(f"{prefix}-{i}-hired_within_days", "").strip()
+        if raw:
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
+                raise InvalidInput(f"“Hired in the last … days” is a whole number of days, not {raw[:20]!r}.")
+            segment["hired_within_days"] = int(raw)
         if segment:
             segments.append(segment)
     return segments

@@ -19,7 +19,7 @@
   var countEl = document.getElementById("audience-count");
   var errorEl = document.getElementById("audience-error");
   var breakdownEl = document.getElementById("audience-breakdown");
-  var DIMENSIONS = ["departments", "divisions", "regions", "countries", "offices", "groups"];
+  var DIMENSIONS = ["departments", "divisions", "regions", "countries", "offices", "groups", "reports_to"];
   var DELAY_MS = 300;
   var MAX_RESULTS = 50;
   var timer = null;
@@ -59,7 +59,7 @@
         segment[dimension] = Array.prototype.map.call(boxes, function (box) { return box.value; });
       }
     });
-    ["level_min", "level_max"].forEach(function (bound) {
+    ["level_min", "level_max", "hired_within_days"].forEach(function (bound) {
       var input = fieldset.querySelector('[name="' + id + "-" + bound + '"]');
       if (input && /^\d+$/.test(input.value.trim())) {
         segment[bound] = parseInt(input.value, 10);
