@@ -1,7 +1,7 @@
 """relative audiences: employees' hire dates, "hired in the last N days" segments, manager lookups
 
-Revision ID: 0016_relative_audiences
-Revises: 0015_post_reach
+Revision ID: 0017_relative_audiences
+Revises: 0016_event_partitions
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0016_relative_audiences"
-down_revision = "0015_post_reach"
+revision = "0017_relative_audiences"
+down_revision = "0016_event_partitions"
 branch_labels = None
 depends_on = None
 
