@@ -7,7 +7,7 @@ FLASK := $(PY) -m flask --app app
 
 export INTRANET_ENV ?= development
 
-.PHONY: run test install chromium bench contract clean
+.PHONY: run serve-prod test install chromium bench contract clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ run: install
 	INTRANET_DEV_LOGIN=true $(FLASK) intranet init-db
 	INTRANET_DEV_LOGIN=true $(FLASK) intranet demo seed --if-empty
 	INTRANET_DEV_LOGIN=true $(FLASK) intranet serve --host 127.0.0.1 --port 5000
+
+## Production shape on one machine: migrate, then gunicorn (config/gunicorn.conf.py: workers, threads,
+## JSON logs) and the one scheduler process beside it; Ctrl+C stops both. Needs INTRANET_DATABASE_URL
+## (PostgreSQL) and INTRANET_SECRET_KEY, e.g. `set -a; . ./beacon.env; set +a; make serve-prod`
+## (see config/example.env and the README's "Deploying").
+serve-prod: install
+	@test -n "$$INTRANET_DATABASE_URL" || { echo "Set INTRANET_DATABASE_URL (postgresql+psycopg://...): see config/example.env"; exit 2; }
+	export INTRANET_ENV=production INTRANET_LOG_FORMAT=$${INTRANET_LOG_FORMAT:-json}; \
+	$(FLASK) intranet init-db && { \
+	  $(FLASK) intranet scheduler & scheduler=$$!; \
+	  trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT INT TERM; \
+	  $(VENV)/bin/gunicorn -c config/gunicorn.conf.py app:app; }
 
 ## Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
 chromium:

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime
-from sqlalchemy import DateTime, MetaData, Table, create_engine, event, inspect
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import make_transient_to_detached, registry, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
+
+from intranet.settings import DatabaseSettings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -77,11 +79,14 @@ def storable_utc(value: dt.datetime) -> dt.datetime:
 Instant = Annotated[AwareDatetime, AfterValidator(storable_utc)]
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any) -> Engine:
     """Create an engine tuned for the backend behind *url*.
 
     SQLite gets WAL, foreign keys and a busy timeout so the web process and the scheduler can
     share the file; PostgreSQL gets pre-ping so pooled connections survive restarts.
+
+    :param pool: the pool's size, overflow, timeouts and pre-ping (``INTRANET_DB_*``); SQLite
+        keeps SQLAlchemy's own pool for files and memory.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -99,8 +104,50 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    if pool is not None:
+        kwargs.setdefault("pool_size", pool.pool_size)
+        kwargs.setdefault("max_overflow", pool.max_overflow)
+        kwargs.setdefault("pool_timeout", pool.pool_timeout_s)
+        kwargs.setdefault("pool_pre_ping", pool.pool_pre_ping)
+        if parsed.get_backend_name() == "postgresql":
+            connect_args = dict(kwargs.get("connect_args") or {})
+            connect_args.setdefault("connect_timeout", pool.connect_timeout_s)
+            kwargs["connect_args"] = connect_args
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def ping(engine: Engine, *, timeout_s: float) -> None:
+    """Run one trivial query on *engine*, giving up after about *timeout_s* (readiness checks).
+
+    :raise sqlalchemy.exc.SQLAlchemyError: the database cannot be reached or did not answer in time.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # SET LOCAL ends with this transaction: the pooled connection keeps its usual timeout.
+            connection.execute(text(f"SET LOCAL statement_timeout = {max(1, int(timeout_s * 1000))}"))
+        connection.execute(text("SELECT 1"))
+        connection.rollback()
+
+
+def connection_limit(engine: Engine) -> int | None:
+    """How many connections PostgreSQL at *engine* accepts from ordinary roles, or None (SQLite).
+
+    ``max_connections`` less the slots kept for superusers (and, from PostgreSQL 16, for roles
+    with ``pg_use_reserved_connections``).
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        rows = dict(connection.execute(text(
+            "SELECT name, setting::int FROM pg_settings WHERE name IN "
+            "('max_connections', 'superuser_reserved_connections', 'reserved_connections')")).all())
+    return rows["max_connections"] - rows.get("superuser_reserved_connections", 0) - rows.get("reserved_connections", 0)
+
+
+def connection_demand(pool: DatabaseSettings, *, instances: int, workers: int, scheduler_processes: int = 1) -> int:
+    """The most connections a deployment opens: every web worker's pool and overflow, and the scheduler's."""
+    return (instances * workers + scheduler_processes) * pool.per_process
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -178,7 +178,7 @@ class Intranet:
             secure = settings.site.env != "development"
 
         app.extensions["intranet"] = State.build(
-            engine or make_engine(database_url(app, settings.site)), settings, clock=clock, unsafe=unsafe,
+            engine or make_engine(database_url(app, settings.site), pool=settings.database), settings, clock=clock, unsafe=unsafe,
             secret_key=key or "", cookie_secure=secure, extension=self)
         # Beacon's server-side sessions answer Beacon's routes only; the host's interface the rest.
         app.session_interface = ScopedSessionInterface(app.session_interface, DatabaseSessionInterface(secure))

@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intranet.extension import Intranet
 from intranet.settings import from_environ
-from intranet.web import errors, refuse_if_unsafe, security, template_context
+from intranet.web import errors, refuse_if_unsafe, request_log, security, template_context
 from intranet.web.sessions import DatabaseSessionInterface
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,3 +84,4 @@ def _own_the_app(app: Flask) -> None:
     app.context_processor(template_context)
     errors.init_app(app)
     app.register_error_handler(404, errors.not_found_anywhere)
+    request_log.init_app(app)

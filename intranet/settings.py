@@ -88,6 +88,53 @@ class SiteSettings(_Group):
         return value
 
 
+class DatabaseSettings(_Group):
+    """The connection pool each process keeps (PostgreSQL; SQLite ignores the pool settings).
+
+    Every web worker and the scheduler keep their own pool, so the most connections a deployment
+    opens is ``instances x workers x (pool size + max overflow) + the scheduler's pool``; keep it
+    below PostgreSQL's ``max_connections`` (minus its reserved slots). The gunicorn start-up warns
+    when it would not be (see the README, "Deploying").
+    """
+
+    pool_size: int = _key(4, "INTRANET_DB_POOL_SIZE",
+                          "Connections each process keeps open (at least the web server's threads per worker).", ge=1)
+    max_overflow: int = _key(2, "INTRANET_DB_MAX_OVERFLOW",
+                             "Extra connections a process may open for a burst, closed again when returned.", ge=0)
+    pool_timeout_s: float = _key(10, "INTRANET_DB_POOL_TIMEOUT",
+                                 "Seconds a request waits for a free pooled connection before it fails.", gt=0)
+    pool_pre_ping: bool = _key(True, "INTRANET_DB_POOL_PRE_PING",
+                               "Test a pooled connection before use, so a database restart costs no failed request.")
+    connect_timeout_s: int = _key(5, "INTRANET_DB_CONNECT_TIMEOUT",
+                                  "Seconds to wait for a new PostgreSQL connection (libpq's connect_timeout).", ge=1)
+    ready_timeout_s: float = _key(2, "INTRANET_READY_TIMEOUT",
+                                  "Longest database check /readyz makes before answering 503 (PostgreSQL statement "
+                                  "timeout).", gt=0)
+
+    @property
+    def per_process(self) -> int:
+        """The most connections one process opens: its pool and its overflow."""
+        return self.pool_size + self.max_overflow
+
+
+class ServerSettings(_Group):
+    """The production web server (``make serve-prod``: gunicorn with ``config/gunicorn.conf.py``)."""
+
+    bind: str = _key("127.0.0.1:8000", "INTRANET_WEB_BIND", "Address gunicorn listens on (host:port), behind the proxy.")
+    workers: int = _key(3, "INTRANET_WEB_WORKERS", "gunicorn worker processes per instance (about 2 x cores + 1).", ge=1)
+    threads: int = _key(4, "INTRANET_WEB_THREADS",
+                        "Threads per worker (requests wait on the database; INTRANET_DB_POOL_SIZE should be at least "
+                        "this).", ge=1)
+    timeout_s: int = _key(30, "INTRANET_WEB_TIMEOUT",
+                          "A worker silent this long is killed and replaced (gunicorn's timeout).", ge=1)
+    instances: int = _key(1, "INTRANET_INSTANCES",
+                          "How many instances share the database, for the start-up check of the connection budget.",
+                          ge=1)
+    log_format: Literal["text", "json"] = _key(
+        "text", "INTRANET_LOG_FORMAT",
+        "'json': one JSON object per log line with the request id (production); 'text' for people.")
+
+
 class SessionSettings(_Group):
     """Signing in and staying signed in."""
 
@@ -318,6 +365,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     site: SiteSettings = SiteSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
     sessions: SessionSettings = SessionSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     mail: MailSettings = MailSettings()

@@ -112,7 +112,8 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
 NOT_PAGES = {"intranet.static", "intranet_publish.attachment", "intranet_entra.start", "intranet_entra.callback",
              "intranet_acknowledgements.export", "intranet_my_data.download", "intranet_dashboards.organisation_csv",
              "intranet_dashboards.post_csv", "intranet_feedback.export", "intranet_pwa.manifest",
-             "intranet_pwa.service_worker"}
+             "intranet_pwa.service_worker",
+             "intranet_health.healthz", "intranet_health.readyz"}  # health checks answer JSON to load balancers
 
 
 def test_every_page_route_is_checked(app: Any, org: Org) -> None:

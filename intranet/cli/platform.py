@@ -94,8 +94,10 @@ def _echo_accounts(accounts: dict[str, str]) -> None:
 def scheduler() -> None:
     """Run Beacon's periodic jobs in this process (one process holds the lease; others wait)."""
     from intranet.jobs import LeasedScheduler
+    from intranet.web import request_log
 
     context.require_safe()
+    request_log.configure(context.state().settings.server.log_format)
     runner = LeasedScheduler(context.app())
     click.echo(f"Scheduler {runner.owner} starting; Ctrl+C to stop.", err=True)
     try:
@@ -111,8 +113,10 @@ def scheduler() -> None:
 def serve(host: str, port: int) -> None:
     """Serve Beacon on this machine with the scheduler in-process (single-machine default)."""
     from intranet.jobs import serve as serve_app
+    from intranet.web import request_log
 
     context.require_safe()
+    request_log.configure(context.state().settings.server.log_format)
     dev = context.state().settings.sessions.dev_login
     click.echo(f"Beacon on http://{host}:{port}/" + ("  (development sign-in enabled)" if dev else ""))
     serve_app(context.app(), host=host, port=port)

@@ -125,13 +125,16 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import csrf, limits, times
+    from intranet.web import csrf, health, limits, times
 
     limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
     prefix = app.extensions["intranet"].settings.site.url_prefix
     for bp, is_api in blueprints():
         app.register_blueprint(bp, url_prefix=f"{prefix}/api/v1" if is_api else (prefix or None))
+    # Health checks stay outside blueprints(): no sign-in, session, CSRF or "unsafe settings" refusal
+    # (liveness must not depend on them; readiness reports unsafe settings itself).
+    app.register_blueprint(health.bp, url_prefix=prefix or None)
     times.init_app(app)
     # A global, so macros imported without context see it; prefixed, since it lands in the host's
     # Jinja environment (where ``csrf_token`` may be the host's own Flask-WTF token).

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
@@ -97,10 +96,13 @@ def _rollback() -> None:
 def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
     if isinstance(exc, HTTPException):
         return _http_error(exc)
-    incident = uuid.uuid4().hex[:12]
+    # The request id is the correlation id: the person quotes it, and every log line of the
+    # request (the traceback included) carries it. No exception text reaches the page.
+    incident = security_events.request_id()
     logger.exception("Unhandled error (incident %s)", incident)
     _rollback()
-    return error_response(500, "internal", f"Something went wrong on our side (incident {incident}).")
+    return error_response(500, "internal", f"Something went wrong on our side (incident {incident}).",
+                          {"correlation_id": incident})
 
 
 def _ours() -> bool:
