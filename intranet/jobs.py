@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
+#: Jobs this frequent run when the scheduler starts (or takes over), then at their interval.
+START_AT_ONCE = dt.timedelta(minutes=5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,10 +227,16 @@ def run_job(app: Flask, job: Job) -> Any:
 def build_scheduler(app: Flask, jobs: list[Job] | None = None) -> BackgroundScheduler:
     """A BackgroundScheduler with every declared job (not started)."""
     scheduler = BackgroundScheduler(timezone=dt.timezone.utc)
+    started = dt.datetime.now(dt.timezone.utc)
     for job in periodic_job_definitions() if jobs is None else jobs:
+        # Frequent jobs (sending, queueing, alerts) run as soon as the scheduler starts: a standby
+        # taking over from a crashed scheduler resumes the work at once, not an interval later.
+        # Hourly and daily ones keep their interval (a restart must not rerun them every time).
+        first = started if job.every <= START_AT_ONCE else None
         scheduler.add_job(run_job, "interval", args=(app, job), id=job.id, name=job.description,
                           seconds=job.every.total_seconds(), misfire_grace_time=job.misfire_grace_time,
-                          coalesce=job.coalesce, max_instances=1, replace_existing=True)
+                          coalesce=job.coalesce, max_instances=1, replace_existing=True,
+                          **({"next_run_time": first} if first else {}))
     return scheduler
 
 

@@ -22,6 +22,18 @@ from tests.delivery_support import choose, mailer, make_digest, messages, queue_
 # --------------------------------------------------------------------------------------------
 
 
+def test_digests_send_sends_the_due_messages_now(app, config, smtp, make_employee, make_post, db, clock):
+    """`digests send` runs one batch of the sender: a queued digest goes out and is marked sent."""
+    person = make_employee(email="ada@example.test")
+    make_post(title="Send me now")
+    queue_digest(db, person, clock.now)
+    result = app.test_cli_runner().invoke(args=["intranet", "digests", "send"])
+    assert result.exit_code == 0, result.output
+    assert "sent 2" in result.output  # email and in-app
+    assert smtp.recipients() == ["ada@example.test"]
+    assert {m.status for m in messages(db) if m.channel == "email"} == {"sent"}
+
+
 def test_plan_json_lists_every_active_employee(app, make_employee, db):
     """`digests plan --json` prints pure JSON with the documented keys; off means empty lists, basis null."""
     make_employee(employee_id="P1", timezone="Europe/Berlin")

@@ -47,6 +47,13 @@ def digests_plan(at: str | None, as_json: bool) -> None:
                    f"{row['basis'] or '-':<9} {len(row['next_sends_utc'])} sends")
 
 
+@group.command("send")
+def digests_send() -> None:
+    """Send one batch of due digest and alert messages now (what the digests-send job does every minute)."""
+    job = next(job for job in jobs.periodic_job_definitions() if job.id == "digests-send")
+    click.echo(f"send: {jobs.run_once(context.app(), job)}", err=True)
+
+
 @group.command("run")
 def digests_run() -> None:
     """Run one round of the digest jobs now: refresh the model, plan, give alerts their slots, queue due
