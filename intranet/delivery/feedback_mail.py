@@ -17,13 +17,11 @@ import random
 from collections.abc import Callable
 
 import jinja2
-from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
 
-from intranet.db import is_postgres
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
-from intranet.delivery.sending import (Channel, Pacer, SendReport, configured_channels, default_owner, finish,
-                                       retry_at)
+from intranet.delivery.sending import (Channel, Pacer, SendReport, claim_due, configured_channels, default_owner,
+                                       finish, renew, retry_at)
 from intranet.models import Employee, Feedback, FeedbackMail, FeedbackReply, Post
 from intranet.settings import Settings, SiteSettings
 
@@ -32,16 +30,7 @@ logger = logging.getLogger(__name__)
 
 def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta) -> list[int]:
     """Claim up to *limit* due reply emails for *owner* (the caller commits at once); their ids."""
-    due = or_(and_(FeedbackMail.status == "pending", FeedbackMail.next_attempt_at <= now),
-              and_(FeedbackMail.status == "sending", FeedbackMail.lease_until < now))
-    candidates = select(FeedbackMail.id).where(due).order_by(FeedbackMail.next_attempt_at, FeedbackMail.id).limit(limit)
-    if is_postgres(session):
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (update(FeedbackMail).where(FeedbackMail.id.in_(candidates.scalar_subquery()), due)
-                 .values(status="sending", lease_until=now + lease, claimed_by=owner,
-                         attempts=FeedbackMail.attempts + 1)
-                 .returning(FeedbackMail.id))
-    return sorted(session.execute(statement).scalars().all())
+    return claim_due(session, FeedbackMail, now, owner, limit=limit, lease=lease)
 
 
 def render(templates: jinja2.Environment, site: SiteSettings, mail: FeedbackMail, reply: FeedbackReply,
@@ -92,10 +81,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
                           replier.display_name if replier else "Former colleague")
         pacer.wait()
         now = clock()
-        renewed = session.execute(update(FeedbackMail).where(
-            FeedbackMail.id == mail.id, FeedbackMail.claimed_by == owner, FeedbackMail.status == "sending")
-            .values(lease_until=now + lease))
-        if renewed.rowcount != 1:  # type: ignore[attr-defined]
+        if not renew(session, FeedbackMail, mail.id, owner, now, lease):
             session.rollback()
             report.lost += 1
             continue

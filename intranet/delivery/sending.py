@@ -37,9 +37,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlmodel import Session
 
 from intranet import preferences
@@ -49,7 +49,7 @@ from intranet.delivery import fatigue
 from intranet.delivery.content import compose
 from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
-from intranet.models import Digest, Employee, FeedbackMail, OutboxMessage
+from intranet.models import Digest, Employee, OutboxMessage
 from intranet.settings import MailSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -109,36 +109,48 @@ def retry_at(failure: TemporaryFailure, *, attempts: int, base_seconds: float, n
     return None if now + delay >= expires_at else now + delay
 
 
-def finish(session: Session, message: OutboxMessage | FeedbackMail, status: str, reason: str) -> None:
-    """Close *message* (an outbox row or a reply email) for good with *status* and why, and commit."""
+def finish(session: Session, message: Any, status: str, reason: str) -> None:
+    """Close *message* (a row of an outbox table: a digest message, a reply email, a webhook
+    delivery) for good with *status* and why, and commit."""
     message.status, message.lease_until, message.last_error = status, None, reason[:1000]
     session.add(message)
     session.commit()
 
 
-def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta,
-          channels: tuple[str, ...] | None = None) -> list[int]:
-    """Claim up to *limit* due messages for *owner* (the caller commits at once); returns their ids."""
-    due = or_(and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
-              and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now))
-    candidates = select(OutboxMessage.id).where(due).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
-    if channels is not None:
-        candidates = candidates.where(OutboxMessage.channel.in_(channels))
+def claim_due(session: Session, model: type[Any], now: dt.datetime, owner: str, *, limit: int,
+              lease: dt.timedelta, where: tuple[ColumnElement[bool], ...] = ()) -> list[int]:
+    """Claim up to *limit* due rows of an outbox table *model* for *owner* (the caller commits at once).
+
+    The one claim of every outbox (digest messages, reply emails, webhook deliveries): *model*
+    has ``id``, ``status``, ``next_attempt_at``, ``lease_until``, ``claimed_by`` and ``attempts``;
+    a row is due when pending and its time has come, or when its sender's lease ran out.
+    *where* narrows the candidates (say, to some channels). Returns the claimed ids.
+    """
+    due = or_(and_(model.status == "pending", model.next_attempt_at <= now),
+              and_(model.status == "sending", model.lease_until < now))
+    candidates = select(model.id).where(due, *where).order_by(model.next_attempt_at, model.id).limit(limit)
     if is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)
-    statement = (update(OutboxMessage).where(OutboxMessage.id.in_(candidates.scalar_subquery()), due)
-                 .values(status="sending", lease_until=now + lease, claimed_by=owner,
-                         attempts=OutboxMessage.attempts + 1)
-                 .returning(OutboxMessage.id))
+    statement = (update(model).where(model.id.in_(candidates.scalar_subquery()), due)
+                 .values(status="sending", lease_until=now + lease, claimed_by=owner, attempts=model.attempts + 1)
+                 .returning(model.id))
     return sorted(session.execute(statement).scalars().all())
 
 
-def _renew(session: Session, message_pk: int, owner: str, now: dt.datetime, lease: dt.timedelta) -> bool:
-    """Extend *owner*'s lease on one message just before sending; False when it is no longer ours."""
-    renewed = session.execute(update(OutboxMessage).where(
-        OutboxMessage.id == message_pk, OutboxMessage.claimed_by == owner, OutboxMessage.status == "sending")
-        .values(lease_until=now + lease))
-    return renewed.rowcount == 1
+def renew(session: Session, model: type[Any], row_pk: int, owner: str, now: dt.datetime,
+          lease: dt.timedelta) -> bool:
+    """Extend *owner*'s lease on one claimed row of *model* just before sending; False when it is
+    no longer ours (the lease ran out and another sender took it over)."""
+    renewed = session.execute(update(model).where(model.id == row_pk, model.claimed_by == owner,
+                                                  model.status == "sending").values(lease_until=now + lease))
+    return renewed.rowcount == 1  # type: ignore[attr-defined]
+
+
+def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta,
+          channels: tuple[str, ...] | None = None) -> list[int]:
+    """Claim up to *limit* due messages for *owner* (the caller commits at once); returns their ids."""
+    where = (OutboxMessage.channel.in_(channels),) if channels is not None else ()
+    return claim_due(session, OutboxMessage, now, owner, limit=limit, lease=lease, where=where)
 
 
 @dataclasses.dataclass
@@ -225,7 +237,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         if message.channel != "in_app":
             pacer.wait()
             now = clock()
-        if not _renew(session, message.id, owner, now, lease):
+        if not renew(session, OutboxMessage, message.id, owner, now, lease):
             session.rollback()
             report.lost += 1
             continue
