@@ -34,6 +34,7 @@ from intranet.errors import InvalidInput
 from intranet.models import (Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post,
                              PostRatingStats, PostState, Rating)
 from intranet.shapes import Time
+from intranet.webhooks.events import post_acknowledged_event
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,7 +359,12 @@ def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.dat
     """
     if not post.must_read:
         raise InvalidInput("This post does not ask for acknowledgement.")
+    already = session.exec(select(PostState.acknowledged_at).where(
+        PostState.employee_pk == employee.id, PostState.post_id == post.id)).first()
     state = _touch(session, employee, post, now=now, acknowledge=True)
+    if already is None and state.acknowledged_at is not None:
+        # Two clicks racing both get here; the event's key keeps it to one.
+        post_acknowledged_event(session, post, employee, acknowledged_at=state.acknowledged_at, now=now)
     # Also an event (one per person and post), so analytics count it like an imported acknowledgement.
     events.record(session, employee, "acknowledge", at=state.acknowledged_at or now, client_id=f"ack-{post.id}",
                   post_id=post.id)

@@ -134,6 +134,13 @@ def periodic_job_definitions() -> list[Job]:
             misfire_grace_time=120, commits=True),
         Job("feedback-purge", "intranet.delivery.feedback_mail:purge_job", 24 * hour,
             "Forget reply emails finished more than 30 days ago.", misfire_grace_time=6 * 3600),
+        # Webhooks: every 15 seconds, so a host hears of an event within seconds of its commit; a
+        # round that finds nothing due is one indexed query. The sender commits as it goes.
+        Job("webhooks-send", "intranet.jobs:send_webhooks", dt.timedelta(seconds=15),
+            "Deliver recorded webhook events to their endpoints (signed; retried with backoff).",
+            misfire_grace_time=60, commits=True),
+        Job("webhooks-purge", "intranet.webhooks.sender:purge_job", 24 * hour,
+            "Forget webhook events finished more than 30 days ago.", misfire_grace_time=6 * 3600),
     ]
 
 
@@ -184,6 +191,15 @@ def send_feedback_replies(sessions: Callable[[], Session], now: dt.datetime, set
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return str(feedback_mail.send_batch(sessions, app.extensions["intranet"].clock, settings, app.jinja_env))
+
+
+def send_webhooks(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str:
+    """Deliver one batch of webhook events (:mod:`intranet.webhooks.sender`), reading the app's clock
+    again before each delivery, as :func:`send_digests` does."""
+    from intranet.webhooks import sender
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return str(sender.send_batch(sessions, app.extensions["intranet"].clock, settings))
 
 
 def renderer_for(app: Flask) -> Renderer:

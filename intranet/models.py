@@ -1059,3 +1059,88 @@ class FeedbackMail(Base, table=True):
     message_id: str = Field(max_length=255)
     sent_at: dt.datetime | None = _ts(default=None)
     last_error: str | None = Field(default=None, max_length=1000)
+
+
+# --------------------------------------------------------------------------------------------
+# --- webhooks ---
+# Outgoing webhooks for a host to react to: the endpoints admins register, the events recorded
+# in the same transaction as the change that causes them (a transactional outbox), and one
+# delivery per (event, endpoint), claimed under a lease and retried like the mail outbox.
+# --------------------------------------------------------------------------------------------
+
+WEBHOOK_EVENT_TYPES = ("post.published", "post.acknowledged", "digest.sent")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed", "expired")
+
+
+class WebhookEndpoint(Base, table=True):
+    """Where a host wants to hear about events, and the secret deliveries are signed with.
+
+    ``secret`` is the Standard Webhooks ``whsec_...`` secret as stored: in clear, or encrypted
+    (``fernet:...``) when ``INTRANET_WEBHOOKS_ENCRYPTION_KEY`` is set (see
+    :mod:`intranet.webhooks.endpoints`). It cannot be hashed: Beacon needs it to sign.
+    """
+
+    __tablename__ = "intranet_webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    description: str = Field(default="", max_length=255)
+    event_types: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret: str = Field(max_length=512, repr=False)
+    active: bool = True
+    created_at: dt.datetime = _ts(nullable=False)
+    created_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+
+
+class WebhookEvent(Base, table=True):
+    """One event, recorded with the change that caused it; ``payload`` is the exact body sent.
+
+    ``message_id`` is the ``webhook-id`` every attempt to every endpoint carries, so receivers can
+    drop duplicates; ``dedupe_key`` names the fact (``post.acknowledged:<post>:<employee>``), so a
+    fact recorded twice (two clicks racing) is one event.
+    """
+
+    __tablename__ = "intranet_webhook_event"
+    __table_args__ = (
+        CheckConstraint("type IN ('post.published', 'post.acknowledged', 'digest.sent')", name="type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=64, unique=True)
+    type: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=128, unique=True)
+    payload: str = Field(sa_type=Text)
+    occurred_at: dt.datetime = _ts(nullable=False)
+    created_at: dt.datetime = _ts(nullable=False, index=True)
+
+
+class WebhookDelivery(Base, table=True):
+    """One event on its way to one endpoint: ``pending -> sending -> delivered`` (or ``failed``,
+    ``expired`` once retries ran past ``INTRANET_WEBHOOKS_GIVE_UP_HOURS``)."""
+
+    __tablename__ = "intranet_webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_pk", "endpoint_pk", name="uq_intranet_webhook_delivery_event_endpoint"),
+        CheckConstraint("status IN ('pending', 'sending', 'delivered', 'failed', 'expired')", name="status"),
+        Index("ix_intranet_webhook_delivery_status_next", "status", "next_attempt_at"),
+        Index("ix_intranet_webhook_delivery_endpoint_id", "endpoint_pk", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_pk: int = Field(sa_column=Column(ForeignKey("intranet_webhook_event.id", ondelete="CASCADE"), nullable=False))
+    endpoint_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_webhook_endpoint.id", ondelete="CASCADE"), nullable=False)
+    )
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts(nullable=False)
+    lease_until: dt.datetime | None = _ts(default=None)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    delivered_at: dt.datetime | None = _ts(default=None)
+    last_attempt_at: dt.datetime | None = _ts(default=None)
+    #: The last answer's HTTP status (None: no answer, e.g. a timeout or a refused address).
+    last_status: int | None = None
+    #: Why the last attempt failed, with at most a short snippet of the answer's body.
+    last_error: str | None = Field(default=None, max_length=1000)

@@ -46,6 +46,7 @@ from intranet.models import (
     PostTransition,
 )
 from intranet.shapes import Time
+from intranet.webhooks.events import post_published_event
 
 logger = logging.getLogger(__name__)
 
@@ -535,11 +536,13 @@ def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employ
             setattr(post, name, changes[name])  # the required ones were checked for None above
     if "summary" in changes:
         post.summary = changes["summary"] or ""
+    published_now = False
     if "publish_at" in changes:
         post.publish_at = changes["publish_at"]
         if post.status == "scheduled":
             if post.publish_at is None or post.publish_at <= now:
                 post.status, post.published_at = "published", now
+                published_now = True
             else:
                 post.published_at = post.publish_at
         elif post.status == "published" and post.publish_at is not None and post.publish_at > now:
@@ -552,6 +555,8 @@ def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employ
         fields["body_html" if post.body_html != old_content["body_html"] else "content"] = "changed"
     if not fields:
         return post
+    if published_now:
+        post_published_event(session, post, now=now)
     post.updated_at = now
     if content_changed and post.status in WENT_OUT:
         post.version += 1
@@ -603,6 +608,8 @@ def _go_live(session: Session, post: Post, actor: Employee | None, *, now: dt.da
     session.flush()
     _record(session, post, actor, before, action, now=now, comment=comment,
             fields={"published_at": {"from": was_live_from, "to": post.published_at.isoformat()}})
+    if post.status == "published":
+        post_published_event(session, post, now=now)
     logger.info("Post %s %s by %s, live from %s", post.id, post.status, actor.id if actor else None,
                 post.published_at.isoformat())
 
@@ -727,6 +734,7 @@ def publish_due(session: Session, now: dt.datetime) -> int:
         if claimed.rowcount:
             session.refresh(post)
             _record(session, post, None, "scheduled", "scheduled_publish", now=now)
+            post_published_event(session, post, now=now)
     session.flush()
     return len(due)
 

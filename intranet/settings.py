@@ -359,6 +359,56 @@ class AnalyticsSettings(_Group):
                           "narrowed filters are hidden (see intranet/analytics/privacy.py).", ge=2)
 
 
+class WebhookSettings(_Group):
+    """Outgoing webhooks (:mod:`intranet.webhooks`): delivery, retries, and where they may go."""
+
+    timeout_seconds: float = _key(5, "INTRANET_WEBHOOKS_TIMEOUT_SECONDS",
+                                  "How long one delivery waits to connect and for each read of the answer.", gt=0, le=60)
+    retry_seconds: float = _key(30, "INTRANET_WEBHOOKS_RETRY_SECONDS",
+                                "First retry delay after a failed delivery (doubles each time, +-20 % jitter, at most "
+                                "an hour; a longer Retry-After on 429/503 wins).", ge=0)
+    give_up_hours: float = _key(24, "INTRANET_WEBHOOKS_GIVE_UP_HOURS",
+                                "A delivery still failing this long after its event is given up (shown on the admin "
+                                "page).", gt=0)
+    batch: int = _key(50, "INTRANET_WEBHOOKS_BATCH", "Deliveries claimed per sender round.", ge=1)
+    lease_seconds: float = _key(120, "INTRANET_WEBHOOKS_LEASE_SECONDS",
+                                "How long a sender owns a claimed delivery before another may take it over.", gt=0)
+    allow_private: bool = _key(False, "INTRANET_WEBHOOKS_ALLOW_PRIVATE",
+                               "Deliver to loopback, private and link-local addresses; with INTRANET_ENV=production "
+                               "they are refused unless this is set (webhook URLs must not reach internal services).")
+    encryption_key: str = Field("", alias="INTRANET_WEBHOOKS_ENCRYPTION_KEY", repr=False,
+                                description="A Fernet key (a secret) that encrypts endpoints' signing secrets in the "
+                                            "database; empty: they are stored in clear.")
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: str) -> str:
+        # Checked here without importing the cipher: a Fernet key is 32 bytes in URL-safe base64.
+        import base64
+        import binascii
+
+        if value:
+            try:
+                if len(base64.urlsafe_b64decode(value.encode("ascii"))) != 32:
+                    raise ValueError
+            except (ValueError, binascii.Error, UnicodeEncodeError):
+                raise ValueError("not a Fernet key (32 bytes in URL-safe base64; make one with "
+                                 "`flask intranet webhooks new-key`)") from None
+        return value
+
+    @property
+    def timeout(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.timeout_seconds)
+
+    @property
+    def give_up_after(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.give_up_hours)
+
+    @property
+    def lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.lease_seconds)
+
+
 class Settings(BaseModel):
     """All of Beacon's settings, one typed group per subsystem (``app.extensions["intranet"].settings``)."""
 
@@ -379,6 +429,7 @@ class Settings(BaseModel):
     directory: DirectorySettings = DirectorySettings()
     entra: EntraSettings = EntraSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

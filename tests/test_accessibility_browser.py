@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from intranet import feedback, ratings
 from intranet.delivery import rendering
-from intranet.models import Employee, Feedback, SyncRun
+from intranet.models import Employee, Feedback, SyncRun, WebhookDelivery
+from intranet.webhooks import endpoints
+from intranet.webhooks.events import post_published_event
+from intranet.webhooks.sealing import SecretBox
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
@@ -65,6 +69,14 @@ def org(app: Any, db: Any, make_employee: Any, make_group: Any, make_post: Any, 
     feedback.reply(db, comms, db.get(Feedback, feedback_item.id), feedback.ReplyIn(body="Sales and IT, in May."),
                    now=clock.now)
     db.commit()
+    # A webhook endpoint with a delivery being retried, so the page shows its table of failures.
+    endpoints.create(db, endpoints.EndpointIn(url="https://hooks.example.com/beacon", event_types=["post.published"]),
+                     actor=admin, now=clock.now, box=SecretBox(), allow_private=True)
+    db.commit()
+    event = post_published_event(db, post, now=clock.now)
+    db.execute(update(WebhookDelivery).where(WebhookDelivery.event_pk == event.id).values(
+        attempts=2, last_status=503, last_attempt_at=clock.now, last_error="answered 503: busy"))
+    db.commit()
     return Org(employee, contributor, comms, admin, post.id, draft.id, run.id, group.key,
                str(app.config["SECRET_KEY"]), feedback_item.id)
 
@@ -101,6 +113,7 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("directory-run", org.admin, f"/admin/directory/runs/{org.run_id}"),
         ("quarantine", org.admin, "/admin/directory/quarantine"),
         ("unmapped", org.admin, "/admin/directory/unmapped"),
+        ("webhooks", org.admin, "/admin/webhooks"),
         ("feedback-inbox", org.comms, "/feedback?status=all"),
         ("feedback-thread", org.comms, f"/feedback/{org.feedback_id}"),
         ("my-feedback", org.employee, "/feedback/mine"),

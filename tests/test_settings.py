@@ -43,6 +43,8 @@ ENVIRONMENT = {
     "INTRANET_ENTRA_INSTANCE_DISCOVERY": "false",
     "INTRANET_GRAPH_PAGE_SIZE": "500",
     "INTRANET_GRAPH_TIMEOUT_S": "12.5",
+    "INTRANET_WEBHOOKS_TIMEOUT_SECONDS": "3",
+    "INTRANET_WEBHOOKS_ALLOW_PRIVATE": "yes",
 }
 
 
@@ -71,6 +73,7 @@ def test_every_subsystem_is_configured_from_the_environment(environment):
     assert settings.directory.hr_mappings_dir == "/srv/beacon/mappings"
     assert settings.entra.instance_discovery is False and settings.entra.graph_page_size == 500
     assert settings.entra.graph_timeout_s == 12.5
+    assert settings.webhooks.timeout_seconds == 3 and settings.webhooks.allow_private is True
 
 
 def test_app_config_holds_the_parsed_values(environment):

@@ -51,6 +51,7 @@ from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
 from intranet.models import Digest, Employee, OutboxMessage
 from intranet.settings import MailSettings, Settings
+from intranet.webhooks.events import digest_sent_event
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             fatigue.mark_announced(step_down, now)
         events.record(session, employee, "digest_sent", at=now, client_id=f"outbox-{message.id}",
                       delivery_id=message.id, channel=message.channel, org_timezone=settings.site.org_timezone)
+        digest_sent_event(session, message, digest, employee, post_ids=content.post_ids, now=now)
         session.commit()
         report.sent += 1
     return report

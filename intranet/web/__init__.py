@@ -34,6 +34,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.groups", False),
     ("intranet.web.directory_admin", False),
     ("intranet.web.admin", False),
+    ("intranet.web.webhooks_admin", False),
     ("intranet.web.entra_auth", False),
     ("intranet.web.api", True),
     ("intranet.web.publish", False),
@@ -70,6 +71,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_admin.digest_defaults", "Organisation", "comms", ("intranet_admin.digest_defaults",)),
     NavItem("intranet_admin.roles_page", "People", "admin", ("intranet_admin.roles_page",)),
     NavItem("intranet_directory_admin.index", "Directory", "admin"),
+    NavItem("intranet_webhooks_admin.index", "Webhooks", "admin"),
 )
 
 
