@@ -33,10 +33,11 @@ run: install
 ## Production shape on one machine: migrate, then gunicorn (config/gunicorn.conf.py: workers, threads,
 ## JSON logs) and the one scheduler process beside it; Ctrl+C stops both. Needs INTRANET_DATABASE_URL
 ## (PostgreSQL) and INTRANET_SECRET_KEY, e.g. `set -a; . ./beacon.env; set +a; make serve-prod`
-## (see config/example.env and the README's "Deploying").
+## (see config/example.env and the README's "Deploying"). Rate limits count in Redis unless told otherwise.
 serve-prod: install
 	@test -n "$$INTRANET_DATABASE_URL" || { echo "Set INTRANET_DATABASE_URL (postgresql+psycopg://...): see config/example.env"; exit 2; }
-	export INTRANET_ENV=production INTRANET_LOG_FORMAT=$${INTRANET_LOG_FORMAT:-json}; \
+	export INTRANET_ENV=production INTRANET_LOG_FORMAT=$${INTRANET_LOG_FORMAT:-json} \
+	  INTRANET_RATELIMIT_STORAGE_URI=$${INTRANET_RATELIMIT_STORAGE_URI:-redis://127.0.0.1:6379/0}; \
 	$(FLASK) intranet init-db && { \
 	  $(FLASK) intranet scheduler & scheduler=$$!; \
 	  trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT INT TERM; \

@@ -135,6 +135,33 @@ class ServerSettings(_Group):
         "'json': one JSON object per log line with the request id (production); 'text' for people.")
 
 
+class RateLimitSettings(_Group):
+    """Request rate limits shared by every instance (Flask-Limiter; see intranet/web/rate_limits.py)."""
+
+    storage_uri: str = Field("memory://", alias="INTRANET_RATELIMIT_STORAGE_URI", repr=False,
+                             description="Where counts are kept: redis://host:6379/0 so every instance shares them "
+                                         "(production); memory:// counts per process (one process only).")
+    key_prefix: str = _key("beacon", "INTRANET_RATELIMIT_KEY_PREFIX",
+                           "Prefix of Beacon's keys in that storage (several installations may share one Redis).")
+    sign_in: str = _key("20/minute", "INTRANET_RATELIMIT_SIGN_IN",
+                        "Sign-in attempts (start, callback, development sign-in) per client address.")
+    events: str = _key("120/minute", "INTRANET_RATELIMIT_EVENTS",
+                       "Reading-event batches (POST /api/v1/events) per person, or per address when signed out.")
+    audience_preview: str = _key("60/minute", "INTRANET_RATELIMIT_AUDIENCE_PREVIEW",
+                                 "Audience previews (who a draft would reach) per person.")
+
+    @field_validator("sign_in", "events", "audience_preview")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '30/minute' or '10/second;100/hour'") from None
+        return value
+
+
 class SessionSettings(_Group):
     """Signing in and staying signed in."""
 
@@ -417,6 +444,7 @@ class Settings(BaseModel):
     site: SiteSettings = SiteSettings()
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     sessions: SessionSettings = SessionSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     mail: MailSettings = MailSettings()

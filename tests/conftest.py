@@ -164,6 +164,10 @@ def make_app(database: Engine, clock: Clock, tmp_path: Any):  # type: ignore[no-
             "INTRANET_DEV_LOGIN": True,
             "PREFERRED_URL_SCHEME": "https",
             "SERVER_NAME": None,
+            # Every test client signs in and posts from 127.0.0.1; tests of the limits set their own.
+            "INTRANET_RATELIMIT_SIGN_IN": "10000/minute",
+            "INTRANET_RATELIMIT_EVENTS": "10000/minute",
+            "INTRANET_RATELIMIT_AUDIENCE_PREVIEW": "10000/minute",
             **settings,
         }, engine=database, clock=clock)
         application.instance_path = str(tmp_path / "instance")

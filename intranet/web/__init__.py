@@ -127,7 +127,7 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import csrf, health, limits, times
+    from intranet.web import csrf, health, limits, rate_limits, times
 
     limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
@@ -137,6 +137,8 @@ def init_app(app: Flask) -> None:
     # Health checks stay outside blueprints(): no sign-in, session, CSRF or "unsafe settings" refusal
     # (liveness must not depend on them; readiness reports unsafe settings itself).
     app.register_blueprint(health.bp, url_prefix=prefix or None)
+    state = app.extensions["intranet"]
+    state.extras["limiter"] = rate_limits.init_app(app, state.settings.rate_limits)  # after the views exist
     times.init_app(app)
     # A global, so macros imported without context see it; prefixed, since it lands in the host's
     # Jinja environment (where ``csrf_token`` may be the host's own Flask-WTF token).

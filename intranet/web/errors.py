@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from intranet.errors import IntranetError, TooManyRequests
-from intranet.web import security_events
+from intranet.web import rate_limits, security_events
+from intranet.web.rate_limits import RateLimitExceeded
 from intranet.web.context import NotSignedIn
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
         response = make_response(response)
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def _rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+    # Flask-Limiter's refusal becomes Beacon's: the same JSON or page, Retry-After and security event.
+    return _intranet_error(rate_limits.refusal(exc))
 
 
 def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
@@ -134,6 +140,7 @@ def register(bp: Blueprint) -> None:
     of the host's routes.
     """
     bp.register_error_handler(IntranetError, _intranet_error)
+    bp.register_error_handler(RateLimitExceeded, _rate_limited)
     bp.register_error_handler(CSRFError, _csrf_error)
     bp.register_error_handler(HTTPException, _http_error)
     bp.register_error_handler(Exception, _unexpected)
@@ -142,6 +149,7 @@ def register(bp: Blueprint) -> None:
 def init_app(app: Flask) -> None:
     """Standalone app: Beacon's errors everywhere it answers, including before a route matched."""
     app.register_error_handler(IntranetError, _intranet_error)
+    app.register_error_handler(RateLimitExceeded, _only_ours(_rate_limited))
     app.register_error_handler(CSRFError, _only_ours(_csrf_error))
     app.register_error_handler(HTTPException, _only_ours(_http_error))
     app.register_error_handler(Exception, _only_ours(_unexpected))
