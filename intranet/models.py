@@ -1111,6 +1111,10 @@ class WebhookEvent(Base, table=True):
     message_id: str = Field(max_length=64, unique=True)
     type: str = Field(max_length=32)
     dedupe_key: str = Field(max_length=128, unique=True)
+    #: The person the event names (post.acknowledged, digest.sent): erasing them deletes it.
+    employee_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), index=True)
+    )
     payload: str = Field(sa_type=Text)
     occurred_at: dt.datetime = _ts(nullable=False)
     created_at: dt.datetime = _ts(nullable=False, index=True)

@@ -120,6 +120,22 @@ def test_a_scheduled_post_is_announced_when_the_job_publishes_it(app, db, make_p
     assert got.event["data"]["post_id"] == post.id and got.event["type"] == "post.published"
 
 
+def test_moving_a_scheduled_post_to_now_announces_it(app, db, make_post, make_employee, clock, receiver):
+    """Rescheduling a scheduled post to a past time publishes it now, and says so once."""
+    register(db, receiver.url, clock.now, "post.published")
+    comms = make_employee(is_comms=True)
+    post = posts.publish(db, make_post(status="draft", published_at=None, publish_at=None), actor=comms,
+                         now=clock.now, publish_at=clock.now + dt.timedelta(days=1))
+    db.commit()
+    assert post.status == "scheduled" and event_count(db) == 0
+    posts.update_post(db, post, posts.PostUpdate(publish_at=clock.now - dt.timedelta(minutes=1)), actor=comms,
+                      now=clock.now)
+    db.commit()
+    assert post.status == "published"
+    assert deliver(app, db, clock).sent == 1
+    assert receiver.received[0].event["data"]["post_id"] == post.id
+
+
 def test_acknowledging_twice_sends_one_event_naming_the_person_by_ids_only(app, db, make_post, make_employee, clock,
                                                                            receiver):
     """post.acknowledged goes once per person and post, with their employee number and Entra id, not name or email."""
@@ -250,6 +266,76 @@ def test_a_paused_endpoint_waits_and_resumes(app, db, make_post, make_employee, 
     endpoints.set_active(db, created.endpoint, True)
     db.commit()
     assert deliver(app, db, clock).sent == 1
+
+
+def test_a_failing_endpoint_is_tried_once_a_round_and_others_still_get_theirs(app, db, make_post, make_employee,
+                                                                              clock, receiver):
+    """After one failure, an endpoint's other deliveries in the round wait untried for the same retry
+    time; another endpoint still gets all of its events."""
+    with Receiver() as healthy:
+        register(db, receiver.url, clock.now, "post.published")
+        register(db, healthy.url, clock.now, "post.published")
+        comms = make_employee(is_comms=True)
+        for n in range(3):
+            posts.publish(db, make_post(status="draft", published_at=None, publish_at=None, title=f"P{n}"),
+                          actor=comms, now=clock.now)
+        db.commit()
+        receiver.script = [(503, {})] * 10
+        report = deliver(app, db, clock)
+        assert len(receiver.received) == 1 and len(healthy.received) == 3
+        assert report.sent == 3 and report.retried == 1 and report.skipped == 2
+        waiting = [d for d in deliveries(db) if d.status == "pending"]
+        assert len(waiting) == 3 and len({d.next_attempt_at for d in waiting}) == 1
+        assert sorted(d.attempts for d in waiting) == [0, 0, 1]
+        clock.now = waiting[0].next_attempt_at
+        receiver.script = []
+        assert deliver(app, db, clock).sent == 3 and len(set(receiver.ids())) == 3
+
+
+def test_erasing_a_person_deletes_the_webhook_events_about_them(app, db, make_post, make_employee, clock):
+    """Erasure removes acknowledgement events naming the person, sent or still waiting."""
+    from intranet.directory import lifecycle
+
+    register(db, "https://hooks.example.com/x", clock.now, "post.acknowledged", "post.published")
+    person = make_employee()
+    post = make_post(must_read=True)
+    feed.acknowledge(db, person, post, now=clock.now)
+    publish_draft(db, make_post, make_employee, clock)
+    db.commit()
+    assert event_count(db) == 2
+    erased = lifecycle.erase(db, person, clock.now)
+    db.commit()
+    assert erased.deleted["webhook_events"] == 1
+    assert [e.type for e in db.exec(select(WebhookEvent)).scalars()] == ["post.published"]
+    assert len(deliveries(db)) == 1
+
+
+@pytest.mark.postgres_only
+def test_two_concurrent_acknowledgements_record_one_event(app, db, make_post, make_employee, clock):
+    """Two acknowledgements of one must-read racing in two transactions: one post.acknowledged event."""
+    register(db, "https://hooks.example.com/x", clock.now, "post.acknowledged")
+    person = make_employee()
+    post = make_post(must_read=True)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def acknowledge() -> None:
+        try:
+            with Session(db.get_bind()) as own:
+                me, it = own.get(type(person), person.id), own.get(type(post), post.id)
+                barrier.wait(10)
+                feed.acknowledge(own, me, it, now=clock.now)
+                own.commit()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=acknowledge) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert event_count(db) == 1 and len(deliveries(db)) == 1
 
 
 @pytest.mark.postgres_only

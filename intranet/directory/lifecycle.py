@@ -22,7 +22,7 @@ from intranet.analytics import rollups
 from intranet.models import (
     AnalyticsPostPerson, AnalyticsReaderCell, Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent,
     EntraUser, FatigueNotice, Feedback, FeedSnapshot, GroupMember, GroupOwner, HrRecord, OutboxMessage, PostPreview,
-    PostState, Preference, Quarantine, Rating, TimingState,
+    PostState, Preference, Quarantine, Rating, TimingState, WebhookEvent,
 )
 from intranet.settings import Settings
 
@@ -39,6 +39,8 @@ PERSONAL_ROWS = (
     # Analytics markers say which posts the person read and when; the counts built from them stay.
     ("analytics_post_markers", AnalyticsPostPerson), ("analytics_hour_markers", AnalyticsReaderCell),
     ("feedback", Feedback),  # replies and their emails go with it
+    # Webhook events naming the person (acknowledgements, digests sent), delivered or not.
+    ("webhook_events", WebhookEvent),
 )
 
 

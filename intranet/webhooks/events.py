@@ -48,9 +48,10 @@ def body(type_: str, occurred_at: dt.datetime, data: dict[str, Any]) -> str:
 
 
 def record(session: Session, type_: str, data: dict[str, Any], *, key: str, occurred_at: dt.datetime,
-           now: dt.datetime) -> WebhookEvent | None:
+           now: dt.datetime, employee: Employee | None = None) -> WebhookEvent | None:
     """Record one event for every active endpoint subscribed to *type_*, in *session* (not committed).
 
+    :param employee: the person the event names, if any (erasing them deletes the event).
     :param key: names the fact (say ``post.acknowledged:7:42``): recording the same fact again,
         even from a concurrent transaction, adds nothing.
     :return: the event, or None when no endpoint wants it or it was recorded before.
@@ -66,7 +67,7 @@ def record(session: Session, type_: str, data: dict[str, Any], *, key: str, occu
         return None
     inserted = insert_new(session, WebhookEvent.__table__, [{  # type: ignore[attr-defined]
         "message_id": f"msg_{uuid.uuid4().hex}", "type": type_, "dedupe_key": key[:128],
-        "payload": body(type_, occurred_at, data), "occurred_at": occurred_at, "created_at": now}],
+        "employee_pk": employee.id if employee else None, "payload": body(type_, occurred_at, data), "occurred_at": occurred_at, "created_at": now}],
         ("dedupe_key",), ("id",))
     if not inserted:
         return None
@@ -95,7 +96,7 @@ def post_acknowledged_event(session: Session, post: Post, employee: Employee, *,
     """``post.acknowledged``: *employee* acknowledged the must-read *post* (the first time)."""
     data = {"post_id": post.id, "employee": _person(employee), "acknowledged_at": _iso(acknowledged_at)}
     return record(session, "post.acknowledged", data, key=f"post.acknowledged:{post.id}:{employee.id}",
-                  occurred_at=acknowledged_at, now=now)
+                  occurred_at=acknowledged_at, now=now, employee=employee)
 
 
 def digest_sent_event(session: Session, message: OutboxMessage, digest: Digest, employee: Employee, *,
@@ -103,4 +104,5 @@ def digest_sent_event(session: Session, message: OutboxMessage, digest: Digest, 
     """``digest.sent``: the outbox *message* (a digest or an alert) went out to *employee*."""
     data = {"message_id": message.id, "kind": digest.kind, "channel": message.channel, "post_ids": list(post_ids),
             "employee": _person(employee), "sent_at": _iso(now)}
-    return record(session, "digest.sent", data, key=f"digest.sent:{message.id}", occurred_at=now, now=now)
+    return record(session, "digest.sent", data, key=f"digest.sent:{message.id}", occurred_at=now, now=now,
+                  employee=employee)

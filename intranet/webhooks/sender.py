@@ -14,6 +14,10 @@ attempt (:mod:`.signing`) and commits the outcome:
   ``INTRANET_WEBHOOKS_GIVE_UP_HOURS``: then ``expired``, with the last error on the admin page;
 * an address deliveries may not go to (:mod:`.network`): ``failed`` at once.
 
+Once an endpoint fails in a round, its other deliveries claimed in that round are handed back
+untried for the same retry time: a receiver that is down is not hammered, and its timeouts do not
+hold up the deliveries to everyone else.
+
 Delivery is at least once: a sender that dies between the receiver's answer and its commit leaves
 the row to be claimed again when its lease runs out, and the retry carries the same
 ``webhook-id``, so receivers drop the duplicate. Only a short snippet of an answer is kept.
@@ -84,6 +88,10 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
     box = SecretBox(hooks.encryption_key)
     report = SendReport()
     active = select(WebhookEndpoint.id).where(WebhookEndpoint.active.is_(True))
+    # An endpoint that failed once in this round is not tried again in it: its other deliveries wait
+    # for the same retry time, so one slow or failing receiver neither holds up the others nor is
+    # hammered while it is down.
+    failing: dict[int, dt.datetime] = {}
     ids = claim_due(session, WebhookDelivery, clock(), owner, limit=hooks.batch, lease=hooks.lease,
                     where=(WebhookDelivery.endpoint_pk.in_(active.scalar_subquery()),))
     session.commit()
@@ -99,6 +107,10 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             report.lost += 1
             continue
         expires_at = event.created_at + hooks.give_up_after
+        if endpoint.id in failing and now < expires_at:
+            _postpone(session, delivery, failing[endpoint.id])
+            report.skipped += 1
+            continue
         if now >= expires_at:
             finish(session, delivery, "expired", f"given up after {delivery.attempts - 1} attempts: "
                                                  f"{delivery.last_error or 'not sent in time'}")
@@ -128,8 +140,10 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
                 logger.error("Webhook delivery %s to endpoint %s refused: %s", delivery.id, endpoint.id, refused)
             else:
                 reason = f"no answer: {exc.__class__.__name__}"
-                _retry_or_give_up(session, delivery, TemporaryFailure(reason), None, now, expires_at, settings,
-                                  rng, report)
+                again = _retry_or_give_up(session, delivery, TemporaryFailure(reason), None, now, expires_at,
+                                          settings, rng, report)
+                if again is not None:
+                    failing[endpoint.id] = again
             continue
         delivery.last_status = status
         if 200 <= status < 300:
@@ -145,14 +159,17 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             report.failed += 1
             continue
         seconds = retry_after_seconds(response.headers.get("Retry-After"), now) if status in (429, 503) else None
-        _retry_or_give_up(session, delivery, TemporaryFailure(reason, retry_after=seconds), status, now, expires_at,
-                          settings, rng, report)
+        again = _retry_or_give_up(session, delivery, TemporaryFailure(reason, retry_after=seconds), status, now,
+                                  expires_at, settings, rng, report)
+        if again is not None:
+            failing[endpoint.id] = again
     return report
 
 
 def _retry_or_give_up(session: Session, delivery: WebhookDelivery, failure: TemporaryFailure, status: int | None,
                       now: dt.datetime, expires_at: dt.datetime, settings: Settings, rng: random.Random | None,
-                      report: SendReport) -> None:
+                      report: SendReport) -> dt.datetime | None:
+    """Put *delivery* back for a later attempt, or give it up; the time of its next attempt, if any."""
     delivery.last_status = status
     again = retry_at(failure, attempts=delivery.attempts, base_seconds=settings.webhooks.retry_seconds, now=now,
                      expires_at=expires_at, rng=rng)
@@ -160,7 +177,7 @@ def _retry_or_give_up(session: Session, delivery: WebhookDelivery, failure: Temp
         finish(session, delivery, "expired", f"given up after {delivery.attempts} attempts: {failure.reason}")
         report.expired += 1
         logger.error("Webhook delivery %s given up: %s", delivery.id, failure.reason)
-        return
+        return None
     delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", again, None
     delivery.last_error = failure.reason[:1000]
     session.add(delivery)
@@ -168,6 +185,15 @@ def _retry_or_give_up(session: Session, delivery: WebhookDelivery, failure: Temp
     report.retried += 1
     logger.warning("Webhook delivery %s failed (%s); next attempt at %s", delivery.id, failure.reason,
                    again.isoformat())
+    return again
+
+
+def _postpone(session: Session, delivery: WebhookDelivery, until: dt.datetime) -> None:
+    """Hand a claimed delivery back untried, due at *until* (its claim is not counted as an attempt)."""
+    delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", until, None
+    delivery.attempts = max(delivery.attempts - 1, 0)
+    session.add(delivery)
+    session.commit()
 
 
 def ping(endpoint: WebhookEndpoint, settings: Settings, *, http: requests.Session, now: dt.datetime,
