@@ -7,7 +7,7 @@ FLASK := $(PY) -m flask --app app
 
 export INTRANET_ENV ?= development
 
-.PHONY: run serve-prod test install chromium bench contract clean
+.PHONY: run serve-prod test audit install chromium bench contract clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ chromium:
 test: install chromium $(NODE_STAMP)
 	INTRANET_ENV=production $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+## Dependency gate: fails on a known vulnerability in any installed package (pip-audit; live database when
+## reachable, else the snapshot in .ci/advisories/, which the output says).
+audit: install
+	$(PY) .ci/audit.py
 
 bench: install
 	$(PY) -m bench
