@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -436,6 +437,57 @@ class WebhookSettings(_Group):
         return dt.timedelta(seconds=self.lease_seconds)
 
 
+class EmbedSettings(_Group):
+    """Beacon inside other web pages: the script widget, the iframe page and the tokens hosts mint."""
+
+    origins: tuple[str, ...] = _key(
+        (), "INTRANET_EMBED_ORIGINS",
+        "Web origins (scheme://host[:port], comma-separated) that may frame Beacon's embed page and call its "
+        "API from the script widget (CORS); e.g. https://contoso.sharepoint.com. Empty: no embedding.")
+    token_secret: str = Field("", alias="INTRANET_EMBED_TOKEN_SECRET", repr=False,
+                              description="Shared secret (32+ characters) with which a trusted host backend signs "
+                                          "embed tokens (JWT, HS256). Empty: hosts cannot mint tokens.")
+    token_issuer: str = _key("intranet", "INTRANET_EMBED_TOKEN_ISSUER", "The 'iss' a host's embed tokens must carry.")
+    token_audience: str = _key("beacon", "INTRANET_EMBED_TOKEN_AUDIENCE", "The 'aud' every embed token must carry.")
+    token_subject: Literal["email", "employee_id", "entra_object_id"] = _key(
+        "email", "INTRANET_EMBED_TOKEN_SUBJECT",
+        "Which employee column an embed token's 'sub' names ('email', 'employee_id' or 'entra_object_id').")
+    token_max_seconds: int = _key(300, "INTRANET_EMBED_TOKEN_MAX_SECONDS",
+                                  "Longest lifetime (exp - iat) of an embed token that Beacon accepts.", ge=30, le=600)
+    token_leeway_seconds: int = _key(30, "INTRANET_EMBED_TOKEN_LEEWAY_SECONDS",
+                                     "Clock skew tolerated between the host and Beacon when checking exp and iat.",
+                                     ge=0, le=120)
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part for part in re.split(r"[\s,]+", value) if part)
+        return value
+
+    @field_validator("origins")
+    @classmethod
+    def _are_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            match = _ORIGIN.fullmatch(origin)
+            if match is None:
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], without a path")
+            if match["scheme"] == "http" and match["host"] not in _LOOPBACK:
+                raise ValueError(f"{origin!r} is not HTTPS: embedding pages must be served over HTTPS")
+        return tuple(dict.fromkeys(origin.lower() for origin in value))
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("an embed token secret needs 32+ random characters")
+        return value
+
+
+_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
 class Settings(BaseModel):
     """All of Beacon's settings, one typed group per subsystem (``app.extensions["intranet"].settings``)."""
 
@@ -458,6 +510,7 @@ class Settings(BaseModel):
     entra: EntraSettings = EntraSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    embed: EmbedSettings = EmbedSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

@@ -22,15 +22,13 @@ from intranet.models import Employee, Feedback, SyncRun, WebhookDelivery
 from intranet.webhooks import endpoints
 from intranet.webhooks.events import post_published_event
 from intranet.webhooks.sealing import SecretBox
+from tests.axe import AXE, serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 ROOT = Path(__file__).resolve().parent.parent
-AXE = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 WIDTHS = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 900}}
-#: WCAG 2.0/2.1 A and AA rules: the level the product promises.
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +116,9 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("feedback-thread", org.comms, f"/feedback/{org.feedback_id}"),
         ("my-feedback", org.employee, "/feedback/mine"),
         ("post-reception", org.comms, f"/publish/posts/{org.post_id}"),
+        ("embed-sign-in", None, "/embed/feed"),
+        ("embed-feed", org.employee, "/embed/feed"),
+        ("embed-hand-off", org.employee, "/embed/hand-off"),
     ]
 
 
@@ -160,17 +161,6 @@ def sign_in(page: Any, live_server: str, person: Employee | None) -> None:
     page.fill("#email", person.email)
     page.click("form.stack button[type=submit]")
     page.wait_for_url(f"{live_server}/")
-
-
-def serious_violations(page: Any) -> list[str]:
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    found = page.evaluate(
-        """async (tags) => (await axe.run(document, {runOnly: {type: "tag", values: tags},
-                                                        resultTypes: ["violations"]})).violations
-             .filter(v => v.impact === "serious" || v.impact === "critical")
-             .map(v => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map(n => n.target.join(" ")).join(", ")}`)""",
-        TAGS)
-    return list(found)
 
 
 @pytest.mark.parametrize("width", sorted(WIDTHS))

@@ -149,6 +149,9 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("org defaults saved", boss, "PUT", "/org/digest-defaults", {"quiet_start": 21})
     call("post analytics", boss, "GET", f"/analytics/posts/{must.id}")
     call("reading hours", boss, "GET", "/analytics/reading-hours", query_string={"zone": "UTC"})
+    call("embed feed", person, "GET", "/embed/feed")
+    call("error: embed token refused", client_for(None), "POST", "/embed/session",
+         headers={"Authorization": "Bearer e30.e30.c2ln"})
     call("error: not found", person, "GET", "/posts/999999")
     call("error: invalid", author, "POST", "/posts", {"title": ""})
     call("error: forbidden", person, "POST", "/groups", {"key": "x", "name": "X"})

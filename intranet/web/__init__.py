@@ -49,6 +49,8 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.dashboards", False),
     ("intranet.web.feedback", False),
     ("intranet.web.feedback_api", True),
+    ("intranet.web.embed:pages", False),
+    ("intranet.web.embed:api", True),
 )
 
 
@@ -111,7 +113,7 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
     Each gets Beacon's request hooks here, once per process (a blueprint object is shared by
     every app it is registered on, and cannot take hooks after its first registration).
     """
-    from intranet.web import csrf, errors, security
+    from intranet.web import cross_origin, csrf, errors, security
 
     found = [(assets, False)]
     for entry, is_api in BLUEPRINTS:
@@ -121,6 +123,7 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
         bp.before_request(refuse_if_unsafe)
         bp.before_request(csrf.protect)
         bp.after_request(security.headers)
+        bp.after_request(cross_origin.headers)
         bp.context_processor(template_context)
         errors.register(bp)
     return tuple(found)

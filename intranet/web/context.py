@@ -77,15 +77,26 @@ def _host_employee(loader: Callable[[], str | None]) -> Employee | None:
 def current_employee_or_none() -> Employee | None:
     """The signed-in, active employee, or None.
 
-    Inside a host that registered an ``employee_loader``, the host says who that is; otherwise
-    Beacon's own session does.
+    On the embed views, an embed token in the ``Authorization`` header says who that is
+    (:mod:`intranet.web.cross_origin`); inside a host that registered an ``employee_loader``, the
+    host does; otherwise Beacon's own session does.
+
+    :raise intranet.embed_tokens.TokenRefused: (401) the request's embed token is not acceptable.
     """
+    from intranet.web import cross_origin  # it reads this module's per-request state
+
     if "intranet_employee" in g:
         return g.intranet_employee
     employee = None
     loader = state().employee_loader
-    if loader is not None:
+    token = cross_origin.bearer_token()
+    if token is not None:
+        # The embed token alone says who this is: cookies (and a host's loader) are not consulted.
+        employee = cross_origin.employee_from_token(token)
+    elif loader is not None:
         employee = _host_employee(loader)
+    elif flask_session.get(cross_origin.EMBED_SESSION_KEY) and not cross_origin.is_embed_view():
+        employee = None  # a session made from an embed token serves the embed views only
     elif (employee_pk := flask_session.get("employee_pk")) is not None:
         # The session lookup read the person's row with the session row (one query, on this
         # request's connection, so deactivation is seen on every request); a session changed

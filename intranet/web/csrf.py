@@ -78,13 +78,19 @@ def protect() -> None:
 
     :raise CSRFError: answered by Beacon's error handlers with a 400.
     """
+    from intranet.web import cross_origin
+
     if request.method not in UNSAFE_METHODS:
         return
     if getattr(current_app.view_functions.get(request.endpoint or ""), "intranet_csrf_exempt", False):
         return
+    if cross_origin.bearer_token() is not None:
+        return  # authenticated by the embed token in the header, never by cookies: nothing to forge
     validate(_sent_token())
     if request.is_secure:
         if not request.referrer:
             raise CSRFError("The referrer header is missing.")
-        if not _same_origin(request.referrer, request.host):
+        # The script widget's cookie-authenticated calls come from a page of an allowed host origin.
+        if not _same_origin(request.referrer, request.host) and not (
+                cross_origin.is_embed_view() and cross_origin.referrer_allowed(request.referrer)):
             raise CSRFError("The referrer does not match the host.")

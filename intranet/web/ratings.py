@@ -14,6 +14,7 @@ from sqlmodel import select
 from intranet import ratings, targeting
 from intranet.errors import NotFound
 from intranet.models import Employee, Post
+from intranet.web.cross_origin import frameable
 from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.ratings_api import count_rating_attempt
 
@@ -24,10 +25,13 @@ def _back(post: Post) -> str:
     # A fixed choice of destinations, not a URL from the form: nothing to redirect elsewhere.
     if request.form.get("return_to") == "feed":
         return url_for("intranet_feed.index") + f"#post-{post.id}"
+    if request.form.get("return_to") == "embed":
+        return url_for("intranet_embed.feed_page") + f"#post-{post.id}"
     return url_for("intranet_feed.post", post_id=post.id) + "#rating"
 
 
 @bp.post("/posts/<int:post_id>/rating")
+@frameable  # the iframe page's rating forms post here too
 @require_role("employee")
 def rate(post_id: int):  # type: ignore[no-untyped-def]
     count_rating_attempt()

@@ -12,6 +12,7 @@ from intranet.errors import TooManyRequests, validated
 from intranet.models import Employee
 from intranet.web import security_events
 from intranet.web.api import json_body
+from intranet.web.cross_origin import cross_origin
 from intranet.web.context import current_employee, now, require_role, session, settings
 from intranet.web.openapi import operation
 
@@ -45,6 +46,7 @@ LIMITED = {429: "Over INTRANET_RATINGS_PER_MINUTE; Retry-After says when to try 
 @operation("Rate a post you can see (stars or a thumb, as the post's rating_style says); a second rating "
            "replaces the first", body=ratings.RatingIn, response=ratings.RatingPublic, returns="The stored rating",
            responses={422: "Invalid, or not the post's rating style", **LIMITED})
+@cross_origin  # the embeddable widget rates through here
 @require_role("employee")
 def rate(post_id: int) -> ratings.RatingPublic:
     count_rating_attempt()
@@ -59,6 +61,7 @@ def rate(post_id: int) -> ratings.RatingPublic:
 @bp.delete("/posts/<int:post_id>/rating")
 @operation("Withdraw your rating of a post (nothing to withdraw is fine)", status=204, returns="Withdrawn",
            responses=LIMITED)
+@cross_origin
 @require_role("employee")
 def withdraw(post_id: int) -> tuple[str, int]:
     count_rating_attempt()

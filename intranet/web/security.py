@@ -41,13 +41,22 @@ def _signed_in() -> bool:
 
 
 def headers(response: Response) -> Response:
-    """Add Beacon's security headers to *response*, keeping any a view set itself."""
+    """Add Beacon's security headers to *response*, keeping any a view set itself.
+
+    Only the embed views marked :func:`~intranet.web.cross_origin.frameable` may be framed, and
+    only by ``INTRANET_EMBED_ORIGINS`` (``frame-ancestors``); every other response denies framing.
+    """
+    from intranet.web import cross_origin
+
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    ancestors = cross_origin.frame_ancestors()
+    headers.setdefault("Content-Security-Policy",
+                       CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}"))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    if ancestors == "'none'":  # X-Frame-Options cannot name origins; frame-ancestors says it for embeds
+        headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.endpoint != STATIC_ENDPOINT and _signed_in():

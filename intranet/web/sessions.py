@@ -9,6 +9,11 @@ flow in progress, a flash message, a CSRF token for a form to post). Pages for p
 not signed in ask for no CSRF token unless they have such a form (``templates/intranet/base.html``),
 so browsing signed out, a 404 included, writes nothing.
 
+A session made for the iframe page from an embed token (``embed_only`` in its data, see
+:mod:`intranet.web.cross_origin`) travels in a cookie of its own, ``SameSite=None; Secure;
+Partitioned``: a browser sends it to Beacon inside frames on the embedding site (and only there,
+where third-party cookies are partitioned), while Beacon's own cookie stays ``SameSite=Lax``.
+
 Inside a host app these sessions serve Beacon's routes only (:class:`ScopedSessionInterface`);
 the host's routes keep the host's own session, and when the host signs people in (an
 ``employee_loader``), Beacon's routes use the host's session too.
@@ -29,6 +34,9 @@ from werkzeug.datastructures import CallbackDict
 
 from intranet.models import AuthSession, Employee
 from intranet.web.context import session as request_db
+
+#: Marks a session made from an embed token: it serves the embed views only (``web/cross_origin.py``).
+EMBED_SESSION_KEY = "embed_only"
 
 LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 _EMPLOYEE_COLUMNS = tuple(Employee.__table__.c)  # type: ignore[attr-defined]
@@ -63,6 +71,8 @@ class ServerSession(CallbackDict, SessionMixin):
             self.employee_values = dict(zip(_EMPLOYEE_KEYS, row[len(_SESSION_COLUMNS):]))
         self.modified = False
         self.rotate_requested = False
+        #: Whether the session arrived in the embed cookie (so ending it deletes that cookie).
+        self.embed_cookie = False
 
     def rotate(self) -> None:
         """Issue a new session id on the next save (at sign-in) and drop the old one."""
@@ -84,35 +94,52 @@ class DatabaseSessionInterface(SessionInterface):
         # "__Host-" cookies are refused by browsers unless Secure, Path=/ and without Domain.
         return "__Host-beacon" if self.get_cookie_secure(app) else "beacon_session"
 
+    def embed_cookie_name(self, app: Flask) -> str:
+        """The cookie of an iframe page's session (always Secure: SameSite=None requires it)."""
+        return "__Host-beacon-embed" if self.get_cookie_secure(app) else "beacon_embed_session"
+
+    def _cookie(self, app: Flask, session: ServerSession) -> tuple[str, dict[str, Any]]:
+        if session.get(EMBED_SESSION_KEY) or (not session and session.embed_cookie):
+            # Browsers treat http://localhost as secure, so development frames work too.
+            return self.embed_cookie_name(app), dict(httponly=True, secure=True, samesite="None", path="/",
+                                                     partitioned=True)
+        return self.cookie_name(app), dict(httponly=True, secure=self.get_cookie_secure(app), samesite="Lax",
+                                           path="/")
+
     def get_cookie_secure(self, app: Flask) -> bool:
         if self.secure is not None:
             return self.secure
         return bool(app.config["SESSION_COOKIE_SECURE"])
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
-        token = request.cookies.get(self.cookie_name(app))
-        if not token:
-            return ServerSession()
-        state = app.extensions["intranet"]
-        # The request's own database session (Flask pushes the app context before opening the
-        # session), so the lookup and the view share one pooled connection per request. A Core
-        # row, not an ORM object: this runs on every request, and identity-map bookkeeping cost
-        # more than the query. save_session loads the ORM row when it writes.
-        db = request_db()
-        row = db.connection().execute(_BY_ID, {"id": _digest(token)}).first()
+        # Beacon's own cookie first; inside a third-party frame only the embed cookie arrives.
+        row, token, embed_cookie = None, None, False
+        for name, embed_cookie in ((self.cookie_name(app), False), (self.embed_cookie_name(app), True)):
+            token = request.cookies.get(name)
+            if token:
+                # The request's own database session (Flask pushes the app context before opening the
+                # session), so the lookup and the view share one pooled connection per request. A Core
+                # row, not an ORM object: this runs on every request, and identity-map bookkeeping cost
+                # more than the query. save_session loads the ORM row when it writes.
+                row = request_db().connection().execute(_BY_ID, {"id": _digest(token)}).first()
+                if row is not None:
+                    break
         if row is None:
             return ServerSession()
+        state = app.extensions["intranet"]
+        db = request_db()
         now = state.clock()
         timeouts = state.settings.sessions
         if now - row.last_seen_at > timeouts.idle or now - row.created_at > timeouts.absolute:
             db.execute(delete(AuthSession).where(AuthSession.id == row.id))
             db.commit()
             return ServerSession()
-        return ServerSession(dict(row.data), token=token, row=row)
+        found = ServerSession(dict(row.data), token=token, row=row)
+        found.embed_cookie = embed_cookie
+        return found
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
-        name = self.cookie_name(app)
-        cookie = dict(httponly=True, secure=self.get_cookie_secure(app), samesite="Lax", path="/")
+        name, cookie = self._cookie(app, session)
         now = app.extensions["intranet"].clock()
         if session.row is not None and (not session or session.rotate_requested):
             db = _writable_db()
@@ -121,7 +148,7 @@ class DatabaseSessionInterface(SessionInterface):
             session.row = None
         if not session:
             if session.token:
-                response.delete_cookie(name, path="/", secure=cookie["secure"], samesite="Lax", httponly=True)
+                response.delete_cookie(name, **cookie)
             return
         if session.row is None:
             db = _writable_db()
@@ -138,7 +165,7 @@ class DatabaseSessionInterface(SessionInterface):
             db = _writable_db()
             stored = db.get(AuthSession, session.row.id)
             if stored is None:  # ended elsewhere (sign-out on another instance) while we served
-                response.delete_cookie(name, path="/", secure=cookie["secure"], samesite="Lax", httponly=True)
+                response.delete_cookie(name, **cookie)
                 return
             stored.data = dict(session)
             stored.employee_pk = session.get("employee_pk")

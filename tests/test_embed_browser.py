@@ -1,0 +1,230 @@
+"""In Chromium: Beacon's widget and iframe page inside an intranet page served from another origin.
+
+Beacon runs on ``http://127.0.0.1:<port>``; the host intranet on ``http://localhost:<other port>``
+(another origin and another site, as SharePoint is for Beacon), with a strict CSP of its own and a
+backend that mints embed tokens for its signed-in user. A third server, not in
+``INTRANET_EMBED_ORIGINS``, tries the same and gets nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from flask import Flask, g, jsonify
+
+from intranet import embed_tokens
+from intranet.models import PostState, Rating
+from tests.axe import AXE, serious_violations
+
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
+
+HOST_SECRET = secrets.token_hex(32)
+
+
+class Served:
+    """A WSGI app on a loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def host_intranet(where: dict[str, str], email: Callable[[], str], clock: Any) -> Flask:
+    """The host: a page with the script tag, a page with the iframe, and its token endpoint.
+
+    *where* says where Beacon is (``where["beacon"]``), known once Beacon is served.
+    """
+    host = Flask("host_intranet")
+
+    @host.before_request
+    def beacon_address() -> None:
+        g.beacon = where["beacon"]
+
+    @host.after_request
+    def strict_policy(response):  # type: ignore[no-untyped-def]
+        # The host's own strict CSP: Beacon's origin added for scripts, styles, calls and frames only.
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self' {g.beacon}; style-src 'self' {g.beacon}; "
+            f"connect-src 'self' {g.beacon}; frame-src {g.beacon}; img-src 'self'")
+        return response
+
+    @host.get("/")
+    def home():  # type: ignore[no-untyped-def]
+        return (f'<!doctype html><html lang="en"><head><title>Host intranet</title></head><body>'
+                f'<h1>Welcome to the intranet</h1><div id="news"></div>'
+                f'<script src="{g.beacon}/_beacon/static/intranet/js/widget.js" defer data-target="#news" '
+                f'data-token-url="/beacon-token"></script></body></html>')
+
+    @host.get("/favicon.ico")
+    def favicon():  # type: ignore[no-untyped-def]
+        return "", 204
+
+    @host.get("/framed")
+    def framed():  # type: ignore[no-untyped-def]
+        return (f'<!doctype html><html lang="en"><head><title>Host intranet</title></head><body>'
+                f'<iframe id="beacon" title="Your news" src="{g.beacon}/embed/feed" width="600" height="700"></iframe>'
+                f'<script src="/hand-token.js"></script></body></html>')
+
+    @host.get("/hand-token.js")
+    def hand_token():  # type: ignore[no-untyped-def]
+        # The host page answers the frame's "beacon:ready" with a fresh token, to Beacon's origin only.
+        script = (f'window.addEventListener("message", function (event) {{'
+                  f'  if (event.origin !== "{g.beacon}" || !event.data || event.data.type !== "beacon:ready") return;'
+                  f'  fetch("/beacon-token").then(function (r) {{ return r.json(); }}).then(function (data) {{'
+                  f'    event.source.postMessage({{type: "beacon:token", token: data.token}}, "{g.beacon}");'
+                  f'  }});'
+                  f'}});')
+        return script, 200, {"Content-Type": "text/javascript"}
+
+    @host.get("/beacon-token")
+    def token():  # type: ignore[no-untyped-def]
+        return jsonify(token=embed_tokens.mint(HOST_SECRET, issuer="intranet", audience="beacon", subject=email(),
+                                               now=clock.now, lifetime=dt.timedelta(minutes=5)))
+
+    return host
+
+
+@pytest.fixture
+def embedded(make_app: Any, clock: Any, page: Any) -> Iterator[dict[str, Any]]:
+    """Beacon allowing the host origin; the host; and a stranger not on the list."""
+    where: dict[str, str] = {}
+    who: dict[str, str] = {}
+    host = Served(host_intranet(where, lambda: who["email"], clock))
+    stranger = Served(host_intranet(where, lambda: who["email"], clock))
+    app = make_app(INTRANET_EMBED_ORIGINS=f"http://localhost:{host.port}", INTRANET_EMBED_TOKEN_SECRET=HOST_SECRET)
+    app.config["SESSION_COOKIE_SECURE"] = False
+    app.config["PREFERRED_URL_SCHEME"] = "http"
+    served = Served(app)
+    beacon = where["beacon"] = f"http://127.0.0.1:{served.port}"
+    servers = [served, host, stranger]
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    yield {"beacon": beacon, "host": f"http://localhost:{host.port}", "stranger": f"http://localhost:{stranger.port}",
+           "who": who, "console_errors": problems}
+    for server in servers:
+        server.close()
+
+
+def test_script_widget_on_another_origin_shows_the_feed_rates_and_acknowledges(page, embedded, make_employee,
+                                                                               make_post, db):
+    """The widget draws only the person's posts; stars, a thumb and the must-read banner all save."""
+    me = make_employee(department="Sales", display_name="Ana García")
+    embedded["who"]["email"] = me.email
+    must = make_post({"segments": [{"departments": ["Sales"]}]}, title="Safety briefing", must_read=True)
+    stars = make_post({"all": True}, title="Company picnic")
+    thumbs = make_post({"all": True}, title="New coffee machine", rating_style="thumbs")
+    make_post({"segments": [{"departments": ["Finance"]}]}, title="Finance only")
+
+    page.goto(embedded["host"] + "/")
+    widget = page.locator("#news")
+    page.wait_for_selector("#news .bw-item")
+    titles = widget.locator(".bw-post-title a").all_text_contents()
+    assert [t.replace(" (opens in a new tab)", "") for t in titles] == [
+        "Safety briefing", "Company picnic", "New coffee machine"]
+    assert widget.locator(".bw-who").inner_text() == "for Ana García"
+    assert page.evaluate("document.querySelector('#news').shadowRoot !== null")
+    assert page.locator("body > h1").inner_text() == "Welcome to the intranet"  # the host page is untouched
+
+    # Stars: a radio group; the keyboard chooses 4 (focus the first star, arrow three times).
+    picnic = widget.locator(f".bw-item[data-post-id='{stars.id}']")
+    picnic.locator("label").nth(0).click()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("""(id) => document.querySelector('#news').shadowRoot
+        .querySelector(`.bw-item[data-post-id="${id}"] .bw-item-status`).textContent.includes('4 of 5')""",
+                           arg=stars.id)
+    # Thumbs: toggle buttons.
+    coffee = widget.locator(f".bw-item[data-post-id='{thumbs.id}']")
+    coffee.get_by_role("button", name="Helpful", exact=True).click()
+    page.wait_for_function("""(id) => document.querySelector('#news').shadowRoot
+        .querySelector(`.bw-item[data-post-id="${id}"] .bw-item-status`).textContent.includes('helpful')""",
+                           arg=thumbs.id)
+    assert coffee.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed") == "true"
+    # The must-read banner.
+    banner = widget.locator(".bw-banner")
+    assert banner.is_visible() and "Safety briefing" in banner.inner_text()
+    banner.get_by_role("button", name=re.compile(r"I have read this\s*: Safety briefing")).click()
+    page.wait_for_selector("#news .bw-banner", state="hidden")
+    assert widget.locator(f".bw-item[data-post-id='{must.id}'] .bw-badge").inner_text() == "Acknowledged"
+
+    db.expire_all()
+    mine = {r.post_id: r for r in db.exec(select(Rating).where(Rating.employee_pk == me.id))}
+    assert mine[stars.id].stars == 4 and mine[thumbs.id].thumb == "up"
+    assert db.get(PostState, (me.id, must.id)).acknowledged_at is not None
+    assert embedded["console_errors"] == []  # no CSP violation, no failed call
+
+
+def test_script_widget_on_an_origin_not_allowed_gets_nothing(page, embedded, make_employee, make_post):
+    """A page outside INTRANET_EMBED_ORIGINS: the browser keeps Beacon's answers from it (CORS)."""
+    me = make_employee()
+    embedded["who"]["email"] = me.email
+    make_post(title="Company picnic")
+    page.goto(embedded["stranger"] + "/")
+    page.wait_for_function("() => document.querySelector('#news').shadowRoot"
+                           "?.querySelector('.bw-status')?.textContent.length > 0 && "
+                           "document.querySelector('#news').shadowRoot.querySelector('.bw').getAttribute('aria-busy') === 'false'")
+    assert page.locator("#news .bw-item").count() == 0
+    assert "Company picnic" not in page.locator("#news").inner_text()
+
+
+def test_iframe_page_signs_in_by_hand_off_and_acknowledges(page, embedded, make_employee, make_post, db):
+    """Framed by an allowed origin, the page takes the host's token by postMessage, keeps a frame session,
+    and its must-read banner acknowledges."""
+    me = make_employee(department="Sales")
+    embedded["who"]["email"] = me.email
+    must = make_post({"all": True}, title="Safety briefing", must_read=True)
+    make_post({"segments": [{"departments": ["Finance"]}]}, title="Finance only")
+    page.goto(embedded["host"] + "/framed")
+    frame = page.frame_locator("#beacon")
+    frame.locator(".embed-banner").wait_for()
+    assert "Finance only" not in frame.locator("main").inner_text()
+    frame.get_by_role("button", name=re.compile(r"I have read this\s*: Safety briefing")).click()
+    frame.locator(".badge.must-read.ok").wait_for()
+    db.expire_all()
+    assert db.get(PostState, (me.id, must.id)).acknowledged_at is not None
+
+
+def test_iframe_page_refuses_to_be_framed_by_an_origin_not_allowed(page, embedded, make_employee):
+    """frame-ancestors: the browser shows a stranger's frame no Beacon page (an error page instead)."""
+    embedded["who"]["email"] = make_employee().email
+    with page.expect_response(embedded["beacon"] + "/embed/feed") as answer:
+        page.goto(embedded["stranger"] + "/framed")
+    assert "frame-ancestors http://localhost:" in answer.value.headers["content-security-policy"]
+    [frame] = page.main_frame.child_frames
+    frame.wait_for_url(re.compile(r"^chrome-error://"))  # Chromium's page for a refused frame
+    assert "data-embed-connect" not in frame.content()
+
+
+@pytest.mark.parametrize("width", [320, 900])
+def test_script_widget_is_accessible_and_fits_its_container(page, embedded, make_employee, make_post, width):
+    """axe finds no serious WCAG 2.1 AA violation in the widget (shadow DOM included), at a narrow and a
+    wide container, and the widget is never wider than its container."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make test` installs it (cd tests && npm ci)")
+    embedded["who"]["email"] = make_employee().email
+    make_post({"all": True}, title="Safety briefing with a rather long title that has to wrap", must_read=True)
+    make_post({"all": True}, title="Company picnic")
+    make_post({"all": True}, title="New coffee machine", rating_style="thumbs")
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(embedded["host"] + "/")
+    page.wait_for_selector("#news .bw-item")
+    assert serious_violations(page) == []
+    overflow = page.evaluate("""() => { const host = document.querySelector('#news');
+        const inner = host.shadowRoot.querySelector('.bw');
+        return inner.scrollWidth - host.clientWidth; }""")
+    assert overflow <= 0
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
