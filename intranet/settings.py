@@ -343,6 +343,13 @@ class DirectorySettings(_Group):
                                    "Path of the directory policy (TOML); default config/directory.toml.")
     hr_mappings_dir: str | None = _key(None, "INTRANET_HR_MAPPINGS_DIR",
                                        "Folder of HR column mapping files (TOML); default config/hr_mappings.")
+    lease_seconds: float = _key(120, "INTRANET_DIRECTORY_LEASE_SECONDS",
+                                "How long a directory sync's lease lasts without renewal (a running sync renews "
+                                "it as it goes; after a crash the next sync may start this long later).", gt=0)
+
+    @property
+    def lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.lease_seconds)
 
 
 class EntraSettings(_Group):

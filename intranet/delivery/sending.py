@@ -14,6 +14,12 @@ A message row moves ``pending -> sending -> sent`` (or ``failed``, ``expired``, 
 * **Retries**: temporary failures (SMTP 4xx, dropped connections, HTTP 429/5xx) go back to
   ``pending`` with exponential backoff and jitter; permanent ones (SMTP 5xx, HTTP 4xx) are
   ``failed`` at once. Nothing is sent after the message's expiry (the person's next slot).
+* **Outages**: a failure that says the channel itself is unavailable (the SMTP server refuses
+  connections or closes them, the Teams flow is throttled or failing) puts the rest of the batch's
+  messages on that channel back with the same backoff without trying them, so a server that is
+  down costs one attempt per batch instead of a timeout per message, and the sender logs an
+  alert (an ERROR record with ``alert`` set, once per batch while it lasts); giving a message up
+  at its expiry is an alert too.
 * **Pacing**: a token bucket holds sends to the provider's rate (Exchange Online: 30 a minute
   per mailbox).
 
@@ -205,6 +211,8 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
                 channels=tuple(channels))
     session.commit()
     priors: dict[str | None, dict[str, float]] = {}  # department priors, loaded once per run
+    down: dict[str, TemporaryFailure] = {}  # channel -> the failure that showed it unavailable
+    deferred: dict[str, int] = {}
     for message_pk in ids:
         now = clock()
         message = session.get(OutboxMessage, message_pk, populate_existing=True)
@@ -214,6 +222,10 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         if now >= message.expires_at:
             finish(session, message, "expired", "expired before it could be sent")
             report.expired += 1
+            continue
+        if message.channel in down:
+            if _retry_later(session, message, down[message.channel], now, settings, rng, report):
+                deferred[message.channel] = deferred.get(message.channel, 0) + 1
             continue
         employee = session.get(Employee, message.employee_pk)
         digest = session.get(Digest, message.digest_id)
@@ -246,17 +258,9 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         try:
             channels[message.channel].deliver(rendered, now)
         except TemporaryFailure as exc:
-            again = retry_at(exc, attempts=message.attempts, base_seconds=settings.mail.retry_seconds, now=now,
-                             expires_at=message.expires_at, rng=rng)
-            if again is None:
-                finish(session, message, "expired", f"gave up before the next digest: {exc.reason}")
-                report.expired += 1
-            else:
-                message.status, message.next_attempt_at = "pending", again
-                message.lease_until, message.last_error = None, exc.reason[:1000]
-                session.add(message)
-                session.commit()
-                report.retried += 1
+            if exc.outage:
+                down[message.channel] = exc
+            _retry_later(session, message, exc, now, settings, rng, report)
             logger.warning("Digest message %s (%s) failed temporarily: %s", message.id, message.channel, exc.reason)
             continue
         except PermanentFailure as exc:
@@ -274,7 +278,32 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         digest_sent_event(session, message, digest, employee, post_ids=content.post_ids, now=now)
         session.commit()
         report.sent += 1
+    for channel, failure in down.items():
+        logger.error("Delivery alert: the %s channel is unavailable (%s); %d more of this batch's messages wait "
+                     "for their retry", channel, failure.reason, deferred.get(channel, 0),
+                     extra={"alert": "delivery_channel_down", "channel": channel})
     return report
+
+
+def _retry_later(session: Session, message: OutboxMessage, failure: TemporaryFailure, now: dt.datetime,
+                 settings: Settings, rng: random.Random | None, report: SendReport) -> bool:
+    """Put *message* back for a retry after *failure* (backoff or Retry-After), or give it up when
+    that would fall after its expiry; commit. True when it will be retried."""
+    again = retry_at(failure, attempts=message.attempts, base_seconds=settings.mail.retry_seconds, now=now,
+                     expires_at=message.expires_at, rng=rng)
+    if again is None:
+        finish(session, message, "expired", f"gave up before the next digest: {failure.reason}")
+        report.expired += 1
+        logger.error("Delivery alert: digest message %s (%s) given up after %d attempts: %s", message.id,
+                     message.channel, message.attempts, failure.reason,
+                     extra={"alert": "delivery_given_up", "channel": message.channel})
+        return False
+    message.status, message.next_attempt_at = "pending", again
+    message.lease_until, message.last_error = None, failure.reason[:1000]
+    session.add(message)
+    session.commit()
+    report.retried += 1
+    return True
 
 
 def send_batch(sessions: Callable[[], Session], clock: Callable[[], dt.datetime], settings: Settings,

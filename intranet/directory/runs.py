@@ -1,12 +1,19 @@
 """Directory sync runs: the edge that takes the lease, records the run and commits.
 
-A run goes: take the ``directory-sync`` lease (a second run is refused: "already running") ->
+A run goes: take the ``directory-sync`` lease (a second run is refused: "already running"; a run
+whose process died is closed as abandoned by the next one, once its lease has lapsed) ->
 read the source (a whole Graph delta round, a whole HR export, a whole canonical CSV) -> plan
 (:mod:`intranet.directory.planning`) -> ask the guard -> either apply the plan
 (:mod:`intranet.directory.apply`) in one transaction, together with the new deltaLink, or hold it
 for an admin. Every run, whatever happens, is recorded in ``intranet_sync_run``. An expired
 deltaLink (``syncStateNotFound``, 410) or a changed ``$select`` makes a Graph run a full resync
 with mark-and-sweep.
+
+The lease (``INTRANET_DIRECTORY_LEASE_SECONDS``) is renewed as pages arrive and while waiting
+out Graph's Retry-After, so it stays short, and a crashed sync blocks the next one only that
+long; the apply step re-takes it in its own transaction, so a run that lost it (paused past its
+lease) never applies over a newer one. A killed run applies nothing: its plan is applied with
+the new deltaLink in one transaction, and the next run starts again from the last one committed.
 
 The planner and the apply step only flush; :class:`DirectorySync` commits between the phases,
 like the scheduler's runner: the lease and the run record must be visible to other processes
@@ -27,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session
 
 from intranet import leases
@@ -43,7 +51,6 @@ from intranet.settings import Settings
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "directory-sync"
-LEASE_TTL = dt.timedelta(minutes=15)
 
 
 class AlreadyRunning(RuntimeError):
@@ -52,6 +59,13 @@ class AlreadyRunning(RuntimeError):
     def __init__(self, run_id: int | None = None) -> None:
         super().__init__("A directory sync is already running; try again when it has finished.")
         self.run_id = run_id
+
+
+class LeaseLost(RuntimeError):
+    """Another sync took the lease while this one was paused past it; this one applies nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("This directory sync lost its lease to another one (paused past it); nothing was applied.")
 
 
 def _stage(staged: dict[str, Any], users: Iterable[dict[str, Any]]) -> int:
@@ -138,6 +152,8 @@ class DirectorySync:
         self.progress = progress or (lambda done, total, label: None)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._released = True
+        self.lease_ttl = settings.directory.lease
+        self._renewed_at = 0.0
 
     def _session(self) -> Session:
         return self.sessions()
@@ -147,7 +163,7 @@ class DirectorySync:
         if self._graph_client is None:
             from intranet.directory.graph import GraphClient, GraphSettings
 
-            self._graph_client = GraphClient(GraphSettings.from_settings(self.settings.entra))
+            self._graph_client = GraphClient(GraphSettings.from_settings(self.settings.entra), sleep=self._wait)
         return self._graph_client
 
     # -------------------------------------------------------------------------- lifecycle
@@ -155,7 +171,7 @@ class DirectorySync:
     def _start(self, source: str, mode: str, trigger: str, **fields: Any) -> SyncRun:
         now = self.clock()
         with self._session() as session:
-            if not leases.acquire(session, LEASE_NAME, self.owner, ttl=LEASE_TTL, now=now):
+            if not leases.acquire(session, LEASE_NAME, self.owner, ttl=self.lease_ttl, now=now):
                 session.rollback()
                 run = SyncRun(source=source, mode=mode, trigger=trigger, status="refused", started_at=now,
                               finished_at=now, duration_ms=0,
@@ -163,16 +179,37 @@ class DirectorySync:
                 session.add(run)
                 session.commit()
                 raise AlreadyRunning(run.id)
+            # Runs still "running" belong to a process that died (we hold the lease now, so none
+            # is alive): close them, so the history says what happened. They applied nothing.
+            abandoned = session.execute(update(SyncRun).where(SyncRun.status == "running").values(
+                status="failed", finished_at=now,
+                error="Abandoned: the process running it stopped before it finished; nothing was applied."))
+            if abandoned.rowcount:
+                logger.error("Closed %s directory sync run(s) whose process stopped mid-round (nothing of them "
+                             "was applied)", abandoned.rowcount, extra={"alert": "directory_sync_abandoned"})
             run = SyncRun(source=source, mode=mode, trigger=trigger, status="running", started_at=now, **fields)
             session.add(run)
             session.commit()
             self._released = False
+            self._renewed_at = time.monotonic()
             return run
 
-    def _renew(self) -> None:
+    def _renew(self, *, force: bool = True) -> None:
+        """Extend the lease (unless *force* is off and it was renewed less than a quarter lease ago)."""
+        if not force and time.monotonic() - self._renewed_at < self.lease_ttl.total_seconds() / 4:
+            return
         with self._session() as session:
-            leases.acquire(session, LEASE_NAME, self.owner, ttl=LEASE_TTL, now=self.clock())
+            leases.acquire(session, LEASE_NAME, self.owner, ttl=self.lease_ttl, now=self.clock())
             session.commit()
+        self._renewed_at = time.monotonic()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep *seconds* (a Graph Retry-After) while keeping the lease."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, self.lease_ttl.total_seconds() / 4))
+            if not self._released:
+                self._renew(force=False)
 
     def _release(self) -> None:
         if self._released:
@@ -202,6 +239,8 @@ class DirectorySync:
         """Apply (or hold) the plan and record the run: one transaction."""
         now = self.clock()
         with self._session() as session:
+            if not leases.acquire(session, LEASE_NAME, self.owner, ttl=self.lease_ttl, now=now):
+                raise LeaseLost()
             row = session.get(SyncRun, run.id)
             assert row is not None
             for key, value in (extra or {}).items():
@@ -293,7 +332,7 @@ class DirectorySync:
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra=extra)
 
-        return self._recorded(run, started, body, refused=(GraphError,))
+        return self._recorded(run, started, body, refused=(GraphError, LeaseLost))
 
     def _read_round(self, delta_link: str | None) -> tuple[dict[str, Any], str]:
         staged: dict[str, Any] = {}
@@ -303,8 +342,7 @@ class DirectorySync:
             seen += _stage(staged, page.users)
             pages += 1
             self.progress(seen, None, "Reading Graph")
-            if pages % 25 == 0:
-                self._renew()
+            self._renew(force=False)
             if page.delta_link:
                 final = page.delta_link
         if final is None:  # pragma: no cover - iter_delta always ends with a deltaLink
@@ -344,7 +382,7 @@ class DirectorySync:
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra=extra)
 
-        return self._recorded(run, started, body, refused=(IntranetError,))
+        return self._recorded(run, started, body, refused=(IntranetError, LeaseLost))
 
     # -------------------------------------------------------------------------- canonical CSV
 
@@ -371,7 +409,7 @@ class DirectorySync:
             return self._conclude(run, plan, started, hold_reason=verdict.reason if verdict.hold else None,
                                   extra={"rows": file.row_count})
 
-        return self._recorded(run, started, body, refused=(IntranetError,))
+        return self._recorded(run, started, body, refused=(IntranetError, LeaseLost))
 
     # -------------------------------------------------------------------------- held runs
 
@@ -381,7 +419,7 @@ class DirectorySync:
         started = time.perf_counter()
         now = self.clock()
         with self._session() as session:
-            if not leases.acquire(session, LEASE_NAME, self.owner, ttl=LEASE_TTL, now=now):
+            if not leases.acquire(session, LEASE_NAME, self.owner, ttl=self.lease_ttl, now=now):
                 raise AlreadyRunning(run_id)
             session.commit()
             self._released = False

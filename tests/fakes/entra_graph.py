@@ -137,6 +137,8 @@ class _Fault:
     code: str | None
     message: str | None
     headers: dict[str, str]
+    #: Only requests carrying this query parameter (``$skiptoken``: a round's later pages).
+    with_arg: str | None = None
 
 
 @dataclass
@@ -354,15 +356,17 @@ class FakeEntraGraph:
         code: str | None = None,
         message: str | None = None,
         headers: Mapping[str, str] | None = None,
+        with_arg: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests whose path contains ``on_path`` with ``status``.
+        """Answer the next ``times`` requests whose path contains ``on_path`` (and whose query has
+        ``with_arg``, when given: ``"$skiptoken"`` hits a round's second page) with ``status``.
 
         Graph paths get a Graph error body (``400`` defaults to ``syncStateNotFound``,
         ``410`` carries a ``Location``); Entra paths (``/oauth2/``) get an AAD error body.
         """
         with self._lock:
             self._faults.append(
-                _Fault(status, times, on_path, method, retry_after, code, message, dict(headers or {}))
+                _Fault(status, times, on_path, method, retry_after, code, message, dict(headers or {}), with_arg)
             )
 
     def expire_delta_tokens(self) -> None:
@@ -412,7 +416,8 @@ class FakeEntraGraph:
 
     def _take_fault(self, request: Request) -> _Fault | None:
         for fault in self._faults:
-            if fault.remaining > 0 and fault.on_path in request.path and fault.method in (None, request.method):
+            if (fault.remaining > 0 and fault.on_path in request.path and fault.method in (None, request.method)
+                    and (fault.with_arg is None or fault.with_arg in request.args)):
                 fault.remaining -= 1
                 return fault
         return None

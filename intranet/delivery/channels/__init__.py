@@ -13,10 +13,13 @@ from typing import Any
 class TemporaryFailure(Exception):
     """The channel may accept this message later (SMTP 4xx, connection refused, HTTP 429/5xx)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, outage: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        #: The channel itself is unavailable (server down or unreachable, throttled, 5xx), not just
+        #: this message: the sender leaves the channel's other messages for later too.
+        self.outage = outage
 
 
 class PermanentFailure(Exception):

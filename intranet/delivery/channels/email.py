@@ -91,7 +91,8 @@ class SmtpMailer:
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPException, OSError, socket.timeout) as exc:
             self.close()
             self._smtp = None
-            raise TemporaryFailure(f"SMTP connection problem: {exc.__class__.__name__}: {exc}") from None
+            raise TemporaryFailure(f"SMTP connection problem: {exc.__class__.__name__}: {exc}",
+                                   outage=True) from None
         if refused:
             code, text = next(iter(refused.values()))
             raise _classify(code, text)
@@ -107,5 +108,6 @@ class SmtpMailer:
 def _classify(code: int, text: bytes | str) -> Exception:
     reason = f"SMTP {code}: {text.decode(errors='replace') if isinstance(text, bytes) else text}"[:500]
     if 400 <= code < 500:
-        return TemporaryFailure(reason)
+        # 421: the server is shutting the connection (overloaded, going down), for every message.
+        return TemporaryFailure(reason, outage=code == 421)
     return PermanentFailure(reason)

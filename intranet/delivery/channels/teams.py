@@ -39,12 +39,13 @@ class TeamsWorkflow:
         try:
             response = self.http.post(self._url, json=card_payload(digest), timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TemporaryFailure(f"Teams workflow unreachable: {exc.__class__.__name__}") from None
+            raise TemporaryFailure(f"Teams workflow unreachable: {exc.__class__.__name__}", outage=True) from None
         if response.status_code < 300:
             return
         if response.status_code == 429 or response.status_code >= 500:
             seconds = retry_after_seconds(response.headers.get("Retry-After"), now)
-            raise TemporaryFailure(f"Teams workflow answered {response.status_code}", retry_after=seconds)
+            raise TemporaryFailure(f"Teams workflow answered {response.status_code}", retry_after=seconds,
+                                   outage=True)
         raise PermanentFailure(f"Teams workflow answered {response.status_code}")
 
 
