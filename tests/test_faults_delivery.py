@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
 
 PEOPLE = 24
 LEASE_SECONDS = 2
+SCHEDULER_LEASE = 3
 
 
 def queue_digests(db, make_employee, make_post) -> set[str]:  # type: ignore[no-untyped-def]
@@ -80,7 +81,9 @@ def test_a_scheduler_killed_mid_tick_is_replaced_by_its_standby(database, db, ma
     """Two `scheduler` processes: one holds the lease and sends; SIGKILLed mid-batch, the standby
     takes the lease within one lease period of the last renewal and finishes the digests."""
     expected = queue_digests(db, make_employee, make_post)
-    env = sender_env(database, smtp, SCHEDULER_LEASE_SECONDS=LEASE_SECONDS)
+    # The dead sender's claims lapse (1 s) before the scheduler lease can (3 s), so the standby's
+    # first sending round, at takeover, already finds them.
+    env = {**sender_env(database, smtp, SCHEDULER_LEASE_SECONDS=SCHEDULER_LEASE), "INTRANET_OUTBOX_LEASE_SECONDS": "1"}
 
     def holder() -> str | None:
         lease = db.get(Lease, "scheduler", populate_existing=True)
@@ -102,6 +105,6 @@ def test_a_scheduler_killed_mid_tick_is_replaced_by_its_standby(database, db, ma
         took_over = utcnow()
         # The standby polls every third of a lease: it holds the lease at most that long after the
         # dead one's expired (a second of slack for two processes sharing two busy cores).
-        assert took_over - max(last_expiry, killed_at) <= dt.timedelta(seconds=LEASE_SECONDS / 3 + 1.5)
+        assert took_over - max(last_expiry, killed_at) <= dt.timedelta(seconds=SCHEDULER_LEASE / 3 + 1.5)
         wait_for(lambda: {m.status for m in outbox(db)} == {"sent"}, what="every digest sent", process=other)
     assert_each_sent_once_more_at_most(expected, received(smtp), crashes=1)
