@@ -69,6 +69,14 @@ def host_intranet(where: dict[str, str], email: Callable[[], str], clock: Any) -
                 f'<script src="{g.beacon}/_beacon/static/intranet/js/widget.js" defer data-target="#news" '
                 f'data-token-url="/beacon-token"></script></body></html>')
 
+    @host.get("/same-site")
+    def same_site():  # type: ignore[no-untyped-def]
+        # No token endpoint: the widget rides on the person's Beacon session (same site, other origin).
+        return (f'<!doctype html><html lang="en"><head><title>Host intranet</title></head><body>'
+                f'<main><h1>Team site</h1><div id="news"></div></main>'
+                f'<script src="{g.beacon}/_beacon/static/intranet/js/widget.js" defer data-target="#news">'
+                f'</script></body></html>')
+
     @host.get("/favicon.ico")
     def favicon():  # type: ignore[no-untyped-def]
         return "", 204
@@ -78,6 +86,13 @@ def host_intranet(where: dict[str, str], email: Callable[[], str], clock: Any) -
         return (f'<!doctype html><html lang="en"><head><title>Host intranet</title></head><body>'
                 f'<iframe id="beacon" title="Your news" src="{g.beacon}/embed/feed" width="600" height="700"></iframe>'
                 f'<script src="/hand-token.js"></script></body></html>')
+
+    @host.get("/framed-plain")
+    def framed_plain():  # type: ignore[no-untyped-def]
+        # A page that only frames Beacon (SharePoint's Embed web part): it mints no tokens.
+        return (f'<!doctype html><html lang="en"><head><title>Host intranet</title></head><body>'
+                f'<iframe id="beacon" title="Your news" src="{g.beacon}/embed/feed" width="600" height="700">'
+                f'</iframe></body></html>')
 
     @host.get("/hand-token.js")
     def hand_token():  # type: ignore[no-untyped-def]
@@ -105,7 +120,9 @@ def embedded(make_app: Any, clock: Any, page: Any) -> Iterator[dict[str, Any]]:
     who: dict[str, str] = {}
     host = Served(host_intranet(where, lambda: who["email"], clock))
     stranger = Served(host_intranet(where, lambda: who["email"], clock))
-    app = make_app(INTRANET_EMBED_ORIGINS=f"http://localhost:{host.port}", INTRANET_EMBED_TOKEN_SECRET=HOST_SECRET)
+    # The host on localhost is another site than Beacon's 127.0.0.1; on 127.0.0.1 it is the same site.
+    app = make_app(INTRANET_EMBED_ORIGINS=f"http://localhost:{host.port}, http://127.0.0.1:{host.port}",
+                   INTRANET_EMBED_TOKEN_SECRET=HOST_SECRET)
     app.config["SESSION_COOKIE_SECURE"] = False
     app.config["PREFERRED_URL_SCHEME"] = "http"
     served = Served(app)
@@ -113,14 +130,14 @@ def embedded(make_app: Any, clock: Any, page: Any) -> Iterator[dict[str, Any]]:
     servers = [served, host, stranger]
     problems: list[str] = []
     page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    yield {"beacon": beacon, "host": f"http://localhost:{host.port}", "stranger": f"http://localhost:{stranger.port}",
+    yield {"beacon": beacon, "host": f"http://localhost:{host.port}", "same_site": f"http://127.0.0.1:{host.port}", "stranger": f"http://localhost:{stranger.port}",
            "who": who, "console_errors": problems}
     for server in servers:
         server.close()
 
 
 def test_script_widget_on_another_origin_shows_the_feed_rates_and_acknowledges(page, embedded, make_employee,
-                                                                               make_post, db):
+                                                                               make_post, db, clock):
     """The widget draws only the person's posts; stars, a thumb and the must-read banner all save."""
     me = make_employee(department="Sales", display_name="Ana García")
     embedded["who"]["email"] = me.email
@@ -147,9 +164,12 @@ def test_script_widget_on_another_origin_shows_the_feed_rates_and_acknowledges(p
     page.wait_for_function("""(id) => document.querySelector('#news').shadowRoot
         .querySelector(`.bw-item[data-post-id="${id}"] .bw-item-status`).textContent.includes('4 of 5')""",
                            arg=stars.id)
-    # Thumbs: toggle buttons.
+    # Thumbs: toggle buttons. Ten minutes on, the token has expired: Beacon's 401 makes the widget
+    # fetch a fresh one from the host and try once more.
+    clock.advance(minutes=10)
     coffee = widget.locator(f".bw-item[data-post-id='{thumbs.id}']")
-    coffee.get_by_role("button", name="Helpful", exact=True).click()
+    with page.expect_response(lambda r: r.url.endswith("/beacon-token")):
+        coffee.get_by_role("button", name="Helpful", exact=True).click()
     page.wait_for_function("""(id) => document.querySelector('#news').shadowRoot
         .querySelector(`.bw-item[data-post-id="${id}"] .bw-item-status`).textContent.includes('helpful')""",
                            arg=thumbs.id)
@@ -165,7 +185,9 @@ def test_script_widget_on_another_origin_shows_the_feed_rates_and_acknowledges(p
     mine = {r.post_id: r for r in db.exec(select(Rating).where(Rating.employee_pk == me.id))}
     assert mine[stars.id].stars == 4 and mine[thumbs.id].thumb == "up"
     assert db.get(PostState, (me.id, must.id)).acknowledged_at is not None
-    assert embedded["console_errors"] == []  # no CSP violation, no failed call
+    # No CSP violation and no failed call, but the one expired-token 401 the widget recovered from.
+    assert embedded["console_errors"] == ["Failed to load resource: the server responded with a status of 401 "
+                                          "(UNAUTHORIZED)"]
 
 
 def test_script_widget_on_an_origin_not_allowed_gets_nothing(page, embedded, make_employee, make_post):
@@ -196,6 +218,66 @@ def test_iframe_page_signs_in_by_hand_off_and_acknowledges(page, embedded, make_
     frame.locator(".badge.must-read.ok").wait_for()
     db.expire_all()
     assert db.get(PostState, (me.id, must.id)).acknowledged_at is not None
+
+
+def sign_in_to_beacon(page: Any, beacon: str, employee: Any) -> None:
+    page.goto(f"{beacon}/auth/dev-login")
+    page.fill("#email", employee.email)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{beacon}/")
+
+
+def test_script_widget_on_a_same_site_page_uses_the_beacon_session_with_csrf(page, embedded, make_employee,
+                                                                             make_post, db):
+    """Without a token endpoint, the widget calls with the person's Beacon cookie and sends the CSRF token."""
+    me = make_employee()
+    post = make_post({"all": True}, title="Company picnic", rating_style="thumbs")
+    sign_in_to_beacon(page, embedded["beacon"], me)
+    page.goto(embedded["same_site"] + "/same-site")
+    widget = page.locator("#news")
+    page.wait_for_selector("#news .bw-item")
+    with page.expect_request(lambda r: r.method == "PUT") as put:
+        widget.get_by_role("button", name="Not helpful").click()
+    assert put.value.headers.get("x-csrftoken") and "authorization" not in put.value.headers
+    page.wait_for_function("() => document.querySelector('#news').shadowRoot"
+                           ".querySelector('.bw-item-status').textContent.includes('not helpful')")
+    db.expire_all()
+    assert db.exec(select(Rating).where(Rating.employee_pk == me.id, Rating.post_id == post.id)).one().thumb == "down"
+
+
+@pytest.mark.parametrize("third_party_cookies", ["allowed", "blocked"])
+def test_iframe_page_on_another_site_signs_in_through_beacons_own_window(_browser, embedded, make_employee,
+                                                                        make_post, third_party_cookies):
+    """The SharePoint path: no token from the host; "Sign in" opens Beacon's window, which hands the frame
+    a token by postMessage; the frame then shows the feed from its own partitioned session, also in a
+    browser that blocks third-party cookies."""
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    me = make_employee()
+    make_post({"all": True}, title="Company picnic")
+    browser = _browser
+    if third_party_cookies == "blocked":
+        browser = _browser.browser_type.launch(executable_path=CHROMIUM, headless=True,
+                                               args=[*CHROMIUM_ARGS, "--test-third-party-cookie-phaseout"])
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        sign_in_to_beacon(page, embedded["beacon"], me)  # signed in to Beacon first-party, as after Entra sign-in
+        page.goto(embedded["host"] + "/framed-plain")
+        frame = page.frame_locator("#beacon")
+        frame.get_by_role("button", name="Sign in").wait_for()  # the frame does not see Beacon's own cookie
+        with page.expect_popup() as opened:
+            frame.get_by_role("button", name="Sign in").click()
+        opened.value.wait_for_event("close")
+        frame.locator(".feed-item").wait_for()
+        assert "Company picnic" in frame.locator(".feed").inner_text()
+        page.reload()  # the frame's session outlives the page
+        frame.locator(".feed-item").wait_for()
+        context.close()
+    finally:
+        if browser is not _browser:
+            browser.close()
 
 
 def test_iframe_page_refuses_to_be_framed_by_an_origin_not_allowed(page, embedded, make_employee):
