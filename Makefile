@@ -21,7 +21,20 @@ $(NODE_STAMP): tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP)
+## The interface's message catalogs (intranet/translations/*/LC_MESSAGES/beacon.po), compiled
+## to .mo files, which are not committed; Beacon also compiles a catalog newer than its .mo when loading it.
+CATALOGS := $(wildcard intranet/translations/*/LC_MESSAGES/beacon.po)
+install: $(STAMP) $(CATALOGS:.po=.mo)
+
+%.mo: %.po $(STAMP)
+	$(VENV)/bin/pybabel compile -D beacon -i $< -o $@
+
+## After changing strings: extract them into the template and merge it into each catalog.
+.PHONY: catalogs
+catalogs: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k lazy_gettext -k translate:2 -k ntranslate:2,3 --no-location --sort-output \
+	  --project Beacon -o intranet/translations/beacon.pot .
+	$(VENV)/bin/pybabel update -D beacon -i intranet/translations/beacon.pot -d intranet/translations --no-fuzzy-matching
 
 ## Set up, create/migrate the SQLite database, seed demo data on first run, serve on :5000.
 ## The seed command prints the demo accounts and serve prints the address (each once).

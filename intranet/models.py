@@ -183,6 +183,8 @@ class Post(Base, table=True):
     expires_at: dt.datetime | None = _ts(default=None)
     published_at: dt.datetime | None = _ts(default=None)
     rating_style: str = Field(default="stars", max_length=8)
+    #: The language the post was written in (its primary version; translations are PostTranslation rows).
+    language: str = Field(default="en", max_length=16, sa_column_kwargs={"server_default": "en"})
     author_pk: int | None = Field(
         default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"), index=True)
     )
@@ -531,6 +533,8 @@ class Preference(Base, table=True):
     learned_timing: bool | None = None
     device: str | None = Field(default=None, max_length=16)
     open_tracking: bool | None = None
+    #: The interface and post language the person chose (NULL: the directory's, see intranet.languages).
+    language: str | None = Field(default=None, max_length=16)
     updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
 
 
@@ -1148,3 +1152,32 @@ class WebhookDelivery(Base, table=True):
     last_status: int | None = None
     #: Why the last attempt failed, with at most a short snippet of the answer's body.
     last_error: str | None = Field(default=None, max_length=1000)
+
+
+# --------------------------------------------------------------------------------------------
+# Languages: a post's versions in other languages
+# --------------------------------------------------------------------------------------------
+
+
+class PostTranslation(Base, table=True):
+    """A post in one more language (the post row holds its primary language's version).
+
+    The body is sanitized on write, as the post's own (``body_html`` clean HTML, ``body_text``
+    its plain text); one version per (post, language).
+    """
+
+    __tablename__ = "intranet_post_translation"
+    __table_args__ = (UniqueConstraint("post_id", "language", name="uq_intranet_post_translation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False))
+    language: str = Field(max_length=16)
+    title: str = Field(max_length=300)
+    summary: str = Field(default="", max_length=1000)
+    body_html: str = Field(default="", sa_type=Text)
+    body_text: str = Field(default="", sa_type=Text)
+    updated_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)

@@ -15,25 +15,28 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Session, select
 
+from intranet import languages
 from intranet.errors import InvalidInput, validated
 from intranet.models import CADENCES, CHANNELS, Employee, OrgPreference, Preference
 
 Cadence = Literal["off", "as_it_happens", "daily", "twice_daily", "weekly"]
 Channel = Literal["email", "teams", "in_app"]
 Device = Literal["phone", "computer", "either"]
+Language = Literal["en", "es", "ca"]
 FIELDS = ("cadence", "weekly_day", "channels", "quiet_start", "quiet_end", "working_days", "followed_topics",
-          "muted_topics", "learned_timing", "device", "open_tracking")
+          "muted_topics", "learned_timing", "device", "open_tracking", "language")
 #: Beacon's defaults (the organisation may change them): once a day, Monday to Friday, email and
 #: in-app, quiet hours 20:00-07:00 local, learned timing on.
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "cadence": "daily", "weekly_day": 0, "channels": ["email", "in_app"], "quiet_start": 20, "quiet_end": 7,
     "working_days": [0, 1, 2, 3, 4], "followed_topics": [], "muted_topics": [], "learned_timing": True,
-    "device": "either", "open_tracking": True,
+    "device": "either", "open_tracking": True, "language": None,
 }
 #: What people may not change for everyone (their own topics are personal).
 ORG_FIELDS = ("cadence", "weekly_day", "channels", "quiet_start", "quiet_end", "working_days", "learned_timing",
               "open_tracking")
 assert set(CADENCES) == set(Cadence.__args__) and set(CHANNELS) == set(Channel.__args__)  # type: ignore[attr-defined]
+assert set(languages.SUPPORTED) == set(Language.__args__)  # type: ignore[attr-defined]
 
 
 def _unique_sorted(values: list[Any]) -> list[Any]:
@@ -83,6 +86,8 @@ class PreferencesIn(_DeliveryChoices):
     followed_topics: list[str] | None = Field(default=None, max_length=100)
     muted_topics: list[str] | None = Field(default=None, max_length=100)
     device: Device | None = None
+    #: The language of Beacon and of the person's digests; null follows the directory.
+    language: Language | None = None
 
     @field_validator("followed_topics", "muted_topics")
     @classmethod
@@ -119,6 +124,8 @@ class Preferences:
     learned_timing: bool
     device: str
     open_tracking: bool
+    #: The language the person chose (None: the directory's, see :func:`intranet.languages.choose`).
+    language: str | None = None
     #: The fields the person set themselves (the rest follow the organisation).
     chosen: frozenset[str] = frozenset()
 
@@ -152,6 +159,8 @@ class DefaultsPublic(BaseModel):
 class PreferencesPublic(DefaultsPublic):
     """Your effective preferences: your own choices over the organisation's defaults."""
 
+    language: Language | None = Field(default=None, description="The language you chose for Beacon and your "
+                                      "digests; null follows the company directory")
     chosen: list[str] = Field(description="The fields you set yourself (the rest follow the organisation)")
 
     @classmethod
@@ -193,7 +202,9 @@ def _effective(row: Preference | None, defaults: dict[str, Any]) -> Preferences:
                        followed_topics=_unicode(values["followed_topics"]),
                        muted_topics=_unicode(values["muted_topics"]),
                        learned_timing=bool(values["learned_timing"]), device=values["device"],
-                       open_tracking=bool(values["open_tracking"]), chosen=frozenset(chosen))
+                       open_tracking=bool(values["open_tracking"]), language=values.get("language"),
+                       chosen=frozenset(chosen))
+
 
 
 def for_employee(session: Session, employee: Employee) -> Preferences:

@@ -140,7 +140,7 @@ def test_nothing_imports_the_standalone_entry():
 #: The edges: the only modules that import Flask, and the only ones that may import web/ or cli/.
 EDGES = ("intranet", "intranet.extension", "intranet.factory", "intranet.jobs")
 CORE = ("intranet.models", "intranet.db", "intranet.settings", "intranet.errors", "intranet.sanitize")
-WEB_FRAMEWORK = ("flask", "flask_wtf", "werkzeug")
+WEB_FRAMEWORK = ("flask", "flask_wtf", "flask_babel", "werkzeug")
 
 
 def _is_edge(name: str) -> bool:

@@ -30,7 +30,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
 
-from intranet import preferences
+from intranet import languages, preferences
+from intranet.languages import N_
 from intranet.models import Digest, EngagementEvent, Employee, FatigueNotice, OutboxMessage, Post
 from intranet.settings import Settings
 
@@ -40,8 +41,8 @@ STEP_DOWN = {"as_it_happens": "daily", "twice_daily": "daily", "daily": "weekly"
 WINDOW = dt.timedelta(days=28)
 #: The span of the weekly budget.
 WEEK = dt.timedelta(days=7)
-CADENCE_NAMES = {"as_it_happens": "as it happens", "twice_daily": "twice a day", "daily": "once a day",
-                 "weekly": "once a week", "off": "never"}
+CADENCE_NAMES = {"as_it_happens": N_("as it happens"), "twice_daily": N_("twice a day"), "daily": N_("once a day"),
+                 "weekly": N_("once a week"), "off": N_("never")}
 _ENGAGED = ("digest_open", "digest_click")
 
 
@@ -318,14 +319,17 @@ def undo(session: Session, employee: Employee, now: dt.datetime) -> FatigueNotic
     return notice
 
 
-def describe(notice: FatigueNotice) -> str:
-    """The notice in one plain sentence (the feed, the preferences page and the digest all use it)."""
-    old, new = CADENCE_NAMES[notice.from_cadence], CADENCE_NAMES[notice.to_cadence]
+def describe(notice: FatigueNotice, language: str | None = None) -> str:
+    """The notice in one plain sentence, in *language* (the feed, the preferences page and the digest all use it)."""
+    old = languages.translate(language, CADENCE_NAMES[notice.from_cadence])
+    new = languages.translate(language, CADENCE_NAMES[notice.to_cadence])
     if notice.kind == "step_down":
-        return (f"Your last {notice.ignored} digests went unopened, so Beacon now sends your digest {new} instead "
-                f"of {old}. Must-reads still reach you as before.")
-    return (f"Your last {notice.ignored} digests went unopened. Would you rather get your digest {new} instead "
-            f"of {old}? Must-reads still reach you as before.")
+        return languages.translate(language, "Your last %(ignored)s digests went unopened, so Beacon now sends your "
+                                 "digest %(new)s instead of %(old)s. Must-reads still reach you as before.",
+                                 ignored=notice.ignored, new=new, old=old)
+    return languages.translate(language, "Your last %(ignored)s digests went unopened. Would you rather get your "
+                             "digest %(new)s instead of %(old)s? Must-reads still reach you as before.",
+                             ignored=notice.ignored, new=new, old=old)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,13 +342,14 @@ class NoticeView:
     to_name: str
 
 
-def shown(session: Session, employee: Employee) -> NoticeView | None:
-    """*employee*'s open notice, ready for the feed or the preferences page (None when there is none)."""
+def shown(session: Session, employee: Employee, language: str | None = None) -> NoticeView | None:
+    """*employee*'s open notice in *language*, ready for the feed or the preferences page (None when there is none)."""
     notice = open_notice(session, employee)
     if notice is None:
         return None
-    return NoticeView(notice.kind, describe(notice), CADENCE_NAMES[notice.from_cadence],
-                      CADENCE_NAMES[notice.to_cadence])
+    return NoticeView(notice.kind, describe(notice, language),
+                      languages.translate(language, CADENCE_NAMES[notice.from_cadence]),
+                      languages.translate(language, CADENCE_NAMES[notice.to_cadence]))
 
 
 def announcement(session: Session, employee: Employee) -> FatigueNotice | None:

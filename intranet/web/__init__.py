@@ -17,6 +17,8 @@ from typing import Any
 
 from flask import Blueprint, Flask
 
+from intranet.languages import N_
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 logger = logging.getLogger(__name__)
 
@@ -63,17 +65,18 @@ class NavItem:
     endpoints: tuple[str, ...] = ()
 
 
+# Labels are marked for translation (N_) and translated where base.html shows them.
 NAV: tuple[NavItem, ...] = (
-    NavItem("intranet_feed.index", "My feed"),
-    NavItem("intranet_groups.index", "Groups"),
-    NavItem("intranet_publish.index", "Publishing", "contributor"),
-    NavItem("intranet_feedback.inbox", "Feedback", "contributor", ("intranet_feedback.inbox", "intranet_feedback.thread")),
-    NavItem("intranet_delivery.preferences_page", "Digest"),
-    NavItem("intranet_dashboards.organisation", "Dashboards", "comms"),
-    NavItem("intranet_admin.digest_defaults", "Organisation", "comms", ("intranet_admin.digest_defaults",)),
-    NavItem("intranet_admin.roles_page", "People", "admin", ("intranet_admin.roles_page",)),
-    NavItem("intranet_directory_admin.index", "Directory", "admin"),
-    NavItem("intranet_webhooks_admin.index", "Webhooks", "admin"),
+    NavItem("intranet_feed.index", N_("My feed")),
+    NavItem("intranet_groups.index", N_("Groups")),
+    NavItem("intranet_publish.index", N_("Publishing"), "contributor"),
+    NavItem("intranet_feedback.inbox", N_("Feedback"), "contributor", ("intranet_feedback.inbox", "intranet_feedback.thread")),
+    NavItem("intranet_delivery.preferences_page", N_("Digest")),
+    NavItem("intranet_dashboards.organisation", N_("Dashboards"), "comms"),
+    NavItem("intranet_admin.digest_defaults", N_("Organisation"), "comms", ("intranet_admin.digest_defaults",)),
+    NavItem("intranet_admin.roles_page", N_("People"), "admin", ("intranet_admin.roles_page",)),
+    NavItem("intranet_directory_admin.index", N_("Directory"), "admin"),
+    NavItem("intranet_webhooks_admin.index", N_("Webhooks"), "admin"),
 )
 
 
@@ -81,9 +84,10 @@ def template_context() -> dict[str, Any]:
     """What Beacon's pages expect besides globals: the navigation, the viewer, who signs people in."""
     from flask import current_app
 
+    from intranet.web import i18n
     from intranet.web.context import current_employee_or_none, state
 
-    context: dict[str, Any] = {"beacon_signs_in": state().employee_loader is None}
+    context: dict[str, Any] = {"beacon_signs_in": state().employee_loader is None, **i18n.template_context()}
     employee = current_employee_or_none()
     if employee is None:
         return {**context, "beacon_nav": [], "beacon_viewer": None}
@@ -130,7 +134,7 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import csrf, health, limits, rate_limits, times
+    from intranet.web import csrf, health, i18n, limits, rate_limits, times
 
     limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
@@ -143,6 +147,7 @@ def init_app(app: Flask) -> None:
     state = app.extensions["intranet"]
     state.extras["limiter"] = rate_limits.init_app(app, state.settings.rate_limits)  # after the views exist
     times.init_app(app)
+    i18n.init_app(app)
     # A global, so macros imported without context see it; prefixed, since it lands in the host's
     # Jinja environment (where ``csrf_token`` may be the host's own Flask-WTF token).
     app.add_template_global(csrf.token, "beacon_csrf_token")

@@ -12,12 +12,14 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
-from intranet import people, preferences, zones
+from intranet import languages, people, preferences, zones
+from intranet.languages import N_
 from intranet.delivery import content, fatigue, planning, rendering
 from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee
-from intranet.web import csrf
+from intranet.web import csrf, i18n
+from intranet.web.i18n import _
 from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.limits import request_json
 from intranet.web.openapi import operation
@@ -114,10 +116,10 @@ def put_org_defaults() -> preferences.DefaultsPublic:
 # Pages
 # --------------------------------------------------------------------------------------------
 
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+DAY_NAMES = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
 #: The preferences form's numeric fields, as people know them.
-FORM_NUMBERS = {"weekly_day": "The day of the weekly digest", "quiet_start": "The start of quiet hours",
-                "quiet_end": "The end of quiet hours", "working_days": "A working day"}
+FORM_NUMBERS = {"weekly_day": N_("The day of the weekly digest"), "quiet_start": N_("The start of quiet hours"),
+                "quiet_end": N_("The end of quiet hours"), "working_days": N_("A working day")}
 
 
 def _zone_context(employee: Employee) -> dict[str, object]:
@@ -127,12 +129,21 @@ def _zone_context(employee: Employee) -> dict[str, object]:
             or zones.canonical_for(settings().site.org_timezone) or "UTC"}
 
 
+def _language_context(employee: Employee) -> dict[str, object]:
+    """The language field: the languages Beacon speaks (each in its own words), the person's choice, the directory's."""
+    directory = languages.supported(employee.language)
+    directory_name = languages.name(directory) if directory else i18n.gettext("not set, so your browser's")
+    return {"language_choices": [(code, languages.NAMES[code]) for code in languages.SUPPORTED],
+            "own_language": languages.supported(i18n.chosen_language(employee.id)),
+            "directory_language_name": directory_name}
+
+
 def _page_context(employee: Employee) -> dict[str, object]:
-    """What the preferences page shows besides the form: the schedule, the weekly budget, the time zone."""
+    """What the preferences page shows besides the form: the schedule, the weekly budget, the time zone, the language."""
     return {"schedule": planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone),
             "budget": fatigue.budget_for(session(), employee, now(), settings().fatigue.weekly_budget),
-            "cadence_notice": fatigue.shown(session(), employee), "fatigue_policy": settings().fatigue,
-            "days": DAY_NAMES, **_zone_context(employee)}
+            "cadence_notice": fatigue.shown(session(), employee, i18n.locale()), "fatigue_policy": settings().fatigue,
+            "days": DAY_NAMES, **_zone_context(employee), **_language_context(employee)}
 
 
 @pages.get("/preferences")
@@ -145,10 +156,10 @@ def preferences_page():  # type: ignore[no-untyped-def]
 
 #: The answers to a cadence notice (:mod:`intranet.delivery.fatigue`), and what each one says back.
 CADENCE_CHOICES = {
-    "accept": (fatigue.accept, "Done: your digest now comes {to}."),
-    "dismiss": (fatigue.dismiss, "Fine: your digest keeps coming {from_}."),
-    "keep": (fatigue.keep, "Your digest keeps coming {to}."),
-    "undo": (fatigue.undo, "Done: your digest comes {from_} again."),
+    "accept": (fatigue.accept, N_("Done: your digest now comes %(to)s.")),
+    "dismiss": (fatigue.dismiss, N_("Fine: your digest keeps coming %(from_)s.")),
+    "keep": (fatigue.keep, N_("Your digest keeps coming %(to)s.")),
+    "undo": (fatigue.undo, N_("Done: your digest comes %(from_)s again.")),
 }
 
 
@@ -159,12 +170,12 @@ def answer_cadence_notice():  # type: ignore[no-untyped-def]
     employee = current_employee()
     choice = CADENCE_CHOICES.get(request.form.get("choice", ""))
     if choice is None:
-        raise InvalidInput("Choose accept, dismiss, keep or undo.", details={"field": "choice"})
+        raise InvalidInput(_("Choose accept, dismiss, keep or undo."), details={"field": "choice"})
     action, said = choice
     notice = action(session(), employee, now())
     _replan(employee)
     session().commit()
-    flash(said.format(to=fatigue.CADENCE_NAMES[notice.to_cadence], from_=fatigue.CADENCE_NAMES[notice.from_cadence]))
+    flash(_(said, to=_(fatigue.CADENCE_NAMES[notice.to_cadence]), from_=_(fatigue.CADENCE_NAMES[notice.from_cadence])))
     back = "intranet_feed.index" if request.form.get("back") == "feed" else "intranet_delivery.preferences_page"
     return redirect(url_for(back))
 
@@ -185,8 +196,8 @@ def preferences_save():  # type: ignore[no-untyped-def]
         # Only ASCII digits, and few of them: int() also reads "²"-like digits wrongly and
         # refuses thousands of digits with a ValueError of its own.
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 2):
-            raise InvalidInput(f"{FORM_NUMBERS[name]} must be chosen from the list, not {raw[:20]!r}.",
-                               details={"field": name})
+            raise InvalidInput(_("%(field)s must be chosen from the list, not %(value)s.", field=_(FORM_NUMBERS[name]),
+                                 value=repr(raw[:20])), details={"field": name})
         return int(raw)
 
     try:
@@ -208,6 +219,8 @@ def preferences_save():  # type: ignore[no-untyped-def]
         chosen = preferences.for_employee(session(), employee).chosen
         defaults = preferences.org_defaults(session())
         data = {k: v for k, v in data.items() if k in chosen or v != defaults.get(k)}
+        if "language" in form:
+            data["language"] = form.get("language") or None
         change = preferences.parse(data)
         if "timezone" in form:  # first, so the re-planned digest uses the new zone
             people.set_own_zone(session(), employee, form.get("timezone") or None, now=now())
@@ -218,7 +231,8 @@ def preferences_save():  # type: ignore[no-untyped-def]
                                **_page_context(employee)), 422
     _replan(employee)
     session().commit()
-    flash("Your preferences are saved.")
+    i18n.refresh()  # the confirmation, and the page after it, in the language just chosen
+    flash(_("Your preferences are saved."))
     return redirect(url_for("intranet_delivery.preferences_page"))
 
 
@@ -227,7 +241,8 @@ def _employee_from_token(token: str) -> Employee:
     employee = None if employee_id is None else session().execute(
         select(Employee).where(Employee.employee_id == employee_id)).scalar()
     if employee is None:
-        raise NotFound("This unsubscribe link is not valid.")
+        raise NotFound(_("This unsubscribe link is not valid."))
+
     return employee
 
 

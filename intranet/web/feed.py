@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from intranet import attachments, feed, feedback, ratings, targeting
 from intranet.delivery import fatigue
 from intranet.models import PostState
+from intranet.web import i18n
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 bp = Blueprint("intranet_feed", __name__)
@@ -22,7 +23,7 @@ def index():  # type: ignore[no-untyped-def]
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), posts),
                            my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]),
-                           cadence_notice=fatigue.shown(session(), employee),
+                           cadence_notice=fatigue.shown(session(), employee, i18n.locale()),
                            new_replies=feedback.unseen_replies(session(), employee))
 
 

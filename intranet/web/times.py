@@ -15,12 +15,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, g
 
-from intranet import zones
+from intranet import languages, zones
+from intranet.web import i18n
 from intranet.web.context import current_employee_or_none, now, settings
-
-DATETIME = "%d %b %Y, %H:%M"
-DATE = "%d %b %Y"
-FULL = "%a %d %b %Y, %H:%M"
 
 
 def viewer_zone() -> ZoneInfo:
@@ -32,12 +29,8 @@ def viewer_zone() -> ZoneInfo:
     return g.intranet_viewer_zone
 
 
-def _plural(n: int, unit: str) -> str:
-    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
-
-
-def relative(value: dt.datetime, at: dt.datetime, zone: ZoneInfo) -> str:
-    """*value* said relative to *at*: "just now", "5 minutes ago", "in 3 hours", "yesterday", "4 days ago".
+def relative(value: dt.datetime, at: dt.datetime, zone: ZoneInfo, language: str | None = None) -> str:
+    """*value* said relative to *at* in *language*: "just now", "5 minutes ago", "in 3 hours", "yesterday".
 
     Beyond a week it falls back to the local date ("24 Nov", with the year when it is not *at*'s).
     """
@@ -45,20 +38,24 @@ def relative(value: dt.datetime, at: dt.datetime, zone: ZoneInfo) -> str:
     past = seconds >= 0
     seconds = abs(seconds)
     if seconds < 60:
-        return "just now"
+        return languages.translate(language, "just now")
     if seconds < 3600:
-        amount = _plural(int(seconds // 60), "minute")
-    elif seconds < 86400:
-        amount = _plural(int(seconds // 3600), "hour")
-    else:
-        days = abs((at.astimezone(zone).date() - value.astimezone(zone).date()).days)
-        if days == 1:
-            return "yesterday" if past else "tomorrow"
-        if days >= 7:
-            local = value.astimezone(zone)
-            return local.strftime("%d %b") if local.year == at.astimezone(zone).year else local.strftime(DATE)
-        amount = _plural(days, "day")
-    return f"{amount} ago" if past else f"in {amount}"
+        n = int(seconds // 60)
+        return (languages.ntranslate(language, "%(num)d minute ago", "%(num)d minutes ago", n) if past
+                else languages.ntranslate(language, "in %(num)d minute", "in %(num)d minutes", n))
+    if seconds < 86400:
+        n = int(seconds // 3600)
+        return (languages.ntranslate(language, "%(num)d hour ago", "%(num)d hours ago", n) if past
+                else languages.ntranslate(language, "in %(num)d hour", "in %(num)d hours", n))
+    days = abs((at.astimezone(zone).date() - value.astimezone(zone).date()).days)
+    if days == 1:
+        return languages.translate(language, "yesterday") if past else languages.translate(language, "tomorrow")
+    if days >= 7:
+        same_year = value.astimezone(zone).year == at.astimezone(zone).year
+        return languages.format_datetime(value, languages.DAY_MONTH if same_year else languages.DATE,
+                                         language=language, zone=zone)
+    return (languages.ntranslate(language, "%(num)d day ago", "%(num)d days ago", days) if past
+            else languages.ntranslate(language, "in %(num)d day", "in %(num)d days", days))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +77,16 @@ def beacon_time(value: dt.datetime | None, style: str = "datetime") -> LocalTime
     if value.tzinfo is None:  # stored times are UTC; SQLite may hand them back naive
         value = value.replace(tzinfo=dt.timezone.utc)
     zone = viewer_zone()
-    local = value.astimezone(zone)
+    language = i18n.locale()
     if style == "relative":
-        text = relative(value, now(), zone)
-    elif style == "date":
-        text = local.strftime(DATE)
+        text = relative(value, now(), zone, language)
     else:
-        text = local.strftime(DATETIME)
+        text = languages.format_datetime(value, languages.DATE if style == "date" else languages.DATETIME,
+                                         language=language, zone=zone)
+    full = languages.format_datetime(value, languages.FULL, language=language, zone=zone)
     return LocalTime(iso=value.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
-                     title=f"{local.strftime(FULL)} ({zone.key})", text=text)
+                     title=f"{full} ({zone.key})", text=text)
+
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,154 @@
+"""Languages: which ones Beacon speaks, whose language is whose, and the message catalogs.
+
+Beacon's interface comes in the languages of :data:`SUPPORTED` (catalogs in
+``intranet/translations/<lang>/LC_MESSAGES/beacon.po``, compiled to ``.mo`` by ``make install``).
+A person's language is the one they chose in their preferences, else the one the directory synced
+(``Employee.language``, a BCP 47 tag such as ``es-ES``) when Beacon speaks it; pages for people
+signed out follow the browser's ``Accept-Language`` (the web edge decides that), and English is
+the last resort.
+
+This module knows nothing of Flask: digests and emails are rendered outside any request, by the
+scheduler, with :func:`translations` for the recipient's language.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_datetime as _babel_format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+from jinja2 import Environment
+
+logger = logging.getLogger(__name__)
+
+#: The languages of Beacon's interface, English (the source language) first.
+SUPPORTED: tuple[str, ...] = ("en", "es", "ca")
+DEFAULT = "en"
+#: Each language in its own words (what a person picks from, whatever language the page is in).
+NAMES: dict[str, str] = {"en": "English", "es": "Español", "ca": "Català"}
+DOMAIN = "beacon"
+CATALOGS = Path(__file__).resolve().parent / "translations"
+
+
+def N_(message: str) -> str:  # noqa: N802 (the conventional name, which the extractor looks for)
+    """Mark *message* for extraction without translating it now (it is translated where shown)."""
+    return message
+
+
+def supported(tag: str | None) -> str | None:
+    """The language of :data:`SUPPORTED` that the tag *tag* (``es``, ``es-ES``, ``ca_ES``) names, or None."""
+    if not tag:
+        return None
+    primary = tag.replace("_", "-").split("-", 1)[0].strip().lower()
+    return primary if primary in SUPPORTED else None
+
+
+def choose(chosen: str | None, directory: str | None) -> str | None:
+    """A person's language: the one they *chosen* in their preferences, else the *directory*'s, if Beacon speaks it.
+
+    None means "not known": the caller falls back (to the browser's language, then English).
+    """
+    return supported(chosen) or supported(directory)
+
+
+def name(language: str) -> str:
+    """*language* in its own words (``es`` -> ``Español``); the tag itself when Beacon does not know it."""
+    return NAMES.get(language) or NAMES.get(supported(language) or "", language)
+
+
+def name_in(language: str, shown_in: str) -> str:
+    """*language*'s name as a speaker of *shown_in* says it (``es`` in ``ca`` -> ``espanyol``)."""
+    try:
+        found = Locale.parse(shown_in).languages.get(language.replace("-", "_").split("_")[0])
+    except (ValueError, TypeError):
+        found = None
+    return found or name(language)
+
+
+def _compiled(po: Path) -> Translations:
+    """The catalog *po* as translations: its ``.mo`` when that is newer, else compiled in memory.
+
+    ``make install`` compiles the ``.mo`` files; compiling here as well means a checkout whose
+    catalogs changed since (or that never ran the install step) still speaks every language.
+    """
+    mo = po.with_suffix(".mo")
+    if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+        with mo.open("rb") as fp:
+            return Translations(fp, domain=DOMAIN)
+    with po.open("rb") as fp:
+        catalog = read_po(fp, locale=po.parent.parent.name, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer, domain=DOMAIN)
+
+
+@functools.cache
+def translations(language: str | None) -> NullTranslations:
+    """The message catalog for *language* (English, the source, is the identity)."""
+    language = supported(language) or DEFAULT
+    po = CATALOGS / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if language == DEFAULT or not po.exists():
+        return NullTranslations()
+    return _compiled(po)
+
+
+def translate(language: str | None, message: str, **values: Any) -> str:
+    """*message* in *language*, with ``%(name)s`` placeholders filled from *values*."""
+    text = translations(language).gettext(message)
+    return text % values if values else text
+
+
+def ntranslate(language: str | None, singular: str, plural: str, num: int, **values: Any) -> str:
+    """The singular or plural form of a message for *num*, in *language* (``%(num)d`` is filled)."""
+    values.setdefault("num", num)
+    return translations(language).ngettext(singular, plural, num) % values
+
+
+#: Date and time patterns (CLDR, https://unicode.org/reports/tr35/tr35-dates.html) in each locale's words.
+DATETIME = "dd MMM y, HH:mm"
+DATE = "dd MMM y"
+DAY_MONTH = "dd MMM"
+FULL = "EEE dd MMM y, HH:mm"
+
+
+def format_datetime(value: dt.datetime, pattern: str, *, language: str | None, zone: ZoneInfo | None = None) -> str:
+    """*value* (UTC when naive) in *zone*, written with the CLDR *pattern* in *language*'s words."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    if zone is not None:
+        value = value.astimezone(zone)
+    # babel would convert to its own default zone; the value is already local, so it keeps its own.
+    return _babel_format_datetime(value, pattern, tzinfo=value.tzinfo, locale=supported(language) or DEFAULT)
+
+
+def template_functions(language: Callable[[], str | None]) -> dict[str, Any]:
+    """``gettext`` and ``ngettext`` for templates, in the catalog of the language *language* returns when used.
+
+    Jinja wraps them as its "newstyle" gettext (what ``{% trans %}`` compiles to): placeholders are
+    filled by the function, and in an autoescaped template the translation counts as markup while
+    the values put into it are escaped. The wrapping is Jinja's own, done in a private environment,
+    so a host's environment keeps its own callables.
+    """
+    wrapper = Environment(extensions=["jinja2.ext.i18n"])
+    wrapper.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda message: translations(language()).gettext(message),
+        ngettext=lambda singular, plural, n: translations(language()).ngettext(singular, plural, n),
+        newstyle=True)
+    return {"gettext": wrapper.globals["gettext"], "ngettext": wrapper.globals["ngettext"]}
+
+
+@functools.cache
+def message_functions(language: str | None) -> dict[str, Any]:
+    """Template functions for a message in *language* (an email rendered for its recipient, outside any request)."""
+    fixed = supported(language) or DEFAULT
+    return template_functions(lambda: fixed)

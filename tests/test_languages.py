@@ -1,0 +1,204 @@
+"""Languages: the interface in English, Spanish and Catalan, chosen per person, with complete catalogs."""
+from __future__ import annotations
+
+import html
+import re
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+from flask import Flask, render_template_string
+from flask_babel import Babel
+
+from intranet import Intranet, languages
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGS = ROOT / "intranet" / "translations"
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+HTML_LANG = re.compile(r'<html lang="([^"]+)">')
+
+
+def _catalog(language: str) -> Any:
+    with (CATALOGS / language / "LC_MESSAGES" / "beacon.po").open("rb") as fp:
+        return read_po(fp, locale=language)
+
+
+def _extracted(tmp_path: Path) -> set[Any]:
+    """The messages the code and templates mark today (what `make catalogs` extracts)."""
+    out = tmp_path / "now.pot"
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-F", "babel.cfg", "-k", "N_",
+                    "-k", "lazy_gettext", "-k", "translate:2", "-k", "ntranslate:2,3", "--no-location",
+                    "-o", str(out), "."], cwd=ROOT, check=True, capture_output=True)
+    with out.open("rb") as fp:
+        return {m.id for m in read_po(fp) if m.id}
+
+
+# --- the catalogs ----------------------------------------------------------------------------------
+
+
+def test_the_catalogs_hold_every_marked_string(tmp_path):
+    """Each string marked in the code and templates is in the template and in the es and ca catalogs, and no stale ones."""
+    marked = _extracted(tmp_path)
+    assert len(marked) > 150
+    with (CATALOGS / "beacon.pot").open("rb") as fp:
+        assert {m.id for m in read_po(fp) if m.id} == marked, "run `make catalogs` and translate the new strings"
+    for language in ("es", "ca"):
+        assert {m.id for m in _catalog(language) if m.id} == marked, language
+
+
+@pytest.mark.parametrize("language", ["es", "ca"])
+def test_every_message_is_translated_with_the_same_placeholders(language):
+    """No empty or fuzzy translation, and each one fills exactly the placeholders of its English."""
+    for message in _catalog(language):
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert all(strings) and not message.fuzzy, (language, message.id)
+        wanted = set(PLACEHOLDER.findall(ids[-1])) - {"num"}
+        for text in strings:
+            assert set(PLACEHOLDER.findall(text)) - {"num"} == wanted, (language, message.id, text)
+
+
+def test_a_missing_translation_is_caught(tmp_path):
+    """The completeness check can fail: a catalog with an untranslated entry is reported."""
+    po = tmp_path / "beacon.po"
+    po.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Sign out"\nmsgstr ""\n',
+                  encoding="utf-8")
+    with po.open("rb") as fp:
+        assert [m.id for m in read_po(fp) if m.id and not m.string] == ["Sign out"]
+
+
+def test_languages_are_chosen_from_preferences_then_the_directory():
+    """A chosen language wins; a directory tag is reduced to a language Beacon speaks, else unknown."""
+    assert languages.choose("ca", "es-ES") == "ca"
+    assert languages.choose(None, "es-ES") == "es"
+    assert languages.choose(None, "ca_ES") == "ca"
+    assert languages.choose(None, "de-DE") is None and languages.choose(None, None) is None
+    assert languages.translate("es", "Sign out") == "Cerrar sesión"
+    assert languages.translate("de", "Sign out") == "Sign out"
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("language", "feed", "sign_out"), [
+    ("en", "Your feed", "Sign out"),
+    ("es-ES", "Tus noticias", "Cerrar sesión"),
+    ("ca", "Les teves notícies", "Tanca la sessió"),
+])
+def test_the_feed_speaks_the_directory_language(client_for, make_employee, make_post, language, feed, sign_out):
+    """Someone whose directory language is Spanish or Catalan reads the feed in it, <html lang> included."""
+    make_post(title="Canteen reopens")
+    client = client_for(make_employee(language=language))
+    page = client.get("/").get_data(as_text=True)
+    assert HTML_LANG.search(page).group(1) == languages.supported(language)
+    assert f"<h1>{feed}</h1>" in page and sign_out in page and "Canteen reopens" in page
+
+
+@pytest.mark.parametrize(("language", "heading", "legend"), [
+    ("en", "Your digest", "How often"), ("es", "Tu resumen", "Con qué frecuencia"),
+    ("ca", "El teu resum", "Amb quina freqüència"),
+])
+def test_preferences_speak_the_persons_language(client_for, make_employee, language, heading, legend):
+    """The preferences page in each language."""
+    page = client_for(make_employee(language=language)).get("/preferences").get_data(as_text=True)
+    assert HTML_LANG.search(page).group(1) == language
+    assert f"<h1>{heading}</h1>" in page and f"<legend>{legend}</legend>" in page
+
+
+def _save_language(client: Any, language: str) -> Any:
+    page = client.get("/preferences").get_data(as_text=True)
+    assert 'name="language"' in page
+    return client.post("/preferences", data={"csrf_token": client.csrf, "cadence": "daily", "channels": ["email"],
+                                             "weekly_day": "0", "quiet_start": "20", "quiet_end": "7",
+                                             "working_days": ["0", "1", "2", "3", "4"], "device": "either",
+                                             "learned_timing": "on", "open_tracking": "on", "language": language},
+                       follow_redirects=True)
+
+
+def test_a_chosen_language_overrides_the_directory(client_for, make_employee):
+    """Choosing Catalan in preferences turns a Spanish-speaking person's Beacon Catalan; choosing nothing turns it back."""
+    client = client_for(make_employee(language="es"))
+    saved = html.unescape(_save_language(client, "ca").get_data(as_text=True))
+    assert "S'han desat les teves preferències." in saved  # the confirmation is already in the new language
+    page = client.get("/").get_data(as_text=True)
+    assert HTML_LANG.search(page).group(1) == "ca" and "Les teves notícies" in page
+    assert client.api("GET", "/api/v1/me/preferences").get_json()["language"] == "ca"
+    _save_language(client, "")
+    assert "Tus noticias" in client.get("/").get_data(as_text=True)
+
+
+def test_an_unknown_language_is_refused(client_for, make_employee):
+    """A language Beacon does not speak is a 422 naming the field, and nothing changes."""
+    client = client_for(make_employee(language="es"))
+    assert _save_language(client, "de").status_code == 422
+    assert "Tus noticias" in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("accept", "expected", "text"), [
+    ("ca,es;q=0.8", "ca", "Inicia la sessió"), ("es-MX,es;q=0.9", "es", "Iniciar sesión"),
+    ("de-DE,de;q=0.9", "en", "Sign in"), (None, "en", "Sign in"),
+])
+def test_signed_out_pages_follow_the_browser(app, accept, expected, text):
+    """Signed out, the browser's Accept-Language decides among the languages Beacon speaks, else English."""
+    headers = {"Accept-Language": accept} if accept else {}
+    page = app.test_client().get("/auth/dev-login", headers=headers).get_data(as_text=True)
+    assert HTML_LANG.search(page).group(1) == expected and text in page
+
+
+def test_an_unsupported_directory_language_falls_back_to_the_browser(client_for, make_employee):
+    """A German speaker (Beacon has no German) gets the browser's language when Beacon speaks it, else English."""
+    client = client_for(make_employee(language="de"))
+    assert HTML_LANG.search(client.get("/").get_data(as_text=True)).group(1) == "en"
+    page = client.get("/", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert HTML_LANG.search(page).group(1) == "es"
+
+
+def test_error_pages_speak_the_viewers_language(client_for, make_employee):
+    """A 404 in Beacon is in the viewer's language too."""
+    page = client_for(make_employee(language="es")).get("/posts/999999").get_data(as_text=True)
+    assert "No encontrado" in page and HTML_LANG.search(page).group(1) == "es"
+
+
+def test_relative_times_and_dates_are_in_the_viewers_words(client_for, make_employee, make_post, clock):
+    """"1 hour ago" reads "hace 1 hora" in Spanish and "fa 1 hora" in Catalan."""
+    make_post(title="Canteen reopens")
+    assert "hace 1 hora" in client_for(make_employee(language="es")).get("/").get_data(as_text=True)
+    assert "fa 1 hora" in client_for(make_employee(language="ca")).get("/").get_data(as_text=True)
+
+
+# --- inside a host app -----------------------------------------------------------------------------
+
+
+def test_a_hosts_own_babel_is_left_alone(database, clock, make_employee, tmp_path):
+    """A host that set up Flask-Babel (German, its own selector) keeps it; Beacon's pages still speak the person's language."""
+    make_employee(email="ada@example.test", language="ca")
+    host = Flask("host", instance_path=str(tmp_path / "instance"))
+    host.config.update(SECRET_KEY="h" * 32, INTRANET_SECRET_KEY="b" * 32, INTRANET_URL_PREFIX="/news",
+                       PREFERRED_URL_SCHEME="https")
+    babel = Babel(host, locale_selector=lambda: "de")
+    extension = Intranet()
+    extension.employee_loader(lambda: "ada@example.test")
+    extension.init_app(host, engine=database, clock=clock)
+    assert host.extensions["babel"].instance is babel
+    assert host.extensions["babel"].locale_selector() == "de"
+
+    @host.get("/")
+    def home() -> str:
+        return render_template_string("{{ _('Sign out') }}")
+
+    client = host.test_client()
+    assert client.get("/").get_data(as_text=True) == "Sign out"  # the host's own (empty) German catalog
+    page = client.get("/news/").get_data(as_text=True)
+    assert HTML_LANG.search(page).group(1) == "ca" and "Les teves notícies" in page
+
+
+def test_beacon_sets_up_babel_on_a_host_without_it(make_app):
+    """Standalone (and on hosts without Flask-Babel) Beacon sets Flask-Babel up itself, with its own catalog."""
+    app = make_app()
+    assert app.extensions["babel"].default_domain == languages.DOMAIN
