@@ -322,6 +322,13 @@ POLICIES: dict[str, Policy] = {
     "intranet_webhooks_admin.test": Policy("admin", "webhook"),
     "intranet_webhooks_admin.rotate": Policy("admin", "webhook"),
     "intranet_webhooks_admin.remove": Policy("admin", "webhook"),
+    # Embedding (tests/test_embed.py covers embed tokens and the frame session; here, cookie sessions).
+    "intranet_embed.feed_page": Policy(None, why="signed out, it explains how to sign in inside the frame"),
+    "intranet_embed.hand_off": Policy("employee"),
+    "intranet_embed.acknowledge": reader(),
+    "intranet_embed_api.widget_feed": Policy("employee"),
+    "intranet_embed_api.start_session": Policy(None, allows=lambda actor, state: "sign_in",
+                                               why="without an embed token (Authorization: Bearer): 401 for everyone"),
     # Load balancers: no session, no sign-in.
     "intranet_health.healthz": Policy(None),
     "intranet_health.readyz": Policy(None),

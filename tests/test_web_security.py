@@ -18,6 +18,7 @@ CSRF_EXEMPT = {
     "intranet_entra.complete": "the OAuth state bound to the session",
     "intranet_delivery.unsubscribe": "RFC 8058 one-click: the signed token in the URL, no session",
     "intranet_delivery_api.post_events": "checks the same token itself (sendBeacon cannot set headers)",
+    "intranet_embed_api.start_session": "the embed token in the Authorization header, which no cross-site form sends",
 }
 #: Exempt from the hook, yet still refusing a request without a token (the view checks it).
 CHECKS_ITS_OWN_TOKEN = {"intranet_delivery_api.post_events"}
