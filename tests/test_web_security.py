@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import url_for
 
-from tests.test_access_matrix import POLICIES, UNSAFE, World
+from tests.access_policies import POLICIES, UNSAFE, World
 
 #: State-changing views that skip Beacon's CSRF hook, and the proof each carries instead.
 CSRF_EXEMPT = {
