@@ -915,8 +915,12 @@ class AnalyticsDelivery(Base, table=True):
 
     __tablename__ = "intranet_analytics_delivery"
 
+    __table_args__ = (Index("ix_intranet_analytics_delivery_recipient", "employee_pk", "day"),)
+
     outbox_id: int = Field(sa_column=Column(ForeignKey("intranet_outbox.id", ondelete="CASCADE"), primary_key=True,
                                             autoincrement=False))
+    #: The recipient, so that a day's distinct recipients can be counted as messages are folded.
+    employee_pk: int | None = None
     day: dt.date
     channel: str = Field(max_length=16)
     arm: str = Field(max_length=16)
@@ -926,13 +930,16 @@ class AnalyticsDelivery(Base, table=True):
 
 
 class AnalyticsDeliveryDay(Base, table=True):
-    """Per UTC day of sending, channel and arm: messages sent, opened, and read within 2 and 24 hours."""
+    """Per UTC day of sending, channel and arm: messages sent, opened, and read within 2 and 24 hours,
+    and the distinct people they were sent to (what the minimum-group rule counts: one person can
+    get several messages a day)."""
 
     __tablename__ = "intranet_analytics_delivery_day"
 
     day: dt.date = Field(primary_key=True)
     channel: str = Field(sa_column=Column(String(16), primary_key=True))
     arm: str = Field(sa_column=Column(String(16), primary_key=True))
+    recipients: int = 0
     sent: int = 0
     opened: int = 0
     read_2h: int = 0

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from intranet import feed
 from intranet.analytics import queries, rollups
 from intranet.engagement import events
-from intranet.models import AnalyticsHourReaders, AnalyticsPostDay, EngagementEvent
+from intranet.models import AnalyticsDeliveryDay, AnalyticsHourReaders, AnalyticsPostDay, EngagementEvent
 from tests.conftest import NOW
 
 UTC = dt.timezone.utc
@@ -261,11 +261,12 @@ def test_erasing_a_person_deletes_their_markers_and_keeps_the_counts(db, org, ma
 # --------------------------------------------------------------------------------------------
 
 
-def _send(db, person, posts, *, at, basis="personal", channel="email", kind="digest"):  # type: ignore[no-untyped-def]
+def _send(db, person, posts, *, at, basis="personal", channel="email", kind="digest",  # type: ignore[no-untyped-def]
+          ordinal=0):
     """A sent message carrying *posts* to *person*, recorded as the sender records it."""
     from intranet.models import Digest, DigestItem, OutboxMessage
 
-    digest = Digest(employee_pk=person.id, local_date=at.date(), ordinal=0 if kind == "digest" else 100,
+    digest = Digest(employee_pk=person.id, local_date=at.date(), ordinal=ordinal if kind == "digest" else 100,
                     due_at=at, expires_at=at + dt.timedelta(hours=12), timezone="UTC", local_hour=at.hour,
                     basis=basis, kind=kind)
     db.add(digest)
@@ -355,6 +356,32 @@ def test_digest_performance_and_the_learned_timing_lift(db, org, make_post, cloc
     low, high = lift["ci95"]
     assert low < lift["difference"] < high
     assert queries.learned_timing_lift(db, start=day, end=day, k=6).to_json()["hidden"] is True
+
+
+def test_digest_figures_count_people_not_messages(db, org, make_post, clock):
+    """Teams carried twelve messages but to two people only (six each, three days running): its row and
+    the lift stay hidden at k=5, however many messages there were; a second fold counts nobody twice."""
+    posts = [make_post() for _ in range(6)]  # each digest carries its own post, as digests do
+    post = posts[0]
+    first_day = clock.now - dt.timedelta(days=3)
+    two = org["Sales"][:2]
+    for day in range(3):
+        for hour in (8, 17):
+            for person in two:
+                _send(db, person, [posts[2 * day + (hour == 17)]], at=first_day + dt.timedelta(days=day, hours=hour - first_day.hour),
+                      channel="teams", basis="personal" if person is two[0] else "control", ordinal=hour)
+    for person in org["Sales"][2:] + org["Finance"]:  # email: nine people, one message each
+        _send(db, person, [post], at=first_day, channel="email")
+    settle(db)
+    settle(db)
+    window = {"start": first_day.date(), "end": clock.now.date()}
+    perf = queries.digest_performance(db, **window, k=5).to_json()
+    assert [row["channel"] for row in perf["rows"]] == ["email"] and perf["hidden_rows"] == 1
+    assert queries.learned_timing_lift(db, **window, k=5, channel="teams").to_json()["hidden"] is True
+    assert queries.digest_performance(db, **window, k=1).to_json()["hidden_rows"] == 0
+    recipients = db.execute(select(AnalyticsDeliveryDay.recipients)
+                            .where(AnalyticsDeliveryDay.channel == "teams")).scalars().all()
+    assert sorted(recipients) == [1] * 6  # one personalised and one control person each of three days
 
 
 def test_acknowledgement_progress_lists_must_reads_with_audience_and_acknowledged(db, org, make_post, clock):

@@ -204,9 +204,9 @@ def test_a_filter_that_leaves_too_few_people_shows_only_the_hidden_count(client_
 
 def test_timing_lift_shows_both_arms_the_interval_and_the_sample_sizes(client_for, make_employee, db):
     """Learned times 60 of 100 read within 24 h, control 40 of 80: +10 points with its 95 % interval."""
-    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="personal", sent=100, opened=70, read_2h=30,
+    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="personal", recipients=100, sent=100, opened=70, read_2h=30,
                                 read_24h=60))
-    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="control", sent=80, opened=50, read_2h=20,
+    db.add(AnalyticsDeliveryDay(day=NOW.date(), channel="email", arm="control", recipients=80, sent=80, opened=50, read_2h=20,
                                 read_24h=40))
     db.commit()
     client = client_for(make_employee(is_comms=True))

@@ -353,14 +353,19 @@ class DeliveryRow:
 
 def digest_performance(session: Session, *, start: dt.date, end: dt.date, k: int) -> Series:
     """Per channel, messages sent between two days (UTC): sent, opened, and read within 2 h and 24 h
-    (a post the message carried opened or read by its recipient). Channels with fewer than *k*
-    messages are left out."""
+    (a post the message carried opened or read by its recipient).
+
+    Channels sent to fewer than *k* people are left out. People, not messages: one person's
+    twice-daily digests over a month are sixty messages about one reader. A channel's size is its
+    largest day's distinct recipients in one arm (a lower bound of the people behind the row).
+    """
     dd = AnalyticsDeliveryDay
-    rows = [DeliveryRow(channel=channel, sent=int(s), opened=int(o), read_2h=int(r2), read_24h=int(r24))
-            for channel, s, o, r2, r24 in session.execute(
-                select(dd.channel, func.sum(dd.sent), func.sum(dd.opened), func.sum(dd.read_2h), func.sum(dd.read_24h))
+    rows = [(DeliveryRow(channel=channel, sent=int(s), opened=int(o), read_2h=int(r2), read_24h=int(r24)), int(people))
+            for channel, s, o, r2, r24, people in session.execute(
+                select(dd.channel, func.sum(dd.sent), func.sum(dd.opened), func.sum(dd.read_2h), func.sum(dd.read_24h),
+                       func.max(dd.recipients))
                 .where(dd.day >= start, dd.day <= end).group_by(dd.channel).order_by(dd.channel))]
-    kept = [r for r in rows if r.sent >= k]
+    kept = [row for row, people in rows if people >= k]
     return Series(rows=kept, hidden_rows=len(rows) - len(kept))
 
 
@@ -428,15 +433,17 @@ class Lift:
 def learned_timing_lift(session: Session, *, start: dt.date, end: dt.date, k: int, channel: str | None = None) -> Lift:
     """The lift of learned send times: digests sent between two days, personalised vs control arm."""
     dd = AnalyticsDeliveryDay
-    query = (select(dd.arm, func.sum(dd.sent), func.sum(dd.read_24h))
+    query = (select(dd.arm, func.sum(dd.sent), func.sum(dd.read_24h), func.max(dd.recipients))
              .where(dd.day >= start, dd.day <= end, dd.arm.in_((*PERSONALISED_ARMS, "control"))).group_by(dd.arm))
     if channel is not None:
         query = query.where(dd.channel == channel)
-    sums = {arm: (int(s), int(r)) for arm, s, r in session.execute(query)}
-    n_t = sum(sums.get(a, (0, 0))[0] for a in PERSONALISED_ARMS)
-    x_t = sum(sums.get(a, (0, 0))[1] for a in PERSONALISED_ARMS)
-    n_c, x_c = sums.get("control", (0, 0))
-    smaller = min(n_t, n_c)
+    sums = {arm: (int(s), int(r), int(people)) for arm, s, r, people in session.execute(query)}
+    n_t = sum(sums.get(a, (0, 0, 0))[0] for a in PERSONALISED_ARMS)
+    x_t = sum(sums.get(a, (0, 0, 0))[1] for a in PERSONALISED_ARMS)
+    n_c, x_c, _ = sums.get("control", (0, 0, 0))
+    # The rule counts people (each side's largest day of distinct recipients), not messages.
+    smaller = min(max((sums.get(a, (0, 0, 0))[2] for a in PERSONALISED_ARMS), default=0),
+                  sums.get("control", (0, 0, 0))[2])
     if smaller < k:
         return Lift(n_t, x_t, n_c, x_c, None, None, None, hidden=privacy.Hidden(hidden_people=smaller, min_group=k))
     p_t, p_c = x_t / n_t, x_c / n_c

@@ -318,18 +318,32 @@ def _fold_sent(session: Session, sent: list[Mapping[str, Any]]) -> list[dict[str
         if event["employee_pk"] != employee_pk:
             continue
         at = event["occurred_at"]
-        rows.append({"outbox_id": outbox_id, "day": _utc_day(at), "channel": channel, "arm": arm_of(basis, kind),
-                     "sent_at": at})
+        rows.append({"outbox_id": outbox_id, "employee_pk": employee_pk, "day": _utc_day(at), "channel": channel,
+                     "arm": arm_of(basis, kind), "sent_at": at})
         carried[outbox_id] = (employee_pk, at, list(post_ids or ()))
-    names = ("outbox_id", "day", "channel", "arm", "sent_at")
+    names = ("outbox_id", "employee_pk", "day", "channel", "arm", "sent_at")
     new = {outbox_id for (outbox_id,) in statements.insert_new(
         session, _table(AnalyticsDelivery), names, [tuple(r[n] for n in names) for r in rows], names[:1], names[:1])}
-    counts = Counter((r["day"], r["channel"], r["arm"]) for r in rows if r["outbox_id"] in new)
-    _add_delivery(session, counts, "sent")
+    added = [r for r in rows if r["outbox_id"] in new]
+    _add_delivery(session, Counter((r["day"], r["channel"], r["arm"]) for r in added), "sent")
+    _add_delivery(session, _new_recipients(session, added), "recipients")
     wanted = {p for outbox_id in new for p in carried[outbox_id][2]}
     existing = set(session.execute(select(Post.id).where(Post.id.in_(sorted(wanted)))).scalars()) if wanted else set()
     return [{"post_id": p, "employee_pk": carried[o][0], "stage": STAGE_REACHED, "first_at": carried[o][1]}
             for o in new for p in carried[o][2] if p in existing]
+
+
+def _new_recipients(session: Session, added: list[dict[str, Any]]) -> Counter[tuple[dt.date, str, str]]:
+    """Per (day, channel, arm), the people among *added* deliveries who had no message of that key before."""
+    if not added:
+        return Counter()
+    d = AnalyticsDelivery
+    earlier = {tuple(row) for row in session.execute(
+        select(d.employee_pk, d.day, d.channel, d.arm)
+        .where(d.employee_pk.in_(sorted({r["employee_pk"] for r in added})), d.day.in_(sorted({r["day"] for r in added})),
+               d.outbox_id.notin_(sorted(r["outbox_id"] for r in added))))}
+    people = {(r["employee_pk"], r["day"], r["channel"], r["arm"]) for r in added} - earlier
+    return Counter(key[1:] for key in people)
 
 
 def arm_of(basis: str | None, kind: str | None) -> str:
@@ -407,7 +421,7 @@ def _fold_delivery_reads(session: Session, reads: list[Mapping[str, Any]]) -> No
 
 
 def _add_delivery(session: Session, counts: Mapping[tuple[dt.date, str, str], int], column: str) -> None:
-    columns = ("sent", "opened", "read_2h", "read_24h")
+    columns = ("recipients", "sent", "opened", "read_2h", "read_24h")
     statements.add(session, _table(AnalyticsDeliveryDay), ("day", "channel", "arm", *columns), ("day", "channel", "arm"),
                    [(*key, *(n if c == column else 0 for c in columns)) for key, n in counts.items() if n])
 
