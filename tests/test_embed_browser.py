@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import secrets
 import threading
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,8 @@ from tests.axe import AXE, serious_violations
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 HOST_SECRET = secrets.token_hex(32)
+#: Screenshots of the widget, kept with the other pages' (tests/test_accessibility_browser.py).
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 
 class Served:
@@ -304,6 +307,8 @@ def test_script_widget_is_accessible_and_fits_its_container(page, embedded, make
     page.set_viewport_size({"width": width, "height": 800})
     page.goto(embedded["host"] + "/")
     page.wait_for_selector("#news .bw-item")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"widget-{width}.png"), full_page=True)
     assert serious_violations(page) == []
     overflow = page.evaluate("""() => { const host = document.querySelector('#news');
         const inner = host.shadowRoot.querySelector('.bw');
