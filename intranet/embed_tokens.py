@@ -113,8 +113,8 @@ def mint(secret: str, *, issuer: str, audience: str, subject: str, now: dt.datet
 def mint_hand_off(keys: Keys, employee: Employee, *, now: dt.datetime) -> str:
     """Beacon's own token for *employee*, who signed in to Beacon, to hand to a framed Beacon page.
 
-    It names the person by their primary key's column of choice and lives one minute: it only
-    crosses from one Beacon window to another, once.
+    It names the person by the column ``INTRANET_EMBED_TOKEN_SUBJECT`` chooses and lives one
+    minute: it only crosses from one Beacon window to another, once.
     """
     subject = getattr(employee, keys.settings.token_subject)
     return mint(keys.beacon_key, issuer=BEACON_ISSUER, audience=keys.settings.token_audience,

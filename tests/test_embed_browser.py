@@ -117,15 +117,16 @@ def host_intranet(where: dict[str, str], email: Callable[[], str], clock: Any) -
 
 
 @pytest.fixture
-def embedded(make_app: Any, clock: Any, page: Any) -> Iterator[dict[str, Any]]:
-    """Beacon allowing the host origin; the host; and a stranger not on the list."""
+def embedded(make_app: Any, clock: Any, page: Any, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Beacon allowing the host origin (and ``@pytest.mark.settings``); the host; a stranger not on the list."""
+    marker = request.node.get_closest_marker("settings")
     where: dict[str, str] = {}
     who: dict[str, str] = {}
     host = Served(host_intranet(where, lambda: who["email"], clock))
     stranger = Served(host_intranet(where, lambda: who["email"], clock))
     # The host on localhost is another site than Beacon's 127.0.0.1; on 127.0.0.1 it is the same site.
     app = make_app(INTRANET_EMBED_ORIGINS=f"http://localhost:{host.port}, http://127.0.0.1:{host.port}",
-                   INTRANET_EMBED_TOKEN_SECRET=HOST_SECRET)
+                   INTRANET_EMBED_TOKEN_SECRET=HOST_SECRET, **(marker.kwargs if marker else {}))
     app.config["SESSION_COOKIE_SECURE"] = False
     app.config["PREFERRED_URL_SCHEME"] = "http"
     served = Served(app)
@@ -221,6 +222,26 @@ def test_iframe_page_signs_in_by_hand_off_and_acknowledges(page, embedded, make_
     frame.locator(".badge.must-read.ok").wait_for()
     db.expire_all()
     assert db.get(PostState, (me.id, must.id)).acknowledged_at is not None
+
+
+@pytest.mark.settings(INTRANET_FEED_PAGE_SIZE=2)
+def test_script_widget_pages_through_the_feed(page, embedded, make_employee, make_post):
+    """"More posts" appends the next page of the same ranked order, then goes away on the last."""
+    embedded["who"]["email"] = make_employee().email
+    for n in range(5):
+        make_post({"all": True}, title=f"Post {n}")
+    page.goto(embedded["host"] + "/")
+    items = page.locator("#news .bw-item")
+    items.first.wait_for()
+    assert items.count() == 2
+    more = page.locator("#news").get_by_role("button", name="More posts")
+    more.click()
+    page.wait_for_function("() => document.querySelector('#news').shadowRoot.querySelectorAll('.bw-item').length === 4")
+    more.click()
+    page.wait_for_function("() => document.querySelector('#news').shadowRoot.querySelectorAll('.bw-item').length === 5")
+    assert more.is_hidden()
+    titles = [t.replace(" (opens in a new tab)", "") for t in page.locator("#news .bw-post-title a").all_text_contents()]
+    assert sorted(titles) == [f"Post {n}" for n in range(5)]
 
 
 def sign_in_to_beacon(page: Any, beacon: str, employee: Any) -> None:
