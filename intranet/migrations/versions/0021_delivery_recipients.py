@@ -1,7 +1,7 @@
 """delivery recipients: each day's distinct recipients per channel and arm, for the minimum-group rule
 
-Revision ID: 0016_delivery_recipients
-Revises: 0015_post_reach
+Revision ID: 0021_delivery_recipients
+Revises: 0020_languages
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0016_delivery_recipients"
-down_revision = "0015_post_reach"
+revision = "0021_delivery_recipients"
+down_revision = "0020_languages"
 branch_labels = None
 depends_on = None
 
