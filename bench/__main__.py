@@ -41,6 +41,7 @@ MODULES = {
     "segments": "bench.segment_eval",
     "analytics": "bench.analytics_bench",
     "compose": "bench.digest_compose",
+    "webhooks": "bench.webhooks_bench",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 

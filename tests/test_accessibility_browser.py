@@ -71,8 +71,8 @@ def org(app: Any, db: Any, make_employee: Any, make_group: Any, make_post: Any, 
     endpoints.create(db, endpoints.EndpointIn(url="https://hooks.example.com/beacon", event_types=["post.published"]),
                      actor=admin, now=clock.now, box=SecretBox(), allow_private=True)
     db.commit()
-    event = post_published_event(db, post, now=clock.now)
-    db.execute(update(WebhookDelivery).where(WebhookDelivery.event_pk == event.id).values(
+    event_pk = post_published_event(db, post, now=clock.now)
+    db.execute(update(WebhookDelivery).where(WebhookDelivery.event_pk == event_pk).values(
         attempts=2, last_status=503, last_attempt_at=clock.now, last_error="answered 503: busy"))
     db.commit()
     return Org(employee, contributor, comms, admin, post.id, draft.id, run.id, group.key,

@@ -3,8 +3,8 @@
 A scheduled job (``webhooks-send``, see :mod:`intranet.jobs`) runs :func:`send_batch`. It claims
 due deliveries with the mail outbox's claim (:func:`intranet.delivery.sending.claim_due`: a lease
 per row, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several senders take disjoint rows), commits
-the claim, then for each one renews its lease, POSTs the event's stored body signed for this
-attempt (:mod:`.signing`) and commits the outcome:
+the claim, then for each one makes sure its lease still holds (renewing it once half of it has gone
+by), POSTs the event's stored body signed for this attempt (:mod:`.signing`) and commits the outcome:
 
 * a 2xx answer: ``delivered``;
 * 410 Gone: ``failed`` (the receiver says it will never want it);
@@ -97,15 +97,15 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
     session.commit()
     for delivery_pk in ids:
         now = clock()
-        delivery = session.get(WebhookDelivery, delivery_pk, populate_existing=True)
-        if delivery is None or delivery.claimed_by != owner or delivery.status != "sending":
+        row = session.execute(
+            select(WebhookDelivery, WebhookEvent, WebhookEndpoint)
+            .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_pk)
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_pk)
+            .where(WebhookDelivery.id == delivery_pk).execution_options(populate_existing=True)).first()
+        if row is None or row[0].claimed_by != owner or row[0].status != "sending":
             report.lost += 1
             continue
-        event = session.get(WebhookEvent, delivery.event_pk)
-        endpoint = session.get(WebhookEndpoint, delivery.endpoint_pk)
-        if event is None or endpoint is None:
-            report.lost += 1
-            continue
+        delivery, event, endpoint = row
         expires_at = event.created_at + hooks.give_up_after
         if endpoint.id in failing and now < expires_at:
             _postpone(session, delivery, failing[endpoint.id])
@@ -122,11 +122,14 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             _retry_or_give_up(session, delivery, TemporaryFailure(str(exc)), None, now, expires_at, settings, rng,
                               report)
             continue
-        if not renew(session, WebhookDelivery, delivery.id, owner, now, hooks.lease):
-            session.rollback()
-            report.lost += 1
-            continue
-        session.commit()
+        # Renew the lease only once half of it is gone: until then no other sender can have taken
+        # the row over (they take expired leases only), and a round saves a write per delivery.
+        if delivery.lease_until is None or delivery.lease_until - now < hooks.lease / 2:
+            if not renew(session, WebhookDelivery, delivery.id, owner, now, hooks.lease):
+                session.rollback()
+                report.lost += 1
+                continue
+            session.commit()
         delivery.last_attempt_at = now
         try:
             status, snippet, response = post(http, endpoint.url, secret, event.message_id, event.payload,
