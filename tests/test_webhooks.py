@@ -204,7 +204,7 @@ def test_500_then_429_then_200_retries_with_backoff_and_retry_after_under_one_id
 
 
 def test_a_receiver_that_keeps_failing_is_given_up_and_shown_on_the_admin_page(app, db, client_for, make_post,
-                                                                               make_employee, clock, receiver):
+                                                                               make_employee, clock, receiver, caplog):
     """Still failing INTRANET_WEBHOOKS_GIVE_UP_HOURS after the event: expired, with why, on the admin page."""
     register(db, receiver.url, clock.now, "post.published")
     publish_draft(db, make_post, make_employee, clock)
@@ -219,6 +219,7 @@ def test_a_receiver_that_keeps_failing_is_given_up_and_shown_on_the_admin_page(a
         clock.now = delivery.next_attempt_at
     [delivery] = deliveries(db)
     assert delivery.status == "expired" and "answered 503" in delivery.last_error
+    assert [r.alert for r in caplog.records if hasattr(r, "alert")] == ["webhook_given_up"]
     assert clock.now < start + dt.timedelta(hours=24)  # never tried past the give-up time
     attempts = len(receiver.received)
     # Backoff doubles from 30 s up to an hour: about 30 tries in 24 h, not one a minute (1,440).

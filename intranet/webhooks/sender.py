@@ -140,7 +140,8 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
                 delivery.last_status = None
                 finish(session, delivery, "failed", refused)
                 report.failed += 1
-                logger.error("Webhook delivery %s to endpoint %s refused: %s", delivery.id, endpoint.id, refused)
+                logger.error("Webhook delivery %s to endpoint %s refused: %s", delivery.id, endpoint.id, refused,
+                             extra={"alert": "webhook_refused_address", "endpoint": endpoint.id})
             else:
                 reason = f"no answer: {exc.__class__.__name__}"
                 again = _retry_or_give_up(session, delivery, TemporaryFailure(reason), None, now, expires_at,
@@ -179,7 +180,9 @@ def _retry_or_give_up(session: Session, delivery: WebhookDelivery, failure: Temp
     if again is None:
         finish(session, delivery, "expired", f"given up after {delivery.attempts} attempts: {failure.reason}")
         report.expired += 1
-        logger.error("Webhook delivery %s given up: %s", delivery.id, failure.reason)
+        logger.error("Webhook delivery %s to endpoint %s given up after %d attempts: %s", delivery.id,
+                     delivery.endpoint_pk, delivery.attempts, failure.reason,
+                     extra={"alert": "webhook_given_up", "endpoint": delivery.endpoint_pk})
         return None
     delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", again, None
     delivery.last_error = failure.reason[:1000]
