@@ -178,6 +178,15 @@ def attach_loaded(session: Session, model: type[Any], values: dict[str, Any]) ->
     return instance
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether *exc* says the database cannot be reached or dropped the connection (a restart, a
+    failover, a network cut), rather than that a statement was wrong: worth a retry, not a 500."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 def is_postgres(session: Session) -> bool:
     """Whether *session* talks to PostgreSQL (row locks and SKIP LOCKED are available)."""
     return session.get_bind().dialect.name == "postgresql"

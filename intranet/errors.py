@@ -83,6 +83,17 @@ class TooManyRequests(IntranetError):
         self.retry_after = retry_after
 
 
+class Unavailable(IntranetError):
+    """Beacon cannot reach something it needs (its database) just now; try again in ``retry_after`` seconds."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 5, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class Conflict(IntranetError):
     code = "conflict"
     status = 409

@@ -124,6 +124,7 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
         module_name, _, attribute = entry.partition(":")
         found.append((getattr(importlib.import_module(module_name), attribute or "bp"), is_api))
     for bp, _ in found:
+        bp.before_request(errors.refuse_while_database_away)
         bp.before_request(refuse_if_unsafe)
         bp.before_request(csrf.protect)
         bp.after_request(security.headers)

@@ -9,7 +9,10 @@ from flask_wtf.csrf import CSRFError
 from pydantic import BaseModel
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from intranet.errors import IntranetError, TooManyRequests
+from sqlalchemy.exc import DBAPIError
+
+from intranet.db import is_unavailable
+from intranet.errors import IntranetError, TooManyRequests, Unavailable
 from intranet.web import rate_limits, security_events
 from intranet.web.rate_limits import RateLimitExceeded
 from intranet.web.context import NotSignedIn
@@ -60,9 +63,33 @@ def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
     if isinstance(exc, TooManyRequests):
         # Every refusal by a rate limit is a security event (a burst may be an attack or a runaway script).
         security_events.record("rate_limited", status=429, endpoint=request.endpoint, retry_after=exc.retry_after)
+    if isinstance(exc, (TooManyRequests, Unavailable)):
         response = make_response(response)
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+#: What a request refused while the database is away says (the client retries after Retry-After).
+DATABASE_AWAY = "Beacon cannot reach its database just now; nothing was changed. Try again in a few seconds."
+
+
+def _database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
+    """A database that went away (restart, failover) answers 503 with Retry-After, not a 500: the
+    request changed nothing (its transaction is rolled back) and a retry will work once it is back.
+    Pooled connections it broke are invalidated, and pre-ping replaces them on the next checkout."""
+    if not is_unavailable(exc):
+        return _unexpected(exc)
+    logger.warning("Database unavailable on %s %s: %s", request.method, request.path,
+                   str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else exc.__class__.__name__)
+    g.intranet_db_unavailable = True  # the session cookie is not written back either
+    _rollback()
+    return _intranet_error(Unavailable(DATABASE_AWAY))
+
+
+def refuse_while_database_away() -> None:
+    """Before a request: refuse it when the session lookup already found the database away."""
+    if g.get("intranet_db_unavailable"):
+        raise Unavailable(DATABASE_AWAY)
 
 
 def _rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
@@ -142,6 +169,7 @@ def register(bp: Blueprint) -> None:
     bp.register_error_handler(IntranetError, _intranet_error)
     bp.register_error_handler(RateLimitExceeded, _rate_limited)
     bp.register_error_handler(CSRFError, _csrf_error)
+    bp.register_error_handler(DBAPIError, _database_error)
     bp.register_error_handler(HTTPException, _http_error)
     bp.register_error_handler(Exception, _unexpected)
 
@@ -151,5 +179,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(IntranetError, _intranet_error)
     app.register_error_handler(RateLimitExceeded, _only_ours(_rate_limited))
     app.register_error_handler(CSRFError, _only_ours(_csrf_error))
+    app.register_error_handler(DBAPIError, _only_ours(_database_error))
     app.register_error_handler(HTTPException, _only_ours(_http_error))
     app.register_error_handler(Exception, _only_ours(_unexpected))

@@ -25,13 +25,15 @@ import hashlib
 import secrets
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, g
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException
 from sqlalchemy import Row, bindparam, delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from werkzeug.datastructures import CallbackDict
 
+from intranet.db import is_unavailable
 from intranet.models import AuthSession, Employee
 from intranet.web.context import session as request_db
 
@@ -121,7 +123,16 @@ class DatabaseSessionInterface(SessionInterface):
                 # session), so the lookup and the view share one pooled connection per request. A Core
                 # row, not an ORM object: this runs on every request, and identity-map bookkeeping cost
                 # more than the query. save_session loads the ORM row when it writes.
-                row = request_db().connection().execute(_BY_ID, {"id": _digest(token)}).first()
+                try:
+                    row = request_db().connection().execute(_BY_ID, {"id": _digest(token)}).first()
+                except DBAPIError as exc:
+                    if not is_unavailable(exc):
+                        raise
+                    # Opening the session runs before any error handler: note that the database is
+                    # away and let the request's first hook refuse it cleanly (503, Retry-After).
+                    g.intranet_db_unavailable = True
+                    request_db().rollback()
+                    return ServerSession()
                 if row is not None:
                     break
         if row is None:
@@ -139,6 +150,8 @@ class DatabaseSessionInterface(SessionInterface):
         return found
 
     def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:  # type: ignore[override]
+        if g.get("intranet_db_unavailable"):
+            return  # refused while the database was away: the cookie stays as the browser has it
         name, cookie = self._cookie(app, session)
         now = app.extensions["intranet"].clock()
         if session.row is not None and (not session or session.rotate_requested):
