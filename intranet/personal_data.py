@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from intranet import feedback, people, preferences
 from intranet.delivery import history, planning, timing
+from intranet.webhooks import events as webhook_events
 from intranet.models import ROLES, Digest, Employee, EngagementEvent, FatigueNotice, OutboxMessage, PostState, Rating
 
 PROFILE_FIELDS = ("employee_id", "email", "display_name", "department", "division", "region", "country", "office",
@@ -78,6 +79,8 @@ def export(session: Session, employee: Employee, *, now: dt.datetime, org_timezo
         "feedback": [item.model_dump(mode="json") for item in feedback.mine(session, employee)],
         "learned_hours": _learned_hours(session, employee, now, org_timezone),
         "cadence_notice": _cadence_notice(session, employee),
+        # What Beacon told other systems about the person (acknowledgements, digests sent).
+        "webhook_events": webhook_events.about(session, employee),
     }
 
 

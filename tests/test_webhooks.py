@@ -311,6 +311,25 @@ def test_erasing_a_person_deletes_the_webhook_events_about_them(app, db, make_po
     assert len(deliveries(db)) == 1
 
 
+def test_a_persons_data_download_lists_the_webhook_events_about_them(app, db, make_post, make_employee, clock,
+                                                                      receiver):
+    """The person's own export shows what was sent about them and whether it arrived (no endpoint URLs)."""
+    from intranet import personal_data
+
+    register(db, receiver.url, clock.now, "post.acknowledged")
+    person, other = make_employee(), make_employee()
+    post = make_post(must_read=True)
+    feed.acknowledge(db, person, post, now=clock.now)
+    feed.acknowledge(db, other, post, now=clock.now)
+    db.commit()
+    deliver(app, db, clock)
+    listed = personal_data.export(db, person, now=clock.now)["webhook_events"]
+    assert listed == [{"type": "post.acknowledged", "occurred_at": "2026-11-24T09:00:00Z", "delivered": True,
+                       "data": {"post_id": post.id, "acknowledged_at": "2026-11-24T09:00:00Z",
+                                "employee": {"employee_id": person.employee_id, "entra_object_id": None}}}]
+    assert receiver.url not in json.dumps(listed)
+
+
 @pytest.mark.postgres_only
 def test_two_concurrent_acknowledgements_record_one_event(app, db, make_post, make_employee, clock):
     """Two acknowledgements of one must-read racing in two transactions: one post.acknowledged event."""

@@ -108,3 +108,15 @@ def digest_sent_event(session: Session, message: OutboxMessage, digest: Digest, 
             "employee": _person(employee), "sent_at": _iso(now)}
     return record(session, "digest.sent", data, key=f"digest.sent:{message.id}", occurred_at=now, now=now,
                   employee=employee)
+
+
+def about(session: Session, employee: Employee) -> list[dict[str, Any]]:
+    """The events that name *employee* (for their own data download): what each said, when, and
+    whether any endpoint received it yet. Endpoint URLs are left out: they may carry credentials."""
+    delivered = select(WebhookDelivery.id).where(WebhookDelivery.event_pk == WebhookEvent.id,
+                                                  WebhookDelivery.status == "delivered").exists()
+    rows = session.execute(select(WebhookEvent.type, WebhookEvent.occurred_at, WebhookEvent.payload, delivered)
+                           .where(WebhookEvent.employee_pk == employee.id)
+                           .order_by(WebhookEvent.occurred_at, WebhookEvent.id)).all()
+    return [{"type": type_, "occurred_at": _iso(occurred_at), "data": json.loads(payload)["data"],
+             "delivered": bool(sent)} for type_, occurred_at, payload, sent in rows]
