@@ -355,3 +355,11 @@ def test_embed_settings_parse_lists_and_refuse_short_secrets():
         Settings.from_config({"INTRANET_EMBED_TOKEN_SECRET": "short"})
     with pytest.raises(ConfigurationError, match="INTRANET_EMBED_TOKEN_MAX_SECONDS"):
         Settings.from_config({"INTRANET_EMBED_TOKEN_MAX_SECONDS": "3600"})
+
+
+@EMBED
+def test_embed_page_speaks_the_persons_language(app, make_employee, make_post, client_for):
+    """The iframe page follows the viewer's language like Beacon's own pages."""
+    make_post(title="Hola", must_read=True)
+    page = client_for(make_employee(language="es")).get("/embed/feed").get_data(as_text=True)
+    assert '<html lang="es"' in page and "Tus noticias" in page and "Lectura obligatoria" in page
