@@ -199,6 +199,11 @@ def run_module(name: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["load"]:  # the production shape under load: servers and minutes of its own
+        from bench import load
+
+        return load.main(argv[1:])
     args = _parse(argv)
     cases, modules = _selection(args.only)
     started = time.perf_counter()
