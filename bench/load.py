@@ -217,7 +217,13 @@ class Browser:
         self.cookies: dict[str, str] = {}
         self.csrf = ""
         self.post_ids: list[tuple[int, str]] = []
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+        self.timeout = TIMEOUT_S
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=self.timeout)
+
+    def _set_timeout(self, seconds: float) -> None:
+        self.timeout = self.conn.timeout = seconds
+        if self.conn.sock is not None:
+            self.conn.sock.settimeout(seconds)
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -247,9 +253,17 @@ class Browser:
 
     def _reconnect(self) -> None:
         self.conn.close()
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
 
     def sign_in(self) -> None:
+        """Sign in through the development sign-in (generous timeouts: this is set-up, not measured)."""
+        self._set_timeout(60)
+        try:
+            self._sign_in()
+        finally:
+            self._set_timeout(TIMEOUT_S)
+
+    def _sign_in(self) -> None:
         status, page = self.request("GET", "/auth/dev-login")
         token = CSRF_META.search(page.decode())
         if status != 200 or token is None:
