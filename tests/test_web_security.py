@@ -93,3 +93,69 @@ def test_event_beacon_refuses_another_origin(world):
     response = client.post("/api/v1/events", json={"events": [], "csrf_token": token}, base_url="https://localhost",
                            headers={"Origin": "https://evil.example"})
     assert response.status_code == 400
+
+
+# --- E2: security headers on every response ------------------------------------------------------
+
+#: Pages that draw plotly charts: plotly.js positions with style attributes, so these (and only
+#: these) allow inline styles (README, "Dashboards"). Scripts stay 'self' everywhere.
+INLINE_STYLES = {"intranet_dashboards.organisation", "intranet_dashboards.post"}
+#: The one view that may be framed (by INTRANET_EMBED_ORIGINS only; tests/test_embed.py).
+FRAMEABLE = {"intranet_embed.feed_page"}
+
+
+def _directives(policy: str) -> dict[str, list[str]]:
+    return {name: values for name, *values in (part.split() for part in policy.split(";") if part.strip())}
+
+
+def _header_problems(endpoint: str, response: Any) -> list[str]:
+    headers, problems = response.headers, []
+    csp = _directives(headers.get("Content-Security-Policy", ""))
+    scripts = csp.get("script-src", csp.get("default-src"))
+    if scripts is None or {"'unsafe-inline'", "'unsafe-eval'", "*", "data:"} & set(scripts):
+        problems.append(f"script-src {scripts}")
+    styles = csp.get("style-src", csp.get("default-src", []))
+    if "'unsafe-inline'" in styles and endpoint not in INLINE_STYLES:
+        problems.append("style-src allows inline styles")
+    if csp.get("object-src", csp.get("default-src")) != ["'none'"]:
+        problems.append(f"object-src {csp.get('object-src')}")
+    if "base-uri" not in csp:
+        problems.append("no base-uri")
+    if endpoint not in FRAMEABLE and (csp.get("frame-ancestors") != ["'none'"]
+                                      or headers.get("X-Frame-Options") != "DENY"):
+        problems.append(f"framing allowed: {csp.get('frame-ancestors')} / {headers.get('X-Frame-Options')}")
+    hsts = headers.get("Strict-Transport-Security", "")
+    if not hsts.startswith("max-age=") or int(hsts.split(";")[0].split("=")[1]) < 31536000:
+        problems.append(f"HSTS {hsts!r}")
+    if headers.get("X-Content-Type-Options") != "nosniff":
+        problems.append("no nosniff")
+    if headers.get("Referrer-Policy") not in ("no-referrer", "same-origin", "strict-origin",
+                                               "strict-origin-when-cross-origin"):
+        problems.append(f"Referrer-Policy {headers.get('Referrer-Policy')!r}")
+    return problems
+
+
+def test_every_get_route_sends_the_security_headers(world):
+    """Every GET route, signed in or not, found or not (HTML, JSON, CSV, files, 401/403/404), over
+    HTTPS: a CSP with no inline or eval script, object-src 'none', base-uri and frame-ancestors
+    'none'; HSTS for a year; nosniff; a Referrer-Policy; inline styles on the dashboards only."""
+    routes = sorted({(r.endpoint, r.rule) for r in world.app.url_map.iter_rules() if "GET" in r.methods})
+    urls = _urls(world, [(endpoint, "GET", rule) for endpoint, rule in routes])
+    clients = {actor: world.client(actor)[0] for actor in ("anonymous", "targeted", "admin")}
+    wrong = []
+    for endpoint, rule in routes:
+        for actor, client in clients.items():
+            response = client.get(urls[endpoint, "GET"], base_url="https://localhost")
+            response.close()
+            wrong += [f"{rule} as {actor} ({response.status_code}): {p}" for p in _header_problems(endpoint, response)]
+    for path in ("/no/such/page", "/api/v1/no-such-thing"):
+        response = clients["targeted"].get(path, base_url="https://localhost")
+        wrong += [f"{path}: {p}" for p in _header_problems("", response)]
+    assert wrong == []
+
+
+def test_dashboards_are_the_only_pages_with_inline_styles(world):
+    """The dashboards do send style-src 'unsafe-inline' (plotly.js needs it), and still no inline script."""
+    client, _ = world.client("comms")
+    csp = _directives(client.get("/analytics", base_url="https://localhost").headers["Content-Security-Policy"])
+    assert "'unsafe-inline'" in csp["style-src"] and csp["script-src"] == ["'self'"]

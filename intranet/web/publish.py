@@ -373,5 +373,7 @@ def attachment(attachment_id: int):  # type: ignore[no-untyped-def]
     response = send_file(path, mimetype=found.content_type, as_attachment=found.kind != "image",
                          download_name=found.filename, max_age=0)
     # Even if a browser sniffed a file as HTML, it would run in a sandbox with no script allowed.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    # frame-ancestors and base-uri do not fall back to default-src: say them, as every other answer does.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; sandbox")
     return response
