@@ -6,9 +6,11 @@ stdlib parser, then the elements, attributes and URLs of the result are checked.
 """
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -20,64 +22,8 @@ from intranet import sanitize
 from intranet.sanitize import BodyTooLarge, clean_html, html_to_text
 
 # OWASP XSS Filter Evasion cheat sheet, plus mutation-XSS payloads from DOMPurify, bleach
-# and ammonia advisories (SECURITY.md R3, R6–R8).
-VECTORS = {
-    "script": "<script>alert(1)</script>",
-    "img onerror": "<img src=x onerror=alert(1)>",
-    "mixed case javascript": "<IMG SRC=JaVaScRiPt:alert('XSS')>",
-    "no quotes no semicolon": "<IMG SRC=javascript:alert(&quot;XSS&quot;)>",
-    "backtick": "<img src=`javascript:alert(1)`>",
-    "malformed a": '<a onmouseover="alert(document.cookie)">xxs link</a>',
-    "malformed img": '<IMG """><SCRIPT>alert("XSS")</SCRIPT>">',
-    "fromCharCode": "<IMG SRC=javascript:alert(String.fromCharCode(88,83,83))>",
-    "decimal entities": "<a href=&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)>x</a>",
-    "long decimal no semicolon": "<a href=&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114"
-    "&#0000105&#0000112&#0000116&#0000058alert(1)>x</a>",
-    "hex no semicolon": "<a href=&#x6A&#x61&#x76&#x61&#x73&#x63&#x72&#x69&#x70&#x74&#x3A;alert(1)>x</a>",
-    "embedded tab": '<a href="jav\tascript:alert(1);">x</a>',
-    "encoded tab": '<a href="jav&#x09;ascript:alert(1);">x</a>',
-    "encoded newline": '<a href="jav&#x0A;ascript:alert(1);">x</a>',
-    "encoded carriage return": '<a href="jav&#x0D;ascript:alert(1);">x</a>',
-    "null byte": '<a href="java\x00script:alert(1)">x</a>',
-    "leading control characters": '<a href=" &#14;  javascript:alert(1);">x</a>',
-    "colon entity": '<a href="javascript&colon;alert(1)">x</a>',
-    "non-alpha script": '<SCRIPT/XSS SRC="http://xss.rocks/xss.js"></SCRIPT>',
-    "extraneous brackets": '<<SCRIPT>alert("XSS");//<</SCRIPT>',
-    "half-open img": "<IMG SRC=\"javascript:alert('XSS')\"",
-    "end title": '</TITLE><SCRIPT>alert("XSS");</SCRIPT>',
-    "input image": '<INPUT TYPE="IMAGE" SRC="javascript:alert(1);">',
-    "body onload": "<BODY ONLOAD=alert('XSS')>",
-    "svg onload": "<svg/onload=alert('XSS')>",
-    "style expression": '<DIV STYLE="width: expression(alert(1));">x</DIV>',
-    "style url": "<div style=\"background-image: url(javascript:alert('XSS'))\">x</div>",
-    "meta refresh": '<META HTTP-EQUIV="refresh" CONTENT="0;url=javascript:alert(1);">',
-    "iframe": '<IFRAME SRC="javascript:alert(1);"></IFRAME>',
-    "table background": "<TABLE BACKGROUND=\"javascript:alert('XSS')\"><tr><td>x</td></tr></TABLE>",
-    "object data": '<object data="javascript:alert(1)"></object>',
-    "base href": '<BASE HREF="javascript:alert(1);//">',
-    "data url link": '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">x</a>',
-    "data url image": '<img src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+">',
-    "vbscript": "<a href=\"vbscript:msgbox('XSS')\">x</a>",
-    "form action": '<form action="javascript:alert(1)"><button formaction="javascript:alert(1)">x</button></form>',
-    "details ontoggle": "<details open ontoggle=alert(1)><summary>x</summary></details>",
-    "processing instruction": '<? foo="><script>alert(1)</script>">',
-    "cdata": "<![CDATA[><img src=x onerror=alert(1)>]]>",
-    "abrupt comment": "<!--><img src=x onerror=alert(1)>-->",
-    "mxss svg style": '<svg></p><style><a id="</style><img src=1 onerror=alert(1)>">',
-    "mxss math mglyph": '<math><mtext><table><mglyph><style><!--</style><img title="--&gt;&lt;img src=1 onerror=alert(1)&gt;">',
-    "mxss form math": "<form><math><mtext></form><form><mglyph><style></math><img src onerror=alert(1)>",
-    "mxss namespace textarea": '<math><mi><mglyph><svg><mtext><textarea><path id="</textarea><img onerror=alert(1) src=1>">',
-    "CVE-2020-6802 noscript": '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
-    "CVE-2020-6816 math style": "<math><style><img src=x onerror=alert(1)></style></math>",
-    "CVE-2021-23980 svg comment": "<svg><p><style><!--</style><img src=x onerror=alert(1)>-->",
-    "xmp": '<xmp><p title="</xmp><img src=x onerror=alert(1)>">',
-    "textarea": '<textarea><p title="</textarea><img src=x onerror=alert(1)>">',
-    "title": '<title><p title="</title><img src=x onerror=alert(1)>">',
-    "noembed": '<noembed><p title="</noembed><img src=x onerror=alert(1)>">',
-    "noframes": '<noframes><p title="</noframes><img src=x onerror=alert(1)>">',
-    "plaintext": "<plaintext><img src=x onerror=alert(1)>",
-    "template": "<template><img src=x onerror=alert(1)></template>",
-}
+# and ammonia advisories (SECURITY.md R3, R6–R8): tests/data/xss_vectors.json, name -> payload.
+VECTORS: dict[str, str] = json.loads((Path(__file__).parent / "data" / "xss_vectors.json").read_text())["vectors"]
 
 RAW_TEXT = {"script", "style", "noscript", "title", "textarea", "xmp", "iframe", "noembed", "noframes", "plaintext"}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "background", "data", "poster", "srcset", "xlink:href"}
@@ -234,6 +180,13 @@ def test_allowlist_has_no_style_or_event_attribute() -> None:
 def test_allowlist_attributes_belong_to_allowed_tags() -> None:
     """Attributes are only listed for tags that are themselves allowed."""
     assert set(sanitize.ALLOWED_ATTRIBUTES) <= sanitize.ALLOWED_TAGS
+
+
+@pytest.mark.parametrize("tag", ["svg", "math"])
+def test_foreign_content_is_stripped_in_practice(tag: str) -> None:
+    """svg and math are removed from real output (their children too, when not allowed)."""
+    cleaned = clean_html(f"<{tag}><p>y</p><desc>d</desc></{tag}>")
+    assert f"<{tag}" not in cleaned and "<desc" not in cleaned
 
 
 @pytest.mark.parametrize("tag", sorted(RAW_TEXT))
