@@ -8,6 +8,7 @@ are permanent.
 """
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -23,13 +24,28 @@ def header_safe(value: str) -> str:
     return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
 
 
+# RFC 5322 "specials" (and the backslash): the characters that make a display name need quoting.
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+def display_name(name: str) -> str:
+    """*name* as a To header's display name: one line, without RFC 5322 specials.
+
+    Python's email package (3.11) drops the quotes around a display name when it folds a long
+    header, so a name like ``Eve <eve@evil.example>, Mallory <m@evil.example>`` (or just a long
+    "Doe, Jane" with accents) came out as several addresses, the real one lost. A name without
+    specials needs no quotes: "Doe, Jane" is shown as "Doe Jane".
+    """
+    return " ".join(_SPECIALS.sub(" ", header_safe(name)).split())
+
+
 def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> EmailMessage:
     """The MIME message for *digest* (multipart/alternative: plain text, then HTML)."""
     if not digest.recipient_email:
         raise PermanentFailure("the employee has no email address")
     msg = EmailMessage()
     msg["From"] = header_safe(sender)
-    msg["To"] = formataddr((header_safe(digest.recipient_name), header_safe(digest.recipient_email)))
+    msg["To"] = formataddr((display_name(digest.recipient_name), header_safe(digest.recipient_email)))
     msg["Subject"] = header_safe(digest.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = header_safe(digest.message_id)
