@@ -531,6 +531,16 @@ def test_cli_adds_lists_tests_rotates_and_removes(app, db, receiver):
     assert cli(app, "remove", str(endpoint.id)).exit_code == 1
 
 
+def test_cli_send_delivers_the_due_events(app, db, make_post, make_employee, clock, receiver):
+    """``webhooks send`` runs one round of the sender job."""
+    register(db, receiver.url, clock.now, "post.published")
+    publish_draft(db, make_post, make_employee, clock)
+    db.commit()
+    result = cli(app, "send")
+    assert result.exit_code == 0 and "sent 1" in result.output
+    assert len(receiver.received) == 1
+
+
 def test_cli_test_fails_when_the_receiver_fails(app, db, clock, receiver):
     """``webhooks test`` exits 1 and says what the receiver answered."""
     created = register(db, receiver.url, clock.now, "post.published")

@@ -1,4 +1,4 @@
-"""``flask intranet webhooks add|list|remove|test|rotate-secret|new-key``: endpoints for outgoing webhooks."""
+"""``flask intranet webhooks add|list|remove|test|rotate-secret|new-key|send``: endpoints for outgoing webhooks."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ import json
 import click
 from flask.cli import AppGroup
 
+from intranet import jobs
 from intranet.cli import context
 from intranet.errors import IntranetError, validated
 from intranet.models import WEBHOOK_EVENT_TYPES
@@ -106,3 +107,10 @@ def webhooks_rotate_secret(endpoint_id: int) -> None:
 def webhooks_new_key() -> None:
     """Print a fresh key for INTRANET_WEBHOOKS_ENCRYPTION_KEY (encrypts signing secrets at rest)."""
     click.echo(sealing.new_key())
+
+
+@group.command("send")
+def webhooks_send() -> None:
+    """Deliver one batch of due webhook events now (what the webhooks-send job does every 15 seconds)."""
+    job = next(job for job in jobs.periodic_job_definitions() if job.id == "webhooks-send")
+    click.echo(f"send: {jobs.run_once(context.app(), job)}", err=True)
