@@ -42,6 +42,7 @@ MODULES = {
     "analytics": "bench.analytics_bench",
     "compose": "bench.digest_compose",
     "webhooks": "bench.webhooks_bench",
+    "delivery": "bench.delivery_scale",
 }
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 

@@ -71,10 +71,11 @@ def environment(engine: Engine | str, **settings: Any) -> dict[str, str]:
     return env
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 25, what: str = "the condition",
+def wait_for(condition: Callable[[], Any], *, timeout: float = 60, what: str = "the condition",
              process: Beacon | None = None) -> Any:
     """Poll *condition* until it is truthy (and return it); fail after *timeout* seconds, showing
-    *process*'s output when given."""
+    *process*'s output when given. Generous: a test passing takes seconds, but the shared two cores
+    can be slowed several times over by other work, and only a failure waits this long."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

@@ -1,0 +1,192 @@
+"""Delivery at scale: N digests through Beacon's outbox to a local SMTP server, against raw smtplib.
+
+``python -m bench.delivery_scale [--db sqlite|pg|both] [--n 100000] [--batch 500]`` (also run by
+``python -m bench``). A database of its own (a temporary SQLite file, a PostgreSQL schema) gets N
+people, one all-staff post and N digest slots due now; then, in the same run:
+
+* **enqueue** — ``enqueue.enqueue_due`` until every slot is queued (one outbox row per channel);
+* **send** (the product path) — ``sending.send_due`` in batches of ``--batch`` with pacing off
+  (``INTRANET_MAIL_RATE_PER_MINUTE=0``), over one SMTP connection, until the email outbox is
+  empty: per message the claim, composing the digest again for that person at that moment,
+  rendering, the lease renewal, the SMTP transaction and the committed result;
+* **raw** (the baseline) — the very messages the server received, sent again with
+  ``smtplib.SMTP.sendmail`` over one connection: the SMTP transport alone.
+
+Both go to the same aiosmtpd server on loopback (sharing the two cores with it). The ratio
+send / raw says what Beacon adds per message on top of SMTP. Microsoft says a Viva announcement
+to 100,000 people "may take several hours"; the goal is 100,000 digests in at most 10 minutes of
+sending (>= 167 a second) on this 2-core box, figures printed and recorded, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import email
+import email.policy
+import smtplib
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import insert, select
+
+from intranet import create_app, jobs, targeting
+from intranet.db import session_factory, utcnow
+from intranet.delivery import enqueue, sending
+from intranet.delivery.channels.email import SmtpMailer
+from intranet.models import Digest, Employee, OutboxMessage, Post
+
+from bench import goals
+from bench.webhooks_bench import _engines
+
+GOAL_PER_S = 100_000 / 600  # 100k digests in 10 minutes
+CHUNK = 5000
+
+
+class Sink:
+    """An SMTP handler keeping each message (envelope and bytes) or only counting them."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.keep = True
+        self.count = 0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.count += 1
+            if self.keep:
+                self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def populate(sessions: Any, n: int, now: dt.datetime) -> None:
+    """N people, one all-staff post an hour old, N digest slots due a minute ago (Core inserts)."""
+    with sessions() as db:
+        for start in range(0, n, CHUNK):
+            db.execute(insert(Employee), [
+                {"employee_id": f"D{i:07d}", "email": f"person{i}@example.test", "display_name": f"Person {i}",
+                 "department": "Sales", "timezone": "UTC", "created_at": now, "updated_at": now}
+                for i in range(start, min(n, start + CHUNK))])
+        post = Post(title="The canteen reopens on Monday", summary="New menu, longer hours.",
+                    body_html="<p>New menu.</p>", body_text="New menu.", topic="News", status="published",
+                    publish_at=now - dt.timedelta(hours=1), published_at=now - dt.timedelta(hours=1))
+        db.add(post)
+        db.flush()
+        targeting.store_audience(db, post, targeting.parse_audience({"all": True}))
+        pks = list(db.execute(select(Employee.id).order_by(Employee.id)).scalars())
+        due = now - dt.timedelta(minutes=1)
+        for start in range(0, n, CHUNK):
+            db.execute(insert(Digest), [
+                {"employee_pk": pk, "local_date": due.date(), "ordinal": 0, "due_at": due,
+                 "expires_at": due + dt.timedelta(hours=12), "timezone": "UTC", "local_hour": due.hour,
+                 "basis": "peers"} for pk in pks[start:start + CHUNK]])
+        db.commit()
+
+
+def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        app = create_app({"INTRANET_ENV": "development", "INTRANET_SECRET_KEY": "b" * 64,
+                          "INTRANET_SMTP_HOST": "127.0.0.1", "INTRANET_SMTP_PORT": controller.port,
+                          "INTRANET_MAIL_RATE_PER_MINUTE": 0, "INTRANET_OUTBOX_BATCH": batch,
+                          "INTRANET_BASE_URL": "https://news.example.com",
+                          "INTRANET_MAIL_FROM": "Beacon <news@example.com>", "INTRANET_RUN_SCHEDULER": False},
+                         engine=engine)
+        state = app.extensions["intranet"]
+        sessions = session_factory(engine)
+        now = utcnow()
+        t = time.perf_counter()
+        populate(sessions, n, now)
+        setup_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        with sessions() as db:
+            while enqueue.enqueue_job(db, utcnow(), state.settings):
+                db.commit()
+            db.commit()
+        enqueue_s = time.perf_counter() - t
+
+        mailer = SmtpMailer("127.0.0.1", controller.port, sender=state.settings.mail.mail_from)
+        renderer = jobs.renderer_for(app)
+        report = sending.SendReport()
+        t = time.perf_counter()
+        with app.app_context(), sessions() as db:
+            while True:
+                got = sending.send_due(db, utcnow, state.settings, renderer, channels={"email": mailer}, limit=batch)
+                for field in ("sent", "retried", "failed", "expired", "skipped", "lost"):
+                    setattr(report, field, getattr(report, field) + getattr(got, field))
+                if not (got.sent or got.retried or got.skipped or got.expired or got.failed):
+                    break
+        send_s = time.perf_counter() - t
+        mailer.close()
+
+        sent_messages = list(sink.messages)
+        sink.keep = False
+        ids = collections.Counter(email.message_from_bytes(raw, policy=email.policy.compat32)["Message-ID"]
+                                  for _, _, raw in sent_messages)
+        with sessions() as db:
+            pending = db.execute(select(OutboxMessage.id).where(OutboxMessage.channel == "email",
+                                                                OutboxMessage.status != "sent")).all()
+
+        before = sink.count
+        t = time.perf_counter()
+        smtp = smtplib.SMTP("127.0.0.1", controller.port)
+        for mail_from, rcpts, raw in sent_messages:
+            smtp.sendmail(mail_from, rcpts, raw)
+        smtp.quit()
+        raw_s = time.perf_counter() - t
+        raw_count = sink.count - before
+    finally:
+        controller.stop()
+    return {"n": n, "setup_s": setup_s, "enqueue_s": enqueue_s, "send_s": send_s, "raw_s": raw_s,
+            "received": len(sent_messages), "distinct": len(ids), "raw_count": raw_count, "report": report,
+            "unsent": len(pending), "bytes": sum(len(raw) for _, _, raw in sent_messages)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.delivery_scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
+    parser.add_argument("--n", type=int, default=100_000, help="digests to send")
+    parser.add_argument("--batch", type=int, default=500, help="messages claimed per sender round")
+    args = parser.parse_args(argv)
+    first = goals.mark()
+    for name, engine, cleanup in _engines(args.db):
+        try:
+            out = run_case(engine, args.n, args.batch)
+        finally:
+            cleanup()
+        per_s, raw_per_s = out["received"] / out["send_s"], out["raw_count"] / out["raw_s"]
+        ratio = out["send_s"] / out["raw_s"]
+        print(f"\n[delivery] {name}: {out['n']:,} digests, {out['bytes'] / max(out['received'], 1) / 1024:.1f} KB each")
+        print(f"  set-up {out['setup_s']:.1f} s; enqueue {out['enqueue_s']:.1f} s "
+              f"({out['n'] / out['enqueue_s']:.0f} slots/s)")
+        print(f"  send through the outbox: {out['send_s']:.1f} s, {per_s:.0f} messages/s "
+              f"({1000 / per_s:.2f} ms each); {out['report']}")
+        print(f"  raw smtplib, same messages, one connection: {out['raw_s']:.1f} s, {raw_per_s:.0f} messages/s")
+        print(f"  ratio send / raw: {ratio:.1f}x; 100,000 digests would take {100_000 / per_s / 60:.1f} min "
+              f"of sending (+ {100_000 / out['n'] * out['enqueue_s'] / 60:.1f} min of queueing)")
+        goals.goal("delivery", "digests sent per second through the outbox (pacing off)", measured=f"{per_s:.0f}/s",
+                   target=f">= {GOAL_PER_S:.0f}/s (100k in 10 min)", met=per_s >= GOAL_PER_S, db=name)
+        goals.check("delivery", "every digest sent once, none left",
+                    passed=out["received"] == out["distinct"] == out["n"] and not out["unsent"]
+                    and out["raw_count"] == out["received"],
+                    detail=f"{out['received']} received, {out['distinct']} distinct, {out['unsent']} unsent",
+                    db=name)
+    return goals.exit_status(goals.RECORDED[first:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
