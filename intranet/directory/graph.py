@@ -38,6 +38,12 @@ from ..settings import EntraSettings
 
 logger = logging.getLogger(__name__)
 
+# msal's token cache logs each token request and response at DEBUG with the authorization code
+# and client_info unredacted: keep it at INFO, so turning on DEBUG logging never writes a code.
+_token_cache_logger = logging.getLogger("msal.token_cache")
+if _token_cache_logger.level < logging.INFO:
+    _token_cache_logger.setLevel(logging.INFO)
+
 #: Application permission the sync needs (least privilege for ``user: delta``).
 REQUIRED_PERMISSION = "User.Read.All"
 
