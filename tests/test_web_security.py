@@ -132,13 +132,26 @@ def _header_problems(endpoint: str, response: Any) -> list[str]:
     if headers.get("Referrer-Policy") not in ("no-referrer", "same-origin", "strict-origin",
                                                "strict-origin-when-cross-origin"):
         problems.append(f"Referrer-Policy {headers.get('Referrer-Policy')!r}")
+    for cookie in headers.getlist("Set-Cookie"):
+        flags = {flag.strip().split("=")[0].lower(): flag.strip() for flag in cookie.split(";")[1:]}
+        if not ({"secure", "httponly"} <= set(flags) and flags.get("samesite") == "SameSite=Lax"
+                and "domain" not in flags and cookie.startswith("__Host-")):
+            problems.append(f"cookie {cookie.split('=')[0]} with {sorted(flags)}")
     return problems
+
+
+def test_production_cookie_settings_are_explicit(make_app):
+    """Flask's defaults are not secure (SECURE=False, SAMESITE=None): production sets them (B1)."""
+    config = make_app().config
+    assert (config["SESSION_COOKIE_SECURE"], config["SESSION_COOKIE_HTTPONLY"], config["SESSION_COOKIE_SAMESITE"]) == (
+        True, True, "Lax")
 
 
 def test_every_get_route_sends_the_security_headers(world):
     """Every GET route, signed in or not, found or not (HTML, JSON, CSV, files, 401/403/404), over
     HTTPS: a CSP with no inline or eval script, object-src 'none', base-uri and frame-ancestors
-    'none'; HSTS for a year; nosniff; a Referrer-Policy; inline styles on the dashboards only."""
+    'none'; HSTS for a year; nosniff; a Referrer-Policy; inline styles on the dashboards only; any
+    cookie set is __Host-, Secure, HttpOnly and SameSite=Lax."""
     routes = sorted({(r.endpoint, r.rule) for r in world.app.url_map.iter_rules() if "GET" in r.methods})
     urls = _urls(world, [(endpoint, "GET", rule) for endpoint, rule in routes])
     clients = {actor: world.client(actor)[0] for actor in ("anonymous", "targeted", "admin")}
