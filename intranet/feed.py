@@ -67,13 +67,16 @@ class _PostHeadline(BaseModel):
     topic: str
     must_read: bool
     published_at: Time | None
+    language: str = Field(description="The language of the title, summary and body served: yours when the post "
+                          "has a version in it, else the language it was written in")
     read: bool = Field(description="Whether you have opened it")
     acknowledged: bool = Field(description="Whether you have acknowledged it (must-reads)")
 
     @staticmethod
     def _fields_of(post: Post, *, read: bool, acknowledged: bool) -> dict[str, Any]:
         return {"id": post.id, "title": post.title, "summary": post.summary, "topic": post.topic,
-                "must_read": post.must_read, "published_at": post.published_at, "read": read,
+                "must_read": post.must_read, "published_at": post.published_at, "language": post.language, "read": read,
+
                 "acknowledged": acknowledged}
 
 

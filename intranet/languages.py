@@ -18,7 +18,7 @@ import io
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: The languages of Beacon's interface, English (the source language) first.
 SUPPORTED: tuple[str, ...] = ("en", "es", "ca")
+#: The same, as a type for input models.
+Language = Literal["en", "es", "ca"]
 DEFAULT = "en"
 #: Each language in its own words (what a person picks from, whatever language the page is in).
 NAMES: dict[str, str] = {"en": "English", "es": "Español", "ca": "Català"}
@@ -102,13 +104,13 @@ def translations(language: str | None) -> NullTranslations:
     return _compiled(po)
 
 
-def translate(language: str | None, message: str, **values: Any) -> str:
+def translate(language: str | None, message: str, /, **values: Any) -> str:
     """*message* in *language*, with ``%(name)s`` placeholders filled from *values*."""
     text = translations(language).gettext(message)
     return text % values if values else text
 
 
-def ntranslate(language: str | None, singular: str, plural: str, num: int, **values: Any) -> str:
+def ntranslate(language: str | None, singular: str, plural: str, num: int, /, **values: Any) -> str:
     """The singular or plural form of a message for *num*, in *language* (``%(num)d`` is filled)."""
     values.setdefault("num", num)
     return translations(language).ngettext(singular, plural, num) % values

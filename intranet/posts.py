@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, delete, false, func, or_, true, update
 from sqlmodel import Session, select
 
-from intranet import groups, sanitize, targeting
+from intranet import groups, languages, sanitize, targeting
 from intranet.db import Instant, as_utc
 from intranet.errors import Conflict, Forbidden, IntranetError, InvalidInput, NotFound
 from intranet.models import (
@@ -55,7 +55,7 @@ UNPUBLISHED_DRAFTS = ("draft", "in_review")
 #: Statuses that were live at some point (edits keep a revision; DELETE unpublishes).
 WENT_OUT = ("scheduled", "published", "expired", "unpublished")
 #: Fields whose old and new values are written into a transition's ``changes``.
-TRACKED_FIELDS = ("title", "summary", "topic", "must_read", "ack_deadline", "rating_style", "publish_at",
+TRACKED_FIELDS = ("title", "summary", "topic", "must_read", "ack_deadline", "rating_style", "language", "publish_at",
                   "expires_at", "audience")
 #: Fields whose content becomes a new revision when edited after publishing.
 REVISED_FIELDS = ("title", "summary", "body_html", "topic")
@@ -94,6 +94,7 @@ class PostCreate(_PostFields):
     must_read: bool = False
     ack_deadline: Instant | None = None
     rating_style: Literal["stars", "thumbs"] = "stars"
+    language: languages.Language = Field(default="en", description="The language the post is written in")
     publish_at: Instant | None = None
     expires_at: Instant | None = None
     audience: dict[str, Any] | None = None
@@ -109,6 +110,7 @@ class PostUpdate(_PostFields):
     must_read: bool | None = None
     ack_deadline: Instant | None = None
     rating_style: Literal["stars", "thumbs"] | None = None
+    language: languages.Language | None = None
     publish_at: Instant | None = None
     expires_at: Instant | None = None
     audience: dict[str, Any] | None = None
@@ -415,6 +417,14 @@ def check_body_size(body_html: str) -> None:
                        "large content into an attachment.", details={"field": "body_html", "limit": sanitize.MAX_BODY_BYTES})
 
 
+def clean_body(body_html: str) -> tuple[str, str]:
+    """*body_html* sanitized, and its plain text (for a post and for its versions in other languages).
+
+    :raise TooLarge: for an oversized body (checked before sanitizing).
+    """
+    return _clean(body_html)
+
+
 def _clean(body_html: str) -> tuple[str, str]:
     check_body_size(body_html)
     try:
@@ -488,7 +498,7 @@ def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt
     body_html, body_text = _clean(data.body_html)
     post = Post(title=data.title, summary=data.summary, body_html=body_html, body_text=body_text, topic=data.topic,
                 must_read=data.must_read, ack_deadline=data.ack_deadline, rating_style=data.rating_style,
-                publish_at=data.publish_at, expires_at=data.expires_at, status="draft", author_pk=author.id,
+                language=data.language, publish_at=data.publish_at, expires_at=data.expires_at, status="draft", author_pk=author.id,
                 created_at=now, updated_at=now)
     check_times(post)
     session.add(post)
@@ -517,7 +527,7 @@ def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employ
     changes = data.changes()
     if changes.get("body_html") is not None:
         check_body_size(changes["body_html"])
-    for required in ("title", "topic", "must_read", "rating_style"):
+    for required in ("title", "topic", "must_read", "rating_style", "language"):
         if required in changes and changes[required] is None:
             raise InvalidInput(f"{required} cannot be empty.", details={"field": required})
     before = {name: _jsonable(getattr(post, name)) for name in TRACKED_FIELDS}
@@ -531,7 +541,7 @@ def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employ
         targeting.store_audience(session, post, audience)
     if changes.get("body_html") is not None:
         post.body_html, post.body_text = _clean(changes["body_html"])
-    for name in ("title", "topic", "must_read", "rating_style", "ack_deadline", "expires_at"):
+    for name in ("title", "topic", "must_read", "rating_style", "language", "ack_deadline", "expires_at"):
         if name in changes:
             setattr(post, name, changes[name])  # the required ones were checked for None above
     if "summary" in changes:

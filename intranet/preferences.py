@@ -22,7 +22,7 @@ from intranet.models import CADENCES, CHANNELS, Employee, OrgPreference, Prefere
 Cadence = Literal["off", "as_it_happens", "daily", "twice_daily", "weekly"]
 Channel = Literal["email", "teams", "in_app"]
 Device = Literal["phone", "computer", "either"]
-Language = Literal["en", "es", "ca"]
+Language = languages.Language
 FIELDS = ("cadence", "weekly_day", "channels", "quiet_start", "quiet_end", "working_days", "followed_topics",
           "muted_topics", "learned_timing", "device", "open_tracking", "language")
 #: Beacon's defaults (the organisation may change them): once a day, Monday to Friday, email and

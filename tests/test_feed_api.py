@@ -33,7 +33,7 @@ def test_feed_item_shape(make_employee, make_post, client_for):
     me = make_employee()
     make_post({"all": True}, must_read=True)
     item = client_for(me).get("/api/v1/feed").get_json()["items"][0]
-    assert set(item) == {"id", "title", "summary", "topic", "must_read", "published_at", "read", "acknowledged",
+    assert set(item) == {"id", "title", "summary", "topic", "must_read", "published_at", "language", "read", "acknowledged",
                          "why"}
     assert item["why"] and all(isinstance(reason, str) and reason for reason in item["why"])
 

@@ -1,7 +1,9 @@
 """Languages: the interface in English, Spanish and Catalan, chosen per person, with complete catalogs."""
 from __future__ import annotations
 
+import datetime as dt
 import html
+import json
 import re
 
 import subprocess
@@ -13,8 +15,12 @@ import pytest
 from babel.messages.pofile import read_po
 from flask import Flask, render_template_string
 from flask_babel import Babel
+from sqlalchemy import select
 
 from intranet import Intranet, languages
+from intranet.delivery import enqueue
+from intranet.models import PostTranslation
+from tests.delivery_support import choose, make_digest, send
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = ROOT / "intranet" / "translations"
@@ -202,3 +208,117 @@ def test_beacon_sets_up_babel_on_a_host_without_it(make_app):
     """Standalone (and on hosts without Flask-Babel) Beacon sets Flask-Babel up itself, with its own catalog."""
     app = make_app()
     assert app.extensions["babel"].default_domain == languages.DOMAIN
+
+
+# --- posts in several languages ----------------------------------------------------------------------
+
+
+def _translate(db: Any, post: Any, language: str, title: str, body: str = "<p>Texto</p>", summary: str = "") -> None:
+    db.add(PostTranslation(post_id=post.id, language=language, title=title, summary=summary, body_html=body,
+                           body_text=body))
+    db.commit()
+
+
+def test_a_reader_gets_the_version_in_their_language(client_for, make_employee, make_post, db):
+    """A Spanish reader gets the Spanish version (no note); the API says it served Spanish."""
+    post = make_post(title="Canteen reopens", summary="Monday")
+    _translate(db, post, "es", "Reabre el comedor", summary="El lunes")
+    client = client_for(make_employee(language="es"))
+    page = client.get("/").get_data(as_text=True)
+    assert "Reabre el comedor" in page and "El lunes" in page and "Canteen reopens" not in page
+    assert "No disponible" not in page
+    assert "Reabre el comedor" in client.get(f"/posts/{post.id}").get_data(as_text=True)
+    item = client.get("/api/v1/feed").get_json()["items"][0]
+    assert (item["title"], item["language"]) == ("Reabre el comedor", "es")
+    detail = client.get(f"/api/v1/posts/{post.id}").get_json()
+    assert (detail["title"], detail["language"], detail["body_html"]) == ("Reabre el comedor", "es", "<p>Texto</p>")
+
+
+def test_without_a_version_the_primary_language_comes_with_a_note(client_for, make_employee, make_post, db):
+    """A Catalan reader of an English post with only a Spanish version gets English, a note, and lang="en" on it."""
+    post = make_post(title="Canteen reopens")
+    _translate(db, post, "es", "Reabre el comedor")
+    client = client_for(make_employee(language="ca"))
+    page = html.unescape(client.get(f"/posts/{post.id}").get_data(as_text=True))
+    assert "No disponible en Català; es mostra en English." in page
+    assert '<h1 lang="en">Canteen reopens</h1>' in page
+    assert "No disponible en Català" in html.unescape(client.get("/").get_data(as_text=True))
+    assert client.get("/api/v1/feed").get_json()["items"][0]["language"] == "en"
+    english = client_for(make_employee(language="en")).get(f"/posts/{post.id}").get_data(as_text=True)
+    assert "Not available" not in english and "<h1>Canteen reopens</h1>" in english
+
+
+def test_the_desk_adds_a_sanitized_translation(client_for, make_employee, make_post, db):
+    """A comms manager adds a Spanish version on the desk; its body is sanitized like the post's own."""
+    post = make_post(title="Canteen reopens")
+    desk = client_for(make_employee(is_comms=True, language="en"))
+    assert 'id="translations"' in desk.get(f"/publish/posts/{post.id}").get_data(as_text=True)
+    response = desk.post(f"/publish/posts/{post.id}/translations", data={
+        "csrf_token": desk.csrf, "language": "es", "title": "Reabre el comedor", "summary": "",
+        "body_html": '<p onclick="x()">Hola<script>alert(1)</script></p>'})
+    assert response.status_code == 302
+    row = db.exec(select(PostTranslation).where(PostTranslation.post_id == post.id)).scalars().one()
+    assert row.title == "Reabre el comedor" and "script" not in row.body_html and "onclick" not in row.body_html
+    assert "Hola" in row.body_text
+    reader = client_for(make_employee(language="es-ES"))
+    assert "Reabre el comedor" in reader.get(f"/posts/{post.id}").get_data(as_text=True)
+    refused = desk.post(f"/publish/posts/{post.id}/translations", data={
+        "csrf_token": desk.csrf, "language": "en", "title": "Same language", "body_html": ""})
+    assert refused.status_code == 302 and db.exec(select(PostTranslation)).scalars().all() == [row]
+    removed = desk.post(f"/publish/posts/{post.id}/translations/es/delete", data={"csrf_token": desk.csrf})
+    db.expire_all()
+    assert removed.status_code == 302 and db.exec(select(PostTranslation)).scalars().all() == []
+
+
+def test_an_employee_cannot_translate_a_post(client_for, make_employee, make_post, db):
+    """Someone who may not edit the post cannot add a version of it."""
+    post = make_post(title="Canteen reopens")
+    reader = client_for(make_employee())
+    response = reader.post(f"/publish/posts/{post.id}/translations", data={
+        "csrf_token": reader.csrf, "language": "es", "title": "Hack", "body_html": ""})
+    assert response.status_code in (403, 404)
+    assert db.exec(select(PostTranslation)).scalars().all() == []
+
+
+def test_the_digest_email_speaks_the_recipients_language(app, db, config, smtp, make_employee, make_post, clock):
+    """A Spanish speaker's digest, through real SMTP: Spanish subject and words, the Spanish version of a post,
+    and the English one of a post without a version."""
+    person = make_employee(email="ana@example.com", language="es")
+    translated = make_post(title="Canteen reopens", must_read=True, published_at=clock.now - dt.timedelta(hours=2))
+    _translate(db, translated, "es", "Reabre el comedor", summary="El lunes")
+    make_post(title="Only in English", published_at=clock.now - dt.timedelta(hours=1))
+    make_digest(db, person, clock.now)
+    assert enqueue.enqueue_due(db, clock.now, domain="news.example.com") == 1
+    db.commit()
+    assert send(app, db, config, clock).sent == 1
+    msg = smtp.parsed()[0]
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    body = msg.get_body(preferencelist=("html",)).get_content()
+    assert msg["Subject"] == "Beacon: 1 lectura obligatoria y 1 más"
+    assert "Reabre el comedor" in text and "Only in English" in text and "Canteen reopens" not in text
+    assert "LECTURA OBLIGATORIA" in text and "Darse de baja:" in text and "Valóralo:" in text
+    assert '<html lang="es">' in body and 'lang="en"><a' in body
+
+
+def test_a_chosen_language_decides_the_digest(app, db, config, smtp, make_employee, make_post, clock):
+    """The language chosen in preferences (Catalan) wins over the directory's (English) for digests too."""
+    person = make_employee(email="pau@example.com", language="en")
+    choose(db, person, language="ca")
+    make_post(title="Canteen reopens", published_at=clock.now - dt.timedelta(hours=1))
+    make_digest(db, person, clock.now)
+    enqueue.enqueue_due(db, clock.now)
+    db.commit()
+    assert send(app, db, config, clock).sent == 1
+    assert smtp.parsed()[0]["Subject"] == "Beacon: 1 publicació nova per a tu"
+
+
+def test_teams_cards_speak_the_recipients_language(renderer, make_employee, db, clock):
+    """The Teams card's own words are in the recipient's language."""
+    from intranet.delivery.channels.teams import adaptive_card
+    card = adaptive_card("Tu resumen", [{"must_read": True, "title": "Reabre", "summary": "", "url": "https://x/1",
+                                         "rate_url": "https://x/r"}], "https://x/", 2,
+                         labels={"must_read": languages.translate("es", "Must read:"),
+                                 "rate": languages.translate("es", "Rate this post"),
+                                 "more": languages.translate("es", "%(more)s more in Beacon", more=2)})
+    texts = json.dumps(card, ensure_ascii=False)
+    assert "Lectura obligatoria: Reabre" in texts and "Valora esta publicación" in texts and "2 más en Beacon" in texts

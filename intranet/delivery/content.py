@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
-from intranet import preferences, ranking, targeting
+from intranet import post_versions, preferences, ranking, targeting
 from intranet.delivery import fatigue
 from intranet.models import Digest, DigestItem, Employee, OutboxMessage, Post, PostState
 from intranet.shapes import Time
@@ -48,6 +48,8 @@ class ContentItem:
     ack_deadline: dt.datetime | None
     #: What the post asks for, so a message can offer one rating link per star or thumb.
     rating_style: str = "stars"
+    #: The language of ``title`` and ``summary`` (the post's own, or the version of :func:`in_language`).
+    language: str = "en"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +74,7 @@ class DigestContent:
 NOTHING = DigestContent([], 0, 0)
 #: What composing reads of each post (and the person's state of it).
 _COLUMNS = (Post.id, Post.title, Post.summary, Post.topic, Post.must_read, Post.published_at, Post.ack_deadline,
-            Post.rating_style, Post.all_staff, Post.audience, PostState.read_at, PostState.acknowledged_at)
+            Post.rating_style, Post.all_staff, Post.audience, Post.language, PostState.read_at, PostState.acknowledged_at)
 
 
 def wanted(prefs: preferences.Preferences, topic: str, *, must_read: bool) -> bool:
@@ -178,7 +180,8 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
         read_at, ack_at = post.read_at, post.acknowledged_at
         posts[post.id] = post
         item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
-                           post.ack_deadline, post.rating_style)
+                           post.ack_deadline, post.rating_style, post.language)
+
         if post.must_read and ack_at is None and (post.ack_deadline is None or post.ack_deadline > now):
             must.append(item)
             # An alert's reminder rounds say it is overdue; a digest counts from publishing.
@@ -244,3 +247,17 @@ def latest_in_app(session: Session, employee: Employee, now: dt.datetime) -> Lat
             items.append(DigestPostPublic(id=post.id, title=post.title, summary=post.summary,  # type: ignore[arg-type]
                                           must_read=post.must_read))
     return LatestDigestPublic(sent_at=message.sent_at, items=items)
+
+
+def in_language(session: Session, content: DigestContent, language: str) -> DigestContent:
+    """*content* with each post's title and summary in *language* where the post has a version in it.
+
+    Posts without one keep their own language (a message does not hide a post for want of a translation).
+    """
+    others = [item.post_id for item in content.items if item.language != language]
+    found = post_versions.versions_in(session, others, language) if others else {}
+    if not found:
+        return content
+    items = [dataclasses.replace(item, title=found[item.post_id].title, summary=found[item.post_id].summary,
+                                 language=language) if item.post_id in found else item for item in content.items]
+    return dataclasses.replace(content, items=items)

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from intranet import preferences, ratings
+from intranet import languages, preferences, ratings
 from intranet.delivery.channels import RenderedDigest
 from intranet.delivery.channels.teams import adaptive_card
 from intranet.delivery.content import ContentItem, DigestContent
@@ -44,17 +44,20 @@ def unsubscribed_employee_id(secret_key: str, token: str) -> str | None:
     return employee_id if isinstance(employee_id, str) else None
 
 
-def why(digest: Digest, content: DigestContent) -> str:
-    """The line that tells the person why this message came when it did."""
+def why(digest: Digest, content: DigestContent, language: str | None = None) -> str:
+    """The line that tells the person why this message came when it did, in *language*."""
     if digest.kind == "alert":
         if all(i.must_read for i in content.items):
-            return "A must-read for you: sent at the first moment outside your quiet hours."
-        return "Sent as it happens, as you chose in your preferences (outside your quiet hours)."
+            return languages.translate(language, "A must-read for you: sent at the first moment outside your "
+                                       "quiet hours.")
+        return languages.translate(language, "Sent as it happens, as you chose in your preferences (outside your "
+                                   "quiet hours).")
+    hour = f"{digest.local_hour:02d}:00"
     if digest.basis == "personal":
-        return f"Sent at {digest.local_hour:02d}:00, when you usually read."
+        return languages.translate(language, "Sent at %(hour)s, when you usually read.", hour=hour)
     if digest.basis == "peers":
-        return f"Sent at {digest.local_hour:02d}:00, when colleagues in your team usually read."
-    return f"Sent at {digest.local_hour:02d}:00 your time."
+        return languages.translate(language, "Sent at %(hour)s, when colleagues in your team usually read.", hour=hour)
+    return languages.translate(language, "Sent at %(hour)s your time.", hour=hour)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +76,8 @@ class Renderer:
 
     def render(self, employee: Employee, message: OutboxMessage, content: DigestContent,
                prefs: preferences.Preferences, why: str, *, reminder: bool = False,
-               notice: str | None = None) -> RenderedDigest:
+               notice: str | None = None, language: str | None = None) -> RenderedDigest:
+
         """*content* in every channel's form, for *message*.
 
         :param reminder: the message repeats must-reads the person has not acknowledged yet.
@@ -83,17 +87,26 @@ class Renderer:
         base = self.site.base_url.rstrip("/") + self.site.url_prefix
         items = [{"post_id": i.post_id, "title": i.title, "summary": i.summary, "topic": i.topic,
                   "must_read": i.must_read,
-                  "ack_deadline": i.ack_deadline.strftime("%d %b %Y") if i.ack_deadline else None,
+                  "ack_deadline": (languages.format_datetime(i.ack_deadline, languages.DATE, language=language)
+                                   if i.ack_deadline else None),
+                  "language": i.language,
                   "url": f"{base}/posts/{i.post_id}?d={message.id}&c={message.channel}",
-                  **self._rating_links(base, employee, i)} for i in content.items]
+                  **self._rating_links(base, employee, i, language)} for i in content.items]
         must = sum(1 for i in content.items if i.must_read)
         org = self.site.org_name
-        subject = (f"{org}: {must} must-read{'s' if must != 1 else ''} and {len(items) - must} more"
-                   if must else f"{org}: {len(items)} new post{'s' if len(items) != 1 else ''} for you")
+        if must:
+            subject = languages.ntranslate(language, "%(org)s: %(num)d must-read and %(more)d more",
+                                           "%(org)s: %(num)d must-reads and %(more)d more", must,
+                                           org=org, more=len(items) - must)
+        else:
+            subject = languages.ntranslate(language, "%(org)s: %(num)d new post for you",
+                                           "%(org)s: %(num)d new posts for you", len(items), org=org)
         if message.escalation or reminder:
-            subject = f"Reminder: {subject}"
+            subject = languages.translate(language, "Reminder: %(subject)s", subject=subject)
         token = unsubscribe_token(self.secret_key, employee.employee_id)
-        context = {"subject": subject, "heading": f"Your {org} digest", "items": items, "more": content.more,
+        context = {"subject": subject, "heading": languages.translate(language, "Your %(org)s digest", org=org),
+                   "lang": languages.supported(language) or languages.DEFAULT,
+                   **languages.message_functions(language), "items": items, "more": content.more,
                    "feed_url": f"{base}/", "preferences_url": f"{base}/preferences",
                    "unsubscribe_url": f"{base}/digest/unsubscribe/{token}", "why": why,
                    "escalation": message.escalation, "compact": prefs.device == "phone",
@@ -102,10 +115,13 @@ class Renderer:
             message_id=message.message_id, recipient_email=employee.email, recipient_name=employee.display_name,
             subject=subject, html=self._template("intranet/email/digest.html", context),
             text=self._template("intranet/email/digest.txt", context),
-            card=adaptive_card(subject, items, context["feed_url"], content.more),
+            card=adaptive_card(subject, items, context["feed_url"], content.more, labels={
+                "must_read": languages.translate(language, "Must read:"),
+                "rate": languages.translate(language, "Rate this post"),
+                "more": languages.translate(language, "%(more)s more in Beacon", more=content.more)}),
             unsubscribe_url=context["unsubscribe_url"], escalation=message.escalation)
 
-    def _rating_links(self, base: str, employee: Employee, item: ContentItem) -> dict[str, Any]:
+    def _rating_links(self, base: str, employee: Employee, item: ContentItem, language: str | None) -> dict[str, Any]:
         """One link per star or thumb, and one without a value (Teams, plain text), for *item*.
 
         Each lands on the confirmation page; only that page's POST saves (mail scanners open links).
@@ -115,10 +131,13 @@ class Renderer:
             return f"{base}/rate/{ratings.link_token(self.secret_key, link)}"
 
         if item.rating_style == "thumbs":
-            choices = [{"label": "Helpful", "title": "Helpful", "url": url(thumb="up")},
-                       {"label": "Not helpful", "title": "Not helpful", "url": url(thumb="down")}]
+            helpful, unhelpful = languages.translate(language, "Helpful"), languages.translate(language, "Not helpful")
+            choices = [{"label": helpful, "title": helpful, "url": url(thumb="up")},
+                       {"label": unhelpful, "title": unhelpful, "url": url(thumb="down")}]
         else:
-            choices = [{"label": "★" * n, "title": f"{n} of 5", "url": url(stars=n)} for n in range(1, 6)]
+            choices = [{"label": "★" * n, "title": languages.translate(language, "%(n)s of 5", n=n), "url": url(stars=n)}
+                       for n in range(1, 6)]
+
         return {"rate_choices": choices, "rate_url": url()}
 
     def _template(self, name: str, context: dict[str, Any]) -> str:

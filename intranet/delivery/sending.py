@@ -48,11 +48,11 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlmodel import Session
 
-from intranet import preferences
+from intranet import languages, preferences
 from intranet.db import is_postgres
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
 from intranet.delivery import fatigue
-from intranet.delivery.content import compose
+from intranet.delivery.content import compose, in_language
 from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
 from intranet.models import Digest, Employee, OutboxMessage
@@ -244,9 +244,14 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             continue
         # An automatic cadence step down is announced by the person's next digest (any channel).
         step_down = None if message.escalation or digest.kind != "digest" else fatigue.announcement(session, employee)
-        rendered = renderer.render(employee, message, content, prefs, why(digest, content),
+        # In the person's language (chosen, else the directory's; a scheduler has no browser to ask).
+        language = languages.choose(prefs.language, employee.language) or languages.DEFAULT
+        content = in_language(session, content, language)
+        rendered = renderer.render(employee, message, content, prefs, why(digest, content, language),
                                    reminder=digest.kind == "alert" and content.overdue_must_reads > 0,
-                                   notice=fatigue.describe(step_down) if step_down else None)
+                                   notice=fatigue.describe(step_down, language) if step_down else None,
+                                   language=language)
+
         if message.channel != "in_app":
             pacer.wait()
             now = clock()

@@ -9,9 +9,10 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, Field
 
-from intranet import feed, groups, people, posts, ratings, search, targeting
+from intranet import feed, groups, people, post_versions, posts, ratings, search, targeting
 from intranet.errors import Forbidden, InvalidInput, validated
 from intranet.models import PostState
+from intranet.web import i18n
 from intranet.web.cross_origin import cross_origin
 from intranet.web.context import current_employee, now, public, require_role, session, settings
 from intranet.web.limits import request_json
@@ -56,7 +57,7 @@ def feed_list() -> feed.FeedPagePublic:
     page = feed.feed_page(session(), employee, now=now(), cursor=args.cursor or None,
                           limit=settings().site.feed_page_size)
     session().commit()  # the first page stores the ranked order the cursor names
-    return feed.FeedPagePublic.of(page)
+    return feed.FeedPagePublic.of(post_versions.localize_page(session(), page, i18n.locale()))
 
 
 @bp.get("/search")
@@ -76,8 +77,10 @@ def search_posts() -> search.SearchPublic:
 def post_detail(post_id: int) -> feed.PostPublic:
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
-    return feed.PostPublic.of(post, session().get(PostState, (employee.id, post.id)),
+    return feed.PostPublic.of(post_versions.one(session(), post, i18n.locale()),  # type: ignore[arg-type]
+                              session().get(PostState, (employee.id, post.id)),
                               ratings.my_rating(session(), employee=employee, post=post))
+
 
 
 @bp.post("/posts/<int:post_id>/read")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from intranet import attachments, feed, feedback, ratings, targeting
+from intranet import attachments, feed, feedback, post_versions, ratings, targeting
 from intranet.delivery import fatigue
 from intranet.models import PostState
 from intranet.web import i18n
@@ -20,6 +20,7 @@ def index():  # type: ignore[no-untyped-def]
                           limit=settings().site.feed_page_size)
     session().commit()  # the first page stores the ranked order the cursor names
     posts = [item.post for item in page.items]
+    page = post_versions.localize_page(session(), page, i18n.locale())
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), posts),
                            my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]),
@@ -33,10 +34,12 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = targeting.visible_post_or_404(session(), employee, post_id, now())
     state = session().get(PostState, (employee.id, post.id))
-    return render_template("intranet/feed/post.html", employee=employee, post=post, state=state,
+    return render_template("intranet/feed/post.html", employee=employee, state=state,
+                           post=post_versions.one(session(), post, i18n.locale()),
                            card=feed.cards(session(), [post])[post.id],
                            files=[f for f in attachments.attachments_of(session(), post) if f.kind != "image"],
                            my_rating=ratings.my_rating(session(), employee=employee, post=post),
+
                            my_feedback=feedback.mine(session(), employee, post_id=post.id),
                            new_replies=feedback.unseen_replies(session(), employee))
 

@@ -65,12 +65,12 @@ def using(language: str | None) -> Iterator[None]:
         g.beacon_forced_locale = before
 
 
-def gettext(message: str, **values: Any) -> str:
+def gettext(message: str, /, **values: Any) -> str:
     """*message* in this request's language, ``%(name)s`` placeholders filled from *values*."""
     return languages.translate(locale(), message, **values)
 
 
-def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
+def ngettext(singular: str, plural: str, num: int, /, **values: Any) -> str:
     """The form of a message for *num* in this request's language (``%(num)d`` is filled)."""
     return languages.ntranslate(locale(), singular, plural, num, **values)
 
@@ -104,3 +104,5 @@ def init_app(app: Flask) -> None:
         app.jinja_env.add_extension("jinja2.ext.i18n")
         app.jinja_env.newstyle_gettext = True  # type: ignore[attr-defined]
     app.add_template_global(locale, "beacon_locale")
+    app.add_template_global(languages.name, "beacon_language_name")
+

@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
-from intranet import attachments, feed, posts, reception, targeting, zones
+from intranet import attachments, feed, languages, post_versions, posts, reception, targeting, zones
 from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
+from intranet.web.i18n import _
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def form_fields(employee: Employee) -> dict[str, Any]:
         "title": request.form.get("title", ""), "summary": request.form.get("summary", ""),
         "body_html": request.form.get("body_html", ""), "topic": request.form.get("topic", "") or "General",
         "must_read": bool(request.form.get("must_read")), "rating_style": request.form.get("rating_style", "stars"),
+        "language": request.form.get("language") or languages.DEFAULT,
         "ack_deadline": _local_time("ack_deadline", zone), "publish_at": _local_time("publish_at", zone),
         "expires_at": _local_time("expires_at", zone), "audience": form_audience(),
     }
@@ -162,6 +164,7 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
         # Everyone who may write a post sees its exact audience count, live as they choose and on
         # the saved draft alike (the same rule as POST /api/v1/audiences/preview).
         "can_count_live": posts.may_author(db, employee), "now": now(),
+        "beacon_languages": [(code, languages.NAMES[code]) for code in languages.SUPPORTED],
     }
     if post is not None:
         # An audience stored before audiences were bounded may be too large to count at all.
@@ -172,7 +175,7 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
             allowed=posts.allowed(db, employee, post), status=posts.effective_status(post, now()),
             transitions=transitions, revisions=revisions,
             people={pk: db.get(Employee, pk) for pk in pks},
-            files=attachments.attachments_of(db, post),
+            files=attachments.attachments_of(db, post), translations=post_versions.versions(db, post.id),
             sample=posts.audience_sample(db, post) if countable else [],
             # Comms managers see how a post that went out was received (ratings, comments, segments).
             reception=(reception.for_post(db, employee, post, now=now())
@@ -275,7 +278,40 @@ def save(post_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("intranet_publish.edit", post_id=post.id))
 
 
+@bp.post("/publish/posts/<int:post_id>/translations")
+@require_role("employee")
+def save_translation(post_id: int):  # type: ignore[no-untyped-def]
+    """Add or replace the post's version in one more language."""
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    fields = {name: request.form.get(name, "") for name in ("language", "title", "summary", "body_html")}
+    try:
+        data = validated(post_versions.TranslationIn, fields, what=None)
+        post_versions.save(session(), post, data, actor=employee, now=now())  # type: ignore[arg-type]
+    except IntranetError as exc:
+        return _back_to_editor(post_id, exc)
+    session().commit()
+    flash(_("Translation saved: %(language)s.", language=languages.name(fields["language"])), "ok")
+    return redirect(url_for("intranet_publish.edit", post_id=post.id, _anchor="translations"))
+
+
+@bp.post("/publish/posts/<int:post_id>/translations/<language>/delete")
+@require_role("employee")
+def remove_translation(post_id: int, language: str):  # type: ignore[no-untyped-def]
+    """Remove the post's version in *language*."""
+    employee = current_employee()
+    post = posts.managed_post_or_404(session(), employee, post_id)
+    try:
+        post_versions.remove(session(), post, language, actor=employee)
+    except IntranetError as exc:
+        return _back_to_editor(post_id, exc)
+    session().commit()
+    flash(_("Translation removed: %(language)s.", language=languages.name(language)), "ok")
+    return redirect(url_for("intranet_publish.edit", post_id=post.id, _anchor="translations"))
+
+
 def _back_to_editor(post_id: int, exc: IntranetError):  # type: ignore[no-untyped-def]
+
     """After a refused step: undo what it did, say why, and show the post's editor again."""
     session().rollback()
     flash(exc.message, "error")

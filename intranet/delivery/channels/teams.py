@@ -49,13 +49,18 @@ class TeamsWorkflow:
         raise PermanentFailure(f"Teams workflow answered {response.status_code}")
 
 
-def adaptive_card(title: str, items: list[dict[str, Any]], more_url: str | None, more: int) -> dict[str, Any]:
+def adaptive_card(title: str, items: list[dict[str, Any]], more_url: str | None, more: int,
+                  labels: dict[str, str] | None = None) -> dict[str, Any]:
     """An Adaptive Card (schema 1.4) listing the digest's posts, each opening in Beacon, each with a
-    button to the page where it is rated (when the item carries ``rate_url``)."""
+    button to the page where it is rated (when the item carries ``rate_url``).
+
+    :param labels: the card's own words in the recipient's language (``must_read``, ``rate``, ``more``).
+    """
+    words = {"must_read": "Must read:", "rate": "Rate this post", "more": f"{more} more in Beacon", **(labels or {})}
     body: list[dict[str, Any]] = [{"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium",
                                    "wrap": True}]
     for item in items:
-        prefix = "Must read: " if item["must_read"] else ""
+        prefix = words["must_read"] + " " if item["must_read"] else ""
         body.append({"type": "TextBlock", "text": f"[{prefix}{_md_escape(item['title'])}]({item['url']})",
                      "wrap": True, "spacing": "Medium"})
         if item["summary"]:
@@ -63,8 +68,9 @@ def adaptive_card(title: str, items: list[dict[str, Any]], more_url: str | None,
                          "spacing": "None"})
         if item.get("rate_url"):  # the confirmation page; rating happens there, by its POST
             body.append({"type": "ActionSet", "spacing": "Small", "actions": [
-                {"type": "Action.OpenUrl", "title": "Rate this post", "url": item["rate_url"]}]})
-    actions = [{"type": "Action.OpenUrl", "title": f"{more} more in Beacon", "url": more_url}] if more and more_url else []
+                {"type": "Action.OpenUrl", "title": words["rate"], "url": item["rate_url"]}]})
+    actions = [{"type": "Action.OpenUrl", "title": words["more"], "url": more_url}] if more and more_url else []
+
     return {"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "version": "1.4", "body": body, "actions": actions}
 
