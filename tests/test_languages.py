@@ -18,8 +18,10 @@ from flask_babel import Babel
 from sqlalchemy import select
 
 from intranet import Intranet, languages
+from intranet.analytics import queries, rollups
 from intranet.delivery import enqueue
 from intranet.models import PostTranslation
+from tests.dashboard_support import read_by
 from tests.delivery_support import choose, make_digest, send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,3 +324,38 @@ def test_teams_cards_speak_the_recipients_language(renderer, make_employee, db, 
                                  "more": languages.translate("es", "%(more)s more in Beacon", more=2)})
     texts = json.dumps(card, ensure_ascii=False)
     assert "Lectura obligatoria: Reabre" in texts and "Valora esta publicación" in texts and "2 más en Beacon" in texts
+
+
+# --- analytics by language ---------------------------------------------------------------------------
+
+
+def test_analytics_split_by_language_respects_the_minimum_group(db, make_employee, make_post, clock):
+    """Read rate by language: six Spanish and six Catalan readers appear; three German and three Portuguese
+    readers (groups under 5) stay hidden, together."""
+    spanish = [make_employee(language="es-ES") for _ in range(6)]
+    catalan = [make_employee(language="ca") for _ in range(6)]
+    few = [make_employee(language="de") for _ in range(3)] + [make_employee(language="pt") for _ in range(3)]
+    post = make_post(title="Canteen reopens")
+    read_by(db, spanish[:4] + catalan + few, post)
+    read_by(db, spanish[4:], post, kind="impression")
+    answer = queries.post_analytics(db, post, k=5).model_dump(mode="json")
+    rows = {row["value"]: row for row in answer["by"]["language"]}
+    assert set(rows) == {"es-ES", "ca"}
+    assert (rows["es-ES"]["audience"], rows["es-ES"]["reached"], rows["es-ES"]["read"]) == (6, 6, 4)
+    window = queries.Filters(start=clock.now.date() - dt.timedelta(days=7), end=clock.now.date())
+    series = queries.read_rate_by_group(db, dimension="language", filters=window, k=5).to_json()
+    assert sorted((r["value"], r["reached"], r["read"]) for r in series["rows"]) == [("ca", 6, 6), ("es-ES", 6, 4)]
+
+    rollups.rebuild(db)  # recounted from stored events: the same groups
+    db.commit()
+    again = queries.post_analytics(db, post, k=5).model_dump(mode="json")["by"]["language"]
+    assert again == answer["by"]["language"]
+
+
+def test_the_dashboard_shows_read_rate_by_language(client_for, make_employee, make_post, db):
+    """The post dashboard has a by-language chart next to department, region and level."""
+    readers = [make_employee(language="es") for _ in range(5)]
+    post = make_post(title="Canteen reopens")
+    read_by(db, readers, post)
+    page = client_for(make_employee(is_comms=True)).get(f"/analytics/posts/{post.id}").get_data(as_text=True)
+    assert 'id="card-by-language"' in page and "Read rate by language" in page

@@ -22,7 +22,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-DIMENSION_LABELS = {"department": "Department", "region": "Region", "level": "Level"}
+DIMENSION_LABELS = {"department": "Department", "region": "Region", "level": "Level", "language": "Language"}
 COLORS = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
 
 

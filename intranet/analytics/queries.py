@@ -20,6 +20,7 @@ from sqlmodel import Session
 from intranet import targeting
 from intranet.analytics import privacy, rollups
 from intranet.models import (
+    Employee,
     AnalyticsDeliveryDay,
     AnalyticsHourReaders,
     AnalyticsHourReads,
@@ -66,7 +67,8 @@ class PostAnalytics(BaseModel):
     read: Count = Field(description="People with an open or read event on it")
     acknowledged: Count
     by: dict[Literal[rollups.DIMENSIONS], list[GroupRow]] = Field(  # type: ignore[valid-type]
-        description="By department, region and level; groups of fewer than INTRANET_ANALYTICS_MIN_GROUP people "
+        description="By department, region, level and language (the directory's language tag); groups of fewer "
+                    "than INTRANET_ANALYTICS_MIN_GROUP people "
                     "are left out, with more so no subtraction reveals them")
 
 
@@ -75,8 +77,12 @@ def _audience_breakdown(session: Session, post: Post) -> dict[str, Any]:
     try:
         audience = targeting.Audience.model_validate(post.audience or {})
     except ValidationError:
-        return {"count": 0, "by_department": {}, "by_region": {}, "by_level": {}}
-    return targeting.audience_breakdown(session, audience)
+        return {"count": 0, "by_department": {}, "by_region": {}, "by_level": {}, "by_language": {}}
+    breakdown = targeting.audience_breakdown(session, audience)
+    # The audience preview (a page people wait on) does not split by language; this answer does.
+    by_language = session.execute(select(Employee.language, func.count()).where(targeting.employee_filter(audience))
+                                  .group_by(Employee.language)).all()
+    return {**breakdown, "by_language": {("unknown" if tag is None else tag): n for tag, n in by_language}}
 
 
 def _stored_value(dimension: str, preview_key: str) -> str:
@@ -213,8 +219,10 @@ class Filters:
     department: str | None = None
     region: str | None = None
     level: int | None = None
+    language: str | None = None
 
     def post_clauses(self) -> list[Any]:
+
         lo = dt.datetime.combine(self.start, dt.time(), dt.timezone.utc)
         hi = dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
         clauses = [Post.published_at >= lo, Post.published_at < hi]

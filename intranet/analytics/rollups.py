@@ -63,7 +63,7 @@ REACH_KINDS = frozenset({"impression", "open", "read"})
 #: ``prev_day`` of a person's first day in a cell.
 NO_DAY = dt.date.min
 #: The dimensions per-post groups are counted by.
-DIMENSIONS = ("department", "region", "level")
+DIMENSIONS = ("department", "region", "level", "language")
 LOCAL = "local"
 _TWO_HOURS, _DAY = dt.timedelta(hours=2), dt.timedelta(hours=24)
 _STAGE_COLUMN = {STAGE_REACHED: "reached", STAGE_READ: "read", STAGE_ACKNOWLEDGED: "acknowledged"}
@@ -78,6 +78,9 @@ class Person(Protocol):
     region: str | None
     level: int | None
     timezone: str | None
+    #: The directory's language tag (``es-ES``): groups by language are the tags as synced.
+    language: str | None
+
 
 
 def tracked_zones(org_timezone: str) -> tuple[str, ...]:
