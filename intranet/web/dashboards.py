@@ -114,7 +114,11 @@ def _topics() -> set[str]:
 
 def _choices() -> dict[str, Any]:
     db = session()
-    return {"topics": sorted(_topics()), "authors": sorted(db.exec(_author_query()).all(), key=lambda e: e.display_name),
+    # Names only: an organisation where thousands have published would otherwise load every author whole.
+    authors = db.execute(select(Employee.id, Employee.employee_id, Employee.display_name)
+                         .where(Employee.id.in_(select(Post.author_pk).where(Post.published_at.is_not(None))))
+                         .order_by(Employee.display_name, Employee.id)).all()
+    return {"topics": sorted(_topics()), "authors": authors,
             "departments": sorted(targeting.known_values(db, "department")),
             "regions": sorted(targeting.known_values(db, "region")), "levels": list(range(1, 11)),
             "zone_choices": zones.choices()}
