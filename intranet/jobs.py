@@ -116,6 +116,12 @@ def periodic_job_definitions() -> list[Job]:
             "it down and tell them).", misfire_grace_time=6 * 3600),
         Job("digests-purge", "intranet.delivery.sending:purge_job", 24 * hour,
             "Forget digest slots and outbox rows older than 30 days.", misfire_grace_time=6 * 3600),
+        # Journeys: enrolment compares the directory with what it last saw (idempotent by a unique
+        # enrolment per event); releases and reminders are compare-and-set, so repeats change nothing.
+        Job("journeys-enrol", "intranet.journeys.enrolment:enrol_job", 15 * minute,
+            "Start journeys for people hired, moved or promoted in the directory.", misfire_grace_time=1800),
+        Job("journeys-release", "intranet.journeys.releases:release_job", 5 * minute,
+            "Release due journey steps to the people on them and remind about unacknowledged must-reads."),
         # Live events are queued by the ingest and folded here in bulk (analytics answers fold first too).
         Job("analytics-fold", "intranet.analytics.rollups:fold_job", minute,
             "Fold newly ingested reading events into the analytics rollups."),

@@ -185,6 +185,8 @@ class Post(Base, table=True):
     rating_style: str = Field(default="stars", max_length=8)
     #: The language the post was written in (its primary version; translations are PostTranslation rows).
     language: str = Field(default="en", max_length=16, sa_column_kwargs={"server_default": "en"})
+    #: A journey step's post: seen only by people the step was released to (intranet.journeys).
+    journey_only: bool = False
     author_pk: int | None = Field(
         default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"), index=True)
     )
@@ -1188,3 +1190,207 @@ class PostTranslation(Base, table=True):
     )
     created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
     updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+
+WEBHOOK_EVENT_TYPES = ("post.published", "post.acknowledged", "digest.sent")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed", "expired")
+
+
+class WebhookEndpoint(Base, table=True):
+    """Where a host wants to hear about events, and the secret deliveries are signed with.
+
+    ``secret`` is the Standard Webhooks ``whsec_...`` secret as stored: in clear, or encrypted
+    (``fernet:...``) when ``INTRANET_WEBHOOKS_ENCRYPTION_KEY`` is set (see
+    :mod:`intranet.webhooks.endpoints`). It cannot be hashed: Beacon needs it to sign.
+    """
+
+    __tablename__ = "intranet_webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    description: str = Field(default="", max_length=255)
+    event_types: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret: str = Field(max_length=512, repr=False)
+    active: bool = True
+    created_at: dt.datetime = _ts(nullable=False)
+    created_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+
+
+class WebhookEvent(Base, table=True):
+    """One event, recorded with the change that caused it; ``payload`` is the exact body sent.
+
+    ``message_id`` is the ``webhook-id`` every attempt to every endpoint carries, so receivers can
+    drop duplicates; ``dedupe_key`` names the fact (``post.acknowledged:<post>:<employee>``), so a
+    fact recorded twice (two clicks racing) is one event.
+    """
+
+    __tablename__ = "intranet_webhook_event"
+    __table_args__ = (
+        CheckConstraint("type IN ('post.published', 'post.acknowledged', 'digest.sent')", name="type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=64, unique=True)
+    type: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=128, unique=True)
+    #: The person the event names (post.acknowledged, digest.sent): erasing them deletes it.
+    employee_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), index=True)
+    )
+    payload: str = Field(sa_type=Text)
+    occurred_at: dt.datetime = _ts(nullable=False)
+    created_at: dt.datetime = _ts(nullable=False, index=True)
+
+
+class WebhookDelivery(Base, table=True):
+    """One event on its way to one endpoint: ``pending -> sending -> delivered`` (or ``failed``,
+    ``expired`` once retries ran past ``INTRANET_WEBHOOKS_GIVE_UP_HOURS``)."""
+
+    __tablename__ = "intranet_webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_pk", "endpoint_pk", name="uq_intranet_webhook_delivery_event_endpoint"),
+        CheckConstraint("status IN ('pending', 'sending', 'delivered', 'failed', 'expired')", name="status"),
+        Index("ix_intranet_webhook_delivery_status_next", "status", "next_attempt_at"),
+        Index("ix_intranet_webhook_delivery_endpoint_id", "endpoint_pk", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_pk: int = Field(sa_column=Column(ForeignKey("intranet_webhook_event.id", ondelete="CASCADE"), nullable=False))
+    endpoint_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_webhook_endpoint.id", ondelete="CASCADE"), nullable=False)
+    )
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts(nullable=False)
+    lease_until: dt.datetime | None = _ts(default=None)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    delivered_at: dt.datetime | None = _ts(default=None)
+    last_attempt_at: dt.datetime | None = _ts(default=None)
+    #: The last answer's HTTP status (None: no answer, e.g. a timeout or a refused address).
+    last_status: int | None = None
+    #: Why the last attempt failed, with at most a short snippet of the answer's body.
+    last_error: str | None = Field(default=None, max_length=1000)
+
+
+# --- journeys ---
+# A journey is a sequence of posts released to one person at offsets from an event in their
+# directory record (hired, moved department or country, promoted to a people-manager level).
+# Exactly-once rests on unique keys: one enrolment per (journey, person, event) and one release
+# row per (enrolment, step), moved from pending to released or skipped by compare-and-set.
+# --------------------------------------------------------------------------------------------
+
+JOURNEY_TRIGGERS = ("hire", "department_move", "country_move", "manager_promotion")
+JOURNEY_STATUSES = ("active", "paused")
+RELEASE_STATUSES = ("pending", "released", "skipped")
+
+
+class Journey(Base, table=True):
+    """What starts a journey and whether it is running (its steps are :class:`JourneyStep`)."""
+
+    __tablename__ = "intranet_journey"
+    __table_args__ = (
+        CheckConstraint("trigger IN ('hire', 'department_move', 'country_move', 'manager_promotion')",
+                        name="trigger"),
+        CheckConstraint("status IN ('active', 'paused')", name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=1000)
+    trigger: str = Field(max_length=32)
+    status: str = Field(default="active", max_length=16)
+    created_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    created_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+    updated_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class JourneyStep(Base, table=True):
+    """One post of a journey, released *offset_days* after the event, with its conditions."""
+
+    __tablename__ = "intranet_journey_step"
+    __table_args__ = (
+        UniqueConstraint("journey_id", "key", name="uq_intranet_journey_step_key"),
+        CheckConstraint("offset_days BETWEEN 0 AND 365", name="offset_days"),
+        CheckConstraint("reminder_after_days IS NULL OR reminder_after_days BETWEEN 1 AND 60",
+                        name="reminder_after_days"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_journey.id", ondelete="CASCADE"), nullable=False, index=True))
+    #: A short name other steps' conditions refer to ("welcome", "tools").
+    key: str = Field(max_length=64)
+    offset_days: int = 0
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False,
+                                          unique=True))
+    #: Skip this step when the person has not read the named earlier step by the time it is due.
+    skip_unless_read: str | None = Field(default=None, max_length=64)
+    #: For a must-read: remind the person when it is still unacknowledged this many days after release.
+    reminder_after_days: int | None = None
+
+
+class JourneyEnrolment(Base, table=True):
+    """One person on one journey, for one event (a second move is a second enrolment)."""
+
+    __tablename__ = "intranet_journey_enrolment"
+    __table_args__ = (UniqueConstraint("journey_id", "employee_pk", "event_key",
+                                       name="uq_intranet_journey_enrolment_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_journey.id", ondelete="CASCADE"), nullable=False, index=True))
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False, index=True))
+    event_key: str = Field(max_length=255)
+    event_date: dt.date
+    enrolled_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+class JourneyRelease(Base, table=True):
+    """One step for one enrolled person: due, then released (the post becomes theirs) or skipped."""
+
+    __tablename__ = "intranet_journey_release"
+    __table_args__ = (
+        UniqueConstraint("enrolment_id", "step_id", name="uq_intranet_journey_release_step"),
+        CheckConstraint("status IN ('pending', 'released', 'skipped')", name="status"),
+        # The targeting rule's lookup: is this post released to this person?
+        Index("ix_intranet_journey_release_access", "employee_pk", "post_id", "status"),
+        Index("ix_intranet_journey_release_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    enrolment_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_journey_enrolment.id", ondelete="CASCADE"), nullable=False))
+    step_id: int = Field(
+        sa_column=Column(ForeignKey("intranet_journey_step.id", ondelete="CASCADE"), nullable=False, index=True))
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), nullable=False))
+    post_id: int = Field(sa_column=Column(ForeignKey("intranet_post.id", ondelete="CASCADE"), nullable=False))
+    due_at: dt.datetime = _ts(nullable=False)
+    status: str = Field(default="pending", max_length=16)
+    reason: str = Field(default="", max_length=64)
+    released_at: dt.datetime | None = _ts(default=None)
+    reminded_at: dt.datetime | None = _ts(default=None)
+
+
+class JourneyWatch(Base, table=True):
+    """The directory values journeys last saw for a person: a change against them is a trigger.
+
+    The directory sync overwrites employees in place and keeps no history of moves, so journeys
+    keep the little they compare; the first sight of a person records them without a trigger.
+    """
+
+    __tablename__ = "intranet_journey_watch"
+
+    employee_pk: int = Field(
+        sa_column=Column(ForeignKey("intranet_employee.id", ondelete="CASCADE"), primary_key=True))
+    department: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=2)
+    level: int | None = None
+    seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)

@@ -14,6 +14,12 @@ Two rules are relative, so their members change without anyone editing the audie
   on the person's chain of managers (``manager_id`` upwards, a cycle in the data stops the walk).
   The SQL forms walk the chain with a recursive CTE (SQLite and PostgreSQL alike).
 
+Journey steps (:mod:`intranet.journeys`) are posts marked ``journey_only``: on top of the rule
+above, such a post is seen only by the people its step was released to (a release row with status
+``released``), so feed, post page, API, search, digests and alerts honour releases without knowing
+about journeys. :func:`shown_at` is when a post reached a person: its release for a journey step,
+else its publication (freshness in the feed, "new since the last digest").
+
 The rule exists here three times, and a property test proves the three agree:
 
 * :func:`employee_matches` – a Python predicate, for single checks (a post page, a digest item);
@@ -34,7 +40,7 @@ from sqlmodel import Session
 
 from intranet import zones
 from intranet.errors import InvalidInput, NotFound, validated
-from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, Post
+from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, JourneyRelease, Post
 
 # Segment field -> (dimension stored in AudienceValue, Employee column or None for groups).
 SEGMENT_FIELDS: dict[str, str] = {
@@ -379,9 +385,37 @@ def managers_of(session: Session, employee: Employee) -> set[str]:
     return set(session.exec(select(chain.c.employee_id)).scalars())
 
 
+def released_post_ids(session: Session, employee_pk: int, post_ids: Iterable[int], now: dt.datetime) -> set[int]:
+    """Which of *post_ids* (journey steps) have been released to *employee_pk* by *now*."""
+    ids = sorted(set(post_ids))
+    if not ids:
+        return set()
+    return set(session.exec(select(JourneyRelease.post_id).where(
+        JourneyRelease.employee_pk == employee_pk, JourneyRelease.post_id.in_(ids),
+        JourneyRelease.status == "released", JourneyRelease.released_at <= now)).scalars())
+
+
+def released_filter(employee_pk: int, now: dt.datetime) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Post`: not a journey step, or a step released to *employee_pk*."""
+    released = select(JourneyRelease.post_id).where(
+        JourneyRelease.employee_pk == employee_pk, JourneyRelease.status == "released",
+        JourneyRelease.released_at <= now)
+    return or_(Post.journey_only.is_(False), Post.id.in_(released))
+
+
+def shown_at(employee_pk: int) -> ColumnElement[Any]:
+    """SQL over :class:`Post`: when it reached *employee_pk* (a journey step's release, else publication)."""
+    released = select(func.max(JourneyRelease.released_at)).where(
+        JourneyRelease.post_id == Post.id, JourneyRelease.employee_pk == employee_pk,
+        JourneyRelease.status == "released").scalar_subquery()
+    return func.coalesce(released, Post.published_at)
+
+
 def may_see(session: Session, employee: Employee, post: Post, now: dt.datetime) -> bool:
-    """The single check for one post: live, and targeted at *employee*."""
+    """The single check for one post: live, targeted at *employee*, and released to them if a journey step."""
     if not is_live(post, now):
+        return False
+    if post.journey_only and not released_post_ids(session, employee.id, [post.id], now):
         return False
     audience = Audience.model_validate(post.audience)
     managers = managers_of(session, employee) if uses_managers(audience) else set()
@@ -402,7 +436,8 @@ def visible_post_or_404(session: Session, employee: Employee, post_id: int, now:
     post = session.get(Post, post_id)
     if post is None or not (is_live(post, now)
                             and employee_matches(Audience.model_validate(post.audience), employee, keys,
-                                                 managers=managers, now=now)):
+                                                 managers=managers, now=now)
+                            and (not post.journey_only or released_post_ids(session, employee.id, [post.id], now))):
         raise NotFound("This post does not exist.")
     return post
 
@@ -588,4 +623,5 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.
     )
     included = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(False))
     excluded = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(True))
-    return and_(live_filter(now), or_(Post.all_staff.is_(True), Post.id.in_(included)), Post.id.not_in(excluded))
+    return and_(live_filter(now), or_(Post.all_staff.is_(True), Post.id.in_(included)), Post.id.not_in(excluded),
+                released_filter(employee.id, now))

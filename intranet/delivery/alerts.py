@@ -162,6 +162,8 @@ def owed(session: Session, now: dt.datetime, s: AlertSettings) -> dict[int, list
     posts = session.execute(select(Post.id, Post.audience, Post.topic, Post.must_read, Post.ack_deadline,
                                    Post.published_at).where(
         targeting.live_filter(now),
+        # Journey steps reach people when released, not when published: intranet.journeys alerts them.
+        Post.journey_only.is_(False),
         or_(Post.published_at >= now - s.lookback,
             and_(Post.must_read.is_(True), Post.published_at >= oldest_must_read,
                  or_(Post.ack_deadline.is_(None), Post.ack_deadline > now))))
@@ -247,7 +249,21 @@ def scan(session: Session, now: dt.datetime, *, settings: AlertSettings | None =
     people); only a window already taken (DST, or a slot gone out) takes the one-by-one path.
     """
     s = settings or AlertSettings()
-    pending = owed(session, now, s)
+    return attach(session, owed(session, now, s), now, settings=s, org_timezone=org_timezone)
+
+
+def owe(post_id: int, round_: int, *, must_read: bool, topic: str) -> _Owed:
+    """One (post, round) owed to a person, for :func:`attach` (journeys owe their released steps)."""
+    return _Owed(post_id, round_, must_read, topic)
+
+
+def attach(session: Session, pending: dict[int, list[_Owed]], now: dt.datetime, *,
+           settings: AlertSettings | None = None, org_timezone: str = "UTC") -> int:
+    """Attach owed items (employee pk -> items) to alert slots; returns how many items were new.
+
+    Items already attached (same person, post and round) are left alone, so this is safe to repeat.
+    """
+    s = settings or AlertSettings()
     if not pending:
         return 0
     pks = list(pending)

@@ -162,7 +162,10 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     state = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
     # Only the columns a message shows and the ranker reads (not the bodies), and only the rows
     # that can be listed: pending must-reads, and unread posts of the window.
-    query = (select(*_COLUMNS).outerjoin(PostState, state)
+    # A journey step is new when it was released to the person, not when its post was published.
+    shown = targeting.shown_at(employee.id)
+    columns = tuple(shown.label("published_at") if c is Post.published_at else c for c in _COLUMNS)
+    query = (select(*columns).outerjoin(PostState, state)
              .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))
              .order_by(Post.published_at.desc(), Post.id.desc()))
     pending = and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None),
@@ -172,7 +175,7 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
     elif must_reads_only:
         query = query.where(pending)
     else:
-        query = query.where(or_(pending, and_(PostState.read_at.is_(None), Post.published_at > since)))
+        query = query.where(or_(pending, and_(PostState.read_at.is_(None), shown > since)))
     must, rest = [], []
     posts: dict[int, Any] = {}
     overdue = 0

@@ -276,7 +276,7 @@ def _live_posts(slots: int) -> Select[Any]:
     while this one is compiled once per size and reused by the driver.
     """
     ids = [bindparam(f"id{i}") for i in range(slots)]
-    return (select(Post.id, cast(Post.audience, Text).label("audience"))
+    return (select(Post.id, cast(Post.audience, Text).label("audience"), Post.journey_only)
             .where(Post.id.in_(ids), targeting.live_filter(bindparam("now"))))
 
 
@@ -319,7 +319,13 @@ def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[in
     # Unused slots repeat the first id, which changes nothing in an IN list.
     params: dict[str, Any] = {f"id{i}": ids[i] if i < len(ids) else ids[0] for i in range(slots)}
     params["now"] = now
-    for post_id, stored in session.connection().execute(_live_posts(slots), params):
+    rows = session.connection().execute(_live_posts(slots), params).all()
+    # Journey steps count only once released to this person (targeting's release rule).
+    steps = [post_id for post_id, _, journey_only in rows if journey_only]
+    released = targeting.released_post_ids(session, employee.id, steps, now) if steps else set()
+    for post_id, stored, journey_only in rows:
+        if journey_only and post_id not in released:
+            continue
         verdict = verdicts.get(stored)
         if verdict is None:
             audience = _audience(stored)

@@ -1,0 +1,178 @@
+"""Journeys: defined by comms managers, started by directory changes, released over a frozen clock."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlmodel import select
+
+from intranet import targeting
+from intranet.errors import InvalidInput
+from intranet.journeys import definitions, enrolment, releases, reports
+from intranet.models import DigestItem, Employee, JourneyEnrolment, JourneyRelease, Post, PostState
+
+
+@pytest.fixture
+def onboarding(db, make_employee, clock):  # type: ignore[no-untyped-def]
+    """A hire journey: day 0 welcome, day 3 tools (skipped unless the welcome was read), day 10 a
+    must-read benefits step with a reminder after 3 days."""
+    author = make_employee(is_comms=True, employee_id="COMMS", email="comms@example.test")
+    journey = definitions.create_journey(db, definitions.JourneyIn(name="New joiners", trigger="hire"),
+                                         author=author, now=clock.now)
+    for key, offset, title, extra in (
+            ("welcome", 0, "Welcome aboard", {}),
+            ("tools", 3, "Your tools guide", {"skip_unless_read": "welcome"}),
+            ("benefits", 10, "Your benefits", {"must_read": True, "reminder_after_days": 3})):
+        definitions.add_step(db, journey, definitions.StepIn(key=key, offset_days=offset, title=title,
+                                                             body_html=f"<p>{title}</p>", **extra),
+                             author=author, now=clock.now)
+    db.commit()
+    return journey
+
+
+def titles_visible(db, person: Employee, now: dt.datetime) -> set[str]:  # type: ignore[no-untyped-def]
+    rows = db.exec(select(Post.title).where(targeting.visible_posts_filter(person, (), now))).all()
+    return set(rows)
+
+
+def run(db, clock) -> releases.Outcome:  # type: ignore[no-untyped-def]
+    enrolment.enrol_job(db, clock.now, None)
+    outcome = releases.release_due(db, clock.now)
+    db.commit()
+    return outcome
+
+
+def at_release_hour(clock, days: int) -> None:  # type: ignore[no-untyped-def]
+    """Move the clock to the release hour (09:00 in Berlin) *days* after the hire date."""
+    clock.now = dt.datetime(2026, 11, 25, 8, 5, tzinfo=dt.timezone.utc) + dt.timedelta(days=days)
+
+
+def test_a_journey_runs_end_to_end_over_a_frozen_clock(db, make_employee, onboarding, clock):
+    """Hired today: welcome at once, tools on day 3 once the welcome was read, benefits on day 10, a reminder on day 13."""
+    at_release_hour(clock, 0)
+    joiner = make_employee(hire_date=clock.now.date())
+    colleague = make_employee(hire_date=dt.date(2020, 1, 1))
+    assert run(db, clock).released == 1
+    assert titles_visible(db, joiner, clock.now) == {"Welcome aboard"}
+    assert titles_visible(db, colleague, clock.now) == set()
+    db.add(PostState(employee_pk=joiner.id, post_id=db.exec(select(Post.id).where(Post.title == "Welcome aboard")).one(),
+                     read_at=clock.now))
+    db.commit()
+    at_release_hour(clock, 2)
+    assert run(db, clock).released == 0
+    at_release_hour(clock, 3)
+    assert run(db, clock).released == 1
+    assert titles_visible(db, joiner, clock.now) == {"Welcome aboard", "Your tools guide"}
+    at_release_hour(clock, 10)
+    assert run(db, clock).released == 1
+    benefits = db.exec(select(Post).where(Post.title == "Your benefits")).one()
+    assert db.exec(select(DigestItem.round).where(DigestItem.employee_pk == joiner.id,
+                                                  DigestItem.post_id == benefits.id)).all() == [0]
+    at_release_hour(clock, 13)
+    assert run(db, clock).reminded == 1
+    assert sorted(db.exec(select(DigestItem.round).where(DigestItem.employee_pk == joiner.id,
+                                                         DigestItem.post_id == benefits.id)).all()) == [0, 1]
+    assert run(db, clock).reminded == 0  # once
+    assert titles_visible(db, colleague, clock.now) == set()
+
+
+def test_a_step_is_skipped_when_the_named_step_was_not_read(db, make_employee, onboarding, clock):
+    """Skip the tools guide when the welcome was not read."""
+    at_release_hour(clock, 0)
+    joiner = make_employee(hire_date=clock.now.date())
+    run(db, clock)
+    at_release_hour(clock, 3)
+    outcome = run(db, clock)
+    assert (outcome.released, outcome.skipped) == (0, 1)
+    assert titles_visible(db, joiner, clock.now) == {"Welcome aboard"}
+
+
+def test_rerunning_the_sync_never_enrols_twice(db, make_employee, onboarding, clock):
+    """Detection and enrolment repeated (and releases repeated) change nothing the second time."""
+    at_release_hour(clock, 0)
+    make_employee(hire_date=clock.now.date())
+    run(db, clock)
+    run(db, clock)
+    assert len(db.exec(select(JourneyEnrolment)).all()) == 1
+    assert len(db.exec(select(JourneyRelease)).all()) == 3
+    assert releases.release_due(db, clock.now).released == 0
+
+
+def test_a_person_past_the_window_is_not_flooded(db, make_employee, onboarding, clock):
+    """Hired 5 days ago: welcome and tools are too old and skipped, only benefits will come; hired
+    long ago: not enrolled at all."""
+    at_release_hour(clock, 0)
+    recent = make_employee(hire_date=clock.now.date() - dt.timedelta(days=5))
+    make_employee(hire_date=clock.now.date() - dt.timedelta(days=400))
+    assert run(db, clock).released == 0
+    assert db.exec(select(JourneyEnrolment.employee_pk)).all() == [recent.id]
+    states = dict(db.exec(select(JourneyRelease.status, JourneyRelease.reason)).all())
+    assert states == {"skipped": "late", "pending": ""}
+
+
+def test_paused_journeys_release_nothing_until_resumed(db, make_employee, onboarding, clock):
+    """A paused journey's due step waits; resuming releases it."""
+    at_release_hour(clock, 0)
+    joiner = make_employee(hire_date=clock.now.date())
+    definitions.set_paused(db, onboarding, True, now=clock.now)
+    db.commit()
+    assert run(db, clock).released == 0
+    assert titles_visible(db, joiner, clock.now) == set()
+    definitions.set_paused(db, onboarding, False, now=clock.now)
+    db.commit()
+    assert run(db, clock).released == 1
+
+
+def test_moves_and_promotions_start_their_journeys(db, make_employee, clock):
+    """A department move, a country move and a promotion to a manager level are events; a first sight is not."""
+    author = make_employee(is_comms=True)
+    for trigger in ("department_move", "country_move", "manager_promotion"):
+        journey = definitions.create_journey(db, definitions.JourneyIn(name=trigger, trigger=trigger),
+                                             author=author, now=clock.now)
+        definitions.add_step(db, journey, definitions.StepIn(key="hello", offset_days=0, title=f"Hello {trigger}"),
+                             author=author, now=clock.now)
+    person = make_employee(department="Sales", country="DE", level=4)
+    run(db, clock)
+    assert db.exec(select(JourneyEnrolment)).all() == []
+    person.department, person.country, person.level = "Finance", "ES", 6
+    db.add(person)
+    db.commit()
+    run(db, clock)
+    assert len(db.exec(select(JourneyEnrolment).where(JourneyEnrolment.employee_pk == person.id)).all()) == 3
+    run(db, clock)
+    assert len(db.exec(select(JourneyEnrolment)).all()) == 3
+
+
+def test_step_conditions_must_name_an_earlier_step(db, onboarding, make_employee, clock):
+    """"Skip unless read" naming a later or unknown step is refused."""
+    with pytest.raises(InvalidInput):
+        definitions.add_step(db, onboarding, definitions.StepIn(key="early", offset_days=1, title="t",
+                                                                skip_unless_read="benefits"),
+                             author=make_employee(), now=clock.now)
+
+
+def test_timeline_shows_the_dates_for_a_sample_person(db, make_employee, onboarding, clock):
+    """The preview lists each step's local release date from the person's hire date."""
+    person = make_employee(hire_date=dt.date(2026, 12, 1), timezone="Europe/Madrid")
+    start, rows = reports.timeline(db, onboarding, person, clock.now)
+    assert start == dt.date(2026, 12, 1)
+    assert [(r.step.key, r.local_date) for r in rows] == [
+        ("welcome", dt.date(2026, 12, 1)), ("tools", dt.date(2026, 12, 4)), ("benefits", dt.date(2026, 12, 11))]
+    assert all(r.state == "would be released" for r in rows)
+
+
+def test_measurement_hides_steps_released_to_fewer_than_five(db, make_employee, onboarding, clock):
+    """Read rates per step appear only once five people got the step."""
+    at_release_hour(clock, 0)
+    joiners = [make_employee(hire_date=clock.now.date()) for _ in range(4)]
+    run(db, clock)
+    _, stats = reports.measure(db, onboarding, k=5)
+    assert stats[0].released == 4 and stats[0].hidden and stats[0].read_rate is None
+    joiners.append(make_employee(hire_date=clock.now.date()))
+    run(db, clock)
+    welcome = db.exec(select(Post.id).where(Post.title == "Welcome aboard")).one()
+    db.add_all(PostState(employee_pk=j.id, post_id=welcome, read_at=clock.now) for j in joiners[:2])
+    db.commit()
+    enrolled, stats = reports.measure(db, onboarding, k=5)
+    assert enrolled == 5 and not stats[0].hidden and stats[0].read_rate == pytest.approx(0.4)
+    assert stats[0].completion == 1.0
