@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import update
 
 from intranet import feedback, ratings
+from intranet.journeys import definitions
 from intranet.delivery import rendering
 from intranet.models import Employee, Feedback, SyncRun, WebhookDelivery
 from intranet.webhooks import endpoints
@@ -43,6 +44,8 @@ class Org:
     group_key: str
     secret: str
     feedback_id: int
+    journey_id: int = 0
+    step_id: int = 0
 
 
 @pytest.fixture
@@ -75,8 +78,15 @@ def org(app: Any, db: Any, make_employee: Any, make_group: Any, make_post: Any, 
     db.execute(update(WebhookDelivery).where(WebhookDelivery.event_pk == event_pk).values(
         attempts=2, last_status=503, last_attempt_at=clock.now, last_error="answered 503: busy"))
     db.commit()
+    journey = definitions.create_journey(db, definitions.JourneyIn(name="New joiners", trigger="hire"),
+                                         author=comms, now=clock.now)
+    step = definitions.add_step(db, journey, definitions.StepIn(key="welcome", offset_days=0, title="Welcome"),
+                                author=comms, now=clock.now)
+    definitions.add_step(db, journey, definitions.StepIn(key="tools", offset_days=3, title="Your tools",
+                                                         skip_unless_read="welcome"), author=comms, now=clock.now)
+    db.commit()
     return Org(employee, contributor, comms, admin, post.id, draft.id, run.id, group.key,
-               str(app.config["SECRET_KEY"]), feedback_item.id)
+               str(app.config["SECRET_KEY"]), feedback_item.id, journey.id, step.id)
 
 
 def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
@@ -119,6 +129,11 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("embed-sign-in", None, "/embed/feed"),
         ("embed-feed", org.employee, "/embed/feed"),
         ("embed-hand-off", org.employee, "/embed/hand-off"),
+        ("journeys", org.comms, "/journeys"),
+        ("journey-new", org.comms, "/journeys/new"),
+        ("journey", org.comms, f"/journeys/{org.journey_id}"),
+        ("journey-step", org.comms, f"/journeys/{org.journey_id}/steps/{org.step_id}"),
+        ("journey-timeline", org.comms, f"/journeys/{org.journey_id}/timeline?employee={org.employee.email}"),
     ]
 
 

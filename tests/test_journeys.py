@@ -176,3 +176,73 @@ def test_measurement_hides_steps_released_to_fewer_than_five(db, make_employee, 
     enrolled, stats = reports.measure(db, onboarding, k=5)
     assert enrolled == 5 and not stats[0].hidden and stats[0].read_rate == pytest.approx(0.4)
     assert stats[0].completion == 1.0
+
+
+# -------------------------------------------------------------------------------------------------
+# Desk pages and every route a post can be reached through
+# -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/journeys", "/journeys/new", "/journeys/1", "/journeys/1/timeline",
+                                  "/journeys/1/steps/1"])
+def test_employees_and_contributors_cannot_see_desk_pages(make_employee, client_for, onboarding, path):
+    """Journey pages are for comms managers: a 403 for employees and contributors."""
+    assert client_for(make_employee()).get(path).status_code == 403
+    assert client_for(make_employee(is_contributor=True)).get(path).status_code == 403
+
+
+def test_comms_manager_builds_pauses_and_resumes_a_journey_through_the_pages(db, make_employee, client_for):
+    """Create, add steps (with a condition), pause and resume, all through the forms."""
+    manager = make_employee(is_comms=True)
+    client = client_for(manager)
+    response = client.post("/journeys/new", data={"name": "Movers", "trigger": "department_move",
+                                                  "csrf_token": client.csrf})
+    assert response.status_code == 302
+    detail = response.headers["Location"]
+    for key, offset, extra in (("hello", 0, {}), ("team", 2, {"skip_unless_read": "hello"})):
+        response = client.post(f"{detail}/steps", data={"key": key, "offset_days": offset, "title": f"Step {key}",
+                                                         "body_html": "<p>Hi<script>x</script></p>",
+                                                         "csrf_token": client.csrf, **extra})
+        assert response.status_code == 302
+    refused = client.post(f"{detail}/steps", data={"key": "bad", "offset_days": 1, "title": "t",
+                                                   "skip_unless_read": "team", "csrf_token": client.csrf})
+    assert refused.status_code == 422 and "earlier step" in refused.get_data(as_text=True)
+    page = client.get(detail).get_data(as_text=True)
+    assert "Step hello" in page and "skipped unless “hello” was read" in page
+    assert client.post(f"{detail}/status", data={"status": "paused", "csrf_token": client.csrf}).status_code == 302
+    assert "Paused" in client.get(detail).get_data(as_text=True)
+    client.post(f"{detail}/status", data={"status": "active", "csrf_token": client.csrf})
+    assert "Paused" not in client.get(detail).get_data(as_text=True)
+    body = db.exec(select(Post.body_html).where(Post.title == "Step hello")).one()
+    assert "<script>" not in body
+
+
+def test_timeline_page_lists_dates_for_the_chosen_employee(make_employee, client_for, onboarding):
+    """The preview page shows each step's date for the person asked about."""
+    person = make_employee(hire_date=dt.date(2026, 12, 1), email="new.joiner@example.test")
+    page = client_for(make_employee(is_comms=True)).get(
+        f"/journeys/{onboarding.id}/timeline?employee={person.email}").get_data(as_text=True)
+    assert page.index("Tue 1 Dec 2026") < page.index("Fri 4 Dec 2026") < page.index("Fri 11 Dec 2026")
+
+
+def test_a_step_is_invisible_to_everyone_it_was_not_released_to_on_every_route(
+        db, make_employee, onboarding, client_for, clock):
+    """Feed, post page, API and search: a released step is the joiner's only; others get a 404 or nothing."""
+    at_release_hour(clock, 0)
+    joiner = make_employee(hire_date=clock.now.date())
+    colleague = make_employee(hire_date=dt.date(2020, 1, 1))
+    manager = make_employee(is_comms=True, hire_date=dt.date(2020, 1, 1))
+    run(db, clock)
+    welcome = db.exec(select(Post.id).where(Post.title == "Welcome aboard")).one()
+    tools = db.exec(select(Post.id).where(Post.title == "Your tools guide")).one()
+    for person, sees in ((joiner, True), (colleague, False), (manager, False)):
+        client = client_for(person)
+        feed = [item["title"] for item in client.get("/api/v1/feed").get_json()["items"]]
+        assert ("Welcome aboard" in feed) is sees
+        assert client.get(f"/posts/{welcome}").status_code == (200 if sees else 404)
+        assert client.api("GET", f"/api/v1/posts/{welcome}").status_code == (200 if sees else 404)
+        assert (f"/posts/{welcome}" in client.get("/search?q=welcome").get_data(as_text=True)) is sees
+        hits = client.get("/api/v1/search?q=welcome").get_json()
+        assert (welcome in [hit["id"] for hit in hits["items"]]) is sees
+        # Not released yet (day 3), even to the joiner.
+        assert client.get(f"/posts/{tools}").status_code == 404

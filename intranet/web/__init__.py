@@ -53,6 +53,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.feedback_api", True),
     ("intranet.web.embed:pages", False),
     ("intranet.web.embed:api", True),
+    ("intranet.web.journeys", False),
 )
 
 
@@ -73,6 +74,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_feedback.inbox", N_("Feedback"), "contributor", ("intranet_feedback.inbox", "intranet_feedback.thread")),
     NavItem("intranet_delivery.preferences_page", N_("Digest")),
     NavItem("intranet_dashboards.organisation", N_("Dashboards"), "comms"),
+    NavItem("intranet_journeys.index", N_("Journeys"), "comms"),
     NavItem("intranet_admin.digest_defaults", N_("Organisation"), "comms", ("intranet_admin.digest_defaults",)),
     NavItem("intranet_admin.roles_page", N_("People"), "admin", ("intranet_admin.roles_page",)),
     NavItem("intranet_directory_admin.index", N_("Directory"), "admin"),

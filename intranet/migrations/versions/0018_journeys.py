@@ -17,8 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("intranet_post") as batch:
-        batch.add_column(sa.Column("journey_only", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN, not a batch: rebuilding intranet_post on SQLite would drop its search triggers.
+    op.add_column("intranet_post", sa.Column("journey_only", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "intranet_journey",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -102,5 +102,4 @@ def downgrade() -> None:
     for table in ("intranet_journey_watch", "intranet_journey_release", "intranet_journey_enrolment",
                   "intranet_journey_step", "intranet_journey"):
         op.drop_table(table)
-    with op.batch_alter_table("intranet_post") as batch:
-        batch.drop_column("journey_only")
+    op.drop_column("intranet_post", "journey_only")
