@@ -165,8 +165,49 @@ def seed(session: Session, *, employees: int = 300, seed: int = 7, now: dt.datet
         targeting.store_audience(session, post, targeting.parse_audience(audience))
         posts += 1
     session.flush()
+    seed_journey(session, people, comms=comms, employee=employee, joiners=groups["new-joiners"], now=now,
+                 rng=random.Random(seed + 1))
     accounts = {role: p.email for role, p in (("admin", admin), ("comms", comms), ("employee", employee))}
     return SeedResult(employees=len(people), groups=len(groups), posts=posts, accounts=accounts)
+
+
+JOURNEY_STEPS = [  # key, day, title, must-read, skip unless read, reminder after days
+    ("welcome", 0, "Welcome to the company: your first week", False, None, None),
+    ("tools", 3, "Your tools guide: laptop, chat and the intranet", False, "welcome", None),
+    ("benefits", 10, "Your benefits: choose them in your first month", True, None, 3),
+]
+
+
+def seed_journey(session: Session, people: list[Employee], *, comms: Employee, employee: Employee, joiners: Group,
+                 now: dt.datetime, rng: random.Random) -> None:
+    """Hire dates for everyone and one example journey for new joiners, already running.
+
+    The demo employee was hired yesterday, so signing in as them shows the journey's welcome in
+    the feed; the members of the new-joiners group were hired in the last fortnight.
+    """
+    from intranet.journeys import definitions, enrolment, releases  # a service above the demo's own imports
+
+    recent = set(session.exec(select(GroupMember.employee_pk).where(GroupMember.group_id == joiners.id)).all())
+    for person in people:
+        days = rng.randint(0, 12) if person.id in recent else rng.randint(60, 3000)
+        person.hire_date = (now - dt.timedelta(days=days)).date()
+    employee.hire_date = (now - dt.timedelta(days=1)).date()
+    session.add_all(people)
+    journey = definitions.create_journey(session, definitions.JourneyIn(
+        name="Welcome to the company", trigger="hire",
+        description="New joiners' first weeks: a welcome, the tools guide, then their benefits."), author=comms, now=now)
+    for key, day, title, must_read, skip, remind in JOURNEY_STEPS:
+        definitions.add_step(session, journey, definitions.StepIn(
+            key=key, offset_days=day, title=title, must_read=must_read, skip_unless_read=skip,
+            reminder_after_days=remind, summary=f"{title}. Day {day} of your first weeks.",
+            body_html=f"<p>{title}.</p><p>This is a demo journey step, released to you {day} days after you "
+                      "joined.</p>"), author=comms, now=now)
+    for person in people:
+        if person.id in recent or person is employee:
+            assert person.hire_date is not None
+            enrolment.enrol(session, journey, person, event_key=f"hire:{person.hire_date.isoformat()}",
+                            event_date=person.hire_date, now=now)
+    releases.release_due(session, now)
 
 
 def has_people(session: Session) -> bool:

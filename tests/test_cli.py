@@ -144,6 +144,25 @@ def test_demo_seed_is_deterministic_and_believable(app, db):
     assert app.test_cli_runner().invoke(args=["intranet", "demo", "seed"]).exit_code == 1
 
 
+def test_demo_seed_includes_a_running_journey_to_click_through(app, db, client_for):
+    """The demo has one journey for new joiners; the demo employee, hired yesterday, has its welcome
+    in their feed, and a colleague hired long ago does not."""
+    from intranet import demo
+    from intranet.models import Journey
+
+    assert run(app, "demo", "seed", "--employees", "60").exit_code == 0
+    [journey] = db.exec(select(Journey)).all()
+    assert journey.trigger == "hire" and journey.status == "active"
+    emma = db.exec(select(Employee).where(Employee.email == demo.ACCOUNTS["employee"])).one()
+    feed = [item["title"] for item in client_for(emma).get("/api/v1/feed").get_json()["items"]]
+    assert demo.JOURNEY_STEPS[0][2] in feed and demo.JOURNEY_STEPS[1][2] not in feed
+    admin = db.exec(select(Employee).where(Employee.email == demo.ACCOUNTS["admin"])).one()
+    feed = [item["title"] for item in client_for(admin).get("/api/v1/feed").get_json()["items"]]
+    assert demo.JOURNEY_STEPS[0][2] not in feed
+    comms = db.exec(select(Employee).where(Employee.email == demo.ACCOUNTS["comms"])).one()
+    assert "Welcome to the company" in client_for(comms).get(f"/journeys/{journey.id}").get_data(as_text=True)
+
+
 def test_make_run_prints_each_demo_account_once(app):
     """`make run` names each demo account exactly once, on the first run and on later ones."""
     from intranet import demo
