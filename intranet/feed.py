@@ -235,7 +235,9 @@ def _candidates(session: Session, employee: Employee, *,
     # Narrow columns only; read and acknowledged come back as flags, not timestamps to convert.
     # Core execution: plain rows, without the ORM's per-statement compile and loading steps.
     rows = session.connection().execute(
-        select(Post.id, Post.topic, targeting.shown_at(employee.id), Post.must_read, Post.all_staff, Post.rating_style,
+        # A journey step is addressed to everyone only in form: it is the person's own, not "shared with everyone".
+        select(Post.id, Post.topic, targeting.shown_at(employee.id), Post.must_read,
+               and_(Post.all_staff.is_(True), Post.journey_only.is_(False)), Post.rating_style,
                PostState.read_at.is_not(None), PostState.acknowledged_at.is_not(None), for_department,
                PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups, PostRatingStats.downs,
                PostRatingStats.reached, PostRatingStats.engaged)

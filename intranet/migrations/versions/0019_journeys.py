@@ -1,7 +1,7 @@
 """journeys: definitions, steps (each a journey-only post), enrolments, releases, watched directory values
 
-Revision ID: 0018_journeys
-Revises: 0017_relative_audiences
+Revision ID: 0019_journeys
+Revises: 0018_webhooks
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from alembic import op
 
 
 
-revision = "0018_journeys"
-down_revision = "0017_relative_audiences"
+revision = "0019_journeys"
+down_revision = "0018_webhooks"
 branch_labels = None
 depends_on = None
 
