@@ -1,7 +1,7 @@
 """journeys: definitions, steps (each a journey-only post), enrolments, releases, watched directory values
 
-Revision ID: 0019_journeys
-Revises: 0018_webhooks
+Revision ID: 0020_journeys
+Revises: 0019_webhook_event_person
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from alembic import op
 
 
 
-revision = "0019_journeys"
-down_revision = "0018_webhooks"
+revision = "0020_journeys"
+down_revision = "0019_webhook_event_person"
 branch_labels = None
 depends_on = None
 
