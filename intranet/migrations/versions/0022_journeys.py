@@ -1,7 +1,7 @@
 """journeys: definitions, steps (each a journey-only post), enrolments, releases, watched directory values
 
-Revision ID: 0020_journeys
-Revises: 0019_webhook_event_person
+Revision ID: 0022_journeys
+Revises: 0021_delivery_recipients
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from alembic import op
 
 
 
-revision = "0020_journeys"
-down_revision = "0019_webhook_event_person"
+revision = "0022_journeys"
+down_revision = "0021_delivery_recipients"
 branch_labels = None
 depends_on = None
 
