@@ -43,6 +43,7 @@ from intranet import attachments, ratings, targeting
 from intranet.db import metadata
 from intranet.delivery import rendering
 from intranet.directory.planning import Plan
+from intranet.journeys import definitions
 from intranet.models import Employee, Feedback, Group, GroupOwner, Post, SyncHeld, SyncRun
 from intranet.webhooks import endpoints
 from intranet.webhooks.sealing import SecretBox
@@ -144,7 +145,8 @@ class Policy:
         403. ``None``: no sign-in needed (the URL's token, if any, is the credential).
     :param obj: what the URL names, made fresh for each call (see :class:`World`): ``post`` (in
         every state of :data:`POST_STATES`), ``rating_link``, ``attachment``, ``feedback``,
-        ``open_group``, ``managed_group``, ``person``, ``run``, ``unsubscribe``, ``webhook``; ``None``: nothing.
+        ``open_group``, ``managed_group``, ``person``, ``run``, ``unsubscribe``, ``webhook``, ``journey``,
+        ``journey_step``; ``None``: nothing.
     :param allows: which callers holding the role get in (``False`` means *denied*).
     :param denied: the answer for the others.
     :param args: fixed URL values (a chart key, an action).
@@ -319,6 +321,17 @@ POLICIES: dict[str, Policy] = {
     "intranet_webhooks_admin.test": Policy("admin", "webhook"),
     "intranet_webhooks_admin.rotate": Policy("admin", "webhook"),
     "intranet_webhooks_admin.remove": Policy("admin", "webhook"),
+    # Journeys: comms managers define them (their steps' posts are covered by the targeting tests).
+    "intranet_journeys.index": Policy("comms"),
+    "intranet_journeys.new": Policy("comms"),
+    "intranet_journeys.create": Policy("comms"),
+    "intranet_journeys.detail": Policy("comms", "journey"),
+    "intranet_journeys.update": Policy("comms", "journey"),
+    "intranet_journeys.set_status": Policy("comms", "journey"),
+    "intranet_journeys.add_step": Policy("comms", "journey"),
+    "intranet_journeys.timeline": Policy("comms", "journey"),
+    "intranet_journeys.step_page": Policy("comms", "journey_step"),
+    "intranet_journeys.update_step": Policy("comms", "journey_step"),
     # Embedding (tests/test_embed.py covers embed tokens and the frame session; here, cookie sessions).
     "intranet_embed.feed_page": Policy(None, why="signed out, it explains how to sign in inside the frame"),
     "intranet_embed.hand_off": Policy("employee"),
@@ -442,6 +455,17 @@ class World:
             created = endpoints.create(self.db, data, actor=None, now=self.now, box=SecretBox(), allow_private=True)
             self.db.flush()
             values["endpoint_id"] = created.endpoint.id
+        elif kind in ("journey", "journey_step"):
+            journey = definitions.create_journey(self.db, definitions.JourneyIn(name=f"Journey {self._made}",
+                                                                                trigger="hire"),
+                                                 author=self.people["comms"], now=self.now)
+            values["journey_id"] = journey.id
+            if kind == "journey_step":
+                step = definitions.add_step(self.db, journey, definitions.StepIn(key="welcome", offset_days=0,
+                                                                                 title="Welcome"),
+                                            author=self.people["comms"], now=self.now)
+                values["step_id"] = step.id
+            self.db.flush()
         elif kind is not None:
             raise AssertionError(f"unknown object kind {kind!r}")
         return values
