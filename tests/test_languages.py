@@ -359,3 +359,12 @@ def test_the_dashboard_shows_read_rate_by_language(client_for, make_employee, ma
     read_by(db, readers, post)
     page = client_for(make_employee(is_comms=True)).get(f"/analytics/posts/{post.id}").get_data(as_text=True)
     assert 'id="card-by-language"' in page and "Read rate by language" in page
+
+
+def test_groups_and_feedback_pages_speak_the_persons_language(client_for, make_employee):
+    """The groups page and one's own feedback in Catalan; a refused page's message in Spanish."""
+    catalan = client_for(make_employee(language="ca"))
+    assert "<h1>Grups</h1>" in catalan.get("/groups").get_data(as_text=True)
+    assert "<h1>Els teus comentaris</h1>" in catalan.get("/feedback/mine").get_data(as_text=True)
+    refused = client_for(make_employee(language="es")).get("/analytics").get_data(as_text=True)
+    assert "No tienes permiso para hacer esto." in refused

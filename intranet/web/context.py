@@ -25,7 +25,9 @@ class NotSignedIn(IntranetError):
     status = 401
 
     def __init__(self) -> None:
-        super().__init__("Sign in to continue.")
+        from intranet.web.i18n import gettext  # here: i18n reads the signed-in person through this module
+
+        super().__init__(gettext("Sign in to continue."))
 
 
 def state() -> Any:
@@ -134,7 +136,10 @@ def require_role(role: str) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if not current_employee().has_role(role):
-                raise Forbidden("You do not have permission to do this.")
+                from intranet.web.i18n import gettext  # here: i18n reads the signed-in person through this module
+
+                raise Forbidden(gettext("You do not have permission to do this."))
+
             return view(*args, **kwargs)
 
         wrapped.intranet_role = role  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from intranet import ratings, targeting
 from intranet.errors import NotFound
 from intranet.models import Employee, Post
 from intranet.web.cross_origin import frameable
+from intranet.web.i18n import _
 from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.ratings_api import count_rating_attempt
 
@@ -60,7 +61,8 @@ def _link_target(token: str) -> tuple[ratings.RatingLink, Employee, Post]:
                                    max_age=settings().ratings.link_max_age)
     employee = session().exec(select(Employee).where(Employee.employee_id == link.employee_id)).first()
     if employee is None or not employee.active:
-        raise NotFound("This rating link is not valid any more; rate the post from your feed.")
+        raise NotFound(_("This rating link is not valid any more; rate the post from your feed."))
+
     return link, employee, targeting.visible_post_or_404(session(), employee, link.post_id, now())
 
 
