@@ -1311,3 +1311,44 @@ class JourneyWatch(Base, table=True):
     country: str | None = Field(default=None, max_length=2)
     level: int | None = None
     seen_at: dt.datetime = _ts(default_factory=utcnow, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --- API keys ---
+# Server-to-server clients present ``Authorization: Bearer bcn_<prefix>_<secret>``. Only the
+# public prefix (to find the row) and the SHA-256 of the secret are stored: the key itself is
+# shown once, when it is created, and cannot be read back from the database.
+# --------------------------------------------------------------------------------------------
+
+#: What an API key may be allowed to do (see intranet/api_keys.py for what each one covers).
+API_KEY_SCOPES = ("feed:read", "posts:publish", "analytics:read")
+
+
+class ApiKey(Base, table=True):
+    """One API key: its public prefix, the hash of its secret, its scopes and its life."""
+
+    __tablename__ = "intranet_api_key"
+    __table_args__ = (
+        CheckConstraint("length(secret_sha256) = 64", name="secret_sha256_length"),
+        CheckConstraint("scopes <> ''", name="scopes_present"),
+        CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16, unique=True)
+    #: Hex SHA-256 of the secret part; compared in constant time.
+    secret_sha256: str = Field(max_length=64)
+    #: The granted scopes, space-separated in a fixed order (``feed:read analytics:read``).
+    scopes: str = Field(max_length=200)
+    created_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )
+    created_at: dt.datetime = _ts(nullable=False)
+    expires_at: dt.datetime | None = _ts(default=None)
+    #: When the key was last accepted, to the minute (written at most once a minute per key).
+    last_used_at: dt.datetime | None = _ts(default=None)
+    revoked_at: dt.datetime | None = _ts(default=None)
+    revoked_by_pk: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("intranet_employee.id", ondelete="SET NULL"))
+    )

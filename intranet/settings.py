@@ -326,6 +326,18 @@ class RatingSettings(_Group):
         return dt.timedelta(days=self.link_days)
 
 
+class ApiKeySettings(_Group):
+    """API keys of server-to-server clients (created by admins: /admin/api-keys, ``flask intranet api-keys``)."""
+
+    per_minute: int = _key(600, "INTRANET_API_KEY_REQUESTS_PER_MINUTE",
+                           "Requests one API key may make per minute, counted across every instance; "
+                           "beyond it a 429 with Retry-After.", ge=1)
+
+    @property
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(minutes=1)
+
+
 class UploadSettings(_Group):
     """Images and files attached to posts."""
 
@@ -512,6 +524,7 @@ class Settings(BaseModel):
     fatigue: FatigueSettings = FatigueSettings()
     events: EventSettings = EventSettings()
     ratings: RatingSettings = RatingSettings()
+    api_keys: ApiKeySettings = ApiKeySettings()
     uploads: UploadSettings = UploadSettings()
     directory: DirectorySettings = DirectorySettings()
     entra: EntraSettings = EntraSettings()

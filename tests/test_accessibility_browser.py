@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from intranet import feedback, ratings
+from intranet import api_keys, feedback, ratings
 from intranet.journeys import definitions
 from intranet.delivery import rendering
 from intranet.models import Employee, Feedback, SyncRun, WebhookDelivery
@@ -69,6 +69,12 @@ def org(app: Any, db: Any, make_employee: Any, make_group: Any, make_post: Any, 
     [feedback_item] = feedback.mine(db, employee)
     feedback.reply(db, comms, db.get(Feedback, feedback_item.id), feedback.ReplyIn(body="Sales and IT, in May."),
                    now=clock.now)
+    portal, _ = api_keys.create(db, api_keys.ApiKeyCreate(name="Intranet portal", scopes=["feed:read", "analytics:read"],
+                                                          expires_at=clock.now + dt.timedelta(days=90)),
+                                by=admin, now=clock.now)
+    api_keys.touch(db, portal, now=clock.now)
+    old, _ = api_keys.create(db, api_keys.ApiKeyCreate(name="Old CMS", scopes=["posts:publish"]), by=None, now=clock.now)
+    api_keys.revoke(db, old, by=admin, now=clock.now)
     db.commit()
     # A webhook endpoint with a delivery being retried, so the page shows its table of failures.
     endpoints.create(db, endpoints.EndpointIn(url="https://hooks.example.com/beacon", event_types=["post.published"]),
@@ -122,6 +128,7 @@ def pages_for(org: Org) -> list[tuple[str, Employee | None, str]]:
         ("quarantine", org.admin, "/admin/directory/quarantine"),
         ("unmapped", org.admin, "/admin/directory/unmapped"),
         ("webhooks", org.admin, "/admin/webhooks"),
+        ("api-keys", org.admin, "/admin/api-keys"),
         ("feedback-inbox", org.comms, "/feedback?status=all"),
         ("feedback-thread", org.comms, f"/feedback/{org.feedback_id}"),
         ("my-feedback", org.employee, "/feedback/mine"),

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from intranet import api_keys
 from intranet.models import Digest, OutboxMessage
 
 SHAPES = Path(__file__).parent / "data" / "api_shapes.json"
@@ -156,6 +157,19 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
     call("error: invalid", author, "POST", "/posts", {"title": ""})
     call("error: forbidden", person, "POST", "/groups", {"key": "x", "name": "X"})
     call("error: not signed in", client_for(None), "GET", "/feed")
+    keys = api_keys.ApiKeyCreate(name="Portal", scopes=["feed:read", "analytics:read"])
+    key, key_text = api_keys.create(db, keys, by=comms, now=clock.now)
+    db.commit()
+    portal = client_for(None)
+    as_reader = {"Authorization": f"Bearer {key_text}", api_keys.ON_BEHALF_HEADER: reader.email}
+    call("feed with an API key", portal, "GET", "/feed", headers=as_reader)
+    call("reading hours with an API key", portal, "GET", "/analytics/reading-hours",
+         headers={"Authorization": f"Bearer {key_text}"})
+    call("error: API key without the scope", portal, "POST", "/posts", {"title": "No"}, headers=as_reader)
+    call("error: API key naming nobody", portal, "GET", "/me", headers={"Authorization": f"Bearer {key_text}"})
+    api_keys.revoke(db, key, by=comms, now=clock.now)
+    db.commit()
+    call("error: API key revoked", portal, "GET", "/feed", headers=as_reader)
     return out
 
 

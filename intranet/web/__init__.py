@@ -37,6 +37,7 @@ BLUEPRINTS: tuple[tuple[str, bool], ...] = (
     ("intranet.web.directory_admin", False),
     ("intranet.web.admin", False),
     ("intranet.web.webhooks_admin", False),
+    ("intranet.web.api_keys_admin", False),
     ("intranet.web.entra_auth", False),
     ("intranet.web.api", True),
     ("intranet.web.publish", False),
@@ -79,6 +80,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("intranet_admin.roles_page", N_("People"), "admin", ("intranet_admin.roles_page",)),
     NavItem("intranet_directory_admin.index", N_("Directory"), "admin"),
     NavItem("intranet_webhooks_admin.index", N_("Webhooks"), "admin"),
+    NavItem("intranet_api_keys_admin.index", N_("API keys"), "admin"),
 )
 
 
@@ -119,15 +121,17 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
     Each gets Beacon's request hooks here, once per process (a blueprint object is shared by
     every app it is registered on, and cannot take hooks after its first registration).
     """
-    from intranet.web import cross_origin, csrf, errors, security
+    from intranet.web import api_auth, cross_origin, csrf, errors, security
 
     found = [(assets, False)]
     for entry, is_api in BLUEPRINTS:
         module_name, _, attribute = entry.partition(":")
         found.append((getattr(importlib.import_module(module_name), attribute or "bp"), is_api))
-    for bp, _ in found:
+    for bp, is_api in found:
         bp.before_request(errors.refuse_while_database_away)
         bp.before_request(refuse_if_unsafe)
+        if is_api:  # before CSRF: a request with an API key is judged by its key, not by a cookie
+            bp.before_request(api_auth.authenticate)
         bp.before_request(csrf.protect)
         bp.after_request(security.headers)
         bp.after_request(cross_origin.headers)

@@ -48,7 +48,7 @@ def _fold_recent() -> None:
 
 @bp.get("/analytics/posts/<int:post_id>")
 @operation("Engagement with one post: audience, reached, read, acknowledged, by department, region and level "
-           "(comms managers and admins)", response=queries.PostAnalytics)
+           "(comms managers and admins)", response=queries.PostAnalytics, scope="analytics:read")
 @require_role("comms")
 def post_analytics(post_id: int) -> queries.PostAnalytics:
     post = session().get(Post, post_id)
@@ -60,7 +60,7 @@ def post_analytics(post_id: int) -> queries.PostAnalytics:
 
 @bp.get("/analytics/reading-hours")
 @operation("Reads and distinct readers by weekday and hour (comms managers and admins)", query=ReadingHoursQuery,
-           response=queries.ReadingHours)
+           response=queries.ReadingHours, scope="analytics:read")
 @require_role("comms")
 def reading_hours() -> queries.ReadingHours:
     args = validated(ReadingHoursQuery, request.args.to_dict(), what="query")

@@ -1,6 +1,8 @@
 """JSON API v1 for employees and comms managers. Errors: ``{"error": {"code", "message", "details"}}``.
 
-The API accepts the session cookie; cookie-authenticated writes carry ``X-CSRFToken``.
+The API accepts the session cookie; cookie-authenticated writes carry ``X-CSRFToken``. Server-to-server
+clients send an API key instead (``Authorization: Bearer ...``, see :mod:`intranet.web.api_auth`);
+each operation says which key scope opens it, if any.
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from intranet.web.limits import request_json
 from intranet.web.openapi import document, operation
 
 bp = Blueprint("intranet_api", __name__)
+
+#: The API key scope of the routes that read what one employee may see (they act for the person named).
+FEED = "feed:read"
 
 
 def json_body() -> dict[str, Any]:
@@ -40,7 +45,7 @@ class FeedQuery(BaseModel):
 
 
 @bp.get("/me")
-@operation("Who you are and your roles", response=people.MePublic)
+@operation("Who you are and your roles", response=people.MePublic, scope=FEED)
 @require_role("employee")
 def me() -> people.MePublic:
     return people.MePublic.of(current_employee())
@@ -49,7 +54,7 @@ def me() -> people.MePublic:
 @bp.get("/feed")
 @operation("Your feed: live posts targeted at you, unacknowledged must-reads first, then the rest in your "
            "ranked order (a cursor pages through the order taken on page one)",
-           query=FeedQuery, response=feed.FeedPagePublic)
+           query=FeedQuery, response=feed.FeedPagePublic, scope=FEED)
 @require_role("employee")
 def feed_list() -> feed.FeedPagePublic:
     employee = current_employee()
@@ -62,7 +67,7 @@ def feed_list() -> feed.FeedPagePublic:
 
 @bp.get("/search")
 @operation("Search the live posts targeted at you (every word, prefixes too), best match first",
-           query=search.SearchQuery, response=search.SearchPublic)
+           query=search.SearchQuery, response=search.SearchPublic, scope=FEED)
 @require_role("employee")
 def search_posts() -> search.SearchPublic:
     args = validated(search.SearchQuery, request.args.to_dict(), what="query")
@@ -72,7 +77,7 @@ def search_posts() -> search.SearchPublic:
 
 
 @bp.get("/posts/<int:post_id>")
-@operation("A post targeted at you, with its body", response=feed.PostPublic)
+@operation("A post targeted at you, with its body", response=feed.PostPublic, scope=FEED)
 @require_role("employee")
 def post_detail(post_id: int) -> feed.PostPublic:
     employee = current_employee()
@@ -109,7 +114,7 @@ def post_acknowledge(post_id: int) -> feed.AcknowledgedPublic:
 @bp.post("/audiences/preview")
 @operation("Exact audience size and breakdown (people who may write posts)", body=targeting.AudiencePreviewIn,
            response=targeting.PreviewPublic,
-           responses={422: "Invalid audience or unknown value (with suggestions)"})
+           responses={422: "Invalid audience or unknown value (with suggestions)"}, scope="posts:publish")
 @require_role("employee")
 def audience_preview() -> targeting.PreviewPublic:
     # Everyone who may write a post sees the headcount of the audience they choose: the desk

@@ -130,11 +130,18 @@ def require_role(role: str) -> Callable[[F], F]:
 
     ``require_role("employee")`` means any signed-in, active person. Every Beacon view declares
     its policy this way (or with :func:`public`); a test fails for a view that does not.
+
+    An API key request (:mod:`intranet.web.api_auth`) acting for a named employee is held to
+    that person's roles here like anyone; one acting for nobody (``analytics:read``) was let in
+    by its scope, which the route's operation names and which was checked before any view ran.
     """
 
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
+            client = g.get("intranet_api_client")
+            if client is not None and client.employee is None:
+                return view(*args, **kwargs)
             if not current_employee().has_role(role):
                 from intranet.web.i18n import gettext  # here: i18n reads the signed-in person through this module
 

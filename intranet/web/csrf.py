@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
@@ -81,6 +81,10 @@ def protect() -> None:
     from intranet.web import cross_origin
 
     if request.method not in UNSAFE_METHODS:
+        return
+    if g.get("intranet_api_client") is not None:
+        # An API key authenticated this request (intranet.web.api_auth) and it runs without any
+        # cookie's identity: a forged cross-site request cannot carry the key, so there is nothing to forge.
         return
     if getattr(current_app.view_functions.get(request.endpoint or ""), "intranet_csrf_exempt", False):
         return

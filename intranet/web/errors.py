@@ -60,6 +60,10 @@ def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
     if isinstance(exc, NotSignedIn) and not _is_api() and _has_sign_in_page():
         return redirect(url_for("intranet_auth.sign_in_page", next=request.full_path.rstrip("?")))
     response = error_response(exc.status, exc.code, exc.message, exc.details)
+    extra = getattr(exc, "headers", None)  # e.g. WWW-Authenticate on an API key's 401 and 403
+    if extra:
+        response = make_response(response)
+        response.headers.update(extra)
     if isinstance(exc, TooManyRequests):
         # Every refusal by a rate limit is a security event (a burst may be an attack or a runaway script).
         security_events.record("rate_limited", status=429, endpoint=request.endpoint, retry_after=exc.retry_after)

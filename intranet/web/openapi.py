@@ -24,7 +24,10 @@ Adding an endpoint
 
 3. That is all. The path, its parameters (``<int:...>`` is a positive 32-bit id) and the method
    come from the route; 401 and 403 from :func:`~intranet.web.context.require_role` (``@public``
-   routes have no security); 404 from a path parameter; 400, 413 and 422 from a body.
+   routes have no security); 404 from a path parameter; 400, 413 and 422 from a body. ``scope=``
+   opens the route to API keys holding that scope (:mod:`intranet.api_keys`): the document then
+   lists the bearer scheme with the scope, the key's 429 and, for scopes that act for a person,
+   the ``X-Beacon-On-Behalf-Of`` header.
    ``tests/test_platform.py`` fails for an API route without an operation, ``tests/test_api_fuzz.py``
    fuzzes it from the document, and ``tests/test_api_shapes.py`` records its answers' shapes.
 
@@ -42,6 +45,7 @@ from flask import current_app, url_for
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from intranet import api_keys
 from intranet.db import MAX_ID
 from intranet.web.context import settings
 from intranet.web.errors import ErrorPublic
@@ -75,6 +79,13 @@ class Operation:
     #: or ``{status: (description, model)}``.
     responses: Mapping[int, str | tuple[str, type[BaseModel] | None]] = dataclasses.field(default_factory=dict)
     description: str | None = None
+    #: The API key scope that opens this route to server-to-server clients (see intranet/api_keys.py);
+    #: ``None``: only people signed in to Beacon may call it.
+    scope: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope is not None and self.scope not in api_keys.SCOPES:
+            raise ValueError(f"Unknown API key scope {self.scope!r}; the scopes are {', '.join(api_keys.SCOPES)}.")
 
     def __call__(self, view: F) -> F:
         """Declare *view* as this operation.
@@ -185,6 +196,17 @@ def _documented(spec: Operation, rule: str, public: bool, schemas: _Schemas) -> 
         out["parameters"] = parameters
     if public:
         out["security"] = []
+    elif spec.scope is not None:
+        # A signed-in person's session, or an API key holding the scope (OpenAPI 3.1 lists roles
+        # for any scheme): the scope is also in x-beacon-scope, for tools that ignore the list.
+        out["security"] = [{"session": []}, {"apiKey": [spec.scope]}]
+        out["x-beacon-scope"] = spec.scope
+        if api_keys.SCOPES[spec.scope].on_behalf:
+            parameters.append({
+                "name": api_keys.ON_BEHALF_HEADER, "in": "header", "schema": {"type": "string", "maxLength": 320},
+                "description": "With an API key (required then): the employee the request acts for, by email "
+                               "address or employee number. Ignored for signed-in people."})
+            out["parameters"] = parameters
     if spec.body is not None:
         out["requestBody"] = {"required": spec.body_required, **_json(schemas.ref(spec.body, "validation"))}
     if spec.upload is not None:
@@ -195,6 +217,13 @@ def _documented(spec: Operation, rule: str, public: bool, schemas: _Schemas) -> 
     if spec.response is not None:
         success.update(_json(schemas.ref(spec.response, "serialization")))
     responses = {str(spec.status): success}
+    if spec.scope is not None and api_keys.SCOPES[spec.scope].on_behalf:
+        responses["422"] = _error("Invalid input; with an API key also: X-Beacon-On-Behalf-Of names nobody "
+                                  "Beacon can act for")
+    if spec.scope is not None:
+        responses["429"] = {"description": "An API key over INTRANET_API_KEY_REQUESTS_PER_MINUTE; Retry-After "
+                                           "says when to try again", **_json(schemas.ref(ErrorPublic, "serialization")),
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
     for status, answer in spec.responses.items():
         description, model = answer if isinstance(answer, tuple) else (answer, ErrorPublic if status >= 400 else None)
         responses[str(status)] = {"description": description,
@@ -209,8 +238,8 @@ def _with_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str,
     """*operation* with every error Beacon may answer it with (those it documents itself kept)."""
     errors: dict[str, Any] = {}
     if operation.get("security") != []:
-        errors["401"] = _error("Not signed in")
-        errors["403"] = _error("Signed in, without the role this needs")
+        errors["401"] = _error("Not signed in, or an API key that is malformed, unknown, revoked or expired")
+        errors["403"] = _error("Signed in without the role this needs, or an API key without the scope")
     if "{" in path:
         errors["404"] = _error("Missing, or not yours to see (indistinguishable)")
     if "requestBody" in operation or method in ("post", "put", "patch"):
@@ -256,8 +285,15 @@ def document() -> dict[str, Any]:
         "servers": [{"url": url_for("intranet_api.openapi").rsplit("/openapi.json", 1)[0]}],
         "components": {
             "schemas": components,
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": cookie},
-                                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"}},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": cookie},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"},
+                "apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "bcn_<prefix>_<secret>",
+                           "description": "An API key from an admin (/admin/api-keys). An operation open to keys "
+                                          "names the scope it needs in its security requirement and in "
+                                          "x-beacon-scope. " + " ".join(
+                                              f"{name}: {info.description}" for name, info in api_keys.SCOPES.items())},
+            },
         },
         "security": [{"session": []}],
         "paths": paths,

@@ -23,6 +23,8 @@ from intranet.web.publish import receive_upload, upload_dir
 bp = Blueprint("intranet_posts_api", __name__)
 
 MANAGED = {403: "You manage this post but may not do this"}
+#: The API key scope of every route here (a key acts for the employee it names, with their roles).
+PUBLISH = "posts:publish"
 
 
 class ManageQuery(BaseModel):
@@ -65,7 +67,7 @@ def _optional_body() -> dict:
 
 @bp.post("/posts")
 @operation("Create a draft, or publish at once when publish_at is given", body=posts.PostCreate,
-           response=posts.ManagedPostPublic, status=201, returns="Created", responses=MANAGED)
+           response=posts.ManagedPostPublic, status=201, returns="Created", responses=MANAGED, scope=PUBLISH)
 @require_role("employee")
 def create() -> tuple[posts.ManagedPostPublic, int]:
     data = validated(posts.PostCreate, json_body())
@@ -75,7 +77,8 @@ def create() -> tuple[posts.ManagedPostPublic, int]:
 
 
 @bp.patch("/posts/<int:post_id>")
-@operation("Edit a post you manage", body=posts.PostUpdate, response=posts.ManagedPostPublic, responses=MANAGED)
+@operation("Edit a post you manage", body=posts.PostUpdate, response=posts.ManagedPostPublic, responses=MANAGED,
+           scope=PUBLISH)
 @require_role("employee")
 def update(post_id: int) -> posts.ManagedPostPublic:
     post = _managed(post_id)
@@ -99,13 +102,13 @@ def act(post_id: int, action: str) -> posts.ManagedPostPublic:
 for _name, _step in posts.ACTIONS.items():
     bp.add_url_rule(f"/posts/<int:post_id>/{_name}", _name.replace("-", "_"),
                     operation(_step.summary, body=_step.body, body_required=_step.body_required,
-                              response=posts.ManagedPostPublic, responses=MANAGED)(act),
+                              response=posts.ManagedPostPublic, responses=MANAGED, scope=PUBLISH)(act),
                     methods=["POST"], defaults={"action": _name})
 
 
 @bp.delete("/posts/<int:post_id>")
 @operation("Remove a draft; unpublish a published post", response=posts.ManagedPostPublic,
-           returns="Unpublished (it had gone out)", responses={204: "Removed", **MANAGED})
+           returns="Unpublished (it had gone out)", responses={204: "Removed", **MANAGED}, scope=PUBLISH)
 @require_role("employee")
 def delete(post_id: int) -> posts.ManagedPostPublic | tuple[str, int]:
     post = _managed(post_id)
@@ -119,7 +122,7 @@ def delete(post_id: int) -> posts.ManagedPostPublic | tuple[str, int]:
 
 
 @bp.get("/manage/posts")
-@operation("Posts you manage", query=ManageQuery, response=posts.ManagedPostPage)
+@operation("Posts you manage", query=ManageQuery, response=posts.ManagedPostPage, scope=PUBLISH)
 @require_role("employee")
 def manage_list() -> posts.ManagedPostPage:
     args = validated(ManageQuery, {k: v for k, v in request.args.items() if v}, what="query")
@@ -131,7 +134,8 @@ def manage_list() -> posts.ManagedPostPage:
 
 
 @bp.get("/manage/posts/<int:post_id>")
-@operation("A post you manage, with history", response=posts.ManagedPostDetail, responses=MANAGED)
+@operation("A post you manage, with history", response=posts.ManagedPostDetail, responses=MANAGED,
+           scope=PUBLISH)
 @require_role("employee")
 def manage_detail(post_id: int) -> posts.ManagedPostDetail:
     return _managed_detail(_managed(post_id))
@@ -140,7 +144,7 @@ def manage_detail(post_id: int) -> posts.ManagedPostDetail:
 @bp.post("/posts/<int:post_id>/attachments")
 @operation("Upload an image or file; its type is read from its content and checked, and its size",
            upload="file", response=posts.AttachmentPublic, status=201, returns="Stored",
-           responses={413: "Too large", **MANAGED})
+           responses={413: "Too large", **MANAGED}, scope=PUBLISH)
 @require_role("employee")
 def upload(post_id: int) -> tuple[posts.AttachmentPublic, int]:
     missing = InvalidInput('Send the file as multipart/form-data in a field named "file".', details={"field": "file"})
@@ -150,7 +154,7 @@ def upload(post_id: int) -> tuple[posts.AttachmentPublic, int]:
 
 
 @bp.delete("/posts/<int:post_id>/attachments/<int:attachment_id>")
-@operation("Remove an attachment", status=204, returns="Removed", responses=MANAGED)
+@operation("Remove an attachment", status=204, returns="Removed", responses=MANAGED, scope=PUBLISH)
 @require_role("employee")
 def remove_attachment(post_id: int, attachment_id: int) -> tuple[str, int]:
     post = _managed(post_id)

@@ -35,9 +35,10 @@ def with_chart_styles(response: Response) -> Response:
 
 
 def _signed_in() -> bool:
-    # The person the request ran as (Beacon's sign-in or the host's employee_loader), or a
-    # Beacon session that belongs to someone.
-    return g.get("intranet_employee") is not None or session.get("employee_pk") is not None
+    # The person the request ran as (Beacon's sign-in, the host's employee_loader, an API key's
+    # named employee), an API key acting for nobody (analytics), or a Beacon session that belongs to someone.
+    return (g.get("intranet_employee") is not None or g.get("intranet_api_client") is not None
+            or session.get("employee_pk") is not None)
 
 
 def headers(response: Response) -> Response:

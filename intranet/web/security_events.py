@@ -3,7 +3,8 @@
 A security team reads these with a log pipeline, not by eye, so each event is one JSON object
 with the same keys: ``event``, ``at`` (UTC, ISO 8601), ``request_id``, ``actor`` (the person's
 Entra object id, else ``employee:<employee id>``; never an email address), ``method``, ``path``
-and ``ip``, plus the event's own fields. The object is also attached to the log record as
+and ``ip``, plus the event's own fields (and ``api_key``, the public prefix of the API key a request
+used, never the key itself). The object is also attached to the log record as
 ``record.security_event``, for handlers that format records themselves. ``json.dumps`` escapes
 line breaks, so text a person chose (a display name, a path) can never start a second record.
 """
@@ -55,5 +56,7 @@ def record(event: str, **fields: Any) -> dict[str, Any]:
     payload = {"event": event, "at": now().isoformat(), "request_id": request_id(),
                "actor": actor(g.get("intranet_security_actor") or current_employee_or_none()), "method": request.method, "path": request.path,
                "ip": request.remote_addr, **fields}
+    if "api_key" not in fields and g.get("intranet_api_key_prefix"):
+        payload["api_key"] = g.intranet_api_key_prefix  # the public prefix: never the secret
     logger.warning("%s", json.dumps(payload, sort_keys=True, default=str), extra={"security_event": payload})
     return payload
