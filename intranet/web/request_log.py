@@ -38,6 +38,7 @@ _SECRETS = (
     re.compile(r"(?i)(\b(?:password|passwd|secret|client_secret|token|access_token|refresh_token|id_token|"
                r"api_key|apikey|code|state|sig|signature)\b[\"']?\s*[=:]\s*[\"']?)[^\s&\"',;]+"),
     re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"),  # user:password@host in a URL
+    re.compile(r"(\bbcn_[0-9a-f]{12}_)[A-Za-z0-9_-]{8,}"),  # a Beacon API key anywhere: its public prefix stays
 )
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
