@@ -9,6 +9,7 @@ widths are kept in ``test-artifacts/screenshots/`` for people to look at.
 from __future__ import annotations
 
 import dataclasses
+import re
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,22 @@ def test_keyboard_users_see_where_focus_is_and_can_skip_to_the_content(page: Any
     assert inside_main
     outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("none", "")
+
+
+def test_an_admin_creates_an_api_key_and_sees_it_once(page: Any, live_server: str, org: Org) -> None:
+    """The new key is shown in a labelled field, once, on an accessible page that fits a phone; the
+    list shows it no more."""
+    if not AXE.exists():
+        pytest.skip("axe-core is missing: run `cd tests && npm ci`")
+    page.set_viewport_size(WIDTHS["phone"])
+    sign_in(page, live_server, org.admin)
+    page.goto(f"{live_server}/admin/api-keys")
+    page.get_by_label("Name (what the key is for)").fill("Team site")
+    page.get_by_label(re.compile("Read feeds")).check()
+    page.get_by_role("button", name="Create key").click()
+    key_text = page.get_by_label("The new key").input_value()
+    assert re.fullmatch(r"bcn_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", key_text)
+    assert serious_violations(page) == []
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    page.goto(f"{live_server}/admin/api-keys")
+    assert key_text not in page.content() and "Team site" in page.content()

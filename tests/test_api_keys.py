@@ -556,3 +556,12 @@ def test_cli_records_keys_only_against_admins(app, db, make_employee):
     bad_scope = run(app, "api-keys", "create", "--name", "X", "--scope", "everything")
     assert bad_scope.exit_code == 2
     assert db.exec(select(ApiKey)).all() == []
+
+
+def test_a_key_in_any_log_message_is_redacted_to_its_prefix():
+    """Should a key ever reach a message (a client's error pasted into a log), only its prefix is written."""
+    from intranet.web.request_log import redact
+
+    key_text = "bcn_0123456789ab_" + "Zz9-_" * 8 + "abc"
+    assert redact(f"client sent {key_text} twice") == "client sent bcn_0123456789ab_[redacted] twice"
+    assert "Zz9" not in redact(f"Authorization: Bearer {key_text}")
