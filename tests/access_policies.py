@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
-from intranet import attachments, ratings, targeting
+from intranet import api_keys, attachments, ratings, targeting
 from intranet.db import metadata
 from intranet.delivery import rendering
 from intranet.directory.planning import Plan
@@ -146,7 +146,7 @@ class Policy:
     :param obj: what the URL names, made fresh for each call (see :class:`World`): ``post`` (in
         every state of :data:`POST_STATES`), ``rating_link``, ``attachment``, ``feedback``,
         ``open_group``, ``managed_group``, ``person``, ``run``, ``unsubscribe``, ``webhook``, ``journey``,
-        ``journey_step``; ``None``: nothing.
+        ``journey_step``, ``api_key``; ``None``: nothing.
     :param allows: which callers holding the role get in (``False`` means *denied*).
     :param denied: the answer for the others.
     :param args: fixed URL values (a chart key, an action).
@@ -332,6 +332,9 @@ POLICIES: dict[str, Policy] = {
     "intranet_journeys.timeline": Policy("comms", "journey"),
     "intranet_journeys.step_page": Policy("comms", "journey_step"),
     "intranet_journeys.update_step": Policy("comms", "journey_step"),
+    "intranet_api_keys_admin.index": Policy("admin"),
+    "intranet_api_keys_admin.create": Policy("admin"),
+    "intranet_api_keys_admin.revoke": Policy("admin", "api_key"),
     # Embedding (tests/test_embed.py covers embed tokens and the frame session; here, cookie sessions).
     "intranet_embed.feed_page": Policy(None, why="signed out, it explains how to sign in inside the frame"),
     "intranet_embed.hand_off": Policy("employee"),
@@ -466,6 +469,10 @@ class World:
                                             author=self.people["comms"], now=self.now)
                 values["step_id"] = step.id
             self.db.flush()
+        elif kind == "api_key":
+            key, _ = api_keys.create(self.db, api_keys.ApiKeyCreate(name=f"Key {self._made}", scopes=["feed:read"]),
+                                     by=None, now=self.now)
+            values["key_id"] = key.id
         elif kind is not None:
             raise AssertionError(f"unknown object kind {kind!r}")
         return values
