@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
 from intranet.delivery.sending import (Channel, Pacer, SendReport, claim_due, configured_channels, default_owner,
-                                       finish, renew, retry_at)
+                                       finish, put_back, renew, retry_at)
 from intranet.models import Employee, Feedback, FeedbackMail, FeedbackReply, Post
 from intranet.settings import Settings, SiteSettings
 
@@ -95,10 +95,7 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
                 finish(session, mail, "expired", f"gave up: {exc.reason}")
                 report.expired += 1
             else:
-                mail.status, mail.next_attempt_at, mail.lease_until = "pending", again, None
-                mail.last_error = exc.reason[:1000]
-                session.add(mail)
-                session.commit()
+                put_back(session, mail, again, exc.reason)
                 report.retried += 1
             logger.warning("Feedback reply mail %s failed temporarily: %s", mail.id, exc.reason)
             continue

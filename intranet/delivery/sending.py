@@ -124,6 +124,15 @@ def finish(session: Session, message: Any, status: str, reason: str) -> None:
     session.commit()
 
 
+def put_back(session: Session, message: Any, again: dt.datetime, reason: str) -> None:
+    """Hand *message* (a row of an outbox table, like :func:`finish`'s) back for another attempt at
+    *again*, out of its sender's lease, with why the last one failed; commit."""
+    message.status, message.next_attempt_at, message.lease_until = "pending", again, None
+    message.last_error = reason[:1000]
+    session.add(message)
+    session.commit()
+
+
 def claim_due(session: Session, model: type[Any], now: dt.datetime, owner: str, *, limit: int,
               lease: dt.timedelta, where: tuple[ColumnElement[bool], ...] = ()) -> list[int]:
     """Claim up to *limit* due rows of an outbox table *model* for *owner* (the caller commits at once).
@@ -303,10 +312,7 @@ def _retry_later(session: Session, message: OutboxMessage, failure: TemporaryFai
                      message.channel, message.attempts, failure.reason,
                      extra={"alert": "delivery_given_up", "channel": message.channel})
         return False
-    message.status, message.next_attempt_at = "pending", again
-    message.lease_until, message.last_error = None, failure.reason[:1000]
-    session.add(message)
-    session.commit()
+    put_back(session, message, again, failure.reason)
     report.retried += 1
     return True
 

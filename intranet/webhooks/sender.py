@@ -37,7 +37,7 @@ from sqlalchemy import delete, exists, select
 from sqlmodel import Session
 
 from intranet.delivery.channels import TemporaryFailure
-from intranet.delivery.sending import SendReport, claim_due, default_owner, finish, renew, retry_at
+from intranet.delivery.sending import SendReport, claim_due, default_owner, finish, put_back, renew, retry_at
 from intranet.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from intranet.retry_after import retry_after_seconds
 from intranet.settings import Settings
@@ -184,10 +184,7 @@ def _retry_or_give_up(session: Session, delivery: WebhookDelivery, failure: Temp
                      delivery.endpoint_pk, delivery.attempts, failure.reason,
                      extra={"alert": "webhook_given_up", "endpoint": delivery.endpoint_pk})
         return None
-    delivery.status, delivery.next_attempt_at, delivery.lease_until = "pending", again, None
-    delivery.last_error = failure.reason[:1000]
-    session.add(delivery)
-    session.commit()
+    put_back(session, delivery, again, failure.reason)
     report.retried += 1
     logger.warning("Webhook delivery %s failed (%s); next attempt at %s", delivery.id, failure.reason,
                    again.isoformat())
