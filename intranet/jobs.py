@@ -145,6 +145,9 @@ def periodic_job_definitions() -> list[Job]:
         Job("webhooks-send", "intranet.jobs:send_webhooks", dt.timedelta(seconds=15),
             "Deliver recorded webhook events to their endpoints (signed; retried with backoff).",
             misfire_grace_time=60, commits=True),
+        # Rate-limit windows whose bucket is never hit again (an embed token's jti) stay behind otherwise.
+        Job("rate-limits-purge", "intranet.throttle:purge_job", 24 * hour,
+            "Forget rate-limit counts of windows that ended more than a day ago.", misfire_grace_time=6 * 3600),
         Job("webhooks-purge", "intranet.webhooks.sender:purge_job", 24 * hour,
             "Forget webhook events finished more than 30 days ago.", misfire_grace_time=6 * 3600),
     ]

@@ -4,6 +4,9 @@ A per-process counter (Flask-Limiter's ``memory://``) would let each of N worker
 budget again. Here one ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` adds a hit to the
 caller's row for the current window and reads the total in the same statement, so concurrent
 requests on any instance see each other's hits. Functions take the session and never commit.
+
+A bucket's earlier windows are deleted by its next first hit, but some buckets are hit once and
+never again (an embed token's ``jti``), so :func:`purge_job` sweeps windows that ended long ago.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import datetime as dt
 import math
 
 from sqlmodel import Session, delete
+
+from intranet.settings import Settings
 
 from intranet.db import storable_utc
 from intranet.models import RateWindow
@@ -56,3 +61,13 @@ def hit(session: Session, bucket: str, *, limit: int, window: dt.timedelta, now:
         return Verdict(True, hits)
     wait = math.ceil((start + window - now).total_seconds())
     return Verdict(False, hits, max(wait, 1))
+
+
+#: No limit counts over a window longer than this, so a window that started before it is over.
+LONGEST_WINDOW = dt.timedelta(days=1)
+
+
+def purge_job(session: Session, now: dt.datetime, settings: Settings) -> int:
+    """Delete the counts of windows that ended at least a day ago (a scheduled job)."""
+    cutoff = storable_utc(now - LONGEST_WINDOW)
+    return session.exec(delete(RateWindow).where(RateWindow.window_start < cutoff)).rowcount or 0

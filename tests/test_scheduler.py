@@ -127,3 +127,21 @@ def test_scheduled_post_is_recorded_published_once(app, db, make_post, clock):
     db.expire_all()
     assert db.get(Post, post.id).status == "published"
     assert len(db.exec(select(PostTransition).where(PostTransition.post_id == post.id)).all()) == 1
+
+
+def test_rate_limit_purge_forgets_windows_a_day_old(app, db, clock):
+    """A bucket hit once (an embed token's jti) leaves its window behind; the daily purge removes
+    windows that ended a day ago and keeps the ones still counting, and a second run finds nothing."""
+    from intranet import throttle
+    from intranet.models import RateWindow
+
+    throttle.hit(db, "embed-jti:spent-once", limit=1, window=dt.timedelta(hours=1), now=clock.now)
+    db.commit()
+    clock.advance(hours=25)
+    throttle.hit(db, "rating:7", limit=10, window=dt.timedelta(minutes=1), now=clock.now)
+    db.commit()
+    job = _job("rate-limits-purge")
+    assert jobs.run_job(app, job) == 1
+    assert jobs.run_job(app, job) == 0
+    db.expire_all()
+    assert [row.bucket for row in db.exec(select(RateWindow)).all()] == ["rating:7"]
