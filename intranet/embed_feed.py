@@ -36,16 +36,17 @@ class WidgetFeedPublic(BaseModel):
 
 
 def widget_page(session: Session, employee: Employee, *, now: dt.datetime, cursor: str | None, limit: int,
-                post_url: Callable[[int], str], csrf_token: str | None) -> WidgetFeedPublic:
+                post_url: Callable[[int], str], csrf_token: str | None, language: str | None = None) -> WidgetFeedPublic:
     """*employee*'s feed page for the widget (the caller commits: the first page stores its order).
 
     :param post_url: the absolute address of a post's page, by id.
     :param csrf_token: the session's CSRF token when the request was cookie-authenticated.
+    :param language: the reader's, for the reasons' words.
     :raise InvalidInput: the cursor is malformed, someone else's, or expired.
     """
     page = feed.feed_page(session, employee, now=now, cursor=cursor, limit=limit)
     mine = ratings.mine_for(session, employee=employee, post_ids=[item.post.id for item in page.items])
-    items = [WidgetItemPublic(**feed.FeedItemPublic.of(item).model_dump(),
+    items = [WidgetItemPublic(**feed.FeedItemPublic.of(item, language).model_dump(),
                               rating_style=item.post.rating_style,  # type: ignore[arg-type]
                               my_rating=ratings.RatingPublic.of(mine[item.post.id]) if item.post.id in mine else None,
                               url=post_url(item.post.id))

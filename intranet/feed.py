@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, delete, false, func, insert, literal, update
 from sqlmodel import Session, select
 
-from intranet import preferences, ranking, ratings, targeting
+from intranet import preferences, ranking, ratings, reasons, targeting
 from intranet.engagement import events
 from intranet.db import UTCDateTime, insert_new
 from intranet.errors import InvalidInput
@@ -42,8 +42,8 @@ class FeedItem:
     post: Post
     read: bool
     acknowledged: bool
-    #: Plain-language reasons for the item's place ("Targeted at Sales", "Must-read from HR").
-    why: tuple[str, ...] = ()
+    #: Reasons for the item's place (worded in the reader's language when shown: "Targeted at Sales").
+    why: tuple[reasons.Reason, ...] = ()
 
     @property
     def pinned(self) -> bool:
@@ -83,11 +83,13 @@ class _PostHeadline(BaseModel):
 class FeedItemPublic(_PostHeadline):
     """A post in your feed."""
 
-    why: list[str] = Field(description="Plain-language reasons for the post's place in your feed")
+    why: list[str] = Field(description="Plain-language reasons for the post's place in your feed, in your language")
 
     @classmethod
-    def of(cls, item: FeedItem) -> FeedItemPublic:
-        return cls(**cls._fields_of(item.post, read=item.read, acknowledged=item.acknowledged), why=list(item.why))
+    def of(cls, item: FeedItem, language: str | None = None) -> FeedItemPublic:
+        """*item* for the API, its reasons worded in *language*."""
+        return cls(**cls._fields_of(item.post, read=item.read, acknowledged=item.acknowledged),
+                   why=reasons.words(item.why, language))
 
 
 class FeedPagePublic(BaseModel):
@@ -97,8 +99,9 @@ class FeedPagePublic(BaseModel):
     next_cursor: str | None = Field(description="Send as ?cursor= for the next page; null on the last")
 
     @classmethod
-    def of(cls, page: FeedPage) -> FeedPagePublic:
-        return cls(items=[FeedItemPublic.of(item) for item in page.items], next_cursor=page.next_cursor)
+    def of(cls, page: FeedPage, language: str | None = None) -> FeedPagePublic:
+        """*page* for the API, its reasons worded in *language*."""
+        return cls(items=[FeedItemPublic.of(item, language) for item in page.items], next_cursor=page.next_cursor)
 
 
 class PostPublic(_PostHeadline):
@@ -207,18 +210,21 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
                            details={"field": "cursor"}) from exc
 
 
-def _pack(post_ids: list[int], why: list[list[str]]) -> bytes:
-    texts: dict[str, int] = {}
-    codes = [[texts.setdefault(w, len(texts)) for w in reasons] for reasons in why]
+def _pack(post_ids: list[int], why: list[list[reasons.Reason]]) -> bytes:
+    # Reasons are kept as codes and values, not words: later pages are worded in the reader's
+    # language of the moment. The few distinct reasons are listed once and referred to by index.
+    distinct: dict[reasons.Reason, int] = {}
+    codes = [[distinct.setdefault(r, len(distinct)) for r in item] for item in why]
     # Level 1: a few times faster than the default on a long feed, and nearly as small (digits compress well).
-    return zlib.compress(json.dumps({"ids": post_ids, "texts": list(texts), "why": codes},
+    return zlib.compress(json.dumps({"ids": post_ids, "reasons": [r.to_json() for r in distinct], "why": codes},
                                     separators=(",", ":")).encode(), 1)
 
 
-def _unpack(blob: bytes) -> tuple[list[int], list[list[str]]]:
+def _unpack(blob: bytes) -> tuple[list[int], list[list[reasons.Reason]]]:
     data = json.loads(zlib.decompress(blob))
-    texts = data["texts"]
-    return data["ids"], [[texts[c] for c in codes] for codes in data["why"]]
+    # "texts": a snapshot taken before reasons had codes (still within its lifetime): shown as it was worded.
+    distinct = [reasons.Reason.from_json(r) for r in data.get("reasons", data.get("texts", []))]
+    return data["ids"], [[distinct[c] for c in codes] for codes in data["why"]]
 
 
 def _candidates(session: Session, employee: Employee, *,
@@ -263,7 +269,7 @@ def candidates(session: Session, employee: Employee, *, now: dt.datetime) -> lis
 
 
 def ranked_ids(session: Session, employee: Employee, *, now: dt.datetime, page_size: int = 20,
-               prefs: preferences.Preferences | None = None) -> tuple[list[int], list[list[str]]]:
+               prefs: preferences.Preferences | None = None) -> tuple[list[int], list[list[reasons.Reason]]]:
     """*employee*'s whole feed in ranked order at *now*: post ids and each one's reasons."""
     found, counts = _candidates(session, employee, now=now)
     if not found:
@@ -278,7 +284,7 @@ def ranked_ids(session: Session, employee: Employee, *, now: dt.datetime, page_s
     return [found[i].post_id for i in ranked.order], [ranked.why[i] for i in ranked.order]
 
 
-def _snapshot(session: Session, employee: Employee, post_ids: list[int], why: list[list[str]], *,
+def _snapshot(session: Session, employee: Employee, post_ids: list[int], why: list[list[reasons.Reason]], *,
               now: dt.datetime) -> str:
     # Core statements: the ORM's unit of work and delete synchronisation cost more than the SQL here.
     table = FeedSnapshot.__table__  # type: ignore[attr-defined]
@@ -326,8 +332,8 @@ def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor:
     rows = {post.id: (post, read_at, ack_at) for post, read_at, ack_at in session.exec(query)} if page_ids else {}
     # A post retracted or re-targeted since the order was taken drops out; the rest keep their places.
     items = [FeedItem(post=rows[i][0], read=rows[i][1] is not None, acknowledged=rows[i][2] is not None,
-                      why=tuple(reasons))
-             for i, reasons in zip(page_ids, page_why, strict=True) if i in rows]
+                      why=tuple(item_why))
+             for i, item_why in zip(page_ids, page_why, strict=True) if i in rows]
     next_cursor = _encode_cursor(snapshot_id, end) if snapshot_id and end < len(post_ids) else None
     return FeedPage(items=items, next_cursor=next_cursor)
 

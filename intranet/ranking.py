@@ -46,6 +46,7 @@ from sqlmodel import Session
 from intranet import ratings
 from intranet.db import insert_new
 from intranet.models import DepartmentPrior, EngagementEvent, Employee, Post, PostRatingStats, PostState, Rating
+from intranet.reasons import Reason
 
 # --------------------------------------------------------------------------------------------
 # Parameters (log-odds units unless said otherwise)
@@ -602,7 +603,7 @@ class Ranked:
     """Candidates in the person's order (indices into the list given), each with its reasons."""
 
     order: list[int]
-    why: list[list[str]]
+    why: list[list[Reason]]
     scores: np.ndarray
 
 
@@ -647,7 +648,7 @@ def rank(candidates: Sequence[Candidate], *, profile: Profile, quality: Quality,
     # Reasons depend on a handful of facts, shared by many posts: explain each combination once.
     praised = (quality.value >= PRAISED) & (quality.count >= 3)
     fresh = ages < 1
-    explained: dict[tuple, list[str]] = {}
+    explained: dict[tuple, list[Reason]] = {}
     why = []
     for i, c in enumerate(candidates):
         key = (c.topic, c.pinned, c.author_department if c.pinned else None, c.for_department, c.must_read,
@@ -664,26 +665,26 @@ def rank(candidates: Sequence[Candidate], *, profile: Profile, quality: Quality,
 
 
 def explain(candidate: Candidate, *, affinity: float, own_mass: float, prior: float, quality: float, ratings: int,
-            age_days: float, followed: bool, muted: bool, department: str | None) -> list[str]:
-    """Plain-language reasons a post sits where it does (at least one, at most three)."""
-    reasons: list[str] = []
+            age_days: float, followed: bool, muted: bool, department: str | None) -> list[Reason]:
+    """Reasons a post sits where it does (at least one, at most three), worded later in the reader's language."""
+    reasons: list[Reason] = []
     if candidate.pinned:
         source = candidate.author_department
-        reasons.append(f"Must-read from {source}" if source else "Must-read for you")
+        reasons.append(Reason.of("must_read_from", department=source) if source else Reason.of("must_read"))
     if candidate.for_department and department:
-        reasons.append(f"Targeted at {department}")
+        reasons.append(Reason.of("targeted_at", department=department))
     if followed:
-        reasons.append(f"You follow {candidate.topic}")
+        reasons.append(Reason.of("follows", topic=candidate.topic))
     if muted:
-        reasons.append(f"You muted {candidate.topic}, so it is shown last")
+        reasons.append(Reason.of("muted", topic=candidate.topic))
     if affinity >= LIKED and own_mass >= MIN_OWN_MASS:
-        reasons.append(f"You read most {candidate.topic} posts")
+        reasons.append(Reason.of("reads_topic", topic=candidate.topic))
     elif affinity >= LIKED and prior >= LIKED and department:
-        reasons.append(f"Popular with your colleagues in {department}")
+        reasons.append(Reason.of("popular_in", department=department))
     if quality >= PRAISED and ratings >= 3:
-        reasons.append("Rated highly by your colleagues")
+        reasons.append(Reason.of("rated_highly"))
     if age_days < 1 and not candidate.pinned:
-        reasons.append("Published in the last day")
+        reasons.append(Reason.of("fresh"))
     if not reasons:
-        reasons.append("Shared with everyone" if candidate.all_staff else "Targeted at a group you belong to")
+        reasons.append(Reason.of("everyone" if candidate.all_staff else "group"))
     return reasons[:MAX_REASONS]

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from intranet import feed, jobs, preferences, ranking, ratings
+from intranet import feed, jobs, preferences, ranking, ratings, reasons
 from intranet.engagement import events
 from intranet.errors import InvalidInput
 from intranet.delivery.content import compose
@@ -215,7 +215,7 @@ def test_a_new_post_with_two_five_stars_does_not_jump_the_queue(db, make_employe
         rate(db, person, loved, clock.now, stars=5 if n % 2 else 4)
     ranked = order(db, me, clock.now)
     assert ranked.index(loved.id) < ranked.index(gamed.id)
-    why = {item.post.id: item.why for item in feed.feed_page(db, me, now=clock.now).items}
+    why = {item.post.id: reasons.words(item.why, "en") for item in feed.feed_page(db, me, now=clock.now).items}
     assert "Rated highly by your colleagues" in why[loved.id]
     assert "Rated highly by your colleagues" not in why[gamed.id]
 
@@ -243,7 +243,7 @@ def test_followed_topic_comes_first(db, make_employee, make_post, clock):
     followed = make_post(topic="IT", published_at=clock.now - 3 * HOUR)
     items = feed.feed_page(db, me, now=clock.now).items
     assert [i.post.id for i in items] == [followed.id, other.id]
-    assert "You follow IT" in items[0].why
+    assert "You follow IT" in reasons.words(items[0].why, "en")
 
 
 def test_mutes_sink_posts_but_never_hide_must_reads(db, make_employee, make_post, clock):
@@ -274,7 +274,7 @@ def test_reasons_name_the_department_and_the_must_read_source(db, make_employee,
     me = make_employee(department="Sales")
     targeted = make_post({"segments": [{"departments": ["Sales"]}]}, topic="Sales news")
     notice = make_post(topic="Policy", must_read=True, author_pk=author.id)
-    why = {item.post.id: item.why for item in feed.feed_page(db, me, now=clock.now).items}
+    why = {item.post.id: reasons.words(item.why, "en") for item in feed.feed_page(db, me, now=clock.now).items}
     assert why[targeted.id][0] == "Targeted at Sales"
     assert why[notice.id][0] == "Must-read from People & Culture"
 

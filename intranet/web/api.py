@@ -62,7 +62,7 @@ def feed_list() -> feed.FeedPagePublic:
     page = feed.feed_page(session(), employee, now=now(), cursor=args.cursor or None,
                           limit=settings().site.feed_page_size)
     session().commit()  # the first page stores the ranked order the cursor names
-    return feed.FeedPagePublic.of(post_versions.localize_page(session(), page, i18n.locale()))
+    return feed.FeedPagePublic.of(post_versions.localize_page(session(), page, i18n.locale()), i18n.locale())
 
 
 @bp.get("/search")

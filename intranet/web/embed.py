@@ -14,7 +14,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 
 from intranet import embed_feed, embed_tokens, feed, ratings, targeting
 from intranet.errors import validated
-from intranet.web import auth, csrf
+from intranet.web import auth, csrf, i18n
 from intranet.web.api import FeedQuery
 from intranet.web.context import current_employee, current_employee_or_none, now, public, require_role, session, settings, state
 from intranet.web.cross_origin import EMBED_SESSION_KEY, bearer_token, cross_origin, frameable, keys
@@ -72,7 +72,7 @@ def widget_feed() -> embed_feed.WidgetFeedPublic:
     page = embed_feed.widget_page(
         session(), employee, now=now(), cursor=args.cursor or None, limit=settings().site.feed_page_size,
         post_url=lambda post_id: url_for("intranet_feed.post", post_id=post_id, _external=True),
-        csrf_token=None if bearer_token() else csrf.token())
+        csrf_token=None if bearer_token() else csrf.token(), language=i18n.locale())
     session().commit()
     return page
 

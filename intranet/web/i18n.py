@@ -17,13 +17,13 @@ so they speak the viewer's language inside any host.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context, request
 from flask_babel import Babel, LazyString
 
-from intranet import languages
+from intranet import languages, reasons
 from intranet.models import Preference
 from intranet.web.context import current_employee_or_none, session
 
@@ -83,6 +83,11 @@ def lazy_gettext(message: str, **values: Any) -> LazyString:
 _ = gettext
 
 
+def reason_words(why: Iterable[reasons.Reason]) -> list[str]:
+    """A feed item's reasons in this request's language."""
+    return reasons.words(why, locale())
+
+
 _PAGE_CALLABLES = languages.template_functions(lambda: locale())
 
 
@@ -105,4 +110,5 @@ def init_app(app: Flask) -> None:
         app.jinja_env.newstyle_gettext = True  # type: ignore[attr-defined]
     app.add_template_global(locale, "beacon_locale")
     app.add_template_global(languages.name, "beacon_language_name")
+    app.add_template_global(reason_words, "beacon_reasons")
 
