@@ -69,3 +69,75 @@ def test_every_reason_code_has_words_in_each_language():
             assert worded and worded != message % values if "%(" in message else worded != message, (code, language)
     with pytest.raises(ValueError, match="WORDS"):
         reasons.Reason.of("no_such_reason")
+
+
+# --- feedback: the inbox, a thread, and the reply email ---------------------------------------------
+
+
+@pytest.fixture
+def commented(make_employee, make_post, client_for):  # type: ignore[no-untyped-def]
+    """A post by a Spanish-speaking author, with a Catalan speaker's unsigned comment on it; the feedback id."""
+    def make(author_language: str = "es", writer_language: str = "ca"):  # type: ignore[no-untyped-def]
+        author = make_employee(display_name="Ada Author", is_contributor=True, language=author_language)
+        writer = make_employee(email="pau@example.test", language=writer_language)
+        post = make_post(title="Canteen changes", author_pk=author.id)
+        writer_client = client_for(writer)
+        assert writer_client.api("PUT", f"/api/v1/posts/{post.id}/rating",
+                                 json={"stars": 2, "comment": "Too short"}).status_code == 200
+        author_client = client_for(author)
+        fid = author_client.get("/api/v1/feedback").get_json()["items"][0]["id"]
+        return author_client, writer, fid, post
+    return make
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("es", ["<h1>Comentarios</h1>", "comentario espera respuesta", "Sin firmar", "Marcar como respondido",
+            "Pendientes"]),
+    ("ca", ["<h1>Comentaris</h1>", "comentari espera resposta", "Sense signar", "Marca com a respost",
+            "Pendents"]),
+])
+def test_the_feedback_inbox_speaks_the_authors_language(commented, language, words):
+    """The inbox's headings, counts, filters and buttons are in the author's language."""
+    author, _writer, _fid, _post = commented(author_language=language)
+    page = _text(author.get("/feedback"))
+    assert all(w in page for w in words), [w for w in words if w not in page]
+    assert "waiting for an answer" not in page and "Unsigned" not in page
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("es", ["Comentarios sobre «Canteen changes»", "Responder en privado", "Enviar respuesta", "recibido"]),
+    ("ca", ["Comentaris sobre «Canteen changes»", "Respon en privat", "Envia la resposta", "rebut"]),
+])
+def test_a_feedback_thread_speaks_the_authors_language(commented, language, words):
+    """One comment's page, with its reply form, in the author's language; a sent reply is confirmed in it too."""
+    author, _writer, fid, _post = commented(author_language=language)
+    page = _text(author.get(f"/feedback/{fid}"))
+    assert all(w in page for w in words), [w for w in words if w not in page]
+    sent = _text(author.post(f"/feedback/{fid}/reply", data={"csrf_token": author.csrf, "body": "Two more dishes."},
+                             follow_redirects=True))
+    assert {"es": "Respuesta enviada.", "ca": "S'ha enviat la resposta."}[language] in sent
+    assert {"es": "<h2>Respuestas</h2>", "ca": "<h2>Respostes</h2>"}[language] in sent
+
+
+def test_the_reply_email_speaks_the_writers_language(app, db, config, smtp, commented, clock):
+    """A Catalan writer's reply email (from a Spanish author) is in Catalan, subject included, with <html lang="ca">."""
+    from intranet.delivery import feedback_mail
+    from intranet.delivery.channels.email import SmtpMailer
+    from tests.delivery_support import choose
+
+    author, writer, fid, _post = commented(author_language="es", writer_language="ca")
+    choose(db, writer, channels=["email", "in_app"])
+    author.post(f"/feedback/{fid}/reply", data={"csrf_token": author.csrf, "body": "Two more dishes."})
+    mailer = SmtpMailer(config.mail.smtp_host, config.mail.smtp_port, sender=config.mail.mail_from)
+    try:
+        with app.app_context():
+            assert feedback_mail.send_due(db, clock, config, app.jinja_env, channel=mailer).sent == 1
+    finally:
+        mailer.close()
+    [message] = smtp.parsed()
+    assert message["Subject"].endswith("una resposta al teu comentari sobre «Canteen changes»")
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    body = message.get_body(preferencelist=("html",)).get_content()
+    assert "Vas escriure:" in text and "Ada Author ha respost:" in text and "Two more dishes." in text
+    assert '<html lang="ca">' in body and "Una resposta al teu comentari" in body and "canvia-ho" in body
+    assert "you wrote" not in text.lower() and "replied" not in body

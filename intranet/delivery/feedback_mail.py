@@ -19,6 +19,7 @@ from collections.abc import Callable
 import jinja2
 from sqlmodel import Session
 
+from intranet import languages, post_versions, preferences
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
 from intranet.delivery.sending import (Channel, Pacer, SendReport, claim_due, configured_channels, default_owner,
                                        finish, put_back, renew, retry_at)
@@ -34,13 +35,20 @@ def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: 
 
 
 def render(templates: jinja2.Environment, site: SiteSettings, mail: FeedbackMail, reply: FeedbackReply,
-           feedback: Feedback, post: Post, writer: Employee, replier_name: str) -> RenderedDigest:
-    """The reply email to *writer* (HTML and plain text from the app's templates, which a host may override)."""
+           feedback: Feedback, post: Post, writer: Employee, replier_name: str,
+           language: str | None = None) -> RenderedDigest:
+    """The reply email to *writer* (HTML and plain text from the app's templates, which a host may override).
+
+    :param post: as *writer* reads it (their language's version when it has one).
+    :param language: *writer*'s, for the email's own words.
+    """
     base = site.base_url.rstrip("/") + site.url_prefix
-    subject = f"{site.org_name}: a reply to your feedback on “{post.title}”"
+    subject = languages.translate(language, "%(org)s: a reply to your feedback on “%(title)s”",
+                                  org=site.org_name, title=post.title)
     context = {"subject": subject, "post_title": post.title, "comment": feedback.comment, "reply": reply.body,
                "by": replier_name, "mine_url": f"{base}/feedback/mine#feedback-{feedback.id}",
-               "post_url": f"{base}/posts/{post.id}", "preferences_url": f"{base}/preferences"}
+               "post_url": f"{base}/posts/{post.id}", "preferences_url": f"{base}/preferences",
+               "lang": languages.supported(language) or languages.DEFAULT, **languages.message_functions(language)}
     return RenderedDigest(
         message_id=mail.message_id, recipient_email=writer.email, recipient_name=writer.display_name,
         subject=subject, html=templates.get_template("intranet/email/feedback_reply.html").render(**context),
@@ -77,8 +85,11 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
             report.skipped += 1
             continue
         replier = session.get(Employee, reply.author_pk) if reply.author_pk else None
-        rendered = render(templates, settings.site, mail, reply, feedback, post, writer,
-                          replier.display_name if replier else "Former colleague")
+        # In the writer's language (chosen, else the directory's), the post in its version for them.
+        language = languages.choose(preferences.for_employee(session, writer).language, writer.language)
+        rendered = render(templates, settings.site, mail, reply, feedback, post_versions.one(session, post, language),
+                          writer, replier.display_name if replier else
+                          languages.translate(language, "Former colleague"), language)
         pacer.wait()
         now = clock()
         if not renew(session, FeedbackMail, mail.id, owner, now, lease):

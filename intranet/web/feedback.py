@@ -13,6 +13,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from intranet import csv_export, feedback
 from intranet.errors import Forbidden, NotFound, validated
 from intranet.models import Post
+from intranet.web.i18n import _
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 bp = Blueprint("intranet_feedback", __name__)
@@ -27,7 +28,7 @@ def message_domain() -> str:
 def inbox():  # type: ignore[no-untyped-def]
     viewer = current_employee()
     if not feedback.may_use_inbox(session(), viewer):
-        raise Forbidden("The feedback inbox is for people who write posts and for comms managers.")
+        raise Forbidden(_("The feedback inbox is for people who write posts and for comms managers."))
     status = request.args.get("status")
     status = status if status in feedback.STATUSES else "waiting"
     return render_template("intranet/feedback/inbox.html", employee=viewer, status=status,
@@ -51,7 +52,7 @@ def reply(feedback_id: int):  # type: ignore[no-untyped-def]
     data = validated(feedback.ReplyIn, {"body": request.form.get("body", "")}, what="reply")
     feedback.reply(session(), viewer, row, data, now=now(), message_domain=message_domain())
     session().commit()
-    flash("Reply sent. Only the person who wrote this feedback sees it.", "ok")
+    flash(_("Reply sent. Only the person who wrote this feedback sees it."), "ok")
     return redirect(url_for("intranet_feedback.thread", feedback_id=feedback_id))
 
 
@@ -62,7 +63,7 @@ def answered(feedback_id: int):  # type: ignore[no-untyped-def]
     row, _post = feedback.feedback_or_404(session(), viewer, feedback_id)
     feedback.mark_answered(session(), viewer, row, now=now())
     session().commit()
-    flash("Marked as answered.", "ok")
+    flash(_("Marked as answered."), "ok")
     return redirect(url_for("intranet_feedback.inbox"))
 
 
@@ -88,7 +89,7 @@ def export(post_id: int):  # type: ignore[no-untyped-def]
     viewer = current_employee()
     post = session().get(Post, post_id)
     if post is None or not feedback.may_see(session(), viewer, post):
-        raise NotFound("This post does not exist.")
+        raise NotFound(_("This post does not exist."))
     items = feedback.inbox(session(), viewer, now=now(), status="all", post_id=post.id, limit=100_000)
     body = csv_export.to_csv(feedback.CSV_HEADER, feedback.csv_rows(items))
     return Response(body, mimetype="text/csv", headers={

@@ -58,6 +58,11 @@ def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> E
         msg["Importance"] = "high"
     msg.set_content(digest.text)
     msg.add_alternative(digest.html, subtype="html")
+    # Python's email package (3.11) loses the space between two encoded words when it folds a long
+    # non-ASCII header at 78 characters ("«Canteen changes»" arrived as "«Canteenchanges»" in a
+    # Catalan subject). Headers may run to RFC 5322's 998; set after the bodies, whose transfer
+    # encoding was chosen at 78, so only header folding changes.
+    msg.policy = msg.policy.clone(max_line_length=998)
     return msg
 
 
