@@ -22,7 +22,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_datetime as _babel_format_datetime
+from babel.dates import format_date as _babel_format_date, format_datetime as _babel_format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -121,6 +121,8 @@ DATETIME = "dd MMM y, HH:mm"
 DATE = "dd MMM y"
 DAY_MONTH = "dd MMM"
 FULL = "EEE dd MMM y, HH:mm"
+#: A calendar date with its weekday ("Tue 1 Dec 2026", "dt. 1 de des. 2026").
+DAY_DATE = "EEE d MMM y"
 
 
 def format_datetime(value: dt.datetime, pattern: str, *, language: str | None, zone: ZoneInfo | None = None) -> str:
@@ -131,6 +133,11 @@ def format_datetime(value: dt.datetime, pattern: str, *, language: str | None, z
         value = value.astimezone(zone)
     # babel would convert to its own default zone; the value is already local, so it keeps its own.
     return _babel_format_datetime(value, pattern, tzinfo=value.tzinfo, locale=supported(language) or DEFAULT)
+
+
+def format_date(value: dt.date, pattern: str, *, language: str | None) -> str:
+    """The calendar date *value* (no zone: it is already someone's local date) with the CLDR *pattern* in *language*'s words."""
+    return _babel_format_date(value, pattern, locale=supported(language) or DEFAULT)
 
 
 def template_functions(language: Callable[[], str | None]) -> dict[str, Any]:

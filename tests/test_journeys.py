@@ -158,7 +158,7 @@ def test_timeline_shows_the_dates_for_a_sample_person(db, make_employee, onboard
     assert start == dt.date(2026, 12, 1)
     assert [(r.step.key, r.local_date) for r in rows] == [
         ("welcome", dt.date(2026, 12, 1)), ("tools", dt.date(2026, 12, 4)), ("benefits", dt.date(2026, 12, 11))]
-    assert all(r.state == "would be released" for r in rows)
+    assert all(r.state == "would_release" for r in rows)
 
 
 def test_measurement_hides_steps_released_to_fewer_than_five(db, make_employee, onboarding, clock):

@@ -17,8 +17,9 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "scree
 @pytest.mark.parametrize("width", [360, 1280])
 def test_timeline_reads_in_order_and_fits_the_screen(page: Any, live_server: str, db: Any, make_employee: Any,
                                                      sign_in_browser: Any, clock: Any, width: int) -> None:
-    """A comms manager previews a journey for a new joiner: three dated steps, in order, no sideways scrolling."""
-    manager = make_employee(is_comms=True, display_name="Casey Comms")
+    """A comms manager previews a journey for a new joiner: three dated steps, in order, no sideways scrolling
+    (on the phone, in Catalan: the longer words must fit too)."""
+    manager = make_employee(is_comms=True, display_name="Casey Comms", language="ca" if width == 360 else "en")
     joiner = make_employee(display_name="Nadia Newcomer", hire_date=dt.date(2026, 12, 1), timezone="Europe/Madrid")
     journey = definitions.create_journey(db, definitions.JourneyIn(name="New joiners", trigger="hire"),
                                          author=manager, now=clock.now)
@@ -36,6 +37,10 @@ def test_timeline_reads_in_order_and_fits_the_screen(page: Any, live_server: str
     dates = [steps.nth(i).locator("time").get_attribute("datetime") for i in range(3)]
     assert dates == ["2026-12-01", "2026-12-04", "2026-12-11"]
     assert "Nadia Newcomer" in page.locator("#timeline-for").inner_text()
+    if width == 360:
+        assert page.locator("html").get_attribute("lang") == "ca"
+        assert "incorporació el 01 de des. 2026" in page.locator("#timeline-for").inner_text()
+        assert "dt. 1 de des. 2026" in steps.nth(0).inner_text()
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

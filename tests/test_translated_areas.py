@@ -141,3 +141,54 @@ def test_the_reply_email_speaks_the_writers_language(app, db, config, smtp, comm
     assert "Vas escriure:" in text and "Ada Author ha respost:" in text and "Two more dishes." in text
     assert '<html lang="ca">' in body and "Una resposta al teu comentari" in body and "canvia-ho" in body
     assert "you wrote" not in text.lower() and "replied" not in body
+
+
+# --- journeys ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def journey(db, make_employee, clock):  # type: ignore[no-untyped-def]
+    """A hire journey of two steps, the second skipped unless the first was read, with a reminder."""
+    from intranet.journeys import definitions
+
+    author = make_employee(is_comms=True)
+    made = definitions.create_journey(db, definitions.JourneyIn(name="New joiners", trigger="hire"),
+                                      author=author, now=clock.now)
+    definitions.add_step(db, made, definitions.StepIn(key="welcome", offset_days=0, title="Welcome aboard",
+                                                      body_html="<p>Hi</p>"), author=author, now=clock.now)
+    definitions.add_step(db, made, definitions.StepIn(key="tools", offset_days=3, title="Your tools",
+                                                      body_html="<p>Tools</p>", skip_unless_read="welcome",
+                                                      must_read=True, reminder_after_days=3),
+                         author=author, now=clock.now)
+    db.commit()
+    return made
+
+
+@pytest.mark.parametrize(("language", "index", "detail", "timeline"), [
+    ("es", ["<h1>Itinerarios</h1>", "Nuevo itinerario", "Se incorpora (desde la fecha de alta)", "Activo"],
+     ["Pasos y cómo van", "se omite salvo que se haya leído «welcome»", "recordatorio tras 3 días", "Añadir un paso",
+      "Nombre corto", "Guardar itinerario"],
+     ["New joiners: cronología", "incorporación el", "01 dic 2026", "mar 1 dic 2026", "día 0", "Se publicaría",
+      "recordatorio tras 3 días sin confirmar", "Lectura obligatoria"]),
+    ("ca", ["<h1>Itineraris</h1>", "Itinerari nou", "S'incorpora (des de la data d'alta)", "Actiu"],
+     ["Passos i com van", "s'omet tret que s'hagi llegit «welcome»", "recordatori després de 3 dies",
+      "Afegeix un pas", "Nom curt", "Desa l'itinerari"],
+     ["New joiners: cronologia", "incorporació el", "01 de des. 2026", "dt. 1 de des. 2026", "dia 0",
+      "Es publicaria", "recordatori després de 3 dies sense confirmar", "Lectura obligatòria"]),
+])
+def test_journey_desk_pages_speak_the_managers_language(client_for, make_employee, journey, language, index, detail,
+                                                        timeline):
+    """The journeys list, a journey's page and its timeline (dates in the locale's words) in es and ca."""
+    import datetime as dt
+
+    manager = client_for(make_employee(is_comms=True, language=language))
+    make_employee(employee_id="JOINER", hire_date=dt.date(2026, 12, 1), timezone="Europe/Madrid")
+    for path, words in ((f"/journeys", index), (f"/journeys/{journey.id}", detail),
+                        (f"/journeys/{journey.id}/timeline?employee=JOINER", timeline)):
+        page = _text(manager.get(path))
+        assert all(w in page for w in words), (path, [w for w in words if w not in page])
+    step_page = _text(manager.get(f"/journeys/{journey.id}/steps/1"))
+    assert {"es": "Paso «welcome»", "ca": "Pas «welcome»"}[language] in step_page
+    paused = _text(manager.post(f"/journeys/{journey.id}/status", data={"status": "paused", "csrf_token": manager.csrf},
+                                follow_redirects=True))
+    assert {"es": "Itinerario en pausa", "ca": "Itinerari en pausa"}[language] in paused

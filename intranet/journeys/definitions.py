@@ -13,13 +13,15 @@ from sqlmodel import Session, select
 
 from intranet import posts, targeting
 from intranet.errors import InvalidInput, NotFound
+from intranet.languages import N_
 from intranet.models import JOURNEY_TRIGGERS, Employee, Journey, JourneyStep, Post
 
+#: What starts a journey, in words (marked for translation; pages say them in the viewer's language).
 TRIGGER_LABELS = {
-    "hire": "Hired (from the hire date)",
-    "department_move": "Moved to another department",
-    "country_move": "Moved to another country",
-    "manager_promotion": "Promoted to a people-manager level",
+    "hire": N_("Hired (from the hire date)"),
+    "department_move": N_("Moved to another department"),
+    "country_move": N_("Moved to another country"),
+    "manager_promotion": N_("Promoted to a people-manager level"),
 }
 assert set(TRIGGER_LABELS) == set(JOURNEY_TRIGGERS)
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

@@ -32,8 +32,11 @@ class TimelineRow:
     post: Post
     due: dt.datetime
     local_date: dt.date
-    state: str  # "would release", "too late (skipped)", or the enrolled state: pending / released / skipped
-    note: str
+    #: "would_release", "too_late" (would be skipped), or the enrolled person's: "pending", "released", "skipped".
+    #: Codes, not words: the page says them in the viewer's language, with the conditions from the step itself.
+    state: str
+    #: Why an enrolled person's step was skipped ("late", "not_read"), else None.
+    reason: str | None = None
 
 
 def event_date_for(journey: Journey, employee: Employee, now: dt.datetime) -> dt.date:
@@ -58,19 +61,12 @@ def timeline(session: Session, journey: Journey, employee: Employee, now: dt.dat
     rows = []
     for step, post in steps_of(session, journey.id):
         due = due_at(start, step.offset_days, employee.timezone, org_timezone)
-        notes = []
-        if step.skip_unless_read:
-            notes.append(f"skipped unless “{step.skip_unless_read}” was read by then")
-        if step.reminder_after_days:
-            notes.append(f"reminder after {step.reminder_after_days} days unacknowledged")
-        if journey.status == "paused":
-            notes.append("journey paused: nothing is released until it resumes")
+        reason = None
         if step.id in actual:
-            release = actual[step.id]
-            state = release.status + (f" ({release.reason.replace('_', ' ')})" if release.reason else "")
+            state, reason = actual[step.id].status, actual[step.id].reason
         else:
-            state = "too late (would be skipped)" if due < late_before(now) else "would be released"
-        rows.append(TimelineRow(step, post, due, due.astimezone(zone).date(), state, "; ".join(notes)))
+            state = "too_late" if due < late_before(now) else "would_release"
+        rows.append(TimelineRow(step, post, due, due.astimezone(zone).date(), state, reason))
     return start, rows
 
 

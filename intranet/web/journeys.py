@@ -18,6 +18,7 @@ from intranet.errors import InvalidInput, validated
 from intranet.journeys import definitions, reports
 from intranet.models import Employee, JourneyEnrolment, JourneyStep, Post
 from intranet.web.context import current_employee, now, require_role, session, settings
+from intranet.web.i18n import _
 
 bp = Blueprint("intranet_journeys", __name__)
 
@@ -70,7 +71,7 @@ def create():  # type: ignore[no-untyped-def]
                                triggers=definitions.TRIGGER_LABELS), 422
     journey = definitions.create_journey(session(), data, author=current_employee(), now=now())
     session().commit()
-    flash("Journey created. Add its steps below.", "ok")
+    flash(_("Journey created. Add its steps below."), "ok")
     return redirect(url_for("intranet_journeys.detail", journey_id=journey.id))
 
 
@@ -97,7 +98,7 @@ def update(journey_id: int):  # type: ignore[no-untyped-def]
     data = validated(definitions.JourneyIn, _journey_form(), what="journey")
     definitions.update_journey(session(), journey, data, now=now())
     session().commit()
-    flash("Journey saved.", "ok")
+    flash(_("Journey saved."), "ok")
     return redirect(url_for("intranet_journeys.detail", journey_id=journey.id))
 
 
@@ -108,7 +109,7 @@ def set_status(journey_id: int):  # type: ignore[no-untyped-def]
     paused = request.form.get("status") == "paused"
     definitions.set_paused(session(), journey, paused, now=now())
     session().commit()
-    flash("Journey paused: nothing is released until you resume it." if paused else "Journey resumed.", "ok")
+    flash(_("Journey paused: nothing is released until you resume it.") if paused else _("Journey resumed."), "ok")
     return redirect(url_for("intranet_journeys.detail", journey_id=journey.id))
 
 
@@ -125,7 +126,7 @@ def add_step(journey_id: int):  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
         return _detail(journey_id, step_form=form, status=422)
     session().commit()
-    flash("Step added.", "ok")
+    flash(_("Step added."), "ok")
     return redirect(url_for("intranet_journeys.detail", journey_id=journey.id))
 
 
@@ -162,7 +163,7 @@ def update_step(journey_id: int, step_id: int):  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
         return _step_page(journey_id, step_id, form, status=422)
     session().commit()
-    flash("Step saved.", "ok")
+    flash(_("Step saved."), "ok")
     return redirect(url_for("intranet_journeys.detail", journey_id=journey_id))
 
 

@@ -88,8 +88,16 @@ def beacon_time(value: dt.datetime | None, style: str = "datetime") -> LocalTime
                      title=f"{full} ({zone.key})", text=text)
 
 
+def beacon_date(value: dt.date | None, style: str = "date") -> str:
+    """A calendar date (already local, e.g. a hire date) in the page's language; *style* ``date`` or ``day`` (with the weekday)."""
+    if value is None:
+        return ""
+    return languages.format_date(value, languages.DAY_DATE if style == "day" else languages.DATE,
+                                 language=i18n.locale())
+
 
 def init_app(app: Flask) -> None:
     # Prefixed: the filter and global land in a host app's Jinja environment.
     app.add_template_filter(beacon_time, "beacon_time")
+    app.add_template_filter(beacon_date, "beacon_date")
     app.add_template_global(lambda: viewer_zone().key, "beacon_zone_name")
