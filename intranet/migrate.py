@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "intranet_alembic_version"
 #: What the search engines own rather than the models: SQLite's FTS5 index and its shadow tables,
-#: PostgreSQL's full-text expression index (see migration 0009_post_search and intranet.search).
-SEARCH_OBJECTS = re.compile(r"intranet_post_fts(_\w+)?$|ix_intranet_post_search$")
+#: PostgreSQL's full-text expression indexes, of posts and of their versions in other languages
+#: (see migrations 0009_post_search and 0024_search_languages, and intranet.search).
+SEARCH_OBJECTS = re.compile(r"intranet_post(_translation)?_fts(_\w+)?$|ix_intranet_post(_translation)?_search$")
 #: PostgreSQL's monthly partitions of the event table (the models describe the parent table;
 #: see migration 0016_event_partitions and intranet.engagement.partitions).
 EVENT_PARTITIONS = re.compile(r"intranet_event_(y\d{4}m\d{2}|default)$")

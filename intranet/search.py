@@ -1,30 +1,42 @@
-"""Full-text search over the posts an employee may see, ranked by relevance and freshness.
+"""Full-text search over the posts an employee may see, in every language, ranked by relevance and freshness.
 
-Each database searches with its own engine: SQLite through an FTS5 index kept in step with
-``intranet_post`` by triggers (migration ``0009_post_search``), PostgreSQL through a GIN index on
-the posts' ``tsvector`` (``simple`` configuration: posts come in several languages, and stemming
-for one would mangle the others). The query people type is never handed to either engine's query
-syntax: it is cut into words, and each word becomes a quoted prefix term, so ``"``, ``*``, ``:``,
-``OR`` or parentheses are just text.
+A post is found by any of its versions: its own text (its primary language) or a version in
+another language (:class:`~intranet.models.PostTranslation`), so a person searching in Spanish
+finds a post through its Spanish version. The hit is then shown in the reader's language (with
+the usual note when the post has no version in it), and its snippet comes from the version shown
+when the words are there, else from the version that matched.
+
+Each database searches with its own engine: SQLite through FTS5 indexes kept in step with
+``intranet_post`` and ``intranet_post_translation`` by triggers (migrations ``0009_post_search``
+and ``0024_search_languages``; FTS5 has no Spanish or Catalan stemmer, so every language is
+matched word for word), PostgreSQL through GIN indexes on each table's ``tsvector``, parsed with
+the configuration of the row's language (:data:`PG_CONFIGS`: English and Spanish stemmed, the rest,
+Catalan included, word for word with ``simple``). The query is parsed once per configuration and
+each row is matched with its own language's parse. The query people type is never handed to either
+engine's query syntax: it is cut into words, and each word becomes a quoted prefix term, so ``"``,
+``*``, ``:``, ``OR`` or parentheses are just text.
 
 Visibility is the targeting rule's own SQL (:func:`intranet.targeting.visible_posts_filter`) in the
-same statement as the match, so a search can never return a post its reader could not open.
+same statement as the match, so a search can never return a post its reader could not open (nor a
+journey step not yet released to them), whichever version matched.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import re
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, func, literal_column, text
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, text, union_all
 from sqlmodel import Session, select
 
-from intranet import targeting
+from intranet import post_versions, targeting
 from intranet.db import as_utc
 from intranet.errors import InvalidInput
-from intranet.models import Employee, Post
+from intranet.models import Employee, Post, PostTranslation
+from intranet.post_versions import Localized
 from intranet.shapes import Time
 
 MAX_QUERY_LENGTH = 200
@@ -36,17 +48,18 @@ HALF_LIFE_DAYS = 30.0
 SNIPPET_LENGTH = 180
 
 WORD = re.compile(r"\w+", re.UNICODE)
-#: Literals, not bound parameters: PostgreSQL matches an index on expressions only with constants.
-SIMPLE = literal_column("'simple'")
 
 
 @dataclasses.dataclass(frozen=True)
 class Hit:
-    post: Post
+    #: The post as its reader gets it (in their language when it has a version in it).
+    post: Localized
     #: Relevance times freshness; higher is better.
     score: float
     #: Plain text around the first matching word (escape it when rendering).
     snippet: str
+    #: The snippet's language: the post's as shown, unless only another version mentions the words.
+    snippet_language: str = ""
 
 
 class SearchQuery(BaseModel):
@@ -66,12 +79,15 @@ class SearchHitPublic(BaseModel):
     must_read: bool
     published_at: Time | None
     snippet: str = Field(description="Plain text around the first match")
+    language: str = Field(description="The language of the title and summary served: yours when the post has a "
+                          "version in it, else the language it was written in (any version may have matched)")
 
     @classmethod
     def of(cls, hit: Hit) -> SearchHitPublic:
         post = hit.post
-        return cls(id=post.id, title=post.title, summary=post.summary, topic=post.topic,  # type: ignore[arg-type]
-                   must_read=post.must_read, published_at=post.published_at, snippet=hit.snippet)
+        return cls(id=post.id, title=post.title, summary=post.summary, topic=post.topic,
+                   must_read=post.must_read, published_at=post.published_at, snippet=hit.snippet,
+                   language=post.language)
 
 
 class SearchPublic(BaseModel):
@@ -91,41 +107,83 @@ def terms_of(query: str) -> list[str]:
     return [word.lower() for word in WORD.findall(query)][:MAX_TERMS]
 
 
-def _sqlite_matches(terms: list[str]) -> Select[Any]:
+def _sqlite_matches_in(index: str, terms: list[str]) -> Any:
+    """The FTS5 index *index*'s matches for *terms*: ``rowid`` and ``rank`` (higher is better)."""
     # Each word quoted (FTS5 strings double their quotes; \w never contains one) and prefix-matched.
     expression = " ".join(f'"{term}"*' for term in terms)
-    matching = text("SELECT rowid, bm25(intranet_post_fts, 4.0, 2.0, 1.0) AS rank FROM intranet_post_fts "
-                    "WHERE intranet_post_fts MATCH :expression").bindparams(expression=expression)
-    found = matching.columns(literal_column("rowid"), literal_column("rank")).subquery("fts")
+    matching = text(f"SELECT rowid, bm25({index}, 4.0, 2.0, 1.0) AS rank FROM {index} "
+                    f"WHERE {index} MATCH :{index}").bindparams(**{index: expression})
+    return matching.columns(literal_column("rowid"), literal_column("rank")).subquery(index)
+
+
+def _sqlite_matches(terms: list[str]) -> list[Select[Any]]:
+    own = _sqlite_matches_in("intranet_post_fts", terms)
+    versions = _sqlite_matches_in("intranet_post_translation_fts", terms)
     # bm25() is smaller for better matches; negate it so higher is better on both databases.
-    return select(Post, (-found.c.rank).label("relevance")).join(found, Post.id == found.c.rowid)
+    return [select(own.c.rowid.label("post_id"), (-own.c.rank).label("relevance")),
+            select(PostTranslation.post_id.label("post_id"), (-versions.c.rank).label("relevance"))
+            .join(versions, PostTranslation.id == versions.c.rowid)]
 
 
-def _postgres_document() -> ColumnElement[object]:
+#: PostgreSQL's text search configuration for each language it stems (literals, as in the indexes).
+PG_CONFIGS: dict[str, str] = {"en": "english", "es": "spanish"}
+#: For every other language: word for word (Catalan's configuration only ships with PostgreSQL 16).
+PG_FALLBACK = "simple"
+
+
+def _literal(value: str) -> ColumnElement[Any]:
+    # Literals, not bound parameters: PostgreSQL matches an index on expressions only with constants.
+    return literal_column(f"'{value}'")
+
+
+def _postgres_config(language: Any) -> ColumnElement[Any]:
+    return case(*((language == _literal(code), literal_column(f"'{config}'::regconfig"))
+                  for code, config in PG_CONFIGS.items()), else_=literal_column(f"'{PG_FALLBACK}'::regconfig"))
+
+
+def _postgres_document(table: Any) -> ColumnElement[object]:
     # Must be the migration's indexed expression, term for term, or the planner ignores the index.
+    config = _postgres_config(table.c.language)
+
     def weighted(column: Any, weight: str) -> ColumnElement[object]:
-        return func.setweight(func.to_tsvector(SIMPLE, column), literal_column(f"'{weight}'"))
+        return func.setweight(func.to_tsvector(config, column), _literal(weight))
 
-    return weighted(Post.title, "A").op("||")(weighted(Post.summary, "B")).op("||")(
-        func.to_tsvector(SIMPLE, Post.body_text))
+    return weighted(table.c.title, "A").op("||")(weighted(table.c.summary, "B")).op("||")(
+        func.to_tsvector(config, table.c.body_text))
 
 
-def _postgres_matches(terms: list[str]) -> Select[Any]:
-    query = func.to_tsquery(SIMPLE, " & ".join(f"{term}:*" for term in terms))
-    document = _postgres_document()
-    return select(Post, func.ts_rank_cd(document, query).label("relevance")).where(document.op("@@")(query))
+def _postgres_matches_in(table: Any, post_id: Any, terms: list[str]) -> Select[Any]:
+    words = " & ".join(f"{term}:*" for term in terms)
+    document = _postgres_document(table)
+    language = table.c.language
+    queries = {code: func.to_tsquery(_literal(config), words) for code, config in PG_CONFIGS.items()}
+    fallback = func.to_tsquery(_literal(PG_FALLBACK), words)
+    # One branch per configuration, each `document @@ constant query`, so each can use the index.
+    matched = or_(*(and_(language == _literal(code), document.op("@@")(query)) for code, query in queries.items()),
+                  and_(language.not_in([_literal(code) for code in PG_CONFIGS]), document.op("@@")(fallback)))
+    own_query = case(*((language == _literal(code), query) for code, query in queries.items()), else_=fallback)
+    return select(post_id.label("post_id"), func.ts_rank_cd(document, own_query).label("relevance")).where(matched)
+
+
+def _postgres_matches(terms: list[str]) -> list[Select[Any]]:
+    posts, versions = Post.__table__, PostTranslation.__table__  # type: ignore[attr-defined]
+    return [_postgres_matches_in(posts, posts.c.id, terms), _postgres_matches_in(versions, versions.c.post_id, terms)]
 
 
 def matching_posts(session: Session, terms: list[str]) -> Select[Any]:
-    """``SELECT post, relevance`` for the posts containing every term (as a prefix), on *session*'s database.
+    """``SELECT post, relevance`` for the posts with a version containing every term (as a prefix).
 
+    A post matched by several versions counts once, with its best version's relevance.
     Visibility is not applied here: :func:`search` adds the targeting rule.
     """
-    return _postgres_matches(terms) if session.get_bind().dialect.name == "postgresql" else _sqlite_matches(terms)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    found = union_all(*(_postgres_matches(terms) if postgres else _sqlite_matches(terms))).subquery("found")
+    best = (select(found.c.post_id, func.max(found.c.relevance).label("relevance"))
+            .group_by(found.c.post_id).subquery("best"))
+    return select(Post, best.c.relevance.label("relevance")).join(best, Post.id == best.c.post_id)
 
 
-def _snippet(post: Post, terms: list[str]) -> str:
-    source = post.body_text or post.summary
+def _snippet(source: str, terms: list[str]) -> str:
     lowered = source.lower()
     positions = [p for p in (lowered.find(term) for term in terms) if p >= 0]
     start = max(0, min(positions) - SNIPPET_LENGTH // 3) if positions else 0
@@ -133,11 +191,47 @@ def _snippet(post: Post, terms: list[str]) -> str:
     return ("…" if start else "") + piece + ("…" if start + SNIPPET_LENGTH < len(source) else "")
 
 
-def search(session: Session, employee: Employee, query: str, *, now: dt.datetime, limit: int = 20) -> list[Hit]:
-    """The live posts targeted at *employee* that contain every word of *query*, best first.
+def _folded(source: str) -> str:
+    # As the FTS5 tokenizer (remove_diacritics): "información" mentions "informacion".
+    return "".join(c for c in unicodedata.normalize("NFKD", source.lower()) if not unicodedata.combining(c))
+
+
+def _mentions(source: str, terms: list[str]) -> bool:
+    folded = _folded(source)
+    return any(_folded(term) in folded for term in terms)
+
+
+def _snippets(session: Session, shown: dict[int, Localized], terms: list[str]) -> dict[int, tuple[str, str]]:
+    """Each post's snippet and its language: from the version shown when it mentions a word, else
+    from one that does (the words matched some version, possibly as a stem the text never spells)."""
+    snippets: dict[int, tuple[str, str]] = {}
+    missing = []
+    for post_id, post in shown.items():
+        if _mentions(f"{post.title} {post.summary} {post.body_text}", terms):
+            snippets[post_id] = (_snippet(post.body_text or post.summary, terms), post.language)
+        else:
+            missing.append(post_id)
+    if missing:
+        others: dict[int, list[Any]] = {post_id: [shown[post_id]._post] for post_id in missing}
+        for version in session.exec(select(PostTranslation).where(PostTranslation.post_id.in_(missing))
+                                    .order_by(PostTranslation.language)):
+            others[version.post_id].append(version)
+        for post_id, candidates in others.items():
+            source = next((c for c in candidates if _mentions(f"{c.title} {c.summary} {c.body_text}", terms)),
+                          shown[post_id])
+            snippets[post_id] = (_snippet(source.body_text or source.summary, terms), source.language)
+    return snippets
+
+
+def search(session: Session, employee: Employee, query: str, *, now: dt.datetime, limit: int = 20,
+           language: str | None = None) -> list[Hit]:
+    """The live posts targeted at *employee* with a version containing every word of *query*, best first.
 
     Best means relevance (title over summary over body) weighted by freshness, halving every
     :data:`HALF_LIFE_DAYS`, so last week's match beats last year's slightly better one.
+
+    :param language: the reader's language: each hit's post is as they get it
+        (:class:`~intranet.post_versions.Localized`), whichever version matched.
     """
     terms = terms_of(query)
     if not terms:
@@ -147,11 +241,14 @@ def search(session: Session, employee: Employee, query: str, *, now: dt.datetime
     rows = session.exec(
         matches.where(visible).order_by(literal_column("relevance").desc(), Post.id.desc()).limit(CANDIDATES)
     ).all()
-    hits = []
+    ranked = []
     for post, score in rows:
         age_days = max(0.0, (now - as_utc(post.published_at or now)).total_seconds() / 86400)
         freshness = 0.5 ** (age_days / HALF_LIFE_DAYS)
         # A floor keeps an old exact match above a fresh post that barely mentions the words.
-        hits.append(Hit(post, float(score) * (0.25 + 0.75 * freshness), _snippet(post, terms)))
-    hits.sort(key=lambda hit: (-hit.score, -(hit.post.id or 0)))
-    return hits[:limit]
+        ranked.append((post, float(score) * (0.25 + 0.75 * freshness)))
+    ranked.sort(key=lambda pair: (-pair[1], -(pair[0].id or 0)))
+    ranked = ranked[:limit]
+    shown = post_versions.localize(session, [post for post, _ in ranked], language)
+    snippets = _snippets(session, shown, terms)
+    return [Hit(shown[post.id], score, *snippets[post.id]) for post, score in ranked]  # type: ignore[index]

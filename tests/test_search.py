@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from intranet import search, targeting
+from intranet import post_versions, search, targeting
 from intranet.errors import InvalidInput
-from intranet.models import Post
+from intranet.models import Journey, JourneyEnrolment, JourneyRelease, JourneyStep, Post, PostTranslation
 
 
 def titles(hits: list[search.Hit]) -> list[str]:
@@ -147,3 +147,143 @@ def test_postgresql_searches_through_the_gin_index(db: Session, make_employee: A
     plan = "\n".join(row[0] for row in db.execute(text("EXPLAIN " + sql)))
     db.rollback()
     assert "ix_intranet_post_search" in plan, plan
+
+
+# --- every language version is searched -----------------------------------------------------------------
+
+def add_version(db: Session, post: Post, language: str, title: str, body: str, summary: str = "") -> None:
+    db.add(PostTranslation(post_id=post.id, language=language, title=title, summary=summary,  # type: ignore[arg-type]
+                           body_html=f"<p>{body}</p>", body_text=body))
+    db.commit()
+
+
+def release_step(db: Session, post: Post, person: Any, *, at: dt.datetime, status: str = "released") -> None:
+    """Make *post* a journey step released (or still pending) to *person*."""
+    journey = Journey(name="Welcome", trigger="hire")
+    db.add(journey)
+    db.flush()
+    step = JourneyStep(journey_id=journey.id, key=f"s{post.id}", post_id=post.id)  # type: ignore[arg-type]
+    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=person.id, event_key="hire",  # type: ignore[arg-type]
+                                 event_date=at.date())
+    db.add_all([step, enrolment])
+    db.flush()
+    db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=person.id,  # type: ignore[arg-type]
+                          post_id=post.id, due_at=at, status=status,  # type: ignore[arg-type]
+                          released_at=at if status == "released" else None))
+    db.commit()
+
+
+def test_a_post_is_found_by_its_version_in_another_language_and_shown_in_the_readers(
+        db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    """Searching in Spanish finds an English post through its Spanish version, shown in the reader's language."""
+    reader = make_employee()
+    post = make_post(title="Summer holidays", body_text="The office closes in August.")
+    add_version(db, post, "es", "Vacaciones de verano", "La oficina cierra en agosto.")
+
+    [hit] = search.search(db, reader, "oficina agosto", now=clock.now, language="es")
+    assert (hit.post.id, hit.post.title, hit.post.language, hit.post.fallback) == (
+        post.id, "Vacaciones de verano", "es", False)
+    assert hit.snippet == "La oficina cierra en agosto." and hit.snippet_language == "es"
+
+    # An English reader typing Spanish words finds it too: in English, the snippet where the words are.
+    [hit] = search.search(db, reader, "oficina", now=clock.now, language="en")
+    assert (hit.post.title, hit.post.language, hit.snippet_language) == ("Summer holidays", "en", "es")
+    # A Catalan reader gets the primary version with the fallback note's facts.
+    [hit] = search.search(db, reader, "agosto", now=clock.now, language="ca")
+    assert (hit.post.title, hit.post.language, hit.post.wanted, hit.post.fallback) == (
+        "Summer holidays", "en", "ca", True)
+    # Matched by two versions, the post is still one hit.
+    add_version(db, post, "ca", "Vacances d'estiu", "L'oficina tanca a l'agost.")
+    assert [h.post.id for h in search.search(db, reader, "oficina", now=clock.now, language="ca")] == [post.id]
+
+
+def test_the_index_follows_versions_saved_replaced_and_removed(db: Session, make_employee: Any, make_post: Any,
+                                                               clock: Any) -> None:
+    comms = make_employee(is_comms=True)
+    reader = make_employee()
+    post = make_post(title="Canteen", body_text="Menu.")
+    data = post_versions.TranslationIn(language="es", title="Comedor", body_html="<p>Menú <b>nuevo</b></p>")
+    post_versions.save(db, post, data, actor=comms, now=clock.now)
+    db.commit()
+    assert [h.post.id for h in search.search(db, reader, "menu nuevo", now=clock.now)] == [post.id]
+    post_versions.save(db, post, data.model_copy(update={"body_html": "<p>Platos</p>"}), actor=comms, now=clock.now)
+    db.commit()
+    assert search.search(db, reader, "nuevo", now=clock.now) == []
+    assert [h.post.id for h in search.search(db, reader, "platos", now=clock.now)] == [post.id]
+    post_versions.remove(db, post, "es", actor=comms)
+    db.commit()
+    assert search.search(db, reader, "platos", now=clock.now) == []
+    post_versions.save(db, post, data, actor=comms, now=clock.now)
+    db.commit()
+    db.delete(db.get(Post, post.id))
+    db.commit()
+    assert search.search(db, reader, "comedor", now=clock.now) == []
+
+
+def test_search_in_another_language_returns_exactly_the_visible_matches(
+        db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    """Untargeted posts, dead ones and journey steps not released to the reader stay hidden in every language."""
+    now = clock.now
+    sales = make_employee(department="Sales", language="es")
+    finance = make_employee(department="Finance", language="es")
+    audiences = [{"all": True}, {"segments": [{"departments": ["Sales"]}]},
+                 {"segments": [{"departments": ["Finance"]}]}]
+    states = [{}, {"status": "draft", "published_at": None}, {"expires_at": now - dt.timedelta(minutes=1)},
+              {"journey_only": True}]
+    for n, (audience, state) in enumerate(itertools.product(audiences, states)):
+        post = make_post(audience, title=f"Budget memo {n}", body_text="The budget.", **state)
+        add_version(db, post, "es", f"Presupuesto {n}", "El presupuesto del año que viene.")
+        if state.get("journey_only") and n % 2:
+            release_step(db, post, sales, at=now - dt.timedelta(days=1))
+        elif state.get("journey_only"):
+            release_step(db, post, sales, at=now - dt.timedelta(days=1), status="pending")
+
+    for person in (sales, finance):
+        for words, language in (("presupuesto", "es"), ("budget", "es"), ("presupuesto", "en")):
+            found = {hit.post.id for hit in search.search(db, person, words, now=now, limit=100, language=language)}
+            visible = {p.id for p in db.exec(select(Post)).all() if targeting.may_see(db, person, p, now)}
+            assert found == visible, (person.department, words)
+    assert any(p.journey_only for p in db.exec(select(Post)).all()
+               if targeting.may_see(db, sales, p, now))  # a released step is found, as it may be read
+
+
+def test_search_page_shows_the_readers_version_and_the_fallback_note(app: Any, client_for: Any, db: Session,
+                                                                     make_employee: Any, make_post: Any) -> None:
+    reader = make_employee(language="es")
+    post = make_post(title="Summer holidays", body_text="The office closes in August.")
+    add_version(db, post, "es", "Vacaciones de verano", "La oficina cierra en agosto.")
+    other = make_post(title="Parking <i>rules</i>", body_text="Oficina parking.")
+
+    page = client_for(reader).get("/search?q=oficina").get_data(as_text=True)
+    assert "Vacaciones de verano" in page and "Summer holidays" not in page
+    assert "Parking &lt;i&gt;rules&lt;/i&gt;" in page and 'class="language-note' in page  # only the other's
+    assert page.count('class="language-note') == 1 and f'data-post-id="{other.id}"' in page
+    items = client_for(reader).api("GET", "/api/v1/search?q=agosto").json["items"]
+    assert [(i["title"], i["language"]) for i in items] == [("Vacaciones de verano", "es")]
+
+
+@pytest.mark.postgres_only
+def test_postgresql_stems_english_and_spanish_and_matches_catalan_word_for_word(
+        db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    """Each version is parsed with its language's configuration: "policies" finds "policy", "vacaciones" "vacación"."""
+    reader = make_employee()
+    post = make_post(title="Travel policy", body_text="Book trains.")
+    add_version(db, post, "es", "Política de viajes", "Antes de la vacación, reserve trenes.")
+    add_version(db, post, "ca", "Política de viatges", "Reserveu trens abans de les vacances.")
+    assert [h.post.id for h in search.search(db, reader, "policies", now=clock.now)] == [post.id]
+    assert [h.post.id for h in search.search(db, reader, "vacaciones", now=clock.now)] == [post.id]
+    assert [h.post.id for h in search.search(db, reader, "vacances trens", now=clock.now)] == [post.id]
+    assert search.search(db, reader, "vacancia", now=clock.now) == []  # Catalan is not stemmed: no false friend
+
+
+@pytest.mark.postgres_only
+def test_postgresql_searches_versions_through_their_gin_index(db: Session) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.dialects import postgresql
+
+    sql = str(search.matching_posts(db, ["budget", "año"]).compile(dialect=postgresql.dialect(),
+                                                                    compile_kwargs={"literal_binds": True}))
+    db.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(row[0] for row in db.execute(text("EXPLAIN " + sql)))
+    db.rollback()
+    assert "ix_intranet_post_search" in plan and "ix_intranet_post_translation_search" in plan, plan

@@ -72,7 +72,7 @@ def feed_list() -> feed.FeedPagePublic:
 def search_posts() -> search.SearchPublic:
     args = validated(search.SearchQuery, request.args.to_dict(), what="query")
     query = args.q.strip()
-    hits = search.search(session(), current_employee(), query, now=now(), limit=args.limit)
+    hits = search.search(session(), current_employee(), query, now=now(), limit=args.limit, language=i18n.locale())
     return search.SearchPublic(query=query, items=[search.SearchHitPublic.of(hit) for hit in hits])
 
 

@@ -1,11 +1,9 @@
 """Search: the posts a person may see that mention what they typed (page and JSON API)."""
 from __future__ import annotations
 
-import dataclasses
-
 from flask import Blueprint, render_template, request
 
-from intranet import feed, post_versions, search
+from intranet import feed, search
 from intranet.errors import InvalidInput
 from intranet.web import i18n
 from intranet.web.context import current_employee, now, require_role, session
@@ -20,13 +18,10 @@ def page():  # type: ignore[no-untyped-def]
     query = request.args.get("q", "").strip()
     problem = None
     try:
-        hits = search.search(session(), employee, query, now=now())
+        hits = search.search(session(), employee, query, now=now(), language=i18n.locale())
     except InvalidInput as exc:
         hits, problem = [], exc.message
     cards = feed.cards(session(), [hit.post for hit in hits])
-    # Titles in the reader's language where the post has a version in it (matching reads the post's own text).
-    versions = post_versions.localize(session(), [hit.post for hit in hits], i18n.locale())
-    hits = [dataclasses.replace(hit, post=versions[hit.post.id]) for hit in hits]
     return render_template("intranet/search.html", employee=employee, query=query, hits=hits, problem=problem,
                            cards=cards)
 
