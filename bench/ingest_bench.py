@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import operator
 import os
+import random
 import re
 import secrets
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, insert, text
@@ -31,6 +34,8 @@ from sqlmodel import Session, select
 
 from intranet import create_app, migrate, targeting
 from intranet.db import make_engine
+from intranet.engagement import buffer as event_buffer
+from intranet.engagement import events as events_module
 from intranet.engagement.events import local_hour_weekday, zone_of
 from intranet.models import EngagementEvent, Employee, Post
 
@@ -45,9 +50,11 @@ ROUND = 10_000
 RATE_GOAL = 20_000
 
 
-def _setup(url: str, n_posts: int) -> tuple[object, list[int]]:
+def _setup(url: str, n_posts: int, **config: Any) -> tuple[object, list[int]]:
     app = create_app({"INTRANET_DATABASE_URL": url, "INTRANET_ENV": "development", "INTRANET_DEV_LOGIN": True,
-                      "INTRANET_SECRET_KEY": secrets.token_hex(32), "INTRANET_EVENTS_MAX_BATCH": 1000})
+                      "INTRANET_SECRET_KEY": secrets.token_hex(32), "INTRANET_EVENTS_MAX_BATCH": 1000,
+                      # One bench client sends far more than a person's budget; the limit is still checked.
+                      "INTRANET_RATELIMIT_EVENTS": "1000000/minute", **config})
     engine = app.extensions["intranet"].engine
     migrate.upgrade(engine)
     now = dt.datetime.now(dt.timezone.utc)
@@ -89,7 +96,8 @@ def _client(app: object) -> tuple[object, dict[str, str]]:
     return client, {"X-CSRFToken": token, "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126"}
 
 
-def _post_all(client: object, headers: dict[str, str], events: list[dict], batch: int) -> tuple[float, int, int]:
+def _post_all(client: object, headers: dict[str, str], events: list[dict], batch: int,
+              status: int = 200) -> tuple[float, int, int]:
     """POST *events* in batches of *batch*; (seconds, accepted, duplicates).
 
     The bodies are encoded before the clock starts: a browser does that, not the server (and
@@ -101,7 +109,7 @@ def _post_all(client: object, headers: dict[str, str], events: list[dict], batch
     for body in bodies:
         r = client.post("/api/v1/events", data=body, content_type="application/json",  # type: ignore[attr-defined]
                         headers=headers)
-        if r.status_code != 200:
+        if r.status_code != status:
             raise RuntimeError(f"POST /api/v1/events answered {r.status_code}: {r.get_data(as_text=True)[:300]}")
         body = r.get_json()
         accepted += body["accepted"]
@@ -169,6 +177,189 @@ def run(url: str, n: int, batch: int, small: int = 2000) -> dict[str, Any]:
             "replay_duplicates": replay_duplicates, "small": small_rates, "small_n": small}
 
 
+# --------------------------------------------------------------------------------------------
+# The buffered path: POST -> XADD (202), then the flusher: read, COPY/insert, fold, commit, XACK
+# --------------------------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("INTRANET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: PERFORMANCE.md, R-ingest: through a server-side buffer flushed by COPY, >= 0.25 of COPY on PostgreSQL.
+FLUSH_RATIO_GOAL = {"postgresql": 0.25, "sqlite": 0.05}
+#: Issue 12: keeping the rollups current may cost ingest at most 20 %.
+ROLLUP_LOSS_GOAL = 0.20
+PEOPLE = 2000
+ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC")
+
+
+def _redis_cpu(client: Any) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _add_people(engine: Any, n: int) -> list[int]:
+    now = dt.datetime.now(dt.timezone.utc)
+    rng = random.Random(7)
+    rows = [{"employee_id": f"P{i:06d}", "email": f"p{i}@example.com", "display_name": f"Person {i}",
+             "department": f"Dept {rng.randrange(20)}", "region": rng.choice(("EMEA", "AMER", "APAC")),
+             "country": "DE", "level": rng.randrange(1, 11), "timezone": rng.choice(ZONES), "language": "en",
+             "active": True, "created_at": now, "updated_at": now} for i in range(n)]
+    with Session(engine) as session:
+        session.execute(insert(Employee), rows)
+        session.commit()
+        return list(session.exec(select(Employee.id).where(Employee.employee_id.like("P%"))).all())
+
+
+def _rows_of(n: int, people: list[int], post_ids: list[int], prefix: str, seed: int) -> list[list[dict[str, Any]]]:
+    """*n* event rows as accepted requests queue them: batches of 50, each from one random person."""
+    rng = random.Random(seed)
+    now = dt.datetime.now(dt.timezone.utc)
+    batches = []
+    for start in range(0, n, 50):
+        person, zone = rng.choice(people), zone_of(rng.choice(ZONES))
+        batch = []
+        for i in range(start, min(n, start + 50)):
+            kind = KINDS[i % len(KINDS)]
+            occurred = now - dt.timedelta(seconds=rng.randrange(72 * 3600))
+            hour, weekday = local_hour_weekday(occurred, zone)
+            batch.append({"employee_pk": person, "client_id": f"{prefix}{i}", "kind": kind,
+                          "post_id": None if kind == "session" else rng.choice(post_ids), "occurred_at": occurred,
+                          "received_at": now, "local_hour": hour, "local_weekday": weekday,
+                          "dwell_ms": 1500 if kind == "read" else None, "delivery_id": None, "channel": None,
+                          "surface": "feed", "position": i % 20, "device": "desktop", "source": "client"})
+        batches.append(batch)
+    return batches
+
+
+def _timed_drain(flusher: Any) -> tuple[float, float, Any]:
+    cpu, start = time.process_time(), time.perf_counter()
+    result = flusher.drain()
+    return time.perf_counter() - start, time.process_time() - cpu, result
+
+
+def _raw_load(engine: Any, rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """The physical baseline of a flush: the same rows straight into the same table in one transaction,
+    ``COPY`` on PostgreSQL, one ``executemany`` on SQLite; (wall, CPU) seconds."""
+    cpu, start = time.process_time(), time.perf_counter()
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            columns = ", ".join(events_module.COLUMNS)
+            values = operator.itemgetter(*events_module.COLUMNS)
+            with conn.connection.driver_connection.cursor() as cursor:
+                with cursor.copy(f"COPY intranet_event ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(values(row))
+        else:
+            conn.execute(insert(EngagementEvent.__table__), rows)  # type: ignore[attr-defined]
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def run_buffered(url: str, n: int, batch: int) -> dict[str, Any]:
+    """The buffered path, in alternating rounds of :data:`ROUND` events: POSTs answered 202 (timed), the
+    flusher draining them (timed), the same number of rows loaded raw (COPY / executemany); then the
+    rollups' cost: the flusher storing many people's events with the rollups folded, against the same
+    insert without folding. Finally a replayed batch (absorbed) and the stream left empty."""
+    import redis
+
+    stream = f"beacon-bench:events:{uuid.uuid4().hex}"
+    app, post_ids = _setup(url, 50, INTRANET_EVENTS_BUFFER_URL=REDIS_URL, INTRANET_EVENTS_BUFFER_STREAM=stream,
+                           INTRANET_EVENTS_BUFFER_FLUSH_EVENTS=ROUND)
+    state = app.extensions["intranet"]  # type: ignore[attr-defined]
+    engine = state.engine
+    people = _add_people(engine, PEOPLE)
+    client, headers = _client(app)
+    watch = redis.Redis.from_url(REDIS_URL)
+    flusher = event_buffer.flusher_for(state.event_buffer, state.sessions)
+    bare = event_buffer.Flusher(state.event_buffer, state.sessions,
+                                lambda session, rows, _: events_module.insert_events(session, rows))
+    try:
+        _post_all(client, headers, _events(batch, post_ids, "warm-"), batch, status=202)
+        flusher.drain()
+        events = _events(n, post_ids, "api-")
+        t = dict.fromkeys(("accept_s", "accept_cpu", "redis_cpu", "flush_s", "flush_cpu", "raw_s", "raw_cpu",
+                           "fold_s", "fold_cpu", "bare_s", "bare_cpu"), 0.0)
+        stored = folded_events = 0
+        for r, first in enumerate(range(0, n, ROUND)):
+            redis_before, cpu = _redis_cpu(watch), time.process_time()
+            seconds, _, _ = _post_all(client, headers, events[first:first + ROUND], batch, status=202)
+            t["accept_cpu"] += time.process_time() - cpu
+            t["accept_s"] += seconds
+            t["redis_cpu"] += _redis_cpu(watch) - redis_before
+            wall, cpu_s, result = _timed_drain(flusher)
+            t["flush_s"] += wall
+            t["flush_cpu"] += cpu_s
+            stored += result.stored
+            raw = [row for b in _rows_of(ROUND, people, post_ids, f"raw{r}-", seed=r) for row in b]
+            wall, cpu_s = _raw_load(engine, raw)
+            t["raw_s"] += wall
+            t["raw_cpu"] += cpu_s
+            # The rollups' cost: many people's events, folded or not, alternating which goes first.
+            pair = (("fold", flusher), ("bare", bare))
+            for name, who in (pair if r % 2 == 0 else pair[::-1]):
+                for rows in _rows_of(ROUND, people, post_ids, f"{name}{r}-", seed=1000 + r * 2 + (name == "bare")):
+                    state.event_buffer.append(rows)
+                wall, cpu_s, result = _timed_drain(who)
+                t[f"{name}_s"] += wall
+                t[f"{name}_cpu"] += cpu_s
+                folded_events += result.stored if name == "fold" else 0
+        replay = events[:min(n, 20 * batch)]
+        _post_all(client, headers, replay, batch, status=202)
+        replayed = flusher.drain()
+        with Session(engine) as session:
+            stored_api = session.exec(select(func.count()).select_from(EngagementEvent)
+                                      .where(EngagementEvent.client_id.like("api-%"))).one()
+        left = watch.xlen(stream)
+    finally:
+        watch.delete(stream, f"{stream}:dead")
+        engine.dispose()
+    rounds = -(-n // ROUND)
+    return {"events": n, "batch": batch, **t, "stored": stored, "stored_api": stored_api, "replayed": len(replay),
+            "replay_stored": replayed.stored, "replay_events": replayed.events, "left": left,
+            "rollup_events": rounds * ROUND, "folded": folded_events}
+
+
+def _record_buffered(name: str, r: dict[str, Any]) -> None:
+    n, batch = r["events"], r["batch"]
+    exact = (r["stored"] == n and r["stored_api"] == n and r["replay_stored"] == 0
+             and r["replay_events"] == r["replayed"] and r["left"] == 0 and r["folded"] == r["rollup_events"])
+    goals.check("ingest", "buffered: every event stored once, a replay absorbed, the stream left empty",
+                passed=exact, db=name,
+                detail=f"{r['stored_api']:,} of {n:,} stored; replay stored {r['replay_stored']} of {r['replayed']}; "
+                       f"{r['left']} entries left; {r['folded']:,}/{r['rollup_events']:,} folded")
+    accept, flush = n / r["accept_cpu"], n / r["flush_cpu"]
+    sustained = min(accept, flush)
+    goals.goal("ingest", f"buffered, batches of {batch}: events per CPU-second, min(POST->XADD, flush) "
+                         "(one core each; wall-clock for information)",
+               measured=f"{sustained:,.0f}/CPU-s (POST {accept:,.0f}, flush {flush:,.0f}; wall "
+                        f"{n / r['accept_s']:,.0f} / {n / r['flush_s']:,.0f}/s)",
+               target=f">= {RATE_GOAL:,}/CPU-s", met=sustained >= RATE_GOAL, db=name)
+    ratio = r["raw_s"] / r["flush_s"]
+    goals.goal("ingest", f"flush / raw {'COPY' if name == 'postgresql' else 'executemany'} of the same rows (wall)",
+               measured=f"{ratio:.3f}x", target=f">= {FLUSH_RATIO_GOAL[name]}x", met=ratio >= FLUSH_RATIO_GOAL[name],
+               db=name)
+    # The rollups' share of all ingest work: (POST + flush with folding) against (POST + flush without).
+    clock = "cpu" if name == "sqlite" else "s"
+    per = r["rollup_events"]
+    with_fold = r[f"accept_{clock}"] / n + r[f"fold_{clock}"] / per
+    without = r[f"accept_{clock}"] / n + r[f"bare_{clock}"] / per
+    loss = 1 - without / with_fold
+    goals.goal("ingest", f"ingest throughput lost to rollup upkeep ({'CPU' if clock == 'cpu' else 'wall'}, "
+                         f"{PEOPLE:,} people)",
+               measured=f"{loss:.1%}", target=f"<= {ROLLUP_LOSS_GOAL:.0%}", met=loss <= ROLLUP_LOSS_GOAL, db=name)
+
+
+def _print_buffered(results: dict[str, dict[str, Any]]) -> None:
+    print(f"\n{'buffered':<11} {'events':>8} {'POST ev/s':>10} {'POST ev/CPU-s':>13} {'flush ev/s':>10} "
+          f"{'flush ev/CPU-s':>14} {'raw ev/s':>9} {'flush/raw':>9} {'fold ev/s':>9} {'bare ev/s':>9} "
+          f"{'Redis CPU/ev':>12}")
+    for name, r in results.items():
+        n, per = r["events"], r["rollup_events"]
+        print(f"{name:<11} {n:>8} {n / r['accept_s']:>10,.0f} {n / r['accept_cpu']:>13,.0f} {n / r['flush_s']:>10,.0f} "
+              f"{n / r['flush_cpu']:>14,.0f} {n / r['raw_s']:>9,.0f} {r['raw_s'] / r['flush_s']:>8.3f}x "
+              f"{per / r['fold_s']:>9,.0f} {per / r['bare_s']:>9,.0f} {r['redis_cpu'] / n * 1e6:>10.1f}us")
+    print("(POST: the Flask stack to the 202, client included; flush: read, store, fold, commit, XACK; raw: COPY on\n"
+          " PostgreSQL / executemany on SQLite of as many rows; fold/bare: the flusher on 2,000 people's events with\n"
+          " and without the rollups. Redis CPU is the shared server's, over the POST phase: other jobs add to it.)")
+
+
 def _record(name: str, r: dict[str, Any]) -> None:
     n, batch = r["events"], r["batch"]
     exact = (r["accepted"] == n and r["duplicates"] == 0 and r["stored"] == n and r["replay_accepted"] == 0
@@ -187,6 +378,39 @@ def _record(name: str, r: dict[str, Any]) -> None:
                    target=f">= {RATE_GOAL:,}/CPU-s", met=r["api_per_cpu_s"] >= RATE_GOAL, db=name)
 
 
+def _databases(which: str) -> Iterator[tuple[str, str]]:
+    """(name, URL) of each database to run on: a fresh SQLite file, a throw-away PostgreSQL schema."""
+    if which in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix="beacon-ingest-") as tmp:
+            yield "sqlite", f"sqlite:///{tmp}/bench.db"
+    if which in ("pg", "both"):
+        reason = datagen.postgres_available(PG_URL)
+        if reason:
+            print(f"  [ingest] PostgreSQL skipped: {reason}", file=sys.stderr)
+            return
+        schema = f"beacon_bench_{uuid.uuid4().hex[:8]}"
+        admin = make_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            sep = "&" if "?" in PG_URL else "?"
+            yield "postgresql", f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
+def _redis_unavailable() -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -194,39 +418,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2_000, help="events sent one and ten per request")
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both",
                         help="PostgreSQL gets a throw-away schema; it is skipped when it does not answer")
+    parser.add_argument("--path", choices=("direct", "buffered", "both"), default="both",
+                        help="direct: each request stores its events; buffered: through Redis (INTRANET_TEST_REDIS_URL)"
+                             " and the flusher")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, Any]] = {}
-    if args.db in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory(prefix="beacon-ingest-") as tmp:
-            results["sqlite"] = run(f"sqlite:///{tmp}/bench.db", args.events, args.batch, args.small)
-    if args.db in ("pg", "both"):
-        reason = datagen.postgres_available(PG_URL)
+    buffered: dict[str, dict[str, Any]] = {}
+    if args.path in ("buffered", "both"):
+        reason = _redis_unavailable()
         if reason:
-            print(f"  [ingest] PostgreSQL skipped: {reason}", file=sys.stderr)
-        else:
-            schema = f"beacon_bench_{uuid.uuid4().hex[:8]}"
-            admin = make_engine(PG_URL)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                sep = "&" if "?" in PG_URL else "?"
-                results["postgresql"] = run(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", args.events,
-                                            args.batch, args.small)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-    print(f"{'backend':<11} {'events':>8} {'batch':>5} {'API ev/s':>10} {'raw ev/s':>10} {'ratio':>7} "
-          f"{'API ev/CPU-s':>12} {'batch 10 ev/s':>13} {'batch 1 req/s':>13}")
-    for name, r in results.items():
-        print(f"{name:<11} {r['events']:>8} {r['batch']:>5} {r['api_per_s']:>10,.0f} {r['raw_per_s']:>10,.0f} "
-              f"{r['ratio']:>6.3f}x {r['api_per_cpu_s']:>12,.0f} {r['small'][10]['events_per_s']:>13,.0f} "
-              f"{r['small'][1]['requests_per_s']:>13,.0f}")
-    print("(API ev/CPU-s: events per second of this process's CPU time, client included; with SQLite that is\n"
-          " all the work, so it is the rate an idle box would show. PostgreSQL's own CPU is not in it.)")
+            print(f"  [ingest] buffered path skipped: Redis at {REDIS_URL}: {reason}", file=sys.stderr)
+            args.path = "direct" if args.path == "both" else "none"
+    if args.path in ("direct", "both"):
+        for name, url in _databases(args.db):
+            results[name] = run(url, args.events, args.batch, args.small)
+    if args.path in ("buffered", "both"):
+        for name, url in _databases(args.db):
+            buffered[name] = run_buffered(url, args.events, args.batch)
+    if results:
+        print(f"{'direct':<11} {'events':>8} {'batch':>5} {'API ev/s':>10} {'raw ev/s':>10} {'ratio':>7} "
+              f"{'API ev/CPU-s':>12} {'batch 10 ev/s':>13} {'batch 1 req/s':>13}")
+        for name, r in results.items():
+            print(f"{name:<11} {r['events']:>8} {r['batch']:>5} {r['api_per_s']:>10,.0f} {r['raw_per_s']:>10,.0f} "
+                  f"{r['ratio']:>6.3f}x {r['api_per_cpu_s']:>12,.0f} {r['small'][10]['events_per_s']:>13,.0f} "
+                  f"{r['small'][1]['requests_per_s']:>13,.0f}")
+        print("(API ev/CPU-s: events per second of this process's CPU time, client included; with SQLite that is\n"
+              " all the work, so it is the rate an idle box would show. PostgreSQL's own CPU is not in it.)")
+    if buffered:
+        _print_buffered(buffered)
     first = goals.mark()
     for name, r in results.items():
         _record(name, r)
+    for name, r in buffered.items():
+        _record_buffered(name, r)
     print("\n" + goals.table(goals.RECORDED[first:]))
     return goals.exit_status(goals.RECORDED[first:])
 

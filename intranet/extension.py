@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask
@@ -18,6 +18,9 @@ from sqlmodel import Session
 from intranet.db import make_engine, session_factory, utcnow
 from intranet.errors import ConfigurationError
 from intranet.settings import DEFAULTS, Settings, SiteSettings
+
+if TYPE_CHECKING:
+    from intranet.engagement.buffer import EventBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +47,19 @@ class State:
     #: The extension object, which holds the host's ``employee_loader`` (registered before or after ``init_app``).
     extension: Intranet | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Where accepted reading events wait for the flusher (``INTRANET_EVENTS_BUFFER_URL``), or None:
+    #: each request stores its own.
+    event_buffer: EventBuffer | None = None
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings, *, clock: Callable[[], dt.datetime] | None = None,
               unsafe: str | None = None, secret_key: str = "", cookie_secure: bool = True,
               extension: Intranet | None = None) -> State:
+        from intranet.engagement.buffer import EventBuffer
+
         return cls(engine=engine, settings=settings, sessions=session_factory(engine), clock=clock or utcnow,
-                   unsafe=unsafe, secret_key=secret_key, cookie_secure=cookie_secure, extension=extension)
+                   unsafe=unsafe, secret_key=secret_key, cookie_secure=cookie_secure, extension=extension,
+                   event_buffer=EventBuffer.from_settings(settings.events))
 
     @property
     def employee_loader(self) -> Callable[[], str | None] | None:

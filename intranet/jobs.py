@@ -38,6 +38,7 @@ from intranet.settings import Settings
 
 if TYPE_CHECKING:
     from intranet.delivery.rendering import Renderer
+    from intranet.engagement.buffer import FlusherThread
 
 logger = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
@@ -275,6 +276,7 @@ class LeasedScheduler:
         self.ttl = self.state.settings.scheduler.lease
         self.stopping = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
+        self.flusher: FlusherThread | None = None
 
     def _hold_lease(self) -> bool:
         with self.state.sessions() as session:
@@ -294,12 +296,14 @@ class LeasedScheduler:
                     logger.info("Scheduler %s holds the lease; running %d jobs", self.owner,
                                 len(self.scheduler.get_jobs()))
                     self.scheduler.start()
+                    self._start_flusher()
                     waiting_logged = False
                 elif not held:
                     if self.scheduler is not None:
                         logger.warning("Scheduler %s lost its lease; pausing", self.owner)
                         self.scheduler.shutdown(wait=False)
                         self.scheduler = None
+                        self._stop_flusher()
                     if not waiting_logged:
                         logger.info("Another scheduler holds the lease; %s is waiting", self.owner)
                         waiting_logged = True
@@ -309,12 +313,27 @@ class LeasedScheduler:
         finally:
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=True)
+            self._stop_flusher()
             with self.state.sessions() as session:
                 leases.release(session, LEASE_NAME, self.owner)
                 session.commit()
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _start_flusher(self) -> None:
+        # The event buffer's one flusher runs beside the jobs, under the same lease: it reads
+        # continuously (every second), which an interval job could not do without piling up runs.
+        from intranet.engagement.buffer import FlusherThread, flusher_for
+
+        if self.state.event_buffer is not None and self.flusher is None:
+            self.flusher = FlusherThread(flusher_for(self.state.event_buffer, self.state.sessions,
+                                                     org_timezone=self.state.settings.site.org_timezone)).start()
+
+    def _stop_flusher(self) -> None:
+        if self.flusher is not None:
+            self.flusher.stop()  # drains the stream first
+            self.flusher = None
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000) -> None:

@@ -300,6 +300,22 @@ class EventSettings(_Group):
                                  "Raw reading events older than this many months are deleted by the daily "
                                  "events-purge job (the dashboards' rollups keep their aggregates); on PostgreSQL "
                                  "whole monthly partitions are dropped once all of a month is past it.", ge=1, le=120)
+    buffer_url: str = Field("", alias="INTRANET_EVENTS_BUFFER_URL", repr=False,
+                            description="redis://host:6379/0: web workers queue accepted events in a Redis stream "
+                                        "(answering 202) and the scheduler's flusher stores them in bulk (several "
+                                        "instances on PostgreSQL). Empty: each request stores its events itself.")
+    buffer_stream: str = _key("beacon:events", "INTRANET_EVENTS_BUFFER_STREAM",
+                              "The Redis stream key of that buffer (several installations may share one Redis).")
+    buffer_flush_seconds: float = _key(1.0, "INTRANET_EVENTS_BUFFER_FLUSH_SECONDS",
+                                       "Longest the flusher waits for more events before storing what it has.", gt=0)
+    buffer_flush_events: int = _key(5000, "INTRANET_EVENTS_BUFFER_FLUSH_EVENTS",
+                                    "Events the flusher stores per transaction (one COPY on PostgreSQL).", ge=1)
+    buffer_max_entries: int = _key(100_000, "INTRANET_EVENTS_BUFFER_MAX_ENTRIES",
+                                   "Queued batches beyond which web workers store events directly again (the "
+                                   "flusher is down or behind: Redis memory stays bounded).", ge=1)
+    buffer_claim_idle_seconds: float = _key(30, "INTRANET_EVENTS_BUFFER_CLAIM_IDLE_SECONDS",
+                                            "A batch a flusher read but did not acknowledge for this long (it "
+                                            "crashed) is taken over by the next flusher.", ge=0)
 
     @property
     def max_age(self) -> dt.timedelta:
@@ -308,6 +324,13 @@ class EventSettings(_Group):
     @property
     def max_skew(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.max_skew_seconds)
+
+    @field_validator("buffer_url")
+    @classmethod
+    def _a_redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{value!r} is not a Redis URL such as 'redis://127.0.0.1:6379/0' (or leave it empty)")
+        return value
 
 
 class RatingSettings(_Group):

@@ -1,17 +1,19 @@
-"""``flask intranet events import FILE | purge``: historical reading events, and their retention."""
+"""``flask intranet events import FILE | flush | purge``: historical reading events, the event buffer, retention."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 from flask.cli import AppGroup
 
 from intranet.cli import context
-from intranet.engagement import events, retention
+from intranet.engagement import buffer, events, retention
 from intranet.errors import IntranetError
 
-group = AppGroup("events", help="Reading events: import history, purge expired ones.")
+group = AppGroup("events", help="Reading events: import history, store buffered ones, purge expired ones.")
 
 
 @group.command("import")
@@ -40,6 +42,40 @@ def events_import(path: Path) -> None:
         click.echo(f"... and {len(result.errors) - 200} more problems", err=True)
     click.echo(f"Read {result.rows} rows: {result.loaded} loaded, {result.duplicates} already there, "
                f"{len(result.errors)} refused.")
+
+
+@group.command("flush")
+@click.option("--follow", is_flag=True,
+              help="Keep storing events as they arrive until stopped (Ctrl+C or SIGTERM), then drain the buffer.")
+def events_flush(follow: bool) -> None:
+    """Store the events queued in the Redis buffer (INTRANET_EVENTS_BUFFER_URL) now, and fold them into the rollups.
+
+    The scheduler's flusher does this continuously; this command runs a flusher alone (with
+    --follow, as a process of its own). Safe beside another flusher: each event is stored once.
+    """
+    state = context.state()
+    if state.event_buffer is None:
+        context.fail("No event buffer is configured (INTRANET_EVENTS_BUFFER_URL is empty): each request stores its "
+                     "events itself.")
+    flusher = buffer.flusher_for(state.event_buffer, state.sessions, org_timezone=state.settings.site.org_timezone)
+    try:
+        if follow:
+            result = _follow(flusher)
+        else:
+            result = flusher.drain()
+    except IntranetError as exc:
+        context.fail(exc.message)
+    click.echo(f"Stored {result.stored} events from {result.batches} queued batches "
+               f"({result.events - result.stored - result.dropped} already stored, {result.dropped} about people or "
+               f"posts deleted meanwhile, {result.set_aside} unreadable batches set aside).")
+
+
+def _follow(flusher: buffer.Flusher) -> buffer.FlushResult:
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    click.echo(f"Flusher {flusher.consumer} storing buffered events; Ctrl+C to stop.", err=True)
+    return flusher.run(stopping)
 
 
 @group.command("purge")

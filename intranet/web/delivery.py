@@ -38,19 +38,22 @@ def _check_csrf(body: dict) -> None:
 @api.post("/events")
 @csrf.exempt  # checks the same token itself (sendBeacon cannot set headers): see _check_csrf
 @operation("Record a batch of reading events (the CSRF token may be in the body)", body=events.EventBatchIn,
-           response=events.IngestResult, returns="Per-event outcome")
+           response=events.IngestResult, returns="Per-event outcome: the accepted events are stored",
+           responses={202: ("Per-event outcome: the accepted events are queued and stored within seconds "
+                            "(INTRANET_EVENTS_BUFFER_URL)", events.IngestResult)})
 @require_role("employee")
-def post_events() -> events.IngestResult:
+def post_events() -> tuple[events.IngestResult, int]:
     body = request_json(any_content_type=True)
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
     _check_csrf(body)
-    site, limits = settings().site, settings().events
+    site, limits, buffer = settings().site, settings().events, state().event_buffer
     result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
                            user_agent=request.headers.get("User-Agent"), org_timezone=site.org_timezone,
-                           max_batch=limits.max_batch, max_age=limits.max_age, max_skew=limits.max_skew)
+                           max_batch=limits.max_batch, max_age=limits.max_age, max_skew=limits.max_skew,
+                           buffer=buffer.append if buffer is not None else None)
     session().commit()
-    return result
+    return result, 202 if result.queued else 200
 
 
 @api.get("/me/preferences")
