@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
 from intranet import languages, posts
-from intranet.errors import Forbidden, InvalidInput, NotFound
+from intranet.errors import Forbidden, InvalidInput, NotFound, validated
 from intranet.models import Employee, Post, PostTranslation
+from intranet.shapes import Time
 
 
 class TranslationIn(BaseModel):
@@ -30,6 +31,40 @@ class TranslationIn(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     summary: str = Field(default="", max_length=1000)
     body_html: str = ""
+
+
+class VersionBody(BaseModel):
+    """``PUT /api/v1/posts/<id>/versions/<language>``'s body: the version's text (the language is in the path)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=300)
+    summary: str = Field(default="", max_length=1000)
+    body_html: str = Field(default="", description="HTML, sanitized on write as the post's own body")
+
+    def in_language(self, language: str) -> TranslationIn:
+        """This text as the version in *language*.
+
+        :raise InvalidInput: when Beacon does not speak *language*.
+        """
+        return validated(TranslationIn, {"language": language, **self.model_dump()}, what="language")
+
+
+class VersionPublic(BaseModel):
+    """A post's version in a language other than its own."""
+
+    post_id: int
+    language: str
+    title: str
+    summary: str
+    body_html: str = Field(description="Sanitized HTML")
+    body_text: str
+    updated_at: Time
+
+    @classmethod
+    def of(cls, row: PostTranslation) -> VersionPublic:
+        return cls(post_id=row.post_id, language=row.language, title=row.title, summary=row.summary,
+                   body_html=row.body_html, body_text=row.body_text, updated_at=row.updated_at)
 
 
 class Localized:

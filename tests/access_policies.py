@@ -44,7 +44,7 @@ from intranet.db import metadata
 from intranet.delivery import rendering
 from intranet.directory.planning import Plan
 from intranet.journeys import definitions
-from intranet.models import Employee, Feedback, Group, GroupOwner, Post, SyncHeld, SyncRun
+from intranet.models import Employee, Feedback, Group, GroupOwner, Post, PostTranslation, SyncHeld, SyncRun
 from intranet.webhooks import endpoints
 from intranet.webhooks.sealing import SecretBox
 from tests.conftest import CSRF_META
@@ -144,7 +144,8 @@ class Policy:
         ``admin``), checked first: nobody signed in is sent to sign in, a caller without it gets
         403. ``None``: no sign-in needed (the URL's token, if any, is the credential).
     :param obj: what the URL names, made fresh for each call (see :class:`World`): ``post`` (in
-        every state of :data:`POST_STATES`), ``rating_link``, ``attachment``, ``feedback``,
+        every state of :data:`POST_STATES`), ``rating_link``, ``attachment``, ``post_version`` (a post
+        with a Spanish version), ``feedback``,
         ``open_group``, ``managed_group``, ``person``, ``run``, ``unsubscribe``, ``webhook``, ``journey``,
         ``journey_step``, ``api_key``; ``None``: nothing.
     :param allows: which callers holding the role get in (``False`` means *denied*).
@@ -166,7 +167,7 @@ class Policy:
     why: str = ""
 
     def states(self) -> tuple[str, ...]:
-        return POST_STATES if self.obj in ("post", "rating_link", "attachment") else ("-",)
+        return POST_STATES if self.obj in ("post", "rating_link", "attachment", "post_version") else ("-",)
 
     def expected(self, actor: str, state: str) -> str:
         if self.role is not None:
@@ -265,6 +266,10 @@ POLICIES: dict[str, Policy] = {
     "intranet_publish.save_translation": desk(body={"language": "es", "title": "Hola", "summary": "s",
                                                     "body_html": "<p>Hola</p>"}),
     "intranet_publish.remove_translation": desk(args={"language": "es"}),
+    # The API's versions: the desk's people, and (as on the desk) an author only until the post goes out.
+    "intranet_posts_api.save_version": desk(edits, args={"language": "es"}, body={"title": "Hola",
+                                                                                  "body_html": "<p>Hola</p>"}),
+    "intranet_posts_api.remove_version": desk(edits, obj="post_version", args={"language": "es"}),
     "intranet_posts_api.manage_detail": desk(),
     "intranet_posts_api.update": desk(edits),
     "intranet_posts_api.delete": desk(edits),
@@ -414,9 +419,13 @@ class World:
         values = dict(policy.args)
         kind = policy.obj
         self._made += 1
-        if kind in ("post", "rating_link", "attachment"):
+        if kind in ("post", "rating_link", "attachment", "post_version"):
             post = self.post(state)
             values["post_id"] = post.id
+            if kind == "post_version":
+                self.db.add(PostTranslation(post_id=post.id, language="es", title="Hola", created_at=self.now,
+                                            updated_at=self.now))
+                self.db.flush()
             if kind == "rating_link":
                 link = ratings.RatingLink(self.people["targeted"].employee_id, post.id, stars=4)
                 values["token"] = ratings.link_token(self.secret, link)

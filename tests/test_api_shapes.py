@@ -129,6 +129,10 @@ def responses(db, make_employee, make_group, make_post, client_for, clock) -> di
          {"publish_at": (clock.now + dt.timedelta(hours=2)).isoformat()})
     call("published", boss, "POST", f"/posts/{post_id}/publish")
     call("edited after publishing", boss, "PATCH", f"/posts/{post_id}", {"title": "Quarterly results (final)"})
+    call("version saved", boss, "PUT", f"/posts/{post_id}/versions/es",
+         {"title": "Resultados trimestrales", "summary": "Cómo nos fue", "body_html": "<p>Arriba</p>"})
+    call("error: version in an unknown language", boss, "PUT", f"/posts/{post_id}/versions/de", {"title": "Q"})
+    call("version removed", boss, "DELETE", f"/posts/{post_id}/versions/es")
     call("managed post", boss, "GET", f"/manage/posts/{post_id}")
     call("managed posts", boss, "GET", "/manage/posts", query_string={"limit": 1})
     call("unpublished", boss, "POST", f"/posts/{post_id}/unpublish", {"comment": "Superseded"})

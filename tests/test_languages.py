@@ -282,6 +282,62 @@ def test_an_employee_cannot_translate_a_post(client_for, make_employee, make_pos
     assert db.exec(select(PostTranslation)).scalars().all() == []
 
 
+def test_the_api_writes_and_removes_a_sanitized_version(client_for, make_employee, make_post, db):
+    """PUT /api/v1/posts/<id>/versions/<lang> adds, then replaces, a version sanitized like the desk's; DELETE removes it."""
+    post = make_post(title="Canteen reopens")
+    comms = client_for(make_employee(is_comms=True))
+    url = f"/api/v1/posts/{post.id}/versions/es"
+    hostile = ('<p onclick="x()">Hola<script>alert(1)</script> <a href="javascript:alert(2)">aquí</a>'
+               '<img src=x onerror="alert(3)"></p>')
+    answer = comms.api("PUT", url, {"title": "  Reabre el comedor ", "body_html": hostile})
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["language"], answer.json["title"], answer.json["post_id"]) == ("es", "Reabre el comedor", post.id)
+    row = db.exec(select(PostTranslation).where(PostTranslation.post_id == post.id)).scalars().one()
+    for bad in ("script", "onclick", "onerror", "javascript:"):
+        assert bad not in row.body_html and bad not in answer.json["body_html"]
+    assert "Hola" in row.body_text and answer.json["body_text"] == row.body_text
+    assert comms.api("PUT", url, {"title": "Comedor abierto", "summary": "Lunes"}).status_code == 200
+    db.expire_all()
+    assert [(r.title, r.summary) for r in db.exec(select(PostTranslation)).scalars()] == [("Comedor abierto", "Lunes")]
+    reader = client_for(make_employee(language="es"))
+    assert reader.get(f"/api/v1/posts/{post.id}").get_json()["title"] == "Comedor abierto"
+
+    assert comms.api("DELETE", url).status_code == 204
+    db.expire_all()
+    assert db.exec(select(PostTranslation)).scalars().all() == []
+    assert comms.api("DELETE", url).status_code == 404  # nothing left to remove
+
+
+@pytest.mark.parametrize("language, body, why", [
+    ("de", {"title": "Hallo"}, "language"),          # a language Beacon does not speak
+    ("es-ES", {"title": "Hola"}, "language"),        # a tag, not one of Beacon's languages
+    ("en", {"title": "Same"}, "own language"),       # the post's own language: edit the post
+    ("es", {"title": ""}, "title"),
+    ("es", {"title": "Hola", "language": "ca"}, "language"),  # no second language in the body
+    ("es", {"title": "x" * 301}, "title"),
+])
+def test_the_api_refuses_a_bad_version(client_for, make_employee, make_post, db, language, body, why):
+    post = make_post(title="Canteen reopens")
+    comms = client_for(make_employee(is_comms=True))
+    answer = comms.api("PUT", f"/api/v1/posts/{post.id}/versions/{language}", body)
+    assert answer.status_code == 422 and why in json.dumps(answer.json), answer.json
+    assert db.exec(select(PostTranslation)).scalars().all() == []
+
+
+def test_only_the_people_who_manage_a_post_write_its_versions(client_for, make_employee, make_post, db):
+    """A reader gets the missing post's 404; its author, once it went out, a 403; nothing is written."""
+    writer = make_employee(is_contributor=True)
+    post = make_post(title="Canteen reopens", author_pk=writer.id)
+    for client, status in ((client_for(make_employee()), 404), (client_for(writer), 403)):
+        assert client.api("PUT", f"/api/v1/posts/{post.id}/versions/es", {"title": "Hack"}).status_code == status
+        assert client.api("DELETE", f"/api/v1/posts/{post.id}/versions/es").status_code == status
+    assert db.exec(select(PostTranslation)).scalars().all() == []
+    comms = client_for(make_employee(is_comms=True))
+    assert comms.api("DELETE", f"/api/v1/posts/{post.id}/versions/xx").status_code == 422
+    draft = make_post(title="Draft", author_pk=writer.id, status="draft", published_at=None)
+    assert client_for(writer).api("PUT", f"/api/v1/posts/{draft.id}/versions/ca", {"title": "Esborrany"}).status_code == 200
+
+
 def test_the_digest_email_speaks_the_recipients_language(app, db, config, smtp, make_employee, make_post, clock):
     """A Spanish speaker's digest, through real SMTP: Spanish subject and words, the Spanish version of a post,
     and the English one of a post without a version."""

@@ -11,7 +11,7 @@ from flask import Blueprint, request, url_for
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from intranet import attachments, posts
+from intranet import attachments, languages, post_versions, posts
 from intranet.db import MAX_ID
 from intranet.errors import Forbidden, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
@@ -166,4 +166,32 @@ def remove_attachment(post_id: int, attachment_id: int) -> tuple[str, int]:
     path = attachments.remove(session(), attachment, upload_dir())
     session().commit()
     path.unlink(missing_ok=True)  # only once the row is gone for good
+    return "", 204
+
+
+@bp.put("/posts/<int:post_id>/versions/<language>")
+@operation("Add or replace a post's version in another language (en, es or ca; its body sanitized as the "
+           "post's own)", body=post_versions.VersionBody, response=post_versions.VersionPublic,
+           responses={**MANAGED, 422: "A language Beacon does not speak, the post's own language, or a bad field"},
+           scope=PUBLISH)
+@require_role("employee")
+def save_version(post_id: int, language: str) -> post_versions.VersionPublic:
+    post = _managed(post_id)
+    data = validated(post_versions.VersionBody, json_body()).in_language(language)
+    row = post_versions.save(session(), post, data, actor=current_employee(), now=now())
+    session().commit()
+    return post_versions.VersionPublic.of(row)
+
+
+@bp.delete("/posts/<int:post_id>/versions/<language>")
+@operation("Remove a post's version in another language", status=204, returns="Removed",
+           responses={**MANAGED, 422: "A language Beacon does not speak"}, scope=PUBLISH)
+@require_role("employee")
+def remove_version(post_id: int, language: str) -> tuple[str, int]:
+    post = _managed(post_id)
+    if language not in languages.SUPPORTED:
+        raise InvalidInput(f"Beacon has no versions in “{language}”: use one of {', '.join(languages.SUPPORTED)}.",
+                           details={"field": "language"})
+    post_versions.remove(session(), post, language, actor=current_employee())
+    session().commit()
     return "", 204
