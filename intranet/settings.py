@@ -429,6 +429,20 @@ class AnalyticsSettings(_Group):
                           "narrowed filters are hidden (see intranet/analytics/privacy.py).", ge=2)
 
 
+class JourneySettings(_Group):
+    """Journeys for new joiners and movers (:mod:`intranet.journeys`): what starts them and when steps go out."""
+
+    manager_level: int = _key(6, "INTRANET_JOURNEY_MANAGER_LEVEL",
+                              "Directory levels (1-10) from this one up are people-manager levels: a person "
+                              "reaching one from below starts the 'promotion to manager' journeys.", ge=1, le=10)
+    release_hour: int = _key(9, "INTRANET_JOURNEY_RELEASE_HOUR",
+                             "Local hour (0-23) of the person's day, in their time zone (else the organisation's), "
+                             "at which journey steps are released.", ge=0, le=23)
+    catch_up_days: int = _key(2, "INTRANET_JOURNEY_CATCH_UP_DAYS",
+                              "A journey step due at most this many days before it could be released still goes "
+                              "out; older ones are skipped (reason 'late'), never sent as a backlog.", ge=0, le=30)
+
+
 class WebhookSettings(_Group):
     """Outgoing webhooks (:mod:`intranet.webhooks`): delivery, retries, and where they may go."""
 
@@ -552,6 +566,7 @@ class Settings(BaseModel):
     directory: DirectorySettings = DirectorySettings()
     entra: EntraSettings = EntraSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    journeys: JourneySettings = JourneySettings()
     webhooks: WebhookSettings = WebhookSettings()
     embed: EmbedSettings = EmbedSettings()
 

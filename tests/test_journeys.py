@@ -7,9 +7,10 @@ import pytest
 from sqlmodel import select
 
 from intranet import targeting
-from intranet.errors import InvalidInput
+from intranet.errors import ConfigurationError, InvalidInput
 from intranet.journeys import definitions, enrolment, releases, reports
 from intranet.models import DigestItem, Employee, JourneyEnrolment, JourneyRelease, Post, PostState
+from intranet.settings import Settings
 
 
 @pytest.fixture
@@ -141,6 +142,43 @@ def test_moves_and_promotions_start_their_journeys(db, make_employee, clock):
     assert len(db.exec(select(JourneyEnrolment).where(JourneyEnrolment.employee_pk == person.id)).all()) == 3
     run(db, clock)
     assert len(db.exec(select(JourneyEnrolment)).all()) == 3
+
+
+def test_the_manager_level_is_the_organisations_setting(db, make_employee, clock):
+    """With INTRANET_JOURNEY_MANAGER_LEVEL=8, reaching level 6 is no promotion to manager; reaching 8 is."""
+    rules = Settings.from_config({"INTRANET_JOURNEY_MANAGER_LEVEL": "8"}).journeys
+    author = make_employee(is_comms=True)
+    journey = definitions.create_journey(db, definitions.JourneyIn(name="Managers", trigger="manager_promotion"),
+                                         author=author, now=clock.now)
+    definitions.add_step(db, journey, definitions.StepIn(key="hello", offset_days=0, title="Hello"),
+                         author=author, now=clock.now)
+    person = make_employee(level=4)
+    enrolment.detect(db, clock.now, rules)
+    person.level = 6
+    db.add(person)
+    assert enrolment.detect(db, clock.now, rules) == []
+    person.level = 8
+    db.add(person)
+    assert [e.trigger for e in enrolment.detect(db, clock.now, rules)] == ["manager_promotion"]
+
+
+def test_release_hour_and_catch_up_window_are_the_organisations_settings(db, make_employee, onboarding, clock):
+    """Steps go out at INTRANET_JOURNEY_RELEASE_HOUR local time, and INTRANET_JOURNEY_CATCH_UP_DAYS decides what is too late."""
+    rules = Settings.from_config({"INTRANET_JOURNEY_RELEASE_HOUR": "14", "INTRANET_JOURNEY_CATCH_UP_DAYS": "6"}).journeys
+    assert enrolment.due_at(dt.date(2026, 11, 25), 3, "Europe/Berlin", rules=rules) == \
+        dt.datetime(2026, 11, 28, 13, 0, tzinfo=dt.timezone.utc)
+    assert enrolment.due_at(dt.date(2026, 11, 25), 0, "Europe/Berlin") == \
+        dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.timezone.utc)  # the default, 09:00
+    at_release_hour(clock, 0)
+    clock.now += dt.timedelta(hours=6)  # 15:05 in Berlin
+    recent = make_employee(hire_date=clock.now.date() - dt.timedelta(days=5))
+    enrolment.enrol_events(db, enrolment.detect(db, clock.now, rules), clock.now, rules=rules)
+    outcome = releases.release_due(db, clock.now, rules=rules)
+    db.commit()
+    # Five days late is inside a six-day window: the welcome still goes out (the tools step was not read).
+    assert outcome.released == 1 and "Welcome aboard" in titles_visible(db, recent, clock.now)
+    with pytest.raises(ConfigurationError, match="INTRANET_JOURNEY_RELEASE_HOUR"):
+        Settings.from_config({"INTRANET_JOURNEY_RELEASE_HOUR": "24"})
 
 
 def test_step_conditions_must_name_an_earlier_step(db, onboarding, make_employee, clock):

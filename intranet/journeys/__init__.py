@@ -10,7 +10,12 @@ The directory sync overwrites employees in place and records no history of moves
 treats a difference as the event. Enrolling is idempotent: one enrolment per (journey, person,
 event key) by a unique constraint, and the watch row moves in the same transaction.
 
-**No flood of old steps.** A step already due more than :data:`~.enrolment.CATCH_UP_DAYS` days
+**The organisation's rules** are settings (:class:`intranet.settings.JourneySettings`):
+``INTRANET_JOURNEY_MANAGER_LEVEL`` (levels from it up are people managers; default 6),
+``INTRANET_JOURNEY_RELEASE_HOUR`` (the local hour steps go out; default 9) and
+``INTRANET_JOURNEY_CATCH_UP_DAYS`` (default 2, below). Services take them as ``rules=``.
+
+**No flood of old steps.** A step already due more than ``INTRANET_JOURNEY_CATCH_UP_DAYS`` days
 before the enrolment is recorded as skipped (``late``), never sent; a person for whom every step
 is that late is not enrolled at all (an installation with years of hire dates enrols nobody). A
 step due within the catch-up window still goes out, so a sync that ran a day late still welcomes.

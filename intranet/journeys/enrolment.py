@@ -17,16 +17,13 @@ from sqlmodel import Session, select
 from intranet.db import insert_new
 from intranet.engagement.events import zone_of
 from intranet.models import Employee, Journey, JourneyEnrolment, JourneyRelease, JourneyStep, JourneyWatch
+from intranet.settings import JourneySettings
 
 logger = logging.getLogger(__name__)
 
-#: A step due at most this many days before it could be released still goes out; older ones are
-#: skipped (reason ``late``), so nobody gets a backlog of old steps at once.
-CATCH_UP_DAYS = 2
-#: Levels from this one up are people-manager levels (the demo organisation's "managers" audience).
-MANAGER_LEVEL = 6
-#: Steps are released at this local hour of the person's day (their time zone from the directory).
-RELEASE_HOUR = 9
+#: The organisation's journey rules (``INTRANET_JOURNEY_*``) when a caller gives none: the declared defaults
+#: (manager level 6, release at 09:00 local time, a 2-day catch-up window).
+DEFAULT_RULES = JourneySettings()
 _RELEASES = JourneyRelease.__table__  # type: ignore[attr-defined]
 _ENROLMENTS = JourneyEnrolment.__table__  # type: ignore[attr-defined]
 
@@ -41,38 +38,40 @@ class Event:
     on: dt.date
 
 
-def due_at(event_date: dt.date, offset_days: int, timezone: str | None, org_timezone: str = "UTC") -> dt.datetime:
-    """When a step *offset_days* after *event_date* is released: :data:`RELEASE_HOUR` local time, in UTC."""
+def due_at(event_date: dt.date, offset_days: int, timezone: str | None, org_timezone: str = "UTC", *,
+           rules: JourneySettings = DEFAULT_RULES) -> dt.datetime:
+    """When a step *offset_days* after *event_date* is released: ``rules.release_hour`` local time, in UTC."""
     day = event_date + dt.timedelta(days=offset_days)
-    local = dt.datetime.combine(day, dt.time(RELEASE_HOUR), tzinfo=zone_of(timezone, org_timezone))
+    local = dt.datetime.combine(day, dt.time(rules.release_hour), tzinfo=zone_of(timezone, org_timezone))
     return local.astimezone(dt.timezone.utc)
 
 
-def late_before(now: dt.datetime) -> dt.datetime:
-    """Steps due before this moment are too old to release (see :data:`CATCH_UP_DAYS`)."""
-    return now - dt.timedelta(days=CATCH_UP_DAYS)
+def late_before(now: dt.datetime, rules: JourneySettings = DEFAULT_RULES) -> dt.datetime:
+    """Steps due before this moment are too old to release (``rules.catch_up_days`` before *now*)."""
+    return now - dt.timedelta(days=rules.catch_up_days)
 
 
-def _hire_events(session: Session, now: dt.datetime) -> list[Event]:
+def _hire_events(session: Session, now: dt.datetime, rules: JourneySettings) -> list[Event]:
     longest = session.exec(select(JourneyStep.offset_days).join(Journey, Journey.id == JourneyStep.journey_id)
                            .where(Journey.trigger == "hire").order_by(JourneyStep.offset_days.desc())).first()
     if longest is None:
         return []
     # Only hire dates whose last step could still be released: older hires can never be enrolled.
-    since = now.date() - dt.timedelta(days=longest + CATCH_UP_DAYS + 1)
+    since = now.date() - dt.timedelta(days=longest + rules.catch_up_days + 1)
     rows = session.exec(select(Employee.id, Employee.hire_date).where(
         Employee.active.is_(True), Employee.hire_date.is_not(None), Employee.hire_date >= since)).all()
     return [Event(pk, "hire", f"hire:{hired.isoformat()}", hired) for pk, hired in rows]
 
 
-def detect(session: Session, now: dt.datetime) -> list[Event]:
+def detect(session: Session, now: dt.datetime, rules: JourneySettings = DEFAULT_RULES) -> list[Event]:
     """The events since the last call: hires (from hire dates), moves and promotions (from the watch).
 
     Moves are dated *now* (the sync saw them now); the watch rows are updated in the same
     transaction, so a committed detection is never seen again. A person seen for the first time is
     recorded without a move or promotion event: nothing says what they were before.
     """
-    events = _hire_events(session, now)
+    events = _hire_events(session, now, rules)
+    manager = rules.manager_level
     today = now.date()
     changed = session.exec(
         select(Employee.id, Employee.department, Employee.country, Employee.level, JourneyWatch)
@@ -91,7 +90,7 @@ def detect(session: Session, now: dt.datetime) -> list[Event]:
             events.append(Event(pk, "department_move", f"department:{watch.department}->{department}@{today}", today))
         if country != watch.country and country is not None:
             events.append(Event(pk, "country_move", f"country:{watch.country}->{country}@{today}", today))
-        if level is not None and level >= MANAGER_LEVEL and (watch.level is None or watch.level < MANAGER_LEVEL):
+        if level is not None and level >= manager and (watch.level is None or watch.level < manager):
             events.append(Event(pk, "manager_promotion", f"manager:{level}@{today}", today))
         watch.department, watch.country, watch.level, watch.seen_at = department, country, level, now
         session.add(watch)
@@ -100,9 +99,10 @@ def detect(session: Session, now: dt.datetime) -> list[Event]:
 
 
 def enrol(session: Session, journey: Journey, employee: Employee, *, event_key: str, event_date: dt.date,
-          now: dt.datetime, org_timezone: str = "UTC") -> JourneyEnrolment | None:
+          now: dt.datetime, org_timezone: str = "UTC", rules: JourneySettings = DEFAULT_RULES
+          ) -> JourneyEnrolment | None:
     """Put *employee* on *journey* for one event; None when already enrolled for it or when every
-    step is too old to release (see :data:`CATCH_UP_DAYS`).
+    step is too old to release (see ``rules.catch_up_days``).
 
     A paused journey still enrols (its steps wait for the resume); steps too old are recorded as
     skipped so the measurement sees them.
@@ -110,8 +110,9 @@ def enrol(session: Session, journey: Journey, employee: Employee, *, event_key: 
     steps = session.exec(select(JourneyStep).where(JourneyStep.journey_id == journey.id)).all()
     if not steps or not employee.active:
         return None
-    dues = {step.id: due_at(event_date, step.offset_days, employee.timezone, org_timezone) for step in steps}
-    cutoff = late_before(now)
+    dues = {step.id: due_at(event_date, step.offset_days, employee.timezone, org_timezone, rules=rules)
+            for step in steps}
+    cutoff = late_before(now, rules)
     if all(due < cutoff for due in dues.values()):
         return None
     inserted = insert_new(session, _ENROLMENTS, [{"journey_id": journey.id, "employee_pk": employee.id,
@@ -131,7 +132,8 @@ def enrol(session: Session, journey: Journey, employee: Employee, *, event_key: 
     return session.get(JourneyEnrolment, enrolment_id)
 
 
-def enrol_events(session: Session, events: list[Event], now: dt.datetime, *, org_timezone: str = "UTC") -> int:
+def enrol_events(session: Session, events: list[Event], now: dt.datetime, *, org_timezone: str = "UTC",
+                 rules: JourneySettings = DEFAULT_RULES) -> int:
     """Enrol each event's person on every journey with its trigger; returns the new enrolments."""
     journeys: dict[str, list[Journey]] = {}
     for journey in session.exec(select(Journey)).all():
@@ -141,7 +143,7 @@ def enrol_events(session: Session, events: list[Event], now: dt.datetime, *, org
         employee = session.get(Employee, event.employee_pk)
         for journey in journeys.get(event.trigger, []):
             if employee is not None and enrol(session, journey, employee, event_key=event.key, event_date=event.on,
-                                              now=now, org_timezone=org_timezone):
+                                              now=now, org_timezone=org_timezone, rules=rules):
                 new += 1
     return new
 
@@ -149,4 +151,5 @@ def enrol_events(session: Session, events: list[Event], now: dt.datetime, *, org
 def enrol_job(session: Session, now: dt.datetime, settings: Any) -> int:
     """Scheduled (``journeys-enrol``): detect directory changes and start the journeys they trigger."""
     org_timezone = settings.site.org_timezone if settings is not None else "UTC"
-    return enrol_events(session, detect(session, now), now, org_timezone=org_timezone)
+    rules = settings.journeys if settings is not None else DEFAULT_RULES
+    return enrol_events(session, detect(session, now, rules), now, org_timezone=org_timezone, rules=rules)

@@ -15,9 +15,9 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from intranet.delivery import alerts
-from intranet.journeys.enrolment import late_before
+from intranet.journeys.enrolment import DEFAULT_RULES, late_before
 from intranet.models import Journey, JourneyRelease, JourneyStep, Post, PostState
-from intranet.settings import AlertSettings
+from intranet.settings import AlertSettings, JourneySettings
 
 logger = logging.getLogger(__name__)
 _RELEASES = JourneyRelease.__table__  # type: ignore[attr-defined]
@@ -46,7 +46,7 @@ def _read(session: Session, employee_pk: int, post_id: int) -> bool:
 
 
 def release_due(session: Session, now: dt.datetime, *, alert_settings: AlertSettings | None = None,
-                org_timezone: str = "UTC") -> Outcome:
+                org_timezone: str = "UTC", rules: JourneySettings = DEFAULT_RULES) -> Outcome:
     """Release (or skip) every pending step due by *now* on an active journey, then send reminders."""
     outcome = Outcome()
     due = session.exec(
@@ -58,7 +58,7 @@ def release_due(session: Session, now: dt.datetime, *, alert_settings: AlertSett
         .order_by(JourneyRelease.due_at, JourneyStep.offset_days, JourneyRelease.id)
         .execution_options(populate_existing=True)).all()
     owed: dict[int, list[Any]] = {}
-    cutoff = late_before(now)
+    cutoff = late_before(now, rules)
     for release, step, post in due:
         if release.due_at < cutoff:  # paused (or stopped) too long: never a backlog at once
             outcome.skipped += _set(session, release.id, now, status="skipped", reason="late")
@@ -114,5 +114,6 @@ def _remind(session: Session, now: dt.datetime, owed: dict[int, list[Any]]) -> i
 def release_job(session: Session, now: dt.datetime, settings: Any) -> int:
     """Scheduled (``journeys-release``): release due journey steps and send due reminders."""
     outcome = release_due(session, now, alert_settings=settings.alerts if settings is not None else None,
-                          org_timezone=settings.site.org_timezone if settings is not None else "UTC")
+                          org_timezone=settings.site.org_timezone if settings is not None else "UTC",
+                          rules=settings.journeys if settings is not None else DEFAULT_RULES)
     return outcome.released

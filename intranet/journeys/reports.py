@@ -20,8 +20,9 @@ from sqlmodel import Session, select
 from intranet.analytics import privacy
 from intranet.engagement.events import zone_of
 from intranet.journeys.definitions import steps_of
-from intranet.journeys.enrolment import due_at, late_before
+from intranet.journeys.enrolment import DEFAULT_RULES, due_at, late_before
 from intranet.models import Employee, Journey, JourneyEnrolment, JourneyRelease, JourneyStep, Post, PostState
+from intranet.settings import JourneySettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,8 @@ def event_date_for(journey: Journey, employee: Employee, now: dt.datetime) -> dt
 
 
 def timeline(session: Session, journey: Journey, employee: Employee, now: dt.datetime, *,
-             event_date: dt.date | None = None, org_timezone: str = "UTC") -> tuple[dt.date, list[TimelineRow]]:
+             event_date: dt.date | None = None, org_timezone: str = "UTC",
+             rules: JourneySettings = DEFAULT_RULES) -> tuple[dt.date, list[TimelineRow]]:
     """The dates each step of *journey* would be released to *employee* (and what may skip it)."""
     start = event_date or event_date_for(journey, employee, now)
     enrolment = session.exec(select(JourneyEnrolment).where(
@@ -60,12 +62,12 @@ def timeline(session: Session, journey: Journey, employee: Employee, now: dt.dat
     zone = zone_of(employee.timezone, org_timezone)
     rows = []
     for step, post in steps_of(session, journey.id):
-        due = due_at(start, step.offset_days, employee.timezone, org_timezone)
+        due = due_at(start, step.offset_days, employee.timezone, org_timezone, rules=rules)
         reason = None
         if step.id in actual:
             state, reason = actual[step.id].status, actual[step.id].reason
         else:
-            state = "too_late" if due < late_before(now) else "would_release"
+            state = "too_late" if due < late_before(now, rules) else "would_release"
         rows.append(TimelineRow(step, post, due, due.astimezone(zone).date(), state, reason))
     return start, rows
 

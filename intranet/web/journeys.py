@@ -185,7 +185,8 @@ def timeline(journey_id: int):  # type: ignore[no-untyped-def]
         person = session().exec(select(Employee).where(Employee.active.is_(True), Employee.hire_date.is_not(None))
                                 .order_by(Employee.hire_date.desc(), Employee.id).limit(1)).first() \
             or current_employee()
-    start, rows = reports.timeline(session(), journey, person, now(), org_timezone=settings().site.org_timezone)
+    start, rows = reports.timeline(session(), journey, person, now(), org_timezone=settings().site.org_timezone,
+                                   rules=settings().journeys)
     return render_template("intranet/journeys/timeline.html", employee=current_employee(), journey=journey,
                            person=person, start=start, rows=rows, who=who,
                            triggers=definitions.TRIGGER_LABELS), status
