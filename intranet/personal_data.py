@@ -2,7 +2,8 @@
 
 The document has only that person's rows: their profile, their preferences (and which of them they
 chose), their reading events, read and acknowledgement marks, ratings, the digests planned for
-them and the messages sent, and their learned reading hours (the decayed counts per local hour of
+them and the messages sent, the journeys they were put on (each step's date and fate, and the
+directory values journeys last saw of them), and their learned reading hours (the decayed counts per local hour of
 the week that delivery learns from, and the send hours planned from them). Erasure lives with the
 directory's lifecycle (:func:`intranet.directory.lifecycle.erase`).
 """
@@ -16,7 +17,10 @@ from sqlmodel import Session, select
 from intranet import feedback, people, preferences
 from intranet.delivery import history, planning, timing
 from intranet.webhooks import events as webhook_events
-from intranet.models import ROLES, Digest, Employee, EngagementEvent, FatigueNotice, OutboxMessage, PostState, Rating
+from intranet.models import (
+    ROLES, Digest, Employee, EngagementEvent, FatigueNotice, Journey, JourneyEnrolment, JourneyRelease, JourneyStep,
+    JourneyWatch, OutboxMessage, Post, PostState, Rating,
+)
 
 PROFILE_FIELDS = ("employee_id", "email", "display_name", "department", "division", "region", "country", "office",
                   "job_title", "level", "level_label", "manager_id", "timezone", "language", "active")
@@ -79,6 +83,8 @@ def export(session: Session, employee: Employee, *, now: dt.datetime, org_timezo
         "feedback": [item.model_dump(mode="json") for item in feedback.mine(session, employee)],
         "learned_hours": _learned_hours(session, employee, now, org_timezone),
         "cadence_notice": _cadence_notice(session, employee),
+        "journeys": _journeys(session, employee),
+        "journey_watch": _journey_watch(session, employee),
         # What Beacon told other systems about the person (acknowledgements, digests sent).
         "webhook_events": webhook_events.about(session, employee),
     }
@@ -91,3 +97,29 @@ def _cadence_notice(session: Session, employee: Employee) -> dict[str, Any] | No
         return None
     return _row(notice, ("kind", "from_cadence", "to_cadence", "ignored", "created_at", "resolved_at", "resolution",
                          "announced_at"))
+
+
+def _journeys(session: Session, employee: Employee) -> list[dict[str, Any]]:
+    """Each journey enrolment (the event that started it) with its steps: when each was due and what became of it."""
+    enrolments = session.exec(select(JourneyEnrolment, Journey).join(Journey, Journey.id == JourneyEnrolment.journey_id)
+                              .where(JourneyEnrolment.employee_pk == employee.id)
+                              .order_by(JourneyEnrolment.enrolled_at, JourneyEnrolment.id)).all()
+    releases = session.exec(select(JourneyRelease, JourneyStep, Post)
+                            .join(JourneyStep, JourneyStep.id == JourneyRelease.step_id)
+                            .join(Post, Post.id == JourneyRelease.post_id)
+                            .where(JourneyRelease.employee_pk == employee.id)
+                            .order_by(JourneyRelease.due_at, JourneyRelease.id)).all()
+    steps: dict[int, list[dict[str, Any]]] = {}
+    for release, step, post in releases:
+        steps.setdefault(release.enrolment_id, []).append({
+            "step": step.key, "post_id": post.id, "title": post.title,
+            **_row(release, ("due_at", "status", "reason", "released_at", "reminded_at"))})
+    return [{"journey": journey.name, "trigger": journey.trigger,
+             **_row(enrolment, ("event_key", "event_date", "enrolled_at")), "steps": steps.get(enrolment.id, [])}
+            for enrolment, journey in enrolments]
+
+
+def _journey_watch(session: Session, employee: Employee) -> dict[str, Any] | None:
+    """What journeys last saw of the person's department, country and level (a change starts a journey)."""
+    watch = session.get(JourneyWatch, employee.id)
+    return None if watch is None else _row(watch, ("department", "country", "level", "seen_at"))

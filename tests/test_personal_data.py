@@ -7,11 +7,13 @@ import json
 from sqlalchemy import func, select
 
 from intranet import feed, jobs, preferences, ratings
+from intranet.directory import lifecycle
+from intranet.journeys import definitions, enrolment, releases
 from intranet.delivery import history
 from intranet.engagement import events, retention
 from intranet.models import (
-    AnalyticsPostPerson, AuthSession, Digest, Employee, EngagementEvent, OutboxMessage, PostState, Preference, Rating,
-    TimingState,
+    AnalyticsPostPerson, AuthSession, Digest, Employee, EngagementEvent, JourneyEnrolment, JourneyRelease, JourneyWatch,
+    OutboxMessage, PostState, Preference, Rating, TimingState,
 )
 from tests.conftest import NOW
 from tests.dashboard_support import organisation
@@ -69,6 +71,50 @@ def test_a_person_downloads_their_own_data_and_nobody_elses(client_for, make_emp
     assert len(hours["activity"]) == 7 and all(len(day) == 24 for day in hours["activity"])
     assert sum(map(sum, hours["activity"])) > 0
     assert "Otto" not in response.get_data(as_text=True)
+
+
+def _on_a_journey(db, author, *people) -> None:  # type: ignore[no-untyped-def]
+    """A hire journey (day 0 welcome, day 5 tools) that *people*, hired today, are enrolled on; the welcome released."""
+    journey = definitions.create_journey(db, definitions.JourneyIn(name="New joiners", trigger="hire"),
+                                         author=author, now=NOW)
+    for key, offset in (("welcome", 0), ("tools", 5)):
+        definitions.add_step(db, journey, definitions.StepIn(key=key, offset_days=offset, title=f"Step {key}"),
+                             author=author, now=NOW)
+    db.commit()
+    enrolment.detect(db, NOW)  # first sight: the watch rows
+    for person in people:
+        enrolment.enrol(db, journey, person, event_key=f"hire:{person.hire_date}", event_date=person.hire_date, now=NOW)
+    releases.release_due(db, NOW + dt.timedelta(days=1))
+    db.commit()
+
+
+def test_the_download_holds_the_persons_journeys_and_nobody_elses(client_for, make_employee, db):
+    """Each enrolment with its event and steps (due, released or pending), and what journeys last saw of them."""
+    me = make_employee(hire_date=NOW.date(), department="Sales", country="ES", level=3)
+    other = make_employee(hire_date=NOW.date(), department="Finance")
+    _on_a_journey(db, make_employee(is_comms=True), me, other)
+    data = client_for(me).get("/me/data.json").get_json()
+    [journey] = data["journeys"]
+    assert (journey["journey"], journey["trigger"], journey["event_date"]) == ("New joiners", "hire",
+                                                                               NOW.date().isoformat())
+    assert [(s["step"], s["title"], s["status"]) for s in journey["steps"]] == [
+        ("welcome", "Step welcome", "released"), ("tools", "Step tools", "pending")]
+    assert journey["steps"][0]["released_at"] and journey["steps"][1]["released_at"] is None
+    assert (data["journey_watch"]["department"], data["journey_watch"]["level"]) == ("Sales", 3)
+    assert "Finance" not in json.dumps(data)
+
+
+def test_erasure_removes_the_persons_journey_enrolments(make_employee, db):
+    """Enrolments, releases and the journey watch of the erased person go; a colleague's stay."""
+    gone = make_employee(hire_date=NOW.date(), department="Sales")
+    stays = make_employee(hire_date=NOW.date())
+    _on_a_journey(db, make_employee(is_comms=True), gone, stays)
+    result = lifecycle.erase(db, gone, NOW)
+    db.commit()
+    assert (result.deleted["journey_enrolments"], result.deleted["journey_releases"],
+            result.deleted["journey_watch"]) == (1, 2, 1)
+    for table in (JourneyEnrolment, JourneyRelease, JourneyWatch):
+        assert _count(db, table, gone) == 0 and _count(db, table, stays) >= 1, table.__name__
 
 
 def test_downloading_data_needs_a_signed_in_person(app):

@@ -21,8 +21,9 @@ from intranet import people
 from intranet.analytics import rollups
 from intranet.models import (
     AnalyticsPostPerson, AnalyticsReaderCell, Digest, DigestItem, EmployeeDirectory, Employee, EngagementEvent,
-    EntraUser, FatigueNotice, Feedback, FeedSnapshot, GroupMember, GroupOwner, HrRecord, OutboxMessage, PostPreview,
-    PostState, Preference, Quarantine, Rating, TimingState, WebhookEvent,
+    EntraUser, FatigueNotice, Feedback, FeedSnapshot, GroupMember, GroupOwner, HrRecord, JourneyEnrolment,
+    JourneyRelease, JourneyWatch, OutboxMessage, PostPreview, PostState, Preference, Quarantine, Rating, TimingState,
+    WebhookEvent,
 )
 from intranet.settings import Settings
 
@@ -41,6 +42,9 @@ PERSONAL_ROWS = (
     ("feedback", Feedback),  # replies and their emails go with it
     # Webhook events naming the person (acknowledgements, digests sent), delivered or not.
     ("webhook_events", WebhookEvent),
+    # Journeys: each step's release to the person, their enrolments (the event keys name their moves),
+    # and what journeys last saw of their department, country and level. Releases go before their enrolments.
+    ("journey_releases", JourneyRelease), ("journey_enrolments", JourneyEnrolment), ("journey_watch", JourneyWatch),
 )
 
 
