@@ -508,14 +508,34 @@ def count_audience(session: Session, audience: Audience, *, now: dt.datetime | N
                         .where(employee_filter(audience, now=now))).one()[0]
 
 
-def audience_breakdown(session: Session, audience: Audience, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def released_to_filter(post_id: int) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Employee`: the people journey step *post_id* was released to."""
+    return Employee.id.in_(select(JourneyRelease.employee_pk).where(JourneyRelease.post_id == post_id,
+                                                                    JourneyRelease.status == "released"))
+
+
+def post_audience_filter(post: Post, audience: Audience, *, now: dt.datetime | None = None) -> ColumnElement[bool]:
+    """A WHERE clause over :class:`Employee`: the people *post* (with *audience*) is for.
+
+    A journey step is for the people it was released to (within its audience), not for everyone
+    its audience names: until then nobody may see it.
+    """
+    where = employee_filter(audience, now=now)
+    return and_(where, released_to_filter(post.id)) if post.journey_only else where  # type: ignore[arg-type]
+
+
+def audience_breakdown(session: Session, audience: Audience, *, now: dt.datetime | None = None,
+                       post: Post | None = None) -> dict[str, Any]:
     """Exact headcounts of *audience*, overall and by department, region and level.
 
     Missing values are counted under ``"unknown"``; these are directory facts, not reading data.
     Everyone-audiences are answered from three covering-index scans; any other filter is
     evaluated once, grouping by all three dimensions, and summed here.
+
+    :param post: the post the audience is of, when it is stored: a journey step counts only the
+        people it was released to (:func:`post_audience_filter`).
     """
-    where = employee_filter(audience, now=now)
+    where = employee_filter(audience, now=now) if post is None else post_audience_filter(post, audience, now=now)
     dimensions = (("by_department", Employee.department), ("by_region", Employee.region),
                   ("by_level", Employee.level))
     totals: dict[str, dict[Any, int]] = {name: {} for name, _ in dimensions}

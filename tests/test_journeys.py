@@ -4,9 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlmodel import select
+from sqlmodel import func, select
 
 from intranet import targeting
+from intranet.analytics import queries
 from intranet.errors import ConfigurationError, InvalidInput
 from intranet.journeys import definitions, enrolment, releases, reports
 from intranet.models import DigestItem, Employee, JourneyEnrolment, JourneyRelease, Post, PostState
@@ -179,6 +180,24 @@ def test_release_hour_and_catch_up_window_are_the_organisations_settings(db, mak
     assert outcome.released == 1 and "Welcome aboard" in titles_visible(db, recent, clock.now)
     with pytest.raises(ConfigurationError, match="INTRANET_JOURNEY_RELEASE_HOUR"):
         Settings.from_config({"INTRANET_JOURNEY_RELEASE_HOUR": "24"})
+
+
+def test_a_steps_dashboard_counts_as_its_audience_the_people_it_was_released_to(
+        db, make_employee, make_post, onboarding, client_for, clock):
+    """The welcome's audience is the two joiners it reached, not the whole staff its all-staff audience names."""
+    at_release_hour(clock, 0)
+    joiners = [make_employee(hire_date=clock.now.date(), department="Sales") for _ in range(2)]
+    for _ in range(4):
+        make_employee(hire_date=dt.date(2020, 1, 1), department="Sales")
+    welcome = db.exec(select(Post).where(Post.title == "Welcome aboard")).one()
+    assert queries.post_analytics(db, welcome, k=5).audience == 0  # released to nobody yet
+    run(db, clock)
+    answer = queries.post_analytics(db, welcome, k=5)
+    assert answer.audience == len(joiners)
+    comms = client_for(db.exec(select(Employee).where(Employee.employee_id == "COMMS")).one())
+    assert comms.api("GET", f"/api/v1/analytics/posts/{welcome.id}").get_json()["audience"] == 2
+    everyone = db.exec(select(func.count()).select_from(Employee).where(Employee.active.is_(True))).one()
+    assert queries.post_analytics(db, make_post(title="For all"), k=5).audience == everyone  # an ordinary post
 
 
 def test_step_conditions_must_name_an_earlier_step(db, onboarding, make_employee, clock):

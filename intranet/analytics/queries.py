@@ -73,14 +73,18 @@ class PostAnalytics(BaseModel):
 
 
 def _audience_breakdown(session: Session, post: Post) -> dict[str, Any]:
-    """The audience preview's answer for *post* as it targets now (nothing for a draft with no audience)."""
+    """The audience preview's answer for *post* as it targets now (nothing for a draft with no audience).
+
+    A journey step's audience is the people it was released to, not everyone its audience names.
+    """
     try:
         audience = targeting.Audience.model_validate(post.audience or {})
     except ValidationError:
         return {"count": 0, "by_department": {}, "by_region": {}, "by_level": {}, "by_language": {}}
-    breakdown = targeting.audience_breakdown(session, audience)
+    breakdown = targeting.audience_breakdown(session, audience, post=post)
     # The audience preview (a page people wait on) does not split by language; this answer does.
-    by_language = session.execute(select(Employee.language, func.count()).where(targeting.employee_filter(audience))
+    by_language = session.execute(select(Employee.language, func.count())
+                                  .where(targeting.post_audience_filter(post, audience))
                                   .group_by(Employee.language)).all()
     return {**breakdown, "by_language": {("unknown" if tag is None else tag): n for tag, n in by_language}}
 
