@@ -21,6 +21,7 @@ from intranet.settings import DEFAULTS, Settings, SiteSettings
 
 if TYPE_CHECKING:
     from intranet.engagement.buffer import EventBuffer
+    from intranet.engagement.events import RecentlyVisible
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +51,20 @@ class State:
     #: Where accepted reading events wait for the flusher (``INTRANET_EVENTS_BUFFER_URL``), or None:
     #: each request stores its own.
     event_buffer: EventBuffer | None = None
+    #: Posts people were just found allowed to see, for their next event batches.
+    recently_visible: RecentlyVisible | None = None
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings, *, clock: Callable[[], dt.datetime] | None = None,
               unsafe: str | None = None, secret_key: str = "", cookie_secure: bool = True,
               extension: Intranet | None = None) -> State:
         from intranet.engagement.buffer import EventBuffer
+        from intranet.engagement.events import RecentlyVisible
 
         return cls(engine=engine, settings=settings, sessions=session_factory(engine), clock=clock or utcnow,
                    unsafe=unsafe, secret_key=secret_key, cookie_secure=cookie_secure, extension=extension,
-                   event_buffer=EventBuffer.from_settings(settings.events))
+                   event_buffer=EventBuffer.from_settings(settings.events),
+                   recently_visible=RecentlyVisible(settings.events.visibility_cache_seconds))
 
     @property
     def employee_loader(self) -> Callable[[], str | None] | None:

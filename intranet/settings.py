@@ -300,6 +300,10 @@ class EventSettings(_Group):
                                  "Raw reading events older than this many months are deleted by the daily "
                                  "events-purge job (the dashboards' rollups keep their aggregates); on PostgreSQL "
                                  "whole monthly partitions are dropped once all of a month is past it.", ge=1, le=120)
+    visibility_cache_seconds: float = _key(
+        5, "INTRANET_EVENTS_VISIBILITY_CACHE_SECONDS",
+        "How long a web worker remembers that a person may see a post, for their next event batches (0: check "
+        "every batch); a post unpublished or retargeted away from them is refused at most this much later.", ge=0)
     buffer_url: str = Field("", alias="INTRANET_EVENTS_BUFFER_URL", repr=False,
                             description="redis://host:6379/0: web workers queue accepted events in a Redis stream "
                                         "(answering 202) and the scheduler's flusher stores them in bulk (several "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from sqlalchemy import func, select
 
 from intranet import db as core
@@ -69,8 +71,10 @@ def test_every_field_is_stored_as_sent(client_for, make_employee, make_post, db)
     assert list(db.execute(after).scalars()) == ["fine"]
 
 
-def test_an_audience_change_applies_to_the_next_batch(client_for, make_employee, make_post, db):
-    """Audiences are parsed once and reused, yet a retargeted post is judged by its new audience."""
+def test_an_audience_change_applies_to_the_next_batch(client_for, make_employee, make_post, db, clock):
+    """Audiences are parsed once and reused, yet a retargeted post is judged by its new audience: a widened
+    one at once (refusals are never remembered), a narrowed one once the person's "may see" (kept
+    INTRANET_EVENTS_VISIBILITY_CACHE_SECONDS, 5 s) has lapsed."""
     person = make_employee(department="Sales")
     post = make_post({"segments": [{"departments": ["Finance"]}]})
     client = client_for(person)
@@ -80,8 +84,32 @@ def test_an_audience_change_applies_to_the_next_batch(client_for, make_employee,
     assert post_events(client, [event("widened", post.id)])["accepted"] == 1
     targeting.store_audience(db, post, targeting.parse_audience({"segments": [{"departments": ["Finance"]}]}))
     db.commit()
+    assert post_events(client, [event("moments-later", post.id)])["accepted"] == 1
+    clock.advance(seconds=5)
     assert post_events(client, [event("narrowed", post.id)])["rejected"] == [{"id": "narrowed", "code": "not_found"}]
-    assert count(db) == 1
+    assert count(db) == 2
+
+
+@pytest.mark.settings(INTRANET_EVENTS_VISIBILITY_CACHE_SECONDS=0)
+def test_without_the_visibility_cache_every_batch_is_checked(client_for, make_employee, make_post, db):
+    """INTRANET_EVENTS_VISIBILITY_CACHE_SECONDS=0: a narrowed audience refuses the very next batch."""
+    person = make_employee(department="Sales")
+    post = make_post({"segments": [{"departments": ["Sales"]}]})
+    client = client_for(person)
+    assert post_events(client, [event("before", post.id)])["accepted"] == 1
+    targeting.store_audience(db, post, targeting.parse_audience({"segments": [{"departments": ["Finance"]}]}))
+    db.commit()
+    assert post_events(client, [event("after", post.id)])["rejected"] == [{"id": "after", "code": "not_found"}]
+
+
+def test_a_remembered_post_is_refused_once_it_expires(client_for, make_employee, make_post, db, clock):
+    """A "may see" is never kept past the post's expiry, however recent."""
+    person = make_employee()
+    post = make_post(expires_at=clock.now + dt.timedelta(seconds=2))
+    client = client_for(person)
+    assert post_events(client, [event("live", post.id)])["accepted"] == 1
+    clock.advance(seconds=2)
+    assert post_events(client, [event("expired", post.id)])["rejected"] == [{"id": "expired", "code": "not_found"}]
 
 
 def test_posts_that_are_not_live_are_refused(client_for, make_employee, make_post, clock, db):

@@ -190,7 +190,8 @@ class IngestResult(BaseModel):
 def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetime, user_agent: str | None = None,
            org_timezone: str = "UTC", max_batch: int = 500, max_age: dt.timedelta = dt.timedelta(hours=72),
            max_skew: dt.timedelta = dt.timedelta(minutes=5),
-           buffer: Callable[[list[dict[str, Any]]], bool] | None = None) -> IngestResult:
+           buffer: Callable[[list[dict[str, Any]]], bool] | None = None,
+           recent: RecentlyVisible | None = None) -> IngestResult:
     """Store (or queue) a batch of *employee*'s client events; answer what was accepted, duplicated or rejected.
 
     Each rejected event comes back as ``{"id", "code"}`` with code ``invalid`` (malformed),
@@ -199,7 +200,8 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
     are stored regardless.
 
     Three steps, each over the whole batch: :func:`_valid_rows` (Python only), :func:`_visible_rows`
-    (one query for the posts named), then :func:`store` (one insert), unless *buffer* takes the
+    (one query for the posts named, except those *recent* remembers), then :func:`store` (one
+    insert), unless *buffer* takes the
     rows: it returns True once they are queued for the flusher (:mod:`intranet.engagement.buffer`),
     and False when it cannot queue them, in which case they are stored here as usual. Queued
     events count as accepted (the result's :attr:`IngestResult.queued` is set); a queued event
@@ -215,7 +217,7 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
     result = IngestResult()
     rows = _valid_rows(events, employee, result, now=now, device=device_class(user_agent),
                        zone=zone_of(employee.timezone, org_timezone), earliest=now - max_age, latest=now + max_skew)
-    rows = _visible_rows(session, employee, rows, result, now=now)
+    rows = _visible_rows(session, employee, rows, result, now=now, recent=recent)
     if rows and buffer is not None and buffer(rows):
         result.accepted = len(rows)
         result._queued = True
@@ -254,12 +256,12 @@ def _valid_rows(events: list[Any], employee: Employee, result: IngestResult, *, 
 
 
 def _visible_rows(session: Session, employee: Employee, rows: list[dict[str, Any]], result: IngestResult, *,
-                  now: dt.datetime) -> list[dict[str, Any]]:
+                  now: dt.datetime, recent: RecentlyVisible | None = None) -> list[dict[str, Any]]:
     """*rows* without those about a post *employee* may not see at *now* (refused as ``not_found`` in *result*)."""
     post_ids = {row["post_id"] for row in rows if row["post_id"] is not None}
     if not post_ids:
         return rows
-    visible = visible_post_ids(session, employee, post_ids, now)
+    visible = visible_post_ids(session, employee, post_ids, now, recent)
     if len(visible) == len(post_ids):
         return rows
     kept = []
@@ -368,7 +370,7 @@ def _live_posts(slots: int) -> Select[Any]:
     while this one is compiled once per size and reused by the driver.
     """
     ids = [bindparam(f"id{i}") for i in range(slots)]
-    return (select(Post.id, cast(Post.audience, Text).label("audience"), Post.journey_only)
+    return (select(Post.id, cast(Post.audience, Text).label("audience"), Post.journey_only, Post.expires_at)
             .where(Post.id.in_(ids), targeting.live_filter(bindparam("now"))))
 
 
@@ -391,20 +393,56 @@ def _audience(stored: str) -> targeting.Audience:
     return audience
 
 
-def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[int], now: dt.datetime) -> set[int]:
+class RecentlyVisible:
+    """Posts each person was found allowed to see, remembered for a few seconds (per app and process).
+
+    A browser reports events about the same few posts batch after batch (impressions, then the
+    open, the read), and checking them is a database query per batch, about a fifth of the
+    request. Only "may see" is remembered, never past the post's expiry; a refusal is checked
+    afresh every time, so a post published or widened to the person is admitted at once. A post
+    unpublished or retargeted away from them is refused at most *seconds* later: until then,
+    events about a post they could see seconds ago are still accepted.
+
+    :param seconds: how long a verdict is kept (``INTRANET_EVENTS_VISIBILITY_CACHE_SECONDS``; 0: never).
+    """
+
+    def __init__(self, seconds: float, max_entries: int = 200_000) -> None:
+        self.keep = dt.timedelta(seconds=seconds)
+        self.max_entries = max_entries
+        self._until: dict[tuple[int, int], dt.datetime] = {}
+
+    def known(self, employee_pk: int, post_ids: Iterable[int], now: dt.datetime) -> set[int]:
+        """Which of *post_ids* the person was found allowed to see, with the verdict still fresh at *now*."""
+        until = self._until
+        return {p for p in post_ids if (u := until.get((employee_pk, p))) is not None and now < u}
+
+    def remember(self, employee_pk: int, posts: Iterable[tuple[int, dt.datetime | None]], now: dt.datetime) -> None:
+        """Keep "may see" for each (post id, its expiry or None) until the earlier of *now* + seconds and the expiry."""
+        if not self.keep:
+            return
+        if len(self._until) >= self.max_entries:
+            self._until.clear()  # bounded memory: the next batches simply check again
+        horizon = now + self.keep
+        for post_id, expires in posts:
+            self._until[(employee_pk, post_id)] = horizon if expires is None else min(horizon, expires)
+
+
+def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[int], now: dt.datetime,
+                     recent: RecentlyVisible | None = None) -> set[int]:
     """Which of *post_ids* exist and may be seen by *employee* at *now*.
 
     The targeting rule over the few posts a batch names: one Core query by primary key keeps the
     live ones (the rule's SQL form), then the rule's Python predicate decides each distinct
     audience once per batch (posts often share one, such as all staff). Audiences are parsed once
     per process, keyed by their stored text (so an edited audience is parsed afresh), and the
-    person's groups are looked up only when an audience names a group.
+    person's groups are looked up only when an audience names a group. With *recent*, posts the
+    person was allowed to see moments ago are not asked about again.
     """
     keys: set[str] | None = None
     managers: set[str] | None = None
     verdicts: dict[str, bool] = {}
-    visible = set()
-    ids = sorted(post_ids)
+    visible = recent.known(employee.id, post_ids, now) if recent is not None else set()  # type: ignore[arg-type]
+    ids = sorted(set(post_ids) - visible)
     if not ids:
         return visible
     slots = _id_slots(len(ids))
@@ -413,9 +451,10 @@ def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[in
     params["now"] = now
     rows = session.connection().execute(_live_posts(slots), params).all()
     # Journey steps count only once released to this person (targeting's release rule).
-    steps = [post_id for post_id, _, journey_only in rows if journey_only]
+    steps = [post_id for post_id, _, journey_only, _ in rows if journey_only]
     released = targeting.released_post_ids(session, employee.id, steps, now) if steps else set()
-    for post_id, stored, journey_only in rows:
+    found = []
+    for post_id, stored, journey_only, expires in rows:
         if journey_only and post_id not in released:
             continue
         verdict = verdicts.get(stored)
@@ -428,8 +467,10 @@ def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[in
             verdict = verdicts[stored] = targeting.employee_matches(audience, employee, keys or (),
                                                                     managers=managers or (), now=now)
         if verdict:
-            visible.add(post_id)
-    return visible
+            found.append((post_id, expires))
+    if recent is not None:
+        recent.remember(employee.id, found, now)  # type: ignore[arg-type]
+    return visible | {post_id for post_id, _ in found}
 
 
 def record(session: Session, employee: Employee, kind: str, *, at: dt.datetime, client_id: str,

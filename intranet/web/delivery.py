@@ -47,11 +47,11 @@ def post_events() -> tuple[events.IngestResult, int]:
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
     _check_csrf(body)
-    site, limits, buffer = settings().site, settings().events, state().event_buffer
+    site, limits, buffer, recent = settings().site, settings().events, state().event_buffer, state().recently_visible
     result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
                            user_agent=request.headers.get("User-Agent"), org_timezone=site.org_timezone,
                            max_batch=limits.max_batch, max_age=limits.max_age, max_skew=limits.max_skew,
-                           buffer=buffer.append if buffer is not None else None)
+                           buffer=buffer.append if buffer is not None else None, recent=recent)
     session().commit()
     return result, 202 if result.queued else 200
 
