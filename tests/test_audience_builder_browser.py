@@ -161,3 +161,28 @@ def test_builder_works_without_javascript(_browser, live_server, org, db):
         assert page.locator("#audience-count").inner_text() == "0"
     finally:
         context.close()
+
+
+def test_the_builder_speaks_the_writers_language(page, live_server, sign_in_browser, org, make_employee):
+    """For a Catalan comms manager the script's own words are Catalan too: search box, segment titles, buttons,
+    the remove control's label, the breakdown (served by the page, not written into publish.js)."""
+    catalan = make_employee(is_comms=True, department="Comms", country="DE", region="EMEA", language="ca")
+    errors = open_editor(page, live_server, sign_in_browser, catalan)
+    search = page.locator("#include-segments .picker-search")
+    assert search.get_attribute("placeholder") == "Cerca departaments, països, grups…"
+    assert search.get_attribute("aria-label").startswith("Persones que compleixin: cerca departaments")
+    choose(page, "sales")
+    count_is(page, 3)
+    assert page.locator("#include-segments button.chip-remove").first.get_attribute("aria-label") == \
+        "Treu departament Sales"
+    assert "Departament" in page.locator("#audience-breakdown").inner_text()
+    expect(page.locator("#add-exclude")).to_have_text("Exclou algunes persones")
+    page.click("#add-exclude")
+    expect(page.locator("#add-exclude")).to_have_text("Exclou més persones")
+    assert page.locator("#exclude-segments .segment-title").inner_text() == "Exclou les persones que compleixin"
+    page.click("#add-include")
+    assert page.locator("#include-segments .segment-title").nth(1).inner_text() == "O persones que compleixin"
+    assert page.locator("#include-segments .remove-segment").first.inner_text() == "Treu el grup"
+    page.locator("#include-segments .picker-search").nth(1).fill("zzz")
+    expect(page.locator("#include-segments .picker-empty").nth(0)).to_have_text("Res no coincideix amb «zzz».")
+    assert errors == []

@@ -98,7 +98,7 @@ def test_edit_page_shows_actions_history_and_count(client_for, people):
     page = comms.get(f"/publish/posts/{post_id}").get_data(as_text=True)
     assert 'data-action="approve"' in page and 'data-action="request-changes"' in page
     assert 'id="audience-count">2<' in page  # the writer and the salesperson
-    assert "submit" in page and "in review" in page
+    assert "submitted for review" in page and "in review" in page
     writer_page = writer.get(f"/publish/posts/{post_id}").get_data(as_text=True)
     assert 'data-action="approve"' not in writer_page
 

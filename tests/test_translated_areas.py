@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 import zlib
 
 import pytest
@@ -192,3 +193,62 @@ def test_journey_desk_pages_speak_the_managers_language(client_for, make_employe
     paused = _text(manager.post(f"/journeys/{journey.id}/status", data={"status": "paused", "csrf_token": manager.csrf},
                                 follow_redirects=True))
     assert {"es": "Itinerario en pausa", "ca": "Itinerari en pausa"}[language] in paused
+
+
+# --- the publishing desk -----------------------------------------------------------------------------
+
+
+def _draft(client, **fields):  # type: ignore[no-untyped-def]
+    data = {"title": "Office move", "summary": "We move", "body_html": "<p>Boxes</p>",
+            "audience": {"segments": [{"departments": ["Sales"]}]}, **fields}
+    response = client.api("POST", "/api/v1/posts", json=data)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+@pytest.mark.parametrize(("language", "index", "edit", "preview"), [
+    ("es", ["<h1>Mesa de publicación</h1>", "Nueva publicación", "Borrador", "En revisión", "Autor"],
+     ["Enviar a revisión", "borrador", "Audiencia", "Toda la plantilla", "Personas que cumplan", "Departamentos", "Historial",
+      "creada", "Quién la recibirá", "Nivel desde", "Guardar", "Ver las noticias como una persona de la audiencia"],
+     ["Vista previa", "así se verá la publicación", "Volver a la edición"]),
+    ("ca", ["<h1>Taula de publicació</h1>", "Publicació nova", "Esborrany", "En revisió", "Autor"],
+     ["Envia a revisió", "Audiència", "Tota la plantilla", "Persones que compleixin", "Departaments", "Historial",
+      "creada", "Qui la rebrà", "Nivell des de", "Desa", "Mostra les notícies com una persona de l'audiència"],
+     ["Previsualització", "així es veurà la publicació", "Torna a l'edició"]),
+])
+def test_the_publishing_desk_speaks_the_writers_language(client_for, make_employee, language, index, edit, preview):
+    """The desk's list, a post's editor (history, audience builder, the builder script's words) and its previews."""
+    writer = client_for(make_employee(is_contributor=True, department="Sales", language=language))
+    reader = make_employee(department="Sales")
+    post_id = _draft(writer)
+    page = _text(writer.get("/publish"))
+    assert all(w in page for w in index), [w for w in index if w not in page]
+    page = _text(writer.get(f"/publish/posts/{post_id}"))
+    assert all(w in page for w in edit), [w for w in edit if w not in page]
+    words = json.loads(re.search(r'<script type="application/json" id="publish-words">(.*?)</script>', page,
+                                 re.S).group(1))
+    assert words["remove_group"] == {"es": "Quitar grupo", "ca": "Treu el grup"}[language]
+    assert words["no_match"] == {"es": "Nada coincide con «%(query)s».", "ca": "Res no coincideix amb «%(query)s»."}[language]
+    page = _text(writer.get(f"/publish/posts/{post_id}/preview"))
+    assert all(w in page for w in preview), [w for w in preview if w not in page]
+    page = _text(writer.get(f"/publish/posts/{post_id}/preview-as?who={reader.employee_id}"))
+    assert {"es": "las noticias de", "ca": "les notícies de"}[language] in page
+    sent = _text(writer.post(f"/publish/posts/{post_id}/submit", data={"csrf_token": writer.csrf},
+                             follow_redirects=True))
+    assert {"es": "Enviada a revisión.", "ca": "S'ha enviat a revisió."}[language] in sent
+    assert {"es": "enviada a revisión", "ca": "enviada a revisió"}[language] in sent
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("es", ["Acogida", "Valoraciones", "Dónde se recibió peor", "Sin firmar", "Descargar los comentarios (CSV)"]),
+    ("ca", ["Acollida", "Valoracions", "On s'ha rebut pitjor", "Sense signar", "Baixa els comentaris (CSV)"]),
+])
+def test_a_posts_reception_speaks_the_managers_language(client_for, make_employee, make_post, language, words):
+    """The reception section of a published post (ratings, segments, comments) on the desk, in es and ca."""
+    manager = client_for(make_employee(is_comms=True, language=language))
+    post = make_post(title="Canteen changes")
+    rater = client_for(make_employee())
+    assert rater.api("PUT", f"/api/v1/posts/{post.id}/rating",
+                     json={"stars": 2, "comment": "Too short"}).status_code == 200
+    page = _text(manager.get(f"/publish/posts/{post.id}"))
+    assert all(w in page for w in words), [w for w in words if w not in page]

@@ -13,14 +13,16 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from intranet import targeting
+from intranet.languages import N_
 
 #: Segment field -> (plural label, singular label), in the order the builder offers them.
+#: Marked for translation; the builder's template says them in the viewer's language.
 CRITERIA: dict[str, tuple[str, str]] = {
-    "departments": ("Departments", "Department"), "groups": ("Groups", "Group"),
-    "countries": ("Countries", "Country"), "offices": ("Offices", "Office"),
-    "regions": ("Regions", "Region"), "divisions": ("Divisions", "Division"),
+    "departments": (N_("Departments"), N_("Department")), "groups": (N_("Groups"), N_("Group")),
+    "countries": (N_("Countries"), N_("Country")), "offices": (N_("Offices"), N_("Office")),
+    "regions": (N_("Regions"), N_("Region")), "divisions": (N_("Divisions"), N_("Division")),
     # A relative rule: the team below each chosen manager, however deep, as the directory has it today.
-    "reports_to": ("Reports to (directly or indirectly)", "Reports to"),
+    "reports_to": (N_("Reports to (directly or indirectly)"), N_("Reports to")),
 }
 
 

@@ -19,6 +19,7 @@ from intranet.db import storable_utc
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
+from intranet.languages import N_
 from intranet.web.i18n import _
 from intranet.web.context import current_employee, now, require_role, session, settings
 
@@ -202,7 +203,7 @@ def _local(value: dt.datetime | None, zone: ZoneInfo) -> str:
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
     if not posts.may_author(session(), employee):
-        raise Forbidden("The publishing desk is for contributors, comms managers and group owners.")
+        raise Forbidden(_("The publishing desk is for contributors, comms managers and group owners."))
     status = request.args.get("status") or None
     if status not in (None, *STATUS_TABS):
         status = None
@@ -218,7 +219,7 @@ def index():  # type: ignore[no-untyped-def]
 def new():  # type: ignore[no-untyped-def]
     employee = current_employee()
     if not posts.may_author(session(), employee):
-        raise Forbidden("Only contributors, comms managers and group owners write posts.")
+        raise Forbidden(_("Only contributors, comms managers and group owners write posts."))
     return render_template("intranet/publish/edit.html", audience=_audience_for_template(None),
                            **_editor_context(None, employee))
 
@@ -237,7 +238,7 @@ def create():  # type: ignore[no-untyped-def]
                                audience=_audience_for_template(request.form and form_audience_or_none()),
                                **_editor_context(None, employee, form=request.form)), getattr(exc, "status", 422)
     session().commit()
-    flash("Draft saved.", "ok")
+    flash(_("Draft saved."), "ok")
     return redirect(url_for("intranet_publish.edit", post_id=post.id))
 
 
@@ -274,7 +275,7 @@ def save(post_id: int):  # type: ignore[no-untyped-def]
                                audience=_audience_for_template(form_audience_or_none() or post.audience),
                                **_editor_context(post, employee, form=request.form)), getattr(exc, "status", 422)
     session().commit()
-    flash("Saved.", "ok")
+    flash(_("Saved."), "ok")
     return redirect(url_for("intranet_publish.edit", post_id=post.id))
 
 
@@ -324,8 +325,8 @@ def _delete(db: Any, post: Post, *, actor: Employee, now: dt.datetime, comment: 
 
 #: The desk's buttons: the review and publishing moves the API has too, and delete.
 MOVES = {**{name: step.move for name, step in posts.ACTIONS.items()}, "delete": _delete}
-DONE = {"submit": "Submitted for review.", "approve": "Approved.", "request-changes": "Sent back to the author.",
-        "publish": "Published.", "unpublish": "Unpublished: it is gone from every feed.", "delete": "Deleted."}
+DONE = {"submit": N_("Submitted for review."), "approve": N_("Approved."), "request-changes": N_("Sent back to the author."),
+        "publish": N_("Published."), "unpublish": N_("Unpublished: it is gone from every feed."), "delete": N_("Deleted.")}
 
 
 @bp.post("/publish/posts/<int:post_id>/<action>")
@@ -344,9 +345,9 @@ def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
     session().commit()
     if action == "delete" and result is None:
         attachments.unlink(files)  # only once the rows are gone for good
-    message = DONE[action]
+    message = _(DONE[action])
     if action == "publish" and post.status == "scheduled":
-        message = "Scheduled."
+        message = _("Scheduled.")
     flash(message, "ok")
     if action == "delete" and result is None:
         return redirect(url_for("intranet_publish.index"))
@@ -370,7 +371,7 @@ def preview_as(post_id: int):  # type: ignore[no-untyped-def]
     post = posts.managed_post_or_404(session(), employee, post_id)
     who = request.args.get("who", "").strip()
     if not who:
-        flash("Choose a member of the audience to preview as.", "error")
+        flash(_("Choose a member of the audience to preview as."), "error")
         return redirect(url_for("intranet_publish.edit", post_id=post_id))
     try:
         subject = posts.find_member(session(), who)
@@ -393,7 +394,7 @@ def upload(post_id: int):  # type: ignore[no-untyped-def]
     except IntranetError as exc:
         return _back_to_editor(post_id, exc)
     session().commit()
-    flash("File attached.", "ok")
+    flash(_("File attached."), "ok")
     return redirect(url_for("intranet_publish.edit", post_id=post_id))
 
 

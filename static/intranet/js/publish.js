@@ -15,6 +15,14 @@
     return;
   }
   var url = form.getAttribute("data-audience-preview-url");
+  // The builder's own words, in the person's language, from the page (templates/intranet/publish/edit.html).
+  var wordsEl = document.getElementById("publish-words");
+  var WORDS = wordsEl ? JSON.parse(wordsEl.textContent) : {};
+  function say(key, fallback, values) {
+    var text = WORDS[key] || fallback;
+    Object.keys(values || {}).forEach(function (name) { text = text.split("%(" + name + ")s").join(values[name]); });
+    return text;
+  }
   var summary = document.getElementById("audience-summary");
   var countEl = document.getElementById("audience-count");
   var errorEl = document.getElementById("audience-error");
@@ -107,13 +115,15 @@
 
   function renderBreakdown(data) {
     breakdownEl.replaceChildren();
-    [["by_department", "Department"], ["by_region", "Region"], ["by_level", "Level"]].forEach(function (pair) {
+    [["by_department", say("department", "Department")], ["by_region", say("region", "Region")],
+     ["by_level", say("level", "Level")]].forEach(function (pair) {
       var box = el("div");
       box.appendChild(el("h3", "", pair[1]));
       var list = el("ul");
       Object.keys(data[pair[0]] || {}).forEach(function (key) {
         var item = el("li");
-        item.appendChild(el("span", "", pair[0] === "by_level" && key !== "unknown" ? "Level " + key : key));
+        item.appendChild(el("span", "", pair[0] === "by_level" && key !== "unknown" ? say("level_n", "Level %(level)s", { level: key })
+                                        : key === "unknown" ? say("unknown", "unknown") : key));
         item.appendChild(el("span", "n", String(data[pair[0]][key])));
         list.appendChild(item);
       });
@@ -162,13 +172,13 @@
         countEl.textContent = "—";
         breakdownEl.replaceChildren();
         setState("error");
-        errorEl.textContent = (answer.body.error && answer.body.error.message) || "The audience could not be counted.";
+        errorEl.textContent = (answer.body.error && answer.body.error.message) || say("count_failed", "The audience could not be counted.");
       }
     }).catch(function () {
       if (ticket === latest) {
         countEl.removeAttribute("aria-busy");
         setState("error");
-        errorEl.textContent = "The audience could not be counted (network error).";
+        errorEl.textContent = say("count_network", "The audience could not be counted (network error).");
       }
     });
   }
@@ -197,7 +207,7 @@
     var id = "picker-" + (++uid);
     var picker = el("div", "picker");
     var chips = el("ul", "chips");
-    chips.setAttribute("aria-label", "Chosen");
+    chips.setAttribute("aria-label", say("chosen", "Chosen"));
     var combo = el("div", "combo");
     var input = el("input", "picker-search");
     input.type = "text";
@@ -206,9 +216,9 @@
     input.setAttribute("aria-expanded", "false");
     input.setAttribute("aria-controls", id);
     input.setAttribute("autocomplete", "off");
-    input.placeholder = "Search departments, countries, groups…";
-    input.setAttribute("aria-label", fieldset.querySelector("legend").textContent.replace(/\s+/g, " ").trim() +
-                       ": search departments, divisions, regions, countries, offices and groups");
+    input.placeholder = say("search_placeholder", "Search departments, countries, groups…");
+    input.setAttribute("aria-label", say("search_label", "%(segment)s: search departments, divisions, regions, countries, offices and groups",
+                                         { segment: fieldset.querySelector("legend").textContent.replace(/\s+/g, " ").trim() }));
     var list = el("ul", "picker-results");
     list.id = id;
     list.setAttribute("role", "listbox");
@@ -231,7 +241,7 @@
         chip.appendChild(el("span", "chip-label", o.label));
         var remove = el("button", "chip-remove", "×");
         remove.type = "button";
-        remove.setAttribute("aria-label", "Remove " + o.kind.toLowerCase() + " " + o.label);
+        remove.setAttribute("aria-label", say("remove_chip", "Remove %(kind)s %(label)s", { kind: o.kind.toLowerCase(), label: o.label }));
         remove.addEventListener("click", function () {
           o.box.checked = false;
           changed(o.box);
@@ -266,7 +276,8 @@
       }).slice(0, MAX_RESULTS);
       list.replaceChildren();
       if (!shown.length) {
-        var none = el("li", "picker-empty", words.length ? "Nothing matches “" + input.value.trim() + "”." : "Everything is chosen.");
+        var none = el("li", "picker-empty", words.length ? say("no_match", "Nothing matches “%(query)s”.", { query: input.value.trim() })
+                                                       : say("all_chosen", "Everything is chosen."));
         list.appendChild(none);
       }
       shown.forEach(function (o, i) {
@@ -331,15 +342,16 @@
 
   function renumber(container) {
     // The same words as the page renders without this script (templates/intranet/publish/_audience.html).
-    var words = container === exclude ? ["Leave out people who match", "Also leave out people who match"]
-                                      : ["People who match", "Or people who match"];
+    var words = container === exclude
+      ? [say("leave_out", "Leave out people who match"), say("also_leave_out", "Also leave out people who match")]
+      : [say("include", "People who match"), say("or_include", "Or people who match")];
     container.querySelectorAll("fieldset.segment").forEach(function (fieldset, i) {
       fieldset.querySelector(".segment-title").textContent = words[i === 0 ? 0 : 1];
     });
   }
 
   function addRemoveButton(fieldset, container) {
-    var remove = el("button", "link remove-segment", "Remove group");
+    var remove = el("button", "link remove-segment", say("remove_group", "Remove group"));
     remove.type = "button";
     remove.addEventListener("click", function () {
       fieldset.remove();
@@ -395,7 +407,8 @@
       if (remove) { remove.hidden = includes.length < 2; }
     });
     if (addExclude) {
-      addExclude.textContent = exclude.querySelector("fieldset.segment") ? "Leave out more people" : "Leave out some people";
+      addExclude.textContent = exclude.querySelector("fieldset.segment") ? say("leave_out_more", "Leave out more people")
+                                                                         : say("leave_out_some", "Leave out some people");
     }
   }
 
