@@ -252,3 +252,29 @@ def test_a_posts_reception_speaks_the_managers_language(client_for, make_employe
                      json={"stars": 2, "comment": "Too short"}).status_code == 200
     page = _text(manager.get(f"/publish/posts/{post.id}"))
     assert all(w in page for w in words), [w for w in words if w not in page]
+
+
+# --- dashboards ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("language", "organisation", "post_page", "roster"), [
+    ("es", ["<h1>Participación</h1>", "Solo datos agregados", "Desde", "Cualquiera", "Aplicar",
+            "Publicaciones de este periodo"],
+     ["← Participación", "No se muestran los grupos de menos de 5 personas.", "Quién la ha confirmado"],
+     ["Quién confirmó «Canteen changes»", "0 de 2 han confirmado", "Sin confirmar todavía (2)", "Nadie todavía."]),
+    ("ca", ["<h1>Participació</h1>", "Només dades agregades", "Des de", "Qualsevol", "Aplica",
+            "Publicacions d'aquest període"],
+     ["← Participació", "No es mostren els grups de menys de 5 persones.", "Qui l'ha confirmada"],
+     ["Qui ha confirmat «Canteen changes»", "0 de 2 han confirmat", "Encara sense confirmar (2)", "Encara ningú."]),
+])
+def test_dashboards_speak_the_managers_language(client_for, make_employee, make_post, language, organisation,
+                                                post_page, roster):
+    """The organisation and post dashboards' own words and the acknowledgement roster in es and ca."""
+    manager_row = make_employee(is_comms=True, is_admin=True, language=language)
+    manager = client_for(manager_row)
+    make_employee()
+    post = make_post(title="Canteen changes", must_read=True, author_pk=manager_row.id)
+    for path, words in (("/analytics", organisation), (f"/analytics/posts/{post.id}", post_page),
+                        (f"/publish/posts/{post.id}/acks", roster)):
+        page = _text(manager.get(path))
+        assert all(w in page for w in words), (path, [w for w in words if w not in page])
