@@ -256,11 +256,16 @@ def managed_posts_filter(session: Session, employee: Employee) -> ColumnElement[
 
 
 def manageable_posts(session: Session, employee: Employee, *, status: str | None = None,
-                     before_id: int | None = None, limit: int = 50) -> list[Post]:
-    """The posts *employee* manages, newest first (keyset on id)."""
+                     before_id: int | None = None, limit: int = 50, journey_steps: bool | None = None) -> list[Post]:
+    """The posts *employee* manages, newest first (keyset on id).
+
+    :param journey_steps: only journey steps (True), only ordinary posts (False), or both (None).
+    """
     query = select(Post).where(managed_posts_filter(session, employee))
     if status:
         query = query.where(Post.status == status)
+    if journey_steps is not None:
+        query = query.where(Post.journey_only.is_(journey_steps))
     if before_id is not None:
         query = query.where(Post.id < before_id)
     return list(session.exec(query.order_by(Post.id.desc()).limit(limit)).all())

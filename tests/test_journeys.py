@@ -200,6 +200,30 @@ def test_a_steps_dashboard_counts_as_its_audience_the_people_it_was_released_to(
     assert queries.post_analytics(db, make_post(title="For all"), k=5).audience == everyone  # an ordinary post
 
 
+def test_the_desk_lists_journey_steps_under_their_journey_not_as_ordinary_posts(
+        db, make_employee, make_post, onboarding, client_for):
+    """The status tabs show ordinary posts only; the journey-steps tab shows each step with its journey and day."""
+    comms = db.exec(select(Employee).where(Employee.employee_id == "COMMS")).one()
+    make_post(title="Canteen news", author_pk=comms.id)  # an ordinary post
+    desk = client_for(comms)
+    for url in ("/publish", "/publish?status=published"):
+        page = desk.get(url).get_data(as_text=True)
+        assert "Canteen news" in page and "Welcome aboard" not in page and "Your benefits" not in page, url
+        assert "status=journey_steps" in page
+    steps = desk.get("/publish?status=journey_steps").get_data(as_text=True)
+    assert "Canteen news" not in steps
+    for title, day in (("Welcome aboard", 0), ("Your tools guide", 3), ("Your benefits", 10)):
+        assert title in steps and f"New joiners, day {day}" in steps
+    assert f'href="/journeys/{onboarding.id}"' in steps and 'aria-current="page">Journey steps' in steps
+    welcome = db.exec(select(Post.id).where(Post.title == "Welcome aboard")).one()
+    editor = desk.get(f"/publish/posts/{welcome}").get_data(as_text=True)
+    assert "Step “welcome” of the journey" in editor and f'href="/journeys/{onboarding.id}"' in editor
+    canteen = db.exec(select(Post.id).where(Post.title == "Canteen news")).one()
+    assert "journey-note" not in desk.get(f"/publish/posts/{canteen}").get_data(as_text=True)
+    managed = client_for(comms).api("GET", "/api/v1/manage/posts").get_json()["items"]
+    assert {item["title"] for item in managed} >= {"Canteen news", "Welcome aboard"}
+
+
 def test_step_conditions_must_name_an_earlier_step(db, onboarding, make_employee, clock):
     """"Skip unless read" naming a later or unknown step is refused."""
     with pytest.raises(InvalidInput):

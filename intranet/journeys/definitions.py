@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,6 +68,16 @@ def steps_of(session: Session, journey_id: int) -> list[tuple[JourneyStep, Post]
                         .where(JourneyStep.journey_id == journey_id)
                         .order_by(JourneyStep.offset_days, JourneyStep.key)).all()
     return list(rows)
+
+
+def steps_by_post(session: Session, post_ids: Iterable[int]) -> dict[int, tuple[Journey, JourneyStep]]:
+    """The journey and step of each of *post_ids* that is a journey step (one query)."""
+    ids = sorted(set(post_ids))
+    if not ids:
+        return {}
+    rows = session.exec(select(JourneyStep, Journey).join(Journey, Journey.id == JourneyStep.journey_id)
+                        .where(JourneyStep.post_id.in_(ids))).all()
+    return {step.post_id: (journey, step) for step, journey in rows}
 
 
 def all_journeys(session: Session) -> list[Journey]:

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from intranet import attachments, feed, languages, post_versions, posts, reception, targeting, zones
 from intranet.db import storable_utc
+from intranet.journeys import definitions
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
@@ -30,6 +31,8 @@ bp = Blueprint("intranet_publish", __name__)
 #: Audience fields of one segment, in the order the builder shows them.
 DIMENSIONS = tuple(targeting.SEGMENT_FIELDS)
 STATUS_TABS = ("draft", "in_review", "scheduled", "published", "expired", "unpublished")
+#: The desk's tab of journey steps (posts released to one person at a time, see intranet.journeys).
+JOURNEY_TAB = "journey_steps"
 
 
 def upload_dir() -> Path:
@@ -177,6 +180,7 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
             transitions=transitions, revisions=revisions,
             people={pk: db.get(Employee, pk) for pk in pks},
             files=attachments.attachments_of(db, post), translations=post_versions.versions(db, post.id),
+            journey_step=definitions.steps_by_post(db, [post.id]).get(post.id) if post.journey_only else None,
             sample=posts.audience_sample(db, post) if countable else [],
             # Comms managers see how a post that went out was received (ratings, comments, segments).
             reception=(reception.for_post(db, employee, post, now=now())
@@ -205,12 +209,19 @@ def index():  # type: ignore[no-untyped-def]
     if not posts.may_author(session(), employee):
         raise Forbidden(_("The publishing desk is for contributors, comms managers and group owners."))
     status = request.args.get("status") or None
-    if status not in (None, *STATUS_TABS):
+    if status not in (None, *STATUS_TABS, JOURNEY_TAB):
         status = None
-    rows = posts.manageable_posts(session(), employee, status=status, limit=200)
+    # Journey steps are released person by person, not published to an audience: they have a tab
+    # of their own, each under its journey, and stay out of the status tabs.
+    if status == JOURNEY_TAB:
+        rows = posts.manageable_posts(session(), employee, journey_steps=True, limit=200)
+    else:
+        rows = posts.manageable_posts(session(), employee, status=status, journey_steps=False, limit=200)
     authors = {pk: session().get(Employee, pk) for pk in {p.author_pk for p in rows} - {None}}
     return render_template("intranet/publish/index.html", employee=employee, rows=rows, authors=authors,
-                           status=status, tabs=STATUS_TABS, may_author=True,  # only authors get here
+                           status=status, tabs=STATUS_TABS, journey_tab=JOURNEY_TAB,
+                           steps=definitions.steps_by_post(session(), [p.id for p in rows if p.journey_only]),
+                           may_author=True,  # only authors get here
                            effective=lambda p: posts.effective_status(p, now()))
 
 
