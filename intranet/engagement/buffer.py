@@ -177,10 +177,14 @@ class FlushResult:
     dropped: int = 0
     #: Entries no flusher can read, moved to the dead-letter stream.
     set_aside: int = 0
+    #: How long the oldest entry had waited when its events were committed, in milliseconds (from
+    #: the time Redis gave its id: comparable only while Redis's clock and this host's agree).
+    waited_ms: int = 0
 
     def add(self, other: FlushResult) -> None:
         for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+            merge = max if field.name == "waited_ms" else int.__add__
+            setattr(self, field.name, merge(getattr(self, field.name), getattr(other, field.name)))
 
 
 class Flusher:
@@ -254,6 +258,8 @@ class Flusher:
                 result.dropped = len(rows) - len(kept)
                 result.stored = len(self.store(session, kept, people))
                 session.commit()
+        oldest = min(int(entry_id.split(b"-", 1)[0]) for entry_id in done)
+        result.waited_ms = max(0, int(time.time() * 1000) - oldest)
         # Only now: a crash before this line leaves the entries pending, to be stored again (absorbed).
         try:
             pipe = self.client.pipeline(transaction=False)
