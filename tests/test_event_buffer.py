@@ -130,7 +130,7 @@ def test_retried_and_already_stored_events_are_stored_once(app, make_app, client
     batch = {"events": [event("r0", post.id), event("r1", post.id), event("r2", post.id, "impression")]}
     assert client.api("POST", "/api/v1/events", batch).status_code == 202
     assert client.api("POST", "/api/v1/events", batch).status_code == 202
-    assert "Stored 2 events from 2 queued batches (4 already stored" in flush(app)
+    assert "Stored 2 events from 2 queued batches (4 repeats absorbed" in flush(app)
     assert count(db) == 3
     from intranet.analytics import rollups
 
@@ -173,7 +173,7 @@ def test_a_flusher_that_dies_after_storing_but_before_acknowledging_changes_noth
         crashed.flush()
     assert count(db) == 5 and reads_folded(db, post.id) == 5
     assert stream[1].xpending(stream[0], buffer.GROUP)["pending"] == 1
-    assert "Stored 0 events from 1 queued batches (5 already stored" in flush(app)
+    assert "Stored 0 events from 1 queued batches (5 repeats absorbed" in flush(app)
     assert count(db) == 5 and reads_folded(db, post.id) == 5
     assert stream[1].xpending(stream[0], buffer.GROUP)["pending"] == 0
     assert stream[1].xlen(stream[0]) == 0
@@ -265,7 +265,7 @@ def test_events_of_people_deleted_while_queued_are_dropped(app, client_for, make
     client_for(other).api("POST", "/api/v1/events", {"events": [event("kept", post.id)]})
     db.delete(db.get(type(person), person.id))
     db.commit()
-    assert "Stored 1 events from 2 queued batches (0 already stored, 1 about people or posts deleted" in flush(app)
+    assert "Stored 1 events from 2 queued batches (0 repeats absorbed, 1 about people or posts deleted" in flush(app)
     assert count(db) == 1
 
 
@@ -285,3 +285,45 @@ def test_encoded_rows_come_back_as_stored():
              "channel": "email", "surface": "feed", "position": 4, "device": "phone", "source": "client"}]
     fields = {k.encode(): v if isinstance(v, bytes) else str(v).encode() for k, v in buffer.encode(rows).items()}
     assert buffer.decode(fields) == rows
+
+
+def test_the_scheduler_holding_the_lease_runs_the_flusher(app, client_for, make_employee, make_post, db, stream):
+    """`flask intranet scheduler` stores buffered events while it holds the lease, and drains them when stopped."""
+    import threading
+    import time
+
+    from intranet import jobs
+
+    person = make_employee()
+    post = make_post()
+    runner = jobs.LeasedScheduler(app, "flushing")
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while runner.flusher is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner.flusher is not None
+    assert client_for(person).api("POST", "/api/v1/events", {"events": [event("sched", post.id)]}).status_code == 202
+    while count(db) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count(db) == 1
+    assert client_for(person).api("POST", "/api/v1/events", {"events": [event("last", post.id)]}).status_code == 202
+    runner.stop()
+    thread.join(20)
+    assert runner.flusher is None
+    assert count(db) == 2 and stream[1].xlen(stream[0]) == 0
+
+
+def test_repeats_in_one_bulk_copy_and_of_stored_events_are_stored_once(app, client_for, make_employee, make_post, db):
+    """Twelve batches sent twice (1,200 events, one COPY on PostgreSQL): 600 stored, 600 absorbed, folded once."""
+    person = make_employee()
+    post = make_post()
+    client = client_for(person)
+    assert client.api("POST", "/api/v1/events", {"events": [event("b0-1", post.id)]}).status_code == 202
+    assert "Stored 1 events" in flush(app)
+    batches = [[event(f"b{b}-{i}", post.id, "read" if i % 2 else "impression") for i in range(50)] for b in range(12)]
+    for batch in batches + batches:
+        assert client.api("POST", "/api/v1/events", {"events": batch}).status_code == 202
+    assert "Stored 599 events from 24 queued batches (601 repeats absorbed" in flush(app)
+    assert count(db) == 600
+    assert reads_folded(db, post.id) == 300

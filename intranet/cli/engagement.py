@@ -66,7 +66,7 @@ def events_flush(follow: bool) -> None:
     except IntranetError as exc:
         context.fail(exc.message)
     click.echo(f"Stored {result.stored} events from {result.batches} queued batches "
-               f"({result.events - result.stored - result.dropped} already stored, {result.dropped} about people or "
+               f"({result.events - result.stored - result.dropped} repeats absorbed, {result.dropped} about people or "
                f"posts deleted meanwhile, {result.set_aside} unreadable batches set aside).")
 
 
