@@ -46,7 +46,7 @@ from intranet.delivery import content, fatigue
 from intranet.models import Digest, Employee
 
 from bench import datagen, goals
-from bench.platform_bench import TARGETING_CTES, Raw
+from bench.platform_bench import TARGETING_CTES, Raw, targeting_params
 
 LIMIT = 10
 LOOKBACK_DAYS = 7
@@ -67,6 +67,7 @@ FROM cand JOIN intranet_post p ON p.id = cand.id
 LEFT JOIN intranet_post_state ps ON ps.post_id = p.id AND ps.employee_pk = :pk
 WHERE (p.all_staff OR p.id IN (SELECT post_id FROM hit WHERE NOT exclude))
   AND p.id NOT IN (SELECT post_id FROM hit WHERE exclude)
+  AND (NOT p.journey_only OR p.id IN (SELECT post_id FROM released))
   AND ((p.must_read AND ps.acknowledged_at IS NULL AND (p.ack_deadline IS NULL OR p.ack_deadline > :now))
        OR (ps.read_at IS NULL AND p.published_at > :since))
 ORDER BY p.published_at DESC, p.id DESC
@@ -75,9 +76,7 @@ ORDER BY p.published_at DESC, p.id DESC
 
 def raw_candidates(raw: Raw, employee: Employee, now: dt.datetime) -> list[tuple]:
     """*employee*'s digest candidates by hand-written SQL: (id, ..., must_read, ...), newest first."""
-    params = {"pk": employee.id, "department": employee.department, "division": employee.division,
-              "region": employee.region, "country": employee.country, "office": employee.office,
-              "level": employee.level, "now": raw.ts(now), "since": raw.ts(now - dt.timedelta(days=LOOKBACK_DAYS))}
+    params = {**targeting_params(raw, employee, now), "since": raw.ts(now - dt.timedelta(days=LOOKBACK_DAYS))}
     return raw.all(CANDIDATES_SQL, params)
 
 

@@ -103,16 +103,28 @@ class Raw:
             cursor.close()
 
 
-#: The raw targeting rule as CTEs (`hit`: the segments matching the person), shared by the raw queries.
+#: The raw targeting rule as CTEs (`hit`: the segments matching the person; `released`: the journey
+#: steps released to them), shared by the raw queries. The relative rules are here as in the product:
+#: "reports to" matches the person's chain of managers (walked up from :manager_id, at most
+#: MAX_CHAIN deep, UNION so a cycle ends), "hired in the last N days" compares the segment's N with
+#: the person's days since hire (:days_since_hire, NULL without a hire date: never matches).
 TARGETING_CTES = """\
-WITH mine(dimension, value) AS (
+WITH RECURSIVE managers(employee_id, manager_id, depth) AS (
+    SELECT e.employee_id, e.manager_id, 1 FROM intranet_employee e WHERE e.employee_id = CAST(:manager_id AS VARCHAR)
+    UNION
+    SELECT e.employee_id, e.manager_id, m.depth + 1
+    FROM intranet_employee e JOIN managers m ON e.employee_id = m.manager_id
+    WHERE m.depth < 50
+),
+mine(dimension, value) AS (
     SELECT 'department', CAST(:department AS VARCHAR) UNION ALL
     SELECT 'division', CAST(:division AS VARCHAR) UNION ALL
     SELECT 'region', CAST(:region AS VARCHAR) UNION ALL
     SELECT 'country', CAST(:country AS VARCHAR) UNION ALL
     SELECT 'office', CAST(:office AS VARCHAR) UNION ALL
     SELECT 'group', g.key FROM intranet_group g
-        JOIN intranet_group_member gm ON gm.group_id = g.id WHERE gm.employee_pk = :pk
+        JOIN intranet_group_member gm ON gm.group_id = g.id WHERE gm.employee_pk = :pk UNION ALL
+    SELECT 'reports_to', employee_id FROM managers
 ),
 matched AS (
     SELECT v.segment_id, COUNT(DISTINCT v.dimension) AS n
@@ -125,8 +137,24 @@ hit AS (
     WHERE COALESCE(m.n, 0) = s.n_dimensions
       AND (s.level_min IS NULL OR s.level_min <= :level)
       AND (s.level_max IS NULL OR s.level_max >= :level)
+      AND (s.hired_within_days IS NULL
+           OR (CAST(:days_since_hire AS INTEGER) >= 0 AND s.hired_within_days >= CAST(:days_since_hire AS INTEGER)))
+),
+released AS (
+    SELECT r.post_id FROM intranet_journey_release r
+    WHERE r.employee_pk = :pk AND r.status = 'released' AND r.released_at <= :now
 ),
 """
+
+
+def targeting_params(raw: Raw, employee: Employee, now: dt.datetime) -> dict[str, Any]:
+    """The parameters of :data:`TARGETING_CTES` for *employee* at *now*."""
+    days = None if employee.hire_date is None else (now.date() - employee.hire_date).days
+    return {"pk": employee.id, "department": employee.department, "division": employee.division,
+            "region": employee.region, "country": employee.country, "office": employee.office,
+            "level": employee.level, "manager_id": employee.manager_id or None, "days_since_hire": days,
+            "now": raw.ts(now)}
+
 
 FEED_SQL = TARGETING_CTES + """\
 page AS (
@@ -138,6 +166,7 @@ page AS (
       AND p.published_at <= :now AND (p.expires_at IS NULL OR p.expires_at > :now)
       AND (p.all_staff OR p.id IN (SELECT post_id FROM hit WHERE NOT exclude))
       AND p.id NOT IN (SELECT post_id FROM hit WHERE exclude)
+      AND (NOT p.journey_only OR p.id IN (SELECT post_id FROM released))
     ORDER BY pinned DESC, p.published_at DESC, p.id DESC
     LIMIT :limit
 )
@@ -151,9 +180,7 @@ ORDER BY page.pinned DESC, p.published_at DESC, p.id DESC
 
 def raw_feed(raw: Raw, employee: Employee, now: dt.datetime, limit: int = FEED_LIMIT) -> list[tuple[int, int]]:
     """(id, pinned) of *employee*'s first unranked feed page, by hand-written SQL (the employee is active)."""
-    params = {"pk": employee.id, "department": employee.department, "division": employee.division,
-              "region": employee.region, "country": employee.country, "office": employee.office,
-              "level": employee.level, "now": raw.ts(now), "limit": limit}
+    params = {**targeting_params(raw, employee, now), "limit": limit}
     return [(row[0], int(row[8])) for row in raw.all(FEED_SQL, params)]
 
 
@@ -165,7 +192,8 @@ EMPLOYEE_COLUMNS = {"department": "e.department", "division": "e.division", "reg
                     "country": "e.country", "office": "e.office"}
 
 
-def _raw_segment(segment: targeting.Segment, params: dict[str, Any]) -> str:
+def _raw_segment(segment: targeting.Segment, params: dict[str, Any], today: dt.date, day: Callable[[dt.date], Any]
+                 ) -> str:
     """One segment as SQL over ``intranet_employee e`` (NULL attributes never match)."""
     clauses = []
 
@@ -179,24 +207,41 @@ def _raw_segment(segment: targeting.Segment, params: dict[str, Any]) -> str:
         if dimension == "group":
             clauses.append("e.id IN (SELECT gm.employee_pk FROM intranet_group_member gm "
                            f"JOIN intranet_group g ON g.id = gm.group_id WHERE g.key IN ({marks}))")
+        elif dimension == "reports_to":
+            # Everyone below these managers, directly or not (at most 50 levels; UNION ends a cycle).
+            clauses.append("e.employee_id IN (WITH RECURSIVE below(employee_id, depth) AS ("
+                           f"SELECT x.employee_id, 1 FROM intranet_employee x WHERE x.manager_id IN ({marks}) "
+                           "UNION SELECT x.employee_id, b.depth + 1 FROM intranet_employee x "
+                           "JOIN below b ON x.manager_id = b.employee_id WHERE b.depth < 50) "
+                           "SELECT employee_id FROM below)")
         else:
             clauses.append(f"{EMPLOYEE_COLUMNS[dimension]} IN ({marks})")
     if segment.level_min is not None:
         clauses.append(f"e.level >= {bind(segment.level_min)}")
     if segment.level_max is not None:
         clauses.append(f"e.level <= {bind(segment.level_max)}")
+    if segment.hired_within_days is not None:
+        since = today - dt.timedelta(days=segment.hired_within_days)
+        clauses.append(f"(e.hire_date >= {bind(day(since))} AND e.hire_date <= {bind(day(today))})")
     return "(" + " AND ".join(clauses) + ")"
 
 
-def raw_count(raw: Raw, audience: targeting.Audience) -> int:
-    """The audience headcount by hand-written SQL (query text built per call, as an app would)."""
+def raw_count(raw: Raw, audience: targeting.Audience, *, now: dt.datetime | None = None) -> int:
+    """The audience headcount by hand-written SQL (query text built per call, as an app would).
+
+    :param now: the moment asked about, for "hired in the last N days" (the current time if None,
+        as :func:`intranet.targeting.count_audience`).
+    """
+    today = (now or dt.datetime.now(dt.timezone.utc)).date()
+    # SQLite stores dates as ISO text; the sqlite3 module's date adapter is deprecated.
+    day = (lambda d: d.isoformat()) if raw.dialect == "sqlite" else (lambda d: d)
     params: dict[str, Any] = {}
     where = ["e.active = TRUE"]
     if not audience.all_staff:
-        where.append("(" + " OR ".join(_raw_segment(s, params) for s in audience.segments) + ")")
+        where.append("(" + " OR ".join(_raw_segment(s, params, today, day) for s in audience.segments) + ")")
     if audience.exclude:
         # COALESCE: an exclusion on an unknown attribute (NULL) must not drop the person.
-        where.append("NOT COALESCE((" + " OR ".join(_raw_segment(s, params) for s in audience.exclude)
+        where.append("NOT COALESCE((" + " OR ".join(_raw_segment(s, params, today, day) for s in audience.exclude)
                      + "), FALSE)")
     return raw.all("SELECT COUNT(*) FROM intranet_employee e WHERE " + " AND ".join(where), params)[0][0]
 
