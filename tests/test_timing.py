@@ -499,3 +499,46 @@ def test_explored_slots_are_stable_across_replans(zone, hour, offset_hours):
     a, b = ({(s.local_date, s.ordinal): s.utc for s in p.sends} for p in plans)
     assert all(a[k] == b[k] for k in a.keys() & b.keys())
     assert all(s.utc.astimezone(ZoneInfo(zone)).date() == s.local_date for p in plans for s in p.sends)
+
+
+def habits(people: list[tuple[int, int, int] | None], weeks: int = 4) -> timing.TimingCounts:
+    """Weekday counts for people who were sent a digest at ``s``, read it at ``r`` and were on
+    the intranet at ``a`` (``(s, r, a)``), every weekday for ``weeks`` weeks; ``None``: new."""
+    emp, how, age, kind, pending = [], [], [], [], []
+    for e, person in enumerate(people):
+        if person is None:
+            continue
+        sent, read, active = person
+        for k in range(5 * weeks):
+            day, days_ago = k % 5, k / 5 * 7 + 1
+            emp += [e, e, e]
+            how += [day * 24 + sent, day * 24 + read, day * 24 + active]
+            age += [days_ago] * 3
+            kind += ["digest_sent", "digest_open", "session"]
+            pending += [read - sent + 1, 0, 0]
+    return timing.timing_counts(emp, how, age, kind, len(people), pending_hours=pending,
+                                observed_days=[0.0 if p is None else 7.0 * weeks for p in people])
+
+
+def test_peers_are_pooled_like_with_like_not_by_where_the_digests_went():
+    """Two early birds sent digests at 06:00 do not make 06:00 the team's hour for a new hire.
+
+    Eight colleagues read at 10:00 (sent at 09:00); two read at 06:00 and, planned on their own
+    habits, are sent their digests at 06:00. Pooled raw, the team's 06:00 exposure is nearly all
+    the early birds', so 06:00 looked about half as good as 10:00 for everyone and the new hire
+    was sent theirs at 06:00; counted against how attentive each person is then, it is the early
+    birds' hour, not the team's.
+    """
+    people = [(9, 10, 10)] * 8 + [(6, 6, 6)] * 2 + [None]
+    counts = habits(people)
+    n = len(people)
+    group = np.zeros(n, int)
+    model = timing.fit_peers(counts, np.zeros(n, int), group)
+    team = model.group_mu[0].reshape(7, 24)[:5].mean(0)
+    assert team[6] < 0.3 * team[10]
+    plan = timing.plan_digests([f"E{i}" for i in range(n)], ["UTC"] * n,
+                               [DeliveryWindow(**ALL_DAY)] * n, counts, group, MONDAY,
+                               region=np.zeros(n, int), settings=NO_NOISE)
+    assert plan.basis[10] == Basis.PEERS
+    assert plan.hours[10, 0] in (8, 9, 10)  # the new hire: just before the team reads
+    assert list(plan.hours[8:10, 0]) == [6, 6]  # the early birds keep their own hour

@@ -12,6 +12,9 @@ The model (see ``shared/reference/DELIVERY.md``, sections 2.1, 2.2 and 2.6):
 2. Exponential decay of old behaviour (half-life about four weeks), so habits can change.
 3. Gamma-Poisson shrinkage organisation -> region -> department x region -> person,
    ``mu = (c + m * mu_parent) / (T + m)``. A new hire simply gets the department x region curve.
+   Peers are pooled like with like: each person's exposure counts in units of their group's
+   typical attention in that hour (:func:`activity_ratio`), because the planner sends where a
+   person reads, and raw pooling would hand a group the hours of its few early or late readers.
 4. A send slot ``s`` is scored by ``S(s) = sum_{j<W} mu(s+j) * exp(-j / tau)``, and the chance of
    a read within ``W`` hours is ``1 - exp(-S(s))``. The planner picks the best allowed hour(s)
    for each person's cadence, quiet hours and working days; near-ties go to the hour most often
@@ -396,7 +399,11 @@ def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
     """Fit the organisation, region and department x region curves.
 
     The organisation's read hazard is itself shrunk toward its activity curve (scaled to the
-    read level), so hours nobody was ever sent a digest in still get a sensible value.
+    read level), so hours nobody was ever sent a digest in still get a sensible value. Each
+    person's exposure is weighted by their :func:`activity_ratio` against their group, so each
+    curve is the hazard of a member with the group's typical rhythm: the digests pending at
+    06:00 are mostly those of people who read at 06:00 (that is why they were sent then), and
+    pooled raw they would make 06:00 look good for everyone.
 
     :param region: region code (0..R-1) per employee, e.g. from ``np.unique(..., return_inverse)``.
     :param group: department x region code (0..G-1) per employee; each group lies in one
@@ -410,24 +417,34 @@ def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
     group_region = np.zeros(n_g, dtype=np.int64)
     group_region[group] = region
 
-    # Sum people into groups once; regions and the organisation are sums of groups.
-    c_g, T_g, a_g = _group_sums(group, n_g, counts.reads, counts.exposure, counts.activity)
+    # Activity first (send-independent; its exposure is the observed weeks, the same in every
+    # bin). People are summed into groups once; regions and the organisation are sums of groups.
+    (a_g,) = _group_sums(group, n_g, counts.activity)
     E_g = np.bincount(group, weights=counts.observed_weeks, minlength=n_g)
-    c_r, T_r, a_r = _group_sums(group_region, n_r, c_g, T_g, a_g)
+    (a_r,) = _group_sums(group_region, n_r, a_g)
     E_r = np.bincount(group_region, weights=E_g, minlength=n_r)
-    c_o, T_o, a_o, E_o = c_r.sum(0), T_r.sum(0), a_r.sum(0), E_r.sum()
-
-    known = bool(c_o.sum() + a_o.sum() > 0)
+    a_o, E_o = a_r.sum(0), E_r.sum()
     if a_o.sum() > 0 and E_o > 0:
         act_o = (a_o + 1e-3 * a_o.mean()) / E_o
     else:
         act_o = np.ones(HOURS_PER_WEEK)
+    act_r = shrink(a_r, E_r[:, None], act_o, 4.0)
+    act_g = shrink(a_g, E_g[:, None], act_r[group_region], 2.0)
+
+    # Reads over exposure, with each person's exposure counted in units of their group's typical
+    # attention. The planner sends where a person reads, so the digests pending at 06:00 are
+    # mostly those of the people who read at 06:00: pooled raw, their reads would make 06:00 look
+    # good for the whole group (and a new hire would get it). Weighting each exposure hour by how
+    # attentive that person is then (their own activity against the group's) pools like with like.
+    attentive = _tile(activity_ratio(counts, _by_hour(act_g)[group], s))
+    c_g, T_g = _group_sums(group, n_g, counts.reads, counts.exposure * attentive)
+    c_r, T_r = _group_sums(group_region, n_r, c_g, T_g)
+    c_o, T_o = c_r.sum(0), T_r.sum(0)
+
+    known = bool(c_o.sum() + a_o.sum() > 0)
     exposed = (T_o * act_o).sum()
     scale = c_o.sum() / exposed if c_o.sum() > 0 and exposed > 0 else 0.05 / act_o.mean()
     org_mu = shrink(c_o, T_o, scale * act_o, s.m_group)
-    # Activity rates, shrunk the same way (exposure: observed weeks, the same in every bin).
-    act_r = shrink(a_r, E_r[:, None], act_o, 4.0)
-    act_g = shrink(a_g, E_g[:, None], act_r[group_region], 2.0)
     # Each level's prior is its parent's read curve reshaped by its own activity.
     region_mu = shrink(c_r, T_r, _reshaped(org_mu, act_r / act_o), s.m_region)
     group_mu = shrink(c_g, T_g, _reshaped(region_mu[group_region], act_g / act_r[group_region]),
@@ -463,6 +480,25 @@ def _tile(x: FloatArray) -> FloatArray:
     return np.tile(x, 7)
 
 
+def activity_ratio(counts: TimingCounts, peer_activity: FloatArray,
+                   settings: TimingSettings | None = None) -> FloatArray:
+    """How attentive each person is in each hour of the day against their peers, ``(n, 24)``.
+
+    Observed over expected sessions and feed reads per hour of day (both smoothed over the
+    neighbouring hours, shrunk by ``m_activity`` pseudo-events), with the person's overall level
+    removed: 1 everywhere for someone with no activity or exactly their peers' rhythm.
+
+    :param peer_activity: each person's peers' activity rate per hour of day, ``(n, 24)``.
+    """
+    s = settings or TimingSettings()
+    k = s.smooth_neighbours
+    a_h = _smooth(_by_hour(counts.activity), k)
+    x_h = _smooth(peer_activity, k) * counts.observed_weeks[:, None]
+    ratio = (a_h + s.m_activity) / (x_h + s.m_activity)
+    level = ((ratio * x_h).sum(1) + s.m_activity) / (x_h.sum(1) + s.m_activity)
+    return ratio / level[:, None]
+
+
 def estimate(counts: TimingCounts, group: npt.ArrayLike, model: PeerModel,
              settings: TimingSettings | None = None) -> Estimate:
     """Each person's read hazard over the 168 hours of the week.
@@ -479,15 +515,10 @@ def estimate(counts: TimingCounts, group: npt.ArrayLike, model: PeerModel,
     codes = model._codes(group)
     n = codes.size
     peer = model.group_mu[codes]
-    E = counts.observed_weeks[:, None]
 
     # 1. Activity shape: observed / expected sessions per hour of day, level removed.
     a_raw = _by_hour(counts.activity)
-    a_h = _smooth(a_raw, k)
-    x_h = _by_hour(model.group_activity, k)[codes] * E
-    ratio = (a_h + s.m_activity) / (x_h + s.m_activity)
-    level = ((ratio * x_h).sum(1) + s.m_activity) / (x_h.sum(1) + s.m_activity)
-    ratio /= level[:, None]
+    ratio = activity_ratio(counts, _by_hour(model.group_activity)[codes], s)
     prior = (peer.reshape(n, 7, 24) * ratio[:, None, :]).reshape(n, HOURS_PER_WEEK)
 
     # 2. Read level, then 3. hour-of-day read profile (both exposure-corrected).
