@@ -24,12 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, delete, false, func, insert, literal, update
+from sqlalchemy import Integer, String, and_, case, delete, false, func, insert, literal, type_coerce, update
 from sqlmodel import Session, select
 
 from intranet import preferences, ranking, ratings, reasons, targeting
 from intranet.engagement import events
-from intranet.db import UTCDateTime, insert_new
+from intranet.db import UTCDateTime, insert_new, utc_micros
 from intranet.errors import InvalidInput
 from intranet.models import (Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post,
                              PostRatingStats, PostState, Rating)
@@ -227,10 +227,17 @@ def _unpack(blob: bytes) -> tuple[list[int], list[list[reasons.Reason]]]:
     return data["ids"], [[distinct[c] for c in codes] for codes in data["why"]]
 
 
-def _candidates(session: Session, employee: Employee, *,
-                now: dt.datetime) -> tuple[list[ranking.Candidate], np.ndarray]:
-    """The visible posts and each one's kept counts (n_stars, sum_stars, ups, downs, reached, engaged), in one query."""
-    state_join = and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id)
+def _flag(expression: Any) -> Any:
+    # The driver's 0/1 (SQLite) or bool (PostgreSQL) as is: numpy reads either, and skipping
+    # SQLAlchemy's per-value result processing is most of the cost of a row here.
+    return type_coerce(expression, Integer)
+
+
+def _candidates(session: Session, employee: Employee, *, now: dt.datetime) -> tuple[ranking.Candidates, np.ndarray]:
+    """The visible posts as columns, and each one's kept counts (n_stars, sum_stars, ups, downs, reached,
+    engaged), in one statement: the targeting rule (groups included), the person's read/acknowledged
+    state, the post's counts, and the author's department of a pinned must-read."""
+    acknowledged = PostState.acknowledged_at.is_not(None)
     if employee.department:
         for_department = Post.id.in_(
             select(AudienceSegment.post_id).join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
@@ -238,50 +245,48 @@ def _candidates(session: Session, employee: Employee, *,
                    AudienceValue.value == employee.department))
     else:
         for_department = false()
-    # Narrow columns only; read and acknowledged come back as flags, not timestamps to convert.
-    # Core execution: plain rows, without the ORM's per-statement compile and loading steps.
+    # Only a pinned must-read names its author's department ("Must-read from ..."), so only those look it up.
+    source = case((and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None)),
+                   select(Employee.department).where(Employee.id == Post.author_pk).scalar_subquery()))
     rows = session.connection().execute(
         # A journey step is addressed to everyone only in form: it is the person's own, not "shared with everyone".
-        select(Post.id, Post.topic, targeting.shown_at(employee.id), Post.must_read,
-               and_(Post.all_staff.is_(True), Post.journey_only.is_(False)), Post.rating_style,
-               PostState.read_at.is_not(None), PostState.acknowledged_at.is_not(None), for_department,
+        select(Post.id, Post.topic, type_coerce(targeting.shown_at(employee.id), String), _flag(Post.must_read),
+               _flag(and_(Post.all_staff.is_(True), Post.journey_only.is_(False))),
+               _flag(Post.rating_style == "thumbs"), _flag(PostState.read_at.is_not(None)), _flag(acknowledged),
+               _flag(for_department), source,
                PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups, PostRatingStats.downs,
                PostRatingStats.reached, PostRatingStats.engaged)
-        .outerjoin(PostState, state_join).outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
-        .where(targeting.visible_posts_filter(employee, targeting.group_keys_of(session, employee.id), now))).all()
-    # Only a pinned must-read names its author's department ("Must-read from ..."): a few lookups,
-    # not one per visible post.
-    pinned = [r[0] for r in rows if r[3] and not r[7]]
-    sources = dict(session.connection().execute(
-        select(Post.id, Employee.department).join(Employee, Employee.id == Post.author_pk)
-        .where(Post.id.in_(pinned))).all()) if pinned else {}
-    found = [ranking.Candidate(post_id=r[0], topic=r[1], published_at=r[2], must_read=bool(r[3]),
-                               acknowledged=bool(r[7]), read=bool(r[6]), all_staff=bool(r[4]),
-                               rating_style=r[5], for_department=bool(r[8]), author_department=sources.get(r[0]))
-             for r in rows]
-    counts = np.array([r[9:15] for r in rows], dtype=float).reshape(len(rows), 6)
+        .outerjoin(PostState, and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id))
+        .outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
+        .where(targeting.visible_posts_filter(employee, None, now))).all()
+    columns = list(zip(*rows)) if rows else [()] * 16
+    topics = columns[1]
+    names = sorted(set(topics))
+    index = {t: i for i, t in enumerate(names)}
+    found = ranking.Candidates(
+        post_id=np.array(columns[0], dtype=np.int64), topic_index=np.array([index[t] for t in topics], dtype=np.int64),
+        topics=names, published_us=utc_micros(columns[2]), must_read=np.array(columns[3], dtype=bool),
+        all_staff=np.array(columns[4], dtype=bool), thumbs=np.array(columns[5], dtype=bool),
+        read=np.array(columns[6], dtype=bool), acknowledged=np.array(columns[7], dtype=bool),
+        for_department=np.array(columns[8], dtype=bool), author_department=list(columns[9]))
+    counts = np.array([r[10:16] for r in rows], dtype=float).reshape(len(rows), 6)
     return found, np.nan_to_num(counts)
-
-
-def candidates(session: Session, employee: Employee, *, now: dt.datetime) -> list[ranking.Candidate]:
-    """Every post *employee* may see at *now*, with what the ranker needs (one query, no bodies)."""
-    return _candidates(session, employee, now=now)[0]
 
 
 def ranked_ids(session: Session, employee: Employee, *, now: dt.datetime, page_size: int = 20,
                prefs: preferences.Preferences | None = None) -> tuple[list[int], list[list[reasons.Reason]]]:
     """*employee*'s whole feed in ranked order at *now*: post ids and each one's reasons."""
     found, counts = _candidates(session, employee, now=now)
-    if not found:
+    if not len(found):
         return [], []
     prefs = prefs or preferences.for_employee(session, employee)
     profile = ranking.load_profile(session, employee, now=now)
-    quality = ranking.quality(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3],
-                              np.array([c.rating_style == "thumbs" for c in found], dtype=bool),
+    quality = ranking.quality(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], found.thumbs,
                               reached=counts[:, 4], engaged=counts[:, 5])
-    ranked = ranking.rank(found, profile=profile, quality=quality, now=now, department=employee.department,
-                          followed=prefs.followed_topics, muted=prefs.muted_topics, page_size=page_size)
-    return [found[i].post_id for i in ranked.order], [ranked.why[i] for i in ranked.order]
+    ranked = ranking.rank_columns(found, profile=profile, quality=quality, now=now, department=employee.department,
+                                  followed=prefs.followed_topics, muted=prefs.muted_topics, page_size=page_size)
+    ids = found.post_id.tolist()
+    return [ids[i] for i in ranked.order], [ranked.why[i] for i in ranked.order]
 
 
 def _snapshot(session: Session, employee: Employee, post_ids: list[int], why: list[list[reasons.Reason]], *,

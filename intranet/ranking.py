@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import Integer, String, bindparam, case, cast, func, literal, null, select, union_all, update
 from sqlmodel import Session
 
 from intranet import ratings
@@ -468,6 +468,11 @@ def _store_reach(session: Session, events: list) -> None:
             [{"post": p, "n_reached": c[0], "n_engaged": c[1]} for p, c in sorted(changed.items())])
 
 
+def _none(type_: Any) -> Any:
+    # A typed NULL: PostgreSQL types a UNION's columns from its first branches, and a bare NULL there is text.
+    return cast(null(), type_)
+
+
 def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
                  prior: dict[str, float] | None = None) -> Profile:
     """*employee*'s decayed topic masses from their events (live and imported), reads and ratings.
@@ -480,21 +485,33 @@ def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
     shown = func.max(case((EngagementEvent.kind == "impression", 1), else_=0))
     position = func.min(case((EngagementEvent.kind == "impression", EngagementEvent.position)))
     chars = func.length(Post.body_text) + func.length(Post.summary)
-    events = connection.execute(
-        select(EngagementEvent.post_id, Post.topic, engaged, func.max(EngagementEvent.dwell_ms), shown, position,
-               func.max(EngagementEvent.occurred_at), chars)
+    # One statement for the three kinds of signal (a discriminator first, NULL where a kind has no value):
+    # a feed reads them on every first page.
+    events = (
+        select(literal(0).label("kind"), EngagementEvent.post_id, Post.topic, engaged, func.max(EngagementEvent.dwell_ms),
+               shown, position, func.max(EngagementEvent.occurred_at), chars,
+               _none(Integer).label("stars"), _none(String).label("thumb"))
         .join(Post, Post.id == EngagementEvent.post_id)
         .where(EngagementEvent.employee_pk == employee.id, EngagementEvent.occurred_at >= since,
                EngagementEvent.kind.in_(_LEARNED_KINDS), Post.must_read.is_(False))
-        .group_by(EngagementEvent.post_id, Post.id, Post.topic)).all()
+        .group_by(EngagementEvent.post_id, Post.id, Post.topic))
     # Opening a post page marks it read on the server even when no client event arrived.
-    reads = connection.execute(
-        select(PostState.post_id, Post.topic, PostState.read_at, chars).join(Post, Post.id == PostState.post_id)
-        .where(PostState.employee_pk == employee.id, PostState.read_at >= since, Post.must_read.is_(False))).all()
-    rated = connection.execute(
-        select(Rating.post_id, Post.topic, Rating.stars, Rating.thumb, Rating.updated_at)
+    reads = (
+        select(literal(1), PostState.post_id, Post.topic, _none(Integer), _none(Integer), _none(Integer),
+               _none(Integer), PostState.read_at, chars, _none(Integer), _none(String))
+        .join(Post, Post.id == PostState.post_id)
+        .where(PostState.employee_pk == employee.id, PostState.read_at >= since, Post.must_read.is_(False)))
+    rated = (
+        select(literal(2), Rating.post_id, Post.topic, _none(Integer), _none(Integer), _none(Integer),
+               _none(Integer), Rating.updated_at, _none(Integer), Rating.stars, Rating.thumb)
         .join(Post, Post.id == Rating.post_id)
-        .where(Rating.employee_pk == employee.id, Rating.updated_at >= since, Post.must_read.is_(False))).all()
+        .where(Rating.employee_pk == employee.id, Rating.updated_at >= since, Post.must_read.is_(False)))
+    by_kind: tuple[list, list, list] = ([], [], [])
+    for row in connection.execute(union_all(events, reads, rated)):
+        by_kind[row[0]].append(row[1:])
+    events = [r[:8] for r in by_kind[0]]
+    reads = [(r[0], r[1], r[6], r[7]) for r in by_kind[1]]
+    rated = [(r[0], r[1], r[8], r[9], r[6]) for r in by_kind[2]]
     pairs: dict[int, dict] = {}
     for post_id, topic, eng, dwell, was_shown, pos, last, length in events:
         pairs[post_id] = {"topic": topic, "engaged": bool(eng), "dwell": dwell, "shown": bool(was_shown),
@@ -614,6 +631,58 @@ def score(*, affinities: np.ndarray, quality: np.ndarray, age_days: np.ndarray, 
             + FOLLOW_BOOST * followed + TARGETED_BOOST * targeted - READ_PENALTY * read - MUTE_PENALTY * muted)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def epoch_us(moment: dt.datetime) -> int:
+    """*moment* (aware) as whole microseconds since 1970 UTC: ages from these equal ``timedelta`` arithmetic exactly."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidates:
+    """A candidate set as columns (one entry per post), what :func:`rank_columns` ranks without a Python
+    object per post. :meth:`of` builds it from :class:`Candidate` objects; a feed builds it from rows."""
+
+    post_id: np.ndarray
+    #: Each post's topic as an index into ``topics`` (sorted names).
+    topic_index: np.ndarray
+    topics: list[str]
+    #: When the post reached the person (:func:`epoch_us`).
+    published_us: np.ndarray
+    must_read: np.ndarray
+    acknowledged: np.ndarray
+    read: np.ndarray
+    all_staff: np.ndarray
+    for_department: np.ndarray
+    #: The author's department, per post (only a pinned must-read's is ever shown); None when unknown.
+    author_department: list[str | None]
+    thumbs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.post_id)
+
+    @property
+    def pinned(self) -> np.ndarray:
+        return self.must_read & ~self.acknowledged
+
+    @classmethod
+    def of(cls, candidates: Sequence[Candidate]) -> Candidates:
+        names = sorted({c.topic for c in candidates})
+        index = {t: i for i, t in enumerate(names)}
+        return cls(post_id=np.array([c.post_id for c in candidates], dtype=np.int64),
+                   topic_index=np.array([index[c.topic] for c in candidates], dtype=np.int64), topics=names,
+                   published_us=np.array([epoch_us(c.published_at) for c in candidates], dtype=np.int64),
+                   must_read=np.array([c.must_read for c in candidates], dtype=bool),
+                   acknowledged=np.array([c.acknowledged for c in candidates], dtype=bool),
+                   read=np.array([c.read for c in candidates], dtype=bool),
+                   all_staff=np.array([c.all_staff for c in candidates], dtype=bool),
+                   for_department=np.array([c.for_department for c in candidates], dtype=bool),
+                   author_department=[c.author_department for c in candidates],
+                   thumbs=np.array([c.rating_style == "thumbs" for c in candidates], dtype=bool))
+
+
 def rank(candidates: Sequence[Candidate], *, profile: Profile, quality: Quality, now: dt.datetime,
          department: str | None, followed: Sequence[str] = (), muted: Sequence[str] = (),
          page_size: int = 20) -> Ranked:
@@ -622,45 +691,65 @@ def rank(candidates: Sequence[Candidate], *, profile: Profile, quality: Quality,
     :param quality: for the candidates, in the same order (see :func:`load_quality`).
     :param page_size: the first page, over which no topic may take more than its share.
     """
+    return rank_columns(Candidates.of(candidates), profile=profile, quality=quality, now=now, department=department,
+                        followed=followed, muted=muted, page_size=page_size)
+
+
+def rank_columns(candidates: Candidates, *, profile: Profile, quality: Quality, now: dt.datetime,
+                 department: str | None, followed: Sequence[str] = (), muted: Sequence[str] = (),
+                 page_size: int = 20) -> Ranked:
+    """:func:`rank` over columns: the same order and reasons, in numpy rather than a loop per post.
+
+    Reasons are worked out once per combination of the facts they depend on (a few dozen at most),
+    never per post.
+    """
     n = len(candidates)
-    topics = [c.topic for c in candidates]
-    names = sorted(set(topics))
-    index = {t: i for i, t in enumerate(names)}
-    topic_index = np.array([index[t] for t in topics], dtype=np.int64)
+    topic_index = candidates.topic_index
+    names = candidates.topics
     aff_by_topic = profile.affinities(names)
     aff = aff_by_topic[topic_index] if n else np.zeros(0)
     followed_set, muted_set = set(followed), set(muted)
-    is_followed = np.array([t in followed_set for t in topics], dtype=bool)
-    is_muted = np.array([t in muted_set and not c.must_read for t, c in zip(topics, candidates, strict=True)],
-                        dtype=bool)
-    ages = np.array([(now - c.published_at).total_seconds() / _DAY for c in candidates], dtype=float)
-    targeted = np.array([c.for_department for c in candidates], dtype=bool)
-    read = np.array([c.read for c in candidates], dtype=bool)
+    topic_followed = np.array([t in followed_set for t in names], dtype=bool)
+    topic_muted = np.array([t in muted_set for t in names], dtype=bool)
+    is_followed = topic_followed[topic_index] if n else np.zeros(0, dtype=bool)
+    is_muted = (topic_muted[topic_index] & ~candidates.must_read) if n else np.zeros(0, dtype=bool)
+    # Whole microseconds, then seconds, then days: what (now - published).total_seconds() / _DAY gives.
+    ages = (epoch_us(now) - candidates.published_us) / 1e6 / _DAY
     lift = (engagement_lift(quality.engaged, quality.reached, topic_index)
             if quality.reached is not None and quality.engaged is not None else 0.0)
-    scores = score(affinities=aff, quality=quality.value, age_days=ages, followed=is_followed, targeted=targeted,
-                   read=read, muted=is_muted, lift=lift)
-    pinned = [i for i, c in enumerate(candidates) if c.pinned]
-    pinned.sort(key=lambda i: (candidates[i].published_at, candidates[i].post_id), reverse=True)
-    rest = np.array([i for i, c in enumerate(candidates) if not c.pinned], dtype=np.int64)
+    scores = score(affinities=aff, quality=quality.value, age_days=ages, followed=is_followed,
+                   targeted=candidates.for_department, read=candidates.read, muted=is_muted, lift=lift)
+    pinned_mask = candidates.pinned
+    pinned = np.flatnonzero(pinned_mask)
+    # Newest first, ties by the larger post id (a stable sort of (published, id) reversed).
+    pinned = pinned[np.lexsort((candidates.post_id[pinned], candidates.published_us[pinned]))[::-1]]
+    rest = np.flatnonzero(~pinned_mask)
     rest_order = rest[diversify(scores[rest], topic_index[rest], page_size=page_size)] if len(rest) else rest
-    order = pinned + [int(i) for i in rest_order]
-    # Reasons depend on a handful of facts, shared by many posts: explain each combination once.
+    order = pinned.tolist() + rest_order.tolist()
     praised = (quality.value >= PRAISED) & (quality.count >= 3)
     fresh = ages < 1
-    explained: dict[tuple, list[Reason]] = {}
-    why = []
-    for i, c in enumerate(candidates):
-        key = (c.topic, c.pinned, c.author_department if c.pinned else None, c.for_department, c.must_read,
-               c.all_staff, bool(praised[i]), bool(fresh[i]))
-        reasons = explained.get(key)
-        if reasons is None:
-            reasons = explained[key] = explain(
-                c, affinity=float(aff[i]), own_mass=profile.own_mass(topics[i]),
-                prior=profile.prior.get(topics[i], NEUTRAL_THUMBS), quality=float(quality.value[i]),
-                ratings=int(quality.count[i]), age_days=float(ages[i]), followed=bool(is_followed[i]),
-                muted=bool(is_muted[i]), department=department)
-        why.append(reasons)
+    if not n:
+        return Ranked(order=order, why=[], scores=scores)
+    sources = {d: i + 1 for i, d in enumerate(sorted({d for d, p in zip(candidates.author_department,
+                                                                          pinned_mask.tolist()) if p and d}))}
+    source_code = np.array([sources.get(d, 0) if p else 0
+                            for d, p in zip(candidates.author_department, pinned_mask.tolist())], dtype=np.int64) \
+        if sources else np.zeros(n, dtype=np.int64)
+    facts = np.column_stack([topic_index, pinned_mask, source_code, candidates.for_department, candidates.must_read,
+                             candidates.all_staff, praised, fresh]).astype(np.int64)
+    combos, first, which = np.unique(facts, axis=0, return_index=True, return_inverse=True)
+    reasons: list[list[Reason]] = []
+    for i in first.tolist():
+        topic = names[topic_index[i]]
+        c = Candidate(post_id=int(candidates.post_id[i]), topic=topic, published_at=now, must_read=bool(candidates.must_read[i]),
+                      acknowledged=bool(candidates.acknowledged[i]), read=bool(candidates.read[i]),
+                      all_staff=bool(candidates.all_staff[i]), for_department=bool(candidates.for_department[i]),
+                      author_department=candidates.author_department[i] if pinned_mask[i] else None)
+        reasons.append(explain(c, affinity=float(aff[i]), own_mass=profile.own_mass(topic),
+                               prior=profile.prior.get(topic, NEUTRAL_THUMBS), quality=float(quality.value[i]),
+                               ratings=int(quality.count[i]), age_days=float(ages[i]),
+                               followed=bool(is_followed[i]), muted=bool(is_muted[i]), department=department))
+    why = [reasons[k] for k in np.asarray(which).reshape(-1).tolist()]
     return Ranked(order=order, why=why, scores=scores)
 
 

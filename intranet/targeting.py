@@ -34,7 +34,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import ColumnElement, and_, delete, distinct, false, func, literal, or_, select, true
+from sqlalchemy import (ColumnElement, String, and_, case, delete, distinct, false, func, literal, or_, select, true,
+                        union_all)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -357,12 +358,15 @@ def is_live(post: Post, now: dt.datetime) -> bool:
     )
 
 
-def group_keys_of(session: Session, employee_pk: int) -> set[str]:
-    """The keys of the groups *employee_pk* belongs to."""
-    query = select(Group.key).join(GroupMember, GroupMember.group_id == Group.id).where(
+def _group_keys_query(employee_pk: int) -> Any:
+    return select(Group.key).join(GroupMember, GroupMember.group_id == Group.id).where(
         GroupMember.employee_pk == employee_pk
     )
-    return set(session.exec(query).scalars())
+
+
+def group_keys_of(session: Session, employee_pk: int) -> set[str]:
+    """The keys of the groups *employee_pk* belongs to."""
+    return set(session.exec(_group_keys_query(employee_pk)).scalars())
 
 
 def _chain_up(employee: Employee, name: str) -> Any:
@@ -408,7 +412,8 @@ def shown_at(employee_pk: int) -> ColumnElement[Any]:
     released = select(func.max(JourneyRelease.released_at)).where(
         JourneyRelease.post_id == Post.id, JourneyRelease.employee_pk == employee_pk,
         JourneyRelease.status == "released").scalar_subquery()
-    return func.coalesce(released, Post.published_at)
+    # Only journey steps are released: other posts skip the lookup (a feed asks this of every visible post).
+    return case((Post.journey_only.is_(True), func.coalesce(released, Post.published_at)), else_=Post.published_at)
 
 
 def may_see(session: Session, employee: Employee, post: Post, now: dt.datetime) -> bool:
@@ -595,32 +600,40 @@ def live_filter(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def visible_posts_filter(employee: Employee, group_keys: Iterable[str], now: dt.datetime, *,
+def visible_posts_filter(employee: Employee, group_keys: Iterable[str] | None, now: dt.datetime, *,
                          name: str = "matching_segments") -> ColumnElement[bool]:
     """A WHERE clause over :class:`Post` selecting the live posts targeted at *employee*.
 
+    :param group_keys: the person's groups (:func:`group_keys_of`), or None to read them inside
+        the statement (one round trip fewer for a caller that needs them nowhere else).
     :param name: the name of the clause's CTE; give another one to combine two people's rules
         in one statement.
     """
     if not employee.active:
         return false()
-    pairs = employee_pairs(employee, group_keys)
-    by_dimension: dict[str, list[str]] = {}
-    for dimension, value in pairs:
-        by_dimension.setdefault(dimension, []).append(value)
-    value_match = or_(*(and_(AudienceValue.dimension == d, AudienceValue.value.in_(vs))
-                        for d, vs in by_dimension.items())) if by_dimension else false()
+    # The person's (dimension, value) pairs as one small relation joined to the values' index: an
+    # OR of per-dimension tests with subqueries in it made the databases scan every stored value.
+    parts = [select(literal(d, String(16)).label("dimension"), literal(v, String(255)).label("value"))
+             for d, v in employee_pairs(employee, group_keys or ())]
+    if group_keys is None:
+        parts.append(select(literal("group", String(16)).label("dimension"), Group.key.label("value"))
+                     .join(GroupMember, GroupMember.group_id == Group.id)
+                     .where(GroupMember.employee_pk == employee.id))
     if employee.manager_id:
         # "Reports to": the values are managers' employee ids, matched against the person's chain.
         chain = _chain_up(employee, f"{name}_managers")
-        value_match = or_(value_match, and_(AudienceValue.dimension == "reports_to",
-                                            AudienceValue.value.in_(select(chain.c.employee_id))))
-    matched = (
-        select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
-        .where(value_match)
-        .group_by(AudienceValue.segment_id)
-        .subquery()
-    )
+        parts.append(select(literal("reports_to", String(16)).label("dimension"), chain.c.employee_id.label("value")))
+    if parts:
+        mine = (union_all(*parts) if len(parts) > 1 else parts[0]).cte(f"{name}_pairs")
+        matched = (
+            select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
+            .join(mine, and_(AudienceValue.dimension == mine.c.dimension, AudienceValue.value == mine.c.value))
+            .group_by(AudienceValue.segment_id)
+            .subquery()
+        )
+    else:
+        matched = (select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
+                   .where(false()).group_by(AudienceValue.segment_id).subquery())
     level = employee.level
     if level is None:
         level_ok = and_(AudienceSegment.level_min.is_(None), AudienceSegment.level_max.is_(None))
