@@ -136,6 +136,18 @@ class Server:
             pass
         return found
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the master and its workers so far (/proc/<pid>/stat)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+            except (OSError, IndexError, ValueError):
+                continue
+        return total / tick
+
     def rss_mb(self) -> float:
         total = 0
         for pid in self.pids():
@@ -474,6 +486,11 @@ def summary(samples: list[Sample], seconds: float) -> dict[str, Any]:
     return out
 
 
+def _per_request(cpu_s: float, stats: dict[str, Any]) -> float | None:
+    answered = stats["all"].get("n", 0) - stats["all"].get("failed", 0) - stats["all"].get("not_sent", 0)
+    return round(cpu_s * 1000 / answered, 1) if answered else None
+
+
 def _sampler(servers: list[Server], stop: threading.Event, out: list[tuple[float, float]], every: float) -> None:
     start = time.perf_counter()
     while not stop.is_set():
@@ -561,9 +578,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [load] mixed: {args.rate:g} req/s for {args.duration:g} s over {args.connections} connections",
               file=sys.stderr)
         cpu_before = os.times()
+        server_cpu_before = sum(server.cpu_s() for server in servers)
         mixed_samples = run_mixed(pools, rate=args.rate, duration=args.duration, connections=args.connections,
                                   seed=args.seed)
         cpu_after = os.times()
+        server_cpu_mixed = sum(server.cpu_s() for server in servers) - server_cpu_before
         stop.set()
         sampler.join()
         mixed = summary(mixed_samples, args.duration)
@@ -572,8 +591,10 @@ def main(argv: list[str] | None = None) -> int:
         _wait_idle(servers, reader_browsers[0])
         print(f"  [load] feed: {args.feed_connections} connections, closed loop, {args.feed_duration:g} s",
               file=sys.stderr)
+        server_cpu_before = sum(server.cpu_s() for server in servers)
         feed = summary(run_feed(split(reader_browsers, args.feed_connections), duration=args.feed_duration,
                                 connections=args.feed_connections), args.feed_duration)
+        server_cpu_feed = sum(server.cpu_s() for server in servers) - server_cpu_before
     finally:
         stop_servers(servers)
 
@@ -596,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         "rate": args.rate, "duration_s": args.duration, "connections": args.connections,
         "mix": dict(MIX), "mixed": mixed, "feed_closed_loop": feed, "memory": memory,
         "client_cpu_s": round((cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 1),
+        # What a request costs the servers, whatever else shares the box: CPU over requests answered.
+        "server_cpu_ms_per_request": {"mixed": _per_request(server_cpu_mixed, mixed),
+                                      "feed": _per_request(server_cpu_feed, feed)},
         "goals": goals, "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "rss_series": rss,
     }
@@ -605,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{client_cpus})", mixed))
     print(_table(f"Feed page, closed loop, {args.feed_connections} connections, {args.feed_duration:g} s", feed))
     print(f"Server memory (RSS, masters + workers): {memory}")
+    print(f"Server CPU per answered request (ms, masters + workers): {report['server_cpu_ms_per_request']}")
     print(f"Generator CPU: {report['client_cpu_s']} s; load average before {load_before[0]:.1f}, "
           f"after {report['load_average_after'][0]:.1f} (on {os.cpu_count()} CPUs)")
     for name, met in goals.items():

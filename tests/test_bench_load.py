@@ -2,6 +2,10 @@
 the figures it reports (no timing is asserted: the figures themselves are the benchmark's output)."""
 from __future__ import annotations
 
+import os
+import types
+from pathlib import Path
+
 import pytest
 
 from bench import load
@@ -49,3 +53,13 @@ def test_memory_growth_compares_the_last_minute_with_the_first_after_warm_up():
     series = [(t, 100.0 if t < 60 else 200.0 if t < 120 else 210.0) for t in range(0, 600, 5)]
     growth = load.memory_growth(series, duration=600)
     assert growth["first_mb"] == 200.0 and growth["last_mb"] == 210.0 and growth["growth_pct"] == 5.0
+
+
+def test_server_cpu_is_read_from_proc_and_divided_by_requests_answered():
+    """CPU per request counts only answered requests; a process's CPU seconds come from /proc and grow with work."""
+    assert load._per_request(2.0, {"all": {"n": 110, "failed": 5, "not_sent": 5}}) == 20.0
+    assert load._per_request(1.0, {"all": {"n": 0}}) is None
+    me = load.Server(port=0, process=types.SimpleNamespace(pid=os.getpid()), log=Path("."))  # type: ignore[arg-type]
+    before = me.cpu_s()
+    sum(i * i for i in range(3_000_000))
+    assert me.cpu_s() > before
