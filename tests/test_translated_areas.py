@@ -278,3 +278,47 @@ def test_dashboards_speak_the_managers_language(client_for, make_employee, make_
                         (f"/publish/posts/{post.id}/acks", roster)):
         page = _text(manager.get(path))
         assert all(w in page for w in words), (path, [w for w in words if w not in page])
+
+
+# --- admin and directory pages ------------------------------------------------------------------------
+
+
+ADMIN_PAGES = {
+    "es": {"/admin/people": ["<h1>Personas y roles</h1>", "Dar un rol a alguien", "Administrador",
+                             "1 persona tiene un rol"],
+           "/admin/people/T000002/erase": ["Borrar a Person 2", "No se puede deshacer.", "Borrar a esta persona"],
+           "/admin/digest-defaults": ["Valores predeterminados del resumen de la organización", "Una vez al día",
+                                      "Lunes", "Guardar valores predeterminados"],
+           "/admin/directory/": ["Estado de la sincronización del directorio", "Cobertura de atributos",
+                                 "Todavía no se ha ejecutado ninguna sincronización", "Registros en cuarentena"],
+           "/admin/directory/quarantine": ["No hay nada en cuarentena."],
+           "/admin/directory/unmapped": ["Todos los valores tienen correspondencia."],
+           "/admin/api-keys": ["<h1>Claves de API</h1>", "Crear una clave", "Todavía no hay claves."],
+           "/admin/webhooks": ["Destinos", "Todavía no hay destinos.", "Añadir un destino"]},
+    "ca": {"/admin/people": ["<h1>Persones i rols</h1>", "Donar un rol a algú", "Administrador",
+                             "1 persona té un rol"],
+           "/admin/people/T000002/erase": ["Esborrar Person 2", "No es pot desfer.", "Esborra aquesta persona"],
+           "/admin/digest-defaults": ["Valors predeterminats del resum de l'organització", "Un cop al dia",
+                                      "Dilluns", "Desa els valors predeterminats"],
+           "/admin/directory/": ["Estat de la sincronització del directori", "Cobertura d'atributs",
+                                 "Encara no s'ha executat cap sincronització", "Registres en quarantena"],
+           "/admin/directory/quarantine": ["No hi ha res en quarantena."],
+           "/admin/directory/unmapped": ["Tots els valors tenen correspondència."],
+           "/admin/api-keys": ["<h1>Claus d'API</h1>", "Crea una clau", "Encara no hi ha claus."],
+           "/admin/webhooks": ["Destins", "Encara no hi ha destins.", "Afegeix un destí"]},
+}
+
+
+@pytest.mark.parametrize("language", ["es", "ca"])
+def test_admin_and_directory_pages_speak_the_admins_language(client_for, make_employee, language):
+    """People and roles, erasure, digest defaults, directory health, API keys and webhooks in es and ca."""
+    admin = client_for(make_employee(is_admin=True, language=language))
+    make_employee()
+    for path, words in ADMIN_PAGES[language].items():
+        response = admin.get(path)
+        page = _text(response)
+        assert response.status_code == 200 and all(w in page for w in words), (
+            path, response.status_code, [w for w in words if w not in page])
+    saved = _text(admin.post("/admin/people/T000002/roles", data={"csrf_token": admin.csrf, "roles": ["contributor"]},
+                             follow_redirects=True))
+    assert {"es": "Person 2: Colaborador.", "ca": "Person 2: Col·laborador."}[language] in saved

@@ -16,16 +16,18 @@ from intranet import people, preferences
 from intranet.directory import lifecycle
 from intranet.errors import Forbidden, InvalidInput, IntranetError, NotFound
 from intranet.models import ROLES, Employee
+from intranet.languages import N_
 from intranet.web.context import current_employee, now, require_role, session, settings
+from intranet.web.i18n import _
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("intranet_admin", __name__)
 
-ROLE_LABELS = {"contributor": "Contributor", "comms": "Comms manager", "admin": "Admin"}
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-CADENCE_LABELS = (("off", "Never (must-reads still reach people)"), ("as_it_happens", "As it happens"),
-                  ("daily", "Once a day"), ("twice_daily", "Twice a day"), ("weekly", "Once a week"))
+ROLE_LABELS = {"contributor": N_("Contributor"), "comms": N_("Comms manager"), "admin": N_("Admin")}
+DAY_NAMES = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
+CADENCE_LABELS = (("off", N_("Never (must-reads still reach people)")), ("as_it_happens", N_("As it happens")),
+                  ("daily", N_("Once a day")), ("twice_daily", N_("Twice a day")), ("weekly", N_("Once a week")))
 
 
 @bp.get("/admin/people")
@@ -51,14 +53,15 @@ def set_roles(employee_id: str):  # type: ignore[no-untyped-def]
         session().commit()
         held = [ROLE_LABELS[r] for r in ROLES if getattr(person, people.ROLE_COLUMNS[r])]
         logger.info("Roles: %s set %s's roles to %s", actor.employee_id, person.employee_id, held or "none")
-        flash(f"{person.display_name}: {', '.join(held) if held else 'no roles'}.", "ok")
+        flash(_("%(name)s: %(roles)s.", name=person.display_name,
+                roles=", ".join(_(r) for r in held) if held else _("no roles")), "ok")
     return redirect(url_for("intranet_admin.roles_page", q=request.form.get("q") or None))
 
 
 def _person_or_404(employee_id: str) -> Employee:
     person = session().exec(select(Employee).where(Employee.employee_id == employee_id)).first()
     if person is None:
-        raise NotFound("Nobody has that employee number.")
+        raise NotFound(_("Nobody has that employee number."))
     return person
 
 
@@ -74,15 +77,15 @@ def erase_page(employee_id: str):  # type: ignore[no-untyped-def]
 def erase(employee_id: str):  # type: ignore[no-untyped-def]
     actor, person = current_employee(), _person_or_404(employee_id)
     if person.id == actor.id:
-        raise Forbidden("You cannot erase yourself; ask another admin.")
+        raise Forbidden(_("You cannot erase yourself; ask another admin."))
     if request.form.get("confirm", "").strip() != person.employee_id:
-        flash("Type the employee number to confirm the erasure.", "error")
+        flash(_("Type the employee number to confirm the erasure."), "error")
         return redirect(url_for("intranet_admin.erase_page", employee_id=employee_id))
     result = lifecycle.erase(session(), person, now(), org_timezone=settings().site.org_timezone)
     session().commit()
     # The log keeps that an erasure happened and by whom, not who was erased (that is what was asked).
     logger.info("Erasure: %s erased a person (now %s): %s", actor.employee_id, result.employee_id, result.deleted)
-    flash("The person is erased: their profile is anonymized and their personal data deleted.", "ok")
+    flash(_("The person is erased: their profile is anonymized and their personal data deleted."), "ok")
     return redirect(url_for("intranet_admin.roles_page"))
 
 
@@ -133,5 +136,5 @@ def save_digest_defaults():  # type: ignore[no-untyped-def]
         session().rollback()
         return _defaults_page(preferences.org_defaults(session()), exc.message, 422)
     session().commit()
-    flash("The organisation's digest defaults are saved. They apply to everyone who has not chosen otherwise.", "ok")
+    flash(_("The organisation's digest defaults are saved. They apply to everyone who has not chosen otherwise."), "ok")
     return redirect(url_for("intranet_admin.digest_defaults"))

@@ -16,6 +16,7 @@ from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import ApiKey
 from intranet.web import security_events
 from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.i18n import _
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _expiry(raw: str) -> dt.datetime | None:
     try:
         day = dt.date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput("Choose the expiry day from the calendar (YYYY-MM-DD).") from None
+        raise InvalidInput(_("Choose the expiry day from the calendar (YYYY-MM-DD).")) from None
     return dt.datetime.combine(day, dt.time(0), dt.timezone.utc)
 
 
@@ -70,9 +71,9 @@ def create():  # type: ignore[no-untyped-def]
 def revoke(key_id: int):  # type: ignore[no-untyped-def]
     key = session().get(ApiKey, key_id)
     if key is None:
-        raise NotFound("There is no such API key.")
+        raise NotFound(_("There is no such API key."))
     if api_keys.revoke(session(), key, by=current_employee(), now=now()):
         session().commit()
         security_events.record("api_key_revoked", api_key=key.prefix, name=key.name)
-        flash(f"The key “{key.name}” is revoked: it is refused from now on.", "ok")
+        flash(_("The key “%(name)s” is revoked: it is refused from now on.", name=key.name), "ok")
     return redirect(url_for("intranet_api_keys_admin.index"))

@@ -7,6 +7,7 @@ from intranet.directory import guard, queries, runs
 from intranet.errors import NotFound
 from intranet.models import SyncHeld, SyncRun
 from intranet.web.context import current_employee, now, require_role, session, settings, state
+from intranet.web.i18n import _
 
 # Full paths (not a blueprint url_prefix): Beacon registers blueprints under INTRANET_URL_PREFIX.
 bp = Blueprint("intranet_directory_admin", __name__)
@@ -28,7 +29,7 @@ def index():  # type: ignore[no-untyped-def]
 def run(run_id: int):  # type: ignore[no-untyped-def]
     row = session().get(SyncRun, run_id)
     if row is None:
-        raise NotFound("No such sync run.")
+        raise NotFound(_("No such sync run."))
     held = session().get(SyncHeld, run_id)
     return render_template("intranet/admin/directory_run.html", employee=current_employee(), run=row,
                            held=held, diff=held.diff if held else None)
@@ -43,7 +44,7 @@ def approve(run_id: int):  # type: ignore[no-untyped-def]
     except runs.AlreadyRunning as exc:
         flash(str(exc), "error")
         return redirect(url_for(".run", run_id=run_id))
-    flash(f"Run {run_id} approved and applied ({outcome.message}).", "success")
+    flash(_("Run %(id)s approved and applied (%(outcome)s).", id=run_id, outcome=outcome.message), "success")
     return redirect(url_for(".run", run_id=run_id))
 
 
@@ -52,7 +53,7 @@ def approve(run_id: int):  # type: ignore[no-untyped-def]
 def reject(run_id: int):  # type: ignore[no-untyped-def]
     guard.reject(session(), run_id, admin=current_employee(), now=now())
     session().commit()
-    flash(f"Run {run_id} rejected; nothing was applied.", "success")
+    flash(_("Run %(id)s rejected; nothing was applied.", id=run_id), "success")
     return redirect(url_for(".run", run_id=run_id))
 
 

@@ -13,6 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from intranet.errors import IntranetError, validated
 from intranet.models import WEBHOOK_EVENT_TYPES
 from intranet.web.context import current_employee, now, require_role, session, settings
+from intranet.web.i18n import _
 from intranet.webhooks import endpoints, network, sender
 from intranet.webhooks.sealing import SecretBox
 
@@ -59,7 +60,7 @@ def set_active(endpoint_id: int):  # type: ignore[no-untyped-def]
     endpoint = endpoints.get_or_404(session(), endpoint_id)
     endpoints.set_active(session(), endpoint, request.form.get("active") == "1")
     session().commit()
-    flash(f"Endpoint {endpoint.id} is {'active' if endpoint.active else 'paused'}.", "ok")
+    flash(_("Endpoint %(id)s is active.", id=endpoint.id) if endpoint.active else _("Endpoint %(id)s is paused.", id=endpoint.id), "ok")
     return redirect(url_for("intranet_webhooks_admin.index"))
 
 
@@ -69,7 +70,7 @@ def test(endpoint_id: int):  # type: ignore[no-untyped-def]
     endpoint = endpoints.get_or_404(session(), endpoint_id)
     with network.client(allow_private=network.private_allowed(settings())) as http:
         outcome = sender.ping(endpoint, settings(), http=http, now=now())
-    flash(f"Test event to endpoint {endpoint.id}: {outcome}", "ok" if outcome.startswith("answered 2") else "error")
+    flash(_("Test event to endpoint %(id)s: %(outcome)s", id=endpoint.id, outcome=outcome), "ok" if outcome.startswith("answered 2") else "error")
     return redirect(url_for("intranet_webhooks_admin.index"))
 
 
@@ -88,5 +89,5 @@ def remove(endpoint_id: int):  # type: ignore[no-untyped-def]
     endpoint = endpoints.get_or_404(session(), endpoint_id)
     endpoints.remove(session(), endpoint)
     session().commit()
-    flash(f"Endpoint {endpoint_id} is removed, with its deliveries.", "ok")
+    flash(_("Endpoint %(id)s is removed, with its deliveries.", id=endpoint_id), "ok")
     return redirect(url_for("intranet_webhooks_admin.index"))
