@@ -313,6 +313,8 @@ class ManagedPostPublic(BaseModel):
     published_at: Time | None
     expires_at: Time | None
     version: int
+    journey_only: bool = Field(description="A journey step: released to one person at a time, days after their "
+                               "hire, move or promotion, and seen by nobody else (manage it on its journey)")
     author: AuthorPublic | None
     created_at: Time | None
     updated_at: Time | None
@@ -330,6 +332,7 @@ class ManagedPostPublic(BaseModel):
             "topic": post.topic, "must_read": post.must_read, "ack_deadline": post.ack_deadline,
             "rating_style": post.rating_style, "audience": post.audience, "publish_at": post.publish_at,
             "published_at": post.published_at, "expires_at": post.expires_at, "version": post.version,
+            "journey_only": post.journey_only,
             "author": AuthorPublic(employee_id=author.employee_id, display_name=author.display_name) if author else None,
             "created_at": post.created_at, "updated_at": post.updated_at, "allowed": allowed,
         }

@@ -220,8 +220,12 @@ def test_the_desk_lists_journey_steps_under_their_journey_not_as_ordinary_posts(
     assert "Step “welcome” of the journey" in editor and f'href="/journeys/{onboarding.id}"' in editor
     canteen = db.exec(select(Post.id).where(Post.title == "Canteen news")).one()
     assert "journey-note" not in desk.get(f"/publish/posts/{canteen}").get_data(as_text=True)
-    managed = client_for(comms).api("GET", "/api/v1/manage/posts").get_json()["items"]
-    assert {item["title"] for item in managed} >= {"Canteen news", "Welcome aboard"}
+    managed = {item["title"]: item["journey_only"] for item in desk.api("GET", "/api/v1/manage/posts").get_json()["items"]}
+    assert managed["Canteen news"] is False and managed["Welcome aboard"] is True
+    only_steps = desk.api("GET", "/api/v1/manage/posts?journey_steps=true").get_json()["items"]
+    assert sorted(item["title"] for item in only_steps) == ["Welcome aboard", "Your benefits", "Your tools guide"]
+    ordinary = desk.api("GET", "/api/v1/manage/posts?journey_steps=false").get_json()["items"]
+    assert [item["title"] for item in ordinary] == ["Canteen news"]
 
 
 def test_step_conditions_must_name_an_earlier_step(db, onboarding, make_employee, clock):

@@ -33,6 +33,8 @@ class ManageQuery(BaseModel):
     status: str | None = Field(default=None, description="Only posts in this status")
     cursor: int | None = Field(default=None, ge=0, le=MAX_ID, description="next_cursor of a page (a post id)")
     limit: int = Field(default=50, ge=1, le=200, description="Posts a page")
+    journey_steps: bool | None = Field(default=None, description="true: only journey steps; false: only ordinary "
+                                       "posts; left out: both")
 
 
 def _managed_public(post: Post) -> posts.ManagedPostPublic:
@@ -128,7 +130,7 @@ def manage_list() -> posts.ManagedPostPage:
     args = validated(ManageQuery, {k: v for k, v in request.args.items() if v}, what="query")
     limit = args.limit
     rows = posts.manageable_posts(session(), current_employee(), status=args.status, before_id=args.cursor,
-                                  limit=limit + 1)
+                                  limit=limit + 1, journey_steps=args.journey_steps)
     return posts.ManagedPostPage(items=[_managed_public(p) for p in rows[:limit]],
                                  next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None)
 
