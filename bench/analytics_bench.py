@@ -290,27 +290,30 @@ def rollup_post(session: Session, post: Post) -> dict[str | None, tuple[int, int
     return {r.value: (r.reached, r.read) for r in answer.by["department"] if r.reached}
 
 
-def raw_rates(session: Session, start: dt.date, end: dt.date) -> dict[tuple[dt.date, str | None], tuple[int, int]]:
+def raw_rates(session: Session, start: dt.date, end: dt.date,
+              dimension: str = "department") -> dict[tuple[dt.date, str | int | None], tuple[int, int]]:
     lo, hi = _bounds(start, end)
     e, p, emp = EngagementEvent, Post, Employee
+    group = getattr(emp, dimension)
     read = func.count(distinct(text("CASE WHEN intranet_event.kind IN ('open', 'read') "
                                     "THEN intranet_event.employee_pk END")))
     rows = session.execute(
-        select(p.published_at, emp.department, func.count(distinct(e.employee_pk)), read)
+        select(p.published_at, group, func.count(distinct(e.employee_pk)), read)
         .join(p, p.id == e.post_id).join(emp, emp.id == e.employee_pk)
         .where(p.published_at >= lo, p.published_at < hi, e.kind.in_(("impression", "open", "read")))
-        .group_by(e.post_id, p.published_at, emp.department)).all()
-    sums: dict[tuple[dt.date, str | None], list[int]] = defaultdict(lambda: [0, 0])
-    for published, department, reached, n_read in rows:
+        .group_by(e.post_id, p.published_at, group)).all()
+    sums: dict[tuple[dt.date, str | int | None], list[int]] = defaultdict(lambda: [0, 0])
+    for published, value, reached, n_read in rows:
         day = published.astimezone(dt.timezone.utc).date()
-        key = (day - dt.timedelta(days=day.weekday()), department)
+        key = (day - dt.timedelta(days=day.weekday()), value)
         sums[key][0] += int(reached)
         sums[key][1] += int(n_read)
     return {k: (a, b) for k, (a, b) in sums.items()}
 
 
-def rollup_rates(session: Session, start: dt.date, end: dt.date) -> dict[tuple[dt.date, str | None], tuple[int, int]]:
-    series = queries.read_rate_by_group(session, dimension="department", filters=queries.Filters(start, end), k=1)
+def rollup_rates(session: Session, start: dt.date, end: dt.date,
+                 dimension: str = "department") -> dict[tuple[dt.date, str | int | None], tuple[int, int]]:
+    series = queries.read_rate_by_group(session, dimension=dimension, filters=queries.Filters(start, end), k=1)
     return {(r.period, r.value): (r.reached, r.read) for r in series.rows if r.reached}
 
 
@@ -326,8 +329,10 @@ def dashboards(engine: Any, now: dt.datetime, repeat: int, raw_repeat: int, n_po
             cases.append((label, lambda z=zone, s=start: rollup_hours(session, z, s, today),
                           lambda z=zone, s=start: raw_hours(session, z, s, today), repeat, raw_repeat))
         start = today - dt.timedelta(days=29)
-        cases.append(("read rate by department per week, 30 days", lambda: rollup_rates(session, start, today),
-                      lambda: raw_rates(session, start, today), repeat, raw_repeat))
+        for dimension in ("department", "region", "level"):
+            cases.append((f"read rate by {dimension} per week, 30 days",
+                          lambda d=dimension: rollup_rates(session, start, today, d),
+                          lambda d=dimension: raw_rates(session, start, today, d), repeat, raw_repeat))
         for label, make, make_raw, rep, raw_rep in cases:
             _say(f"{label} ...")
             mine, t_mine = _timed(make, rep)

@@ -853,6 +853,38 @@ class AnalyticsPostGroup(Base, table=True):
     acknowledged: int = 0
 
 
+class AnalyticsGroupDay(Base, table=True):
+    """Per dimension, group and UTC day of publishing: the post group rows of the posts published
+    that day, summed (people reached and reading) and their largest reach (the minimum-group size).
+
+    What the organisation's read-rate charts read: a month is a few thousand of these rows, where
+    the post group rows behind it are a few hundred thousand at 10 million events. A post's rows
+    are summed under the day in :class:`AnalyticsPostFiled`; when its publishing day changes
+    (unpublished and published again), :func:`intranet.analytics.rollups.refile` recounts both days.
+    """
+
+    __tablename__ = "intranet_analytics_group_day"
+
+    dimension: str = Field(sa_column=Column(String(16), primary_key=True))
+    day: dt.date = Field(primary_key=True)
+    value: str = Field(sa_column=Column(String(255), primary_key=True))
+    reached: int = 0
+    read: int = 0
+    #: The largest ``reached`` of one post's group row among them (reach only grows, so a maximum keeps).
+    largest: int = 0
+
+
+class AnalyticsPostFiled(Base, table=True):
+    """The UTC publishing day a post's group rows are summed under in :class:`AnalyticsGroupDay`
+    (null: not published when first counted). Every post with group rows has one."""
+
+    __tablename__ = "intranet_analytics_post_filed"
+
+    # No foreign key: a deleted post's row is how refiling finds the day to recount.
+    post_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    day: dt.date | None = None
+
+
 class AnalyticsPostDay(Base, table=True):
     """Per post and UTC day: read events, and the people first reached, reading, acknowledging that day."""
 

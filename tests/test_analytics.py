@@ -307,6 +307,74 @@ def test_read_rate_by_department_sums_people_per_post_and_week(db, org, make_pos
     assert queries.read_rate_by_group(db, dimension="department", filters=elsewhere, k=5).rows == []
 
 
+def _rates(db, window, dimension: str = "department") -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    return queries.read_rate_by_group(db, dimension=dimension, filters=window, k=1).to_json()["rows"]
+
+
+def _group_days(db) -> list[tuple]:  # type: ignore[no-untyped-def]
+    from intranet.models import AnalyticsGroupDay, AnalyticsPostFiled
+
+    return [sorted(tuple(r) for r in db.execute(select(*m.__table__.c)).all())
+            for m in (AnalyticsGroupDay, AnalyticsPostFiled)]
+
+
+def test_read_rates_from_group_days_equal_the_per_post_sums(db, org, make_post, clock):
+    """Per publishing day and group rows give what summing each matching post's group rows gives."""
+    monday = clock.now - dt.timedelta(days=clock.now.weekday() + 7)
+    posts = [make_post(published_at=monday + dt.timedelta(days=d, hours=h)) for d, h in ((0, 1), (0, 5), (3, 2), (7, -8))]
+    people = org["Sales"] + org["Finance"] + org["Legal"]
+    for i, person in enumerate(people):
+        batch = [_event(f"r{i}-{j}", ("read", "impression", "open")[(i + j) % 3], post.id, clock.now - dt.timedelta(
+            minutes=i + j)) for j, post in enumerate(posts) if (i * 7 + j) % 4]
+        events.ingest(db, person, batch, now=clock.now)
+    settle(db)
+    window = queries.Filters(start=monday.date() - dt.timedelta(days=1), end=clock.now.date())
+    # A topic every post has takes the per-post path; no topic takes the group days.
+    per_post = dataclasses.replace(window, topic="News")
+    for dimension in ("department", "region", "level"):
+        assert _rates(db, window, dimension) == _rates(db, per_post, dimension) != []
+    assert {r["period"] for r in _rates(db, window)} == {monday.date().isoformat(),
+                                                         (monday.date() + dt.timedelta(days=7)).isoformat()}
+    # The minimum-group sizes agree too: the largest post's reach in a group decides, on both paths.
+    for k in (2, 4, 6):
+        assert (queries.read_rate_by_group(db, dimension="department", filters=window, k=k).to_json()
+                == queries.read_rate_by_group(db, dimension="department", filters=per_post, k=k).to_json())
+
+
+def test_a_post_published_again_moves_its_rates_to_the_new_week(db, org, make_post, clock):
+    """Unpublished and published again a week later: its group rows leave the old week, as a rebuild gives."""
+    earlier = clock.now - dt.timedelta(days=clock.now.weekday() + 7)
+    moving, staying = make_post(published_at=earlier), make_post(published_at=earlier + dt.timedelta(hours=2))
+    for i, person in enumerate(org["Sales"]):
+        events.ingest(db, person, [_event(f"m{i}", "read", moving.id, clock.now - dt.timedelta(minutes=5)),
+                                   _event(f"s{i}", "impression", staying.id, clock.now - dt.timedelta(minutes=5))],
+                      now=clock.now)
+    settle(db)
+    window = queries.Filters(start=earlier.date(), end=clock.now.date())
+    assert _rates(db, window) == [{"period": earlier.date().isoformat(), "value": "Sales", "reached": 12, "read": 6,
+                                   "rate": 0.5}]
+    moving.published_at = clock.now - dt.timedelta(minutes=30)
+    db.add(moving)
+    db.commit()
+    this_week = (clock.now.date() - dt.timedelta(days=clock.now.weekday())).isoformat()
+    assert _rates(db, window) == [
+        {"period": earlier.date().isoformat(), "value": "Sales", "reached": 6, "read": 0, "rate": 0.0},
+        {"period": this_week, "value": "Sales", "reached": 6, "read": 6, "rate": 1.0}]
+    # Later reads of the moved post count under its new day; a rebuild agrees with all of it.
+    events.ingest(db, org["Finance"][0], [_event("late", "read", moving.id, clock.now)], now=clock.now)
+    settle(db)
+    db.commit()
+    refiled = _group_days(db)
+    rollups.rebuild(db)
+    db.commit()
+    assert _group_days(db) == refiled
+    # Unpublished, it leaves every week.
+    moving.published_at = None
+    db.add(moving)
+    db.commit()
+    assert [r["period"] for r in _rates(db, window)] == [earlier.date().isoformat()]
+
+
 def test_topic_engagement_and_the_post_timeline(db, org, make_post, clock):
     """Topic rows sum posts; a post's timeline counts first readers per day and a running total."""
     news, people_post = make_post(topic="News"), make_post(topic="People")
@@ -413,8 +481,8 @@ def test_folding_a_queue_twice_counts_once(db, org, make_post, clock):
 @pytest.mark.parametrize("org_timezone", ["UTC", "America/New_York"])
 def test_a_rebuild_from_events_gives_the_incremental_counts(db, org, make_post, clock, org_timezone):
     """Live, imported, server-recorded and late events, folded as they came, equal a rebuild in SQL."""
-    from intranet.models import (AnalyticsHourReaders, AnalyticsHourReads, AnalyticsPostGroup, AnalyticsPostPerson,
-                                 AnalyticsReaderCell)
+    from intranet.models import (AnalyticsGroupDay, AnalyticsHourReaders, AnalyticsHourReads, AnalyticsPostFiled,
+                                 AnalyticsPostGroup, AnalyticsPostPerson, AnalyticsReaderCell)
 
     first, second = make_post(must_read=True), make_post()
     at = clock.now - dt.timedelta(hours=5)
@@ -432,8 +500,8 @@ def test_a_rebuild_from_events_gives_the_incremental_counts(db, org, make_post, 
     events.import_csv(db, io.StringIO("\n".join(lines) + "\n"), now=clock.now, org_timezone=org_timezone)
     rollups.fold_pending(db, org_timezone=org_timezone)
     db.commit()
-    tables = (AnalyticsPostPerson, AnalyticsPostGroup, AnalyticsPostDay, AnalyticsHourReads, AnalyticsReaderCell,
-              AnalyticsHourReaders)
+    tables = (AnalyticsPostPerson, AnalyticsPostGroup, AnalyticsGroupDay, AnalyticsPostFiled, AnalyticsPostDay,
+              AnalyticsHourReads, AnalyticsReaderCell, AnalyticsHourReaders)
 
     def snapshot() -> dict[str, list[tuple]]:
         out = {}

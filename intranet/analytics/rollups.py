@@ -15,7 +15,9 @@ reading in the cell between ``from`` and ``to`` is counted by exactly one of the
 window, the first, which is the one whose previous day lies before ``from``.
 
 Groups (department, region, level) are the reader's when first counted: a person who later
-moves department stays counted where they read.
+moves department stays counted where they read. Group rows are also summed per publishing day of
+their posts (:class:`~intranet.models.AnalyticsGroupDay`), which is what the organisation's
+read-rate charts read; :func:`refile` keeps that right when a post's publishing day changes.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Date, Table, bindparam, delete, func, insert, literal_column, select, update
 from sqlmodel import Session
 
 from intranet.analytics import statements
@@ -40,10 +42,12 @@ from intranet.models import (
     STAGE_READ,
     AnalyticsDelivery,
     AnalyticsDeliveryDay,
+    AnalyticsGroupDay,
     AnalyticsHourReaders,
     AnalyticsHourReads,
     AnalyticsPending,
     AnalyticsPostDay,
+    AnalyticsPostFiled,
     AnalyticsPostGroup,
     AnalyticsPostPerson,
     AnalyticsReaderCell,
@@ -251,9 +255,71 @@ def _fold_markers(session: Session, candidates: list[dict[str, Any]], people: Ma
         by_key: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         for (post_id, dimension, value, column), n in groups.items():
             by_key[(post_id, dimension, value)][("reached", "read", "acknowledged").index(column)] += n
-        statements.add(session, _table(AnalyticsPostGroup),
-                       ("post_id", "dimension", "value", "reached", "read", "acknowledged"),
-                       ("post_id", "dimension", "value"), [(*key, *counts) for key, counts in by_key.items()])
+        stored = statements.add(session, _table(AnalyticsPostGroup),
+                                ("post_id", "dimension", "value", "reached", "read", "acknowledged"),
+                                ("post_id", "dimension", "value"), [(*key, *counts) for key, counts in by_key.items()],
+                                returning=("post_id", "dimension", "value", "reached"))
+        _fold_group_days(session, by_key, {(p, d, v): reached for p, d, v, reached in stored})
+
+
+def _fold_group_days(session: Session, added: Mapping[tuple[int, str, str], list[int]],
+                     reach_now: Mapping[tuple[int, str, str], int]) -> None:
+    """Add post group counts to the group days their posts are filed under (filing new posts first)."""
+    posts = sorted({post_id for post_id, _, _ in added})
+    filed: dict[int, dt.date | None] = dict(statements.select_by_keys(
+        session, _table(AnalyticsPostFiled), ("post_id", "day"), ("post_id",), [(p,) for p in posts]))
+    missing = [p for p in posts if p not in filed]
+    if missing:
+        first = {post_id: (None if at is None else _utc_day(at)) for post_id, at in session.execute(
+            select(Post.id, Post.published_at).where(Post.id.in_(missing)))}
+        filed.update(first)
+        statements.insert_new(session, _table(AnalyticsPostFiled), ("post_id", "day"), sorted(first.items()),
+                              ("post_id",), ("post_id",))
+    days: dict[tuple[str, dt.date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (post_id, dimension, value), (reached, read, _) in added.items():
+        day = filed.get(post_id)
+        if day is None:
+            continue
+        row = days[(dimension, day, value)]
+        row[0] += reached
+        row[1] += read
+        row[2] = max(row[2], reach_now[(post_id, dimension, value)])
+    statements.add(session, _table(AnalyticsGroupDay), ("dimension", "day", "value", "reached", "read", "largest"),
+                   ("dimension", "day", "value"), [(*key, *counts) for key, counts in days.items()],
+                   greatest=("largest",))
+
+
+def refile(session: Session) -> int:
+    """Recount the group days of posts whose publishing day is no longer the one they are filed
+    under (unpublished and published again, or deleted); the number of posts refiled.
+
+    Cheap when nothing moved (one pass over the filed posts, a row per post counted), so
+    answers from group days call it first. Both the old and the new days are recounted from the
+    post group rows, so the result is what a rebuild would give.
+    """
+    part = sql_parts(session.get_bind().dialect.name)
+    day = part["day"].format(c="p.published_at")
+    moved = statements.run(session, f"SELECT f.post_id, f.day, {day} FROM intranet_analytics_post_filed f "
+                                    "LEFT JOIN intranet_post p ON p.id = f.post_id "
+                                    f"WHERE p.id IS NULL OR (f.day IS NULL) <> (p.published_at IS NULL) OR f.day <> {day}",
+                           [], decode=[(1, _table(AnalyticsPostFiled), "day"), (2, _table(AnalyticsPostFiled), "day")])
+    if not moved:
+        return 0
+    affected = sorted({d for _, old, new in moved for d in (old, new) if d is not None})
+    g, f = AnalyticsGroupDay, AnalyticsPostFiled
+    if affected:
+        published_day = literal_column(part["day"].format(c=f"{Post.__tablename__}.published_at"), type_=Date)
+        session.execute(delete(g).where(g.day.in_(affected)))
+        pg = AnalyticsPostGroup
+        recount = (select(pg.dimension, published_day, pg.value, func.sum(pg.reached), func.sum(pg.read),
+                          func.max(pg.reached))
+                   .join(Post, Post.id == pg.post_id)
+                   .where(published_day.in_(affected)).group_by(pg.dimension, published_day, pg.value))
+        session.execute(insert(g).from_select(["dimension", "day", "value", "reached", "read", "largest"], recount))
+    for post_id, _, new in moved:
+        session.execute(update(f).where(f.post_id == post_id).values(day=new))
+    logger.info("Refiled %s posts whose publishing day changed (%s days recounted)", len(moved), len(affected))
+    return len(moved)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,8 +510,8 @@ def _table(model: type[Any]) -> Table:
 # --------------------------------------------------------------------------------------------
 
 #: Tables :func:`rebuild` empties and refills (deliveries are kept: they rest on outbox rows).
-REBUILT = (AnalyticsPending, AnalyticsPostPerson, AnalyticsPostGroup, AnalyticsPostDay, AnalyticsHourReads,
-           AnalyticsReaderCell, AnalyticsHourReaders)
+REBUILT = (AnalyticsPending, AnalyticsPostPerson, AnalyticsPostGroup, AnalyticsGroupDay, AnalyticsPostFiled,
+           AnalyticsPostDay, AnalyticsHourReads, AnalyticsReaderCell, AnalyticsHourReaders)
 
 
 def sql_parts(dialect: str) -> dict[str, str]:
@@ -505,6 +571,14 @@ def rebuild(session: Session, *, org_timezone: str = "UTC") -> None:
                    SUM(CASE WHEN m.stage = {STAGE_ACKNOWLEDGED} THEN 1 ELSE 0 END)
             FROM intranet_analytics_post_person m JOIN intranet_employee e ON e.id = m.employee_pk
             GROUP BY m.post_id, {value}""")
+    published = part["day"].format(c="p.published_at")
+    run(f"""INSERT INTO intranet_analytics_post_filed (post_id, day)
+        SELECT p.id, {published} FROM intranet_post p
+        WHERE p.id IN (SELECT post_id FROM intranet_analytics_post_group)""")
+    run(f"""INSERT INTO intranet_analytics_group_day (dimension, day, value, reached, read, largest)
+        SELECT g.dimension, {published}, g.value, SUM(g.reached), SUM(g.read), MAX(g.reached)
+        FROM intranet_analytics_post_group g JOIN intranet_post p ON p.id = g.post_id
+        WHERE p.published_at IS NOT NULL GROUP BY g.dimension, {published}, g.value""")
     first_day = part["day"].format(c="first_at")
     run(f"""INSERT INTO intranet_analytics_post_day (post_id, day, reads, readers, reached, acknowledged)
         SELECT post_id, day, SUM(reads), SUM(readers), SUM(reached), SUM(acknowledged) FROM (

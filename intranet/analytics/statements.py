@@ -101,28 +101,42 @@ def insert_new(session: Session, table: Table, columns: tuple[str, ...], rows: S
 
 
 @functools.lru_cache(maxsize=512)
-def _add_sql(table: Table, dialect: Any, columns: tuple[str, ...], keys: tuple[str, ...], n: int) -> str:
+def _add_sql(table: Table, dialect: Any, columns: tuple[str, ...], keys: tuple[str, ...], n: int,
+             greatest: tuple[str, ...] = (), returning: tuple[str, ...] = ()) -> str:
     prep = dialect.identifier_preparer
     q, mark, name = prep.quote, _marker(dialect), prep.format_table(table)
     row = "(" + ", ".join([mark] * len(columns)) + ")"
-    sets = ", ".join(f"{q(c)} = {name}.{q(c)} + excluded.{q(c)}" for c in columns if c not in keys)
+    # SQLite's two-argument MAX is PostgreSQL's GREATEST.
+    biggest = "GREATEST" if dialect.name == "postgresql" else "MAX"
+    sets = ", ".join(f"{q(c)} = {biggest}({name}.{q(c)}, excluded.{q(c)})" if c in greatest else
+                     f"{q(c)} = {name}.{q(c)} + excluded.{q(c)}" for c in columns if c not in keys)
+    tail = f" RETURNING {', '.join(q(c) for c in returning)}" if returning else ""
     return (f"INSERT INTO {name} ({', '.join(q(c) for c in columns)}) VALUES {', '.join([row] * n)} "
-            f"ON CONFLICT ({', '.join(q(c) for c in keys)}) DO UPDATE SET {sets}")
+            f"ON CONFLICT ({', '.join(q(c) for c in keys)}) DO UPDATE SET {sets}{tail}")
 
 
 def add(session: Session, table: Table, columns: tuple[str, ...], keys: tuple[str, ...],
-        rows: Sequence[Sequence[Any]]) -> None:
+        rows: Sequence[Sequence[Any]], *, greatest: tuple[str, ...] = (),
+        returning: tuple[str, ...] = ()) -> list[tuple[Any, ...]]:
     """Add each row's counts (the columns not in *keys*) to the stored row with the same *keys*,
-    inserting the row when there is none. Rows must be unique on *keys*."""
+    inserting the row when there is none. Rows must be unique on *keys*.
+
+    :param greatest: columns that keep the larger of the stored and the given value instead of the sum.
+    :param returning: columns whose stored values (after the addition) are returned, one tuple per row.
+    """
     if not rows:
-        return
+        return []
     connection, dialect = session.connection(), session.get_bind().dialect
     # In key order, so concurrent writers lock counter rows in the same order (no deadlocks on PG).
     positions = [columns.index(k) for k in keys]
     ordered = sorted(rows, key=lambda r: tuple(r[i] for i in positions))
+    found: list[tuple[Any, ...]] = []
     for chunk in _chunks(ordered):
-        connection.exec_driver_sql(_add_sql(table, dialect, columns, keys, len(chunk)),
-                                   _params(table, dialect, columns, chunk))
+        result = connection.exec_driver_sql(_add_sql(table, dialect, columns, keys, len(chunk), greatest, returning),
+                                            _params(table, dialect, columns, chunk))
+        if returning:
+            found += _read(table, dialect, returning, result.fetchall())
+    return found
 
 
 @functools.lru_cache(maxsize=512)
