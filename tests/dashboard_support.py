@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+import plotly.graph_objects as go
 from sqlmodel import Session
 
 from intranet import ratings
@@ -52,5 +53,10 @@ def organisation(make_employee: Any, make_post: Any, db: Session, *, department:
 
 
 def figures(page: str) -> dict[str, dict[str, Any]]:
-    """The chart figures embedded in *page*, by chart key (parsed as the browser's JSON.parse would)."""
-    return {key: json.loads(body) for key, body in CHART_BLOCK.findall(page)}
+    """The chart figures embedded in *page*, by chart key (parsed as the browser's JSON.parse would),
+    each checked against plotly's schema: the charts write figures as plain data, and plotly would
+    neither refuse nor change any of them."""
+    found = {key: json.loads(body) for key, body in CHART_BLOCK.findall(page)}
+    for key, figure in found.items():
+        assert json.loads(go.Figure(figure).to_json()) == figure, key
+    return found

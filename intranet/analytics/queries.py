@@ -90,6 +90,20 @@ def _audience_breakdown(session: Session, post: Post) -> dict[str, Any]:
     return {**breakdown, "by_language": {("unknown" if tag is None else tag): n for tag, n in by_language}}
 
 
+def _audience_count(session: Session, post: Post) -> int:
+    """The headcount *post* targets now (one count, where the preview's breakdown groups four ways)."""
+    try:
+        audience = targeting.Audience.model_validate(post.audience or {})
+    except ValidationError:
+        return 0
+    return targeting.count_audience(session, audience)
+
+
+#: The dimension whose group rows give a post's totals: each dimension's rows partition a post's
+#: people, and levels (ten and "not known") are far fewer rows than departments.
+TOTALS_DIMENSION = "level"
+
+
 def _stored_value(dimension: str, preview_key: str) -> str:
     # The preview names missing values "unknown"; the rollups store "".
     return "" if preview_key == "unknown" else preview_key
@@ -352,7 +366,7 @@ def topic_engagement(session: Session, *, filters: Filters, k: int) -> Series:
     g, d = AnalyticsPostGroup, AnalyticsPostDay
     per_post = {post_id: (topic, reached, read) for post_id, topic, reached, read in session.execute(
         select(Post.id, Post.topic, func.sum(g.reached), func.sum(g.read)).join(g, g.post_id == Post.id)
-        .where(g.dimension == "department", *filters.post_clauses()).group_by(Post.id, Post.topic))}
+        .where(g.dimension == TOTALS_DIMENSION, *filters.post_clauses()).group_by(Post.id, Post.topic))}
     reads = dict(session.execute(select(d.post_id, func.sum(d.reads)).join(Post, Post.id == d.post_id)
                                  .where(*filters.post_clauses()).group_by(d.post_id)).all())
     topics: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
@@ -421,11 +435,12 @@ def acknowledgement_progress(session: Session, *, filters: Filters, k: int) -> S
     """
     g = AnalyticsPostGroup
     acked = dict(session.execute(select(g.post_id, func.sum(g.acknowledged)).join(Post, Post.id == g.post_id)
-                                 .where(g.dimension == "department", Post.must_read.is_(True), *filters.post_clauses())
+                                 .where(g.dimension == TOTALS_DIMENSION, Post.must_read.is_(True),
+                                        *filters.post_clauses())
                                  .group_by(g.post_id)).all())
     posts = session.execute(select(Post).where(Post.must_read.is_(True), *filters.post_clauses())
                             .order_by(Post.published_at.desc(), Post.id.desc())).scalars().all()
-    rows = [AckRow(post_id=p.id, title=p.title, audience=_audience_breakdown(session, p)["count"],
+    rows = [AckRow(post_id=p.id, title=p.title, audience=_audience_count(session, p),
                    acknowledged=int(acked.get(p.id, 0)), ack_deadline=p.ack_deadline) for p in posts]
     kept = [r for r in rows if max(r.audience, r.acknowledged) >= k]
     return Series(rows=kept, hidden_rows=len(rows) - len(kept))

@@ -299,10 +299,11 @@ def refile(session: Session) -> int:
     """
     part = sql_parts(session.get_bind().dialect.name)
     day = part["day"].format(c="p.published_at")
+    filed = _table(AnalyticsPostFiled)
     moved = statements.run(session, f"SELECT f.post_id, f.day, {day} FROM intranet_analytics_post_filed f "
-                                    "LEFT JOIN intranet_post p ON p.id = f.post_id "
-                                    f"WHERE p.id IS NULL OR (f.day IS NULL) <> (p.published_at IS NULL) OR f.day <> {day}",
-                           [], decode=[(1, _table(AnalyticsPostFiled), "day"), (2, _table(AnalyticsPostFiled), "day")])
+                                    "LEFT JOIN intranet_post p ON p.id = f.post_id WHERE p.id IS NULL "
+                                    f"OR (f.day IS NULL) <> (p.published_at IS NULL) OR f.day <> {day}",
+                           [], decode=[(1, filed, "day"), (2, filed, "day")])
     if not moved:
         return 0
     affected = sorted({d for _, old, new in moved for d in (old, new) if d is not None})

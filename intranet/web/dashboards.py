@@ -70,13 +70,26 @@ def _day(name: str, default: dt.date) -> dt.date:
                            details={"field": name}) from None
 
 
-def _choice(name: str, known: set[str]) -> str | None:
+def _choice(name: str, known: Callable[[str], bool]) -> str | None:
     raw = (request.args.get(name) or "").strip()
     if not raw:
         return None
-    if raw not in known:
+    if not known(raw):
         raise InvalidInput(f"Choose the {name} from the list.", details={"field": name})
     return raw
+
+
+def _someone_has(dimension: str) -> Callable[[str], bool]:
+    # One lookup of the value asked about, not the directory's whole list of values; both values of
+    # ``active`` are named so the (active, department) and (active, region) indexes serve it.
+    column = getattr(Employee, dimension)
+    return lambda value: session().execute(select(column).where(Employee.active.in_((True, False)), column == value)
+                                           .limit(1)).first() is not None
+
+
+def _published_topic(value: str) -> bool:
+    return session().execute(select(Post.id).where(Post.topic == value, Post.published_at.is_not(None))
+                             .limit(1)).first() is not None
 
 
 def parse_filters() -> Filters:
@@ -97,11 +110,10 @@ def parse_filters() -> Filters:
         author = db.exec(_author_query().where(Employee.employee_id == request.args["author"])).first()
         if author is None:
             raise InvalidInput("Choose the author from the list.", details={"field": "author"})
-    level = _choice("level", {str(n) for n in range(1, 11)})
-    return Filters(start=start, end=end, zone=zone, topic=_choice("topic", _topics()), author=author,
-                   department=_choice("department", targeting.known_values(db, "department")),
-                   region=_choice("region", targeting.known_values(db, "region")),
-                   level=None if level is None else int(level))
+    level = _choice("level", {str(n) for n in range(1, 11)}.__contains__)
+    return Filters(start=start, end=end, zone=zone, topic=_choice("topic", _published_topic), author=author,
+                   department=_choice("department", _someone_has("department")),
+                   region=_choice("region", _someone_has("region")), level=None if level is None else int(level))
 
 
 def _author_query() -> Any:
