@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -519,14 +519,42 @@ def released_to_filter(post_id: int) -> ColumnElement[bool]:
                                                                     JourneyRelease.status == "released"))
 
 
-def post_audience_filter(post: Post, audience: Audience, *, now: dt.datetime | None = None) -> ColumnElement[bool]:
+def post_audience_filter(post: Post, audience: Audience, *, now: dt.datetime | None = None,
+                         name: str = "reports") -> ColumnElement[bool]:
     """A WHERE clause over :class:`Employee`: the people *post* (with *audience*) is for.
 
     A journey step is for the people it was released to (within its audience), not for everyone
-    its audience names: until then nobody may see it.
+    its audience names: until then nobody may see it. *name* as for :func:`employee_filter`.
     """
-    where = employee_filter(audience, now=now)
+    where = employee_filter(audience, now=now, name=name)
     return and_(where, released_to_filter(post.id)) if post.journey_only else where  # type: ignore[arg-type]
+
+
+#: Audiences counted per statement by :func:`count_post_audiences`.
+COUNT_BATCH = 50
+
+
+def count_post_audiences(session: Session, posts: Sequence[tuple[Post, Audience]], *,
+                         now: dt.datetime | None = None) -> list[int]:
+    """The headcount of each (post, its audience) in *posts*, in order (:func:`post_audience_filter`),
+    from one pass over the directory per :data:`COUNT_BATCH` distinct audiences (a
+    ``COUNT(*) FILTER (WHERE ...)`` column each), not one pass per post.
+
+    A dashboard listing 150 must-reads took 150 scans of 100k people for their headcounts.
+    """
+    def key(post: Post, audience: Audience) -> tuple[str, int | None]:
+        # A journey step's headcount is its released people: its own, even for an audience others share.
+        return audience.model_dump_json(), (post.id if post.journey_only else None)
+
+    distinct = list(dict.fromkeys(key(post, audience) for post, audience in posts))
+    which = {key(post, audience): (post, audience) for post, audience in posts}
+    counted: dict[tuple[str, int | None], int] = {}
+    for start in range(0, len(distinct), COUNT_BATCH):
+        batch = distinct[start:start + COUNT_BATCH]
+        counts = [func.count().filter(post_audience_filter(*which[k], now=now, name=f"a{start + i}"))
+                  for i, k in enumerate(batch)]
+        counted.update(zip(batch, session.execute(select(*counts).select_from(Employee)).one()))
+    return [int(counted[key(post, audience)]) for post, audience in posts]
 
 
 def audience_breakdown(session: Session, audience: Audience, *, now: dt.datetime | None = None,

@@ -163,24 +163,53 @@ def test_relative_rules_agree_in_sql_and_python(db, clock, people, raw_audience)
     check_rule_forms_agree(db, clock, people, raw_audience)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(people=people_strategy,
+       raw_audiences=st.lists(st.one_of(audience_strategy, relative_audience_strategy), min_size=1, max_size=4))
+def test_audiences_counted_together_equal_each_counted_alone(db, clock, people, raw_audiences):
+    """One statement counting several audiences (the dashboard's must-reads) gives each one's own count."""
+    try:
+        _make_people(db, clock, people)
+        parsed = [targeting.parse_audience(raw) for raw in raw_audiences]
+        posts = []
+        for audience in parsed:
+            post = Post(title="t", status="published", published_at=clock.now, publish_at=clock.now)
+            db.add(post)
+            db.flush()
+            targeting.store_audience(db, post, audience)
+            posts.append((post, audience))
+        alone = [targeting.count_audience(db, a, now=clock.now) for a in parsed]
+        assert targeting.count_post_audiences(db, posts + posts[:1], now=clock.now) == alone + alone[:1]
+    finally:
+        db.rollback()
+        for model in (AudienceSegment, Post, GroupMember, Group, Employee):
+            db.exec(delete(model))
+        db.commit()
+
+
+def _make_people(db, clock, people):  # type: ignore[no-untyped-def]
+    groups = {key: Group(key=key, name=key) for key in GROUP_KEYS}
+    db.add_all(groups.values())
+    db.flush()
+    employees = []
+    for n, spec in enumerate(people):
+        hired = spec["hired_days_ago"]
+        manager = spec["manager"]
+        employee = Employee(employee_id=f"P{n}", email=f"p{n}@x.test", department=spec["department"],
+                            region=spec["region"], country=spec["country"], level=spec["level"],
+                            active=spec["active"],
+                            hire_date=None if hired is None else clock.now.date() - dt.timedelta(days=hired),
+                            manager_id=None if manager is None or manager >= len(people) else f"P{manager}")
+        db.add(employee)
+        db.flush()
+        db.add_all(GroupMember(group_id=groups[k].id, employee_pk=employee.id) for k in spec["groups"])
+        employees.append((employee, spec["groups"]))
+    return employees
+
+
 def check_rule_forms_agree(db, clock, people, raw_audience):  # type: ignore[no-untyped-def]
     try:
-        groups = {key: Group(key=key, name=key) for key in GROUP_KEYS}
-        db.add_all(groups.values())
-        db.flush()
-        employees = []
-        for n, spec in enumerate(people):
-            hired = spec["hired_days_ago"]
-            manager = spec["manager"]
-            employee = Employee(employee_id=f"P{n}", email=f"p{n}@x.test", department=spec["department"],
-                                region=spec["region"], country=spec["country"], level=spec["level"],
-                                active=spec["active"],
-                                hire_date=None if hired is None else clock.now.date() - dt.timedelta(days=hired),
-                                manager_id=None if manager is None or manager >= len(people) else f"P{manager}")
-            db.add(employee)
-            db.flush()
-            db.add_all(GroupMember(group_id=groups[k].id, employee_pk=employee.id) for k in spec["groups"])
-            employees.append((employee, spec["groups"]))
+        employees = _make_people(db, clock, people)
         parsed = targeting.parse_audience(raw_audience)
         post = Post(title="t", status="published", published_at=clock.now, publish_at=clock.now)
         db.add(post)

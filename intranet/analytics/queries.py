@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -90,13 +91,16 @@ def _audience_breakdown(session: Session, post: Post) -> dict[str, Any]:
     return {**breakdown, "by_language": {("unknown" if tag is None else tag): n for tag, n in by_language}}
 
 
-def _audience_count(session: Session, post: Post) -> int:
-    """The headcount *post* targets now (one count, where the preview's breakdown groups four ways)."""
-    try:
-        audience = targeting.Audience.model_validate(post.audience or {})
-    except ValidationError:
-        return 0
-    return targeting.count_audience(session, audience)
+def _audience_counts(session: Session, posts: Sequence[Post]) -> list[int]:
+    """The headcount each of *posts* targets now (0 for one without a valid audience), counted together."""
+    valid: list[tuple[Post, targeting.Audience]] = []
+    for post in posts:
+        try:
+            valid.append((post, targeting.Audience.model_validate(post.audience or {})))
+        except ValidationError:
+            pass
+    counts = dict(zip((post.id for post, _ in valid), targeting.count_post_audiences(session, valid)))
+    return [counts.get(post.id, 0) for post in posts]
 
 
 #: The dimension whose group rows give a post's totals: each dimension's rows partition a post's
@@ -440,8 +444,8 @@ def acknowledgement_progress(session: Session, *, filters: Filters, k: int) -> S
                                  .group_by(g.post_id)).all())
     posts = session.execute(select(Post).where(Post.must_read.is_(True), *filters.post_clauses())
                             .order_by(Post.published_at.desc(), Post.id.desc())).scalars().all()
-    rows = [AckRow(post_id=p.id, title=p.title, audience=_audience_count(session, p),
-                   acknowledged=int(acked.get(p.id, 0)), ack_deadline=p.ack_deadline) for p in posts]
+    rows = [AckRow(post_id=p.id, title=p.title, audience=audience, acknowledged=int(acked.get(p.id, 0)),
+                   ack_deadline=p.ack_deadline) for p, audience in zip(posts, _audience_counts(session, posts))]
     kept = [r for r in rows if max(r.audience, r.acknowledged) >= k]
     return Series(rows=kept, hidden_rows=len(rows) - len(kept))
 
