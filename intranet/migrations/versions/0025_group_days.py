@@ -1,7 +1,7 @@
 """group days: post group rows summed per dimension, group and publishing day, for the read-rate charts
 
-Revision ID: 0024_group_days
-Revises: 0023_api_keys
+Revision ID: 0025_group_days
+Revises: 0024_search_languages
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0024_group_days"
-down_revision = "0023_api_keys"
+revision = "0025_group_days"
+down_revision = "0024_search_languages"
 branch_labels = None
 depends_on = None
 
