@@ -40,6 +40,7 @@ MODULES = {
     "ranking": "bench.ranking_eval",
     "segments": "bench.segment_eval",
     "analytics": "bench.analytics_bench",
+    "dashboard": "bench.dashboard_page",
     "compose": "bench.digest_compose",
     "webhooks": "bench.webhooks_bench",
     "delivery": "bench.delivery_scale",
