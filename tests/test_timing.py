@@ -542,3 +542,20 @@ def test_peers_are_pooled_like_with_like_not_by_where_the_digests_went():
     assert plan.basis[10] == Basis.PEERS
     assert plan.hours[10, 0] in (8, 9, 10)  # the new hire: just before the team reads
     assert list(plan.hours[8:10, 0]) == [6, 6]  # the early birds keep their own hour
+
+
+def test_an_evening_reader_in_an_office_team_gets_the_evening_after_one_week():
+    """Five visits last week, all at 20:00, in a team that reads at 10:00: the digest goes at 20:00.
+
+    The team is almost never on at 20:00, so those five visits are many times the team's rate;
+    a prior worth a whole pseudo-visit per hour held that back and planned the team's 10:00.
+    """
+    n = 11
+    counts = habits([(9, 10, 10)] * 10 + [None]) + sessions({10: [20]}, n, weeks=1)
+    group = np.zeros(n, int)
+    plan = timing.plan_digests([f"E{i}" for i in range(n)], ["UTC"] * n,
+                               [DeliveryWindow(**ALL_DAY)] * n, counts, group, MONDAY,
+                               region=group, settings=NO_NOISE)
+    assert plan.basis[10] == Basis.PEERS  # not enough of their own yet to be "personal"
+    assert plan.hours[10, 0] in (19, 20)
+    assert plan.hours[0, 0] in (9, 10)
