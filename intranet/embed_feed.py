@@ -6,14 +6,19 @@ There is no second access rule here: the posts are exactly :func:`intranet.feed.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from intranet import feed, ratings
+from intranet import feed, languages, ratings
+from intranet.languages import N_
 from intranet.models import Employee
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 class WidgetItemPublic(feed.FeedItemPublic):
@@ -22,6 +27,58 @@ class WidgetItemPublic(feed.FeedItemPublic):
     rating_style: Literal["stars", "thumbs"] = Field(description="Rate it with 1-5 stars or a thumb")
     my_rating: ratings.RatingPublic | None = Field(description="Your rating of this post, or null")
     url: str = Field(description="The post's page in Beacon (opens outside the widget)")
+
+
+#: The script widget's own words (static/intranet/js/widget.js asks for them: GET /api/v1/embed/messages), by key,
+#: with ``%(name)s`` placeholders the script fills. Served in the reader's language, never written into the script.
+WIDGET_WORDS: dict[str, str] = {
+    "your_news": N_("Your news"),
+    "for_viewer": N_("for %(name)s"),
+    "loading": N_("Loading your news…"),
+    "caught_up": N_("You're all caught up: nothing for you right now."),
+    "more_posts": N_("More posts"),
+    "must_read": N_("Must read"),
+    "acknowledged": N_("Acknowledged"),
+    "new_tab": N_("(opens in a new tab)"),
+    "sign_in_prompt": N_("Sign in to see your news."),
+    "sign_in": N_("Sign in"),
+    "no_identity": N_("This page could not say who you are (%(status)s)."),
+    "went_wrong": N_("Something went wrong (%(status)s)."),
+    "saving": N_("Saving…"),
+    "not_saved": N_("Not saved; check your connection and try again."),
+    "rating_removed": N_("Rating removed."),
+    "rated_stars": N_("Saved: you rated it %(stars)s of 5."),
+    "found_helpful": N_("Saved: you found it helpful."),
+    "found_not_helpful": N_("Saved: you found it not helpful."),
+    "rate_post": N_("Rate this post"),
+    "rate_post_titled": N_("Rate this post: %(title)s"),
+    "remove_rating": N_("Remove my rating"),
+    "helpful": N_("Helpful"),
+    "not_helpful": N_("Not helpful"),
+    "n_of_5": N_("%(n)s of 5"),
+    "read_this": N_("I have read this"),
+    "ack_done": N_("Acknowledged. The author and admins can see that you did."),
+    "you_acknowledged": N_("You acknowledged “%(title)s”."),
+}
+
+
+class WidgetWordsPublic(BaseModel):
+    """The script widget's own words in your language (or, signed out, your browser's)."""
+
+    language: str = Field(description="The language of the words (en, es or ca), for dates too")
+    words: dict[str, str] = Field(description="Each of the widget's texts by key; %(name)s placeholders are the "
+                                              "widget's to fill")
+
+
+def widget_words(language: str | None) -> WidgetWordsPublic:
+    """The widget's words in *language* (English when Beacon does not speak it), star counts included."""
+    lang = languages.supported(language) or languages.DEFAULT
+    # Placeholders pass through as themselves: the script fills them.
+    words = {key: languages.translate(lang, message, **{name: f"%({name})s" for name in _PLACEHOLDER.findall(message)})
+             for key, message in WIDGET_WORDS.items()}
+    for n in range(1, 6):  # "1 star", "2 stars": each count in the language's own plural form
+        words[f"stars_{n}"] = languages.ntranslate(lang, "%(num)d star", "%(num)d stars", n)
+    return WidgetWordsPublic(language=lang, words=words)
 
 
 class WidgetFeedPublic(BaseModel):

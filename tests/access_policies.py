@@ -348,6 +348,7 @@ POLICIES: dict[str, Policy] = {
     "intranet_embed.hand_off": Policy("employee"),
     "intranet_embed.acknowledge": reader(),
     "intranet_embed_api.widget_feed": Policy("employee"),
+    "intranet_embed_api.widget_words": Policy(None, why="the widget's words, signed in or not (in the browser's language)"),
     "intranet_embed_api.start_session": Policy(None, allows=lambda actor, state: "sign_in",
                                                why="without an embed token (Authorization: Bearer): 401 for everyone"),
     # Load balancers: no session, no sign-in.

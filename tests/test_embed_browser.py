@@ -337,3 +337,26 @@ def test_script_widget_is_accessible_and_fits_its_container(page, embedded, make
         return inner.scrollWidth - host.clientWidth; }""")
     assert overflow <= 0
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+
+
+def test_script_widget_speaks_the_readers_language(page, embedded, make_employee, make_post):
+    """For a Catalan reader the widget's own words come from Beacon in Catalan (none are written into widget.js):
+    heading, who it is for, the must-read banner, star labels, and the saved rating's announcement."""
+    me = make_employee(department="Sales", display_name="Pau Serra", language="ca")
+    embedded["who"]["email"] = me.email
+    make_post({"all": True}, title="Safety briefing", must_read=True)
+    picnic = make_post({"all": True}, title="Company picnic")
+    page.goto(embedded["host"] + "/")
+    widget = page.locator("#news")
+    page.wait_for_selector("#news .bw-item")
+    assert widget.locator(".bw-title").inner_text() == "Les teves notícies"
+    assert widget.locator(".bw-who").inner_text() == "per a Pau Serra"
+    assert widget.locator(".bw-banner-title").inner_text() == "Lectura obligatòria"
+    item = widget.locator(f".bw-item[data-post-id='{picnic.id}']")
+    assert item.locator("legend").inner_text().startswith("Valora aquesta publicació")
+    assert item.locator("label").nth(3).get_attribute("title") == "4 de 5"
+    item.locator("label").nth(1).click()
+    page.wait_for_function("""(id) => document.querySelector('#news').shadowRoot
+        .querySelector(`.bw-item[data-post-id="${id}"] .bw-item-status`).textContent === "S'ha desat: li has donat 2 de 5." """,
+                           arg=picnic.id)
+    assert embedded["console_errors"] == []

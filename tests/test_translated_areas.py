@@ -322,3 +322,35 @@ def test_admin_and_directory_pages_speak_the_admins_language(client_for, make_em
     saved = _text(admin.post("/admin/people/T000002/roles", data={"csrf_token": admin.csrf, "roles": ["contributor"]},
                              follow_redirects=True))
     assert {"es": "Person 2: Colaborador.", "ca": "Person 2: Col·laborador."}[language] in saved
+
+
+# --- the script widget's own words --------------------------------------------------------------------
+
+
+def test_the_widget_words_follow_the_reader_then_the_browser(app, client_for, make_employee):
+    """GET /api/v1/embed/messages: the signed-in person's language, else the browser's; placeholders kept for the script."""
+    signed_out = app.test_client().get("/api/v1/embed/messages", headers={"Accept-Language": "es-ES,es;q=0.9"})
+    assert signed_out.status_code == 200
+    answer = signed_out.get_json()
+    assert answer["language"] == "es" and answer["words"]["sign_in_prompt"] == "Inicia sesión para ver tus noticias."
+    catalan = client_for(make_employee(language="ca")).get("/api/v1/embed/messages",
+                                                            headers={"Accept-Language": "es"}).get_json()
+    words = catalan["words"]
+    assert catalan["language"] == "ca"
+    assert words["your_news"] == "Les teves notícies" and words["for_viewer"] == "per a %(name)s"
+    assert words["rated_stars"] == "S'ha desat: li has donat %(stars)s de 5."
+    assert (words["stars_1"], words["stars_4"]) == ("1 estrella", "4 estrelles")
+    english = app.test_client().get("/api/v1/embed/messages").get_json()["words"]
+    assert english["you_acknowledged"] == "You acknowledged “%(title)s”." and set(english) == set(words)
+
+
+def test_the_widget_script_has_no_words_of_its_own_but_a_fallback():
+    """Every key widget.js says is one Beacon serves (its English copy is only the fallback)."""
+    from pathlib import Path
+
+    from intranet import embed_feed
+
+    script = (Path(__file__).resolve().parent.parent / "static/intranet/js/widget.js").read_text(encoding="utf-8")
+    said = (set(re.findall(r'say\("(\w+)"', script)) - {"stars_"}) | {f"stars_{n}" for n in range(1, 6)}
+    served = set(embed_feed.widget_words("en").words)
+    assert said <= served, said - served

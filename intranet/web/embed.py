@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, session as flask_session, url_for
 
-from intranet import embed_feed, embed_tokens, feed, ratings, targeting
+from intranet import embed_feed, embed_tokens, feed, languages, ratings, targeting
 from intranet.errors import validated
 from intranet.web import auth, csrf, i18n
 from intranet.web.api import FeedQuery
@@ -75,6 +75,20 @@ def widget_feed() -> embed_feed.WidgetFeedPublic:
         csrf_token=None if bearer_token() else csrf.token(), language=i18n.locale())
     session().commit()
     return page
+
+
+@api.get("/embed/messages")
+@operation("The script widget's own words (headings, buttons, states, announcements) in the reader's language: "
+           "the signed-in person's (session or embed token), else the browser's Accept-Language. Allowed embedding "
+           "origins may call it (CORS); it needs no sign-in", response=embed_feed.WidgetWordsPublic)
+@cross_origin
+@public  # the words of a signed-out widget ("Sign in to see your news") are needed most
+def widget_words() -> embed_feed.WidgetWordsPublic:
+    try:
+        language = i18n.locale()
+    except embed_tokens.TokenRefused:  # an expired token: the widget fetches a fresh one; words need no one
+        language = request.accept_languages.best_match(languages.SUPPORTED) or languages.DEFAULT
+    return embed_feed.widget_words(language)
 
 
 @api.post("/embed/session")

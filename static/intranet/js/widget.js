@@ -51,15 +51,23 @@
     return el("span", { class: "bw-sr", text: text });
   }
 
-  function describe(rating) {
-    if (!rating) {
-      return "Rating removed.";
-    }
-    if (rating.stars) {
-      return "Saved: you rated it " + rating.stars + " of 5.";
-    }
-    return "Saved: you found it " + (rating.thumb === "up" ? "helpful." : "not helpful.");
-  }
+  // The widget's own words come from Beacon in the reader's language (GET /api/v1/embed/messages);
+  // the English here is only what is shown if that request fails.
+  var ENGLISH = {
+    your_news: "Your news", for_viewer: "for %(name)s", loading: "Loading your news…",
+    caught_up: "You're all caught up: nothing for you right now.", more_posts: "More posts", must_read: "Must read",
+    acknowledged: "Acknowledged", new_tab: "(opens in a new tab)", sign_in_prompt: "Sign in to see your news.",
+    sign_in: "Sign in", no_identity: "This page could not say who you are (%(status)s).",
+    went_wrong: "Something went wrong (%(status)s).", saving: "Saving…",
+    not_saved: "Not saved; check your connection and try again.", rating_removed: "Rating removed.",
+    rated_stars: "Saved: you rated it %(stars)s of 5.", found_helpful: "Saved: you found it helpful.",
+    found_not_helpful: "Saved: you found it not helpful.", rate_post: "Rate this post",
+    rate_post_titled: "Rate this post: %(title)s", remove_rating: "Remove my rating", helpful: "Helpful",
+    not_helpful: "Not helpful", n_of_5: "%(n)s of 5", read_this: "I have read this",
+    ack_done: "Acknowledged. The author and admins can see that you did.",
+    you_acknowledged: "You acknowledged “%(title)s”.", stars_1: "1 star", stars_2: "2 stars", stars_3: "3 stars",
+    stars_4: "4 stars", stars_5: "5 stars",
+  };
 
   function Widget(host, options) {
     this.host = host;
@@ -68,6 +76,8 @@
     this.token = null;
     this.csrf = null;
     this.cursor = null;
+    this.words = ENGLISH;
+    this.language = undefined;  // the browser's, until Beacon says which language the words are in
     var root = host.shadowRoot || host.attachShadow({ mode: "open" });
     root.textContent = "";
     root.appendChild(el("link", { rel: "stylesheet", href: stylesheet }));
@@ -77,21 +87,48 @@
     this.status = el("p", { class: "bw-status", role: "status", "aria-live": "polite" });
     this.bannerList = el("ul", { class: "bw-banner-list" });
     this.banner = el("section", { class: "bw-banner", "aria-labelledby": this.id + "-must", hidden: true }, [
-      el(this.itemLevel, { id: this.id + "-must", class: "bw-banner-title", text: "Must read" }),
+      el(this.itemLevel, { id: this.id + "-must", class: "bw-banner-title", text: "" }),
       this.bannerList,
     ]);
     this.list = el("ol", { class: "bw-feed", "aria-labelledby": titleId });
-    this.more = el("button", { type: "button", class: "bw-button bw-secondary bw-more", hidden: true, text: "More posts" });
+    this.more = el("button", { type: "button", class: "bw-button bw-secondary bw-more", hidden: true, text: "" });
     this.who = el("span", { class: "bw-who" });
     this.frame = el("section", { class: "bw", "aria-labelledby": titleId, "aria-busy": "true" }, [
-      el("div", { class: "bw-head" }, [el("h" + level, { id: titleId, class: "bw-title", text: options.title || "Your news" }), this.who]),
+      el("div", { class: "bw-head" }, [el("h" + level, { id: titleId, class: "bw-title", text: options.title || "" }), this.who]),
       this.status, this.banner, this.list, this.more,
     ]);
     root.appendChild(this.frame);
     var self = this;
     this.more.addEventListener("click", function () { self.load(self.cursor); });
-    this.load(null);
+    this.call("GET", "/embed/messages").then(function (answer) {
+      self.words = answer.words;
+      self.language = answer.language;
+    }, function () { /* keep the English */ }).then(function () {
+      self.banner.querySelector(".bw-banner-title").textContent = self.say("must_read");
+      self.more.textContent = self.say("more_posts");
+      if (!options.title) {
+        self.frame.querySelector(".bw-title").textContent = self.say("your_news");
+      }
+      self.load(null);
+    });
   }
+
+  // One of the widget's texts, its %(name)s placeholders filled from *values*.
+  Widget.prototype.say = function (key, values) {
+    var text = this.words[key] || ENGLISH[key] || key;
+    Object.keys(values || {}).forEach(function (name) { text = text.split("%(" + name + ")s").join(values[name]); });
+    return text;
+  };
+
+  Widget.prototype.describe = function (rating) {
+    if (!rating) {
+      return this.say("rating_removed");
+    }
+    if (rating.stars) {
+      return this.say("rated_stars", { stars: rating.stars });
+    }
+    return this.say(rating.thumb === "up" ? "found_helpful" : "found_not_helpful");
+  };
 
   // The token the host's backend minted for its signed-in user (kept in memory only).
   Widget.prototype.getToken = function (fresh) {
@@ -106,7 +143,7 @@
       fetch(self.options.tokenUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
           if (!response.ok) {
-            throw new Error("This page could not say who you are (" + response.status + ").");
+            throw new Error(self.say("no_identity", { status: response.status }));
           }
           return response.json();
         }).then(function (data) { return data.token; });
@@ -142,7 +179,7 @@
         }
         return response.json().then(function (data) {
           if (!response.ok) {
-            var error = new Error((data.error && data.error.message) || "Something went wrong (" + response.status + ").");
+            var error = new Error((data.error && data.error.message) || self.say("went_wrong", { status: response.status }));
             error.status = response.status;
             throw error;
           }
@@ -155,12 +192,12 @@
   Widget.prototype.load = function (cursor) {
     var self = this;
     self.frame.setAttribute("aria-busy", "true");
-    self.status.textContent = "Loading your news…";
+    self.status.textContent = self.say("loading");
     return self.call("GET", "/embed/feed" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""))
       .then(function (page) {
         self.csrf = page.csrf_token;
         self.cursor = page.next_cursor;
-        self.who.textContent = "for " + page.viewer;
+        self.who.textContent = self.say("for_viewer", { name: page.viewer });
         if (!cursor) {
           self.list.textContent = "";
           self.bannerList.textContent = "";
@@ -168,14 +205,14 @@
         page.items.forEach(function (item) { self.list.appendChild(self.item(item)); });
         self.refreshBanner();
         self.more.hidden = !page.next_cursor;
-        self.status.textContent = page.items.length || cursor ? "" : "You're all caught up: nothing for you right now.";
+        self.status.textContent = page.items.length || cursor ? "" : self.say("caught_up");
       }, function (error) {
         self.status.textContent = "";
         self.status.appendChild(document.createTextNode(
-          error.status === 401 ? "Sign in to see your news. " : error.message + " "));
+          (error.status === 401 ? self.say("sign_in_prompt") : error.message) + " "));
         if (error.status === 401 && !self.options.tokenUrl) {
           self.status.appendChild(el("a", { href: beaconRoot + "/", target: "_blank", rel: "noopener" },
-            ["Sign in", hidden(" (opens in a new tab)")]));
+            [self.say("sign_in"), hidden(" " + self.say("new_tab"))]));
         }
       }).then(function () {
         self.frame.setAttribute("aria-busy", "false");
@@ -188,15 +225,15 @@
     var status = el("p", { class: "bw-item-status", role: "status", "aria-live": "polite" });
     var badge = post.must_read ? el("span", {
       class: "bw-badge " + (post.acknowledged ? "bw-ok" : "bw-must"),
-      text: post.acknowledged ? "Acknowledged" : "Must read",
+      text: post.acknowledged ? self.say("acknowledged") : self.say("must_read"),
     }) : null;
     var published = post.published_at ? el("time", {
-      datetime: post.published_at, text: new Date(post.published_at).toLocaleDateString(undefined, { day: "numeric", month: "short" }),
+      datetime: post.published_at, text: new Date(post.published_at).toLocaleDateString(self.language, { day: "numeric", month: "short" }),
     }) : null;
     var article = el("article", { "aria-labelledby": headingId }, [
       el("p", { class: "bw-meta" }, [el("span", { class: "bw-topic", text: post.topic }), badge, published]),
       el(self.itemLevel, { id: headingId, class: "bw-post-title" }, [
-        el("a", { href: post.url, target: "_blank", rel: "noopener" }, [post.title, hidden(" (opens in a new tab)")]),
+        el("a", { href: post.url, target: "_blank", rel: "noopener" }, [post.title, hidden(" " + self.say("new_tab"))]),
       ]),
       el("p", { class: "bw-summary", text: post.summary }),
       post.rating_style === "thumbs" ? self.thumbs(post, status) : self.stars(post, status),
@@ -211,14 +248,15 @@
   };
 
   Widget.prototype.rate = function (post, status, body) {
-    status.textContent = "Saving…";
+    var self = this;
+    status.textContent = self.say("saving");
     var path = "/posts/" + post.id + "/rating";
     return this.call(body ? "PUT" : "DELETE", path, body || undefined).then(function (rating) {
       post.my_rating = rating;
-      status.textContent = describe(rating);
+      status.textContent = self.describe(rating);
       return rating;
     }, function (error) {
-      status.textContent = error.message || "Not saved; check your connection and try again.";
+      status.textContent = error.message || self.say("not_saved");
       return undefined;
     });
   };
@@ -232,8 +270,8 @@
       var id = name + "-" + n;
       var checked = post.my_rating && post.my_rating.stars === n;
       group.appendChild(el("input", { type: "radio", class: "bw-sr-input", id: id, name: name, value: String(n), checked: checked }));
-      var label = el("label", { for: id, title: n + " of 5" }, [el("span", { "aria-hidden": "true", text: "★" }),
-        hidden(n + (n > 1 ? " stars" : " star"))]);
+      var label = el("label", { for: id, title: self.say("n_of_5", { n: n }) }, [el("span", { "aria-hidden": "true", text: "★" }),
+        hidden(self.say("stars_" + n))]);
       labels.push(label);
       group.appendChild(label);
     }
@@ -241,7 +279,7 @@
       labels.forEach(function (label, index) { label.classList.toggle("bw-on", index < value); });
     }
     paint(post.my_rating ? post.my_rating.stars || 0 : 0);
-    var remove = el("button", { type: "button", class: "bw-link", hidden: !post.my_rating }, ["Remove my rating", hidden(": " + post.title)]);
+    var remove = el("button", { type: "button", class: "bw-link", hidden: !post.my_rating }, [self.say("remove_rating"), hidden(": " + post.title)]);
     var timer = null;
     group.addEventListener("change", function (event) {
       var value = parseInt(event.target.value, 10);
@@ -267,13 +305,13 @@
       });
     });
     return el("fieldset", { class: "bw-rating" }, [
-      el("legend", {}, ["Rate this post", hidden(": " + post.title)]), group, remove,
+      el("legend", {}, [self.say("rate_post"), hidden(": " + post.title)]), group, remove,
     ]);
   };
 
   Widget.prototype.thumbs = function (post, status) {
     var self = this;
-    var buttons = [["up", "Helpful"], ["down", "Not helpful"]].map(function (choice) {
+    var buttons = [["up", self.say("helpful")], ["down", self.say("not_helpful")]].map(function (choice) {
       var pressed = !!(post.my_rating && post.my_rating.thumb === choice[0]);
       var button = el("button", { type: "button", class: "bw-thumb", "aria-pressed": pressed ? "true" : "false", text: choice[1] });
       button.addEventListener("click", function () {
@@ -290,7 +328,7 @@
       });
       return button;
     });
-    return el("div", { class: "bw-rating bw-thumbs", role: "group", "aria-label": "Rate this post: " + post.title }, buttons);
+    return el("div", { class: "bw-rating bw-thumbs", role: "group", "aria-label": self.say("rate_post_titled", { title: post.title }) }, buttons);
   };
 
   // The banner: every unacknowledged must-read on the page, each with its acknowledge button.
@@ -299,18 +337,18 @@
     self.bannerList.textContent = "";
     self.list.querySelectorAll(".bw-item.bw-pinned").forEach(function (li) {
       var post = li.beaconPost;
-      var button = el("button", { type: "button", class: "bw-button" }, ["I have read this", hidden(": " + post.title)]);
+      var button = el("button", { type: "button", class: "bw-button" }, [self.say("read_this"), hidden(": " + post.title)]);
       button.addEventListener("click", function () {
         button.disabled = true;
-        li.beaconStatus.textContent = "Saving…";
+        li.beaconStatus.textContent = self.say("saving");
         self.call("POST", "/posts/" + post.id + "/acknowledge", {}).then(function () {
           post.acknowledged = true;
           li.classList.remove("bw-pinned");
           li.beaconBadge.className = "bw-badge bw-ok";
-          li.beaconBadge.textContent = "Acknowledged";
-          li.beaconStatus.textContent = "Acknowledged. The author and admins can see that you did.";
+          li.beaconBadge.textContent = self.say("acknowledged");
+          li.beaconStatus.textContent = self.say("ack_done");
           self.refreshBanner();
-          self.status.textContent = "You acknowledged “" + post.title + "”.";
+          self.status.textContent = self.say("you_acknowledged", { title: post.title });
           var next = self.bannerList.querySelector("button");
           (next || self.list.querySelector("a")).focus();
         }, function (error) {
