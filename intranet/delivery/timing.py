@@ -442,8 +442,10 @@ def fit_peers(counts: TimingCounts, region: npt.ArrayLike, group: npt.ArrayLike,
     # mostly those of the people who read at 06:00: pooled raw, their reads would make 06:00 look
     # good for the whole group (and a new hire would get it). Weighting each exposure hour by how
     # attentive that person is then (their own activity against the group's) pools like with like.
-    attentive = _tile(activity_ratio(counts, _by_hour(act_g)[group], s))
-    c_g, T_g = _group_sums(group, n_g, counts.reads, counts.exposure * attentive)
+    n = group.size
+    attentive = activity_ratio(counts, _by_hour(act_g)[group], s)[:, None, :]
+    exposure = (counts.exposure.reshape(n, 7, 24) * attentive).reshape(n, HOURS_PER_WEEK)
+    c_g, T_g = _group_sums(group, n_g, counts.reads, exposure)
     c_r, T_r = _group_sums(group_region, n_r, c_g, T_g)
     c_o, T_o = c_r.sum(0), T_r.sum(0)
 
