@@ -309,6 +309,23 @@ def test_reports_to_rule_hides_posts_from_other_teams_on_every_route(db, make_em
     assert "Team offsite" in client_for(member).get("/search?q=offsite").get_data(as_text=True)
 
 
+def test_known_values_are_looked_up_by_name_with_the_same_answer(db, make_employee, make_group):
+    """known_among (the values named) agrees with known_values (all of them) on every dimension:
+    an inactive person's department still counts, an inactive manager does not."""
+    make_employee(department="Sales", region="EMEA", country="DE", office="Berlin", division="Ops",
+                  employee_id="BOSS")
+    make_employee(department="Legal", active=False, employee_id="GONE")
+    make_group("runners")
+    asked = {"department": {"Sales", "Legal", "Salse"}, "region": {"EMEA", "APAC"}, "country": {"DE", "FR"},
+             "office": {"Berlin", "Paris"}, "division": {"Ops", "Dev"}, "group": {"runners", "walkers"},
+             "reports_to": {"BOSS", "GONE", "NOBODY"}}
+    for dimension, values in asked.items():
+        assert targeting.known_among(db, dimension, values) == values & targeting.known_values(db, dimension), dimension
+    assert targeting.known_among(db, "department", {"Sales", "Legal", "Salse"}) == {"Sales", "Legal"}
+    assert targeting.known_among(db, "reports_to", {"BOSS", "GONE"}) == {"BOSS"}
+    targeting.check_known_values(db, audience(departments=["Legal"]))  # known: no error
+
+
 def test_reports_to_names_only_known_people(db, make_employee):
     """An unknown manager id is refused like a misspelled department."""
     make_employee(employee_id="BOSS")
