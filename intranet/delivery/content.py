@@ -30,7 +30,8 @@ from sqlmodel import Session
 
 from intranet import post_versions, preferences, ranking, targeting
 from intranet.delivery import fatigue
-from intranet.models import Digest, DigestItem, Employee, OutboxMessage, Post, PostState
+from intranet.models import (Digest, DigestItem, Employee, Group, GroupMember, JourneyRelease, OutboxMessage,
+                             Post, PostState)
 from intranet.shapes import Time
 
 
@@ -102,23 +103,30 @@ def last_sent_at(session: Session, employee_pk: int, *, before_digest: int | Non
 
 def rank_rest(session: Session, employee: Employee, posts: Sequence[Any], now: dt.datetime, *,
               prefs: preferences.Preferences, limit: int,
-              priors: dict[str | None, dict[str, float]] | None = None) -> list[Any]:
+              priors: dict[str | None, dict[str, float]] | None = None,
+              profile: ranking.Profile | None = None,
+              counts: dict[int, tuple[int, ...]] | None = None) -> list[Any]:
     """*posts* (unread, none of them pinned) in *employee*'s ranked order, the first *limit* diversified.
 
     :param posts: :class:`Post` rows, or result rows with the same names (``id``, ``topic``,
         ``published_at``, ``must_read``, ``all_staff``, ``rating_style``, ``audience``).
 
     :param priors: department priors already loaded in this run, by department (filled as it goes).
+    :param profile: the person's profile when a batch loaded it (:func:`intranet.ranking.load_profiles`).
+    :param counts: the posts' rating counts when a batch loaded them (:func:`intranet.ranking.load_rating_counts`).
     """
     if len(posts) < 2:
         return list(posts)
-    if priors is None:
-        priors = {}
-    if employee.department not in priors:
-        # Composing only reads (previews compose too); the ranking-refresh job keeps the priors.
-        priors[employee.department] = ranking.department_prior(session, employee.department, now=now, keep=False)
-    profile = ranking.load_profile(session, employee, now=now, prior=priors[employee.department])
-    quality = ranking.load_quality(session, [p.id for p in posts], [p.rating_style for p in posts])
+    if profile is None:
+        if priors is None:
+            priors = {}
+        if employee.department not in priors:
+            # Composing only reads (previews compose too); the ranking-refresh job keeps the priors.
+            priors[employee.department] = ranking.department_prior(session, employee.department, now=now, keep=False)
+        profile = ranking.load_profile(session, employee, now=now, prior=priors[employee.department])
+    ids, styles = [p.id for p in posts], [p.rating_style for p in posts]
+    quality = ranking.quality_of(counts, ids, styles) if counts is not None else ranking.load_quality(session, ids,
+                                                                                                      styles)
     candidates = [ranking.Candidate(post_id=p.id, topic=p.topic, published_at=p.published_at, must_read=p.must_read,
                                     acknowledged=True, read=False, all_staff=p.all_staff, rating_style=p.rating_style,
                                     for_department=ranking.targets_department(p.audience, employee.department))
@@ -176,10 +184,62 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
         query = query.where(pending)
     else:
         query = query.where(or_(pending, and_(PostState.read_at.is_(None), shown > since)))
+    chosen = _select(list(session.execute(query)), now, rounds=rounds, since=since, prefs=prefs, limit=limit,
+                     must_reads_only=must_reads_only, reminder_after=reminder_after)
+    if weekly_budget and chosen.rest and budget_used is None:
+        budget_used = fatigue.sent_this_week(session, employee.id, now, excluding_digest=slot.id)
+    chosen = chosen.within_budget(weekly_budget, budget_used or 0)
+    if rank and chosen.needs_ranking:
+        chosen = chosen.ranked(rank_rest(session, employee, chosen.rest_rows, now, prefs=prefs, limit=chosen.room,
+                                         priors=priors))
+    return chosen.content(limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Selection:
+    """What one slot may list, before the budget and the ranking: pinned must-reads and the rest."""
+
+    must: list[ContentItem]
+    rest: list[ContentItem]
+    rows: dict[int, Any]
+    overdue: int
+    room: int
+    held_back: int = 0
+
+    @property
+    def needs_ranking(self) -> bool:
+        return bool(self.room) and len(self.rest) > 1
+
+    @property
+    def rest_rows(self) -> list[Any]:
+        return [self.rows[item.post_id] for item in self.rest]
+
+    def within_budget(self, weekly_budget: int, budget_used: int) -> _Selection:
+        """Held to the weekly budget: past it only must-reads go out (see :mod:`intranet.delivery.fatigue`)."""
+        if not weekly_budget or not self.rest:
+            return self
+        allowed = max(weekly_budget - budget_used, 0)
+        return dataclasses.replace(self, held_back=max(len(self.rest) - allowed, 0), room=min(self.room, allowed))
+
+    def ranked(self, rows: list[Any]) -> _Selection:
+        by_id = {item.post_id: item for item in self.rest}
+        return dataclasses.replace(self, rest=[by_id[row.id] for row in rows])
+
+    def content(self, limit: int) -> DigestContent:
+        items = self.must[:limit] + self.rest[:self.room]
+        return DigestContent(items=items, more=len(self.must) + len(self.rest) - len(items),
+                             overdue_must_reads=self.overdue, held_back=self.held_back)
+
+
+def _select(rows: Sequence[Any], now: dt.datetime, *, rounds: dict[int, int], since: dt.datetime,
+            prefs: preferences.Preferences, limit: int, must_reads_only: bool,
+            reminder_after: dt.timedelta) -> _Selection:
+    """Split a slot's visible candidate *rows* (newest first, with the person's read and
+    acknowledged times) into pending must-reads and the rest it may list (the module's rules)."""
     must, rest = [], []
     posts: dict[int, Any] = {}
     overdue = 0
-    for post in session.execute(query):
+    for post in rows:
         read_at, ack_at = post.read_at, post.acknowledged_at
         posts[post.id] = post
         item = ContentItem(post.id, post.title, post.summary, post.topic, post.must_read, post.published_at,
@@ -197,22 +257,234 @@ def compose(session: Session, employee: Employee, slot: Digest, now: dt.datetime
                 rest.append(item)
         elif post.published_at > since and post.topic not in prefs.muted_topics:
             rest.append(item)
-    room = max(limit - len(must), 0)
-    held_back = 0
-    if weekly_budget and rest:
-        if budget_used is None:
-            budget_used = fatigue.sent_this_week(session, employee.id, now, excluding_digest=slot.id)
-        allowed = max(weekly_budget - budget_used, 0)
-        held_back = max(len(rest) - allowed, 0)
-        room = min(room, allowed)
-    if rank and room and len(rest) > 1:
-        by_id = {item.post_id: item for item in rest}
-        ranked = rank_rest(session, employee, [posts[item.post_id] for item in rest], now, prefs=prefs,
-                           limit=room, priors=priors)
-        rest = [by_id[p.id] for p in ranked]
-    items = must[:limit] + rest[:room]
-    return DigestContent(items=items, more=len(must) + len(rest) - len(items), overdue_must_reads=overdue,
-                         held_back=held_back)
+    return _Selection(must=must, rest=rest, rows=posts, overdue=overdue, room=max(limit - len(must), 0))
+
+
+# --------------------------------------------------------------------------------------------
+# A batch of slots at once (the sender's batch, the composition benchmark)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One slot to compose in a batch: whose, which, and whether only must-reads (a reminder)."""
+
+    employee: Employee
+    slot: Digest
+    must_reads_only: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    """A candidate post as one person sees it (the columns :func:`compose`'s query reads)."""
+
+    id: int
+    title: str
+    summary: str
+    topic: str
+    must_read: bool
+    published_at: dt.datetime
+    ack_deadline: dt.datetime | None
+    rating_style: str
+    all_staff: bool
+    audience: Any
+    language: str
+    read_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+
+
+_CANDIDATE_COLUMNS = (Post.id, Post.title, Post.summary, Post.topic, Post.must_read, Post.published_at,
+                      Post.ack_deadline, Post.rating_style, Post.all_staff, Post.audience, Post.language,
+                      Post.journey_only)
+
+
+def _chunks(values: Sequence[Any], size: int = 1000) -> list[Sequence[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def compose_many(session: Session, requests: Sequence[Request], now: dt.datetime, *,
+                 prefs: dict[int, preferences.Preferences] | None = None, limit: int = 10, lookback_days: int = 7,
+                 reminder_after: dt.timedelta = dt.timedelta(hours=48), rank: bool = True,
+                 priors: dict[str | None, dict[str, float]] | None = None, weekly_budget: int = 0,
+                 budget_used: dict[int, int] | None = None) -> list[DigestContent]:
+    """:func:`compose` for a batch of slots: the same content for each, read with a few set-based
+    queries for the whole batch instead of a dozen per person.
+
+    The live posts any slot of the batch could list are read once; who may see each is decided
+    by :func:`intranet.targeting.employee_matches` (the rule's Python form, asked only about the
+    posts whose audience names one of the person's departments, places, groups or managers, or
+    is open to all); read and acknowledged times, journey releases, groups, last digests, the
+    budget used, alert items and the ranker's profiles (:func:`intranet.ranking.load_profiles`)
+    and rating counts are each one query per batch.
+
+    :param prefs: the people's preferences by primary key (loaded here when not given).
+    :param budget_used: what each person was sent this week, when the caller counted it (a
+        benchmark drawing it); otherwise counted here as :func:`compose` does, leaving out the slot itself.
+    """
+    out: list[DigestContent] = [NOTHING] * len(requests)
+    todo = [i for i, r in enumerate(requests) if r.employee.active]
+    if not todo:
+        return out
+    if priors is None:
+        priors = {}
+    people = {requests[i].employee.id: requests[i].employee for i in todo}
+    pks = sorted(people)
+    if prefs is None or any(pk not in prefs for pk in pks):
+        prefs = {**preferences.for_employees(session, pks), **(prefs or {})}
+    # Alerts list the posts their items carry; digests what came since the person's last digest.
+    alert_slots = sorted({requests[i].slot.id for i in todo if requests[i].slot.kind == "alert"})
+    rounds: dict[int, dict[int, int]] = {slot_id: {} for slot_id in alert_slots}
+    for part in _chunks(alert_slots):
+        for digest_id, post_id, round_ in session.execute(select(DigestItem.digest_id, DigestItem.post_id,
+                                                                 DigestItem.round)
+                                                          .where(DigestItem.digest_id.in_(part))):
+            rounds[digest_id][post_id] = round_
+    last_sent: dict[int, list[tuple[int, dt.datetime]]] = {}
+    for part in _chunks(pks):
+        for pk, digest_id, sent_at in session.execute(
+                select(OutboxMessage.employee_pk, OutboxMessage.digest_id, func.max(OutboxMessage.sent_at))
+                .join(Digest, Digest.id == OutboxMessage.digest_id)
+                .where(OutboxMessage.employee_pk.in_(part), OutboxMessage.status == "sent", Digest.kind == "digest")
+                .group_by(OutboxMessage.employee_pk, OutboxMessage.digest_id)):
+            last_sent.setdefault(pk, []).append((digest_id, sent_at))
+    default_since = now - dt.timedelta(days=lookback_days)
+    since: dict[int, dt.datetime] = {}
+    for i in todo:
+        slot, pk = requests[i].slot, requests[i].employee.id
+        earlier = [at for digest_id, at in last_sent.get(pk, ()) if digest_id != slot.id and at is not None]
+        since[i] = max(earlier) if earlier else default_since
+    todo = [i for i in todo if requests[i].slot.kind != "alert" or rounds[requests[i].slot.id]]
+
+    # The live posts any slot could list, newest first (as compose orders them).
+    oldest = min((since[i] for i in todo), default=default_since)
+    alert_posts = sorted({p for slot_rounds in rounds.values() for p in slot_rounds})
+    wanted_posts = or_(Post.must_read.is_(True), Post.published_at > oldest, Post.journey_only.is_(True))
+    if alert_posts:
+        wanted_posts = or_(wanted_posts, Post.id.in_(alert_posts))
+    candidates = list(session.execute(select(*_CANDIDATE_COLUMNS).where(targeting.live_filter(now), wanted_posts)
+                                      .order_by(Post.published_at.desc(), Post.id.desc())))
+    if not todo or not candidates:
+        return out
+    audiences = {c.id: targeting.Audience.model_validate(c.audience) for c in candidates}
+    # Which posts a person could match: open ones (everyone, or a segment naming no dimension), and
+    # those with a segment naming one of the person's values. employee_matches decides.
+    open_posts: set[int] = set()
+    named: dict[tuple[str, str], set[int]] = {}
+    for post_id, audience in audiences.items():
+        if audience.all_staff:
+            open_posts.add(post_id)
+        for segment in audience.segments:
+            values = segment.dimension_values()
+            if not values:
+                open_posts.add(post_id)
+            for dimension, members in values.items():
+                for value in members:
+                    named.setdefault((dimension, value), set()).add(post_id)
+    with_managers = any(targeting.uses_managers(a) for a in audiences.values())
+    keys: dict[int, set[str]] = {pk: set() for pk in pks}
+    for part in _chunks(pks):
+        for pk, key in session.execute(select(GroupMember.employee_pk, Group.key)
+                                       .join(Group, Group.id == GroupMember.group_id)
+                                       .where(GroupMember.employee_pk.in_(part))):
+            keys[pk].add(key)
+    managers = {pk: targeting.managers_of(session, people[pk]) for pk in pks} if with_managers else {}
+    journey_posts = [c.id for c in candidates if c.journey_only]
+    released: dict[tuple[int, int], list[dt.datetime]] = {}
+    if journey_posts:
+        for part in _chunks(pks):
+            for pk, post_id, at in session.execute(
+                    select(JourneyRelease.employee_pk, JourneyRelease.post_id, JourneyRelease.released_at)
+                    .where(JourneyRelease.employee_pk.in_(part), JourneyRelease.post_id.in_(journey_posts),
+                           JourneyRelease.status == "released")):
+                released.setdefault((pk, post_id), []).append(at)
+    candidate_ids = [c.id for c in candidates]
+    states: dict[tuple[int, int], tuple[Any, Any]] = {}
+    for part in _chunks(pks):
+        for ids in _chunks(candidate_ids, 5000):
+            for pk, post_id, read_at, ack_at in session.execute(
+                    select(PostState.employee_pk, PostState.post_id, PostState.read_at, PostState.acknowledged_at)
+                    .where(PostState.employee_pk.in_(part), PostState.post_id.in_(ids))):
+                states[(pk, post_id)] = (read_at, ack_at)
+
+    visible: dict[int, set[int]] = {}
+    for pk in pks:
+        person = people[pk]
+        maybe = set(open_posts)
+        for pair in targeting.employee_pairs(person, keys[pk]):
+            maybe |= named.get(pair, set())
+        for manager in managers.get(pk, ()):
+            maybe |= named.get(("reports_to", manager), set())
+        visible[pk] = {post_id for post_id in maybe
+                       if targeting.employee_matches(audiences[post_id], person, keys[pk], managers=managers.get(pk, ()),
+                                                     now=now)}
+
+    selections: dict[int, _Selection] = {}
+    for i in todo:
+        request = requests[i]
+        pk, slot = request.employee.id, request.slot
+        slot_rounds = rounds.get(slot.id, {}) if slot.kind == "alert" else {}
+        rows = []
+        for c in candidates:
+            if c.id not in visible[pk]:
+                continue
+            shown = c.published_at
+            if c.journey_only:
+                times = released.get((pk, c.id))
+                if not times or min(times) > now:
+                    continue
+                shown = max(times)
+            read_at, ack_at = states.get((pk, c.id), (None, None))
+            if slot_rounds:
+                if c.id not in slot_rounds:
+                    continue
+            else:
+                pending = c.must_read and ack_at is None and (c.ack_deadline is None or c.ack_deadline > now)
+                if not pending and (request.must_reads_only or read_at is not None or not shown > since[i]):
+                    continue
+            rows.append(_Row(c.id, c.title, c.summary, c.topic, c.must_read, shown, c.ack_deadline, c.rating_style,
+                             c.all_staff, c.audience, c.language, read_at, ack_at))
+        selections[i] = _select(rows, now, rounds=slot_rounds, since=since[i], prefs=prefs[pk], limit=limit,
+                                must_reads_only=request.must_reads_only, reminder_after=reminder_after)
+
+    if weekly_budget and any(s.rest for s in selections.values()):
+        if budget_used is not None:
+            used = {i: budget_used.get(requests[i].employee.id, 0) for i in todo}
+        else:
+            used = _budget_used(session, requests, [i for i in todo if selections[i].rest], now)
+        for i in todo:
+            selections[i] = selections[i].within_budget(weekly_budget, used.get(i, 0))
+
+    ranked = [i for i in todo if rank and selections[i].needs_ranking]
+    if ranked:
+        profiles = ranking.load_profiles(session, [people[pk] for pk in sorted({requests[i].employee.id
+                                                                              for i in ranked})],
+                                         now=now, priors=priors)
+        counts = ranking.load_rating_counts(session, sorted({item.post_id for i in ranked
+                                                             for item in selections[i].rest}))
+        for i in ranked:
+            person = requests[i].employee
+            chosen = selections[i]
+            selections[i] = chosen.ranked(rank_rest(session, person, chosen.rest_rows, now, prefs=prefs[person.id],
+                                                    limit=chosen.room, profile=profiles[person.id], counts=counts))
+    for i in todo:
+        out[i] = selections[i].content(limit)
+    return out
+
+
+def _budget_used(session: Session, requests: Sequence[Request], indices: list[int], now: dt.datetime) -> dict[int, int]:
+    """For each request of *indices*: :func:`intranet.delivery.fatigue.sent_this_week` for its person,
+    leaving its own slot out (the other channels of the same digest), in two queries for all."""
+    per_digest = fatigue.sent_post_ids_by_digest(session, sorted({requests[i].employee.id for i in indices}), now)
+    must = fatigue.must_reads_among(session, {p for by_digest in per_digest.values()
+                                              for ids in by_digest.values() for p in ids})
+    used: dict[int, int] = {}
+    for i in indices:
+        ids: set[int] = set()
+        for digest_id, post_ids in per_digest.get(requests[i].employee.id, {}).items():
+            if digest_id != requests[i].slot.id:
+                ids |= post_ids
+        used[i] = len(ids - must)
+    return used
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,3 +536,24 @@ def in_language(session: Session, content: DigestContent, language: str) -> Dige
     items = [dataclasses.replace(item, title=found[item.post_id].title, summary=found[item.post_id].summary,
                                  language=language) if item.post_id in found else item for item in content.items]
     return dataclasses.replace(content, items=items)
+
+
+def in_languages(session: Session, contents: Sequence[DigestContent], wanted: Sequence[str]) -> list[DigestContent]:
+    """:func:`in_language` for a batch: each of *contents* in the language of the same place in *wanted*,
+    with one query per language instead of one per message."""
+    found: dict[str, dict[int, Any]] = {}
+    for language in sorted(set(wanted)):
+        ids = sorted({item.post_id for c, lang in zip(contents, wanted, strict=True) if lang == language
+                      for item in c.items if item.language != language})
+        found[language] = post_versions.versions_in(session, ids, language) if ids else {}
+    out = []
+    for c, language in zip(contents, wanted, strict=True):
+        versions = found[language]
+        if not any(item.post_id in versions and item.language != language for item in c.items):
+            out.append(c)
+            continue
+        items = [dataclasses.replace(item, title=versions[item.post_id].title, summary=versions[item.post_id].summary,
+                                     language=language)
+                 if item.language != language and item.post_id in versions else item for item in c.items]
+        out.append(dataclasses.replace(c, items=items))
+    return out

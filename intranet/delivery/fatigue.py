@@ -87,6 +87,24 @@ def sent_this_week(session: Session, employee_pk: int, now: dt.datetime, *,
     return len(sent - _must_reads(session, sent)) if sent else 0
 
 
+def sent_post_ids_by_digest(session: Session, employee_pks: list[int], now: dt.datetime) -> dict[int, dict[int, set[int]]]:
+    """The posts sent to each of *employee_pks* in the 7 days before *now*, by the digest slot that
+    carried them: what :func:`sent_this_week` counts, for a batch that leaves out a different slot per person."""
+    query = select(OutboxMessage.employee_pk, OutboxMessage.digest_id, OutboxMessage.post_ids).where(
+        OutboxMessage.status == "sent", OutboxMessage.sent_at > now - WEEK, OutboxMessage.sent_at <= now)
+    sent: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for start in range(0, len(employee_pks), 5000):
+        for pk, digest_id, post_ids in session.execute(query.where(
+                OutboxMessage.employee_pk.in_(employee_pks[start:start + 5000]))):
+            sent[pk][digest_id].update(post_ids or ())
+    return sent
+
+
+def must_reads_among(session: Session, post_ids: set[int]) -> set[int]:
+    """Which of *post_ids* are must-reads (they never count against the budget)."""
+    return _must_reads(session, post_ids) if post_ids else set()
+
+
 def sent_this_week_many(session: Session, employee_pks: Iterable[int] | None, now: dt.datetime) -> dict[int, int]:
     """:func:`sent_this_week` for many people in two queries (people who were sent nothing are left out).
 
@@ -358,6 +376,17 @@ def announcement(session: Session, employee: Employee) -> FatigueNotice | None:
     if notice is None or notice.kind != "step_down" or notice.announced_at is not None:
         return None
     return notice
+
+
+def announcements(session: Session, employee_pks: list[int]) -> dict[int, FatigueNotice]:
+    """:func:`announcement` for a batch of people (one query): the people with one to announce."""
+    out: dict[int, FatigueNotice] = {}
+    for start in range(0, len(employee_pks), 5000):
+        for notice in session.execute(select(FatigueNotice).where(
+                FatigueNotice.employee_pk.in_(employee_pks[start:start + 5000]), FatigueNotice.kind == "step_down",
+                FatigueNotice.announced_at.is_(None))).scalars():
+            out[notice.employee_pk] = notice
+    return out
 
 
 def mark_announced(notice: FatigueNotice, now: dt.datetime) -> None:

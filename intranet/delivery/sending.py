@@ -49,15 +49,16 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlmodel import Session
 
 from intranet import languages, preferences
+from intranet.analytics import rollups
 from intranet.db import is_postgres
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
 from intranet.delivery import fatigue
-from intranet.delivery.content import compose, in_language
+from intranet.delivery.content import Request, compose_many, in_languages
 from intranet.delivery.rendering import Renderer, why
 from intranet.engagement import events
 from intranet.models import Digest, Employee, OutboxMessage
 from intranet.settings import MailSettings, Settings
-from intranet.webhooks.events import digest_sent_event
+from intranet.webhooks.events import digest_sent_event, subscribed
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,16 @@ def renew(session: Session, model: type[Any], row_pk: int, owner: str, now: dt.d
     return renewed.rowcount == 1  # type: ignore[attr-defined]
 
 
+def renew_many(session: Session, model: type[Any], row_pks: list[int], owner: str, now: dt.datetime,
+               lease: dt.timedelta) -> set[int]:
+    """:func:`renew` for many claimed rows of *model* in one statement; returns those still *owner*'s."""
+    if not row_pks:
+        return set()
+    statement = (update(model).where(model.id.in_(row_pks), model.claimed_by == owner, model.status == "sending")
+                 .values(lease_until=now + lease).returning(model.id))
+    return set(session.execute(statement).scalars().all())
+
+
 def claim(session: Session, now: dt.datetime, owner: str, *, limit: int, lease: dt.timedelta,
           channels: tuple[str, ...] | None = None) -> list[int]:
     """Claim up to *limit* due messages for *owner* (the caller commits at once); returns their ids."""
@@ -209,6 +220,14 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
              limit: int | None = None, rng: random.Random | None = None) -> SendReport:
     """Claim a batch of due messages and send them, committing the claim and then each result.
 
+    The batch is read and composed at once (:func:`intranet.delivery.content.compose_many`: a few
+    set-based queries for all its people, not a dozen per message); then each message is rendered,
+    sent and its result committed before the next one goes out, so a crash repeats at most the one
+    message in flight (with the same Message-ID). The leases of the batch's unsent messages are
+    renewed together whenever half the lease has gone by, and a message no longer ours is dropped.
+    The ``digest_sent`` events are stored with each result and folded into the rollups once per
+    batch (queued in the same transaction, so a crash leaves them to the fold job, never lost).
+
     :param clock: the current time (read again before each send, since pacing takes time).
     :param channels: channel name -> deliverer; messages of channels not given are left alone.
     """
@@ -216,59 +235,123 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
     lease = settings.mail.lease
     pacer = pacer or Pacer(settings.mail.rate_per_minute)
     report = SendReport()
-    ids = claim(session, clock(), owner, limit=limit or settings.mail.batch, lease=lease,
+    claimed_at = clock()
+    ids = claim(session, claimed_at, owner, limit=limit or settings.mail.batch, lease=lease,
                 channels=tuple(channels))
     session.commit()
-    priors: dict[str | None, dict[str, float]] = {}  # department priors, loaded once per run
-    down: dict[str, TemporaryFailure] = {}  # channel -> the failure that showed it unavailable
-    deferred: dict[str, int] = {}
-    for message_pk in ids:
-        now = clock()
-        message = session.get(OutboxMessage, message_pk, populate_existing=True)
-        if message is None or message.claimed_by != owner or message.status != "sending":
-            report.lost += 1
-            continue
+    if not ids:
+        return report
+    batch = _load_batch(session, ids, owner, claimed_at, settings, report)
+    if batch:
+        _send_batch(session, batch, clock, claimed_at, settings, renderer, channels, owner, pacer, rng, report)
+    if report.sent:
+        # The batch's digest_sent events, queued with each result, folded together.
+        rollups.fold_pending(session, org_timezone=settings.site.org_timezone, limit=report.sent)
+        session.commit()
+    return report
+
+
+@dataclasses.dataclass
+class _Outgoing:
+    """One claimed message, its person and slot, and what it will say."""
+
+    message: OutboxMessage
+    employee: Employee
+    digest: Digest
+    prefs: preferences.Preferences
+    content: Any = None
+    language: str = languages.DEFAULT
+
+
+def _load_batch(session: Session, ids: list[int], owner: str, now: dt.datetime, settings: Settings,
+                report: SendReport) -> list[_Outgoing]:
+    """The claimed messages still ours, with their people and slots, composed in one go; the
+    expired, the inactive people's and the empty ones are finished here."""
+    messages = {m.id: m for m in session.execute(
+        select(OutboxMessage).where(OutboxMessage.id.in_(ids)).execution_options(populate_existing=True)).scalars()}
+    ours = [messages[pk] for pk in ids if pk in messages and messages[pk].claimed_by == owner
+            and messages[pk].status == "sending"]
+    report.lost += len(ids) - len(ours)
+    people = {e.id: e for e in session.execute(select(Employee).where(
+        Employee.id.in_(sorted({m.employee_pk for m in ours})))).scalars()}
+    slots = {d.id: d for d in session.execute(select(Digest).where(
+        Digest.id.in_(sorted({m.digest_id for m in ours})))).scalars()}
+    prefs = preferences.for_employees(session, sorted(people))
+    batch: list[_Outgoing] = []
+    for message in ours:
         if now >= message.expires_at:
             finish(session, message, "expired", "expired before it could be sent")
             report.expired += 1
             continue
-        if message.channel in down:
-            if _retry_later(session, message, down[message.channel], now, settings, rng, report):
-                deferred[message.channel] = deferred.get(message.channel, 0) + 1
-            continue
-        employee = session.get(Employee, message.employee_pk)
-        digest = session.get(Digest, message.digest_id)
+        employee, digest = people.get(message.employee_pk), slots.get(message.digest_id)
         if employee is None or not employee.active or digest is None:
             finish(session, message, "skipped", "employee inactive")
             report.skipped += 1
             continue
-        prefs = preferences.for_employee(session, employee)
-        content = compose(session, employee, digest, now, prefs=prefs, limit=settings.digests.max_items,
-                          lookback_days=settings.digests.lookback_days, reminder_after=settings.alerts.reminder_after,
-                          must_reads_only=message.escalation, priors=priors,
-                          weekly_budget=settings.fatigue.weekly_budget)
+        batch.append(_Outgoing(message, employee, digest, prefs[employee.id]))
+    contents = compose_many(
+        session, [Request(o.employee, o.digest, must_reads_only=o.message.escalation) for o in batch], now,
+        prefs=prefs, limit=settings.digests.max_items, lookback_days=settings.digests.lookback_days,
+        reminder_after=settings.alerts.reminder_after, weekly_budget=settings.fatigue.weekly_budget)
+    kept: list[_Outgoing] = []
+    for outgoing, content in zip(batch, contents, strict=True):
         if content.empty:
-            finish(session, message, "skipped", "nothing to send any more")
+            finish(session, outgoing.message, "skipped", "nothing to send any more")
             report.skipped += 1
             continue
-        # An automatic cadence step down is announced by the person's next digest (any channel).
-        step_down = None if message.escalation or digest.kind != "digest" else fatigue.announcement(session, employee)
         # In the person's language (chosen, else the directory's; a scheduler has no browser to ask).
-        language = languages.choose(prefs.language, employee.language) or languages.DEFAULT
-        content = in_language(session, content, language)
-        rendered = renderer.render(employee, message, content, prefs, why(digest, content, language),
-                                   reminder=digest.kind == "alert" and content.overdue_must_reads > 0,
-                                   notice=fatigue.describe(step_down, language) if step_down else None,
-                                   language=language)
+        outgoing.language = languages.choose(outgoing.prefs.language, outgoing.employee.language) or languages.DEFAULT
+        outgoing.content = content
+        kept.append(outgoing)
+    for outgoing, content in zip(kept, in_languages(session, [o.content for o in kept], [o.language for o in kept]),
+                                 strict=True):
+        outgoing.content = content
+    session.commit()  # end the read transaction: nothing is held while sending
+    return kept
 
+
+def _send_batch(session: Session, batch: list[_Outgoing], clock: Callable[[], dt.datetime], claimed_at: dt.datetime,
+                settings: Settings, renderer: Renderer, channels: dict[str, Channel], owner: str, pacer: Pacer,
+                rng: random.Random | None, report: SendReport) -> None:
+    lease = settings.mail.lease
+    renewed_at = claimed_at
+    mine = {o.message.id for o in batch}
+    # An automatic cadence step down is announced by the person's next digest (any channel).
+    notices = fatigue.announcements(session, sorted({o.employee.id for o in batch if o.digest.kind == "digest"}))
+    webhooks_wanted = subscribed(session, "digest.sent")
+    session.commit()
+    down: dict[str, TemporaryFailure] = {}  # channel -> the failure that showed it unavailable
+    deferred: dict[str, int] = {}
+    for outgoing in batch:
+        message, employee, digest, content = outgoing.message, outgoing.employee, outgoing.digest, outgoing.content
+        now = clock()
+        if now >= renewed_at + lease / 2:
+            # Half the lease is gone: renew every message of the batch still unsent, at once.
+            kept = renew_many(session, OutboxMessage, sorted(mine), owner, now, lease)
+            session.commit()
+            report.lost += len(mine - kept)
+            mine, renewed_at = kept, now
+        if message.id not in mine:
+            continue
+        if now >= message.expires_at:
+            mine.discard(message.id)
+            finish(session, message, "expired", "expired before it could be sent")
+            report.expired += 1
+            continue
+        if message.channel in down:
+            mine.discard(message.id)
+            if _retry_later(session, message, down[message.channel], now, settings, rng, report):
+                deferred[message.channel] = deferred.get(message.channel, 0) + 1
+            continue
+        step_down = None if message.escalation or digest.kind != "digest" else notices.get(employee.id)
+        rendered = renderer.render(employee, message, content, outgoing.prefs, why(digest, content, outgoing.language),
+                                   reminder=digest.kind == "alert" and content.overdue_must_reads > 0,
+                                   notice=fatigue.describe(step_down, outgoing.language) if step_down else None,
+                                   language=outgoing.language)
         if message.channel != "in_app":
             pacer.wait()
             now = clock()
-        if not renew(session, OutboxMessage, message.id, owner, now, lease):
-            session.rollback()
-            report.lost += 1
-            continue
-        session.commit()
+        mine.discard(message.id)
         try:
             channels[message.channel].deliver(rendered, now)
         except TemporaryFailure as exc:
@@ -287,16 +370,18 @@ def send_due(session: Session, clock: Callable[[], dt.datetime], settings: Setti
         session.add(message)
         if step_down is not None:
             fatigue.mark_announced(step_down, now)
+            notices.pop(employee.id, None)
         events.record(session, employee, "digest_sent", at=now, client_id=f"outbox-{message.id}",
-                      delivery_id=message.id, channel=message.channel, org_timezone=settings.site.org_timezone)
-        digest_sent_event(session, message, digest, employee, post_ids=content.post_ids, now=now)
+                      delivery_id=message.id, channel=message.channel, org_timezone=settings.site.org_timezone,
+                      fold=False)
+        if webhooks_wanted:
+            digest_sent_event(session, message, digest, employee, post_ids=content.post_ids, now=now)
         session.commit()
         report.sent += 1
     for channel, failure in down.items():
         logger.error("Delivery alert: the %s channel is unavailable (%s); %d more of this batch's messages wait "
                      "for their retry", channel, failure.reason, deferred.get(channel, 0),
                      extra={"alert": "delivery_channel_down", "channel": channel})
-    return report
 
 
 def _retry_later(session: Session, message: OutboxMessage, failure: TemporaryFailure, now: dt.datetime,

@@ -475,14 +475,19 @@ def visible_post_ids(session: Session, employee: Employee, post_ids: Iterable[in
 
 def record(session: Session, employee: Employee, kind: str, *, at: dt.datetime, client_id: str,
            post_id: int | None = None, delivery_id: int | None = None, channel: str | None = None,
-           org_timezone: str = "UTC") -> bool:
-    """Record one server-side event (a digest sent, an acknowledgement); False if already recorded."""
+           org_timezone: str = "UTC", fold: bool = True) -> bool:
+    """Record one server-side event (a digest sent, an acknowledgement); False if already recorded.
+
+    :param fold: fold it into the rollups now; False queues it for :func:`intranet.analytics.rollups.fold_pending`
+        (one small insert in this transaction), as a sender does for a batch of messages it folds once.
+    """
     hour, weekday = local_hour_weekday(at, zone_of(employee.timezone, org_timezone))
     row = {"employee_pk": employee.id, "client_id": client_id, "kind": kind, "post_id": post_id,
            "occurred_at": at, "received_at": at, "local_hour": hour, "local_weekday": weekday,
            "dwell_ms": None, "delivery_id": delivery_id, "channel": channel, "surface": None,
            "position": None, "device": None, "source": "server"}
-    return bool(store(session, [row], {employee.id: employee}, org_timezone=org_timezone))  # type: ignore[dict-item]
+    return bool(store(session, [row], {employee.id: employee}, org_timezone=org_timezone,  # type: ignore[dict-item]
+                      fold="now" if fold else "queued"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -101,6 +101,13 @@ def post_acknowledged_event(session: Session, post: Post, employee: Employee, *,
                   occurred_at=acknowledged_at, now=now, employee=employee)
 
 
+def subscribed(session: Session, type_: str) -> bool:
+    """Whether any active endpoint wants *type_* now (a sender asks once per batch: with none, its
+    messages record no webhook event; an endpoint added during a batch hears from the next one)."""
+    return any(type_ in (types or ()) for (types,) in session.execute(
+        select(WebhookEndpoint.event_types).where(WebhookEndpoint.active.is_(True))).all())
+
+
 def digest_sent_event(session: Session, message: OutboxMessage, digest: Digest, employee: Employee, *,
                       post_ids: list[int], now: dt.datetime) -> int | None:
     """``digest.sent``: the outbox *message* (a digest or an alert) went out to *employee*."""
