@@ -8,12 +8,18 @@ are permanent.
 """
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import re
 import smtplib
 import socket
 import ssl
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, parseaddr
 import datetime as dt
 
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
@@ -39,14 +45,55 @@ def display_name(name: str) -> str:
     return " ".join(_SPECIALS.sub(" ", header_safe(name)).split())
 
 
-def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> EmailMessage:
-    """The MIME message for *digest* (multipart/alternative: plain text, then HTML)."""
+#: Lines end in CRLF on the wire (smtplib's sendmail sends bytes as they are); headers are written
+#: as built (never folded again: compat32 would fold a long URL onto a line of its own, which a
+#: reader then sees with a leading space). Every header here is ASCII and far below 998 characters.
+_WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=0)
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """A UTF-8 text part in base64, encoded by the C codec in one call (the email package's own
+    base64 and quoted-printable encoders work line by line in Python: most of a message's cost)."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part["Content-Transfer-Encoding"] = "base64"
+    part.set_payload(base64.encodebytes(body.encode("utf-8")).decode("ascii"))
+    return part
+
+
+def _encoded(value: str) -> str:
+    """*value* as it goes in a header: as is when ASCII, else RFC 2047 encoded words of at most
+    76 characters each, folded between them (as the default policy would write them)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(name: str, address: str) -> str:
+    """``Name <address>`` (the name needs no quotes: :func:`display_name` has no specials); a
+    non-ASCII name is encoded and folded by the default policy, as an address header must be (a
+    phrase split mid-word into encoded words would be read back with spaces inside it)."""
+    address = header_safe(address)
+    if not name:
+        return address
+    if name.isascii():
+        return f"{name} <{address}>"
+    modern = email.policy.default
+    return modern.header_factory("To", f"{name} <{address}>").fold(policy=modern)[len("To: "):].rstrip("\n")
+
+
+def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> Message:
+    """The MIME message for *digest* (multipart/alternative: plain text, then HTML).
+
+    Built with the email package's ``compat32`` classes, whose headers are plain strings: the
+    default policy parses every header into objects on assignment and folds them again on output,
+    which cost several times the whole SMTP exchange of a digest. What the recipient sees is the
+    same: the same headers (non-ASCII ones as encoded words) and the same text and HTML.
+    """
     if not digest.recipient_email:
         raise PermanentFailure("the employee has no email address")
-    msg = EmailMessage()
-    msg["From"] = header_safe(sender)
-    msg["To"] = formataddr((display_name(digest.recipient_name), header_safe(digest.recipient_email)))
-    msg["Subject"] = header_safe(digest.subject)
+    msg = MIMEMultipart("alternative")
+    from_name, from_address = parseaddr(header_safe(sender))
+    msg["From"] = _address(display_name(from_name), from_address) if from_address else header_safe(sender)
+    msg["To"] = _address(display_name(digest.recipient_name), digest.recipient_email)
+    msg["Subject"] = _encoded(header_safe(digest.subject))
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = header_safe(digest.message_id)
     if digest.unsubscribe_url:  # a digest; a personal message (a reply to feedback) has no list to leave
@@ -56,13 +103,8 @@ def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> E
     msg["X-Auto-Response-Suppress"] = "All"
     if digest.escalation:
         msg["Importance"] = "high"
-    msg.set_content(digest.text)
-    msg.add_alternative(digest.html, subtype="html")
-    # Python's email package (3.11) loses the space between two encoded words when it folds a long
-    # non-ASCII header at 78 characters ("«Canteen changes»" arrived as "«Canteenchanges»" in a
-    # Catalan subject). Headers may run to RFC 5322's 998; set after the bodies, whose transfer
-    # encoding was chosen at 78, so only header folding changes.
-    msg.policy = msg.policy.clone(max_line_length=998)
+    msg.attach(_text_part(digest.text, "plain"))
+    msg.attach(_text_part(digest.html, "html"))
     return msg
 
 
@@ -100,8 +142,14 @@ class SmtpMailer:
         :raise PermanentFailure: on 5xx replies (the reason names the code and the server's text).
         """
         msg = build_message(digest, sender=self.sender, now=now)
+        envelope_from = parseaddr(header_safe(self.sender))[1]
+        recipient = header_safe(digest.recipient_email or "")
         try:
-            refused = self._connect().send_message(msg)
+            if envelope_from.isascii() and recipient.isascii():
+                refused = self._connect().sendmail(envelope_from, [recipient], msg.as_bytes(policy=_WIRE))
+            else:  # an internationalised address: smtplib's SMTPUTF8 path needs a modern-policy message
+                modern = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+                refused = self._connect().send_message(modern, envelope_from, [recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             self._reset_after_error()
             code, text = next(iter(exc.recipients.values()))
