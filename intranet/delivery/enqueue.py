@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from intranet import preferences
 from intranet.db import insert_new
-from intranet.delivery.content import compose
+from intranet.delivery.content import Request, compose_many
 from intranet.delivery.planning import PLANNED_CADENCES
 from intranet.models import Digest, Employee, OutboxMessage
 from intranet.settings import Settings
@@ -48,50 +48,64 @@ def enqueue_due(session: Session, now: dt.datetime, *, domain: str = "beacon.inv
                 teams_enabled: bool = False, weekly_budget: int = 0) -> int:
     """Turn due digest slots into outbox messages (one per channel); returns how many slots were queued.
 
-    Each slot is claimed by a conditional UPDATE, so concurrent schedulers split the work instead
-    of doubling it. A slot past its expiry is marked expired, a deactivated person's is cancelled.
+    The due slots are claimed by one conditional UPDATE, so concurrent schedulers split the work
+    instead of doubling it, and checked together (:func:`intranet.delivery.content.compose_many`). A slot past its expiry is marked expired, a deactivated person's is cancelled.
 
     :param weekly_budget: the weekly budget of posts that are not must-reads (see
         :mod:`intranet.delivery.fatigue`); a slot with nothing else to say once it is spent is skipped.
     """
     due = session.execute(select(Digest.id).where(Digest.status == "planned", Digest.due_at <= now)
                           .order_by(Digest.due_at).limit(limit)).scalars().all()
-    queued = 0
+    if not due:
+        return 0
+    # One conditional UPDATE claims the whole batch: a concurrent scheduler's claim of the same
+    # slots changes no row twice, so each slot is claimed by exactly one of them.
+    claimed = set(session.execute(update(Digest).where(Digest.id.in_(due), Digest.status == "planned")
+                                  .values(status="queued").returning(Digest.id)).scalars())
+    slots = {d.id: d for d in session.execute(select(Digest).where(Digest.id.in_(sorted(claimed)))
+                                              .execution_options(populate_existing=True)).scalars()}
+    people = {e.id: e for e in session.execute(select(Employee).where(
+        Employee.id.in_(sorted({d.employee_pk for d in slots.values()})))).scalars()}
+    prefs = preferences.for_employees(session, sorted(people))
+    ready: list[tuple[Digest, Employee]] = []
     for digest_id in due:
-        claimed = session.execute(update(Digest).where(Digest.id == digest_id, Digest.status == "planned")
-                                  .values(status="queued"))
-        if claimed.rowcount != 1:
+        if digest_id not in claimed:
             continue
-        digest = session.get(Digest, digest_id)
-        employee = session.get(Employee, digest.employee_pk)
+        digest = slots[digest_id]
+        employee = people.get(digest.employee_pk)
         if employee is None or not employee.active:
             digest.status, digest.reason = "cancelled", "employee inactive"
             continue
         if now >= digest.expires_at:
             digest.status, digest.reason = "expired", "enqueued after its expiry"
             continue
-        prefs = preferences.for_employee(session, employee)
-        if digest.kind == "digest" and prefs.cadence not in PLANNED_CADENCES:
-            digest.status, digest.reason = "cancelled", f"cadence is now {prefs.cadence}"
+        if digest.kind == "digest" and prefs[employee.id].cadence not in PLANNED_CADENCES:
+            digest.status, digest.reason = "cancelled", f"cadence is now {prefs[employee.id].cadence}"
             continue
-        channels = [c for c in prefs.channels if c != "teams" or teams_enabled]
-        # Only whether there is anything matters here; the sender composes (and ranks) again.
-        content = compose(session, employee, digest, now, prefs=prefs, lookback_days=lookback_days,
-                          reminder_after=reminder_after, rank=False, weekly_budget=weekly_budget)
+        ready.append((digest, employee))
+    # Only whether there is anything matters here; the sender composes (and ranks) again.
+    contents = compose_many(session, [Request(employee, digest) for digest, employee in ready], now, prefs=prefs,
+                            lookback_days=lookback_days, reminder_after=reminder_after, rank=False,
+                            weekly_budget=weekly_budget)
+    values = []
+    queued = 0
+    for (digest, employee), content in zip(ready, contents, strict=True):
         if content.empty:
             digest.status, digest.reason = "skipped", "weekly budget spent" if content.held_back else "nothing new"
             continue
+        channels = [c for c in prefs[employee.id].channels if c != "teams" or teams_enabled]
         rows = [{"channel": c, "escalation": False} for c in channels]
         second = _second_channel(tuple(channels))
         if content.overdue_must_reads and second and (second != "teams" or teams_enabled):
             rows.append({"channel": second, "escalation": True})
-        values = [{"digest_id": digest.id, "employee_pk": employee.id, "channel": r["channel"],
-                   "escalation": r["escalation"], "status": "pending", "attempts": 0, "next_attempt_at": now,
-                   "expires_at": digest.expires_at, "lease_until": None, "claimed_by": None,
-                   "message_id": message_id(employee, digest, r["channel"], domain), "post_ids": [],
-                   "sent_at": None, "last_error": None, "created_at": now} for r in rows]
-        insert_new(session, _OUTBOX, values, ("digest_id", "channel"), ("id",))
+        values += [{"digest_id": digest.id, "employee_pk": employee.id, "channel": r["channel"],
+                    "escalation": r["escalation"], "status": "pending", "attempts": 0, "next_attempt_at": now,
+                    "expires_at": digest.expires_at, "lease_until": None, "claimed_by": None,
+                    "message_id": message_id(employee, digest, r["channel"], domain), "post_ids": [],
+                    "sent_at": None, "last_error": None, "created_at": now} for r in rows]
         queued += 1
+    for start in range(0, len(values), 500):
+        insert_new(session, _OUTBOX, values[start:start + 500], ("digest_id", "channel"), ("id",))
     session.flush()
     return queued
 
