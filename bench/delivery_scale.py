@@ -7,15 +7,18 @@ people, one all-staff post and N digest slots due now; then, in the same run:
 * **enqueue** — ``enqueue.enqueue_due`` until every slot is queued (one outbox row per channel);
 * **send** (the product path) — ``sending.send_due`` in batches of ``--batch`` with pacing off
   (``INTRANET_MAIL_RATE_PER_MINUTE=0``), over one SMTP connection, until the email outbox is
-  empty: per message the claim, composing the digest again for that person at that moment,
-  rendering, the lease renewal, the SMTP transaction and the committed result;
+  empty: per batch the claim, composing every digest of the batch again at that moment
+  (``content.compose_many``), lease renewals and the rollup fold of the batch's ``digest_sent``
+  events; per message rendering, the MIME message, the SMTP transaction and the committed result;
 * **raw** (the baseline) — the very messages the server received, sent again with
   ``smtplib.SMTP.sendmail`` over one connection: the SMTP transport alone.
 
-Both go to the same aiosmtpd server on loopback (sharing the two cores with it). The ratio
+Both go to the same aiosmtpd server on loopback, in a process of its own (sharing the two cores with
+it; in the sender's process its thread fought the sender for the GIL at every SMTP round trip). The ratio
 send / raw says what Beacon adds per message on top of SMTP. Microsoft says a Viva announcement
-to 100,000 people "may take several hours"; the goal is 100,000 digests in at most 10 minutes of
-sending (>= 167 a second) on this 2-core box, figures printed and recorded, never asserted.
+to 100,000 people "may take several hours"; the goals are >= 300 digests a second (100,000 in under
+six minutes of sending) and at most 5x raw smtplib on this 2-core box, figures printed and
+recorded, never asserted.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import collections
 import datetime as dt
 import email
 import email.policy
+import multiprocessing
 import smtplib
 import socket
 import sys
@@ -43,7 +47,8 @@ from intranet.models import Digest, Employee, OutboxMessage, Post
 from bench import goals
 from bench.webhooks_bench import _engines
 
-GOAL_PER_S = 100_000 / 600  # 100k digests in 10 minutes
+GOAL_PER_S = 300.0  # 100k digests in under 6 minutes of sending
+RATIO_GOAL = 5.0  # send / raw smtplib, as the other product-vs-raw goals
 CHUNK = 5000
 
 
@@ -68,6 +73,54 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _serve(port: int, control: Any) -> None:
+    """The SMTP server's process: a :class:`Sink` on *port*, answering *control* ("take": the messages
+    so far, then count only; "count": how many arrived; "stop")."""
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    control.send("ready")
+    try:
+        while True:
+            command = control.recv()
+            if command == "take":
+                with sink.lock:
+                    control.send(sink.messages)
+                    sink.messages, sink.keep = [], False
+            elif command == "count":
+                control.send(sink.count)
+            else:
+                break
+    finally:
+        controller.stop()
+
+
+class SmtpServer:
+    """An aiosmtpd server on loopback in a process of its own, as a real mail server is: in this
+    process its thread would take the GIL from the sender between the SMTP round trips."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.control, child = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(target=_serve, args=(self.port, child),
+                                                                   daemon=True)
+        self.process.start()
+        if not self.control.poll(30) or self.control.recv() != "ready":
+            raise RuntimeError("the SMTP server did not start")
+
+    def take(self) -> list[tuple[str, list[str], bytes]]:
+        self.control.send("take")
+        return self.control.recv()  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        self.control.send("count")
+        return self.control.recv()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.control.send("stop")
+        self.process.join(10)
 
 
 def populate(sessions: Any, n: int, now: dt.datetime) -> None:
@@ -95,12 +148,10 @@ def populate(sessions: Any, n: int, now: dt.datetime) -> None:
 
 
 def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
-    controller.start()
+    server = SmtpServer()
     try:
         app = create_app({"INTRANET_ENV": "development", "INTRANET_SECRET_KEY": "b" * 64,
-                          "INTRANET_SMTP_HOST": "127.0.0.1", "INTRANET_SMTP_PORT": controller.port,
+                          "INTRANET_SMTP_HOST": "127.0.0.1", "INTRANET_SMTP_PORT": server.port,
                           "INTRANET_MAIL_RATE_PER_MINUTE": 0, "INTRANET_OUTBOX_BATCH": batch,
                           "INTRANET_BASE_URL": "https://news.example.com",
                           "INTRANET_MAIL_FROM": "Beacon <news@example.com>", "INTRANET_RUN_SCHEDULER": False},
@@ -112,17 +163,17 @@ def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
         populate(sessions, n, now)
         setup_s = time.perf_counter() - t
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with sessions() as db:
             while enqueue.enqueue_job(db, utcnow(), state.settings):
                 db.commit()
             db.commit()
-        enqueue_s = time.perf_counter() - t
+        enqueue_s, enqueue_cpu = time.perf_counter() - t, time.process_time() - c
 
-        mailer = SmtpMailer("127.0.0.1", controller.port, sender=state.settings.mail.mail_from)
+        mailer = SmtpMailer("127.0.0.1", server.port, sender=state.settings.mail.mail_from)
         renderer = jobs.renderer_for(app)
         report = sending.SendReport()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with app.app_context(), sessions() as db:
             while True:
                 got = sending.send_due(db, utcnow, state.settings, renderer, channels={"email": mailer}, limit=batch)
@@ -130,28 +181,28 @@ def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
                     setattr(report, field, getattr(report, field) + getattr(got, field))
                 if not (got.sent or got.retried or got.skipped or got.expired or got.failed):
                     break
-        send_s = time.perf_counter() - t
+        send_s, send_cpu = time.perf_counter() - t, time.process_time() - c
         mailer.close()
 
-        sent_messages = list(sink.messages)
-        sink.keep = False
+        sent_messages = server.take()
         ids = collections.Counter(email.message_from_bytes(raw, policy=email.policy.compat32)["Message-ID"]
                                   for _, _, raw in sent_messages)
         with sessions() as db:
             pending = db.execute(select(OutboxMessage.id).where(OutboxMessage.channel == "email",
                                                                 OutboxMessage.status != "sent")).all()
 
-        before = sink.count
-        t = time.perf_counter()
-        smtp = smtplib.SMTP("127.0.0.1", controller.port)
+        before = server.count()
+        t, c = time.perf_counter(), time.process_time()
+        smtp = smtplib.SMTP("127.0.0.1", server.port)
         for mail_from, rcpts, raw in sent_messages:
             smtp.sendmail(mail_from, rcpts, raw)
         smtp.quit()
-        raw_s = time.perf_counter() - t
-        raw_count = sink.count - before
+        raw_s, raw_cpu = time.perf_counter() - t, time.process_time() - c
+        raw_count = server.count() - before
     finally:
-        controller.stop()
+        server.stop()
     return {"n": n, "setup_s": setup_s, "enqueue_s": enqueue_s, "send_s": send_s, "raw_s": raw_s,
+            "enqueue_cpu": enqueue_cpu, "send_cpu": send_cpu, "raw_cpu": raw_cpu,
             "received": len(sent_messages), "distinct": len(ids), "raw_count": raw_count, "report": report,
             "unsent": len(pending), "bytes": sum(len(raw) for _, _, raw in sent_messages)}
 
@@ -172,15 +223,22 @@ def main(argv: list[str] | None = None) -> int:
         per_s, raw_per_s = out["received"] / out["send_s"], out["raw_count"] / out["raw_s"]
         ratio = out["send_s"] / out["raw_s"]
         print(f"\n[delivery] {name}: {out['n']:,} digests, {out['bytes'] / max(out['received'], 1) / 1024:.1f} KB each")
-        print(f"  set-up {out['setup_s']:.1f} s; enqueue {out['enqueue_s']:.1f} s "
+        print(f"  set-up {out['setup_s']:.1f} s; enqueue {out['enqueue_s']:.1f} s, {out['enqueue_cpu']:.1f} CPU s "
               f"({out['n'] / out['enqueue_s']:.0f} slots/s)")
-        print(f"  send through the outbox: {out['send_s']:.1f} s, {per_s:.0f} messages/s "
-              f"({1000 / per_s:.2f} ms each); {out['report']}")
-        print(f"  raw smtplib, same messages, one connection: {out['raw_s']:.1f} s, {raw_per_s:.0f} messages/s")
-        print(f"  ratio send / raw: {ratio:.1f}x; 100,000 digests would take {100_000 / per_s / 60:.1f} min "
-              f"of sending (+ {100_000 / out['n'] * out['enqueue_s'] / 60:.1f} min of queueing)")
+        print(f"  send through the outbox: {out['send_s']:.1f} s, {out['send_cpu']:.1f} CPU s, {per_s:.0f} messages/s "
+              f"({1000 / per_s:.2f} ms each; {out['received'] / max(out['send_cpu'], 1e-9):.0f} per CPU s); "
+              f"{out['report']}")
+        print(f"  raw smtplib, same messages, one connection: {out['raw_s']:.1f} s, {out['raw_cpu']:.1f} CPU s, "
+              f"{raw_per_s:.0f} messages/s")
+        print(f"  ratio send / raw: {ratio:.1f}x (CPU: {out['send_cpu'] / max(out['raw_cpu'], 1e-9):.1f}x); 100,000 "
+              f"digests would take {100_000 / per_s / 60:.1f} min of sending "
+              f"(+ {100_000 / out['n'] * out['enqueue_s'] / 60:.1f} min of queueing)")
+        print("  CPU s are this process's: Beacon, the database driver and, on SQLite, the database (not the SMTP "
+              "server's process, nor PostgreSQL's).")
         goals.goal("delivery", "digests sent per second through the outbox (pacing off)", measured=f"{per_s:.0f}/s",
-                   target=f">= {GOAL_PER_S:.0f}/s (100k in 10 min)", met=per_s >= GOAL_PER_S, db=name)
+                   target=f">= {GOAL_PER_S:.0f}/s (100k in minutes)", met=per_s >= GOAL_PER_S, db=name)
+        goals.goal("delivery", "send through the outbox / raw smtplib", measured=f"{ratio:.1f}x",
+                   target=f"<= {RATIO_GOAL:g}x", met=ratio <= RATIO_GOAL, db=name)
         goals.check("delivery", "every digest sent once, none left",
                     passed=out["received"] == out["distinct"] == out["n"] and not out["unsent"]
                     and out["raw_count"] == out["received"],

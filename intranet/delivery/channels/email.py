@@ -15,6 +15,7 @@ import re
 import smtplib
 import socket
 import ssl
+import uuid
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -89,7 +90,9 @@ def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> M
     """
     if not digest.recipient_email:
         raise PermanentFailure("the employee has no email address")
-    msg = MIMEMultipart("alternative")
+    # Base64 text never holds "=_", so this boundary cannot clash with a part, and the generator
+    # skips compiling a regular expression per message to search the parts for its own.
+    msg = MIMEMultipart("alternative", boundary=f"=_beacon_{uuid.uuid4().hex}")
     from_name, from_address = parseaddr(header_safe(sender))
     msg["From"] = _address(display_name(from_name), from_address) if from_address else header_safe(sender)
     msg["To"] = _address(display_name(digest.recipient_name), digest.recipient_email)
