@@ -140,6 +140,12 @@ def format_date(value: dt.date, pattern: str, *, language: str | None) -> str:
     return _babel_format_date(value, pattern, locale=supported(language) or DEFAULT)
 
 
+def weekday_names(language: str | None) -> list[str]:
+    """Monday to Sunday, abbreviated, in *language*'s words (CLDR: ``Mon``, ``lun``, ``dl.``)."""
+    days = Locale.parse(supported(language) or DEFAULT).days["format"]["abbreviated"]
+    return [days[i] for i in range(7)]
+
+
 def template_functions(language: Callable[[], str | None]) -> dict[str, Any]:
     """``gettext`` and ``ngettext`` for templates, in the catalog of the language *language* returns when used.
 

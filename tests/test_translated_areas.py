@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from intranet import feed, reasons
+from intranet import feed, languages, reasons
 
 
 def _text(response) -> str:  # type: ignore[no-untyped-def]
@@ -354,3 +354,31 @@ def test_the_widget_script_has_no_words_of_its_own_but_a_fallback():
     said = (set(re.findall(r'say\("(\w+)"', script)) - {"stars_"}) | {f"stars_{n}" for n in range(1, 6)}
     served = set(embed_feed.widget_words("en").words)
     assert said <= served, said - served
+
+
+@pytest.mark.parametrize(("language", "post_words", "organisation_words"), [
+    ("es", ["A quién llegó", "Tasa de lectura por departamento", "Tasa de lectura desde la publicación",
+            "%{y}: %{x} personas", "Alcanzados"],
+     ["Cuándo se lee", "Participación por tema", "Resúmenes por canal", "Estado del directorio",
+      "Cobertura del directorio (", "%{x}: %{customdata} personas (%{y:.0%})"]),
+    ("ca", ["A qui ha arribat", "Taxa de lectura per departament", "Taxa de lectura des de la publicació",
+            "%{y}: %{x} persones", "Assolits"],
+     ["Quan es llegeix", "Participació per tema", "Resums per canal", "Estat del directori",
+      "Cobertura del directori (", "%{x}: %{customdata} persones (%{y:.0%})"]),
+])
+def test_chart_words_speak_the_managers_language(client_for, make_employee, make_post, language, post_words,
+                                                  organisation_words):
+    """The charts' titles, axes, hover text, stage and day names are in the viewer's language; data stays data."""
+    manager = client_for(make_employee(is_comms=True, language=language))
+    readers = [make_employee(department="Sales") for _ in range(6)]
+    post = make_post(title="Canteen changes")
+    for reader in readers:
+        client_for(reader).api("POST", "/api/v1/events", json={"events": [{"type": "read", "post_id": post.id}]})
+    page = html.unescape(manager.get(f"/analytics/posts/{post.id}").get_data(as_text=True))
+    assert all(w in page for w in post_words), [w for w in post_words if w not in page]
+    page = html.unescape(manager.get("/analytics").get_data(as_text=True))
+    assert all(w in page for w in organisation_words), [w for w in organisation_words if w not in page]
+    english = html.unescape(client_for(make_employee(is_comms=True)).get(f"/analytics/posts/{post.id}")
+                            .get_data(as_text=True))
+    assert "Who it reached" in english and "A quién llegó" not in english
+    assert languages.weekday_names(language)[:2] == {"es": ["lun", "mar"], "ca": ["dl.", "dt."]}[language]

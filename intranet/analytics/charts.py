@@ -26,8 +26,10 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from intranet import languages
+from intranet.languages import ntranslate, translate
+
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-DIMENSION_LABELS = {"department": "Department", "region": "Region", "level": "Level", "language": "Language"}
 #: ColorBrewer's "Blues" as plotly expands the name (the figure carries the scale itself).
 BLUES = [[0.0, "rgb(247,251,255)"], [0.125, "rgb(222,235,247)"], [0.25, "rgb(198,219,239)"],
          [0.375, "rgb(158,202,225)"], [0.5, "rgb(107,174,214)"], [0.625, "rgb(66,146,198)"],
@@ -79,11 +81,16 @@ def text(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=False)
 
 
-def group_label(dimension: str, value: Any) -> str:
-    """How a group is named in a chart: ``Level 3``, ``Sales``; ``Not known`` for a missing value."""
+def group_label(dimension: str, value: Any, language: str | None = None) -> str:
+    """How a group is named in a chart: ``Level 3``, ``Sales``; ``Not known`` for a missing value (in *language*)."""
     if value is None or value == "":
-        return "Not known"
-    return f"Level {value}" if dimension == "level" else str(value)
+        return translate(language, "Not known")
+    return translate(language, "Level %(level)s", level=value) if dimension == "level" else str(value)
+
+
+def _hover(worded: str) -> str:
+    """A hover template from its words (translated with plotly's own ``%{...}`` fields as the placeholders' values)."""
+    return worded + "<extra></extra>"
 
 
 #: Plotly's ``"none"`` template as ``fig.to_json()`` writes it (no theme: the layout below is the look).
@@ -104,12 +111,27 @@ def _figure(data: Sequence[dict[str, Any]], title: str, **layout: Any) -> dict[s
         "colorway": list(COLORS), "separators": ".,", **layout}}
 
 
-def _hidden_note(hidden_rows: int, k: int, what: tuple[str, str] = ("group", "groups")) -> str:
+def _hidden_note(hidden_rows: int, k: int, what: str = "group", language: str | None = None) -> str:
     if not hidden_rows:
         return ""
-    name = what[0] if hidden_rows == 1 else what[1]
-    return (f"{hidden_rows} {name} {'is' if hidden_rows == 1 else 'are'} not shown: too few people (under {k}), "
-            f"or showing {'it' if hidden_rows == 1 else 'them'} would let someone work out a group that small.")
+    if what == "topic":
+        return ntranslate(language, "%(num)d topic is not shown: too few people (under %(k)s), or showing it would "
+                          "let someone work out a group that small.", "%(num)d topics are not shown: too few people "
+                          "(under %(k)s), or showing them would let someone work out a group that small.",
+                          hidden_rows, k=k)
+    if what == "channel":
+        return ntranslate(language, "%(num)d channel is not shown: too few people (under %(k)s), or showing it would "
+                          "let someone work out a group that small.", "%(num)d channels are not shown: too few people "
+                          "(under %(k)s), or showing them would let someone work out a group that small.",
+                          hidden_rows, k=k)
+    if what == "must-read":
+        return ntranslate(language, "%(num)d must-read is not shown: too few people (under %(k)s), or showing it "
+                          "would let someone work out a group that small.", "%(num)d must-reads are not shown: too "
+                          "few people (under %(k)s), or showing them would let someone work out a group that small.",
+                          hidden_rows, k=k)
+    return ntranslate(language, "%(num)d group is not shown: too few people (under %(k)s), or showing it would let "
+                      "someone work out a group that small.", "%(num)d groups are not shown: too few people (under "
+                      "%(k)s), or showing them would let someone work out a group that small.", hidden_rows, k=k)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -121,43 +143,53 @@ def _rate(part: int, whole: int) -> float | None:
 # --------------------------------------------------------------------------------------------
 
 
-def funnel(post: Any, *, must_read: bool, k: int) -> Chart:
-    """Audience vs reached vs read (vs acknowledged, for a must-read) of one post.
+def funnel(post: Any, *, must_read: bool, k: int, language: str | None = None) -> Chart:
+    """Audience vs reached vs read (vs acknowledged, for a must-read) of one post, worded in *language*.
 
     :param post: a :class:`intranet.analytics.queries.PostAnalytics`. Reached and read below *k*
         people are not shown (the audience is an exact headcount, acknowledgement a disclosed act).
     """
-    stages = [("Audience", post.audience, False), ("Reached", post.reached, True), ("Read", post.read, True)]
+    stages = [(translate(language, "Audience"), post.audience, False), (translate(language, "Reached"), post.reached, True),
+              (translate(language, "Read"), post.read, True)]
     if must_read:
-        stages.append(("Acknowledged", post.acknowledged, False))
+        stages.append((translate(language, "Acknowledged"), post.acknowledged, False))
     shown = [(name, n) for name, n, private in stages if not (private and 0 < n < k)]
     hidden = len(stages) - len(shown)
     data = [_trace("funnel", y=[name for name, _ in shown], x=[n for _, n in shown], textinfo="value+percent initial",
-                      hovertemplate="%{y}: %{x} people<extra></extra>")]
+                   hovertemplate=_hover(translate(language, "%(stage)s: %(people)s people", stage="%{y}", people="%{x}")))]
     rows = [(name, n, _rate(n, post.audience)) for name, n in shown]
-    return Chart("funnel", "Who it reached", _figure(data, "Who it reached"), ("stage", "people", "share_of_audience"),
-                 rows, f"Stages with fewer than {k} people are not shown." if hidden else "")
+    title = translate(language, "Who it reached")
+    return Chart("funnel", title, _figure(data, title), ("stage", "people", "share_of_audience"),
+                 rows, translate(language, "Stages with fewer than %(k)s people are not shown.", k=k) if hidden else "")
 
 
-def by_dimension(post: Any, dimension: str, *, k: int) -> Chart:
+def _by_title(dimension: str, language: str | None) -> str:
+    return {"department": translate(language, "Read rate by department"),
+            "region": translate(language, "Read rate by region"),
+            "level": translate(language, "Read rate by level"),
+            "language": translate(language, "Read rate by language")}.get(dimension, dimension)
+
+
+def by_dimension(post: Any, dimension: str, *, k: int, language: str | None = None) -> Chart:
     """Read rate (read / audience) of one post by department, region or level, with the counts in the hover."""
     groups = list(post.by.get(dimension, []))
-    label = DIMENSION_LABELS[dimension]
-    names = [text(group_label(dimension, g.value)) for g in groups]
+    names = [text(group_label(dimension, g.value, language)) for g in groups]
     rates = [_rate(g.read, g.audience) for g in groups]
     custom = [[g.audience, g.reached, g.read] for g in groups]
     data = [_trace("bar", x=names, y=rates, customdata=custom, marker={"color": COLORS[0]},
-                   hovertemplate="%{x}<br>Read rate %{y:.0%}<br>Audience %{customdata[0]}, reached %{customdata[1]}, "
-                                 "read %{customdata[2]}<extra></extra>")]
-    figure = _figure(data, f"Read rate by {label.lower()}", yaxis={"tickformat": ".0%", "rangemode": "tozero"},
-                     xaxis={"type": "category"})
-    rows = [(group_label(dimension, g.value), g.audience, g.reached, g.read, _rate(g.read, g.audience)) for g in groups]
-    note = "" if groups else f"No {label.lower()} has {k} or more people to show."
-    return Chart(f"by-{dimension}", f"Read rate by {label.lower()}", figure,
-                 (dimension, "audience", "reached", "read", "read_rate"), rows, note)
+                   hovertemplate=_hover(translate(language, "%(group)s<br>Read rate %(rate)s<br>Audience %(audience)s, reached "
+                                        "%(reached)s, read %(read)s", group="%{x}", rate="%{y:.0%}",
+                                        audience="%{customdata[0]}", reached="%{customdata[1]}",
+                                        read="%{customdata[2]}")))]
+    title = _by_title(dimension, language)
+    figure = _figure(data, title, yaxis={"tickformat": ".0%", "rangemode": "tozero"}, xaxis={"type": "category"})
+    rows = [(group_label(dimension, g.value, language), g.audience, g.reached, g.read, _rate(g.read, g.audience))
+            for g in groups]
+    note = "" if groups else translate(language, "No group has %(k)s or more people to show.", k=k)
+    return Chart(f"by-{dimension}", title, figure, (dimension, "audience", "reached", "read", "read_rate"), rows, note)
 
 
-def readership(readership: Any, *, k: int) -> Chart:
+def readership(readership: Any, *, k: int, language: str | None = None) -> Chart:
     """Read rate over the days since publishing (cumulative, in steps of at least *k* readers).
 
     :param readership: an :class:`intranet.analytics.post_detail.Readership`.
@@ -167,29 +199,32 @@ def readership(readership: Any, *, k: int) -> Chart:
     # The curve starts from nobody at publishing (a fact, not reading data).
     xs = ([0] if steps else []) + [s.days_since_publishing for s in steps]
     rates = ([0.0] if steps else []) + [_rate(s.readers, audience) for s in steps]
-    custom = ([["publishing", 0]] if steps else []) + [[s.day.isoformat(), s.readers] for s in steps]
+    custom = ([[translate(language, "publishing"), 0]] if steps else []) + [[s.day.isoformat(), s.readers] for s in steps]
     data = [_trace("scatter", x=xs, y=rates, mode="lines+markers", line={"shape": "hv"}, customdata=custom,
-                       hovertemplate="Day %{x} (%{customdata[0]})<br>%{customdata[1]} readers, %{y:.0%} of the "
-                                     "audience<extra></extra>")]
-    figure = _figure(data, "Read rate since publishing", yaxis={"tickformat": ".0%", "rangemode": "tozero"},
-                     xaxis={"title": {"text": "Days since publishing"}, "rangemode": "tozero"})
+                   hovertemplate=_hover(translate(language, "Day %(day)s (%(date)s)<br>%(readers)s readers, %(rate)s of the "
+                                        "audience", day="%{x}", date="%{customdata[0]}", readers="%{customdata[1]}",
+                                        rate="%{y:.0%}")))]
+    title = translate(language, "Read rate since publishing")
+    figure = _figure(data, title, yaxis={"tickformat": ".0%", "rangemode": "tozero"},
+                     xaxis={"title": {"text": translate(language, "Days since publishing")}, "rangemode": "tozero"})
     rows = [(s.day, s.days_since_publishing, s.readers, _rate(s.readers, audience)) for s in steps]
-    note = f"Fewer than {k} people have read it: the curve is not shown." if readership.hidden_readers else ""
-    return Chart("readership", "Read rate since publishing", figure,
-                 ("day", "days_since_publishing", "readers", "read_rate"), rows, note)
+    note = (translate(language, "Fewer than %(k)s people have read it: the curve is not shown.", k=k)
+            if readership.hidden_readers else "")
+    return Chart("readership", title, figure, ("day", "days_since_publishing", "readers", "read_rate"), rows, note)
 
 
-def ratings(distribution: Any, *, k: int) -> Chart:
+def ratings(distribution: Any, *, k: int, language: str | None = None) -> Chart:
     """How people rated one post (stars 1-5, or thumbs), shown once at least *k* people rated."""
     labels = [("★" * int(label)) if distribution.style == "stars" else ("👍" if label == "up" else "👎")
               for label, _ in distribution.counts]
     counts = [n for _, n in distribution.counts]
     data = [_trace("bar", x=labels, y=counts, marker={"color": COLORS[2]},
-                   hovertemplate="%{x}: %{y} people<extra></extra>")]
-    figure = _figure(data, "Ratings", xaxis={"type": "category"}, yaxis={"rangemode": "tozero"})
-    note = f"Fewer than {k} people rated it: the ratings are not shown." if distribution.hidden else (
-        "" if distribution.counts else "Nobody has rated it yet.")
-    return Chart("ratings", "Ratings", figure, ("rating", "people"), list(distribution.counts), note)
+                   hovertemplate=_hover(translate(language, "%(rating)s: %(people)s people", rating="%{x}", people="%{y}")))]
+    title = translate(language, "Ratings")
+    figure = _figure(data, title, xaxis={"type": "category"}, yaxis={"rangemode": "tozero"})
+    note = translate(language, "Fewer than %(k)s people rated it: the ratings are not shown.", k=k) \
+        if distribution.hidden else ("" if distribution.counts else translate(language, "Nobody has rated it yet."))
+    return Chart("ratings", title, figure, ("rating", "people"), list(distribution.counts), note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +232,7 @@ def ratings(distribution: Any, *, k: int) -> Chart:
 # --------------------------------------------------------------------------------------------
 
 
-def reading_hours(hours: Any, *, k: int) -> Chart:
+def reading_hours(hours: Any, *, k: int, language: str | None = None) -> Chart:
     """Reads by weekday x hour as a heatmap (cells read by fewer than *k* people are blank).
 
     :param hours: a :class:`intranet.analytics.queries.ReadingHours`.
@@ -207,125 +242,148 @@ def reading_hours(hours: Any, *, k: int) -> Chart:
     for cell in hours.cells:
         z[cell.weekday][cell.hour] = cell.reads
         custom[cell.weekday][cell.hour] = cell.readers
-    zone = "each reader's local time" if hours.zone == "local" else text(hours.zone)
-    data = [_trace("heatmap", z=z, x=[f"{h:02d}:00" for h in range(24)], y=[d[:3] for d in DAY_NAMES],
-                   customdata=custom,
-                       colorscale=BLUES, hoverongaps=False, colorbar={"title": {"text": "Reads"}},
-                       hovertemplate="%{y} %{x}<br>%{z} reads by %{customdata} people<extra></extra>")]
-    figure = _figure(data, f"When people read ({zone})", yaxis={"autorange": "reversed", "type": "category"},
-                     xaxis={"type": "category"})
+    local = hours.zone == "local"
+    data = [_trace("heatmap", z=z, x=[f"{h:02d}:00" for h in range(24)], y=languages.weekday_names(language),
+                   customdata=custom, colorscale=BLUES, hoverongaps=False,
+                   colorbar={"title": {"text": translate(language, "Reads")}},
+                   hovertemplate=_hover(translate(language, "%(day)s %(hour)s<br>%(reads)s reads by %(people)s people",
+                                        day="%{y}", hour="%{x}", reads="%{z}", people="%{customdata}")))]
+    figure = _figure(data, translate(language, "When people read (each reader's local time)") if local else
+                     translate(language, "When people read (%(zone)s)", zone=text(hours.zone)),
+                     yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"})
     rows = [(DAY_NAMES[c.weekday], c.hour, c.reads, c.readers) for c in hours.cells]
-    note = (f"Hours read by fewer than {k} people are blank. Times are "
-            + ("each reader's own local time." if hours.zone == "local" else f"in {hours.zone}.")
-            + " Counts every read in the dates chosen (the other filters do not apply).")
-    return Chart("reading-hours", "When people read", figure, ("weekday", "hour", "reads", "readers"), rows, note)
+    note = " ".join([translate(language, "Hours read by fewer than %(k)s people are blank.", k=k),
+                     translate(language, "Times are each reader's own local time.") if local else
+                     translate(language, "Times are in %(zone)s.", zone=hours.zone),
+                     translate(language, "Counts every read in the dates chosen (the other filters do not apply).")])
+    return Chart("reading-hours", translate(language, "When people read"), figure,
+                 ("weekday", "hour", "reads", "readers"), rows, note)
 
 
-def _narrowed_note(series: Any, k: int, what: tuple[str, str] = ("group", "groups")) -> str:
+def _narrowed_note(series: Any, k: int, what: str = "group", language: str | None = None) -> str:
     hidden = getattr(series, "hidden", None)
     if hidden is not None:
-        return (f"These filters leave fewer than {k} people: only that {hidden.hidden_people} "
-                f"{'person is' if hidden.hidden_people == 1 else 'people are'} hidden can be said.")
-    return _hidden_note(getattr(series, "hidden_rows", 0), k, what)
+        return ntranslate(language, "These filters leave fewer than %(k)s people: only that %(num)d person is hidden "
+                          "can be said.", "These filters leave fewer than %(k)s people: only that %(num)d people are "
+                          "hidden can be said.", hidden.hidden_people, k=k)
+    return _hidden_note(getattr(series, "hidden_rows", 0), k, what, language)
 
 
-def rate_over_time(series: Any, dimension: str, *, k: int) -> Chart:
+def _weekly_title(dimension: str, language: str | None) -> str:
+    return {"department": translate(language, "Weekly read rate by department"),
+            "region": translate(language, "Weekly read rate by region"),
+            "level": translate(language, "Weekly read rate by level"),
+            "language": translate(language, "Weekly read rate by language")}.get(dimension, dimension)
+
+
+def rate_over_time(series: Any, dimension: str, *, k: int, language: str | None = None) -> Chart:
     """Read rate (people reading / people reached, over the posts published each week) per group.
 
     :param series: :func:`intranet.analytics.queries.read_rate_by_group` for *dimension*.
     """
-    label = DIMENSION_LABELS[dimension]
     groups: dict[str, list[Any]] = {}
     for row in series.rows:
-        groups.setdefault(group_label(dimension, row.value), []).append(row)
-    lines_ = [(name, [r.period.strftime("%d %b %Y") for r in rows], [_rate(r.read, r.reached) for r in rows],
-               [[r.reached, r.read] for r in rows]) for name, rows in groups.items()]
-    rows = [(r.period, group_label(dimension, r.value), r.reached, r.read, _rate(r.read, r.reached))
+        groups.setdefault(group_label(dimension, row.value, language), []).append(row)
+    lines_ = [(name, [languages.format_date(r.period, languages.DATE, language=language) for r in rows],
+               [_rate(r.read, r.reached) for r in rows], [[r.reached, r.read] for r in rows])
+              for name, rows in groups.items()]
+    rows = [(r.period, group_label(dimension, r.value, language), r.reached, r.read, _rate(r.read, r.reached))
             for r in series.rows]
-    title = f"Weekly read rate by {label.lower()}"
-    chart = lines(f"rate-{dimension}", title, lines_, header=("week", dimension, "reached", "read", "read_rate"),
-                  rows=rows, x_title="Week of publishing",
-                  hover="%{fullData.name}, week of %{x}<br>%{y:.0%}: %{customdata[1]} of %{customdata[0]} "
-                        "reached read<extra></extra>",
-                  note=" ".join(filter(None, [_narrowed_note(series, k), f"Posts published in the dates chosen, of the "
-                                              f"topic and author chosen; of the filters by group, only the "
-                                              f"{label.lower()} applies here."])))
+    chart = lines(f"rate-{dimension}", _weekly_title(dimension, language), lines_,
+                  header=("week", dimension, "reached", "read", "read_rate"),
+                  rows=rows, x_title=translate(language, "Week of publishing"),
+                  hover=_hover(translate(language, "%(group)s, week of %(week)s<br>%(rate)s: %(read)s of %(reached)s reached "
+                               "read", group="%{fullData.name}", week="%{x}", rate="%{y:.0%}",
+                               read="%{customdata[1]}", reached="%{customdata[0]}")),
+                  note=" ".join(filter(None, [_narrowed_note(series, k, language=language), translate(
+                      language, "Posts published in the dates chosen, of the topic and author chosen; of the filters "
+                      "by group, only the one for this chart applies here.")])))
     return chart
 
 
-def topics(series: Any, *, k: int) -> Chart:
+def topics(series: Any, *, k: int, language: str | None = None) -> Chart:
     """Per topic: read rate over the posts published in the window, with posts, reach and read events.
 
     :param series: :func:`intranet.analytics.queries.topic_engagement`.
     """
     rows_ = series.rows
     custom = [[r.posts, r.reached, r.read, r.reads] for r in rows_]
-    chart = bars("topics", "Engagement by topic", [r.topic for r in rows_],
-                 [("Read rate", [_rate(r.read, r.reached) for r in rows_], custom)],
+    chart = bars("topics", translate(language, "Engagement by topic"), [r.topic for r in rows_],
+                 [(translate(language, "Read rate"), [_rate(r.read, r.reached) for r in rows_], custom)],
                  header=("topic", "posts", "reached", "read", "read_events", "read_rate"),
                  rows=[(r.topic, r.posts, r.reached, r.read, r.reads, _rate(r.read, r.reached)) for r in rows_],
-                 hover="%{x}<br>Read rate %{y:.0%}<br>%{customdata[0]} posts, %{customdata[2]} of %{customdata[1]} "
-                       "reached read, %{customdata[3]} reads<extra></extra>",
-                 note=_narrowed_note(series, k, ("topic", "topics")))
+                 hover=_hover(translate(language, "%(topic)s<br>Read rate %(rate)s<br>%(posts)s posts, %(read)s of %(reached)s "
+                              "reached read, %(reads)s reads", topic="%{x}", rate="%{y:.0%}",
+                              posts="%{customdata[0]}", read="%{customdata[2]}", reached="%{customdata[1]}",
+                              reads="%{customdata[3]}")),
+                 note=_narrowed_note(series, k, "topic", language))
     return chart
 
 
-def digests(series: Any, *, k: int) -> Chart:
+def digests(series: Any, *, k: int, language: str | None = None) -> Chart:
     """Per channel: digests and alerts sent, and the shares opened, read within 2 h and within 24 h.
 
     :param series: :func:`intranet.analytics.queries.digest_performance`.
     """
     rows_ = series.rows
     names = [r.channel.replace("_", "-") for r in rows_]
-    measures = [("Opened", "opened"), ("Read within 2 h", "read_2h"), ("Read within 24 h", "read_24h")]
+    measures = [(translate(language, "Opened"), "opened"), (translate(language, "Read within 2 h"), "read_2h"),
+                (translate(language, "Read within 24 h"), "read_24h")]
     data = [(name, [_rate(getattr(r, attr), r.sent) for r in rows_], [[getattr(r, attr), r.sent] for r in rows_])
             for name, attr in measures]
-    note = _narrowed_note(series, k, ("channel", "channels"))
-    return bars("digests", "Digests by channel", names, data,
+    note = _narrowed_note(series, k, "channel", language)
+    return bars("digests", translate(language, "Digests by channel"), names, data,
                 header=("channel", "sent", "opened", "read_2h", "read_24h"),
                 rows=[(r.channel, r.sent, r.opened, r.read_2h, r.read_24h) for r in rows_],
-                hover="%{x}, %{fullData.name}: %{y:.0%} (%{customdata[0]} of %{customdata[1]} sent)<extra></extra>",
-                note=(note + " " if note else "") + "Messages sent in the dates chosen (the other filters do not apply).")
+                hover=_hover(translate(language, "%(channel)s, %(measure)s: %(rate)s (%(count)s of %(sent)s sent)",
+                             channel="%{x}", measure="%{fullData.name}", rate="%{y:.0%}", count="%{customdata[0]}",
+                             sent="%{customdata[1]}")),
+                note=(note + " " if note else "")
+                + translate(language, "Messages sent in the dates chosen (the other filters do not apply)."))
 
 
-def acknowledgements(series: Any, *, k: int) -> Chart:
+def acknowledgements(series: Any, *, k: int, language: str | None = None) -> Chart:
     """Must-read posts: the share of each one's audience that has acknowledged it.
 
     :param series: :func:`intranet.analytics.queries.acknowledgement_progress`.
     """
     rows_ = series.rows
     titles = [text(r.title) for r in rows_]
-    custom = [[r.acknowledged, r.audience, r.ack_deadline.date().isoformat() if r.ack_deadline else "none"]
-              for r in rows_]
+    custom = [[r.acknowledged, r.audience,
+               r.ack_deadline.date().isoformat() if r.ack_deadline else translate(language, "none")] for r in rows_]
     data = [_trace("bar", y=titles, x=[_rate(r.acknowledged, r.audience) for r in rows_], orientation="h",
                    customdata=custom,
                    marker={"color": COLORS[4]},
-                   hovertemplate="%{y}<br>%{customdata[0]} of %{customdata[1]} acknowledged (%{x:.0%})<br>"
-                                 "Deadline: %{customdata[2]}<extra></extra>")]
-    figure = _figure(data, "Must-read acknowledgements", xaxis={"tickformat": ".0%", "range": [0, 1]},
+                   hovertemplate=_hover(translate(language, "%(post)s<br>%(done)s of %(audience)s acknowledged (%(rate)s)<br>"
+                                        "Deadline: %(deadline)s", post="%{y}", done="%{customdata[0]}",
+                                        audience="%{customdata[1]}", rate="%{x:.0%}", deadline="%{customdata[2]}")))]
+    title = translate(language, "Must-read acknowledgements")
+    figure = _figure(data, title, xaxis={"tickformat": ".0%", "range": [0, 1]},
                      yaxis={"type": "category", "automargin": True, "autorange": "reversed"})
     rows = [(r.post_id, r.title, r.audience, r.acknowledged, _rate(r.acknowledged, r.audience), r.ack_deadline)
             for r in rows_]
-    return Chart("acknowledgements", "Must-read acknowledgements", figure,
+    return Chart("acknowledgements", title, figure,
                  ("post_id", "title", "audience", "acknowledged", "share", "deadline"), rows,
-                 _narrowed_note(series, k, ("must-read", "must-reads")) or (
-                     "" if rows_ else "No must-read was published in this period."))
+                 _narrowed_note(series, k, "must-read", language) or (
+                     "" if rows_ else translate(language, "No must-read was published in this period.")))
 
 
-def timing_lift(lift: Any, *, k: int) -> Chart:
+def timing_lift(lift: Any, *, k: int, language: str | None = None) -> Chart:
     """Learned send times against the control group (the default hour): read-within-24-h rates,
     the difference with its 95 % interval, and the sample sizes.
 
     :param lift: :func:`intranet.analytics.queries.learned_timing_lift`.
     """
+    title = translate(language, "Learned send times vs the default hour")
     if lift.hidden is not None:
-        return Chart("timing-lift", "Learned send times vs the default hour", _figure([], "Learned send times"),
+        return Chart("timing-lift", title, _figure([], translate(language, "Learned send times")),
                      ("arm", "sent", "read_24h", "rate"), [],
-                     f"Too few digests to compare: each arm needs at least {k} (the smaller has "
-                     f"{lift.hidden.hidden_people}).")
+                     translate(language, "Too few digests to compare: each arm needs at least %(k)s (the smaller has "
+                               "%(smaller)s).", k=k, smaller=lift.hidden.hidden_people))
     arms = [("Learned times", lift.personalised_sent, lift.personalised_read),
             ("Default hour (control)", lift.control_sent, lift.control_read)]
-    labels = [f"Learned times (n = {lift.personalised_sent})", f"Default hour (n = {lift.control_sent})"]
+    labels = [translate(language, "Learned times (n = %(n)s)", n=lift.personalised_sent),
+              translate(language, "Default hour (n = %(n)s)", n=lift.control_sent)]
     rates, errors = [], []
     for _, n, x in arms:
         p = x / n
@@ -333,38 +391,43 @@ def timing_lift(lift: Any, *, k: int) -> Chart:
         errors.append(round(1.96 * (p * (1 - p) / n) ** 0.5, 4))
     data = [_trace("bar", x=labels, y=rates, error_y={"type": "data", "array": errors, "visible": True},
                    customdata=[[x, n] for _, n, x in arms], marker={"color": [COLORS[0], COLORS[7]]},
-                   hovertemplate="%{x}<br>%{y:.1%} read within 24 h (%{customdata[0]} of %{customdata[1]} digests)"
-                                 "<extra></extra>")]
-    headline = (f"Difference {lift.difference:+.1%} (95 % interval {lift.low:+.1%} to {lift.high:+.1%}); "
-                f"n = {lift.personalised_sent} and {lift.control_sent}")
-    figure = _figure(data, f"Learned times: {lift.difference:+.1%} read in 24 h",
+                   hovertemplate=_hover(translate(language, "%(arm)s<br>%(rate)s read within 24 h (%(read)s of %(sent)s digests)",
+                                        arm="%{x}", rate="%{y:.1%}", read="%{customdata[0]}",
+                                        sent="%{customdata[1]}")))]
+    headline = translate(language, "Difference %(difference)s (95 %% interval %(low)s to %(high)s); n = %(learned)s "
+                         "and %(control)s", difference=f"{lift.difference:+.1%}", low=f"{lift.low:+.1%}",
+                         high=f"{lift.high:+.1%}", learned=lift.personalised_sent, control=lift.control_sent)
+    figure = _figure(data, translate(language, "Learned times: %(difference)s read in 24 h",
+                                     difference=f"{lift.difference:+.1%}"),
                      yaxis={"tickformat": ".0%", "rangemode": "tozero"}, xaxis={"type": "category"})
     rows = [(name, n, x, round(x / n, 4)) for name, n, x in arms]
     rows.append(("difference (learned - control)", None, None, lift.difference))
     rows.append(("95% interval low", None, None, lift.low))
     rows.append(("95% interval high", None, None, lift.high))
-    return Chart("timing-lift", "Learned send times vs the default hour", figure, ("arm", "sent", "read_24h", "rate"),
-                 rows, headline + ". Error bars: 95 % intervals of each rate. Digests sent in the dates chosen "
-                       "(the other filters do not apply).")
+    return Chart("timing-lift", title, figure, ("arm", "sent", "read_24h", "rate"), rows,
+                 headline + ". " + translate(language, "Error bars: 95 %% intervals of each rate. Digests sent in the "
+                                             "dates chosen (the other filters do not apply).", k=k))
 
 
-def coverage(data: dict[str, Any]) -> Chart:
+def coverage(data: dict[str, Any], *, language: str | None = None) -> Chart:
     """Directory health: the share of active employees with each attribute the dashboards group by.
 
     :param data: :func:`intranet.directory.queries.coverage` (exact headcounts: directory facts).
     """
-    names = [("department", "Department"), ("region", "Region"), ("level", "Level"), ("timezone", "Time zone")]
+    names = [("department", translate(language, "Department")), ("region", translate(language, "Region")),
+             ("level", translate(language, "Level")), ("timezone", translate(language, "Time zone"))]
     shares = [data[name]["share"] for name, _ in names]
     counts = [data[name]["count"] for name, _ in names]
     bars = [_trace("bar", x=[label for _, label in names], y=shares, customdata=counts, marker={"color": COLORS[1]},
-                   hovertemplate="%{x}: %{customdata} people (%{y:.0%})<extra></extra>")]
-    figure = _figure(bars, f"Directory coverage ({data['active']} active people)",
+                   hovertemplate=_hover(translate(language, "%(attribute)s: %(people)s people (%(share)s)", attribute="%{x}",
+                                        people="%{customdata}", share="%{y:.0%}")))]
+    figure = _figure(bars, translate(language, "Directory coverage (%(active)s active people)", active=data["active"]),
                      yaxis={"tickformat": ".0%", "range": [0, 1]}, xaxis={"type": "category"})
     rows = [(label, data[name]["count"], data["active"], round(data[name]["share"], 4)) for name, label in names]
-    note = ("People without an attribute are counted as 'Not known' in every chart grouped by it; "
-            "fill the gaps in the directory to make those charts useful.")
-    return Chart("coverage", "Directory health", figure, ("attribute", "employees_with_it", "active_employees", "share"),
-                 rows, note)
+    note = translate(language, "People without an attribute are counted as “Not known” in every chart grouped by it; "
+                     "fill the gaps in the directory to make those charts useful.")
+    return Chart("coverage", translate(language, "Directory health"), figure,
+                 ("attribute", "employees_with_it", "active_employees", "share"), rows, note)
 
 
 def lines(key: str, title: str, series: Iterable[tuple[str, Sequence[Any], Sequence[float | None],

@@ -25,6 +25,7 @@ from intranet.directory import queries as directory_queries
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee, Post
 from intranet.web import security
+from intranet.web import i18n
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 logger = logging.getLogger(__name__)
@@ -162,15 +163,18 @@ def organisation_charts(filters: Filters) -> list[charts.Chart]:
                                department=filters.department, region=filters.region, level=filters.level)
     hours = queries.reading_hours(db, zone=filters.zone, start=filters.start, end=filters.end, k=k,
                                   org_timezone=settings().site.org_timezone)
+    lang = i18n.locale()  # the charts' own words (titles, axes, notes) in the viewer's language
     return [
-        charts.reading_hours(hours, k=k),
-        *(charts.rate_over_time(queries.read_rate_by_group(db, dimension=d, filters=narrowed, k=k), d, k=k)
+        charts.reading_hours(hours, k=k, language=lang),
+        *(charts.rate_over_time(queries.read_rate_by_group(db, dimension=d, filters=narrowed, k=k), d, k=k,
+                                language=lang)
           for d in rollups.DIMENSIONS),
-        charts.topics(queries.topic_engagement(db, filters=narrowed, k=k), k=k),
-        charts.digests(queries.digest_performance(db, start=filters.start, end=filters.end, k=k), k=k),
-        charts.acknowledgements(queries.acknowledgement_progress(db, filters=narrowed, k=k), k=k),
-        charts.timing_lift(queries.learned_timing_lift(db, start=filters.start, end=filters.end, k=k), k=k),
-        charts.coverage(directory_queries.coverage(db)),
+        charts.topics(queries.topic_engagement(db, filters=narrowed, k=k), k=k, language=lang),
+        charts.digests(queries.digest_performance(db, start=filters.start, end=filters.end, k=k), k=k, language=lang),
+        charts.acknowledgements(queries.acknowledgement_progress(db, filters=narrowed, k=k), k=k, language=lang),
+        charts.timing_lift(queries.learned_timing_lift(db, start=filters.start, end=filters.end, k=k), k=k,
+                           language=lang),
+        charts.coverage(directory_queries.coverage(db), language=lang),
     ]
 
 
@@ -179,10 +183,11 @@ def post_charts(post: Post) -> list[charts.Chart]:
     _fold_recent()
     db, k = session(), _k()
     answer = queries.post_analytics(db, post, k=k)
-    return [charts.funnel(answer, must_read=post.must_read, k=k),
-            charts.readership(post_detail.readership(db, post, audience=answer.audience, k=k), k=k),
-            charts.ratings(post_detail.rating_distribution(db, post, k=k), k=k),
-            *(charts.by_dimension(answer, dimension, k=k) for dimension in rollups.DIMENSIONS)]
+    lang = i18n.locale()
+    return [charts.funnel(answer, must_read=post.must_read, k=k, language=lang),
+            charts.readership(post_detail.readership(db, post, audience=answer.audience, k=k), k=k, language=lang),
+            charts.ratings(post_detail.rating_distribution(db, post, k=k), k=k, language=lang),
+            *(charts.by_dimension(answer, dimension, k=k, language=lang) for dimension in rollups.DIMENSIONS)]
 
 
 def _published_post_or_404(post_id: int) -> Post:
