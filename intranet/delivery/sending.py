@@ -7,8 +7,9 @@ A message row moves ``pending -> sending -> sent`` (or ``failed``, ``expired``, 
   on PostgreSQL, so concurrent senders take disjoint rows. SQLAlchemy silently drops the lock
   clause on SQLite, where a single sender must run (the re-checked WHERE still keeps a stray
   second one from taking a row twice: SQLite serialises writers).
-* **Leases**: a claimed row carries ``lease_until``; a sender renews it just before sending and
-  skips the row if someone else has taken it over. A sender that dies leaves its rows to be
+* **Leases**: a claimed row carries ``lease_until``; a sender renews the leases of its batch's
+  unsent rows together whenever half a lease has gone by (one UPDATE) and skips any row someone
+  else has taken over. A sender that dies leaves its rows to be
   re-claimed once their lease expires, and the re-send uses the same Message-ID (at most one
   duplicate per crash, in the window between the SMTP server's 250 and our commit).
 * **Retries**: temporary failures (SMTP 4xx, dropped connections, HTTP 429/5xx) go back to
@@ -23,9 +24,14 @@ A message row moves ``pending -> sending -> sent`` (or ``failed``, ``expired``, 
 * **Pacing**: a token bucket holds sends to the provider's rate (Exchange Online: 30 a minute
   per mailbox).
 
-* **Re-checking**: just before sending, the message's content is composed again
-  (:func:`intranet.delivery.content.compose`) and rendered (:mod:`intranet.delivery.rendering`),
-  so what goes out is what the person may see at that moment; an empty message is skipped.
+* **Re-checking**: once claimed, the batch's contents are composed again together
+  (:func:`intranet.delivery.content.compose_many`) and each is rendered just before its send
+  (:mod:`intranet.delivery.rendering`), so what goes out is what the person may see at that
+  moment (give or take the batch's own duration, under a minute with the default pacing and
+  batch); an empty message is skipped.
+* **Recording**: each result is committed with its ``digest_sent`` event before the next send; the
+  events are queued for the rollups in that transaction and folded once per batch (a crash leaves
+  them to the analytics-fold job).
 
 Mail goes out only after the claim is committed, and each result is committed right after its
 send: :func:`send_due` owns those commits, so it takes a session of its own (the job runner gives
