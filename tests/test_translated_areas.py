@@ -382,3 +382,27 @@ def test_chart_words_speak_the_managers_language(client_for, make_employee, make
                             .get_data(as_text=True))
     assert "Who it reached" in english and "A quién llegó" not in english
     assert languages.weekday_names(language)[:2] == {"es": ["lun", "mar"], "ca": ["dl.", "dt."]}[language]
+
+
+@pytest.mark.parametrize(("language", "words", "added"), [
+    ("es", ["Board: miembros", "Un grupo gestionado", "Añadir personas", "1 miembro", "Personas que coinciden con «ada»",
+            "Sustituir toda la lista a partir de números de empleado"], "Ada Lovelace se ha añadido a Board."),
+    ("ca", ["Board: membres", "Un grup gestionat", "Afegeix persones", "1 membre", "Persones que coincideixen amb «ada»",
+            "Substitueix tota la llista a partir de números d'empleat"], "S'ha afegit Ada Lovelace a Board."),
+])
+def test_a_groups_members_page_speaks_the_owners_language(client_for, make_employee, make_group, db, language, words,
+                                                          added):
+    """A managed group's members page, its search and its confirmation in es and ca."""
+    from intranet.models import GroupOwner
+
+    owner = make_employee(language=language)
+    ada = make_employee(display_name="Ada Lovelace")
+    group = make_group("board", kind="managed", members=(owner,))
+    db.add(GroupOwner(group_id=group.id, employee_pk=owner.id))
+    db.commit()
+    client = client_for(owner)
+    page = _text(client.get("/groups/board/members?q=ada"))
+    assert all(w in page for w in words), [w for w in words if w not in page]
+    done = _text(client.post("/groups/board/members/add", data={"csrf_token": client.csrf,
+                                                                "employee_id": ada.employee_id}, follow_redirects=True))
+    assert added in done

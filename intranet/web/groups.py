@@ -8,6 +8,7 @@ from intranet import groups, people
 from intranet.errors import Forbidden, IntranetError, NotFound
 from intranet.models import Employee, Group
 from intranet.web.context import current_employee, now, require_role, session
+from intranet.web.i18n import _, ngettext
 
 bp = Blueprint("intranet_groups", __name__)
 
@@ -49,10 +50,10 @@ def create():  # type: ignore[no-untyped-def]
         groups.create_group(session(), data)
     except (IntranetError, ValueError) as exc:
         session().rollback()
-        flash(getattr(exc, "message", None) or "Check the key and name.", "error")
+        flash(getattr(exc, "message", None) or _("Check the key and name."), "error")
         return redirect(url_for("intranet_groups.index"))
     session().commit()
-    flash(f"Group {data.name} created.", "ok")
+    flash(_("Group %(name)s created.", name=data.name), "ok")
     return redirect(url_for("intranet_groups.index"))
 
 
@@ -94,7 +95,7 @@ def add_member(key: str):  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
     else:
         session().commit()
-        flash(f"{person.display_name} added to {group.name}.", "ok")
+        flash(_("%(name)s added to %(group)s.", name=person.display_name, group=group.name), "ok")
     return redirect(url_for("intranet_groups.members", key=key, q=request.form.get("q") or None))
 
 
@@ -105,7 +106,7 @@ def remove_member(key: str):  # type: ignore[no-untyped-def]
     person = _person(request.form.get("employee_id", "").strip())
     groups.remove_member(session(), group, current_employee(), person)
     session().commit()
-    flash(f"{person.display_name} removed from {group.name}.", "ok")
+    flash(_("%(name)s removed from %(group)s.", name=person.display_name, group=group.name), "ok")
     return redirect(url_for("intranet_groups.members", key=key, q=request.form.get("q") or None))
 
 
@@ -123,5 +124,5 @@ def set_members(key: str):  # type: ignore[no-untyped-def]
         flash(exc.message, "error")
         return redirect(url_for("intranet_groups.members", key=key))
     session().commit()
-    flash(f"{group.name} now has {count} members.", "ok")
+    flash(ngettext("%(group)s now has %(num)d member.", "%(group)s now has %(num)d members.", count, group=group.name), "ok")
     return redirect(url_for("intranet_groups.members", key=key))
