@@ -124,11 +124,14 @@ def received(session: Session, *, rating: Rating, now: dt.datetime) -> None:
 def withdrawn(session: Session, *, employee_pk: int, post_id: int) -> None:
     """The writer took their comment back: forget it, or only its text once someone replied
     (the replies stay in the writer's list; the inbox keeps the thread without the words)."""
+    # Most ratings carry no comment and never did: the update finds no row, and that is all (one
+    # statement). Otherwise the words are gone first, then the row too unless someone replied.
+    this = (Feedback.employee_pk == employee_pk, Feedback.post_id == post_id)
+    cleared = session.execute(update(Feedback).where(*this).values(comment=None, signed=False))
+    if not cleared.rowcount:  # type: ignore[attr-defined]
+        return
     replied = select(FeedbackReply.id).where(FeedbackReply.feedback_id == Feedback.id).exists()
-    session.execute(delete(Feedback).where(Feedback.employee_pk == employee_pk, Feedback.post_id == post_id,
-                                           ~replied))
-    session.execute(update(Feedback).where(Feedback.employee_pk == employee_pk, Feedback.post_id == post_id)
-                    .values(comment=None, signed=False))
+    session.execute(delete(Feedback).where(*this, ~replied))
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,11 +17,11 @@ from typing import Any, Literal
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
-from sqlalchemy import case, func, update
+from sqlalchemy import Integer, case, func, literal, update
 from sqlmodel import Session, delete, select
 
 from intranet import feedback
-from intranet.db import insert_new, storable_utc
+from intranet.db import storable_utc
 from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import Employee, Post, PostRatingStats, Rating
 from intranet.shapes import Time
@@ -99,19 +99,15 @@ def rate(session: Session, *, employee: Employee, post: Post, rating: RatingIn, 
     :raise InvalidInput: when the rating is not the kind the post asks for.
     """
     check_style(post, rating)
-    table = Rating.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = _dialect_insert(session)
     at = storable_utc(now)
     values = {"stars": rating.stars, "thumb": rating.thumb, "comment": rating.comment, "signed": rating.signed}
-    statement = (insert(table).values(employee_pk=employee.id, post_id=post.id, created_at=at, updated_at=at, **values)
+    # An ORM upsert returning the stored row as a Rating: no second query to read back what was written.
+    statement = (insert(Rating).values(employee_pk=employee.id, post_id=post.id, created_at=at, updated_at=at, **values)
                  .on_conflict_do_update(index_elements=["employee_pk", "post_id"], set_={**values, "updated_at": at})
-                 .returning(table.c.id))
-    rating_id = session.execute(statement).scalar_one()
+                 .returning(Rating))
+    stored: Rating = session.scalars(statement, execution_options={"populate_existing": True}).one()
     recount(session, post.id)
-    stored: Rating = session.get(Rating, rating_id, populate_existing=True)  # type: ignore[assignment]
     feedback.received(session, rating=stored, now=now)  # a comment goes to the author's inbox
     return stored
 
@@ -131,6 +127,15 @@ RATING_COUNTS = (func.count(Rating.stars), func.coalesce(func.sum(Rating.stars),
                  func.coalesce(func.sum(case((Rating.thumb == "down", 1), else_=0)), 0))
 
 
+def _dialect_insert(session: Session) -> Any:
+    """The ``insert`` with ``ON CONFLICT`` of *session*'s database."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def recount(session: Session, post_id: int) -> None:
     """Count *post_id*'s ratings again into its :class:`PostRatingStats` row.
 
@@ -140,12 +145,20 @@ def recount(session: Session, post_id: int) -> None:
     includes the first one's rating.
     """
     stats = PostRatingStats.__table__  # type: ignore[attr-defined]
-    insert_new(session, stats, [{"post_id": post_id, "n_stars": 0, "sum_stars": 0, "ups": 0, "downs": 0}],
-               ("post_id",), ("post_id",))
-    session.execute(select(stats.c.post_id).where(stats.c.post_id == post_id).with_for_update())
-    n_stars, sum_stars, ups, downs = session.execute(select(*RATING_COUNTS).where(Rating.post_id == post_id)).one()
-    session.execute(update(stats).where(stats.c.post_id == post_id)
-                    .values(n_stars=n_stars, sum_stars=sum_stars, ups=ups, downs=downs))
+    # Two statements. The first makes the row exist and locks it (an upsert whose DO UPDATE changes
+    # nothing still takes the row lock); the second counts in a statement of its own, so under READ
+    # COMMITTED its snapshot is taken after the lock was granted and includes the rating of anyone
+    # who held the lock before (the count runs as a subquery of the UPDATE, one round trip).
+    insert = _dialect_insert(session)
+    session.execute(insert(stats).values(post_id=post_id, n_stars=0, sum_stars=0, ups=0, downs=0)
+                    .on_conflict_do_update(index_elements=["post_id"], set_={"post_id": stats.c.post_id}))
+    # Aggregates without GROUP BY: one row even when no rating is left (zeros, not no update).
+    counts = select(literal(post_id, Integer).label("post_id"),
+                    *(c.label(name) for c, name in zip(RATING_COUNTS, ("n_stars", "sum_stars", "ups", "downs"))))
+    counts = counts.where(Rating.post_id == post_id).subquery()
+    session.execute(update(stats).where(stats.c.post_id == counts.c.post_id)
+                    .values(n_stars=counts.c.n_stars, sum_stars=counts.c.sum_stars, ups=counts.c.ups,
+                            downs=counts.c.downs))
 
 
 def recount_all(session: Session) -> int:

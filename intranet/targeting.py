@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import (ColumnElement, String, and_, case, delete, distinct, false, func, literal, or_, select, true,
+from sqlalchemy import (ColumnElement, String, and_, bindparam, case, delete, distinct, false, func, literal, or_, select, true,
                         union_all)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
@@ -414,6 +414,34 @@ def managers_of(session: Session, employee: Employee) -> set[str]:
     return set(session.exec(select(chain.c.employee_id)).scalars())
 
 
+def _viewer_scope_statement() -> Any:
+    # Built once: this runs on every post page and rating, and building the expression cost more
+    # CPU than compiling it (SQLAlchemy caches the compiled form, not the construction).
+    above = aliased(Employee)
+    start = select(Employee.employee_id.label("employee_id"), Employee.manager_id.label("manager_id"),
+                   literal(1).label("depth")).where(Employee.employee_id == bindparam("manager_id", type_=String))
+    chain = start.cte("managers_up", recursive=True)
+    chain = chain.union(select(above.employee_id, above.manager_id, chain.c.depth + 1)
+                        .where(above.employee_id == chain.c.manager_id, chain.c.depth < MAX_CHAIN))
+    groups = (select(literal("group", String).label("kind"), Group.key.label("value"))
+              .join(GroupMember, GroupMember.group_id == Group.id)
+              .where(GroupMember.employee_pk == bindparam("employee_pk")))
+    return union_all(groups, select(literal("manager", String), chain.c.employee_id))
+
+
+_VIEWER_SCOPE = _viewer_scope_statement()
+
+
+def viewer_scope(session: Session, employee: Employee) -> tuple[set[str], set[str]]:
+    """(:func:`group_keys_of`, :func:`managers_of`) of *employee* in one round trip."""
+    keys: set[str] = set()
+    managers: set[str] = set()
+    for kind, value in session.execute(_VIEWER_SCOPE, {"employee_pk": employee.id,
+                                                       "manager_id": employee.manager_id or None}):
+        (keys if kind == "group" else managers).add(value)
+    return keys, managers
+
+
 def released_post_ids(session: Session, employee_pk: int, post_ids: Iterable[int], now: dt.datetime) -> set[int]:
     """Which of *post_ids* (journey steps) have been released to *employee_pk* by *now*."""
     ids = sorted(set(post_ids))
@@ -461,8 +489,7 @@ def visible_post_or_404(session: Session, employee: Employee, post_id: int, now:
     # is no post to check them against, so a missing post, one not live and one targeted at others
     # cost the same round trips. The Python predicate decides, not the SQL filter: a database skips
     # the targeting subqueries when the id matches nothing, which would bring the difference back.
-    keys = group_keys_of(session, employee.id)
-    managers = managers_of(session, employee)
+    keys, managers = viewer_scope(session, employee)
     post = session.get(Post, post_id)
     if post is None or not (is_live(post, now)
                             and employee_matches(Audience.model_validate(post.audience), employee, keys,

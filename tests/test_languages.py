@@ -20,7 +20,7 @@ from sqlalchemy import select
 from intranet import Intranet, languages
 from intranet.analytics import queries, rollups
 from intranet.delivery import enqueue
-from intranet.models import PostTranslation
+from intranet.models import PostTranslation, Preference
 from tests.dashboard_support import read_by
 from tests.delivery_support import choose, make_digest, send
 
@@ -138,6 +138,20 @@ def test_a_chosen_language_overrides_the_directory(client_for, make_employee):
     assert HTML_LANG.search(page).group(1) == "ca" and "Les teves notícies" in page
     assert client.api("GET", "/api/v1/me/preferences").get_json()["language"] == "ca"
     _save_language(client, "")
+    assert "Tus noticias" in client.get("/").get_data(as_text=True)
+
+
+def test_a_language_chosen_elsewhere_shows_on_the_next_page(client_for, make_employee, db):
+    """The chosen language is read with the session on every request (not kept by an instance):
+    a change stored by another instance, or in another tab, shows on the very next page."""
+    person = make_employee(language="es")
+    client = client_for(person)
+    assert "Tus noticias" in client.get("/").get_data(as_text=True)
+    db.add(Preference(employee_pk=person.id, language="ca"))
+    db.commit()
+    assert "Les teves notícies" in client.get("/").get_data(as_text=True)
+    db.get(Preference, person.id).language = None
+    db.commit()
     assert "Tus noticias" in client.get("/").get_data(as_text=True)
 
 

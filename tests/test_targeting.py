@@ -326,6 +326,22 @@ def test_known_values_are_looked_up_by_name_with_the_same_answer(db, make_employ
     targeting.check_known_values(db, audience(departments=["Legal"]))  # known: no error
 
 
+def test_viewer_scope_is_the_groups_and_the_manager_chain_in_one_query(db, make_employee, make_group):
+    """viewer_scope (one statement, as visible_post_or_404 reads it) answers what group_keys_of and
+    managers_of answer apart, for someone with a chain and groups and someone with neither."""
+    top = make_employee(employee_id="TOP")
+    middle = make_employee(employee_id="MID", manager_id="TOP")
+    person = make_employee(employee_id="LOW", manager_id="MID")
+    loner = make_employee(employee_id="SOLO")
+    make_group("runners", members=(person, middle))
+    make_group("readers", members=(person,))
+    for who in (person, middle, top, loner):
+        assert targeting.viewer_scope(db, who) == (targeting.group_keys_of(db, who.id),
+                                                   targeting.managers_of(db, who)), who.employee_id
+    assert targeting.viewer_scope(db, person) == ({"runners", "readers"}, {"MID", "TOP"})
+    assert targeting.viewer_scope(db, loner) == (set(), set())
+
+
 def test_reports_to_names_only_known_people(db, make_employee):
     """An unknown manager id is refused like a misspelled department."""
     make_employee(employee_id="BOSS")

@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flask import Flask, g, has_app_context, has_request_context, request
+from flask import Flask, g, has_app_context, has_request_context, request, session as flask_session
 from flask_babel import Babel, LazyString
 
 from intranet import languages, reasons
@@ -34,6 +34,18 @@ def chosen_language(employee_pk: int) -> str | None:
     return row.language if row is not None else None
 
 
+def _chosen_language_now(employee_pk: int) -> str | None:
+    """:func:`chosen_language`, as the session lookup read it with the session row when it can.
+
+    One query less on every page: the lookup joins the person's preferences. A language changed
+    during this request (:func:`refresh`) is read again from the database.
+    """
+    known = getattr(flask_session, "owner_language", None)
+    if known is not None and known[0] == employee_pk and not g.get("beacon_language_changed"):
+        return known[1]  # type: ignore[no-any-return]
+    return chosen_language(employee_pk)
+
+
 def locale() -> str:
     """The language of this request's Beacon page (see the module's docstring for the order)."""
     forced = g.get("beacon_forced_locale") if has_app_context() else None
@@ -43,7 +55,7 @@ def locale() -> str:
         return languages.DEFAULT
     if "beacon_locale" not in g:
         employee = current_employee_or_none()
-        language = languages.choose(chosen_language(employee.id), employee.language) if employee else None
+        language = languages.choose(_chosen_language_now(employee.id), employee.language) if employee else None
         g.beacon_locale = (language or request.accept_languages.best_match(languages.SUPPORTED)
                            or languages.DEFAULT)
     return g.beacon_locale  # type: ignore[no-any-return]
@@ -52,6 +64,7 @@ def locale() -> str:
 def refresh() -> None:
     """Forget this request's language (after the person changed it, so the next message says it anew)."""
     g.pop("beacon_locale", None)
+    g.beacon_language_changed = True
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from sqlmodel import Session
 from werkzeug.datastructures import CallbackDict
 
 from intranet.db import is_unavailable
-from intranet.models import AuthSession, Employee
+from intranet.models import AuthSession, Employee, Preference
 from intranet.web.context import session as request_db
 
 #: Marks a session made from an embed token: it serves the embed views only (``web/cross_origin.py``).
@@ -46,8 +46,11 @@ _EMPLOYEE_KEYS = tuple(c.key for c in _EMPLOYEE_COLUMNS)
 _SESSION_COLUMNS = (AuthSession.id, AuthSession.data, AuthSession.created_at, AuthSession.last_seen_at)
 #: The session row and, in the same query, the person it belongs to (every column, so the request
 #: can use that person as an ORM object without a second query; see ``context.current_employee``).
-_BY_ID = (select(*_SESSION_COLUMNS, *(c.label(f"owner_{c.key}") for c in _EMPLOYEE_COLUMNS))
+#: Last, the language the person chose (their Preference row), which every page needs for its locale.
+_BY_ID = (select(*_SESSION_COLUMNS, *(c.label(f"owner_{c.key}") for c in _EMPLOYEE_COLUMNS),
+                 Preference.language.label("owner_chosen_language"))  # type: ignore[attr-defined]
           .outerjoin(Employee, Employee.id == AuthSession.employee_pk)  # type: ignore[arg-type]
+          .outerjoin(Preference, Preference.employee_pk == Employee.id)  # type: ignore[arg-type]
           .where(AuthSession.id == bindparam("id")))
 
 
@@ -68,9 +71,13 @@ class ServerSession(CallbackDict, SessionMixin):
         self.row = row
         #: The session owner's employee row as read with the session (column name -> value), or None.
         self.employee_values: dict[str, Any] | None = None
+        #: (the owner's row id, the language they chose or None) as read with the session, or None.
+        self.owner_language: tuple[int, str | None] | None = None
         if row is not None and row.owner_id is not None:
             # The person's columns follow the session's, in _EMPLOYEE_KEYS order (read on every request).
-            self.employee_values = dict(zip(_EMPLOYEE_KEYS, row[len(_SESSION_COLUMNS):]))
+            start = len(_SESSION_COLUMNS)
+            self.employee_values = dict(zip(_EMPLOYEE_KEYS, row[start:start + len(_EMPLOYEE_KEYS)]))
+            self.owner_language = (row.owner_id, row.owner_chosen_language)
         self.modified = False
         self.rotate_requested = False
         #: Whether the session arrived in the embed cookie (so ending it deletes that cookie).
