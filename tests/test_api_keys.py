@@ -38,6 +38,8 @@ EXPECTED_SCOPES = {
     ("get", "/manage/posts/{post_id}"): "posts:publish",
     ("post", "/posts/{post_id}/attachments"): "posts:publish",
     ("delete", "/posts/{post_id}/attachments/{attachment_id}"): "posts:publish",
+    ("put", "/posts/{post_id}/versions/{language}"): "posts:publish",
+    ("delete", "/posts/{post_id}/versions/{language}"): "posts:publish",
     ("get", "/analytics/posts/{post_id}"): "analytics:read",
     ("get", "/analytics/reading-hours"): "analytics:read",
 }
@@ -172,7 +174,7 @@ def test_scope_matrix_each_scope_opens_its_endpoints_and_no_others(app, make_key
     client = app.test_client()
     for method, path, scope in _operations(app):
         url = "/api/v1" + path.replace("{post_id}", str(post.id)).replace("{attachment_id}", "1") \
-            .replace("{key}", "team").replace("{feedback_id}", "1")
+            .replace("{key}", "team").replace("{feedback_id}", "1").replace("{language}", "es")
         answer = client.open(url, method=method.upper(), headers=bearer(key_text, boss), json={})
         body = answer.get_json(silent=True) or {}
         code = body.get("error", {}).get("code")
