@@ -406,3 +406,33 @@ def test_a_groups_members_page_speaks_the_owners_language(client_for, make_emplo
     done = _text(client.post("/groups/board/members/add", data={"csrf_token": client.csrf,
                                                                 "employee_id": ada.employee_id}, follow_redirects=True))
     assert added in done
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("es", ["Tu resumen sale", "De vez en cuando probamos una hora cercana para seguir aprendiendo"]),
+    ("ca", ["El teu resum surt", "De tant en tant provem una hora propera per continuar aprenent"]),
+])
+def test_the_digest_schedule_is_explained_in_the_persons_language(client_for, make_employee, language, words):
+    """The preferences page's "why your digest goes out when it does", and the API's, in es and ca."""
+    client = client_for(make_employee(language=language))
+    page = _text(client.get("/preferences"))
+    why = re.search(r'<section class="card schedule">\s*<p>(.*?)</p>', page, re.S).group(1)
+    assert all(w in why for w in words) and "goes out" not in why, why
+    assert client.get("/api/v1/me/digest-schedule").get_json()["why"] == why
+
+
+def test_the_schedule_sentence_in_english_is_unchanged():
+    """English reads as before; weekly days, lists and pluralised digests are words of each language."""
+    import datetime as dt
+
+    from intranet.delivery import timing
+    from intranet.delivery.timing import Basis, Cadence
+
+    plan = timing.Plan(Basis.PEERS, [8, 14], [])
+    assert timing.explain(plan, Cadence.TWICE_DAILY, learned_timing=False) == (
+        "You turned learned timing off, so your digests go out at 08:00 and 14:00, when colleagues in your team and "
+        "region usually read. Now and then we try a nearby hour to keep learning.")
+    assert timing.explain(plan, Cadence.TWICE_DAILY, learned_timing=False, language="ca").startswith(
+        "Has desactivat les hores apreses, així que els teus resums surten a les 08:00 i 14:00")
+    assert timing.day_label(dt.date(2026, 11, 25)) == "Wed 25 Nov"
+    assert timing.day_label(dt.date(2026, 11, 25), "es") == "mié 25 nov"

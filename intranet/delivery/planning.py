@@ -232,8 +232,10 @@ class SchedulePublic(BaseModel):
     why: str
 
 
-def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_timezone: str = "UTC") -> dict[str, Any]:
-    """*employee*'s digest schedule for the next seven days and why (:class:`SchedulePublic`'s fields).
+def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_timezone: str = "UTC",
+                 language: str | None = None) -> dict[str, Any]:
+    """*employee*'s digest schedule for the next seven days and why (:class:`SchedulePublic`'s fields), the
+    words (the explanation, the days) in *language*.
 
     Uses the organisation's stored peer curves when there are some, so one person is re-planned
     without refitting everyone (right after they change their preferences, say).
@@ -251,9 +253,10 @@ def schedule_for(session: Session, employee: Employee, now: dt.datetime, *, org_
         "basis": str(plan.basis) if planned and plan.basis else None,
         "local_hours": list(plan.local_hours) if planned else [],
         "next_sends": [{"utc": s.utc.isoformat().replace("+00:00", "Z"), "local_date": s.local_date.isoformat(),
-                        "day": timing.day_label(s.local_date), "local_hour": s.local_hour, "ordinal": s.ordinal,
+                        "day": timing.day_label(s.local_date, language), "local_hour": s.local_hour, "ordinal": s.ordinal,
                         "explored": s.explored}
                        for s in plan.sends] if planned else [],
         "usual_read_hour": read_at[0] if read_at else None,
-        "why": timing.explain(plan, prefs.cadence, read_at=read_at, learned_timing=prefs.learned_timing),
+        "why": timing.explain(plan, prefs.cadence, read_at=read_at, learned_timing=prefs.learned_timing,
+                              language=language),
     }

@@ -44,6 +44,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from intranet import languages
+from intranet.languages import N_, ntranslate, translate
+
 logger = logging.getLogger(__name__)
 
 HOURS_PER_WEEK = 168
@@ -1079,11 +1082,20 @@ def read_hours(mu: FloatArray, send_hours: Sequence[int], days: Sequence[int],
 
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: "on Mondays" ... in each language's own words (Spanish and Catalan name the plural day with its article).
+ON_DAYS = (N_("on Mondays"), N_("on Tuesdays"), N_("on Wednesdays"), N_("on Thursdays"), N_("on Fridays"),
+           N_("on Saturdays"), N_("on Sundays"))
 
 
-def _fmt(hours: Sequence[int]) -> str:
-    text = [f"{h:02d}:00" for h in hours]
-    return " and ".join(text) if len(text) < 3 else ", ".join(text[:-1]) + " and " + text[-1]
+def _and(items: Sequence[str], language: str | None) -> str:
+    """``a``, ``a and b``, ``a, b and c``, in *language*."""
+    if len(items) < 2:
+        return "".join(items)
+    return translate(language, "%(items)s and %(last)s", items=", ".join(items[:-1]), last=items[-1])
+
+
+def _fmt(hours: Sequence[int], language: str | None = None) -> str:
+    return _and([f"{h:02d}:00" for h in hours], language)
 
 
 def regular_hours(plan: Plan) -> list[int]:
@@ -1102,14 +1114,14 @@ def regular_hours(plan: Plan) -> list[int]:
     return out
 
 
-def day_label(d: date) -> str:
-    """A short local date for people, e.g. ``Wed 25 Nov``."""
-    return f"{DAY_NAMES[d.weekday()][:3]} {d.day} {d.strftime('%b')}"
+def day_label(d: date, language: str | None = None) -> str:
+    """A short local date for people, e.g. ``Wed 25 Nov`` (``mié 25 nov``, ``dc. 25 de nov.``)."""
+    return languages.format_date(d, "EEE d MMM", language=language)
 
 
 def explain(plan: Plan, cadence: Cadence | str, read_at: Sequence[int] | None = None,
-            learned_timing: bool = True) -> str:
-    """A short explanation of the plan's sends for the person, e.g. for ``/me/digest-schedule``.
+            learned_timing: bool = True, language: str | None = None) -> str:
+    """A short explanation of the plan's sends for the person in *language*, e.g. for ``/me/digest-schedule``.
 
     Every hour named comes from ``plan.sends`` (the list shown next to it): the regular hours
     from the sends that are not explored, and the explored ones by date.
@@ -1119,41 +1131,61 @@ def explain(plan: Plan, cadence: Cadence | str, read_at: Sequence[int] | None = 
     """
     cadence = Cadence(cadence)
     if cadence == Cadence.OFF:
-        return "You have turned the digest off."
+        return translate(language, "You have turned the digest off.")
     if cadence == Cadence.AS_IT_HAPPENS:
-        return "You get news as it happens, so there is no digest schedule."
+        return translate(language, "You get news as it happens, so there is no digest schedule.")
     if not plan.local_hours:
-        return "Your quiet hours leave no time to send your digest; please widen them."
+        return translate(language, "Your quiet hours leave no time to send your digest; please widen them.")
     hours = regular_hours(plan)
+    n = len(hours)
+    # The weekday phrase goes right after "goes out" with its own leading space ("" when not weekly).
     day = ""
     if cadence == Cadence.WEEKLY and plan.sends:
-        day = f" on {DAY_NAMES[plan.sends[0].local_date.weekday()]}s"
-    at = f"{day} at {_fmt(hours)}"
-    digest, times = ("digests go", "times") if len(hours) > 1 else ("digest goes", "time")
+        day = " " + translate(language, ON_DAYS[plan.sends[0].local_date.weekday()])
+    values = {"day": day, "hours": _fmt(hours, language)}
     if plan.basis == Basis.CONTROL:
-        return f"This week your {digest} out{day} at the standard {times}, {_fmt(hours)}: a small" \
-               " group does, so we can check that learned timing really helps."
-    if plan.basis == Basis.PERSONAL and read_at:
+        text = ntranslate(language, "This week your digest goes out%(day)s at the standard time, %(hours)s: a small "
+                          "group does, so we can check that learned timing really helps.",
+                          "This week your digests go out%(day)s at the standard times, %(hours)s: a small group "
+                          "does, so we can check that learned timing really helps.", n, **values)
+    elif plan.basis == Basis.PERSONAL and read_at:
         ahead = [(r - h) % 24 for r, h in zip(read_at, hours)]
-        how = "" if not any(ahead) else " shortly before," if max(ahead) <= 3 else " ahead of that,"
-        text = f"You usually read around {_fmt(read_at)}, so your {digest} out{at},{how}" \
-               " to be on top when you look."
+        values["read"] = _fmt(read_at, language)
+        if not any(ahead):
+            text = ntranslate(language, "You usually read around %(read)s, so your digest goes out%(day)s at "
+                              "%(hours)s, to be on top when you look.", "You usually read around %(read)s, so your "
+                              "digests go out%(day)s at %(hours)s, to be on top when you look.", n, **values)
+        elif max(ahead) <= 3:
+            text = ntranslate(language, "You usually read around %(read)s, so your digest goes out%(day)s at "
+                              "%(hours)s, shortly before, to be on top when you look.", "You usually read around "
+                              "%(read)s, so your digests go out%(day)s at %(hours)s, shortly before, to be on top when "
+                              "you look.", n, **values)
+        else:
+            text = ntranslate(language, "You usually read around %(read)s, so your digest goes out%(day)s at "
+                              "%(hours)s, ahead of that, to be on top when you look.", "You usually read around "
+                              "%(read)s, so your digests go out%(day)s at %(hours)s, ahead of that, to be on top when "
+                              "you look.", n, **values)
     elif plan.basis == Basis.PERSONAL:
-        text = f"Based on when you usually read, your {digest} out{at}."
+        text = ntranslate(language, "Based on when you usually read, your digest goes out%(day)s at %(hours)s.",
+                          "Based on when you usually read, your digests go out%(day)s at %(hours)s.", n, **values)
+    elif plan.basis == Basis.PEERS and not learned_timing:
+        text = ntranslate(language, "You turned learned timing off, so your digest goes out%(day)s at %(hours)s, "
+                          "when colleagues in your team and region usually read.", "You turned learned timing off, "
+                          "so your digests go out%(day)s at %(hours)s, when colleagues in your team and region "
+                          "usually read.", n, **values)
     elif plan.basis == Basis.PEERS:
-        why = "You turned learned timing off" if not learned_timing else \
-            "We don't know your reading habits yet"
-        text = f"{why}, so your {digest} out{at}, when colleagues in your team and region" \
-               " usually read."
+        text = ntranslate(language, "We don't know your reading habits yet, so your digest goes out%(day)s at "
+                          "%(hours)s, when colleagues in your team and region usually read.", "We don't know your "
+                          "reading habits yet, so your digests go out%(day)s at %(hours)s, when colleagues in your "
+                          "team and region usually read.", n, **values)
     else:
-        text = f"Your {digest} out{day} at the organisation's usual {times}, {_fmt(hours)}."
+        text = ntranslate(language, "Your digest goes out%(day)s at the organisation's usual time, %(hours)s.",
+                          "Your digests go out%(day)s at the organisation's usual times, %(hours)s.", n, **values)
     explored = [s for s in plan.sends if s.explored]
-    text += " Now and then we try a nearby hour to keep learning"
     if explored:
-        text += ": " + _fmt_list([f"{day_label(s.local_date)} at {s.local_hour:02d}:00"
-                                  for s in explored])
-    return text + "."
+        tried = _and([translate(language, "%(day)s at %(hour)s", day=day_label(s.local_date, language),
+                                hour=f"{s.local_hour:02d}:00") for s in explored], language)
+        return text + " " + translate(language, "Now and then we try a nearby hour to keep learning: %(tried)s.",
+                                      tried=tried)
+    return text + " " + translate(language, "Now and then we try a nearby hour to keep learning.")
 
-
-def _fmt_list(items: Sequence[str]) -> str:
-    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -87,7 +87,8 @@ def _replan(employee: Employee) -> None:
 @require_role("employee")
 def digest_schedule() -> planning.SchedulePublic:
     return planning.SchedulePublic.model_validate(
-        planning.schedule_for(session(), current_employee(), now(), org_timezone=settings().site.org_timezone))
+        planning.schedule_for(session(), current_employee(), now(), org_timezone=settings().site.org_timezone,
+                              language=i18n.locale()))
 
 
 @api.get("/me/digests/latest")
@@ -143,7 +144,8 @@ def _language_context(employee: Employee) -> dict[str, object]:
 
 def _page_context(employee: Employee) -> dict[str, object]:
     """What the preferences page shows besides the form: the schedule, the weekly budget, the time zone, the language."""
-    return {"schedule": planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone),
+    return {"schedule": planning.schedule_for(session(), employee, now(), org_timezone=settings().site.org_timezone,
+                                                   language=i18n.locale()),
             "budget": fatigue.budget_for(session(), employee, now(), settings().fatigue.weekly_budget),
             "cadence_notice": fatigue.shown(session(), employee, i18n.locale()), "fatigue_policy": settings().fatigue,
             "days": DAY_NAMES, **_zone_context(employee), **_language_context(employee)}
