@@ -229,3 +229,17 @@ def test_labels_from_data_are_escaped_for_plotly_and_the_figure_is_json():
     chart = charts.coverage({"active": 3, **{name: {"count": 3, "share": 1.0}
                                              for name in ("department", "region", "level", "timezone")}})
     assert chart.data == json.loads(chart.figure) and chart.data["data"][0]["type"] == "bar"
+
+
+def test_opening_the_dashboard_keeps_a_post_published_again_refiled(client_for, make_employee, make_post, db):
+    """A post published again a week earlier is filed under its new day once, by the page, and stays so."""
+    from intranet.models import AnalyticsPostFiled
+
+    post = organisation(make_employee, make_post, db)["post"]
+    post.published_at = post.published_at - dt.timedelta(days=7)
+    db.add(post)
+    db.commit()
+    client = client_for(make_employee(is_comms=True, department="Comms"))
+    assert client.get("/analytics").status_code == 200
+    db.expire_all()
+    assert db.get(AnalyticsPostFiled, post.id).day == post.published_at.astimezone(dt.timezone.utc).date()

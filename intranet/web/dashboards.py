@@ -150,7 +150,10 @@ def _fold_recent() -> None:
     # Live events wait in a queue for the fold job (every minute); fold what is there first, so
     # a dashboard counts every read already acknowledged to its sender (the API does the same).
     # Rollups are derived data: this write on a GET changes nothing anyone asked to change.
-    if rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER):
+    folded = rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER)
+    # Posts published again on another day are refiled once and kept so (the read rates would
+    # otherwise redo it, uncommitted, on every request until something else commits).
+    if rollups.refile(session()) or folded:
         session().commit()
 
 
