@@ -27,13 +27,10 @@ import logging
 import json
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -443,19 +440,8 @@ def main(argv: list[str] | None = None) -> int:
             engine.dispose()
 
     def on_dataset(ds: Any) -> None:
-        if ds.dialect == "sqlite":
-            # The events go into a copy: the cached organisation stays as other benchmarks expect it.
-            with tempfile.TemporaryDirectory(prefix="beacon-analytics-") as tmp:
-                ds.engine.dispose()
-                path = Path(tmp) / "analytics.sqlite"
-                shutil.copy(ds.location, path)
-                ds.engine = make_engine(f"sqlite:///{path}")
-                try:
-                    results["sqlite"] = run(ds, args)
-                finally:
-                    ds.engine.dispose()
-        else:
-            results["postgresql"] = run(ds, args)
+        with datagen.writable(ds):  # the events go into a copy of the cached SQLite organisation
+            results[ds.dialect] = run(ds, args)
 
     if not args.database_url:
         datagen.run_on_datasets(args.db, args.size, args.seed, on_dataset,

@@ -23,7 +23,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -639,6 +641,25 @@ def postgres_dataset(size: str, seed: int, *, url: str = PG_URL) -> Iterator[Dat
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def writable(ds: Dataset) -> Iterator[Dataset]:
+    """*ds* for a benchmark that writes: a SQLite dataset is switched to a temporary copy of its
+    cached file, so the cache stays as other benchmarks expect it; a PostgreSQL schema is the
+    run's own already."""
+    if ds.dialect != "sqlite":
+        yield ds
+        return
+    with tempfile.TemporaryDirectory(prefix="beacon-bench-") as tmp:
+        ds.engine.dispose()
+        path = Path(tmp) / "writable.sqlite"
+        shutil.copy(ds.location, path)
+        ds.engine = make_engine(f"sqlite:///{path}")
+        try:
+            yield ds
+        finally:
+            ds.engine.dispose()
 
 
 def run_on_datasets(db: str, size: str, seed: int, run: Callable[[Dataset], None],
