@@ -582,25 +582,87 @@ def post_audience_filter(post: Post, audience: Audience, *, now: dt.datetime | N
     return and_(where, released_to_filter(post.id)) if post.journey_only else where  # type: ignore[arg-type]
 
 
+def _profile_countable(post: Post, audience: Audience) -> bool:
+    """Whether *audience* reads only employee columns and levels (so alike people are counted alike)."""
+    return not post.journey_only and all(
+        s.hired_within_days is None and not s.groups and not s.reports_to
+        for s in (*audience.segments, *audience.exclude))
+
+
+def _count_by_profiles(session: Session, audiences: Sequence[Audience]) -> list[int]:
+    """Each of *audiences* (all :func:`_profile_countable`) counted from one GROUP BY pass over the directory.
+
+    The active people are grouped by the columns the audiences name (and level, when one has a
+    bound); each audience is then set operations over those groups, counted with their sizes, so the
+    counts are exact and come from one snapshot of the directory. This is :func:`employee_filter`
+    evaluated in Python over those groups; the property test comparing counts made together with
+    each audience counted alone holds the two to the same answers.
+    """
+    if not audiences:
+        return []
+    used: set[str] = set()
+    for audience in audiences:
+        for segment in (*audience.segments, *audience.exclude):
+            used.update(segment.dimension_values())
+    names = sorted(used)
+    columns = [EMPLOYEE_COLUMNS[n] for n in names] + [Employee.level]
+    profiles = [tuple(row) for row in session.execute(
+        select(*columns, func.count()).where(Employee.active.is_(True)).group_by(*columns))]
+    # Which groups have each (column position, value); a segment's groups are then set operations.
+    index: dict[tuple[int, Any], set[int]] = {}
+    for i, profile in enumerate(profiles):
+        for position in range(len(columns)):
+            index.setdefault((position, profile[position]), set()).add(i)
+    everyone = set(range(len(profiles)))
+    level_at = len(names)
+
+    def segment_groups(segment: Segment) -> set[int]:
+        groups = everyone
+        for dimension, values in segment.dimension_values().items():
+            position = names.index(dimension)
+            groups = groups & set().union(*(index.get((position, v), set()) for v in values))
+        if segment.level_min is not None or segment.level_max is not None:
+            # Levels are 1-10; a bound never matches a person without a level (the None key is not read).
+            low, high = segment.level_min or 1, segment.level_max or 10
+            groups = groups & set().union(*(index.get((level_at, n), set()) for n in range(low, high + 1)))
+        return groups
+
+    counts = []
+    for audience in audiences:
+        groups = everyone if audience.all_staff else set().union(*map(segment_groups, audience.segments))
+        for segment in audience.exclude:
+            groups = groups - segment_groups(segment)
+        counts.append(sum(profiles[i][-1] for i in groups))
+    return counts
+
+
 def count_post_audiences(session: Session, posts: Sequence[tuple[Post, Audience]], *,
                          now: dt.datetime | None = None) -> list[int]:
     """The headcount of each (post, its audience) in *posts*, in order (:func:`post_audience_filter`),
     one count per distinct audience.
 
-    One statement per audience on purpose: counting 160 audiences as ``COUNT(*) FILTER (WHERE ...)``
-    columns of one pass over 100k people took twice as long on SQLite as 160 counts, each of which
-    can use the (active, department) and (active, region) indexes.
+    Audiences that read only employee columns and levels (most must-reads: departments, regions,
+    level bounds, office exclusions) are counted together from one GROUP BY pass over the
+    directory (:func:`_count_by_profiles`): 160 separate counts over 100k people were half of the
+    dashboard page. The rest (groups, "reports to", "hired in the last N days", journey steps) are
+    one statement each, which can use the (active, department) and (active, region) indexes;
+    counting 160 audiences as ``COUNT(*) FILTER (WHERE ...)`` columns of one pass took twice as
+    long on SQLite as 160 counts.
     """
     def key(post: Post, audience: Audience) -> tuple[str, int | None]:
         # A journey step's headcount is its released people: its own, even for an audience others share.
         return audience.model_dump_json(), (post.id if post.journey_only else None)
 
-    counted: dict[tuple[str, int | None], int] = {}
+    moment = now or dt.datetime.now(dt.timezone.utc)
+    distinct_posts: dict[tuple[str, int | None], tuple[Post, Audience]] = {}
     for post, audience in posts:
-        k = key(post, audience)
+        distinct_posts.setdefault(key(post, audience), (post, audience))
+    together = [k for k, (post, audience) in distinct_posts.items() if _profile_countable(post, audience)]
+    counted = dict(zip(together, _count_by_profiles(session, [distinct_posts[k][1] for k in together])))
+    for k, (post, audience) in distinct_posts.items():
         if k not in counted:
             counted[k] = int(session.exec(select(func.count()).select_from(Employee)
-                                          .where(post_audience_filter(post, audience, now=now))).one()[0])
+                                          .where(post_audience_filter(post, audience, now=moment))).one()[0])
     return [counted[key(post, audience)] for post, audience in posts]
 
 

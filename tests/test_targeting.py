@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 from sqlmodel import select
 
 from intranet import targeting
@@ -185,6 +185,35 @@ def test_audiences_counted_together_equal_each_counted_alone(db, clock, people, 
         for model in (AudienceSegment, Post, GroupMember, Group, Employee):
             db.exec(delete(model))
         db.commit()
+
+
+def test_column_audiences_are_counted_in_one_pass(db, database, clock):
+    """Must-reads aimed at departments, regions, offices and levels cost one statement together, not one each."""
+    for n, (department, region, level) in enumerate([("Sales", "EMEA", 3), ("Sales", "AMER", 7), ("R&D", "EMEA", None),
+                                                      ("Finance", None, 5)]):
+        db.add(Employee(employee_id=f"C{n}", email=f"c{n}@x.test", department=department, region=region, level=level))
+    db.add(Employee(employee_id="C9", email="c9@x.test", department="Sales", active=False))
+    raws = [{"segments": [{"departments": ["Sales"]}]}, {"segments": [{"regions": ["EMEA"], "level_max": 5}]},
+            {"all": True, "exclude": [{"departments": ["Sales"], "level_min": 5}]}, {"segments": [{"level_min": 1}]}]
+    posts = []
+    for raw in raws:
+        post = Post(title="t", status="published", published_at=clock.now, publish_at=clock.now)
+        db.add(post)
+        db.flush()
+        targeting.store_audience(db, post, targeting.parse_audience(raw))
+        posts.append((post, targeting.parse_audience(raw)))
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(database, "before_cursor_execute", count)
+    try:
+        counts = targeting.count_post_audiences(db, posts, now=clock.now)
+    finally:
+        event.remove(database, "before_cursor_execute", count)
+    assert counts == [2, 1, 3, 3]
+    assert len(statements) == 1, statements
 
 
 def _make_people(db, clock, people):  # type: ignore[no-untyped-def]
