@@ -637,17 +637,7 @@ def quality_of(counts: dict[int, tuple[int, ...]], post_ids: Sequence[int], styl
 
 def load_quality(session: Session, post_ids: Sequence[int], styles: Sequence[str]) -> Quality:
     """Quality of *post_ids* (rated with *styles*) from their kept rating counts and reach."""
-    counts: dict[int, tuple[int, ...]] = {}
-    ids = list(post_ids)
-    stats = PostRatingStats
-    for start in range(0, len(ids), 5000):
-        part = ids[start:start + 5000]
-        rows = session.execute(select(stats.post_id, stats.n_stars, stats.sum_stars, stats.ups, stats.downs,
-                                      stats.reached, stats.engaged).where(stats.post_id.in_(part))).all()
-        counts.update((r[0], tuple(r[1:])) for r in rows)
-    table = np.array([counts.get(i, (0,) * 6) for i in ids], dtype=float).reshape(len(ids), 6)
-    return quality(table[:, 0], table[:, 1], table[:, 2], table[:, 3],
-                   np.array([s == "thumbs" for s in styles], dtype=bool), reached=table[:, 4], engaged=table[:, 5])
+    return quality_of(load_rating_counts(session, post_ids), post_ids, styles)
 
 
 def quality(n_stars: np.ndarray, sum_stars: np.ndarray, ups: np.ndarray, downs: np.ndarray,
