@@ -9,6 +9,7 @@ import re
 import zlib
 
 import pytest
+from sqlmodel import select
 
 from intranet import feed, languages, reasons
 
@@ -53,11 +54,23 @@ def test_a_paged_feed_is_worded_when_read_not_when_ranked(db, make_employee, mak
     assert feed.FeedItemPublic.of(later.items[0], "es").why == ["Dirigida a Sales"]
 
 
-def test_a_snapshot_stored_as_words_still_reads():
-    """An order stored before reasons had codes (worded in English) still unpacks, as it was worded."""
-    blob = zlib.compress(json.dumps({"ids": [7], "texts": ["Targeted at Sales"], "why": [[0]]}).encode())
-    ids, why = feed._unpack(blob)
-    assert ids == [7] and reasons.words(why[0], "es") == ["Targeted at Sales"]
+def test_a_snapshot_stored_as_words_still_reads(db, make_employee, make_post, clock):
+    """An order stored before reasons had codes (worded in English) still pages, as it was worded."""
+    from intranet.models import FeedSnapshot
+
+    me = make_employee(department="Sales")
+    posts = [make_post({"segments": [{"departments": ["Sales"]}]}, published_at=clock.now - dt.timedelta(days=2))
+             for _ in range(2)]
+    first = feed.feed_page(db, me, now=clock.now, limit=1)
+    db.commit()
+    snapshot = db.exec(select(FeedSnapshot)).one()
+    older = [p.id for p in posts if p.id != first.items[0].post.id]
+    snapshot.items = zlib.compress(json.dumps({"ids": [first.items[0].post.id, *older],
+                                               "texts": ["Targeted at Sales"], "why": [[0], [0]]}).encode())
+    db.commit()
+    later = feed.feed_page(db, me, now=clock.now, cursor=first.next_cursor, limit=1)
+    assert [i.post.id for i in later.items] == older
+    assert reasons.words(later.items[0].why, "es") == ["Targeted at Sales"]
 
 
 def test_every_reason_code_has_words_in_each_language():
