@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from intranet.engagement import buffer
 from intranet.models import AnalyticsPostDay, EngagementEvent
+from tests.redis_support import REDIS_URL, reachable_redis
 
-REDIS_URL = os.environ.get("INTRANET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI") == "true"
 #: Nothing listens on port 1: Redis "dies" at once.
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 AT = dt.datetime(2026, 11, 24, 8, 59, tzinfo=dt.timezone.utc)
@@ -27,13 +24,7 @@ AT = dt.datetime(2026, 11, 24, 8, 59, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def stream():  # type: ignore[no-untyped-def]
     """A stream key of this test's own (deleted afterwards, with its dead letters) and a client to look at it."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is unreachable at {REDIS_URL} (CI=true: .ci/run starts it): {exc}")
-        pytest.skip(f"Redis is unreachable at {REDIS_URL}: {exc}")
+    client = reachable_redis()
     key = f"beacon-test:events:{uuid.uuid4().hex}"
     yield key, client
     client.delete(key, f"{key}:dead")

@@ -5,16 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import uuid
 
 import pytest
-import redis
 
 from intranet.settings import Settings
+from tests.redis_support import REDIS_URL, reachable_redis
 
-REDIS_URL = os.environ.get("INTRANET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 #: Nothing listens on port 1: Redis "dies" at once.
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 
@@ -23,13 +20,7 @@ DEAD_REDIS = "redis://127.0.0.1:1/0"
 def shared_redis():  # type: ignore[no-untyped-def]
     """Settings for an app counting in the local Redis under a key prefix of this test's own (parallel
     runs never share counts); the prefix's keys are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is unreachable at {REDIS_URL} (CI=true: .ci/run starts it): {exc}")
-        pytest.skip(f"Redis is unreachable at {REDIS_URL}: {exc}")
+    client = reachable_redis()
     prefix = f"beacon-test-{uuid.uuid4().hex}"
     yield {"INTRANET_RATELIMIT_STORAGE_URI": REDIS_URL, "INTRANET_RATELIMIT_KEY_PREFIX": prefix}
     keys = list(client.scan_iter(f"*{prefix}*"))
