@@ -7,16 +7,7 @@ import pytest
 from sqlalchemy import delete
 
 from tests.pages import without_csrf_token
-
-
-def feed_ids(client) -> list[int]:  # type: ignore[no-untyped-def]
-    ids, cursor = [], None
-    while True:
-        body = client.get("/api/v1/feed", query_string={"cursor": cursor} if cursor else None).get_json()
-        ids += [item["id"] for item in body["items"]]
-        cursor = body["next_cursor"]
-        if not cursor:
-            return ids
+from tests.pages import feed_ids
 
 
 def test_feed_shows_only_targeted_posts(make_employee, make_post, client_for):

@@ -16,16 +16,7 @@ from sqlalchemy import event
 from intranet import feed, posts, ranking, targeting
 from intranet.models import Post
 from tests.conftest import SignedInClient
-
-
-def all_ids(client) -> list[int]:  # type: ignore[no-untyped-def]
-    ids, cursor = [], None
-    while True:
-        body = client.get("/api/v1/feed", query_string={"cursor": cursor} if cursor else None).get_json()
-        ids += [item["id"] for item in body["items"]]
-        cursor = body["next_cursor"]
-        if not cursor:
-            return ids
+from tests.pages import feed_ids
 
 
 def first_page(client) -> list[int]:  # type: ignore[no-untyped-def]
