@@ -45,6 +45,10 @@ MODULES = {
     "webhooks": "bench.webhooks_bench",
     "delivery": "bench.delivery_scale",
 }
+# Modules whose main() takes --db sqlite|pg|both: an explicit `python -m bench --db ...` goes on to
+# them (without it each keeps its own default, which for some is SQLite alone).
+TAKES_DB = frozenset({"bench.analytics_bench", "bench.dashboard_page", "bench.delivery_scale", "bench.digest_compose",
+                      "bench.ingest_bench", "bench.publish_bench", "bench.webhooks_bench"})
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results"
 
 
@@ -53,8 +57,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="",
                         help="comma-separated cases: " + ", ".join((*PLATFORM_CASES, *MODULES))
                         + " (module names like bench.digest_eval work too); default: all")
-    parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both",
-                        help="database(s) for the platform cases (pg is skipped when unreachable)")
+    parser.add_argument("--db", choices=("sqlite", "pg", "both"), default=None,
+                        help="database(s) for the platform cases (default both; pg is skipped when unreachable), "
+                        "passed on to the modules that take --db (else each keeps its own default)")
     parser.add_argument("--size", choices=("S", "M"), default="M", help="S = 10k employees, M = 100k")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per audience (median is kept)")
@@ -148,7 +153,7 @@ def run_platform(args: argparse.Namespace, cases: list[str]) -> tuple[list[Any],
         print(f"  [bench] PostgreSQL skipped: unreachable at {datagen.PG_URL} ({reason})", file=sys.stderr)
         datasets.append({"db": "postgresql", "skipped": reason})
 
-    datagen.run_on_datasets(args.db, args.size, args.seed, run_on, skipped)
+    datagen.run_on_datasets(args.db or "both", args.size, args.seed, run_on, skipped)
     return results, datasets
 
 
@@ -163,8 +168,8 @@ def record_platform(results: list[Any]) -> None:
                     db=r.db)
 
 
-def run_module(name: str) -> dict[str, Any]:
-    """Import *name* and call its ``main()``; report, never raise.
+def run_module(name: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """Import *name* and call its ``main()`` with *argv* (none by default); report, never raise.
 
     A module that exits non-zero without a failed check or missed goal to show for it is
     reported as failed: its own exit status is the only sign of what went wrong.
@@ -178,10 +183,10 @@ def run_module(name: str) -> dict[str, Any]:
     try:
         module = importlib.import_module(name)
         main = getattr(module, "main")
-        # Modules parse their own arguments: give them none of ours.
-        sys.argv = [name]
+        # Modules parse their own arguments: give them only those meant for them.
+        sys.argv = [name, *(argv or [])]
         takes_argv = bool(inspect.signature(main).parameters)
-        rc = main([]) if takes_argv else main()
+        rc = main(list(argv or [])) if takes_argv else main()
         # Not `rc in (None, 0, True)`: 1 == True, so that test takes a module's exit 1 for success.
         status = "ok" if rc is None or (type(rc) is int and rc == 0) else f"exit {rc}"
     except SystemExit as exc:
@@ -213,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     if results:
         print_table(results)
         record_platform(results)
-    module_reports = [run_module(name) for name in modules]
+    module_reports = [run_module(name, ["--db", args.db] if args.db and name in TAKES_DB else [])
+                      for name in modules]
     if module_reports:
         print("\nBenchmark modules:")
         for report in module_reports:

@@ -88,3 +88,21 @@ def test_a_crash_or_an_unexplained_exit_status_is_a_failure(fake_modules, capsys
     assert "silent_bench                 failed (exit 1)" in captured.out
     assert "reported no goals" in captured.out
     assert status == goals.EXIT_INCORRECT
+
+
+ECHO_DB = """
+    from bench import goals
+    def main(argv=None):
+        goals.check("echo", "arguments", passed=True, detail=repr(argv))
+        return 0
+"""
+
+
+def test_db_goes_on_to_the_modules_that_take_it(fake_modules, monkeypatch):
+    """`--db pg` reaches a module that takes --db; one that does not, and a run without --db, pass nothing."""
+    fake_modules(db_bench=ECHO_DB, plain_bench=ECHO_DB)
+    monkeypatch.setattr(bench_main, "TAKES_DB", frozenset({"db_bench"}))
+    bench_main.main(["--only", "db_bench,plain_bench", "--db", "pg", "--no-json"])
+    bench_main.main(["--only", "db_bench", "--no-json"])
+    assert [g.measured for g in goals.RECORDED] == ["['--db', 'pg']", "[]", "[]"]
+
