@@ -570,10 +570,13 @@ def read_probability(mu: FloatArray, settings: TimingSettings | None = None,
     m = mu.astype(np.float32)
     if window <= 4:
         # A short window (read@2h) is a few shifted sums: far cheaper than the 168 x 168 product.
+        # In place over slices: ``pull[:, t] += w * m[:, (t + j) % 168]`` without np.roll's copies.
         pull = m.copy()
         for j in range(1, window):
-            pull += np.float32(np.exp(-j / s.tau_hours)) * np.roll(m, -j, axis=-1)
-        return -np.expm1(-pull)
+            w = np.float32(np.exp(-j / s.tau_hours))
+            pull[..., :-j] += w * m[..., j:]
+            pull[..., -j:] += w * m[..., :j]
+        return -np.expm1(-pull, out=pull)
     kernel = _kernel(window, s.tau_hours).astype(np.float32)
     return -np.expm1(-(m @ kernel))
 
@@ -741,9 +744,10 @@ def employee_key(employee_id: str) -> int:
 
 
 def employee_keys(employee_ids: Sequence[str]) -> npt.NDArray[np.uint64]:
-    """:func:`employee_key` for many ids."""
-    return np.fromiter((employee_key(e) for e in employee_ids), dtype=np.uint64,
-                       count=len(employee_ids))
+    """:func:`employee_key` for many ids (the digests read as little-endian words at once)."""
+    digests = b"".join(hashlib.blake2b(str(e).encode(), digest_size=8).digest()
+                       for e in employee_ids)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
