@@ -74,6 +74,25 @@ def test_digest_email_has_one_link_per_star_and_per_thumb(app, db, config, smtp,
     assert text.count(f"Rate it: {BASE}/rate/") == 2
 
 
+def test_an_items_links_share_one_signed_token_and_the_value_only_preselects(app, db, config, smtp, make_employee,
+                                                                              make_post, clock):
+    """The star links of a post differ only in their query; a value edited in the query changes the
+    preselection, never whose rating it is, and a meaningless one preselects nothing."""
+    person = make_employee(email="ana@example.com")
+    make_post(title="Town hall notes")
+    queue(db, person, clock)
+    stars = rate_links(emailed_html(app, db, config, smtp, clock), "Town hall notes")
+    pages = {path.split("?", 1)[0] for _, path in stars}
+    assert len(pages) == 1 and [path.split("?", 1)[1] for _, path in stars] == [f"stars={n}" for n in range(1, 6)]
+    client = page_client(app)
+    [page] = pages
+    assert 'name="stars" value="2" checked' in client.get(f"{page}?stars=2").get_data(as_text=True)
+    for junk in ("?stars=9", "?stars=x", "?thumb=sideways", ""):
+        html = client.get(f"{page}{junk}").get_data(as_text=True)
+        assert "Your rating, " in html and " checked" not in html
+    assert stored(db) == []
+
+
 def test_following_a_digest_link_saves_only_when_the_page_is_posted(app, db, config, smtp, make_employee, make_post,
                                                                      clock):
     """GET of the link (as a mail scanner does, repeatedly) writes nothing; the page's POST saves the rating."""

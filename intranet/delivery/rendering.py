@@ -5,8 +5,9 @@ One :class:`~intranet.delivery.content.DigestContent` becomes one
 app's templates, which a host may override by path), an Adaptive Card for Teams, the subject
 and the one-click unsubscribe URL. The in-app channel keeps only the post ids.
 
-Rating links (one per star or thumb, and one without a value for Teams) are signed by
-:func:`intranet.ratings.link_token`, the one place that signs and reads them.
+Rating links (one per star or thumb, and one without a value for Teams) share one token per
+person and post, signed by :func:`intranet.ratings.link_token`, the one place that signs and reads
+them; the star or thumb rides in the query, as a preselection only.
 
 The unsubscribe token is signed by :func:`unsubscribe_token` and verified by
 :func:`unsubscribed_employee_id`, both here, so the link in a message and the page that honours
@@ -15,6 +16,7 @@ it cannot disagree.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jinja2
@@ -30,15 +32,20 @@ from intranet.settings import SiteSettings
 _UNSUBSCRIBE_SALT = "beacon-unsubscribe"
 
 
+@functools.lru_cache(maxsize=8)
+def _unsubscribe_serializer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=_UNSUBSCRIBE_SALT)  # one per key, not one per message
+
+
 def unsubscribe_token(secret_key: str, employee_id: str) -> str:
     """A signed token that lets one person turn their digest off without signing in (RFC 8058)."""
-    return URLSafeSerializer(secret_key, salt=_UNSUBSCRIBE_SALT).dumps(employee_id)
+    return _unsubscribe_serializer(secret_key).dumps(employee_id)
 
 
 def unsubscribed_employee_id(secret_key: str, token: str) -> str | None:
     """The employee id an unsubscribe token was signed for, or None when it was not signed with *secret_key*."""
     try:
-        employee_id = URLSafeSerializer(secret_key, salt=_UNSUBSCRIBE_SALT).loads(token)
+        employee_id = _unsubscribe_serializer(secret_key).loads(token)
     except BadSignature:
         return None
     return employee_id if isinstance(employee_id, str) else None
@@ -126,19 +133,18 @@ class Renderer:
 
         Each lands on the confirmation page; only that page's POST saves (mail scanners open links).
         """
-        def url(**value: Any) -> str:
-            link = ratings.RatingLink(employee.employee_id, item.post_id, **value)
-            return f"{base}/rate/{ratings.link_token(self.secret_key, link)}"
-
+        # One signature per (person, post); the value clicked only preselects (see ratings.RatingLink).
+        token = ratings.link_token(self.secret_key, ratings.RatingLink(employee.employee_id, item.post_id))
+        page = f"{base}/rate/{token}"
         if item.rating_style == "thumbs":
             helpful, unhelpful = languages.translate(language, "Helpful"), languages.translate(language, "Not helpful")
-            choices = [{"label": helpful, "title": helpful, "url": url(thumb="up")},
-                       {"label": unhelpful, "title": unhelpful, "url": url(thumb="down")}]
+            choices = [{"label": helpful, "title": helpful, "url": f"{page}?thumb=up"},
+                       {"label": unhelpful, "title": unhelpful, "url": f"{page}?thumb=down"}]
         else:
-            choices = [{"label": "★" * n, "title": languages.translate(language, "%(n)s of 5", n=n), "url": url(stars=n)}
-                       for n in range(1, 6)]
+            choices = [{"label": "★" * n, "title": languages.translate(language, "%(n)s of 5", n=n),
+                        "url": f"{page}?stars={n}"} for n in range(1, 6)]
 
-        return {"rate_choices": choices, "rate_url": url()}
+        return {"rate_choices": choices, "rate_url": page}
 
     def _template(self, name: str, context: dict[str, Any]) -> str:
         return self.templates.get_template(name).render(**context)

@@ -71,7 +71,7 @@ def _link_target(token: str) -> tuple[ratings.RatingLink, Employee, Post]:
 def confirm_page(token: str):  # type: ignore[no-untyped-def]
     link, employee, post = _link_target(token)
     mine = ratings.my_rating(session(), employee=employee, post=post)
-    choice = {"stars": link.stars, "thumb": link.thumb} if (link.stars or link.thumb) else None
+    choice = ratings.link_choice(link, request.args)
     return render_template("intranet/rate_confirm.html", token=token, post=post, mine=mine, choice=choice,
                            name=employee.display_name, done=False, csrf_form=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import re
 import smtplib
 import socket
@@ -26,9 +27,12 @@ import datetime as dt
 from intranet.delivery.channels import PermanentFailure, RenderedDigest, TemporaryFailure
 
 
+_CONTROLS_TO_SPACES = {c: " " for c in (*range(32), 0x7F)}
+
+
 def header_safe(value: str) -> str:
     """*value* on one line: CR, LF and other control characters become spaces."""
-    return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
+    return " ".join(value.translate(_CONTROLS_TO_SPACES).split())
 
 
 # RFC 5322 "specials" (and the backslash): the characters that make a display name need quoting.
@@ -46,10 +50,29 @@ def display_name(name: str) -> str:
     return " ".join(_SPECIALS.sub(" ", header_safe(name)).split())
 
 
+class _Wire(email.policy.Compat32):
+    """compat32 that writes a one-line ASCII header as it is, without passing it through
+    :class:`email.header.Header` (which gives the same bytes at that length limit, at two thirds of
+    a message's MIME cost); anything else (the pre-folded encoded words of a non-ASCII name) is
+    written by compat32 itself."""
+
+    def fold_binary(self, name: str, value: object) -> bytes:
+        if isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)  # type: ignore[arg-type]
+
+
 #: Lines end in CRLF on the wire (smtplib's sendmail sends bytes as they are); headers are written
 #: as built (never folded again: compat32 would fold a long URL onto a line of its own, which a
 #: reader then sees with a leading space). Every header here is ASCII and far below 998 characters.
-_WIRE = email.policy.compat32.clone(linesep="\r\n", max_line_length=0)
+_WIRE = _Wire(linesep="\r\n", max_line_length=0)
+
+
+@functools.lru_cache(maxsize=16)
+def _sender(sender: str) -> tuple[str, str]:
+    """The From header and the envelope address for *sender* (one per mailer: parsed once)."""
+    from_name, from_address = parseaddr(header_safe(sender))
+    return (_address(display_name(from_name), from_address) if from_address else header_safe(sender)), from_address
 
 
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:
@@ -93,8 +116,7 @@ def build_message(digest: RenderedDigest, *, sender: str, now: dt.datetime) -> M
     # Base64 text never holds "=_", so this boundary cannot clash with a part, and the generator
     # skips compiling a regular expression per message to search the parts for its own.
     msg = MIMEMultipart("alternative", boundary=f"=_beacon_{uuid.uuid4().hex}")
-    from_name, from_address = parseaddr(header_safe(sender))
-    msg["From"] = _address(display_name(from_name), from_address) if from_address else header_safe(sender)
+    msg["From"] = _sender(sender)[0]
     msg["To"] = _address(display_name(digest.recipient_name), digest.recipient_email)
     msg["Subject"] = _encoded(header_safe(digest.subject))
     msg["Date"] = format_datetime(now)
@@ -145,7 +167,7 @@ class SmtpMailer:
         :raise PermanentFailure: on 5xx replies (the reason names the code and the server's text).
         """
         msg = build_message(digest, sender=self.sender, now=now)
-        envelope_from = parseaddr(header_safe(self.sender))[1]
+        envelope_from = _sender(self.sender)[1]
         recipient = header_safe(digest.recipient_email or "")
         try:
             if envelope_from.isascii() and recipient.isascii():
