@@ -243,3 +243,52 @@ def test_opening_the_dashboard_keeps_a_post_published_again_refiled(client_for, 
     assert client.get("/analytics").status_code == 200
     db.expire_all()
     assert db.get(AnalyticsPostFiled, post.id).day == post.published_at.astimezone(dt.timezone.utc).date()
+
+
+def _count_builds(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many times each chart builder of :mod:`intranet.analytics.charts` runs (wrapped in place)."""
+    builds: dict[str, int] = {}
+    for name in ("reading_hours", "rate_over_time", "topics", "digests", "acknowledgements", "timing_lift", "coverage",
+                 "funnel", "readership", "ratings", "by_dimension"):
+        def counted(*args, _name=name, _real=getattr(charts, name), **kwargs):  # type: ignore[no-untyped-def]
+            builds[_name] = builds.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(charts, name, counted)
+    return builds
+
+
+def test_a_csv_download_builds_only_the_chart_it_serves(client_for, make_employee, make_post, db, monkeypatch):
+    """Each organisation and post chart's CSV builds that one chart (not the whole page to pick one);
+    an unknown chart is a 404 that builds none."""
+    org = organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True))
+    builds = _count_builds(monkeypatch)
+    client.get("/analytics")
+    assert builds == {"reading_hours": 1, "rate_over_time": 4, "topics": 1, "digests": 1, "acknowledgements": 1,
+                      "timing_lift": 1, "coverage": 1}
+    for key, builder in (("reading-hours", "reading_hours"), ("rate-region", "rate_over_time"), ("topics", "topics"),
+                         ("digests", "digests"), ("acknowledgements", "acknowledgements"),
+                         ("timing-lift", "timing_lift"), ("coverage", "coverage")):
+        builds.clear()
+        assert client.get(f"/analytics/charts/{key}.csv").status_code == 200, key
+        assert builds == {builder: 1}, key
+    post = org["post"].id
+    for key, builder in (("funnel", "funnel"), ("readership", "readership"), ("ratings", "ratings"),
+                         ("by-level", "by_dimension")):
+        builds.clear()
+        assert client.get(f"/analytics/posts/{post}/charts/{key}.csv").status_code == 200, key
+        assert builds == {builder: 1}, key
+    builds.clear()
+    assert client.get("/analytics/charts/nothing.csv").status_code == 404
+    assert client.get(f"/analytics/posts/{post}/charts/nothing.csv").status_code == 404
+    assert builds == {}
+
+
+def test_the_readership_csv_alone_counts_the_same_audience_as_the_page(client_for, make_employee, make_post, db):
+    """Built alone, the read-rate curve's CSV divides by the same exact headcount as on the post page."""
+    org = organisation(make_employee, make_post, db)
+    client = client_for(make_employee(is_comms=True))
+    post = org["post"].id
+    shown = figures(client.get(f"/analytics/posts/{post}").get_data(as_text=True))["readership"]
+    rows = _csv(client.get(f"/analytics/posts/{post}/charts/readership.csv"))
+    assert [float(r["read_rate"]) for r in rows] == shown["data"][0]["y"][1:]

@@ -103,6 +103,11 @@ def _audience_counts(session: Session, posts: Sequence[Post]) -> list[int]:
     return [counts.get(post.id, 0) for post in posts]
 
 
+def audience_count(session: Session, post: Post) -> int:
+    """The headcount *post* targets now, alone: :attr:`PostAnalytics.audience` without the rest of the answer."""
+    return _audience_counts(session, [post])[0]
+
+
 #: The dimension whose group rows give a post's totals: each dimension's rows partition a post's
 #: people, and levels (ten and "not known") are far fewer rows than departments.
 TOTALS_DIMENSION = "level"

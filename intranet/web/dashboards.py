@@ -157,40 +157,91 @@ def _fold_recent() -> None:
         session().commit()
 
 
-def organisation_charts(filters: Filters) -> list[charts.Chart]:
-    """The organisation's charts under *filters* (each applies the filters its rollups can)."""
-    _fold_recent()
+def _organisation_builders(filters: Filters) -> dict[str, Callable[[], charts.Chart]]:
+    """Each organisation chart's key and how to build it under *filters* (each applies the filters
+    its rollups can). Kept apart from building so a CSV download builds only the chart it serves."""
     db, k = session(), _k()
     narrowed = queries.Filters(start=filters.start, end=filters.end, topic=filters.topic,
                                author_pk=filters.author.id if filters.author else None,
                                department=filters.department, region=filters.region, level=filters.level)
-    hours = queries.reading_hours(db, zone=filters.zone, start=filters.start, end=filters.end, k=k,
-                                  org_timezone=settings().site.org_timezone)
     lang = i18n.locale()  # the charts' own words (titles, axes, notes) in the viewer's language
-    return [
-        charts.reading_hours(hours, k=k, language=lang),
-        *(charts.rate_over_time(queries.read_rate_by_group(db, dimension=d, filters=narrowed, k=k), d, k=k,
-                                language=lang)
-          for d in rollups.DIMENSIONS),
-        charts.topics(queries.topic_engagement(db, filters=narrowed, k=k), k=k, language=lang),
-        charts.digests(queries.digest_performance(db, start=filters.start, end=filters.end, k=k), k=k, language=lang),
-        charts.acknowledgements(queries.acknowledgement_progress(db, filters=narrowed, k=k), k=k, language=lang),
-        charts.timing_lift(queries.learned_timing_lift(db, start=filters.start, end=filters.end, k=k), k=k,
-                           language=lang),
-        charts.coverage(directory_queries.coverage(db), language=lang),
-    ]
+
+    def hours() -> charts.Chart:
+        answer = queries.reading_hours(db, zone=filters.zone, start=filters.start, end=filters.end, k=k,
+                                       org_timezone=settings().site.org_timezone)
+        return charts.reading_hours(answer, k=k, language=lang)
+
+    def rate(dimension: str) -> Callable[[], charts.Chart]:
+        return lambda: charts.rate_over_time(queries.read_rate_by_group(db, dimension=dimension, filters=narrowed,
+                                                                        k=k), dimension, k=k, language=lang)
+
+    return {
+        "reading-hours": hours,
+        **{f"rate-{d}": rate(d) for d in rollups.DIMENSIONS},
+        "topics": lambda: charts.topics(queries.topic_engagement(db, filters=narrowed, k=k), k=k, language=lang),
+        "digests": lambda: charts.digests(queries.digest_performance(db, start=filters.start, end=filters.end, k=k),
+                                          k=k, language=lang),
+        "acknowledgements": lambda: charts.acknowledgements(
+            queries.acknowledgement_progress(db, filters=narrowed, k=k), k=k, language=lang),
+        "timing-lift": lambda: charts.timing_lift(
+            queries.learned_timing_lift(db, start=filters.start, end=filters.end, k=k), k=k, language=lang),
+        "coverage": lambda: charts.coverage(directory_queries.coverage(db), language=lang),
+    }
+
+
+def organisation_charts(filters: Filters) -> list[charts.Chart]:
+    """The organisation's charts under *filters*."""
+    _fold_recent()
+    return [build() for build in _organisation_builders(filters).values()]
+
+
+def organisation_chart(filters: Filters, key: str) -> charts.Chart | None:
+    """The organisation's chart *key* under *filters*, built alone (None: no such chart)."""
+    build = _organisation_builders(filters).get(key)
+    if build is None:
+        return None
+    _fold_recent()
+    return build()
+
+
+def _post_builders(post: Post) -> dict[str, Callable[[], charts.Chart]]:
+    """Each of one post's charts by key; the rollup answer several share is asked once, when first needed."""
+    db, k = session(), _k()
+    lang = i18n.locale()
+    asked: dict[str, queries.PostAnalytics] = {}
+
+    def answer() -> queries.PostAnalytics:
+        if "post" not in asked:
+            asked["post"] = queries.post_analytics(db, post, k=k)
+        return asked["post"]
+
+    def readership() -> charts.Chart:
+        # The headcount from the funnel's answer on the page; alone (its CSV), one count, not the whole answer.
+        audience = asked["post"].audience if "post" in asked else queries.audience_count(db, post)
+        return charts.readership(post_detail.readership(db, post, audience=audience, k=k), k=k, language=lang)
+
+    def by(dimension: str) -> Callable[[], charts.Chart]:
+        return lambda: charts.by_dimension(answer(), dimension, k=k, language=lang)
+
+    return {"funnel": lambda: charts.funnel(answer(), must_read=post.must_read, k=k, language=lang),
+            "readership": readership,
+            "ratings": lambda: charts.ratings(post_detail.rating_distribution(db, post, k=k), k=k, language=lang),
+            **{f"by-{d}": by(d) for d in rollups.DIMENSIONS}}
 
 
 def post_charts(post: Post) -> list[charts.Chart]:
     """One post's charts."""
     _fold_recent()
-    db, k = session(), _k()
-    answer = queries.post_analytics(db, post, k=k)
-    lang = i18n.locale()
-    return [charts.funnel(answer, must_read=post.must_read, k=k, language=lang),
-            charts.readership(post_detail.readership(db, post, audience=answer.audience, k=k), k=k, language=lang),
-            charts.ratings(post_detail.rating_distribution(db, post, k=k), k=k, language=lang),
-            *(charts.by_dimension(answer, dimension, k=k, language=lang) for dimension in rollups.DIMENSIONS)]
+    return [build() for build in _post_builders(post).values()]
+
+
+def post_chart(post: Post, key: str) -> charts.Chart | None:
+    """One post's chart *key*, built alone (None: no such chart)."""
+    build = _post_builders(post).get(key)
+    if build is None:
+        return None
+    _fold_recent()
+    return build()
 
 
 def _published_post_or_404(post_id: int) -> Post:
@@ -200,8 +251,7 @@ def _published_post_or_404(post_id: int) -> Post:
     return post
 
 
-def _chart_csv(found: list[charts.Chart], key: str, filename: str) -> Response:
-    chart = next((c for c in found if c.key == key), None)
+def _chart_csv(chart: charts.Chart | None, filename: str) -> Response:
     if chart is None:
         abort(404)
     body = csv_export.to_csv(chart.header, chart.rows)
@@ -241,7 +291,7 @@ def organisation():  # type: ignore[no-untyped-def]
 @require_role("comms")
 def organisation_csv(key: str):  # type: ignore[no-untyped-def]
     filters = parse_filters()
-    return _chart_csv(organisation_charts(filters), key, f"beacon-{key}-{filters.start}-{filters.end}.csv")
+    return _chart_csv(organisation_chart(filters, key), f"beacon-{key}-{filters.start}-{filters.end}.csv")
 
 
 @bp.get("/analytics/posts/<int:post_id>")
@@ -259,5 +309,5 @@ def post(post_id: int):  # type: ignore[no-untyped-def]
 @require_role("comms")
 def post_csv(post_id: int, key: str):  # type: ignore[no-untyped-def]
     item = _published_post_or_404(post_id)
-    return _chart_csv(post_charts(item), key, f"beacon-post-{item.id}-{key}.csv")
+    return _chart_csv(post_chart(item, key), f"beacon-post-{item.id}-{key}.csv")
 
