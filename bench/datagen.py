@@ -638,8 +638,12 @@ def postgres_dataset(size: str, seed: int, *, url: str = PG_URL) -> Iterator[Dat
                       generated_s=generated)
     finally:
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        if os.environ.get("BENCH_KEEP_SCHEMA"):
+            # Kept for a rerun with ``--database-url ...?options=-csearch_path%3D<schema>`` (hour-long loads).
+            _say(f"schema {schema} kept (BENCH_KEEP_SCHEMA); drop it when done")
+        else:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
 
 
