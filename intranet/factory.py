@@ -8,13 +8,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, redirect, url_for
+from flask import Flask, Response, redirect, request, url_for
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from intranet.extension import Intranet
 from intranet.settings import from_environ
-from intranet.web import errors, refuse_if_unsafe, request_log, security, template_context
+from intranet.web import blueprints, errors, refuse_if_unsafe, request_log, security, template_context
 from intranet.web.sessions import DatabaseSessionInterface
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,8 +79,18 @@ def _own_the_app(app: Flask) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
     )
     app.session_interface = DatabaseSessionInterface()  # reads SESSION_COOKIE_SECURE, as set above
-    app.before_request(refuse_if_unsafe)
-    app.after_request(security.headers)
+    # Beacon's blueprints run these two hooks themselves; app-wide they cover the other paths
+    # (unknown URLs, the root redirect, health checks), so no request runs either twice.
+    own = frozenset(bp.name for bp, _ in blueprints())
+
+    def refuse_if_unsafe_elsewhere() -> Any:
+        return None if request.blueprint in own else refuse_if_unsafe()
+
+    def headers_elsewhere(response: Response) -> Response:
+        return response if request.blueprint in own else security.headers(response)
+
+    app.before_request(refuse_if_unsafe_elsewhere)
+    app.after_request(headers_elsewhere)
     app.context_processor(template_context)
     errors.init_app(app)
     app.register_error_handler(404, errors.not_found_anywhere)

@@ -121,3 +121,27 @@ def test_a_rate_that_cannot_be_read_stops_the_start():
 
     with pytest.raises(ConfigurationError, match="INTRANET_RATELIMIT_EVENTS"):
         Settings.from_config({"INTRANET_RATELIMIT_EVENTS": "lots"})
+
+
+def test_each_request_is_checked_once(make_app, make_employee, clock):
+    """A limited view's request is looked at by the limiter once (its view's limit), and a request to a
+    view without a limit not at all: no second, app-wide pass over every request."""
+    from tests.conftest import SignedInClient
+
+    app = make_app()
+    checks: list[str | None] = []
+
+    @app.extensions["intranet"].extras["limiter"].request_filter
+    def count() -> bool:
+        from flask import request
+
+        checks.append(request.endpoint)
+        return False
+
+    client = SignedInClient(app, make_employee())
+    checks.clear()  # the sign-in's own (limited) requests
+    assert client.api("POST", "/api/v1/events", _batch(3, clock.now)).status_code == 200
+    assert checks == ["intranet_delivery_api.post_events"]
+    checks.clear()
+    assert client.client.get("/api/v1/feed").status_code == 200
+    assert checks == []

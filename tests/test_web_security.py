@@ -167,6 +167,27 @@ def test_every_get_route_sends_the_security_headers(world):
     assert wrong == []
 
 
+def test_security_headers_are_added_once_per_response(world, monkeypatch):
+    """Beacon's pages, its API, an unknown URL and the health check each get the headers from one
+    pass of the hook (the standalone app's app-wide copy skips what Beacon's blueprints cover)."""
+    from intranet.web import cross_origin
+
+    passes: list[str] = []
+    frame_ancestors = cross_origin.frame_ancestors
+
+    def counted() -> str:
+        passes.append("headers")
+        return frame_ancestors()
+
+    monkeypatch.setattr(cross_origin, "frame_ancestors", counted)
+    client = world.client("targeted")[0]
+    for path in ("/", "/api/v1/feed", "/no/such/page", "/healthz"):
+        passes.clear()
+        response = client.get(path, base_url="https://localhost")
+        assert "Content-Security-Policy" in response.headers, path
+        assert passes == ["headers"], path
+
+
 def test_dashboards_are_the_only_pages_with_inline_styles(world):
     """The dashboards do send style-src 'unsafe-inline' (plotly.js needs it), and still no inline script."""
     client, _ = world.client("comms")

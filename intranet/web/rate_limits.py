@@ -11,6 +11,9 @@ Rating writes keep their own limit (``INTRANET_RATINGS_PER_MINUTE``, :mod:`intra
 it is counted in the database, which every instance already shares, and a digest's rating link
 names a person who is not signed in, which a limit keyed before the view runs cannot see.
 
+**Checked once.** Each limited view counts its request once (its decorator); requests to
+views without a limit are not looked at.
+
 **Shared.** With ``INTRANET_RATELIMIT_STORAGE_URI=redis://...`` every worker of every instance
 counts in the same Redis keys (fixed one-minute windows, ``INCR`` + ``EXPIRE``), so N workers
 do not grant N budgets. ``memory://`` (the default, for ``make run`` and tests) counts per
@@ -92,6 +95,11 @@ def init_app(app: Flask, settings: RateLimitSettings) -> Limiter:
         in_memory_fallback_enabled=True,
     )
     limiter.init_app(app)
+    # Flask-Limiter checks each request in a before_request hook (for default and application-wide
+    # limits) and again in every decorated view. Beacon declares only per-view limits, so the hook
+    # finds nothing to count and only costs time (it resolved the view's limits on every request,
+    # the feed's included): without it each request is checked once, by its view's decorator.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
     for endpoints, rate, key_func in limits_for(settings):
         for endpoint in endpoints:
             view = app.view_functions.get(endpoint)
