@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from intranet import db as core
@@ -214,3 +216,59 @@ def test_instants_sent_with_any_offset_compare_as_utc(client_for, make_employee,
             for i, m in enumerate((0, 14 * 60, -(9 * 60 + 30)))]
     assert post_events(client_for(person), sent)["accepted"] == 3
     assert count(db, occurred_at=instant) == 3
+
+
+#: Events at the edges of what a batch may hold: times in every spelling parse_instant meets, each bound.
+EDGE_EVENTS = [
+    {"id": "canonical", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00.000Z"},
+    {"id": "offset", "kind": "read", "post_id": 0, "occurred_at": "2026-11-24T09:59:00.5+01:00", "dwell_ms": 5},
+    {"id": "lower-z", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00z"},
+    {"id": "spaces", "kind": "open", "post_id": 0, "occurred_at": " 2026-11-24T08:59:00Z "},
+    {"id": "space-separator", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24 08:59:00+00:00"},
+    {"id": "basic-format", "kind": "open", "post_id": 0, "occurred_at": "20261124T085900Z"},
+    {"id": "minutes-only", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59Z"},
+    {"id": "nanoseconds", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00.123456789Z"},
+    {"id": "no-offset", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00"},
+    {"id": "date-only", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24"},
+    {"id": "empty-time", "kind": "open", "post_id": 0, "occurred_at": ""},
+    {"id": "year-one", "kind": "open", "post_id": 0, "occurred_at": "0001-01-01T00:00:00+14:00"},
+    {"id": "year-3001", "kind": "open", "post_id": 0, "occurred_at": "3001-01-01T00:00:00Z"},
+    {"id": "last-week", "kind": "open", "post_id": 0, "occurred_at": "2026-11-17T08:59:00Z"},
+    {"id": "tomorrow", "kind": "open", "post_id": 0, "occurred_at": "2026-11-25T08:59:00Z"},
+    {"id": "session-with-post", "kind": "session", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z"},
+    {"id": "session", "kind": "session", "post_id": None, "occurred_at": "2026-11-24T08:59:00Z", "surface": "feed"},
+    {"id": "open-without-post", "kind": "open", "occurred_at": "2026-11-24T08:59:00Z"},
+    {"id": "all-fields", "kind": "digest_click", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z", "dwell_ms": 0,
+     "delivery_id": 7, "channel": "email", "surface": "s" * 16, "position": 10_000},
+    {"id": "long-surface", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z", "surface": "s" * 17},
+    {"id": "bad-channel", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z", "channel": "fax"},
+    {"id": "true-post", "kind": "open", "post_id": True, "occurred_at": "2026-11-24T08:59:00Z"},
+    {"id": "float-dwell", "kind": "read", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z", "dwell_ms": 3.0},
+    {"id": "bad id!", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z"},
+    {"id": "server-kind", "kind": "acknowledge", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z"},
+    {"id": "unknown-field", "kind": "open", "post_id": 0, "occurred_at": "2026-11-24T08:59:00Z", "colour": "red"},
+    {"id": "canonical", "kind": "read", "post_id": 0, "occurred_at": "2026-11-24T08:58:00Z"},
+]
+
+
+@pytest.mark.parametrize("edge", EDGE_EVENTS, ids=lambda e: e["id"])
+def test_a_batch_read_whole_is_judged_as_event_by_event(edge, make_employee, make_post, db):
+    """Whenever the compiled batch schema (events.BATCH) admits a batch, its fast reading gives the very
+    answer and rows of reading each event with EventIn; anything it refuses goes the event-by-event way."""
+    person = make_employee()
+    post = make_post()
+    now = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone.utc)
+    batch = [{**e, "post_id": post.id} if e.get("post_id") == 0 else e for e in (EDGE_EVENTS[0], edge)]
+
+    def answer(items, checked):  # type: ignore[no-untyped-def]
+        queued: list = []
+        result = events.ingest(db, person, items, now=now, checked=checked,
+                               buffer=lambda rows: queued.append(rows) or True)
+        return result.model_dump(), queued
+
+    one_by_one = answer(batch, checked=False)
+    try:
+        whole = events.BATCH.validate_json(json.dumps({"events": batch}))
+    except ValidationError:
+        return  # read event by event (the answer above) in production too
+    assert answer(whole["events"], checked=True) == one_by_one

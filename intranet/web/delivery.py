@@ -21,7 +21,7 @@ from intranet.models import Employee
 from intranet.web import csrf, i18n
 from intranet.web.i18n import _
 from intranet.web.context import current_employee, now, public, require_role, session, settings, state
-from intranet.web.limits import request_json
+from intranet.web.limits import request_json, request_json_as
 from intranet.web.openapi import operation
 
 api = Blueprint("intranet_delivery_api", __name__)
@@ -43,7 +43,10 @@ def _check_csrf(body: dict) -> None:
                             "(INTRANET_EVENTS_BUFFER_URL)", events.IngestResult)})
 @require_role("employee")
 def post_events() -> tuple[events.IngestResult, int]:
-    body = request_json(any_content_type=True)
+    # A batch whose events are all well formed is validated in one pass over the raw bytes; any
+    # other body is read as JSON and its events one by one, to say which were malformed.
+    batch = request_json_as(events.BATCH, any_content_type=True)
+    body: dict = batch if batch is not None else request_json(any_content_type=True)  # type: ignore[assignment]
     if not isinstance(body, dict):
         raise InvalidInput('Send {"events": [...]} as JSON.')
     _check_csrf(body)
@@ -51,7 +54,8 @@ def post_events() -> tuple[events.IngestResult, int]:
     result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
                            user_agent=request.headers.get("User-Agent"), org_timezone=site.org_timezone,
                            max_batch=limits.max_batch, max_age=limits.max_age, max_skew=limits.max_skew,
-                           buffer=buffer.append if buffer is not None else None, recent=recent)
+                           buffer=buffer.append if buffer is not None else None, recent=recent,
+                           checked=batch is not None)
     session().commit()
     return result, 202 if result.queued else 200
 
