@@ -19,6 +19,7 @@ from sqlalchemy.orm import make_transient_to_detached, registry, sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
+from intranet import stemming
 from intranet.settings import DatabaseSettings
 
 NAMING_CONVENTION = {
@@ -116,6 +117,7 @@ def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=15000")
+            stemming.register(dbapi_conn)  # the search index's triggers call them
             if parsed.database and parsed.database != ":memory:":
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
@@ -133,6 +135,20 @@ def make_engine(url: str, *, pool: DatabaseSettings | None = None, **kwargs: Any
             kwargs["connect_args"] = connect_args
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def add_search_functions(engine: Engine) -> None:
+    """Give every connection of *engine*, a SQLite engine Beacon did not create (a host application's),
+    the SQL functions the search index's triggers call (:func:`intranet.stemming.register`).
+
+    On checkout rather than on connect, so the connections already in the host's pool get them too.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "checkout")
+    def _search_functions(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        stemming.register(dbapi_conn)
 
 
 def ping(engine: Engine, *, timeout_s: float) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
-from intranet.db import make_engine, session_factory, utcnow
+from intranet.db import add_search_functions, make_engine, session_factory, utcnow
 from intranet.errors import ConfigurationError
 from intranet.settings import DEFAULTS, Settings, SiteSettings
 
@@ -187,6 +187,8 @@ class Intranet:
             if click.get_current_context(silent=True) is None:
                 raise
             unsafe = str(exc)
+        if engine is not None:
+            add_search_functions(engine)  # a host's SQLite engine: the search index's triggers need them
         secure = settings.sessions.cookie_secure
         if secure is None:
             secure = settings.site.env != "development"

@@ -6,13 +6,16 @@ finds a post through its Spanish version. The hit is then shown in the reader's 
 the usual note when the post has no version in it), and its snippet comes from the version shown
 when the words are there, else from the version that matched.
 
-Each database searches with its own engine: SQLite through FTS5 indexes kept in step with
-``intranet_post`` and ``intranet_post_translation`` by triggers (migrations ``0009_post_search``
-and ``0024_search_languages``; FTS5 has no Spanish or Catalan stemmer, so every language is
-matched word for word), PostgreSQL through GIN indexes on each table's ``tsvector``, parsed with
-the configuration of the row's language (:data:`PG_CONFIGS`: English and Spanish stemmed, the rest,
-Catalan included, word for word with ``simple``). The query is parsed once per configuration and
-each row is matched with its own language's parse. The query people type is never handed to either
+Each database searches with its own engine, and both stem each version's words with its language's
+stemmer, so "publicaciones" finds "publicación" and "meetings" finds "meeting". PostgreSQL through
+GIN indexes on each table's ``tsvector``, parsed with the configuration of the row's language
+(:data:`PG_CONFIGS`: English, Spanish and, where the server has it, Catalan; any other language
+word for word with ``simple``). SQLite through FTS5 indexes that hold each version's text as
+stemmed in Python by the same Snowball stemmers (:mod:`intranet.stemming`; migration
+``0027_search_stemming``), kept in step by triggers, accent-insensitive, and holding the words as
+written beside their stems so a word still being typed is found by its prefix. On both, the query
+is stemmed once per configuration and each row is matched with its own language's stems.
+The query people type is never handed to either
 engine's query syntax: it is cut into words, and each word becomes a quoted prefix term, so ``"``,
 ``*``, ``:``, ``OR`` or parentheses are just text.
 
@@ -26,13 +29,14 @@ import dataclasses
 import datetime as dt
 import re
 import unicodedata
+import weakref
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, or_, text, union_all
 from sqlmodel import Session, select
 
-from intranet import post_versions, targeting
+from intranet import post_versions, stemming, targeting
 from intranet.db import as_utc
 from intranet.errors import InvalidInput
 from intranet.models import Employee, Post, PostTranslation
@@ -107,12 +111,31 @@ def terms_of(query: str) -> list[str]:
     return [word.lower() for word in WORD.findall(query)][:MAX_TERMS]
 
 
+def _fts5_string(form: str) -> str:
+    # FTS5 strings double their quotes; \w never contains one, nor does a stem of it.
+    return '"' + form.replace('"', '""') + '"*'
+
+
+def _sqlite_expression(config: str, terms: list[str]) -> str:
+    """The FTS5 query for versions stemmed with *config*: every term, as its stem or as typed, as a prefix."""
+    words = " AND ".join("(" + " OR ".join(_fts5_string(f) for f in stemming.query_forms(config, t)) + ")"
+                         for t in terms)
+    return f'language : "{config}" AND {{title summary body_text}} : ({words})'
+
+
 def _sqlite_matches_in(index: str, terms: list[str]) -> Any:
-    """The FTS5 index *index*'s matches for *terms*: ``rowid`` and ``rank`` (higher is better)."""
-    # Each word quoted (FTS5 strings double their quotes; \w never contains one) and prefix-matched.
-    expression = " ".join(f'"{term}"*' for term in terms)
-    matching = text(f"SELECT rowid, bm25({index}, 4.0, 2.0, 1.0) AS rank FROM {index} "
-                    f"WHERE {index} MATCH :{index}").bindparams(**{index: expression})
+    """The FTS5 index *index*'s matches for *terms*: ``rowid`` and ``rank`` (higher is better).
+
+    One MATCH per stemming configuration, each over the versions indexed with it, so a version is
+    matched (and ranked) by its own language's stems of the words only, as PostgreSQL does.
+    """
+    branches = []
+    for n, config in enumerate(stemming.ALL_CONFIGS):
+        name = f"{index}_{n}"
+        branches.append(f"SELECT rowid, bm25({index}, 4.0, 2.0, 1.0, 0.0) AS rank FROM {index} "
+                        f"WHERE {index} MATCH :{name}")
+    matching = text(" UNION ALL ".join(branches)).bindparams(
+        **{f"{index}_{n}": _sqlite_expression(config, terms) for n, config in enumerate(stemming.ALL_CONFIGS)})
     return matching.columns(literal_column("rowid"), literal_column("rank")).subquery(index)
 
 
@@ -125,10 +148,29 @@ def _sqlite_matches(terms: list[str]) -> list[Select[Any]]:
             .join(versions, PostTranslation.id == versions.c.rowid)]
 
 
-#: PostgreSQL's text search configuration for each language it stems (literals, as in the indexes).
-PG_CONFIGS: dict[str, str] = {"en": "english", "es": "spanish"}
-#: For every other language: word for word (Catalan's configuration only ships with PostgreSQL 16).
+#: PostgreSQL's text search configuration for each language it stems (literals, as in the indexes);
+#: Catalan's only where the server has it (see :func:`pg_configs`).
+PG_CONFIGS: dict[str, str] = {"en": "english", "es": "spanish", "ca": "catalan"}
+#: For every other language: word for word.
 PG_FALLBACK = "simple"
+#: Configurations that not every PostgreSQL ships (Catalan came with 16): used only where present,
+#: as migration 0027_search_stemming indexed them only there.
+PG_OPTIONAL = frozenset({"ca"})
+_pg_available: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def pg_configs(session: Session) -> dict[str, str]:
+    """The languages this PostgreSQL server stems, with their configuration (the indexes' own)."""
+    engine = session.get_bind()
+    engine = getattr(engine, "engine", engine)
+    found = _pg_available.get(engine)
+    if found is None:
+        optional = [config for code, config in PG_CONFIGS.items() if code in PG_OPTIONAL]
+        present = set(session.execute(text("SELECT cfgname FROM pg_ts_config WHERE cfgname = ANY(:names)"),
+                                      {"names": optional}).scalars())
+        found = _pg_available[engine] = {code: config for code, config in PG_CONFIGS.items()
+                                         if code not in PG_OPTIONAL or config in present}
+    return found
 
 
 def _literal(value: str) -> ColumnElement[Any]:
@@ -136,14 +178,14 @@ def _literal(value: str) -> ColumnElement[Any]:
     return literal_column(f"'{value}'")
 
 
-def _postgres_config(language: Any) -> ColumnElement[Any]:
+def _postgres_config(language: Any, configs: dict[str, str]) -> ColumnElement[Any]:
     return case(*((language == _literal(code), literal_column(f"'{config}'::regconfig"))
-                  for code, config in PG_CONFIGS.items()), else_=literal_column(f"'{PG_FALLBACK}'::regconfig"))
+                  for code, config in configs.items()), else_=literal_column(f"'{PG_FALLBACK}'::regconfig"))
 
 
-def _postgres_document(table: Any) -> ColumnElement[object]:
+def _postgres_document(table: Any, configs: dict[str, str]) -> ColumnElement[object]:
     # Must be the migration's indexed expression, term for term, or the planner ignores the index.
-    config = _postgres_config(table.c.language)
+    config = _postgres_config(table.c.language, configs)
 
     def weighted(column: Any, weight: str) -> ColumnElement[object]:
         return func.setweight(func.to_tsvector(config, column), _literal(weight))
@@ -152,22 +194,24 @@ def _postgres_document(table: Any) -> ColumnElement[object]:
         func.to_tsvector(config, table.c.body_text))
 
 
-def _postgres_matches_in(table: Any, post_id: Any, terms: list[str]) -> Select[Any]:
+def _postgres_matches_in(table: Any, post_id: Any, terms: list[str], configs: dict[str, str]) -> Select[Any]:
     words = " & ".join(f"{term}:*" for term in terms)
-    document = _postgres_document(table)
+    document = _postgres_document(table, configs)
     language = table.c.language
-    queries = {code: func.to_tsquery(_literal(config), words) for code, config in PG_CONFIGS.items()}
+    queries = {code: func.to_tsquery(_literal(config), words) for code, config in configs.items()}
     fallback = func.to_tsquery(_literal(PG_FALLBACK), words)
     # One branch per configuration, each `document @@ constant query`, so each can use the index.
     matched = or_(*(and_(language == _literal(code), document.op("@@")(query)) for code, query in queries.items()),
-                  and_(language.not_in([_literal(code) for code in PG_CONFIGS]), document.op("@@")(fallback)))
+                  and_(language.not_in([_literal(code) for code in configs]), document.op("@@")(fallback)))
     own_query = case(*((language == _literal(code), query) for code, query in queries.items()), else_=fallback)
     return select(post_id.label("post_id"), func.ts_rank_cd(document, own_query).label("relevance")).where(matched)
 
 
-def _postgres_matches(terms: list[str]) -> list[Select[Any]]:
+def _postgres_matches(session: Session, terms: list[str]) -> list[Select[Any]]:
     posts, versions = Post.__table__, PostTranslation.__table__  # type: ignore[attr-defined]
-    return [_postgres_matches_in(posts, posts.c.id, terms), _postgres_matches_in(versions, versions.c.post_id, terms)]
+    configs = pg_configs(session)
+    return [_postgres_matches_in(posts, posts.c.id, terms, configs),
+            _postgres_matches_in(versions, versions.c.post_id, terms, configs)]
 
 
 def matching_posts(session: Session, terms: list[str]) -> Select[Any]:
@@ -177,18 +221,10 @@ def matching_posts(session: Session, terms: list[str]) -> Select[Any]:
     Visibility is not applied here: :func:`search` adds the targeting rule.
     """
     postgres = session.get_bind().dialect.name == "postgresql"
-    found = union_all(*(_postgres_matches(terms) if postgres else _sqlite_matches(terms))).subquery("found")
+    found = union_all(*(_postgres_matches(session, terms) if postgres else _sqlite_matches(terms))).subquery("found")
     best = (select(found.c.post_id, func.max(found.c.relevance).label("relevance"))
             .group_by(found.c.post_id).subquery("best"))
     return select(Post, best.c.relevance.label("relevance")).join(best, Post.id == best.c.post_id)
-
-
-def _snippet(source: str, terms: list[str]) -> str:
-    lowered = source.lower()
-    positions = [p for p in (lowered.find(term) for term in terms) if p >= 0]
-    start = max(0, min(positions) - SNIPPET_LENGTH // 3) if positions else 0
-    piece = source[start:start + SNIPPET_LENGTH].strip()
-    return ("…" if start else "") + piece + ("…" if start + SNIPPET_LENGTH < len(source) else "")
 
 
 def _folded(source: str) -> str:
@@ -196,19 +232,36 @@ def _folded(source: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", source.lower()) if not unicodedata.combining(c))
 
 
-def _mentions(source: str, terms: list[str]) -> bool:
+def _needles(terms: list[str], language: str) -> list[str]:
+    """What text in *language* shows when it matched: each term's forms under its stemmer, folded."""
+    config = stemming.config_of(language)
+    return list(dict.fromkeys(_folded(form) for term in terms for form in stemming.query_forms(config, term)))
+
+
+def _snippet(source: str, needles: list[str]) -> str:
     folded = _folded(source)
-    return any(_folded(term) in folded for term in terms)
+    if len(folded) != len(source):  # a character folded into several: positions would drift
+        folded = source.lower()
+    positions = [p for p in (folded.find(needle) for needle in needles) if p >= 0]
+    start = max(0, min(positions) - SNIPPET_LENGTH // 3) if positions else 0
+    piece = source[start:start + SNIPPET_LENGTH].strip()
+    return ("…" if start else "") + piece + ("…" if start + SNIPPET_LENGTH < len(source) else "")
+
+
+def _mentions(version: Any, terms: list[str]) -> bool:
+    folded = _folded(f"{version.title} {version.summary} {version.body_text}")
+    return any(needle in folded for needle in _needles(terms, version.language))
 
 
 def _snippets(session: Session, shown: dict[int, Localized], terms: list[str]) -> dict[int, tuple[str, str]]:
-    """Each post's snippet and its language: from the version shown when it mentions a word, else
-    from one that does (the words matched some version, possibly as a stem the text never spells)."""
+    """Each post's snippet and its language: from the version shown when it mentions a word (or its
+    stem), else from one that does (some version matched, possibly through a form no text spells)."""
     snippets: dict[int, tuple[str, str]] = {}
     missing = []
     for post_id, post in shown.items():
-        if _mentions(f"{post.title} {post.summary} {post.body_text}", terms):
-            snippets[post_id] = (_snippet(post.body_text or post.summary, terms), post.language)
+        if _mentions(post, terms):
+            snippets[post_id] = (_snippet(post.body_text or post.summary, _needles(terms, post.language)),
+                                 post.language)
         else:
             missing.append(post_id)
     if missing:
@@ -217,9 +270,9 @@ def _snippets(session: Session, shown: dict[int, Localized], terms: list[str]) -
                                     .order_by(PostTranslation.language)):
             others[version.post_id].append(version)
         for post_id, candidates in others.items():
-            source = next((c for c in candidates if _mentions(f"{c.title} {c.summary} {c.body_text}", terms)),
-                          shown[post_id])
-            snippets[post_id] = (_snippet(source.body_text or source.summary, terms), source.language)
+            source = next((c for c in candidates if _mentions(c, terms)), shown[post_id])
+            snippets[post_id] = (_snippet(source.body_text or source.summary, _needles(terms, source.language)),
+                                 source.language)
     return snippets
 
 

@@ -139,7 +139,8 @@ def test_nothing_imports_the_standalone_entry():
 
 #: The edges: the only modules that import Flask, and the only ones that may import web/ or cli/.
 EDGES = ("intranet", "intranet.extension", "intranet.factory", "intranet.jobs")
-CORE = ("intranet.models", "intranet.db", "intranet.settings", "intranet.errors", "intranet.sanitize")
+CORE = ("intranet.models", "intranet.db", "intranet.settings", "intranet.errors", "intranet.sanitize",
+        "intranet.stemming")
 WEB_FRAMEWORK = ("flask", "flask_wtf", "flask_babel", "werkzeug")
 
 
