@@ -275,8 +275,8 @@ def known_among(session: Session, dimension: str, values: set[str]) -> set[str]:
                             .distinct()).scalars())
 
 
-def value_names(session: Session, dimension: str) -> dict[str, str]:
-    """Every value *dimension* has, with the name people know it by (group names, country names)."""
+def value_names(session: Session, dimension: str, *, locale: str | None = None) -> dict[str, str]:
+    """Every value *dimension* has, with the name people know it by (group names, country names in *locale*)."""
     if dimension == "group":
         return dict(session.exec(select(Group.key, Group.name)).all())
     if dimension == "reports_to":
@@ -284,7 +284,7 @@ def value_names(session: Session, dimension: str) -> dict[str, str]:
         managed = select(Employee.manager_id).where(Employee.active.is_(True), Employee.manager_id.is_not(None))
         return dict(session.exec(select(Employee.employee_id, Employee.display_name).where(
             Employee.active.is_(True), Employee.employee_id.in_(managed))).all())
-    names = zones.country_names() if dimension == "country" else {}
+    names = zones.country_names(locale) if dimension == "country" else {}
     return {value: names.get(value, value) for value in known_values(session, dimension)}
 
 

@@ -1,4 +1,5 @@
-"""Time zones people may choose, how to read and show them, and country names (all from tzdata).
+"""Time zones people may choose, how to read and show them, and country names (from tzdata; in
+Spanish and Catalan from Babel's CLDR data, see :func:`choices` and :func:`country_names`).
 
 The IANA database holds ~600 names, and most are not places anyone would pick: ``Factory``,
 ``localtime`` (the *server's* zone), ``posix/...`` and ``right/...`` copies, and backward-compatible
@@ -12,12 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import unicodedata
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale
+from babel.dates import get_timezone_location
+
 from intranet.errors import InvalidInput
+from intranet.languages import N_, supported
 
 EXTRA_ZONES = ("UTC",)
+#: The pickers' groups (tzdata's areas), marked for translation: the picker says them in the viewer's language.
+AREAS: dict[str, str] = {
+    "Africa": N_("Africa"), "America": N_("America"), "Antarctica": N_("Antarctica"), "Arctic": N_("Arctic"),
+    "Asia": N_("Asia"), "Atlantic": N_("Atlantic"), "Australia": N_("Australia"), "Europe": N_("Europe"),
+    "Indian": N_("Indian Ocean"), "Pacific": N_("Pacific"), "Other": N_("Other"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +47,7 @@ def _tzdata_file(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def country_names() -> dict[str, str]:
-    """ISO 3166 country codes and their short English names (``DE`` -> ``Germany``), from tzdata."""
+def _tzdata_country_names() -> dict[str, str]:
     names = {}
     for line in _tzdata_file("iso3166.tab").splitlines():
         if line and not line.startswith("#"):
@@ -45,16 +56,35 @@ def country_names() -> dict[str, str]:
     return names
 
 
+@functools.lru_cache(maxsize=8)
+def country_names(locale: str | None = None) -> dict[str, str]:
+    """ISO 3166 country codes and their short names in *locale* (``DE`` -> ``Germany``, ``Alemania``).
+
+    English as tzdata has them; Beacon's other languages from CLDR (Babel), tzdata's name where
+    CLDR has none. Codes are never translated: they are what is stored.
+    """
+    names = _tzdata_country_names()
+    language = supported(locale) or "en"
+    if language == "en":
+        return names
+    territories = Locale.parse(language).territories
+    return {code: territories.get(code, name) for code, name in names.items()}
+
+
+def sort_key(label: str) -> str:
+    """A label's place in a list people read: case and accents ignored, so "Ámsterdam" comes among the A's."""
+    return "".join(c for c in unicodedata.normalize("NFKD", label.casefold()) if not unicodedata.combining(c))
+
+
 @functools.lru_cache(maxsize=1)
 def _tables() -> tuple[dict[str, list[str]], dict[str, str]]:
-    """``({zone: [country names]}, {link: target})`` from tzdata's zone.tab, iso3166.tab and tzdata.zi."""
-    country_names_ = country_names()
+    """``({zone: [country codes]}, {link: target})`` from tzdata's zone.tab, iso3166.tab and tzdata.zi."""
     zones: dict[str, list[str]] = {zone: [] for zone in EXTRA_ZONES}
     for line in _tzdata_file("zone.tab").splitlines():
         if line and not line.startswith("#"):
             parts = line.split("\t")
             if len(parts) >= 3:
-                zones.setdefault(parts[2].strip(), []).append(country_names_.get(parts[0].strip(), parts[0].strip()))
+                zones.setdefault(parts[2].strip(), []).append(parts[0].strip())
     links = {}
     for line in _tzdata_file("tzdata.zi").splitlines():
         if line.startswith("L "):
@@ -72,16 +102,33 @@ def is_canonical(name: str | None) -> bool:
     return bool(name) and name in _tables()[0]
 
 
-@functools.lru_cache(maxsize=1)
-def choices() -> tuple[tuple[str, tuple[ZoneChoice, ...]], ...]:
-    """The choosable zones grouped by area (``Africa``, ``America``, ...), sorted by city."""
+def _city(name: str, language: str) -> str:
+    area, _, rest = name.partition("/")
+    english = (rest or area).replace("_", " ").replace("/", " – ")
+    if language == "en" or not rest:
+        return english
+    # CLDR's exemplar city ("Nueva York", "Nova York"); Babel falls back to the id's own words.
+    return get_timezone_location(name, locale=language, return_city=True) or english
+
+
+@functools.lru_cache(maxsize=8)
+def choices(locale: str | None = None) -> tuple[tuple[str, tuple[ZoneChoice, ...]], ...]:
+    """The choosable zones grouped by area (``Africa``, ``America``, ...), sorted by city in *locale*.
+
+    Cities and countries are named in *locale* (English as tzdata has them, else from CLDR); each
+    group is its :data:`AREAS` label, in English, for the page to translate. Values stay IANA ids.
+    """
+    language = supported(locale) or "en"
+    countries_named = country_names(language)
     by_area: dict[str, list[ZoneChoice]] = {}
-    for name, countries in _tables()[0].items():
+    for name, codes in _tables()[0].items():
         area, _, rest = name.partition("/")
-        city = (rest or area).replace("_", " ").replace("/", " – ")
-        by_area.setdefault(area if rest else "Other", []).append(
-            ZoneChoice(name=name, area=area if rest else "Other", city=city, countries=", ".join(countries)))
-    return tuple((area, tuple(sorted(zs, key=lambda z: z.city))) for area, zs in sorted(by_area.items()))
+        area = area if rest else "Other"
+        by_area.setdefault(area, []).append(ZoneChoice(
+            name=name, area=area, city=_city(name, language),
+            countries=", ".join(countries_named.get(code, code) for code in codes)))
+    return tuple((AREAS.get(area, area), tuple(sorted(zs, key=lambda z: (sort_key(z.city), z.name))))
+                 for area, zs in sorted(by_area.items()))
 
 
 #: Zones that are UTC under another name (``UTC`` itself is a link to ``Etc/UTC`` in tzdata).

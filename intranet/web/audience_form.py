@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from intranet import targeting
+from intranet import targeting, zones
 from intranet.languages import N_
 
 #: Segment field -> (plural label, singular label), in the order the builder offers them.
@@ -45,15 +45,15 @@ class Criterion:
         """The options, plus chosen values the directory no longer has (so a saved choice never vanishes)."""
         known = {o.value for o in self.options}
         extra = [Option(v, v) for v in chosen if v not in known]
-        return sorted([*self.options, *extra], key=lambda o: o.label.casefold())
+        return sorted([*self.options, *extra], key=lambda o: zones.sort_key(o.label))
 
 
-def criteria(session: Session) -> list[Criterion]:
-    """Every criterion with its current values, labelled for people."""
+def criteria(session: Session, locale: str | None = None) -> list[Criterion]:
+    """Every criterion with its current values, labelled for people (countries named in *locale*)."""
     out = []
     for field, (label, singular) in CRITERIA.items():
-        names = targeting.value_names(session, targeting.SEGMENT_FIELDS[field])
-        options = tuple(sorted((Option(v, n) for v, n in names.items()), key=lambda o: o.label.casefold()))
+        names = targeting.value_names(session, targeting.SEGMENT_FIELDS[field], locale=locale)
+        options = tuple(sorted((Option(v, n) for v, n in names.items()), key=lambda o: zones.sort_key(o.label)))
         out.append(Criterion(field=field, label=label, singular=singular, options=options))
     return out
 

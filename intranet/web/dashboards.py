@@ -134,7 +134,7 @@ def _choices() -> dict[str, Any]:
     return {"topics": sorted(_topics()), "authors": authors,
             "departments": sorted(targeting.known_values(db, "department")),
             "regions": sorted(targeting.known_values(db, "region")), "levels": list(range(1, 11)),
-            "zone_choices": zones.choices()}
+            "zone_choices": zones.choices(i18n.locale())}
 
 
 def _k() -> int:

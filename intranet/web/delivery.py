@@ -132,7 +132,7 @@ FORM_NUMBERS = {"weekly_day": N_("The day of the weekly digest"), "quiet_start":
 
 def _zone_context(employee: Employee) -> dict[str, object]:
     """The time-zone field: the choices, the person's zone, and whether they chose it themselves."""
-    return {"zone_choices": zones.choices(), "own_zone": people.chose_own_zone(session(), employee),
+    return {"zone_choices": zones.choices(i18n.locale()), "own_zone": people.chose_own_zone(session(), employee),
             "current_zone": zones.canonical_for(employee.timezone)
             or zones.canonical_for(settings().site.org_timezone) or "UTC"}
 

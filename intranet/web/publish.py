@@ -21,7 +21,7 @@ from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, va
 from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
 from intranet.languages import N_
-from intranet.web.i18n import _
+from intranet.web.i18n import _, locale
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 logger = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def _editor_context(post: Post | None, employee: Employee, form: dict[str, Any] 
     zone_name = _default_zone(employee)
     context: dict[str, Any] = {
         "employee": employee, "post": post, "form": form, "zone_name": zone_name, "zone": ZoneInfo(zone_name),
-        "zone_choices": zones.choices(), "choices": audience_form.criteria(db),
+        "zone_choices": zones.choices(locale()), "choices": audience_form.criteria(db, locale()),
         # Everyone who may write a post sees its exact audience count, live as they choose and on
         # the saved draft alike (the same rule as POST /api/v1/audiences/preview).
         "can_count_live": posts.may_author(db, employee), "now": now(),
