@@ -464,7 +464,23 @@ def test_acknowledgement_progress_lists_must_reads_with_audience_and_acknowledge
     window = queries.Filters(start=clock.now.date() - dt.timedelta(days=1), end=clock.now.date())
     progress = queries.acknowledgement_progress(db, filters=window, k=5).to_json()
     assert progress == {"rows": [{"post_id": everyone.id, "title": "Policy", "audience": 12, "acknowledged": 3,
-                                  "ack_deadline": None}], "hidden_rows": 1}
+                                  "ack_deadline": None}], "hidden_rows": 1, "offset": 0, "total": 2}
+
+
+def test_acknowledgement_progress_answers_a_page_of_must_reads_newest_first(db, org, make_post, clock):
+    """Three must-reads, two a page: the newest two, then the oldest; each page says where it lies among all three."""
+    posts = [make_post(must_read=True, title=f"Policy {n}", published_at=clock.now - dt.timedelta(hours=3 - n))
+             for n in range(3)]
+    feed.acknowledge(db, org["Sales"][0], posts[0], now=clock.now)
+    settle(db)
+    window = queries.Filters(start=clock.now.date() - dt.timedelta(days=1), end=clock.now.date())
+    first = queries.acknowledgement_progress(db, filters=window, k=5, limit=2)
+    assert [r.title for r in first.rows] == ["Policy 2", "Policy 1"] and (first.offset, first.total) == (0, 3)
+    second = queries.acknowledgement_progress(db, filters=window, k=5, limit=2, offset=2)
+    assert [(r.title, r.audience, r.acknowledged) for r in second.rows] == [("Policy 0", 12, 1)]
+    assert (second.offset, second.total) == (2, 3)
+    everything = queries.acknowledgement_progress(db, filters=window, k=5)
+    assert everything.rows == first.rows + second.rows and everything.total == 3
 
 
 def test_folding_a_queue_twice_counts_once(db, org, make_post, clock):

@@ -292,3 +292,47 @@ def test_the_readership_csv_alone_counts_the_same_audience_as_the_page(client_fo
     shown = figures(client.get(f"/analytics/posts/{post}").get_data(as_text=True))["readership"]
     rows = _csv(client.get(f"/analytics/posts/{post}/charts/readership.csv"))
     assert [float(r["read_rate"]) for r in rows] == shown["data"][0]["y"][1:]
+
+
+def test_must_reads_are_shown_a_page_at_a_time_newest_first(client_for, make_employee, make_post, db, monkeypatch):
+    """One must-read a page: the newest first with a link to the older one, which links back; the CSV
+    holds the page it is linked from."""
+    from intranet.analytics import queries
+
+    organisation(make_employee, make_post, db)
+    older = make_post(must_read=True, title="Older policy", published_at=NOW - dt.timedelta(days=2))
+    newer = make_post(must_read=True, title="Newer policy", published_at=NOW - dt.timedelta(days=1))
+    monkeypatch.setattr(queries, "MUST_READS_PER_PAGE", 1)
+    client = client_for(make_employee(is_comms=True))
+    page = client.get("/analytics").get_data(as_text=True)
+    assert figures(page)["acknowledgements"]["data"][0]["y"] == ["Newer policy"]
+    card = page.split('id="card-acknowledgements"')[1].split("</section>")[0]
+    assert "Must-reads 1–1 of 2" in card and "must_reads_page=2" in card and "Newer</a>" not in card
+    page = client.get("/analytics?must_reads_page=2").get_data(as_text=True)
+    assert figures(page)["acknowledgements"]["data"][0]["y"] == ["Older policy"]
+    card = page.split('id="card-acknowledgements"')[1].split("</section>")[0]
+    assert "Must-reads 2–2 of 2" in card and "must_reads_page=1" in card and "Older</a>" not in card
+    rows = _csv(client.get("/analytics/charts/acknowledgements.csv?must_reads_page=2"))
+    assert [int(r["post_id"]) for r in rows] == [older.id]
+    assert [int(r["post_id"]) for r in _csv(client.get("/analytics/charts/acknowledgements.csv"))] == [newer.id]
+    for bad in ("0", "x", "-1"):
+        assert client.get(f"/analytics?must_reads_page={bad}").status_code == 422, bad
+
+
+def test_many_authors_are_chosen_by_employee_id_or_email(client_for, make_employee, make_post, db, monkeypatch):
+    """Past the number of authors a list holds, the author filter is a box taking an employee ID or e-mail."""
+    from intranet.web import dashboards
+
+    author = make_employee(email="Writer@Example.test")
+    make_post(title="By the writer", author_pk=author.id)
+    make_post(title="By someone else")
+    client = client_for(make_employee(is_comms=True))
+    assert '<select name="author">' in client.get("/analytics").get_data(as_text=True)
+    monkeypatch.setattr(dashboards, "AUTHORS_LISTED", 0)
+    page = client.get("/analytics").get_data(as_text=True)
+    assert '<select name="author">' not in page and 'type="search" name="author"' in page
+    for typed in (author.employee_id, "writer@example.test"):
+        page = client.get(f"/analytics?author={typed}").get_data(as_text=True)
+        assert "By the writer" in page and "By someone else" not in page, typed
+        assert f'name="author" autocomplete="off" value="{author.employee_id}"' in page
+    assert client.get("/analytics?author=nobody@example.test").status_code == 422

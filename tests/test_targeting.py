@@ -179,7 +179,9 @@ def test_audiences_counted_together_equal_each_counted_alone(db, clock, people, 
             targeting.store_audience(db, post, audience)
             posts.append((post, audience))
         alone = [targeting.count_audience(db, a, now=clock.now) for a in parsed]
-        assert targeting.count_post_audiences(db, posts + posts[:1], now=clock.now) == alone + alone[:1]
+        for together_from in (1, targeting.COUNT_TOGETHER_FROM):  # counted together, and each alone (few)
+            assert targeting.count_post_audiences(db, posts + posts[:1], now=clock.now,
+                                                  together_from=together_from) == alone + alone[:1]
     finally:
         db.rollback()
         for model in (AudienceSegment, Post, GroupMember, Group, Employee):
@@ -209,7 +211,7 @@ def test_column_audiences_are_counted_in_one_pass(db, database, clock):
 
     event.listen(database, "before_cursor_execute", count)
     try:
-        counts = targeting.count_post_audiences(db, posts, now=clock.now)
+        counts = targeting.count_post_audiences(db, posts, now=clock.now, together_from=1)
     finally:
         event.remove(database, "before_cursor_execute", count)
     assert counts == [2, 1, 3, 3]

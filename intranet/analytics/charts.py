@@ -38,6 +38,26 @@ COLORS = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db
 
 
 @dataclasses.dataclass(frozen=True)
+class Page:
+    """Where a paged chart's rows lie among all of them: items *first* to *last* (1-based) of *total*."""
+
+    number: int
+    first: int
+    last: int
+    total: int
+
+    @property
+    def newer(self) -> int | None:
+        """The number of the page before (newer items), if any."""
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def older(self) -> int | None:
+        """The number of the page after (older items), if any."""
+        return self.number + 1 if self.last < self.total else None
+
+
+@dataclasses.dataclass(frozen=True)
 class Chart:
     """One chart: its figure (plotly JSON text) and the table its CSV download holds."""
 
@@ -49,6 +69,8 @@ class Chart:
     rows: list[tuple[Any, ...]]
     #: Said under the chart: what the minimum-group rule left out, or why there is nothing to show.
     note: str = ""
+    #: For a chart of one page of its items (must-reads): which page.
+    page: Page | None = None
 
     @property
     def empty(self) -> bool:
@@ -343,7 +365,7 @@ def digests(series: Any, *, k: int, language: str | None = None) -> Chart:
 
 
 def acknowledgements(series: Any, *, k: int, language: str | None = None) -> Chart:
-    """Must-read posts: the share of each one's audience that has acknowledged it.
+    """Must-read posts: the share of each one's audience that has acknowledged it (one page of them, when paged).
 
     :param series: :func:`intranet.analytics.queries.acknowledgement_progress`.
     """
@@ -362,10 +384,15 @@ def acknowledgements(series: Any, *, k: int, language: str | None = None) -> Cha
                      yaxis={"type": "category", "automargin": True, "autorange": "reversed"})
     rows = [(r.post_id, r.title, r.audience, r.acknowledged, _rate(r.acknowledged, r.audience), r.ack_deadline)
             for r in rows_]
+    page = None
+    if getattr(series, "limit", None):
+        on_page = len(rows_) + series.hidden_rows
+        page = Page(number=series.offset // series.limit + 1, first=series.offset + 1 if on_page else 0,
+                    last=series.offset + on_page, total=series.total)
     return Chart("acknowledgements", title, figure,
                  ("post_id", "title", "audience", "acknowledged", "share", "deadline"), rows,
                  _narrowed_note(series, k, "must-read", language) or (
-                     "" if rows_ else translate(language, "No must-read was published in this period.")))
+                     "" if rows_ else translate(language, "No must-read was published in this period.")), page)
 
 
 def timing_lift(lift: Any, *, k: int, language: str | None = None) -> Chart:

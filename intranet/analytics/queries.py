@@ -436,23 +436,53 @@ class AckRow:
                 "ack_deadline": self.ack_deadline.isoformat() if self.ack_deadline else None}
 
 
-def acknowledgement_progress(session: Session, *, filters: Filters, k: int) -> Series:
-    """Must-read posts published in the window: their audience now and how many acknowledged.
+#: Must-reads the organisation dashboard shows at a time (newest first, paged): each needs an exact
+#: audience headcount, and 160 of them at 100k people were most of the page's time (and a chart
+#: of 160 bars nobody reads).
+MUST_READS_PER_PAGE = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class AckPage(Series):
+    """A page of :func:`acknowledgement_progress`: its rows, and where it lies among all of them."""
+
+    offset: int = 0
+    #: Must-reads published in the window under the filters, on every page (before the rule).
+    total: int = 0
+    #: The page's size asked for (None: every must-read at once).
+    limit: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "offset": self.offset, "total": self.total}
+
+
+def acknowledgement_progress(session: Session, *, filters: Filters, k: int, limit: int | None = None,
+                             offset: int = 0) -> AckPage:
+    """Must-read posts published in the window, newest first: their audience now and how many acknowledged.
+
+    :param limit: the most must-reads to answer, from *offset* on (None: all of them); only those are
+        counted, their audiences included.
 
     Acknowledging is a named act (authors may list who did), but a must-read for fewer than *k*
-    people is still left out here, like every other small group.
+    people is still left out here, like every other small group (each row is one post's own
+    people, so a page leaves nothing to subtract).
     """
     g = AnalyticsPostGroup
-    acked = dict(session.execute(select(g.post_id, func.sum(g.acknowledged)).join(Post, Post.id == g.post_id)
-                                 .where(g.dimension == TOTALS_DIMENSION, Post.must_read.is_(True),
-                                        *filters.post_clauses())
-                                 .group_by(g.post_id)).all())
-    posts = session.execute(select(Post).where(Post.must_read.is_(True), *filters.post_clauses())
-                            .order_by(Post.published_at.desc(), Post.id.desc())).scalars().all()
+    where = (Post.must_read.is_(True), *filters.post_clauses())
+    query = select(Post).where(*where).order_by(Post.published_at.desc(), Post.id.desc()).offset(offset)
+    posts = session.execute(query if limit is None else query.limit(limit)).scalars().all()
+    if limit is None:
+        total = offset + len(posts)
+    else:
+        total = int(session.execute(select(func.count()).select_from(Post).where(*where)).scalar_one())
+    ids = [p.id for p in posts]
+    acked = dict(session.execute(select(g.post_id, func.sum(g.acknowledged))
+                                 .where(g.dimension == TOTALS_DIMENSION, g.post_id.in_(ids))
+                                 .group_by(g.post_id)).all()) if ids else {}
     rows = [AckRow(post_id=p.id, title=p.title, audience=audience, acknowledged=int(acked.get(p.id, 0)),
                    ack_deadline=p.ack_deadline) for p, audience in zip(posts, _audience_counts(session, posts))]
     kept = [r for r in rows if max(r.audience, r.acknowledged) >= k]
-    return Series(rows=kept, hidden_rows=len(rows) - len(kept))
+    return AckPage(rows=kept, hidden_rows=len(rows) - len(kept), offset=offset, total=total, limit=limit)
 
 
 #: Arms whose send times were learned (the treatment); ``control`` gets the default hour.
