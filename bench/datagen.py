@@ -4,7 +4,10 @@
 ``SIZES[size]`` employees (Zipf-sized departments, 20 regions with their countries and offices,
 levels 1-10 with some unknown, groups and memberships), posts over the 90 days before :data:`NOW`
 with audiences compiled exactly as :func:`intranet.targeting.store_audience` compiles them, and
-some read/acknowledge state.
+some read/acknowledge state. Audiences include the relative rules ("hired in the last N days",
+"reports to X directly or indirectly") in a realistic share, and new joiners and movers are on
+journeys whose steps (``journey_only`` posts) are released to them, pending or skipped, so the
+feed, audience and digest benchmarks exercise those rules at scale (see :data:`RELATIVE_SHARE`).
 
 Every table draws from its own numpy stream (``SeedSequence(seed).spawn``), so adding a column or
 a table never changes the others. Rows are built in chunks and written with Core ``insert()``
@@ -39,8 +42,8 @@ from sqlmodel import Session
 
 from intranet import migrate, ranking, ratings, targeting
 from intranet.db import make_engine
-from intranet.models import (AudienceSegment, AudienceValue, EngagementEvent, Employee, Group, GroupMember,
-                             Post, PostRatingStats, PostState, Rating)
+from intranet.models import (AudienceSegment, AudienceValue, EngagementEvent, Employee, Group, GroupMember, Journey,
+                             JourneyEnrolment, JourneyRelease, JourneyStep, Post, PostRatingStats, PostState, Rating)
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,25 @@ OPEN_SHARE = 0.35
 RATED_SHARE = 0.2
 
 # One stream per table, in a fixed order: append new streams at the end only.
-STREAMS = ("org", "employees", "groups", "memberships", "posts", "audiences", "post_state", "events", "ratings")
+STREAMS = ("org", "employees", "groups", "memberships", "posts", "audiences", "post_state", "events", "ratings",
+           "hires", "relative", "journeys")
+#: What the generated data holds, in the cache key: bump it when the data change meaning (v2: hire
+#: dates, relative audience rules and journeys).
+GENERATOR_VERSION = 2
+
+#: Share of posts whose audience uses a relative rule: "hired in the last N days" (alone or with a
+#: region), "reports to" a manager (a segment of its own or an exclusion).
+RELATIVE_SHARE = {"hired_within": 0.05, "reports_to": 0.05, "exclude_reports_to": 0.01}
+HIRED_WITHIN_DAYS = (7, 14, 30, 60, 90, 180, 365)
+#: Hire dates: over the last ten years, newer hires more common; some people have none.
+HIRE_YEARS = 10
+NO_HIRE_DATE_SHARE = 0.02
+#: Journeys (trigger, steps as offset days); their step posts are journey_only posts taken from the
+#: generated ones. Hires of the last JOURNEY_WINDOW_DAYS are on the hire journey, a few movers on the others.
+JOURNEYS = (("hire", (0, 3, 10, 30, 60)), ("department_move", (0, 7, 21)), ("manager_promotion", (0, 14)))
+JOURNEY_WINDOW_DAYS = 90
+MOVER_SHARE = 0.01
+SKIPPED_SHARE = 0.05
 
 N_DEPARTMENTS = 200
 N_DIVISIONS = 16
@@ -170,9 +191,19 @@ class People:
     office: np.ndarray
     level: np.ndarray  # 0 = unknown
     active: np.ndarray
+    hire_date: list[dt.date | None] = dataclasses.field(default_factory=list)
 
 
-def employee_rows(rng: np.random.Generator, org: Org, n: int) -> tuple[People, Iterator[list[dict[str, Any]]]]:
+def hire_dates(rng: np.random.Generator, n: int) -> list[dt.date | None]:
+    """Each person's hire date: newer hires more common (a growing company), a few unknown."""
+    days_ago = np.floor(HIRE_YEARS * 365 * rng.random(n) ** 1.25).astype(int)
+    unknown = rng.random(n) < NO_HIRE_DATE_SHARE
+    today = NOW.date()
+    return [None if unknown[i] else today - dt.timedelta(days=int(days_ago[i])) for i in range(n)]
+
+
+def employee_rows(rng: np.random.Generator, org: Org, n: int,
+                  hired: list[dt.date | None] | None = None) -> tuple[People, Iterator[list[dict[str, Any]]]]:
     department = rng.choice(N_DEPARTMENTS, size=n, p=org.department_weights)
     office = rng.choice(len(org.office_weights), size=n, p=org.office_weights)
     level = rng.choice(10, size=n, p=LEVEL_WEIGHTS / LEVEL_WEIGHTS.sum()) + 1
@@ -183,7 +214,8 @@ def employee_rows(rng: np.random.Generator, org: Org, n: int) -> tuple[People, I
     language = rng.choice(np.array(["en", "de", "fr", "es", "ja", "pt", "zh"]), size=n,
                           p=[0.55, 0.1, 0.08, 0.08, 0.07, 0.06, 0.06])
     created = rng.integers(0, 5 * 365 * 86400, n)
-    people = People(department=department, office=office, level=level, active=active)
+    hired = hired if hired is not None else [None] * n
+    people = People(department=department, office=office, level=level, active=active, hire_date=hired)
 
     def chunks() -> Iterator[list[dict[str, Any]]]:
         for start in range(0, n, CHUNK):
@@ -202,6 +234,7 @@ def employee_rows(rng: np.random.Generator, org: Org, n: int) -> tuple[People, I
                     "level_label": f"L{lv}" if lv else None,
                     "manager_id": f"E{max(1, (i + 1) // 8):07d}" if i else None,
                     "timezone": TIMEZONES[r], "language": str(language[i]), "active": bool(active[i]),
+                    "hire_date": hired[i],
                     "is_contributor": i % 500 == 0, "is_comms": i % 2000 == 0, "is_admin": i == 0,
                     "created_at": at, "updated_at": at,
                     "deactivated_at": None if active[i] else NOW - dt.timedelta(days=1),
@@ -270,20 +303,59 @@ def random_audience(rng: np.random.Generator, org: Org, n_groups: int) -> dict[s
     return audience
 
 
-def compile_audience(audience: targeting.Audience) -> list[tuple[bool, int, int | None, int | None, list[tuple[str, str]]]]:
+def _manager(rng: np.random.Generator, n_employees: int) -> str:
+    """Someone with reports (``manager_id`` makes a tree of eight reports each): log-uniform over them,
+    so "reports to" reaches from a division head's thousands down to a team lead's handful."""
+    n_managers = max(2, n_employees // 8)
+    k = int(np.exp(rng.random() * np.log(n_managers)))
+    return f"E{min(n_managers, max(2, k)):07d}"
+
+
+def relative_audience(rng: np.random.Generator, org: Org, audience: dict[str, Any], n_employees: int
+                      ) -> dict[str, Any]:
+    """*audience*, or in :data:`RELATIVE_SHARE` of cases one using a relative rule instead or as well."""
+    u = rng.random()
+    if u < RELATIVE_SHARE["hired_within"]:  # "new joiners (in a region)"
+        segment: dict[str, Any] = {"hired_within_days": int(rng.choice(HIRED_WITHIN_DAYS))}
+        if rng.random() < 0.4:
+            segment["regions"] = [org.regions[int(rng.integers(len(org.regions)))]]
+        return {"segments": [segment]}
+    u -= RELATIVE_SHARE["hired_within"]
+    if u < RELATIVE_SHARE["reports_to"]:  # "my organisation", sometimes its new joiners, or beside other segments
+        managers = sorted({_manager(rng, n_employees) for _ in range(int(rng.integers(1, 3)))})
+        segment = {"reports_to": managers}
+        if rng.random() < 0.25:
+            segment["hired_within_days"] = int(rng.choice(HIRED_WITHIN_DAYS))
+        if rng.random() < 0.3 and audience.get("segments"):
+            return {**audience, "segments": [*audience["segments"], segment]}
+        return {"segments": [segment]}
+    u -= RELATIVE_SHARE["reports_to"]
+    if u < RELATIVE_SHARE["exclude_reports_to"]:  # "everyone but that organisation"
+        return {**audience, "exclude": [*audience.get("exclude", []), {"reports_to": [_manager(rng, n_employees)]}]}
+    return audience
+
+
+def compile_audience(audience: targeting.Audience
+                     ) -> list[tuple[bool, int, int | None, int | None, int | None, list[tuple[str, str]]]]:
     """The segment rows :func:`targeting.store_audience` writes, in its order, without ids."""
     out = []
     for exclude, segments in ((False, audience.segments), (True, audience.exclude)):
         for segment in segments:
             values = segment.dimension_values()
-            out.append((exclude, len(values), segment.level_min, segment.level_max,
+            out.append((exclude, len(values), segment.level_min, segment.level_max, segment.hired_within_days,
                         [(d, v) for d, vs in values.items() for v in sorted(vs)]))
     return out
 
 
 def post_chunks(rng: np.random.Generator, arng: np.random.Generator, org: Org, n_posts: int, n_employees: int,
-                n_groups: int) -> Iterator[tuple[list[dict], list[dict], list[dict]]]:
-    """(posts, segments, values) rows, chunk by chunk."""
+                n_groups: int, relrng: np.random.Generator | None = None, journey_posts: frozenset[int] = frozenset()
+                ) -> Iterator[tuple[list[dict], list[dict], list[dict]]]:
+    """(posts, segments, values) rows, chunk by chunk.
+
+    :param relrng: the stream that turns some audiences relative (:func:`relative_audience`).
+    :param journey_posts: indices of the posts that are journey steps: published long ago, for all
+        staff, and seen only by the people a step released them to.
+    """
     status = rng.choice(np.array(["published", "scheduled", "draft", "expired", "unpublished"]), size=n_posts,
                         p=[0.86, 0.04, 0.05, 0.03, 0.02])
     age_s = rng.integers(0, 90 * 86400, n_posts)
@@ -296,18 +368,24 @@ def post_chunks(rng: np.random.Generator, arng: np.random.Generator, org: Org, n
     for start in range(0, n_posts, CHUNK):
         posts, segments, values = [], [], []
         for i in range(start, min(n_posts, start + CHUNK)):
-            audience = targeting.parse_audience(random_audience(arng, org, n_groups))
+            drawn = random_audience(arng, org, n_groups)
+            if relrng is not None:
+                drawn = relative_audience(relrng, org, drawn, n_employees)
+            step = i in journey_posts
+            audience = targeting.parse_audience({"all": True} if step else drawn)
             published = NOW - dt.timedelta(seconds=int(age_s[i]))
             st = str(status[i])
             publish_at = None
-            if st == "draft":
+            if step:
+                st, published = "published", NOW - dt.timedelta(days=JOURNEY_WINDOW_DAYS + 90)
+            elif st == "draft":
                 published = None
             elif st == "scheduled":
                 # Most scheduled posts are still due; a few went live already (still "scheduled").
                 publish_at = NOW + dt.timedelta(seconds=int(age_s[i]) // 10) if expires[i] < 0.8 else published
                 published = publish_at
             expires_at = None
-            if st == "expired" or (published is not None and expires[i] < 0.15):
+            if not step and (st == "expired" or (published is not None and expires[i] < 0.15)):
                 expires_at = (published or NOW) + dt.timedelta(days=int(7 + 60 * expires[i]))
             created = (published or NOW) - dt.timedelta(hours=2)
             body = PARAGRAPH * int(paragraphs[i])
@@ -319,14 +397,76 @@ def post_chunks(rng: np.random.Generator, arng: np.random.Generator, org: Org, n
                 "status": st, "audience": audience.to_json(), "all_staff": audience.all_staff,
                 "publish_at": publish_at, "expires_at": expires_at, "published_at": published,
                 "rating_style": "stars" if i % 4 else "thumbs", "author_pk": int(authors[i]), "version": 1,
+                "journey_only": step,
                 "created_at": created, "updated_at": created,
             })
-            for exclude, n_dims, level_min, level_max, pairs in compile_audience(audience):
+            for exclude, n_dims, level_min, level_max, hired_within, pairs in compile_audience(audience):
                 segment_id += 1
                 segments.append({"id": segment_id, "post_id": i + 1, "exclude": exclude, "n_dimensions": n_dims,
-                                 "level_min": level_min, "level_max": level_max})
+                                 "level_min": level_min, "level_max": level_max, "hired_within_days": hired_within})
                 values.extend({"segment_id": segment_id, "dimension": d, "value": v} for d, v in pairs)
         yield posts, segments, values
+
+
+def journey_post_indices(rng: np.random.Generator, n_posts: int) -> list[int]:
+    """Which generated posts are the journeys' steps, in :data:`JOURNEYS` order."""
+    n_steps = sum(len(offsets) for _, offsets in JOURNEYS)
+    return [int(i) for i in rng.choice(n_posts, size=min(n_steps, n_posts), replace=False)]
+
+
+def journey_rows(rng: np.random.Generator, people: People, step_posts: list[int]) -> dict[Any, list[dict]]:
+    """Journeys, their steps, enrolments and releases, as the scheduler would have left them at :data:`NOW`.
+
+    Everyone hired in the last :data:`JOURNEY_WINDOW_DAYS` is on the hire journey; a
+    :data:`MOVER_SHARE` of people moved department (or were promoted, from level 5) recently. Steps
+    due by NOW are released (a :data:`SKIPPED_SHARE` skipped), later ones pending.
+    """
+    created = NOW - dt.timedelta(days=400)
+    journeys, steps, enrolments, releases = [], [], [], []
+    posts = iter(step_posts)
+    n = len(people.active)
+    today = NOW.date()
+    moved_days = rng.integers(0, JOURNEY_WINDOW_DAYS, n)
+    moved = rng.random(n) < MOVER_SHARE
+    skip = rng.random(n * 8) < SKIPPED_SHARE
+    for j, (trigger, offsets) in enumerate(JOURNEYS):
+        journeys.append({"id": j + 1, "name": f"{trigger.replace('_', ' ').capitalize()} journey", "description": "",
+                         "trigger": trigger, "status": "active", "created_by_pk": 1, "created_at": created,
+                         "updated_at": created})
+        journey_steps = []
+        for k, offset in enumerate(offsets):
+            post = next(posts, None)
+            if post is None:
+                break
+            journey_steps.append((len(steps) + 1, offset))
+            steps.append({"id": len(steps) + 1, "journey_id": j + 1, "key": f"step-{k + 1}", "offset_days": offset,
+                          "post_id": post + 1, "skip_unless_read": None, "reminder_after_days": None})
+        for i in range(n):
+            if trigger == "hire":
+                hired = people.hire_date[i]
+                if hired is None or not 0 <= (today - hired).days < JOURNEY_WINDOW_DAYS:
+                    continue
+                event_date = hired
+            elif trigger == "department_move" and moved[i] and people.active[i]:
+                event_date = today - dt.timedelta(days=int(moved_days[i]))
+            elif trigger == "manager_promotion" and moved[i] and people.level[i] >= 5 and i % 2:
+                event_date = today - dt.timedelta(days=int(moved_days[i]) // 2)
+            else:
+                continue
+            enrolment_id = len(enrolments) + 1
+            enrolled = dt.datetime.combine(event_date, dt.time(0), tzinfo=dt.timezone.utc)
+            enrolments.append({"id": enrolment_id, "journey_id": j + 1, "employee_pk": i + 1, "event_key": trigger,
+                               "event_date": event_date, "enrolled_at": enrolled})
+            for step_id, offset in journey_steps:
+                due = enrolled + dt.timedelta(days=offset, hours=9)
+                skipped = due <= NOW and bool(skip[len(releases) % len(skip)])
+                status = "pending" if due > NOW else "skipped" if skipped else "released"
+                releases.append({"id": len(releases) + 1, "enrolment_id": enrolment_id, "step_id": step_id,
+                                 "employee_pk": i + 1, "post_id": steps[step_id - 1]["post_id"], "due_at": due,
+                                 "status": status, "reason": "not_read" if skipped else "",
+                                 "released_at": due if status == "released" else None, "reminded_at": None})
+    return {Journey.__table__: journeys, JourneyStep.__table__: steps, JourneyEnrolment.__table__: enrolments,
+            JourneyRelease.__table__: releases}
 
 
 def post_state_chunks(rng: np.random.Generator, n_employees: int, n_posts: int,
@@ -431,7 +571,7 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
     org = build_org(rng["org"])
     with engine.begin() as conn:
         write = _writer(conn)
-        people, chunks = employee_rows(rng["employees"], org, n_employees)
+        people, chunks = employee_rows(rng["employees"], org, n_employees, hire_dates(rng["hires"], n_employees))
         for rows in chunks:
             write(Employee.__table__, rows)
         say(f"{n_employees:,} employees")
@@ -445,7 +585,9 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
         must_read = np.zeros(n_posts, dtype=bool)
         published: list[dt.datetime | None] = [None] * n_posts
         n_segments = n_values = 0
-        for posts, segments, values in post_chunks(rng["posts"], rng["audiences"], org, n_posts, n_employees, n_groups):
+        step_posts = journey_post_indices(rng["journeys"], n_posts)
+        for posts, segments, values in post_chunks(rng["posts"], rng["audiences"], org, n_posts, n_employees, n_groups,
+                                                   rng["relative"], frozenset(step_posts)):
             write(Post.__table__, posts)
             write(AudienceSegment.__table__, segments)
             write(AudienceValue.__table__, values)
@@ -455,9 +597,16 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
                 i = p["id"] - 1
                 published[i] = p["published_at"]
                 must_read[i] = p["must_read"]
+                # Journey steps reach only their releases: the random reads and impressions skip them.
                 live[i] = (p["status"] in targeting.LIVE_STATUSES and p["published_at"] is not None
-                           and p["published_at"] <= NOW and (p["expires_at"] is None or p["expires_at"] > NOW))
+                           and p["published_at"] <= NOW and (p["expires_at"] is None or p["expires_at"] > NOW)
+                           and not p["journey_only"])
         say(f"{n_posts:,} posts, {n_segments:,} segments, {n_values:,} audience values")
+        journey_tables = journey_rows(rng["journeys"], people, step_posts)
+        for table, rows in journey_tables.items():
+            for start in range(0, len(rows), CHUNK):
+                write(table, rows[start:start + CHUNK])
+        say("journeys: " + ", ".join(f"{len(rows):,} {table.name}" for table, rows in journey_tables.items()))
         n_states = 0
         for rows in post_state_chunks(rng["post_state"], n_employees, n_posts, live, must_read, published):
             write(PostState.__table__, rows)
@@ -477,7 +626,8 @@ def fill(engine: Engine, size: str, seed: int, progress: Callable[[str], None] |
         if engine.dialect.name == "postgresql":
             # Explicit ids were inserted: move the sequences past them, as a real database would be.
             for table in ("intranet_employee", "intranet_group", "intranet_post", "intranet_audience_segment",
-                          "intranet_event", "intranet_rating"):
+                          "intranet_event", "intranet_rating", "intranet_journey", "intranet_journey_step",
+                          "intranet_journey_enrolment", "intranet_journey_release"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
     # What the hourly ranking-refresh job keeps: every department's topic prior.
@@ -516,7 +666,8 @@ def validate_audiences(engine: Engine, *, sample: int = 200, seed: int = 0) -> d
             for s in segs:
                 vals = session.exec(select(AudienceValue.dimension, AudienceValue.value)
                                     .where(AudienceValue.segment_id == s.id)).all()
-                out.append((s.exclude, s.n_dimensions, s.level_min, s.level_max, sorted(tuple(v) for v in vals)))
+                out.append((s.exclude, s.n_dimensions, s.level_min, s.level_max, s.hired_within_days,
+                            sorted(tuple(v) for v in vals)))
             return sorted(out, key=repr)
 
         for n, post_id in enumerate(ids):
@@ -526,7 +677,8 @@ def validate_audiences(engine: Engine, *, sample: int = 200, seed: int = 0) -> d
                 problems.append(f"post {post_id}: audience does not round-trip through parse_audience")
             if parsed.all_staff != post.all_staff:
                 problems.append(f"post {post_id}: all_staff flag disagrees with the audience")
-            expected = sorted(((e, k, lo, hi, sorted(p)) for e, k, lo, hi, p in compile_audience(parsed)), key=repr)
+            expected = sorted(((e, k, lo, hi, hw, sorted(p)) for e, k, lo, hi, hw, p in compile_audience(parsed)),
+                              key=repr)
             before = stored(post_id)
             if before != expected:
                 problems.append(f"post {post_id}: compiled segments differ from the parsed audience")
@@ -560,7 +712,7 @@ def schema_fingerprint() -> str:
         engine.dispose()
     digest = hashlib.sha256(repr(ddl).encode())
     digest.update(Path(__file__).read_bytes())
-    return f"{'+'.join(migrate.heads())}-{digest.hexdigest()[:10]}"
+    return f"{'+'.join(migrate.heads())}-v{GENERATOR_VERSION}-{digest.hexdigest()[:10]}"
 
 
 def _say(message: str) -> None:

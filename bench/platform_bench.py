@@ -347,8 +347,9 @@ def audience_cases(ds: Dataset, *, n_audiences: int = 100, repeat: int = 5, seed
         picks = rng.choice(len(stored), size=min(n_audiences, len(stored)), replace=False)
         audiences = [targeting.parse_audience(stored[int(i)][1]) for i in sorted(picks)]
         raw = Raw(session, ds.dialect)
-        prod, base, results = paired(audiences, lambda a: targeting.count_audience(session, a),
-                                     lambda a: raw_count(raw, a), repeat=repeat)
+        # At the data set's moment: "hired in the last N days" is relative to it, as the hire dates are.
+        prod, base, results = paired(audiences, lambda a: targeting.count_audience(session, a, now=ds.now),
+                                     lambda a: raw_count(raw, a, now=ds.now), repeat=repeat)
         wrong = [a.to_json() for a, got, want in results if got != want]
         counts = np.array([got for _, got, _ in results])
         count = CaseResult(
@@ -367,8 +368,8 @@ def audience_cases(ds: Dataset, *, n_audiences: int = 100, repeat: int = 5, seed
             count.notes.append("cProfile of count_audience (30 audiences):\n" + profile_top(run))
 
         everyone = targeting.parse_audience({"all": True})
-        prod, base, results = paired([everyone], lambda a: targeting.count_audience(session, a),
-                                     lambda a: raw_count(raw, a), repeat=max(repeat, 9))
+        prod, base, results = paired([everyone], lambda a: targeting.count_audience(session, a, now=ds.now),
+                                     lambda a: raw_count(raw, a, now=ds.now), repeat=max(repeat, 9))
         _, got, want = results[0]
         all_staff = CaseResult(
             case="audience all-staff", db=ds.dialect, size=ds.size, n_items=1, repeat=max(repeat, 9),
