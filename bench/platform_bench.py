@@ -104,7 +104,7 @@ class Raw:
 
 
 #: The raw targeting rule as CTEs (`hit`: the segments matching the person; `released`: the journey
-#: steps released to them), shared by the raw queries. The relative rules are here as in the product:
+#: steps released to them, and when), shared by the raw queries. The relative rules are here as in the product:
 #: "reports to" matches the person's chain of managers (walked up from :manager_id, at most
 #: MAX_CHAIN deep, UNION so a cycle ends), "hired in the last N days" compares the segment's N with
 #: the person's days since hire (:days_since_hire, NULL without a hire date: never matches).
@@ -141,8 +141,9 @@ hit AS (
            OR (CAST(:days_since_hire AS INTEGER) >= 0 AND s.hired_within_days >= CAST(:days_since_hire AS INTEGER)))
 ),
 released AS (
-    SELECT r.post_id FROM intranet_journey_release r
+    SELECT r.post_id, MAX(r.released_at) AS released_at FROM intranet_journey_release r
     WHERE r.employee_pk = :pk AND r.status = 'released' AND r.released_at <= :now
+    GROUP BY r.post_id
 ),
 """
 
@@ -158,23 +159,26 @@ def targeting_params(raw: Raw, employee: Employee, now: dt.datetime) -> dict[str
 
 FEED_SQL = TARGETING_CTES + """\
 page AS (
-    -- Rank on narrow columns first; fetch the wide post rows for the page only.
-    SELECT p.id, CASE WHEN p.must_read AND ps.acknowledged_at IS NULL THEN 1 ELSE 0 END AS pinned
+    -- Rank on narrow columns first; fetch the wide post rows for the page only. A journey step
+    -- reached the person when it was released to them, and is ordered by that moment.
+    SELECT p.id, CASE WHEN p.must_read AND ps.acknowledged_at IS NULL THEN 1 ELSE 0 END AS pinned,
+           CASE WHEN p.journey_only THEN COALESCE(rl.released_at, p.published_at) ELSE p.published_at END AS shown_at
     FROM intranet_post p
     LEFT JOIN intranet_post_state ps ON ps.post_id = p.id AND ps.employee_pk = :pk
+    LEFT JOIN released rl ON rl.post_id = p.id
     WHERE p.status IN ('scheduled', 'published')
       AND p.published_at <= :now AND (p.expires_at IS NULL OR p.expires_at > :now)
       AND (p.all_staff OR p.id IN (SELECT post_id FROM hit WHERE NOT exclude))
       AND p.id NOT IN (SELECT post_id FROM hit WHERE exclude)
       AND (NOT p.journey_only OR p.id IN (SELECT post_id FROM released))
-    ORDER BY pinned DESC, p.published_at DESC, p.id DESC
+    ORDER BY pinned DESC, shown_at DESC, p.id DESC
     LIMIT :limit
 )
 SELECT p.id, p.title, p.summary, p.topic, p.must_read, p.published_at, ps.read_at, ps.acknowledged_at, page.pinned
 FROM page
 JOIN intranet_post p ON p.id = page.id
 LEFT JOIN intranet_post_state ps ON ps.post_id = p.id AND ps.employee_pk = :pk
-ORDER BY page.pinned DESC, p.published_at DESC, p.id DESC
+ORDER BY page.pinned DESC, page.shown_at DESC, p.id DESC
 """
 
 

@@ -79,3 +79,31 @@ def test_raw_feed_matches_the_product_for_relative_audiences_and_journey_steps(
         assert {post_id for post_id, _ in raw_feed(raw, person, clock.now, limit=100)} == visible, person.employee_id
     assert any(p.journey_only for p in db.exec(select(Post)).all()
                if p.id in {i for i, _ in raw_feed(raw, newcomer, clock.now, limit=100)})
+
+
+def test_raw_feed_orders_a_journey_step_by_its_release_as_the_product_does(
+        db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    """A must-read step published long ago but released today is pinned above last week's must-read."""
+    from intranet import feed
+
+    newcomer = make_employee(hire_date=clock.now.date())
+    make_post(title="Last week's must-read", must_read=True, published_at=clock.now - dt.timedelta(days=7))
+    step_post = make_post(title="Welcome", must_read=True, journey_only=True,
+                          published_at=clock.now - dt.timedelta(days=200))
+    journey = Journey(name="Welcome", trigger="hire")
+    db.add(journey)
+    db.flush()
+    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=newcomer.id, event_key="hire",  # type: ignore[arg-type]
+                                 event_date=newcomer.hire_date)
+    step = JourneyStep(journey_id=journey.id, key="welcome", post_id=step_post.id)  # type: ignore[arg-type]
+    db.add_all([enrolment, step])
+    db.flush()
+    db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=newcomer.id,  # type: ignore[arg-type]
+                          post_id=step_post.id, due_at=clock.now - dt.timedelta(hours=1), status="released",  # type: ignore[arg-type]
+                          released_at=clock.now - dt.timedelta(hours=1)))
+    db.commit()
+
+    raw = Raw(db, db.get_bind().dialect.name)
+    pinned = [post_id for post_id, is_pinned in raw_feed(raw, newcomer, clock.now) if is_pinned]
+    product = [item.post.id for item in feed.feed_page(db, newcomer, now=clock.now, limit=20).items if item.pinned]
+    assert pinned == product and pinned[0] == step_post.id
