@@ -58,3 +58,9 @@ def test_the_audience_builder_names_countries_in_spanish(client_for: Any, make_e
     labels = re.findall(r'name="inc-0-countries" value="[A-Z]{2}" data-label="([^"]+)"', page)
     assert labels == ["Alemania", "Austria", "Estados Unidos"]
     assert zone_options(page)["America/New_York"] == "Nueva York — Estados Unidos"
+
+
+def test_the_organisation_dashboards_zone_filter_speaks_spanish(client_for: Any, make_employee: Any) -> None:
+    page = client_for(make_employee(is_comms=True, language="es")).get("/analytics").get_data(as_text=True)
+    assert '<optgroup label="América">' in page and ">Nueva York</option>" in page
+    assert 'value="America/New_York"' in page
