@@ -46,6 +46,7 @@ class Employee(Base, table=True):
         Index("ix_intranet_employee_active_department", "active", "department"),
         Index("ix_intranet_employee_active_region", "active", "region"),
         Index("ix_intranet_employee_active_level", "active", "level"),
+        Index("ix_intranet_employee_active_language", "active", "language"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

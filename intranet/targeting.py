@@ -677,19 +677,23 @@ def count_post_audiences(session: Session, posts: Sequence[tuple[Post, Audience]
 
 
 def audience_breakdown(session: Session, audience: Audience, *, now: dt.datetime | None = None,
-                       post: Post | None = None) -> dict[str, Any]:
-    """Exact headcounts of *audience*, overall and by department, region and level.
+                       post: Post | None = None, by_language: bool = False) -> dict[str, Any]:
+    """Exact headcounts of *audience*, overall and by department, region and level (and language).
 
     Missing values are counted under ``"unknown"``; these are directory facts, not reading data.
-    Everyone-audiences are answered from three covering-index scans; any other filter is
-    evaluated once, grouping by all three dimensions, and summed here.
+    Everyone-audiences are answered from covering-index scans, one per dimension; any other
+    filter is evaluated once, grouping by all the dimensions, and summed here.
 
     :param post: the post the audience is of, when it is stored: a journey step counts only the
         people it was released to (:func:`post_audience_filter`).
+    :param by_language: split by the directory's language tag too (``by_language``), in the same
+        pass (the audience preview, which people wait on, does not ask for it).
     """
     where = employee_filter(audience, now=now) if post is None else post_audience_filter(post, audience, now=now)
     dimensions = (("by_department", Employee.department), ("by_region", Employee.region),
                   ("by_level", Employee.level))
+    if by_language:
+        dimensions += (("by_language", Employee.language),)
     totals: dict[str, dict[Any, int]] = {name: {} for name, _ in dimensions}
     if audience.all_staff and not audience.exclude:
         for name, column in dimensions:

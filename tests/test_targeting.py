@@ -275,6 +275,22 @@ def test_everyone_and_filtered_breakdowns_agree(db, make_employee):
     assert everyone["count"] == 3 and everyone["by_department"] == {"Sales": 2, "unknown": 1}
 
 
+def test_breakdowns_by_language_come_from_the_same_count(db, make_employee):
+    """Asked for, the split by language tag sits beside the others (unknowns too), whichever path counts it."""
+    make_employee(department="Sales", region="EMEA", level=3, language="es")
+    make_employee(department="Sales", region="AMER", level=None, language="es")
+    make_employee(department="Legal", region=None, level=7, language=None)
+    make_employee(department="Legal", language="ca", active=False)
+    everyone = targeting.audience_breakdown(db, targeting.parse_audience({"all": True}), by_language=True)
+    general = targeting.audience_breakdown(db, targeting.parse_audience(
+        {"segments": [{"level_min": 1}, {"regions": ["AMER"]}, {"departments": ["Legal"]}]}), by_language=True)
+    assert everyone == general and everyone["by_language"] == {"es": 2, "unknown": 1}
+    sales = targeting.audience_breakdown(db, targeting.parse_audience({"segments": [{"departments": ["Sales"]}]}),
+                                         by_language=True)
+    assert sales["by_language"] == {"es": 2} and sales["by_region"] == {"AMER": 1, "EMEA": 1}
+    assert "by_language" not in targeting.audience_breakdown(db, targeting.parse_audience({"all": True}))
+
+
 # -------------------------------------------------------------------------------------------------
 # Relative rules: hired in the last N days, reports to (directly or indirectly)
 # -------------------------------------------------------------------------------------------------
