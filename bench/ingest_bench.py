@@ -1,4 +1,4 @@
-"""How fast does ``POST /api/v1/events`` ingest, directly and through the Redis buffer? (goal: >= 20,000 events/CPU-s)
+"""How fast does ``POST /api/v1/events`` ingest, directly and through the Redis buffer? (goal: >= 20,000 events/s)
 
 Posts batches of 50 events through the whole HTTP stack (Flask test client: session cookie,
 CSRF check, validation, the targeting check of the posts a batch mentions, one multi-row
@@ -16,8 +16,16 @@ the same way on a database of its own: POSTs answered 202 (validation, visibilit
 the flusher draining what they queued (read, store with COPY / INSERT, fold the rollups, commit,
 XACK), against the same number of rows loaded raw; then the rollups' cost (the flusher on 2,000
 people's events with and without folding), a replayed batch (absorbed) and the stream left empty.
+Served (the goal's own measure, PERFORMANCE.md R-ingest): one gunicorn instance of two workers
+(``config/gunicorn.conf.py``) with the buffer in Redis and ``flask intranet events flush --follow``
+beside it, driven by ``wrk`` (batches of 50 new events over 16 keep-alive connections) for 20 s,
+counting rows committed to the event table per second on the wall clock (sampled from the
+database each second, not the 202s), with every process's CPU and the load average (the box is
+shared); then every accepted event must be stored exactly once, and as many rows are loaded raw
+(COPY / executemany) into the same table for the ratio. Needs ``wrk`` (Debian: ``apt-get install
+wrk``); without it the goal is reported as not measured, hence not met.
 Run: ``python -m bench.ingest_bench [--events 100000] [--batch 50] [--db sqlite|pg|both]
-[--path direct|buffered|both]``.
+[--path direct|buffered|served|both|all] [--seconds 20] [--connections 16] [--workers 2]``.
 """
 from __future__ import annotations
 
@@ -29,11 +37,14 @@ import os
 import random
 import re
 import secrets
+import shutil
+import signal
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, text
@@ -221,11 +232,11 @@ def _redis_cpu(client: Any) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def _add_people(engine: Any, n: int) -> list[int]:
+def _add_people(engine: Any, n: int, department: str | None = None) -> list[int]:
     now = dt.datetime.now(dt.timezone.utc)
     rng = random.Random(7)
     rows = [{"employee_id": f"P{i:06d}", "email": f"p{i}@example.com", "display_name": f"Person {i}",
-             "department": f"Dept {rng.randrange(20)}", "region": rng.choice(("EMEA", "AMER", "APAC")),
+             "department": department or f"Dept {rng.randrange(20)}", "region": rng.choice(("EMEA", "AMER", "APAC")),
              "country": "DE", "level": rng.randrange(1, 11), "timezone": rng.choice(ZONES), "language": "en",
              "active": True, "created_at": now, "updated_at": now} for i in range(n)]
     with Session(engine) as session:
@@ -364,6 +375,204 @@ def run_buffered(url: str, n: int, batch: int) -> dict[str, Any]:
             "waits_ms": waits}
 
 
+# --------------------------------------------------------------------------------------------
+# Served: gunicorn workers, the buffer in Redis, the flusher process, wrk; rows committed per second
+# --------------------------------------------------------------------------------------------
+
+#: wrk's script: each request a batch of 50 new events (ids unique per wrk thread), the people's
+#: sessions taken in turn; the summary is printed as JSON for this module to read.
+WRK_SCRIPT = r"""
+local people, kinds, stamps, threads = {}, {"impression", "impression", "impression", "open", "read", "session"}, {}, {}
+local origin = os.getenv("BENCH_ORIGIN")
+for line in string.gmatch(os.getenv("BENCH_PEOPLE"), "[^\n]+") do
+  local cookie, token = string.match(line, "^(.-)|(.*)$")
+  people[#people + 1] = {["Cookie"] = cookie, ["X-CSRFToken"] = token, ["Content-Type"] = "application/json",
+                         ["Origin"] = origin, ["Referer"] = origin .. "/",
+                         ["User-Agent"] = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126"}
+end
+for stamp in string.gmatch(os.getenv("BENCH_STAMPS"), "[^,]+") do stamps[#stamps + 1] = stamp end
+local posts, batch, n = tonumber(os.getenv("BENCH_POSTS")), tonumber(os.getenv("BENCH_BATCH")), 0
+local first_post = tonumber(os.getenv("BENCH_FIRST_POST"))
+local next_id = 0
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+  threads[#threads + 1] = thread
+end
+function init(args) prefix = os.getenv("BENCH_PREFIX") .. tid .. "-" end
+function request()
+  n = n + 1
+  local events = {}
+  for i = 1, batch do
+    local k = n * batch + i
+    local kind = kinds[k % 6 + 1]
+    local post = kind == "session" and "null" or tostring(first_post + k % posts)
+    events[i] = string.format('{"id":"%s%d","kind":"%s","post_id":%s,"occurred_at":"%s","surface":"feed","position":%d}',
+                              prefix, k, kind, post, stamps[k % #stamps + 1], k % 20)
+  end
+  return wrk.format("POST", "/api/v1/events", people[n % #people + 1], '{"events":[' .. table.concat(events, ",") .. ']}')
+end
+function response(status, headers, body)
+  -- A 202 whose answer refuses an event would make the stored count fall short: counted apart.
+  if status ~= 202 or not string.find(body, '"rejected":[]', 1, true) then refused = (refused or 0) + 1 end
+end
+function done(summary, latency, requests)
+  local not_whole = 0
+  for _, thread in ipairs(threads) do not_whole = not_whole + (thread:get("refused") or 0) end
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"status_errors":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"timeout":%d,"not_whole":%d,"p50_us":%d,"p99_us":%d}\n', summary.requests, summary.duration,
+    summary.errors.status, summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,
+    not_whole, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _stream_idle(client: Any, stream: str) -> bool:
+    """Whether the stream holds nothing: no entry waiting and none read but unacknowledged."""
+    if client.xlen(stream):
+        return False
+    try:
+        groups = client.xinfo_groups(stream)
+    except Exception:  # noqa: BLE001 - no stream yet
+        return True
+    return all(int(g["pending"]) == 0 for g in groups)
+
+
+def _proc_cpu(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / tick
+
+
+def run_served(url: str, seconds: float, batch: int, *, workers: int = 2, threads: int = 4, connections: int = 16,
+               people_n: int = 16) -> dict[str, Any]:
+    """The production shape on the wall clock: one gunicorn instance of *workers* workers with the
+    event buffer in Redis and a ``flask intranet events flush --follow`` process storing what they
+    queue, driven by ``wrk`` (*connections* keep-alive connections, batches of *batch* new events)
+    for *seconds*. Counted: rows committed to the event table per second (sampled every second
+    from the database), the 202s, everyone's CPU; then every accepted event must be stored once,
+    and the same number of rows is loaded raw into the same table for the ratio."""
+    import subprocess
+    import threading
+
+    import redis
+
+    from bench import load
+
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    stream = f"beacon-bench:served:{uuid.uuid4().hex}"
+    key = secrets.token_hex(32)
+    buffer_settings = {"INTRANET_EVENTS_BUFFER_URL": REDIS_URL, "INTRANET_EVENTS_BUFFER_STREAM": stream,
+                       # Each person sends far more than a browser would; the limit is still counted in Redis.
+                       "INTRANET_RATELIMIT_EVENTS": "100000000/minute"}
+    app, post_ids = _setup(url, 50)
+    engine = app.extensions["intranet"].engine  # type: ignore[attr-defined]
+    _add_people(engine, people_n, department="Sales")  # half the posts are for Sales: everyone sees every post
+    watch = redis.Redis.from_url(REDIS_URL)
+    log_dir = Path(tempfile.mkdtemp(prefix="beacon-served-"))
+    servers = load.start_servers(url, instances=1, workers=workers, threads=threads, cpus=None, redis_url=REDIS_URL,
+                                 log_dir=log_dir, key=key, settings=buffer_settings)
+    env = load.server_environment(url, key=key, redis_url=REDIS_URL, prefix=stream, **buffer_settings)
+    flusher_log = (log_dir / "flusher.log").open("wb")
+    flusher = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "intranet", "events", "flush", "--follow"],
+                               cwd=load.ROOT, env=env, stdout=flusher_log, stderr=subprocess.STDOUT)
+    port = servers[0].port
+    try:
+        browsers = [load.Browser(port, f"p{i}@example.com") for i in range(people_n)]
+        for browser in browsers:
+            browser.sign_in()
+        stamps = [(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=m)).isoformat(timespec="milliseconds")
+                  .replace("+00:00", "Z") for m in range(1, 60, 7)]
+        script = log_dir / "ingest.lua"
+        script.write_text(WRK_SCRIPT)
+        wrk_env = {**os.environ, "BENCH_ORIGIN": f"http://127.0.0.1:{port}", "BENCH_PREFIX": "srv",
+                   "BENCH_PEOPLE": "\n".join("; ".join(f"{k}={v}" for k, v in b.cookies.items()) + "|" + b.csrf
+                                             for b in browsers),
+                   "BENCH_STAMPS": ",".join(stamps), "BENCH_POSTS": str(len(post_ids)),
+                   "BENCH_FIRST_POST": str(min(post_ids)), "BENCH_BATCH": str(batch)}
+        samples: list[tuple[float, int]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            with engine.connect() as conn:
+                while not stop.is_set():
+                    stored = conn.execute(text("SELECT count(*) FROM intranet_event WHERE client_id LIKE 'srv%'"))
+                    samples.append((time.perf_counter(), stored.scalar_one()))
+                    conn.commit()
+                    stop.wait(1.0)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        load_before = os.getloadavg()
+        redis_before, server_before, flusher_before = _redis_cpu(watch), servers[0].cpu_s(), _proc_cpu([flusher.pid])
+        children_before = os.times()
+        sampler.start()
+        started = time.perf_counter()
+        wrk = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
+                              "-s", str(script), f"http://127.0.0.1:{port}/api/v1/events"],
+                             env=wrk_env, capture_output=True, text=True, timeout=seconds + 60)
+        ended = time.perf_counter()
+        children_after = os.times()
+        server_cpu = servers[0].cpu_s() - server_before
+        line = next((ln for ln in wrk.stdout.splitlines() if ln.startswith("BENCH ")), None)
+        if line is None:
+            raise RuntimeError(f"wrk printed no summary: {wrk.stdout[-500:]} {wrk.stderr[-500:]}")
+        summary = json.loads(line[6:])
+        backlog = watch.xlen(stream)
+        load_after = os.getloadavg()
+        # Then the flusher catches up: every accepted event must be stored, once.
+        deadline = time.monotonic() + 120
+        while not _stream_idle(watch, stream) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        drained = time.perf_counter()
+        flusher_cpu = _proc_cpu([flusher.pid]) - flusher_before
+        redis_cpu = _redis_cpu(watch) - redis_before
+        time.sleep(1.5)
+        stop.set()
+        sampler.join()
+    finally:
+        flusher.send_signal(signal.SIGTERM)
+        try:
+            flusher.wait(60)
+        except subprocess.TimeoutExpired:
+            flusher.kill()
+        flusher_log.close()
+        load.stop_servers(servers)
+    with Session(engine) as session:
+        stored = session.exec(select(func.count()).select_from(EngagementEvent)
+                              .where(EngagementEvent.client_id.like("srv%"))).one()
+        distinct = session.exec(select(func.count(func.distinct(EngagementEvent.client_id)))
+                                .where(EngagementEvent.client_id.like("srv%"))).one()
+    # The rows committed while wrk ran: from the first sample after a 2 s warm-up to the last one before wrk ended.
+    window = [(t, n) for t, n in samples if started + 2 <= t <= ended]
+    (t0, n0), (t1, n1) = (window[0], window[-1]) if len(window) >= 2 else (samples[0], samples[-1])
+    committed_per_s = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+    ok = summary["requests"] - summary["status_errors"]
+    # The same number of rows, raw, into the same table (one transaction: COPY / executemany).
+    people = list(Session(engine).exec(select(Employee.id).where(Employee.employee_id.like("P%"))).all())
+    rows = [row for b in _rows_of(max(stored, ROUND), people, post_ids, "rawsrv-", seed=99) for row in b]
+    raw_s, raw_cpu = _raw_load(engine, rows)
+    watch.delete(stream, f"{stream}:dead")
+    engine.dispose()
+    return {"seconds": seconds, "batch": batch, "workers": workers, "threads": threads, "connections": connections,
+            "requests": summary["requests"], "answered_202": ok, "errors": {k: summary[k] for k in (
+                "status_errors", "connect", "read", "write", "timeout", "not_whole")},
+            "accepted_events": ok * batch, "wall_s": ended - started, "accepted_per_s": ok * batch / (ended - started),
+            "committed_per_s": committed_per_s, "stored": stored, "distinct": distinct, "backlog_at_end": backlog,
+            "drain_s": drained - ended, "server_cpu": server_cpu, "flusher_cpu": flusher_cpu, "redis_cpu": redis_cpu,
+            "wrk_cpu": (children_after.children_user - children_before.children_user
+                        + children_after.children_system - children_before.children_system),
+            "p50_ms": summary["p50_us"] / 1000, "p99_ms": summary["p99_us"] / 1000,
+            "raw_rows": len(rows), "raw_per_s": len(rows) / raw_s, "raw_cpu": raw_cpu,
+            "load_before": load_before, "load_after": load_after, "in_flight_max": connections * batch}
+
+
 def _record_buffered(name: str, r: dict[str, Any]) -> None:
     n, batch = r["events"], r["batch"]
     goals.check("ingest", "buffered: the flusher thread, stopped while requests came in, stored every event first",
@@ -397,6 +606,49 @@ def _record_buffered(name: str, r: dict[str, Any]) -> None:
                          f"{PEOPLE:,} people)",
                measured=f"{loss:.1%}", target=f"<= {ROLLUP_LOSS_GOAL:.0%}", met=loss <= ROLLUP_LOSS_GOAL, db=name)
 
+
+#: Rows committed per second through the served path (issue 9; PERFORMANCE.md G1 and R-ingest).
+SERVED_GOAL = 20_000
+
+
+def _record_served(name: str, r: dict[str, Any]) -> None:
+    errors = sum(r["errors"].values())
+    exact = (r["distinct"] == r["stored"] and r["accepted_events"] <= r["stored"] <= r["accepted_events"] + r["in_flight_max"]
+             and errors == 0)
+    goals.check("ingest", "served: every accepted event committed once (202s <= rows <= 202s + in flight), no errors",
+                passed=exact, db=name,
+                detail=f"{r['stored']:,} rows ({r['distinct']:,} distinct) for {r['accepted_events']:,} accepted; "
+                       f"errors {r['errors']}; drained {r['drain_s']:.1f} s after wrk")
+    cpu = r["server_cpu"] + r["flusher_cpu"]
+    goals.goal("ingest", f"served, batches of {r['batch']}: rows committed per second, wall ({r['workers']} gunicorn "
+                         f"workers + flusher, wrk {r['connections']} connections, {r['seconds']:g} s)",
+               measured=f"{r['committed_per_s']:,.0f}/s (202s {r['accepted_per_s']:,.0f} ev/s; "
+                        f"{r['accepted_events'] / cpu:,.0f} ev per server+flusher CPU-s; load {r['load_before'][0]:.1f}"
+                        f"->{r['load_after'][0]:.1f})",
+               target=f">= {SERVED_GOAL:,}/s", met=r["committed_per_s"] >= SERVED_GOAL, db=name)
+    ratio = r["committed_per_s"] / r["raw_per_s"]
+    goals.goal("ingest", f"served rows committed/s / raw {'COPY' if name == 'postgresql' else 'executemany'} of as "
+                         "many rows (wall)",
+               measured=f"{ratio:.3f}x", target=f">= {FLUSH_RATIO_GOAL[name]}x", met=ratio >= FLUSH_RATIO_GOAL[name],
+               db=name)
+
+
+def _print_served(results: dict[str, dict[str, Any]]) -> None:
+    print(f"\n{'served':<11} {'s':>4} {'202 ev/s':>9} {'committed/s':>11} {'raw/s':>9} {'ratio':>7} {'server CPU':>10} "
+          f"{'flusher CPU':>11} {'Redis CPU':>9} {'wrk CPU':>7} {'ev/CPU-s':>8} {'p50/p99 ms':>12} {'backlog':>7} "
+          f"{'load':>9}")
+    for name, r in results.items():
+        cpu = r["server_cpu"] + r["flusher_cpu"]
+        print(f"{name:<11} {r['wall_s']:>4.0f} {r['accepted_per_s']:>9,.0f} {r['committed_per_s']:>11,.0f} "
+              f"{r['raw_per_s']:>9,.0f} {r['committed_per_s'] / r['raw_per_s']:>6.3f}x {r['server_cpu']:>10.1f} "
+              f"{r['flusher_cpu']:>11.1f} {r['redis_cpu']:>9.1f} {r['wrk_cpu']:>7.1f} "
+              f"{r['accepted_events'] / cpu:>8,.0f} {r['p50_ms']:>5.1f}/{r['p99_ms']:<6.1f} {r['backlog_at_end']:>7} "
+              f"{r['load_before'][0]:>4.1f}/{r['load_after'][0]:<4.1f}")
+    print(f"(served: one gunicorn instance (config/gunicorn.conf.py) with the Redis buffer, `flask intranet events flush\n"
+          f" --follow` beside it, wrk sending batches of new events; committed/s: rows in the event table, sampled each\n"
+          f" second from 2 s in to wrk's end; CPU in seconds over the run (server: master + workers; PostgreSQL's own is\n"
+          f" not counted); backlog: stream entries left when wrk stopped; load: 1-minute average before/after on\n"
+          f" {os.cpu_count()} CPUs shared with other work.)")
 
 def _percentiles(values: list[int]) -> str:
     if not values:
@@ -484,23 +736,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2_000, help="events sent one and ten per request")
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both",
                         help="PostgreSQL gets a throw-away schema; it is skipped when it does not answer")
-    parser.add_argument("--path", choices=("direct", "buffered", "both"), default="both",
+    parser.add_argument("--path", choices=("direct", "buffered", "served", "both", "all"), default="all",
                         help="direct: each request stores its events; buffered: through Redis (INTRANET_TEST_REDIS_URL)"
-                             " and the flusher")
+                             " and the flusher, in-process; served: gunicorn workers, the flusher process and wrk, on"
+                             " the wall clock; both: direct and buffered; all (default): the three")
+    parser.add_argument("--seconds", type=float, default=20, help="served: how long wrk sends (goal: sustained 20 s)")
+    parser.add_argument("--connections", type=int, default=16, help="served: wrk's connections")
+    parser.add_argument("--workers", type=int, default=2, help="served: gunicorn workers")
     args = parser.parse_args(argv)
+    paths = {"both": {"direct", "buffered"}, "all": {"direct", "buffered", "served"}}.get(args.path, {args.path})
     results: dict[str, dict[str, Any]] = {}
     buffered: dict[str, dict[str, Any]] = {}
-    if args.path in ("buffered", "both"):
-        reason = _redis_unavailable()
-        if reason:
-            print(f"  [ingest] buffered path skipped: Redis at {REDIS_URL}: {reason}", file=sys.stderr)
-            args.path = "direct" if args.path == "both" else "none"
-    if args.path in ("direct", "both"):
+    served: dict[str, dict[str, Any]] = {}
+    unmeasured: list[tuple[str, str]] = []
+    reason = _redis_unavailable() if paths & {"buffered", "served"} else None
+    if reason:
+        print(f"  [ingest] buffered and served paths skipped: Redis at {REDIS_URL}: {reason}", file=sys.stderr)
+        unmeasured += [(p, f"Redis unavailable: {reason}") for p in sorted(paths & {"buffered", "served"})]
+        paths -= {"buffered", "served"}
+    if "served" in paths and shutil.which("wrk") is None:
+        print("  [ingest] served path skipped: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        unmeasured.append(("served", "wrk is not installed"))
+        paths.discard("served")
+    if "direct" in paths:
         for name, url in _databases(args.db):
             results[name] = run(url, args.events, args.batch, args.small)
-    if args.path in ("buffered", "both"):
+    if "buffered" in paths:
         for name, url in _databases(args.db):
             buffered[name] = run_buffered(url, args.events, args.batch)
+    if "served" in paths:
+        for name, url in _databases(args.db):
+            served[name] = run_served(url, args.seconds, args.batch, workers=args.workers,
+                                      connections=args.connections)
     if results:
         print(f"{'direct':<11} {'events':>8} {'batch':>5} {'API ev/s':>10} {'raw ev/s':>10} {'ratio':>7} "
               f"{'API ev/CPU-s':>12} {'server':>8} {'batch 10 ev/s':>13} {'batch 1 req/s':>13}")
@@ -513,11 +780,17 @@ def main(argv: list[str] | None = None) -> int:
               " all the work, so it is the rate an idle box would show. PostgreSQL's own CPU is not in it.)")
     if buffered:
         _print_buffered(buffered)
+    if served:
+        _print_served(served)
     first = goals.mark()
     for name, r in results.items():
         _record(name, r)
     for name, r in buffered.items():
         _record_buffered(name, r)
+    for name, r in served.items():
+        _record_served(name, r)
+    for path, why in unmeasured:  # a goal not measured is not met
+        goals.goal("ingest", f"{path} path", measured=f"not measured ({why})", target="measured", met=False)
     print("\n" + goals.table(goals.RECORDED[first:]))
     return goals.exit_status(goals.RECORDED[first:])
 

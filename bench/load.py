@@ -160,26 +160,39 @@ class Server:
         return total / 1024
 
 
+def server_environment(url: str, *, key: str, redis_url: str, prefix: str, **settings: str) -> dict[str, str]:
+    """The environment of a production-shaped Beacon process (gunicorn, or a ``flask intranet`` command
+    beside it) on *url*: this process's own ``INTRANET_*`` variables left out, rate limits in Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTRANET_")}
+    env.update({
+        "INTRANET_ENV": "production", "INTRANET_SECRET_KEY": key, "INTRANET_DATABASE_URL": url,
+        # The load generator signs its people in through the development sign-in.
+        "INTRANET_DEV_LOGIN": "true", "INTRANET_LOG_FORMAT": "json",
+        "INTRANET_RATELIMIT_STORAGE_URI": redis_url, "INTRANET_RATELIMIT_KEY_PREFIX": prefix,
+        # Hundreds of people sign in from one address in the first seconds.
+        "INTRANET_RATELIMIT_SIGN_IN": "100000/minute",
+    })
+    env.update(settings)
+    return env
+
+
 def start_servers(url: str, *, instances: int, workers: int, threads: int, cpus: list[int] | None,
-                  redis_url: str, log_dir: Path) -> list[Server]:
-    """Start *instances* gunicorn instances with the production config; wait for /readyz on each."""
-    key = secrets.token_hex(32)
+                  redis_url: str, log_dir: Path, key: str | None = None,
+                  settings: dict[str, str] | None = None) -> list[Server]:
+    """Start *instances* gunicorn instances with the production config; wait for /readyz on each.
+
+    :param settings: more ``INTRANET_*`` variables for every instance (e.g. the event buffer's).
+    """
+    key = key or secrets.token_hex(32)
     prefix = f"bench-load-{uuid.uuid4().hex[:8]}"
     servers = []
     for i in range(instances):
         port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INTRANET_")}
-        env.update({
-            "INTRANET_ENV": "production", "INTRANET_SECRET_KEY": key, "INTRANET_DATABASE_URL": url,
-            # The load generator signs its people in through the development sign-in.
-            "INTRANET_DEV_LOGIN": "true", "INTRANET_WEB_BIND": f"127.0.0.1:{port}",
+        env = server_environment(url, key=key, redis_url=redis_url, prefix=prefix, **{
+            "INTRANET_WEB_BIND": f"127.0.0.1:{port}",
             "INTRANET_WEB_WORKERS": str(workers), "INTRANET_WEB_THREADS": str(threads),
             "INTRANET_DB_POOL_SIZE": str(threads), "INTRANET_DB_MAX_OVERFLOW": "2",
-            "INTRANET_INSTANCES": str(instances), "INTRANET_LOG_FORMAT": "json",
-            "INTRANET_RATELIMIT_STORAGE_URI": redis_url, "INTRANET_RATELIMIT_KEY_PREFIX": prefix,
-            # Hundreds of people sign in from one address in the first seconds.
-            "INTRANET_RATELIMIT_SIGN_IN": "100000/minute",
-        })
+            "INTRANET_INSTANCES": str(instances), **(settings or {})})
         command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--max-requests", "0", "app:app"]
         if cpus:
             command = ["taskset", "-c", ",".join(map(str, cpus)), *command]

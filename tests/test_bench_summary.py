@@ -106,3 +106,15 @@ def test_db_goes_on_to_the_modules_that_take_it(fake_modules, monkeypatch):
     bench_main.main(["--only", "db_bench", "--no-json"])
     assert [g.measured for g in goals.RECORDED] == ["['--db', 'pg']", "[]", "[]"]
 
+
+
+def test_an_ingest_path_that_cannot_be_measured_is_a_missed_goal(monkeypatch, capsys):
+    """Without wrk the served ingest run (the 20,000 events/s goal's measure) is not skipped silently:
+    it is a goal reported as not measured, so the run cannot end with every goal met."""
+    from bench import ingest_bench
+
+    monkeypatch.setattr(goals, "RECORDED", [])
+    monkeypatch.setattr(ingest_bench.shutil, "which", lambda name: None)
+    assert ingest_bench.main(["--path", "served", "--db", "sqlite"]) == goals.EXIT_GOAL_MISSED
+    [missed] = goals.RECORDED
+    assert missed.source == "ingest" and not missed.met and "not measured" in missed.measured
