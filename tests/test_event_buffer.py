@@ -84,6 +84,31 @@ def test_accepted_events_are_queued_answered_202_and_stored_by_the_flush_command
     assert stream[1].xlen(stream[0]) == 0
 
 
+# A key prefix of this module's own: its counts (expiring within a minute) never meet another run's.
+@pytest.mark.settings(INTRANET_RATELIMIT_STORAGE_URI=REDIS_URL, INTRANET_RATELIMIT_KEY_PREFIX=f"beacon-test-{uuid.uuid4().hex}")
+def test_a_queued_batch_costs_two_redis_round_trips(app, client_for, make_employee, make_post, stream, monkeypatch):
+    """Production shape (the limits counted in the same Redis): one round trip counts the person's limit, one
+    queues the batch (appended and the stream's length read in one command); the posts' visibility, once
+    checked, is remembered in the worker."""
+    import redis.connection
+
+    client = client_for(make_employee())
+    post = make_post()
+    assert client.api("POST", "/api/v1/events", {"events": [event("warm", post.id)]}).status_code == 202
+    sent: list[Any] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(connection: Any, command: Any, check_health: bool = True) -> Any:
+        sent.append(command)
+        return original(connection, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    batch = [event(f"r{i}", post.id) for i in range(50)]
+    assert client.api("POST", "/api/v1/events", {"events": batch}).status_code == 202
+    assert len(sent) == 2
+    assert stream[1].xlen(stream[0]) == 2
+
+
 def test_refusals_are_answered_by_the_request_and_never_queued(app, client_for, make_employee, make_post, db,
                                                                clock):
     """A post the person may not see, a missing post, a time out of range and a malformed event are refused at

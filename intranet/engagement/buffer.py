@@ -5,7 +5,7 @@ batch: one INSERT and one commit per request. With ``INTRANET_EVENTS_BUFFER_URL`
 instances on PostgreSQL, with the Redis the rate limits already use), a request still validates
 its events and checks that the person may see each post named (so the answer says exactly which
 events were refused, and why), then appends the accepted ones to a Redis stream with one
-pipelined round trip (``XADD`` and ``XLEN``) and answers 202. The stream is the durable part:
+round trip (a script: ``XADD`` then ``XLEN``) and answers 202. The stream is the durable part:
 nothing is held in a web worker's memory, so a worker that stops loses nothing.
 
 One :class:`Flusher` (in the scheduler process, under its lease; or ``flask intranet events
@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
 import os
 import socket
@@ -39,6 +38,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pydantic_core
 import redis
 from sqlalchemy import select
 from sqlmodel import Session
@@ -62,8 +62,9 @@ POLL = 0.5
 READ_COUNT = 100
 #: Version of an entry's layout: a flusher refuses (and sets aside) entries it does not know.
 FORMAT = b"1"
+#: Append one entry (field, value, ... as ARGV) and answer the stream's length.
+_APPEND = "redis.call('XADD', KEYS[1], '*', unpack(ARGV)) return redis.call('XLEN', KEYS[1])"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MICROSECOND = dt.timedelta(microseconds=1)
 #: What varies per event, in the order an entry lists it; the person, receipt time, device and
 #: source are the batch's own (one request), so they are written once per entry.
 _PER_EVENT = ("client_id", "kind", "post_id", "occurred_at", "local_hour", "local_weekday", "dwell_ms", "delivery_id",
@@ -71,7 +72,8 @@ _PER_EVENT = ("client_id", "kind", "post_id", "occurred_at", "local_hour", "loca
 
 
 def _micros(at: dt.datetime) -> int:
-    return (at - _EPOCH) // _MICROSECOND
+    delta = at - _EPOCH  # the timedelta's own fields: about twice as fast as floor-dividing it
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _instant(micros: int) -> dt.datetime:
@@ -83,9 +85,10 @@ def encode(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     first = rows[0]
     events = [[r["client_id"], r["kind"], r["post_id"], _micros(r["occurred_at"]), r["local_hour"], r["local_weekday"],
                r["dwell_ms"], r["delivery_id"], r["channel"], r["surface"], r["position"]] for r in rows]
+    # pydantic-core's JSON writer (UTF-8, compact) is about four times as fast as json.dumps here.
     return {"v": FORMAT, "employee": first["employee_pk"], "received": _micros(first["received_at"]),
             "device": first["device"] or "", "source": first["source"], "n": len(rows),
-            "events": json.dumps(events, separators=(",", ":"))}
+            "events": pydantic_core.to_json(events)}
 
 
 def decode(fields: Mapping[bytes, bytes]) -> list[dict[str, Any]]:
@@ -101,7 +104,7 @@ def decode(fields: Mapping[bytes, bytes]) -> list[dict[str, Any]]:
         device = fields[b"device"].decode() or None
         source = fields[b"source"].decode()
         rows = []
-        for values in json.loads(fields[b"events"]):
+        for values in pydantic_core.from_json(fields[b"events"]):
             row = dict(zip(_PER_EVENT, values, strict=True))
             row["occurred_at"] = _instant(row["occurred_at"])
             row.update(employee_pk=employee_pk, received_at=received, device=device, source=source)
@@ -124,6 +127,7 @@ class EventBuffer:
         self.max_entries, self.flush_events, self.flush_seconds, self.claim_idle = (
             max_entries, flush_events, flush_seconds, claim_idle)
         self.client = redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        self._append = self.client.register_script(_APPEND)
         self._direct_until = 0.0
 
     @classmethod
@@ -138,16 +142,14 @@ class EventBuffer:
     def append(self, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Queue one request's event *rows*: True once Redis holds them, False when the caller must store them.
 
-        One round trip: ``XADD`` and ``XLEN`` pipelined. A stream longer than the bound still
+        One round trip and one command: a script running ``XADD`` then ``XLEN`` (a two-command
+        pipeline cost redis-py about twice the client CPU). A stream longer than the bound still
         keeps this batch (it is stored later), and sends the next ones direct for a while.
         """
         if time.monotonic() < self._direct_until:
             return False
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.xadd(self.stream, encode(rows))  # type: ignore[arg-type]
-            pipe.xlen(self.stream)
-            _, length = pipe.execute()
+            length = self._append(keys=[self.stream], args=[v for pair in encode(rows).items() for v in pair])
         except redis.RedisError as exc:
             self._go_direct(f"is unavailable ({exc})")
             return False
