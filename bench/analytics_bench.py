@@ -160,7 +160,9 @@ def load_events(engine: Any, n_events: int, seed: int, now: dt.datetime) -> floa
 # --------------------------------------------------------------------------------------------
 
 
-def ingest_cost(engine: Any, now: dt.datetime, rounds: int, per_round: int) -> dict[str, Any]:
+def ingest_cost(engine: Any, now: dt.datetime, rounds: int, per_round: int, run: str) -> dict[str, Any]:
+    """Ingest rounds; their event ids start with *run* (a rerun on the same database, ``--database-url``,
+    would otherwise post the earlier run's ids again and time duplicates, which are not stored)."""
     # One person posts every batch: the per-person event rate limit would answer 429 (this times throughput).
     app = create_app({"INTRANET_ENV": "development", "INTRANET_DEV_LOGIN": True, "TESTING": True,
                       "INTRANET_SECRET_KEY": secrets.token_hex(32), "INTRANET_EVENTS_MAX_BATCH": 1000,
@@ -199,7 +201,7 @@ def ingest_cost(engine: Any, now: dt.datetime, rounds: int, per_round: int) -> d
         return time.perf_counter() - started, accepted
 
     real_queue = rollups.queue
-    post_round("warm-")
+    post_round(f"{run}warm-")
     with Session(engine) as session:
         rollups.fold_pending(session)
         session.commit()
@@ -209,7 +211,7 @@ def ingest_cost(engine: Any, now: dt.datetime, rounds: int, per_round: int) -> d
         for r in range(2 * rounds):
             if r % 2 == 0:
                 rollups.queue = real_queue
-                seconds, accepted = post_round(f"on{r}-")
+                seconds, accepted = post_round(f"{run}on{r}-")
                 on += seconds
                 accepted_on += accepted
                 started = time.perf_counter()
@@ -219,7 +221,7 @@ def ingest_cost(engine: Any, now: dt.datetime, rounds: int, per_round: int) -> d
                 fold += time.perf_counter() - started
             else:
                 rollups.queue = lambda *_a, **_k: None  # type: ignore[assignment]
-                seconds, _ = post_round(f"off{r}-")
+                seconds, _ = post_round(f"{run}off{r}-")
                 off += seconds
                 # What those rounds stored unqueued is folded in a catch-up below (not timed).
     finally:
@@ -385,10 +387,12 @@ def run(ds: Any, args: argparse.Namespace, *, loaded: bool = False) -> dict[str,
             session.commit()
         rebuild_s = time.perf_counter() - started
     _say(f"{ds.dialect}: rebuilt in {rebuild_s:.0f} s; ingest rounds")
-    ingest = ingest_cost(ds.engine, now, args.rounds, args.per_round)
+    run_prefix = f"r{secrets.token_hex(3)}-"
+    ingest = ingest_cost(ds.engine, now, args.rounds, args.per_round, run_prefix)
     # Rounds ingested with the queue off are queued and folded now, so the dashboards see every stored event.
     with Session(ds.engine) as session:
-        ids = [i for (i,) in session.execute(select(EngagementEvent.id).where(EngagementEvent.client_id.like("off%")))]
+        ids = [i for (i,) in session.execute(select(EngagementEvent.id).where(
+            EngagementEvent.client_id.like(f"{run_prefix}off%")))]
         rollups.queue(session, ids)
         rollups.fold_pending(session)
         session.commit()
