@@ -182,7 +182,7 @@ def expire_due_posts(session: Session, now: dt.datetime, settings: Settings) -> 
 
 
 def send_digests(sessions: Callable[[], Session], now: dt.datetime, settings: Settings) -> str:
-    """Send one paced batch of due digest and alert messages (:mod:`intranet.delivery.sending`).
+    """Send paced batches of due digest and alert messages for up to 45 s (:mod:`intranet.delivery.sending`).
 
     An edge like the runner: the sender renders with the app's templates (a host may override
     them) and signs unsubscribe links with its secret key, and reads the app's clock again before

@@ -23,7 +23,7 @@ from tests.delivery_support import choose, mailer, make_digest, messages, queue_
 
 
 def test_digests_send_sends_the_due_messages_now(app, config, smtp, make_employee, make_post, db, clock):
-    """`digests send` runs one batch of the sender: a queued digest goes out and is marked sent."""
+    """`digests send` runs the sender: a queued digest goes out and is marked sent."""
     person = make_employee(email="ada@example.test")
     make_post(title="Send me now")
     queue_digest(db, person, clock.now)

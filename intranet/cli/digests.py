@@ -49,7 +49,8 @@ def digests_plan(at: str | None, as_json: bool) -> None:
 
 @group.command("send")
 def digests_send() -> None:
-    """Send one batch of due digest and alert messages now (what the digests-send job does every minute)."""
+    """Send due digest and alert messages now, batch after batch for up to 45 s (what the digests-send
+    job does every minute)."""
     job = next(job for job in jobs.periodic_job_definitions() if job.id == "digests-send")
     click.echo(f"send: {jobs.run_once(context.app(), job)}", err=True)
 

@@ -153,7 +153,11 @@ def claim_due(session: Session, model: type[Any], now: dt.datetime, owner: str, 
               and_(model.status == "sending", model.lease_until < now))
     candidates = select(model.id).where(due, *where).order_by(model.next_attempt_at, model.id).limit(limit)
     if is_postgres(session):
-        candidates = candidates.with_for_update(skip_locked=True)
+        # Picked once, in a materialised CTE: as a plain "id IN (subquery)" PostgreSQL may rescan
+        # the subquery for every row (a nested-loop semi join), each rescan skipping the rows this
+        # very UPDATE had just locked and changed, so a claim took every due row whatever its limit.
+        picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        candidates = select(picked.c.id)
     statement = (update(model).where(model.id.in_(candidates.scalar_subquery()), due)
                  .values(status="sending", lease_until=now + lease, claimed_by=owner, attempts=model.attempts + 1)
                  .returning(model.id))
@@ -197,6 +201,11 @@ class SendReport:
 
     def __str__(self) -> str:
         return ", ".join(f"{k} {v}" for k, v in dataclasses.asdict(self).items())
+
+    def add(self, other: SendReport) -> None:
+        """Count *other*'s messages in this report too."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
 
 
 def default_owner() -> str:
@@ -408,17 +417,37 @@ def _retry_later(session: Session, message: OutboxMessage, failure: TemporaryFai
     return True
 
 
+#: How long one sending run (the ``digests-send`` job, every minute) goes on claiming new batches.
+#: Paced at the default 30 a minute, one batch of 30 fills it; unpaced (a relay of one's own), a
+#: run used to send one batch and stop, so 100,000 digests took 100,000 / 30 minutes.
+SEND_RUN_BUDGET = dt.timedelta(seconds=45)
+
+
 def send_batch(sessions: Callable[[], Session], clock: Callable[[], dt.datetime], settings: Settings,
-               renderer: Renderer) -> SendReport:
-    """Send one paced batch of due messages on every configured channel, then close the channels.
+               renderer: Renderer, *, budget: dt.timedelta = SEND_RUN_BUDGET,
+               monotonic: Callable[[], float] = time.monotonic) -> SendReport:
+    """Send paced batches of due messages on every configured channel, then close the channels.
+
+    Batch after batch over the same connections and pacer, while the last batch sent or settled
+    something and had no temporary failure (a struggling channel waits for its backoff) and less
+    than *budget* has passed, so the next run of the job is not held up; each batch commits as
+    :func:`send_due` says, so a crash still repeats at most the one message in flight.
 
     :param sessions: opens the session the sender commits in, as it goes.
     :param clock: the current time, read again before each send (pacing takes time).
     """
     channels = configured_channels(settings.mail)
+    pacer = Pacer(settings.mail.rate_per_minute)
+    total = SendReport()
+    started = monotonic()
     try:
         with sessions() as session:
-            return send_due(session, clock, settings, renderer, channels=channels)
+            while True:
+                report = send_due(session, clock, settings, renderer, channels=channels, pacer=pacer)
+                total.add(report)
+                if report.retried or not (report.sent or report.skipped or report.expired or report.failed) \
+                        or monotonic() - started >= budget.total_seconds():
+                    return total
     finally:
         mailer = channels.get("email")
         if mailer is not None and hasattr(mailer, "close"):
