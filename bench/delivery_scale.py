@@ -1,15 +1,17 @@
 """Delivery at scale: N digests through Beacon's outbox to a local SMTP server, against raw smtplib.
 
-``python -m bench.delivery_scale [--db sqlite|pg|both] [--n 100000] [--batch 500]`` (also run by
-``python -m bench``, with 2,000 digests). A database of its own (a temporary SQLite file, a PostgreSQL schema) gets N
-people, one all-staff post and N digest slots due now; then, in the same run:
+``python -m bench.delivery_scale [--db sqlite|pg|both] [--n 100000] [--batch 30] [--posts 1] [--profile]`` (also
+run by ``python -m bench``, with 2,000 digests). A database of its own (a temporary SQLite file, a PostgreSQL schema)
+gets N people, ``--posts`` all-staff posts and N digest slots due now; then, in the same run:
 
 * **enqueue** — ``enqueue.enqueue_due`` until every slot is queued (one outbox row per channel);
-* **send** (the product path) — ``sending.send_due`` in batches of ``--batch`` with pacing off
-  (``INTRANET_MAIL_RATE_PER_MINUTE=0``), over one SMTP connection, until the email outbox is
-  empty: per batch the claim, composing every digest of the batch again at that moment
-  (``content.compose_many``), lease renewals and the rollup fold of the batch's ``digest_sent``
-  events; per message rendering, the MIME message, the SMTP transaction and the committed result;
+* **send** (the product path) — the ``digests-send`` job's run, ``sending.send_batch``, again and
+  again until a run sends nothing: batches of ``--batch`` (default: the product's
+  ``INTRANET_OUTBOX_BATCH``) with pacing off (``INTRANET_MAIL_RATE_PER_MINUTE=0``), over one SMTP
+  connection per run (a run goes on for up to 45 s): per batch the claim, composing every digest of
+  the batch again at that moment (``content.compose_many``), lease renewals and the rollup fold of
+  the batch's ``digest_sent`` events; per message rendering, the MIME message, the SMTP transaction
+  and the committed result; ``--profile`` prints where the send phase's CPU went (cProfile);
 * **raw** (the baseline) — the very messages the server received, sent again with
   ``smtplib.SMTP.sendmail`` over one connection: the SMTP transport alone.
 
@@ -23,11 +25,14 @@ recorded, never asserted.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import collections
 import datetime as dt
 import email
 import email.policy
 import multiprocessing
+import os
+import pstats
 import smtplib
 import socket
 import sys
@@ -41,7 +46,6 @@ from sqlalchemy import insert, select
 from intranet import create_app, jobs, targeting
 from intranet.db import session_factory, utcnow
 from intranet.delivery import enqueue, sending
-from intranet.delivery.channels.email import SmtpMailer
 from intranet.models import Digest, Employee, OutboxMessage, Post
 
 from bench import goals
@@ -123,20 +127,23 @@ class SmtpServer:
         self.process.join(10)
 
 
-def populate(sessions: Any, n: int, now: dt.datetime) -> None:
-    """N people, one all-staff post an hour old, N digest slots due a minute ago (Core inserts)."""
+def populate(sessions: Any, n: int, now: dt.datetime, posts: int = 1) -> None:
+    """N people, *posts* all-staff posts an hour old, N digest slots due a minute ago (Core inserts)."""
     with sessions() as db:
         for start in range(0, n, CHUNK):
             db.execute(insert(Employee), [
                 {"employee_id": f"D{i:07d}", "email": f"person{i}@example.test", "display_name": f"Person {i}",
                  "department": "Sales", "timezone": "UTC", "created_at": now, "updated_at": now}
                 for i in range(start, min(n, start + CHUNK))])
-        post = Post(title="The canteen reopens on Monday", summary="New menu, longer hours.",
-                    body_html="<p>New menu.</p>", body_text="New menu.", topic="News", status="published",
-                    publish_at=now - dt.timedelta(hours=1), published_at=now - dt.timedelta(hours=1))
-        db.add(post)
-        db.flush()
-        targeting.store_audience(db, post, targeting.parse_audience({"all": True}))
+        for k in range(posts):
+            post = Post(title=f"The canteen reopens on Monday ({k + 1})", summary="New menu, longer hours.",
+                        body_html="<p>New menu.</p>", body_text="New menu.", topic="News", status="published",
+                        publish_at=now - dt.timedelta(hours=1, minutes=k),
+                        published_at=now - dt.timedelta(hours=1, minutes=k),
+                        rating_style="thumbs" if k % 3 == 2 else "stars")
+            db.add(post)
+            db.flush()
+            targeting.store_audience(db, post, targeting.parse_audience({"all": True}))
         pks = list(db.execute(select(Employee.id).order_by(Employee.id)).scalars())
         due = now - dt.timedelta(minutes=1)
         for start in range(0, n, CHUNK):
@@ -147,12 +154,13 @@ def populate(sessions: Any, n: int, now: dt.datetime) -> None:
         db.commit()
 
 
-def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
+def run_case(engine: Any, n: int, batch: int | None, *, posts: int = 1, profile: bool = False) -> dict[str, Any]:
     server = SmtpServer()
     try:
         app = create_app({"INTRANET_ENV": "development", "INTRANET_SECRET_KEY": "b" * 64,
                           "INTRANET_SMTP_HOST": "127.0.0.1", "INTRANET_SMTP_PORT": server.port,
-                          "INTRANET_MAIL_RATE_PER_MINUTE": 0, "INTRANET_OUTBOX_BATCH": batch,
+                          "INTRANET_MAIL_RATE_PER_MINUTE": 0,
+                          **({"INTRANET_OUTBOX_BATCH": batch} if batch else {}),
                           "INTRANET_BASE_URL": "https://news.example.com",
                           "INTRANET_MAIL_FROM": "Beacon <news@example.com>", "INTRANET_RUN_SCHEDULER": False},
                          engine=engine)
@@ -160,7 +168,7 @@ def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
         sessions = session_factory(engine)
         now = utcnow()
         t = time.perf_counter()
-        populate(sessions, n, now)
+        populate(sessions, n, now, posts)
         setup_s = time.perf_counter() - t
 
         t, c = time.perf_counter(), time.process_time()
@@ -170,19 +178,24 @@ def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
             db.commit()
         enqueue_s, enqueue_cpu = time.perf_counter() - t, time.process_time() - c
 
-        mailer = SmtpMailer("127.0.0.1", server.port, sender=state.settings.mail.mail_from)
         renderer = jobs.renderer_for(app)
-        report = sending.SendReport()
+        report, runs = sending.SendReport(), 0
+        profiler = cProfile.Profile(time.process_time) if profile else None
+        load_before = os.getloadavg()
         t, c = time.perf_counter(), time.process_time()
-        with app.app_context(), sessions() as db:
-            while True:
-                got = sending.send_due(db, utcnow, state.settings, renderer, channels={"email": mailer}, limit=batch)
-                for field in ("sent", "retried", "failed", "expired", "skipped", "lost"):
-                    setattr(report, field, getattr(report, field) + getattr(got, field))
+        with app.app_context():
+            if profiler:
+                profiler.enable()
+            while True:  # the digests-send job, run after run, until a run finds nothing to send
+                got = sending.send_batch(sessions, utcnow, state.settings, renderer)
+                report.add(got)
+                runs += 1
                 if not (got.sent or got.retried or got.skipped or got.expired or got.failed):
                     break
+            if profiler:
+                profiler.disable()
         send_s, send_cpu = time.perf_counter() - t, time.process_time() - c
-        mailer.close()
+        load_after = os.getloadavg()
 
         sent_messages = server.take()
         ids = collections.Counter(email.message_from_bytes(raw, policy=email.policy.compat32)["Message-ID"]
@@ -201,7 +214,8 @@ def run_case(engine: Any, n: int, batch: int) -> dict[str, Any]:
         raw_count = server.count() - before
     finally:
         server.stop()
-    return {"n": n, "setup_s": setup_s, "enqueue_s": enqueue_s, "send_s": send_s, "raw_s": raw_s,
+    return {"n": n, "setup_s": setup_s, "enqueue_s": enqueue_s, "send_s": send_s, "raw_s": raw_s, "runs": runs,
+            "batch": state.settings.mail.batch, "load": (load_before, load_after), "profiler": profiler,
             "enqueue_cpu": enqueue_cpu, "send_cpu": send_cpu, "raw_cpu": raw_cpu,
             "received": len(sent_messages), "distinct": len(ids), "raw_count": raw_count, "report": report,
             "unsent": len(pending), "bytes": sum(len(raw) for _, _, raw in sent_messages)}
@@ -212,17 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
     # 2,000 by default, so `python -m bench` stays within minutes; the goal run is --n 100000.
     parser.add_argument("--n", type=int, default=2_000, help="digests to send (the goal run: 100000)")
-    parser.add_argument("--batch", type=int, default=500, help="messages claimed per sender round")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="messages claimed per sender round (default: INTRANET_OUTBOX_BATCH's default)")
+    parser.add_argument("--posts", type=int, default=1, help="all-staff posts, i.e. items in each digest")
+    parser.add_argument("--profile", action="store_true", help="print where the send phase's CPU went (cProfile)")
     args = parser.parse_args(argv)
     first = goals.mark()
     for name, engine, cleanup in _engines(args.db):
         try:
-            out = run_case(engine, args.n, args.batch)
+            out = run_case(engine, args.n, args.batch, posts=args.posts, profile=args.profile)
         finally:
             cleanup()
         per_s, raw_per_s = out["received"] / out["send_s"], out["raw_count"] / out["raw_s"]
         ratio = out["send_s"] / out["raw_s"]
-        print(f"\n[delivery] {name}: {out['n']:,} digests, {out['bytes'] / max(out['received'], 1) / 1024:.1f} KB each")
+        size_kb = out["bytes"] / max(out["received"], 1) / 1024
+        print(f"\n[delivery] {name}: {out['n']:,} digests, {size_kb:.1f} KB each, batches of {out['batch']}, {out['runs']} sending runs; load average "
+              f"{out['load'][0][0]:.1f} before sending, {out['load'][1][0]:.1f} after")
         print(f"  set-up {out['setup_s']:.1f} s; enqueue {out['enqueue_s']:.1f} s, {out['enqueue_cpu']:.1f} CPU s "
               f"({out['n'] / out['enqueue_s']:.0f} slots/s)")
         print(f"  send through the outbox: {out['send_s']:.1f} s, {out['send_cpu']:.1f} CPU s, {per_s:.0f} messages/s "
@@ -235,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
               f"(+ {100_000 / out['n'] * out['enqueue_s'] / 60:.1f} min of queueing)")
         print("  CPU s are this process's: Beacon, the database driver and, on SQLite, the database (not the SMTP "
               "server's process, nor PostgreSQL's).")
+        if out["profiler"]:
+            stats = pstats.Stats(out["profiler"], stream=sys.stdout)
+            stats.sort_stats("cumulative").print_stats(40)
         goals.goal("delivery", "digests sent per second through the outbox (pacing off)", measured=f"{per_s:.0f}/s",
                    target=f">= {GOAL_PER_S:.0f}/s (100k in minutes)", met=per_s >= GOAL_PER_S, db=name)
         goals.goal("delivery", "send through the outbox / raw smtplib", measured=f"{ratio:.1f}x",
