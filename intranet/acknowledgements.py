@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from intranet import posts, targeting
 from intranet.errors import NotFound
+from intranet.languages import N_
 from intranet.models import Employee, Post, PostState
 
 CSV_HEADER = ("employee_id", "name", "email", "department", "region", "level", "in_audience", "acknowledged_at")
@@ -37,7 +38,7 @@ def must_read_or_404(session: Session, employee: Employee, post_id: int) -> Post
     """
     post = session.get(Post, post_id)
     if post is None or not post.must_read or not may_list(session, employee, post):
-        raise NotFound("This must-read post does not exist.")
+        raise NotFound(N_("This must-read post does not exist."))
     return post
 
 

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import or_, update
@@ -32,6 +32,7 @@ from sqlmodel import Session, func, select
 
 from intranet.db import Instant, as_utc
 from intranet.errors import IntranetError, InvalidInput, NotFound
+from intranet.languages import N_, Phrase
 from intranet.models import API_KEY_SCOPES, ApiKey, Employee
 from intranet.shapes import Time
 
@@ -73,8 +74,8 @@ class ApiKeyRejected(IntranetError):
     code = "invalid_api_key"
     status = 401
 
-    def __init__(self, message: str, *, reason: str, prefix: str | None = None) -> None:
-        super().__init__(message, details={"reason": reason})
+    def __init__(self, message: str, *, reason: str, prefix: str | None = None, **values: Any) -> None:
+        super().__init__(message, details={"reason": reason}, **values)
         self.reason = reason
         #: The public part of the key (safe to log), when the key had Beacon's shape.
         self.prefix = prefix
@@ -87,8 +88,8 @@ class ScopeMissing(IntranetError):
     code = "insufficient_scope"
     status = 403
 
-    def __init__(self, message: str, *, needed: str | None) -> None:
-        super().__init__(message, details={"needed_scope": needed})
+    def __init__(self, message: str, *, needed: str | None, **values: Any) -> None:
+        super().__init__(message, details={"needed_scope": needed}, **values)
         scope = f', scope="{needed}"' if needed else ""
         self.headers = {"WWW-Authenticate": f'Bearer realm="Beacon", error="insufficient_scope"{scope}'}
 
@@ -163,7 +164,7 @@ def create(session: Session, data: ApiKeyCreate, *, by: Employee | None, now: dt
     :raise InvalidInput: when the expiry is not in the future.
     """
     if data.expires_at is not None and data.expires_at <= now:
-        raise InvalidInput("The expiry must be in the future.", details={"field": "expires_at"})
+        raise InvalidInput(N_("The expiry must be in the future."), details={"field": "expires_at"})
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     key = ApiKey(name=data.name, prefix=prefix, secret_sha256=digest(secret),
                  scopes=" ".join(s for s in API_KEY_SCOPES if s in data.scopes),
@@ -183,20 +184,20 @@ def authenticate(session: Session, presented: str, *, now: dt.datetime) -> ApiKe
     """
     match = _KEY.match(presented)
     if match is None:
-        raise ApiKeyRejected("This is not a Beacon API key (they read bcn_<prefix>_<secret>).", reason="malformed",
+        raise ApiKeyRejected(N_("This is not a Beacon API key (they read bcn_<prefix>_<secret>)."), reason="malformed",
                              prefix=public_prefix(presented))
     prefix, secret = match.groups()
     key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     # Hash and compare even when the prefix is unknown, so both failures take the same path.
     matches = hmac.compare_digest(digest(secret), key.secret_sha256 if key is not None else "0" * 64)
     if key is None or not matches:
-        raise ApiKeyRejected("This API key is not known.", reason="unknown", prefix=prefix)
+        raise ApiKeyRejected(N_("This API key is not known."), reason="unknown", prefix=prefix)
     state = status(key, now)
     if state == "revoked":
-        raise ApiKeyRejected("This API key was revoked; ask an admin for a new one.", reason="revoked", prefix=prefix)
+        raise ApiKeyRejected(N_("This API key was revoked; ask an admin for a new one."), reason="revoked", prefix=prefix)
     if state == "expired":
-        raise ApiKeyRejected(f"This API key expired at {as_utc(key.expires_at).isoformat()}; ask an admin for a "  # type: ignore[union-attr]
-                             "new one.", reason="expired", prefix=prefix)
+        raise ApiKeyRejected(N_("This API key expired at %(at)s; ask an admin for a new one."), reason="expired",
+                             prefix=prefix, at=as_utc(key.expires_at).isoformat())  # type: ignore[union-attr]
     touch(session, key, now=now)
     return key
 
@@ -232,16 +233,17 @@ def on_behalf_of(session: Session, named: str) -> Employee:
     """
     named = named.strip()
     if not named:
-        raise InvalidInput(f"Name the employee this request is for in the {ON_BEHALF_HEADER} header "
-                           "(an email address or an employee number).", details={"header": ON_BEHALF_HEADER})
+        raise InvalidInput(N_("Name the employee this request is for in the %(header)s header "
+                              "(an email address or an employee number)."), header=ON_BEHALF_HEADER,
+                           details={"header": ON_BEHALF_HEADER})
     if "@" in named:
         where = func.lower(Employee.email) == named.lower()
     else:
         where = Employee.employee_id == named
     matches = session.exec(select(Employee).where(where, Employee.active.is_(True)).limit(2)).all()  # type: ignore[attr-defined]
     if len(matches) != 1:
-        why = "several active employees share it" if matches else "no active employee has it"
-        raise InvalidInput(f"{ON_BEHALF_HEADER} names nobody Beacon can act for: {why}.",
+        why = Phrase(N_("several active employees share it") if matches else N_("no active employee has it"))
+        raise InvalidInput(N_("%(header)s names nobody Beacon can act for: %(why)s."), header=ON_BEHALF_HEADER, why=why,
                            details={"header": ON_BEHALF_HEADER})
     return matches[0]
 
@@ -266,7 +268,7 @@ def get(session: Session, key_id_or_prefix: str | int) -> ApiKey:
     else:
         key = session.exec(select(ApiKey).where(ApiKey.prefix == text.removeprefix(KEY_PREFIX)[:12])).first()
     if key is None:
-        raise NotFound("There is no such API key.")
+        raise NotFound(N_("There is no such API key."))
     return key
 
 

@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 
 from intranet import posts, targeting
 from intranet.errors import InvalidInput, NotFound
+from intranet.languages import N_
 from intranet.models import Attachment, Employee, Post
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def read_upload(stream: BinaryIO, limit: int) -> bytes:
     """
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.",
+        raise posts.TooLarge(N_("The file is larger than %(size)s MB; upload a smaller one."), size=limit // (1024 * 1024),
                              details={"field": "file", "limit": limit})
     return data
 
@@ -94,8 +95,8 @@ def sniff(data: bytes, filename: str) -> tuple[str, str]:
             text = None
         if text is not None and not re.search(r"<\s*(svg|html|script|!doctype|\?xml)", text[:4096], re.I):
             return ("text/csv" if filename.lower().endswith(".csv") else "text/plain"), "file"
-    raise InvalidInput("This type of file cannot be attached. Images: PNG, JPEG, GIF, WebP; files: PDF, Word, Excel, "
-                       "PowerPoint, plain text or CSV.", details={"field": "file"})
+    raise InvalidInput(N_("This type of file cannot be attached. Images: PNG, JPEG, GIF, WebP; files: PDF, Word, Excel, "
+                          "PowerPoint, plain text or CSV."), details={"field": "file"})
 
 
 def safe_filename(name: str, content_type: str) -> str:
@@ -123,10 +124,10 @@ def store(session: Session, *, data: bytes, filename: str, post: Post, uploader:
     :raise posts.TooLarge: for an image over *max_image_bytes*.
     """
     if not data:
-        raise InvalidInput("The file is empty.", details={"field": "file"})
+        raise InvalidInput(N_("The file is empty."), details={"field": "file"})
     content_type, kind = sniff(data, filename)
     if kind == "image" and len(data) > max_image_bytes:
-        raise posts.TooLarge(f"Images may be up to {max_image_bytes // (1024 * 1024)} MB.",
+        raise posts.TooLarge(N_("Images may be up to %(size)s MB."), size=max_image_bytes // (1024 * 1024),
                              details={"field": "file", "limit": max_image_bytes})
     key = secrets.token_hex(20)
     attachment = Attachment(post_id=post.id, filename=safe_filename(filename, content_type), content_type=content_type,
@@ -157,7 +158,7 @@ def downloadable_or_404(session: Session, employee: Employee, attachment_id: int
     attachment = session.get(Attachment, attachment_id)
     post = session.get(Post, attachment.post_id) if attachment is not None and attachment.post_id else None
     if post is None or not (targeting.may_see(session, employee, post, now) or posts.may_manage(session, employee, post)):
-        raise NotFound("This file does not exist.")
+        raise NotFound(N_("This file does not exist."))
     return attachment
 
 

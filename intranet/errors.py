@@ -6,18 +6,30 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from intranet.languages import N_, Phrase
+
 M = TypeVar("M", bound=BaseModel)
 
 class IntranetError(Exception):
-    """Base class; ``code`` is stable (used in API errors), ``message`` is for people."""
+    """Base class; ``code`` is stable (used in API errors), ``message`` is for people.
+
+    Services know nothing of the request, so an error carries its English words (marked ``N_`` for
+    the catalogs) and the values that fill their ``%(name)s`` placeholders; the edge words it in
+    the reader's language with :meth:`message_in`. ``message`` stays the English (logs, CLI).
+    """
 
     code = "error"
     status = 400
 
-    def __init__(self, message: str, *, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Phrase, *, details: Any = None, **values: Any) -> None:
+        self.phrase = message if isinstance(message, Phrase) else Phrase(message, **values)
+        self.message = str(self.phrase)
+        super().__init__(self.message)
         self.details = details
+
+    def message_in(self, language: str | None) -> str:
+        """The message in *language* (English when Beacon lacks it, or for words nobody marked)."""
+        return self.phrase.in_language(language)
 
 
 class NotFound(IntranetError):
@@ -26,8 +38,8 @@ class NotFound(IntranetError):
     code = "not_found"
     status = 404
 
-    def __init__(self, message: str = "Not found.", *, details: Any = None) -> None:
-        super().__init__(message, details=details)
+    def __init__(self, message: str | Phrase = N_("Not found."), *, details: Any = None, **values: Any) -> None:
+        super().__init__(message, details=details, **values)
 
 
 class Forbidden(IntranetError):
@@ -41,7 +53,7 @@ class InvalidInput(IntranetError):
 
 
 def validated(model: type[M], data: Any, *, what: str | None = "request",
-              describe: Callable[[ValidationError], str] | None = None) -> M:
+              describe: Callable[[ValidationError], str | Phrase] | None = None) -> M:
     """*data* parsed with *model*, or a 422 naming each wrong field (``details``: ``loc`` and ``message``).
 
     Every edge and service validates client input through here, so a bad field reads the same
@@ -57,12 +69,27 @@ def validated(model: type[M], data: Any, *, what: str | None = "request",
     except ValidationError as exc:
         details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         if describe is not None:
-            message = describe(exc)
-        elif what is None:
-            message = "; ".join(f"{d['loc']}: {d['message']}" for d in details)
-        else:
-            message = f"Invalid {what}: " + "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details)
-        raise InvalidInput(message, details=details) from None
+            raise InvalidInput(describe(exc), details=details) from None
+        if what is None:
+            raise InvalidInput("; ".join(f"{d['loc']}: {d['message']}" for d in details), details=details) from None
+        problems = "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details)
+        # The field names and pydantic's own words stay English (they name the API's fields).
+        if what in INVALID:
+            raise InvalidInput(INVALID[what], details=details, problems=problems) from None
+        raise InvalidInput(f"Invalid {what}: {problems}", details=details) from None
+
+
+#: "Invalid ...: <problems>" for each thing an edge or service validates, to be worded per language.
+INVALID: dict[str, str] = {
+    "request": N_("Invalid request: %(problems)s"),
+    "query": N_("Invalid query: %(problems)s"),
+    "journey": N_("Invalid journey: %(problems)s"),
+    "step": N_("Invalid step: %(problems)s"),
+    "language": N_("Invalid language: %(problems)s"),
+    "preferences": N_("Invalid preferences: %(problems)s"),
+    "rating": N_("Invalid rating: %(problems)s"),
+    "reply": N_("Invalid reply: %(problems)s"),
+}
 
 
 class Malformed(IntranetError):
@@ -78,8 +105,8 @@ class TooManyRequests(IntranetError):
     code = "too_many_requests"
     status = 429
 
-    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
-        super().__init__(message, details=details)
+    def __init__(self, message: str | Phrase, *, retry_after: int, details: Any = None, **values: Any) -> None:
+        super().__init__(message, details=details, **values)
         self.retry_after = retry_after
 
 
@@ -89,8 +116,8 @@ class Unavailable(IntranetError):
     code = "unavailable"
     status = 503
 
-    def __init__(self, message: str, *, retry_after: int = 5, details: Any = None) -> None:
-        super().__init__(message, details=details)
+    def __init__(self, message: str | Phrase, *, retry_after: int = 5, details: Any = None, **values: Any) -> None:
+        super().__init__(message, details=details, **values)
         self.retry_after = retry_after
 
 

@@ -31,6 +31,7 @@ from intranet import preferences, ranking, ratings, reasons, targeting
 from intranet.engagement import events
 from intranet.db import UTCDateTime, insert_new, utc_micros
 from intranet.errors import InvalidInput
+from intranet.languages import N_
 from intranet.models import (Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post,
                              PostRatingStats, PostState, Rating)
 from intranet.shapes import Time
@@ -206,7 +207,7 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
             raise ValueError("out of range")
         return snapshot_id, offset
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput("This feed cursor is not valid; start again without one.",
+        raise InvalidInput(N_("This feed cursor is not valid; start again without one."),
                            details={"field": "cursor"}) from exc
 
 
@@ -315,11 +316,11 @@ def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor:
         snapshot_id, offset = _decode_cursor(cursor)
         snapshot = session.get(FeedSnapshot, snapshot_id)
         if snapshot is None or snapshot.employee_pk != employee.id or snapshot.expires_at <= now:
-            raise InvalidInput("This feed cursor has expired; start again without one.",
+            raise InvalidInput(N_("This feed cursor has expired; start again without one."),
                                details={"field": "cursor"})
         post_ids, why = _unpack(snapshot.items)
         if offset > len(post_ids):
-            raise InvalidInput("This feed cursor is not valid; start again without one.",
+            raise InvalidInput(N_("This feed cursor is not valid; start again without one."),
                                details={"field": "cursor"})
     else:
         offset, snapshot_id = 0, None
@@ -374,7 +375,7 @@ def acknowledge(session: Session, employee: Employee, post: Post, *, now: dt.dat
     :raise InvalidInput: when the post does not ask for acknowledgement.
     """
     if not post.must_read:
-        raise InvalidInput("This post does not ask for acknowledgement.")
+        raise InvalidInput(N_("This post does not ask for acknowledgement."))
     already = session.exec(select(PostState.acknowledged_at).where(
         PostState.employee_pk == employee.id, PostState.post_id == post.id)).first()
     state = _touch(session, employee, post, now=now, acknowledge=True)

@@ -29,6 +29,7 @@ from sqlmodel import Session
 from intranet import posts, preferences
 from intranet.db import storable_utc
 from intranet.errors import NotFound
+from intranet.languages import N_
 from intranet.models import Employee, Feedback, FeedbackMail, FeedbackReply, Post, Rating
 from intranet.shapes import Time
 
@@ -298,7 +299,7 @@ def feedback_or_404(session: Session, viewer: Employee, feedback_id: int) -> tup
     row = session.execute(select(Feedback, Post).join(Post, Post.id == Feedback.post_id)
                           .where(Feedback.id == feedback_id, visible_filter(session, viewer))).first()
     if row is None:
-        raise NotFound("This feedback does not exist.")
+        raise NotFound(N_("This feedback does not exist."))
     return row[0], row[1]
 
 
@@ -327,7 +328,7 @@ def reply(session: Session, viewer: Employee, feedback: Feedback, data: ReplyIn,
     :raise NotFound: when the comment was withdrawn (there is nothing to answer any more).
     """
     if feedback.comment is None:
-        raise NotFound("This feedback was withdrawn by its writer.")
+        raise NotFound(N_("This feedback was withdrawn by its writer."))
     at = storable_utc(now)
     row = FeedbackReply(feedback_id=feedback.id, author_pk=viewer.id, body=data.body, created_at=at)
     session.add(row)

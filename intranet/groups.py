@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from intranet.db import insert_new
 from intranet.errors import Conflict, Forbidden, InvalidInput, NotFound
+from intranet.languages import N_
 from intranet.models import GROUP_KINDS, Employee, Group, GroupMember, GroupOwner
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
@@ -70,7 +71,7 @@ def get_group(session: Session, key: str) -> Group:
     """:raise NotFound: when no group has *key*."""
     group = session.exec(select(Group).where(Group.key == key)).first()
     if group is None:
-        raise NotFound(f"No group has the key {key!r}.")
+        raise NotFound(N_("No group has the key %(key)s."), key=repr(key))
     return group
 
 
@@ -81,11 +82,11 @@ def create_group(session: Session, data: GroupIn) -> Group:
     :raise Conflict: when the key is taken.
     """
     if not KEY_PATTERN.match(data.key):
-        raise InvalidInput("A group key is 2–64 lowercase letters, digits, '-' or '_'.", details={"field": "key"})
+        raise InvalidInput(N_("A group key is 2–64 lowercase letters, digits, '-' or '_'."), details={"field": "key"})
     if data.kind not in GROUP_KINDS:
-        raise InvalidInput(f"A group is 'open' or 'managed', not {data.kind!r}.", details={"field": "kind"})
+        raise InvalidInput(N_("A group is 'open' or 'managed', not %(kind)s."), kind=repr(data.kind), details={"field": "kind"})
     if session.exec(select(Group.id).where(Group.key == data.key)).first() is not None:
-        raise Conflict(f"The group key {data.key!r} is taken.")
+        raise Conflict(N_("The group key %(key)s is taken."), key=repr(data.key))
     group = Group(key=data.key, name=data.name, description=data.description, kind=data.kind)
     session.add(group)
     session.flush()
@@ -100,7 +101,7 @@ def _employees_by_id(session: Session, employee_ids: Iterable[str]) -> list[Empl
     found = session.exec(select(Employee).where(Employee.employee_id.in_(wanted))).all() if wanted else []
     missing = wanted - {e.employee_id for e in found}
     if missing:
-        raise InvalidInput(f"Unknown employee ids: {', '.join(sorted(missing))}.", details=sorted(missing))
+        raise InvalidInput(N_("Unknown employee ids: %(ids)s."), ids=", ".join(sorted(missing)), details=sorted(missing))
     return list(found)
 
 
@@ -121,7 +122,7 @@ def join(session: Session, group: Group, employee: Employee, *, now: dt.datetime
     :raise Forbidden: for a managed group.
     """
     if group.kind != "open":
-        raise Forbidden("This group is managed by its owners; ask them to add you.")
+        raise Forbidden(N_("This group is managed by its owners; ask them to add you."))
     insert_new(session, GroupMember.__table__, [{"group_id": group.id, "employee_pk": employee.id,  # type: ignore[attr-defined]
                                                   "joined_at": now}], ("group_id", "employee_pk"), ("group_id",))
 
@@ -132,7 +133,7 @@ def leave(session: Session, group: Group, employee: Employee) -> None:
     :raise Forbidden: for a managed group.
     """
     if group.kind != "open":
-        raise Forbidden("This group is managed by its owners; ask them to remove you.")
+        raise Forbidden(N_("This group is managed by its owners; ask them to remove you."))
     session.exec(delete(GroupMember).where(GroupMember.group_id == group.id, GroupMember.employee_pk == employee.id))
 
 
@@ -142,7 +143,7 @@ def set_members(session: Session, group: Group, actor: Employee, employee_ids: I
     :raise Forbidden: when *actor* neither owns the group nor is an admin.
     """
     if not (actor.is_admin or is_owner(session, group, actor)):
-        raise Forbidden("Only the group's owners or an admin can set its members.")
+        raise Forbidden(N_("Only the group's owners or an admin can set its members."))
     members = _employees_by_id(session, employee_ids)
     session.exec(delete(GroupMember).where(GroupMember.group_id == group.id))
     session.add_all(GroupMember(group_id=group.id, employee_pk=m.id) for m in members)
@@ -152,7 +153,7 @@ def set_members(session: Session, group: Group, actor: Employee, employee_ids: I
 
 def _check_manager(session: Session, group: Group, actor: Employee) -> None:
     if not (actor.is_admin or is_owner(session, group, actor)):
-        raise Forbidden("Only the group's owners or an admin can change its members.")
+        raise Forbidden(N_("Only the group's owners or an admin can change its members."))
 
 
 def members_of(session: Session, group: Group) -> list[Employee]:
@@ -170,7 +171,7 @@ def add_member(session: Session, group: Group, actor: Employee, employee: Employ
     """
     _check_manager(session, group, actor)
     if not employee.active:
-        raise InvalidInput(f"{employee.display_name} has left the organisation.", details={"field": "employee_id"})
+        raise InvalidInput(N_("%(name)s has left the organisation."), name=employee.display_name, details={"field": "employee_id"})
     insert_new(session, GroupMember.__table__, [{"group_id": group.id, "employee_pk": employee.id,  # type: ignore[attr-defined]
                                                   "joined_at": now}], ("group_id", "employee_pk"), ("group_id",))
 

@@ -46,6 +46,49 @@ def N_(message: str) -> str:  # noqa: N802 (the conventional name, which the ext
     return message
 
 
+class Phrase:
+    """Words to be said later, in whatever language the reader reads: English marked ``N_``, and its values.
+
+    A service that cannot know the reader (errors, run outcomes) keeps a phrase; whoever shows it
+    calls :meth:`in_language`. A value may itself be a phrase (worded in the same language), or a
+    tuple of them (each worded, joined with ``"; "``); other values are data, never translated.
+    ``capitalised`` upper-cases the first letter of the result (a phrase that starts a sentence).
+    """
+
+    __slots__ = ("message", "values", "capitalised")
+
+    def __init__(self, message: str, /, *, capitalised: bool = False, **values: Any) -> None:
+        self.message = message
+        self.values = values
+        self.capitalised = capitalised
+
+    def in_language(self, language: str | None) -> str:
+        """The phrase in *language*'s words (English when Beacon does not speak it)."""
+        text = translate(language, self.message, **{name: worded(value, language) for name, value in self.values.items()})
+        return text[:1].upper() + text[1:] if self.capitalised else text
+
+    def __str__(self) -> str:
+        return self.in_language(DEFAULT)
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.message!r}, **{self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Phrase) and (self.message, self.values) == (other.message, other.values)
+
+    def __hash__(self) -> int:
+        return hash(self.message)
+
+
+def worded(value: Any, language: str | None) -> Any:
+    """*value* as shown in *language*: a :class:`Phrase` (or a tuple of them) worded, anything else as is."""
+    if isinstance(value, Phrase):
+        return value.in_language(language)
+    if isinstance(value, tuple):
+        return "; ".join(str(worded(v, language)) for v in value)
+    return value
+
+
 def supported(tag: str | None) -> str | None:
     """The language of :data:`SUPPORTED` that the tag *tag* (``es``, ``es-ES``, ``ca_ES``) names, or None."""
     if not tag:

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from intranet import zones
 from intranet.errors import InvalidInput, NotFound
+from intranet.languages import N_
 from intranet.models import ROLES, AuthSession, Employee, EmployeeDirectory
 
 ROLE_COLUMNS = {"contributor": "is_contributor", "comms": "is_comms", "admin": "is_admin"}
@@ -48,10 +49,11 @@ def find_by_email(session: Session, email: str) -> Employee:
     """
     matches = session.exec(select(Employee).where(func.lower(Employee.email) == normalize_email(email))).all()
     if not matches:
-        raise NotFound(f"No employee has the email {email!r}.")
+        raise NotFound(N_("No employee has the email %(email)s."), email=repr(email))
     if len(matches) > 1:
         ids = ", ".join(sorted(e.employee_id for e in matches))
-        raise InvalidInput(f"{len(matches)} employees share the email {email!r} ({ids}); fix the directory first.")
+        raise InvalidInput(N_("%(count)s employees share the email %(email)s (%(ids)s); fix the directory first."),
+                           count=len(matches), email=repr(email), ids=ids)
     return matches[0]
 
 
@@ -72,7 +74,7 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[Employee]:
 def set_role(session: Session, employee: Employee, role: str, granted: bool) -> None:
     """Grant or revoke *role* (one of ``contributor``, ``comms``, ``admin``) on *employee*."""
     if role not in ROLES:
-        raise InvalidInput(f"Unknown role {role!r}; use one of: {', '.join(ROLES)}.")
+        raise InvalidInput(N_("Unknown role %(role)s; use one of: %(roles)s."), role=repr(role), roles=", ".join(ROLES))
     setattr(employee, ROLE_COLUMNS[role], granted)
     session.add(employee)
     session.flush()
@@ -115,9 +117,9 @@ def set_roles(session: Session, employee: Employee, roles: Iterable[str], *, act
     wanted = set(roles)
     unknown = wanted - set(ROLES)
     if unknown:
-        raise InvalidInput(f"Unknown role {sorted(unknown)[0]!r}; use one of: {', '.join(ROLES)}.")
+        raise InvalidInput(N_("Unknown role %(role)s; use one of: %(roles)s."), role=repr(sorted(unknown)[0]), roles=", ".join(ROLES))
     if employee.id == actor.id and employee.is_admin and "admin" not in wanted:
-        raise InvalidInput("You cannot take away your own admin role; ask another admin to do it.")
+        raise InvalidInput(N_("You cannot take away your own admin role; ask another admin to do it."))
     for role in ROLES:
         set_role(session, employee, role, role in wanted)
 

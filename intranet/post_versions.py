@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from intranet import languages, posts
 from intranet.errors import Forbidden, InvalidInput, NotFound, validated
+from intranet.languages import N_
 from intranet.models import Employee, Post, PostTranslation
 from intranet.shapes import Time
 
@@ -126,9 +127,9 @@ def save(session: Session, post: Post, data: TranslationIn, *, actor: Employee, 
     :raise TooLarge: for an oversized body.
     """
     if not posts.may_edit(session, actor, post):
-        raise Forbidden("Only the post's author or a comms manager can change its translations.")
+        raise Forbidden(N_("Only the post's author or a comms manager can change its translations."))
     if data.language == post.language:
-        raise InvalidInput("This is the post's own language: edit the post itself instead.",
+        raise InvalidInput(N_("This is the post's own language: edit the post itself instead."),
                            details={"field": "language"})
     body_html, body_text = posts.clean_body(data.body_html)
     row = session.exec(select(PostTranslation).where(PostTranslation.post_id == post.id,
@@ -148,11 +149,11 @@ def remove(session: Session, post: Post, language: str, *, actor: Employee) -> N
     :raise NotFound: when there is no such version.
     """
     if not posts.may_edit(session, actor, post):
-        raise Forbidden("Only the post's author or a comms manager can change its translations.")
+        raise Forbidden(N_("Only the post's author or a comms manager can change its translations."))
     row = session.exec(select(PostTranslation).where(PostTranslation.post_id == post.id,
                                                      PostTranslation.language == language)).first()
     if row is None:
-        raise NotFound("This post has no version in that language.")
+        raise NotFound(N_("This post has no version in that language."))
     session.delete(row)
     session.flush()
 

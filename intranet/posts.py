@@ -41,6 +41,7 @@ from sqlmodel import Session, select
 from intranet import groups, languages, sanitize, targeting
 from intranet.db import Instant, as_utc
 from intranet.errors import Conflict, Forbidden, IntranetError, InvalidInput, NotFound
+from intranet.languages import N_, Phrase
 from intranet.models import (
     POST_STATUSES, Attachment, AudienceSegment, AudienceValue, Employee, Post, PostPreview, PostRevision,
     PostTransition,
@@ -190,7 +191,7 @@ def managed_post_or_404(session: Session, employee: Employee, post_id: int) -> P
     """
     post = session.get(Post, post_id)
     if post is None or not may_manage(session, employee, post):
-        raise NotFound("This post does not exist.")
+        raise NotFound(N_("This post does not exist."))
     return post
 
 
@@ -421,8 +422,9 @@ def check_body_size(body_html: str) -> None:
     """
     size = len(body_html) if len(body_html) > sanitize.MAX_BODY_BYTES else len(body_html.encode("utf-8", "replace"))
     if size > sanitize.MAX_BODY_BYTES:
-        raise TooLarge(f"The post body is {size} bytes; the limit is {sanitize.MAX_BODY_BYTES}. Shorten it, or move "
-                       "large content into an attachment.", details={"field": "body_html", "limit": sanitize.MAX_BODY_BYTES})
+        raise TooLarge(N_("The post body is %(size)s bytes; the limit is %(limit)s. Shorten it, or move "
+                          "large content into an attachment."), size=size, limit=sanitize.MAX_BODY_BYTES,
+                       details={"field": "body_html", "limit": sanitize.MAX_BODY_BYTES})
 
 
 def clean_body(body_html: str) -> tuple[str, str]:
@@ -438,8 +440,20 @@ def _clean(body_html: str) -> tuple[str, str]:
     try:
         clean = sanitize.clean_html(body_html)
     except sanitize.BodyTooLarge as exc:
-        raise TooLarge(str(exc), details={"field": "body_html", "limit": exc.limit}) from None
+        raise TooLarge(N_("The post body has %(amount)s %(what)s; the limit is %(limit)s. Shorten or simplify the post, "
+                          "or move large content into an attachment."), amount=exc.amount,
+                       what=BODY_LIMITS.get(exc.what, exc.what), limit=exc.limit,
+                       details={"field": "body_html", "limit": exc.limit}) from None
     return clean, sanitize.html_to_text(clean)
+
+
+#: What a body has too many of (:class:`intranet.sanitize.BodyTooLarge`), in words.
+BODY_LIMITS: dict[str, Phrase] = {
+    "bytes": Phrase(N_("bytes")),
+    "tags": Phrase(N_("tags")),
+    "levels of nesting": Phrase(N_("levels of nesting")),
+    "attributes on one element": Phrase(N_("attributes on one element")),
+}
 
 
 def _audience(session: Session, raw: dict[str, Any]) -> targeting.Audience:
@@ -472,12 +486,12 @@ def _revise(session: Session, post: Post, actor: Employee | None, now: dt.dateti
 def check_times(post: Post) -> None:
     start = post.published_at or post.publish_at
     if post.expires_at is not None and start is not None and post.expires_at <= start:
-        raise InvalidInput("The expiry must be after the publication time.", details={"field": "expires_at"})
+        raise InvalidInput(N_("The expiry must be after the publication time."), details={"field": "expires_at"})
     if post.ack_deadline is not None and not post.must_read:
-        raise InvalidInput("Only a must-read post can have an acknowledgement deadline.",
+        raise InvalidInput(N_("Only a must-read post can have an acknowledgement deadline."),
                            details={"field": "ack_deadline"})
     if post.ack_deadline is not None and start is not None and post.ack_deadline <= start:
-        raise InvalidInput("The acknowledgement deadline must be after the publication time.",
+        raise InvalidInput(N_("The acknowledgement deadline must be after the publication time."),
                            details={"field": "ack_deadline"})
 
 
@@ -492,17 +506,17 @@ def create_post(session: Session, data: PostCreate, *, author: Employee, now: dt
     :raise TooLarge: for an oversized body (before sanitizing).
     """
     if not may_author(session, author):
-        raise Forbidden("Only contributors, comms managers and group owners write posts.")
+        raise Forbidden(N_("Only contributors, comms managers and group owners write posts."))
     check_body_size(data.body_html)
     audience = _audience(session, data.audience) if data.audience is not None else None
     publishing = data.publish_at is not None and not as_draft
     if publishing:
         if audience is None:
-            raise InvalidInput('A post needs an audience to be published: {"all": true} or {"segments": [...]}.',
+            raise InvalidInput(N_('A post needs an audience to be published: {"all": true} or {"segments": [...]}.'),
                                details={"field": "audience"})
         if not may_publish(session, author, audience.to_json()):
-            raise Forbidden("You may write drafts and submit them for review, but not publish to this audience: "
-                            "leave out publish_at, then submit the draft.")
+            raise Forbidden(N_("You may write drafts and submit them for review, but not publish to this audience: "
+                               "leave out publish_at, then submit the draft."))
     body_html, body_text = _clean(data.body_html)
     post = Post(title=data.title, summary=data.summary, body_html=body_html, body_text=body_text, topic=data.topic,
                 must_read=data.must_read, ack_deadline=data.ack_deadline, rating_style=data.rating_style,
@@ -531,21 +545,21 @@ def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employ
     :raise Forbidden: when *actor* may not edit *post*, or may not publish to the new audience.
     """
     if not may_edit(session, actor, post):
-        raise Forbidden("Only a comms manager can change a post once it has gone out.")
+        raise Forbidden(N_("Only a comms manager can change a post once it has gone out."))
     changes = data.changes()
     if changes.get("body_html") is not None:
         check_body_size(changes["body_html"])
     for required in ("title", "topic", "must_read", "rating_style", "language"):
         if required in changes and changes[required] is None:
-            raise InvalidInput(f"{required} cannot be empty.", details={"field": required})
+            raise InvalidInput(N_("%(field)s cannot be empty."), field=required, details={"field": required})
     before = {name: _jsonable(getattr(post, name)) for name in TRACKED_FIELDS}
     old_content = {name: getattr(post, name) for name in REVISED_FIELDS}
     if "audience" in changes:
         if changes["audience"] is None:
-            raise InvalidInput("A post's audience cannot be removed; change it instead.", details={"field": "audience"})
+            raise InvalidInput(N_("A post's audience cannot be removed; change it instead."), details={"field": "audience"})
         audience = _audience(session, changes["audience"])
         if post.status in WENT_OUT and not may_publish(session, actor, audience.to_json()):
-            raise Forbidden("You may not publish to this audience.")
+            raise Forbidden(N_("You may not publish to this audience."))
         targeting.store_audience(session, post, audience)
     if changes.get("body_html") is not None:
         post.body_html, post.body_text = _clean(changes["body_html"])
@@ -564,7 +578,7 @@ def update_post(session: Session, post: Post, data: PostUpdate, *, actor: Employ
             else:
                 post.published_at = post.publish_at
         elif post.status == "published" and post.publish_at is not None and post.publish_at > now:
-            raise Conflict("This post is already published; unpublish it first to schedule it again.")
+            raise Conflict(N_("This post is already published; unpublish it first to schedule it again."))
     check_times(post)
     after = {name: _jsonable(getattr(post, name)) for name in TRACKED_FIELDS}
     fields = {name: {"from": before[name], "to": after[name]} for name in TRACKED_FIELDS if before[name] != after[name]}
@@ -591,18 +605,33 @@ def _require(condition: bool, message: str) -> None:
         raise Forbidden(message)
 
 
+#: Each state of a post, as the refusal of a move from it says it.
+STATUS_WORDS: dict[str, Phrase] = {
+    "draft": Phrase(N_("draft")), "in_review": Phrase(N_("in review")), "scheduled": Phrase(N_("scheduled")),
+    "published": Phrase(N_("published")), "expired": Phrase(N_("expired")), "unpublished": Phrase(N_("unpublished")),
+}
+#: The refusal of each move, by the word the move passes (a whole sentence each: languages differ in where the verb goes).
+REFUSED_MOVES: dict[str, str] = {
+    "submitted": N_("A post that is %(status)s cannot be submitted."),
+    "sent back": N_("A post that is %(status)s cannot be sent back."),
+    "approved": N_("A post that is %(status)s cannot be approved."),
+    "published": N_("A post that is %(status)s cannot be published."),
+    "unpublished": N_("A post that is %(status)s cannot be unpublished."),
+}
+
+
 def _check_status(post: Post, allowed_from: tuple[str, ...], action: str) -> None:
     if post.status not in allowed_from:
-        raise Conflict(f"A post that is {post.status.replace('_', ' ')} cannot be {action}.",
+        raise Conflict(REFUSED_MOVES[action], status=STATUS_WORDS.get(post.status, post.status.replace("_", " ")),
                        details={"status": post.status, "allowed_from": list(allowed_from)})
 
 
 def _ready(post: Post) -> None:
     if not post.audience:
-        raise InvalidInput('Choose who should get this post first: tick "All staff" or pick departments, countries, '
-                           'groups or other criteria under Audience.', details={"field": "audience"})
+        raise InvalidInput(N_('Choose who should get this post first: tick "All staff" or pick departments, countries, '
+                              'groups or other criteria under Audience.'), details={"field": "audience"})
     if not post.body_text.strip() and not post.summary.strip():
-        raise InvalidInput("Write a summary or a body first.", details={"field": "body_html"})
+        raise InvalidInput(N_("Write a summary or a body first."), details={"field": "body_html"})
 
 
 def _go_live(session: Session, post: Post, actor: Employee | None, *, now: dt.datetime,
@@ -616,7 +645,7 @@ def _go_live(session: Session, post: Post, actor: Employee | None, *, now: dt.da
     else:
         post.status, post.published_at = "scheduled", when
     if post.expires_at is not None and post.expires_at <= now:
-        raise InvalidInput("The expiry has already passed; change or remove it first.", details={"field": "expires_at"})
+        raise InvalidInput(N_("The expiry has already passed; change or remove it first."), details={"field": "expires_at"})
     check_times(post)
     post.updated_at = now
     first_time = session.exec(select(PostRevision.id).where(PostRevision.post_id == post.id)).first() is None
@@ -637,7 +666,7 @@ def submit(session: Session, post: Post, *, actor: Employee, now: dt.datetime, c
 
     :raise Conflict: when the post is not a draft.
     """
-    _require(may_edit(session, actor, post), "You may not submit this post.")
+    _require(may_edit(session, actor, post), N_("You may not submit this post."))
     _check_status(post, ("draft",), "submitted")
     _ready(post)
     post.status, post.updated_at = "in_review", now
@@ -649,10 +678,10 @@ def submit(session: Session, post: Post, *, actor: Employee, now: dt.datetime, c
 
 def request_changes(session: Session, post: Post, *, actor: Employee, now: dt.datetime, comment: str) -> Post:
     """Send a post in review back to its author, saying what to change (a comment is required)."""
-    _require(may_publish(session, actor, post.audience), "Only a comms manager (or the group's owner) reviews posts.")
+    _require(may_publish(session, actor, post.audience), N_("Only a comms manager (or the group's owner) reviews posts."))
     _check_status(post, ("in_review",), "sent back")
     if not comment.strip():
-        raise InvalidInput("Say what should change: a comment is required.", details={"field": "comment"})
+        raise InvalidInput(N_("Say what should change: a comment is required."), details={"field": "comment"})
     post.status, post.updated_at = "draft", now
     session.add(post)
     _record(session, post, actor, "in_review", "request_changes", now=now, comment=comment.strip())
@@ -663,7 +692,7 @@ def request_changes(session: Session, post: Post, *, actor: Employee, now: dt.da
 def approve(session: Session, post: Post, *, actor: Employee, now: dt.datetime,
             publish_at: dt.datetime | None = None, comment: str = "") -> Post:
     """Approve a post in review: it is published at its planned time (or *publish_at*, or now)."""
-    _require(may_publish(session, actor, post.audience), "Only a comms manager (or the group's owner) approves posts.")
+    _require(may_publish(session, actor, post.audience), N_("Only a comms manager (or the group's owner) approves posts."))
     _check_status(post, ("in_review",), "approved")
     _go_live(session, post, actor, now=now, publish_at=publish_at, action="approve", comment=comment)
     session.flush()
@@ -674,7 +703,7 @@ def publish(session: Session, post: Post, *, actor: Employee, now: dt.datetime,
             publish_at: dt.datetime | None = None, comment: str = "") -> Post:
     """Publish now or at *publish_at* (also: reschedule a scheduled post, bring back an unpublished one)."""
     _require(may_publish(session, actor, post.audience),
-             "Only a comms manager (or the group's owner) publishes posts; submit it for review instead.")
+             N_("Only a comms manager (or the group's owner) publishes posts; submit it for review instead."))
     _check_status(post, ("draft", "in_review", "scheduled", "unpublished", "expired"), "published")
     if post.status in ("unpublished", "expired") and publish_at is None:
         post.publish_at = None  # bringing it back means now, not its old time
@@ -685,7 +714,7 @@ def publish(session: Session, post: Post, *, actor: Employee, now: dt.datetime,
 
 def unpublish(session: Session, post: Post, *, actor: Employee, now: dt.datetime, comment: str = "") -> Post:
     """Take a post out of every feed (and future digests): the targeting rule stops showing it at once."""
-    _require(may_publish(session, actor, post.audience), "Only a comms manager (or the group's owner) unpublishes posts.")
+    _require(may_publish(session, actor, post.audience), N_("Only a comms manager (or the group's owner) unpublishes posts."))
     _check_status(post, ("scheduled", "published", "expired"), "unpublished")
     before = post.status
     post.status, post.updated_at = "unpublished", now
@@ -702,14 +731,14 @@ def delete_post(session: Session, post: Post, *, actor: Employee, now: dt.dateti
     :return: None when the post was removed, else the unpublished post.
     """
     if post.status in UNPUBLISHED_DRAFTS:
-        _require(may_edit(session, actor, post), "You may not delete this post.")
+        _require(may_edit(session, actor, post), N_("You may not delete this post."))
         logger.info("Post %s (%s) deleted by %s", post.id, post.status, actor.id)
         session.exec(delete(Attachment).where(Attachment.post_id == post.id))
         session.delete(post)
         session.flush()
         return None
     if post.status == "unpublished":
-        _require(may_publish(session, actor, post.audience), "You may not delete this post.")
+        _require(may_publish(session, actor, post.audience), N_("You may not delete this post."))
         return post
     return unpublish(session, post, actor=actor, now=now, comment="deleted")
 
@@ -799,11 +828,12 @@ def preview_feed(session: Session, post: Post, *, subject: Employee, viewer: Emp
     :raise InvalidInput: when *subject* is not in the post's audience (or the post has none).
     """
     if not post.audience:
-        raise InvalidInput("Choose an audience first.", details={"field": "audience"})
+        raise InvalidInput(N_("Choose an audience first."), details={"field": "audience"})
     audience = targeting.Audience.model_validate(post.audience)
     keys = targeting.group_keys_of(session, subject.id)
     if not targeting.employee_matches(audience, subject, keys, managers=targeting.managers_of(session, subject), now=now):
-        raise InvalidInput(f"{subject.display_name} is not in this post's audience.", details={"field": "employee"})
+        raise InvalidInput(N_("%(name)s is not in this post's audience."), name=subject.display_name,
+                           details={"field": "employee"})
     at = max(now, post.published_at or post.publish_at or now)
     # The viewer's own feed *now*, not at `at`: a post scheduled to go live before `at` stays
     # hidden from a viewer who cannot read it yet.
@@ -840,5 +870,6 @@ def find_member(session: Session, who: str) -> Employee:
                                                        func.lower(Employee.email) == who.lower()),
                                                    Employee.active.is_(True))).first()
     if employee is None:
-        raise InvalidInput(f"No active employee has the number or email {who!r}.", details={"field": "employee"})
+        raise InvalidInput(N_("No active employee has the number or email %(who)s."), who=repr(who),
+                           details={"field": "employee"})
     return employee

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from intranet import languages
 from intranet.errors import InvalidInput, validated
+from intranet.languages import N_
 from intranet.models import CADENCES, CHANNELS, Employee, OrgPreference, Preference
 
 Cadence = Literal["off", "as_it_happens", "daily", "twice_daily", "weekly"]
@@ -230,13 +231,13 @@ def parse(data: Any, model: type[BaseModel] = PreferencesIn) -> BaseModel:
     :raise InvalidInput: naming each wrong or unknown field.
     """
     if not isinstance(data, dict):
-        raise InvalidInput("Send a JSON object of preferences.")
+        raise InvalidInput(N_("Send a JSON object of preferences."))
     return validated(model, data, what="preferences")
 
 
 #: Why a digest with nowhere to go is refused (must-reads are pinned in Beacon's feed regardless).
-NO_CHANNEL = ("Choose at least one place for your digest (email, Microsoft Teams or Beacon), or set how often to "
-              '"Never". Either way, must-reads still reach you in Beacon.')
+NO_CHANNEL = N_("Choose at least one place for your digest (email, Microsoft Teams or Beacon), or set how often to "
+                '"Never". Either way, must-reads still reach you in Beacon.')
 
 
 def _check_reachable(values: dict[str, Any]) -> None:

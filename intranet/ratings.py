@@ -24,6 +24,7 @@ from sqlmodel import Session, delete, select
 from intranet import feedback
 from intranet.db import storable_utc
 from intranet.errors import InvalidInput, NotFound, validated
+from intranet.languages import N_
 from intranet.models import Employee, Post, PostRatingStats, Rating
 from intranet.shapes import Time
 
@@ -86,10 +87,10 @@ def check_style(post: Post, rating: RatingIn) -> None:
     :raise InvalidInput: stars for a thumbs post, or a thumb for a stars post.
     """
     if post.rating_style == "thumbs" and rating.thumb is None:
-        raise InvalidInput('This post is rated with a thumb: send {"thumb": "up"} or {"thumb": "down"}.',
+        raise InvalidInput(N_('This post is rated with a thumb: send {"thumb": "up"} or {"thumb": "down"}.'),
                            details=[{"loc": "thumb", "message": "required by this post's rating style"}])
     if post.rating_style != "thumbs" and rating.stars is None:
-        raise InvalidInput('This post is rated with stars: send {"stars": 1} to {"stars": 5}.',
+        raise InvalidInput(N_('This post is rated with stars: send {"stars": 1} to {"stars": 5}.'),
                            details=[{"loc": "stars", "message": "required by this post's rating style"}])
 
 
@@ -273,8 +274,8 @@ def read_link_token(secret: str, token: str, *, max_age: dt.timedelta) -> Rating
         employee_id, post_id, stars, thumb = _link_serializer(secret).loads(
             token, max_age=int(max_age.total_seconds()))
     except (BadSignature, ValueError, TypeError):  # SignatureExpired is a BadSignature
-        raise NotFound("This rating link is not valid any more; rate the post from your feed.") from None
+        raise NotFound(N_("This rating link is not valid any more; rate the post from your feed.")) from None
     if not (isinstance(employee_id, str) and type(post_id) is int and (stars is None or type(stars) is int)
             and (thumb is None or isinstance(thumb, str))):
-        raise NotFound("This rating link is not valid any more; rate the post from your feed.")
+        raise NotFound(N_("This rating link is not valid any more; rate the post from your feed."))
     return RatingLink(employee_id, post_id, stars, thumb)

@@ -41,6 +41,7 @@ from sqlmodel import Session
 
 from intranet import zones
 from intranet.errors import InvalidInput, NotFound, validated
+from intranet.languages import N_, Phrase
 from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, JourneyRelease, Post
 
 # Segment field -> (dimension stored in AudienceValue, Employee column or None for groups).
@@ -52,6 +53,12 @@ SEGMENT_FIELDS: dict[str, str] = {
     "offices": "office",
     "groups": "group",
     "reports_to": "reports_to",
+}
+#: Each dimension as a refusal names it ("no employee has department 'Salse'").
+DIMENSION_WORDS: dict[str, Phrase] = {
+    "department": Phrase(N_("department")), "division": Phrase(N_("division")), "region": Phrase(N_("region")),
+    "country": Phrase(N_("country")), "office": Phrase(N_("office")), "group": Phrase(N_("group")),
+    "reports_to": Phrase(N_("reports_to")),
 }
 EMPLOYEE_COLUMNS = {"department": Employee.department, "division": Employee.division, "region": Employee.region,
                     "country": Employee.country, "office": Employee.office}
@@ -97,9 +104,9 @@ class Segment(BaseModel):
     def _has_criteria(self) -> Segment:
         if (not self.dimension_values() and self.level_min is None and self.level_max is None
                 and self.hired_within_days is None):
-            raise ValueError("choose at least one criterion (a department, country, group, level, ...)")
+            raise ValueError(N_("choose at least one criterion (a department, country, group, level, ...)"))
         if self.level_min is not None and self.level_max is not None and self.level_min > self.level_max:
-            raise ValueError("the lowest level is above the highest level")
+            raise ValueError(N_("the lowest level is above the highest level"))
         return self
 
     def dimension_values(self) -> dict[str, set[str]]:
@@ -124,7 +131,7 @@ class Audience(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> Audience:
         if not self.all_staff and not self.segments:
-            raise ValueError('choose "All staff" or at least one group of people')
+            raise ValueError(N_('choose "All staff" or at least one group of people'))
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -162,31 +169,49 @@ def parse_audience(raw: Any) -> Audience:
     :raise InvalidInput: naming what is wrong, when *raw* is not a valid, non-empty audience.
     """
     if not isinstance(raw, dict) or not raw:
-        raise InvalidInput('An audience is required: {"all": true} or {"segments": [...]}.', details={"field": "audience"})
+        raise InvalidInput(N_('An audience is required: {"all": true} or {"segments": [...]}.'), details={"field": "audience"})
     check_bounds(raw)
     return validated(Audience, raw, describe=describe_problems)
 
 
-def describe_problems(exc: ValidationError) -> str:
+def describe_problems(exc: ValidationError) -> Phrase:
     """What is wrong with an audience, in the words of the builder (no field paths, no JSON)."""
-    problems = []
+    problems: list[Phrase | str] = []
     for error in exc.errors():
         loc = list(error["loc"])
-        where = ""
+        where: tuple[str, int] | None = None
         if len(loc) >= 2 and loc[0] in ("segments", "exclude") and isinstance(loc[1], int):
-            where = (f"people who match (group {loc[1] + 1})" if loc[0] == "segments"
-                     else f"people left out (group {loc[1] + 1})")
+            where = (N_("People who match (group %(number)s): %(problem)s") if loc[0] == "segments"
+                     else N_("People left out (group %(number)s): %(problem)s"), loc[1] + 1)
             loc = loc[2:]
+        message: Phrase | str
         if loc and loc[-1] in ("level_min", "level_max"):
-            message = "levels are whole numbers from 1 to 10"
+            message = Phrase(N_("levels are whole numbers from 1 to 10"), capitalised=where is None)
         elif loc and loc[-1] == "hired_within_days":
-            message = f"“hired in the last … days” is a whole number from 0 to {MAX_HIRED_WITHIN_DAYS:,}"
+            message = Phrase(N_("“hired in the last … days” is a whole number from 0 to %(most)s"),
+                             most=f"{MAX_HIRED_WITHIN_DAYS:,}", capitalised=where is None)
         elif error["type"] == "extra_forbidden":
-            message = f"“{loc[-1] if loc else '?'}” is not something an audience can be chosen by"
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where.capitalize()}: {message}" if where else message[:1].upper() + message[1:])
-    return "Check the audience. " + "; ".join(problems) + "."
+            message = Phrase(N_("“%(name)s” is not something an audience can be chosen by"),
+                             name=loc[-1] if loc else "?", capitalised=where is None)
+        else:  # the model's validators' words (marked below); pydantic's own stay English
+            message = Phrase(error["msg"].removeprefix("Value error, "), capitalised=where is None)
+        problems.append(Phrase(where[0], number=where[1], problem=message) if where else message)
+    return Phrase(N_("Check the audience. %(problems)s."), problems=tuple(problems))
+
+
+#: For people who match, then people left out: the refusals of too many segments and of too many values in one.
+BOUNDS_WORDS: tuple[tuple[str, str, str], ...] = (
+    ("segments",
+     N_("An audience can have at most %(most)s segments; this one has %(count)s. "
+        "Target a group, or a department or region that covers them, instead."),
+     N_("One segment can name at most %(most)s %(field)s; segment %(number)s of the segments names %(count)s. "
+        "Target a group or a wider dimension instead.")),
+    ("exclude",
+     N_("An audience can have at most %(most)s exclusions; this one has %(count)s. "
+        "Target a group, or a department or region that covers them, instead."),
+     N_("One segment can name at most %(most)s %(field)s; segment %(number)s of the exclusions names %(count)s. "
+        "Target a group or a wider dimension instead.")),
+)
 
 
 def check_bounds(raw: dict[str, Any]) -> None:
@@ -197,13 +222,12 @@ def check_bounds(raw: dict[str, Any]) -> None:
     :raise InvalidInput: saying which bound was passed and what to do instead.
     """
     total = 0
-    for key, kind in (("segments", "segments"), ("exclude", "exclusions")):
+    for key, too_many, too_many_values in BOUNDS_WORDS:
         segments = raw.get(key)
         if not isinstance(segments, list):
             continue  # the model explains a wrong type
         if len(segments) > MAX_SEGMENTS:
-            raise InvalidInput(f"An audience can have at most {MAX_SEGMENTS} {kind}; this one has {len(segments):,}. "
-                               "Target a group, or a department or region that covers them, instead.",
+            raise InvalidInput(too_many, most=MAX_SEGMENTS, count=f"{len(segments):,}",
                                details={"field": f"audience.{key}", "limit": MAX_SEGMENTS})
         for number, segment in enumerate(segments, 1):
             if not isinstance(segment, dict):
@@ -214,18 +238,17 @@ def check_bounds(raw: dict[str, Any]) -> None:
                     continue
                 if len(values) > MAX_VALUES_PER_DIMENSION:
                     raise InvalidInput(
-                        f"One segment can name at most {MAX_VALUES_PER_DIMENSION} {field}; segment {number} of the "
-                        f"{kind} names {len(values):,}. Target a group or a wider dimension instead.",
+                        too_many_values, most=MAX_VALUES_PER_DIMENSION, field=field, number=number, count=f"{len(values):,}",
                         details={"field": f"audience.{key}.{number - 1}.{field}", "limit": MAX_VALUES_PER_DIMENSION})
                 if any(isinstance(v, str) and len(v) > MAX_VALUE_LENGTH for v in values):
-                    raise InvalidInput(f"A value in {field} is longer than {MAX_VALUE_LENGTH} characters; no "
-                                       "directory value is that long.",
+                    raise InvalidInput(N_("A value in %(field)s is longer than %(most)s characters; no "
+                                          "directory value is that long."), field=field, most=MAX_VALUE_LENGTH,
                                        details={"field": f"audience.{key}.{number - 1}.{field}",
                                                 "limit": MAX_VALUE_LENGTH})
                 total += len(values)
     if total > MAX_VALUES:
-        raise InvalidInput(f"An audience can name at most {MAX_VALUES:,} values in all; this one names {total:,}. "
-                           "Target groups or wider dimensions instead.",
+        raise InvalidInput(N_("An audience can name at most %(most)s values in all; this one names %(count)s. "
+                              "Target groups or wider dimensions instead."), most=f"{MAX_VALUES:,}", count=f"{total:,}",
                            details={"field": "audience", "limit": MAX_VALUES})
 
 
@@ -308,12 +331,17 @@ def check_known_values(session: Session, audience: Audience) -> None:
                 if len(unknown) < MAX_SUGGESTED else []
             unknown.append({"dimension": dimension, "value": value, "suggestions": suggestions})
     if unknown:
-        parts = []
-        for item in unknown[:MAX_SUGGESTED]:
-            hint = f" (did you mean {', '.join(repr(s) for s in item['suggestions'])}?)" if item["suggestions"] else ""
-            parts.append(f"no employee has {item['dimension']} {item['value']!r}{hint}")
-        more = f"; and {len(unknown) - MAX_SUGGESTED:,} more" if len(unknown) > MAX_SUGGESTED else ""
-        raise InvalidInput("Unknown audience value: " + "; ".join(parts) + more + ".", details=unknown)
+        parts = tuple(
+            Phrase(N_("no employee has %(dimension)s %(value)s (did you mean %(suggestions)s?)"),
+                   dimension=DIMENSION_WORDS.get(item["dimension"], item["dimension"]), value=repr(item["value"]),
+                   suggestions=", ".join(repr(s) for s in item["suggestions"]))
+            if item["suggestions"] else
+            Phrase(N_("no employee has %(dimension)s %(value)s"),
+                   dimension=DIMENSION_WORDS.get(item["dimension"], item["dimension"]), value=repr(item["value"]))
+            for item in unknown[:MAX_SUGGESTED])
+        more = (Phrase(N_("; and %(count)s more"), count=f"{len(unknown) - MAX_SUGGESTED:,}")
+                if len(unknown) > MAX_SUGGESTED else "")
+        raise InvalidInput(N_("Unknown audience value: %(parts)s%(more)s."), parts=parts, more=more, details=unknown)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,7 +523,7 @@ def visible_post_or_404(session: Session, employee: Employee, post_id: int, now:
                             and employee_matches(Audience.model_validate(post.audience), employee, keys,
                                                  managers=managers, now=now)
                             and (not post.journey_only or released_post_ids(session, employee.id, [post.id], now))):
-        raise NotFound("This post does not exist.")
+        raise NotFound(N_("This post does not exist."))
     return post
 
 

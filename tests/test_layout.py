@@ -139,8 +139,9 @@ def test_nothing_imports_the_standalone_entry():
 
 #: The edges: the only modules that import Flask, and the only ones that may import web/ or cli/.
 EDGES = ("intranet", "intranet.extension", "intranet.factory", "intranet.jobs")
+# intranet.languages imports nothing of Beacon's (catalogs and phrases, no Flask): errors carry phrases.
 CORE = ("intranet.models", "intranet.db", "intranet.settings", "intranet.errors", "intranet.sanitize",
-        "intranet.stemming")
+        "intranet.stemming", "intranet.languages")
 WEB_FRAMEWORK = ("flask", "flask_wtf", "flask_babel", "werkzeug")
 
 

@@ -287,7 +287,7 @@ def _open(session: Session, employee: Employee, kind: str) -> FatigueNotice:
 
     notice = open_notice(session, employee)
     if notice is None or notice.kind != kind:
-        raise NotFound("There is no cadence suggestion waiting for you.")
+        raise NotFound(N_("There is no cadence suggestion waiting for you."))
     return notice
 
 

@@ -58,7 +58,7 @@ def journey_or_404(session: Session, journey_id: int) -> Journey:
     """:raise NotFound: no such journey."""
     journey = session.get(Journey, journey_id)
     if journey is None:
-        raise NotFound("This journey does not exist.")
+        raise NotFound(N_("This journey does not exist."))
     return journey
 
 
@@ -114,18 +114,18 @@ def set_paused(session: Session, journey: Journey, paused: bool, *, now: dt.date
 
 def _check_step(session: Session, journey: Journey, data: StepIn, step: JourneyStep | None) -> None:
     if not KEY.match(data.key):
-        raise InvalidInput("A step's short name uses lower-case letters, digits, - and _ (e.g. welcome).",
+        raise InvalidInput(N_("A step's short name uses lower-case letters, digits, - and _ (e.g. welcome)."),
                            details={"field": "key"})
     others = {s.key: s for s, _ in steps_of(session, journey.id) if step is None or s.id != step.id}
     if data.key in others:
-        raise InvalidInput(f"This journey already has a step named {data.key!r}.", details={"field": "key"})
+        raise InvalidInput(N_("This journey already has a step named %(key)s."), key=repr(data.key), details={"field": "key"})
     if data.skip_unless_read:
         earlier = others.get(data.skip_unless_read)
         if earlier is None or earlier.offset_days >= data.offset_days:
-            raise InvalidInput("“Skip unless read” must name an earlier step of this journey.",
+            raise InvalidInput(N_("“Skip unless read” must name an earlier step of this journey."),
                                details={"field": "skip_unless_read"})
     if data.reminder_after_days is not None and not data.must_read:
-        raise InvalidInput("Only a must-read step can have a reminder.", details={"field": "reminder_after_days"})
+        raise InvalidInput(N_("Only a must-read step can have a reminder."), details={"field": "reminder_after_days"})
 
 
 def add_step(session: Session, journey: Journey, data: StepIn, *, author: Employee, now: dt.datetime) -> JourneyStep:
@@ -170,5 +170,5 @@ def step_or_404(session: Session, journey: Journey, step_id: int) -> JourneyStep
     """:raise NotFound: no such step in *journey*."""
     step = session.get(JourneyStep, step_id)
     if step is None or step.journey_id != journey.id:
-        raise NotFound("This step does not exist.")
+        raise NotFound(N_("This step does not exist."))
     return step

@@ -16,9 +16,9 @@ from intranet import people, preferences
 from intranet.directory import lifecycle
 from intranet.errors import Forbidden, InvalidInput, IntranetError, NotFound
 from intranet.models import ROLES, Employee
-from intranet.languages import N_
+from intranet.languages import N_, Phrase
 from intranet.web.context import current_employee, now, require_role, session, settings
-from intranet.web.i18n import _
+from intranet.web.i18n import _, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def set_roles(employee_id: str):  # type: ignore[no-untyped-def]
         people.set_roles(session(), person, request.form.getlist("roles"), actor=actor)
     except IntranetError as exc:
         session().rollback()
-        flash(exc.message, "error")
+        flash(error_message(exc), "error")
     else:
         session().commit()
         held = [ROLE_LABELS[r] for r in ROLES if getattr(person, people.ROLE_COLUMNS[r])]
@@ -93,7 +93,7 @@ def _number(raw: str | None, what: str) -> int:
     raw = (raw or "").strip()
     # Only a few ASCII digits: int() reads "²"-like digits and refuses thousands of digits itself.
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 2):
-        raise InvalidInput(f"{what} must be chosen from the list.")
+        raise InvalidInput(N_("%(field)s must be chosen from the list."), field=Phrase(what))
     return int(raw)
 
 
@@ -101,11 +101,11 @@ def _defaults_form() -> dict[str, Any]:
     form = request.form
     return {
         "cadence": form.get("cadence"),
-        "weekly_day": _number(form.get("weekly_day"), "The day of the weekly digest"),
+        "weekly_day": _number(form.get("weekly_day"), N_("The day of the weekly digest")),
         "channels": form.getlist("channels"),
-        "quiet_start": _number(form.get("quiet_start"), "The start of quiet hours"),
-        "quiet_end": _number(form.get("quiet_end"), "The end of quiet hours"),
-        "working_days": [_number(d, "A working day") for d in form.getlist("working_days")],
+        "quiet_start": _number(form.get("quiet_start"), N_("The start of quiet hours")),
+        "quiet_end": _number(form.get("quiet_end"), N_("The end of quiet hours")),
+        "working_days": [_number(d, N_("A working day")) for d in form.getlist("working_days")],
         "learned_timing": form.get("learned_timing") == "on",
         "open_tracking": form.get("open_tracking") == "on",
     }
@@ -134,7 +134,7 @@ def save_digest_defaults():  # type: ignore[no-untyped-def]
         preferences.set_org_defaults(session(), change, by=current_employee(), now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:
         session().rollback()
-        return _defaults_page(preferences.org_defaults(session()), exc.message, 422)
+        return _defaults_page(preferences.org_defaults(session()), error_message(exc), 422)
     session().commit()
     flash(_("The organisation's digest defaults are saved. They apply to everyone who has not chosen otherwise."), "ok")
     return redirect(url_for("intranet_admin.digest_defaults"))

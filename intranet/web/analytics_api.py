@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from intranet import zones
 from intranet.analytics import queries, rollups
 from intranet.errors import InvalidInput, NotFound, validated
+from intranet.languages import N_
 from intranet.models import Post
 from intranet.web.context import now, require_role, session, settings
 from intranet.web.openapi import operation
@@ -53,7 +54,7 @@ def _fold_recent() -> None:
 def post_analytics(post_id: int) -> queries.PostAnalytics:
     post = session().get(Post, post_id)
     if post is None:
-        raise NotFound("No such post.")
+        raise NotFound(N_("No such post."))
     _fold_recent()
     return queries.post_analytics(session(), post, k=settings().analytics.min_group)
 
@@ -69,7 +70,7 @@ def reading_hours() -> queries.ReadingHours:
     end = args.end or end
     start = args.start or (end - dt.timedelta(days=queries.DEFAULT_DAYS - 1))
     if start > end or (end - start).days > 3660:
-        raise InvalidInput("from must be on or before to, at most ten years apart.", details={"field": "from"})
+        raise InvalidInput(N_("from must be on or before to, at most ten years apart."), details={"field": "from"})
     _fold_recent()
     return queries.reading_hours(session(), zone=zone, start=start, end=end, k=settings().analytics.min_group,
                                  org_timezone=settings().site.org_timezone)

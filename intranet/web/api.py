@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from intranet import feed, groups, people, post_versions, posts, ratings, search, targeting
 from intranet.errors import Forbidden, InvalidInput, validated
+from intranet.languages import N_
 from intranet.models import PostState
 from intranet.web import i18n
 from intranet.web.cross_origin import cross_origin
@@ -34,7 +35,7 @@ def json_body() -> dict[str, Any]:
     """
     data = request_json()
     if not isinstance(data, dict):
-        raise InvalidInput("Send a JSON object with Content-Type: application/json.")
+        raise InvalidInput(N_("Send a JSON object with Content-Type: application/json."))
     return data
 
 
@@ -120,7 +121,7 @@ def audience_preview() -> targeting.PreviewPublic:
     # Everyone who may write a post sees the headcount of the audience they choose: the desk
     # shows it for a saved draft anyway, so a comms-only live count would protect nothing.
     if not posts.may_author(session(), current_employee()):
-        raise Forbidden("Audience counts are for people who write posts.")
+        raise Forbidden(N_("Audience counts are for people who write posts."))
     audience = targeting.parse_audience(json_body().get("audience"))
     targeting.check_known_values(session(), audience)
     return targeting.PreviewPublic.model_validate(targeting.audience_breakdown(session(), audience))

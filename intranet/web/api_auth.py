@@ -22,6 +22,7 @@ from flask import current_app, g, request
 from intranet import api_keys, throttle
 from intranet.api_keys import ApiKeyRejected, ScopeMissing
 from intranet.errors import TooManyRequests
+from intranet.languages import N_
 from intranet.models import ApiKey, Employee
 from intranet.web import cross_origin, security_events
 from intranet.web.context import now, session, settings
@@ -68,7 +69,7 @@ def authenticate() -> None:
     kind, _, presented = header.strip().partition(" ")
     try:
         if kind.lower() != "bearer" or not presented.strip():
-            raise ApiKeyRejected("Send the API key as 'Authorization: Bearer <key>'.", reason="malformed")
+            raise ApiKeyRejected(N_("Send the API key as 'Authorization: Bearer <key>'."), reason="malformed")
         key = api_keys.authenticate(session(), presented.strip(), now=now())
     except ApiKeyRejected as exc:
         security_events.record("api_key_rejected", status=401, reason=exc.reason, api_key=exc.prefix)
@@ -79,13 +80,13 @@ def authenticate() -> None:
     verdict = throttle.hit(session(), f"apikey:{key.id}", limit=limits.per_minute, window=limits.window, now=now())
     session().commit()  # the count and the last-used time; the counter's row lock ends here
     if not verdict.allowed:
-        raise TooManyRequests(f"This API key made too many requests; try again in {verdict.retry_after} seconds.",
+        raise TooManyRequests(N_("This API key made too many requests; try again in %(seconds)s seconds."), seconds=verdict.retry_after,
                               retry_after=verdict.retry_after)
     if not api_keys.allows(key, scope):
         security_events.record("api_key_scope_denied", status=403, needed_scope=scope, endpoint=request.endpoint)
         if scope is None:
-            raise ScopeMissing("API keys cannot call this endpoint; it is for people signed in to Beacon.", needed=None)
-        raise ScopeMissing(f"This API key does not have the {scope} scope this endpoint needs.", needed=scope)
+            raise ScopeMissing(N_("API keys cannot call this endpoint; it is for people signed in to Beacon."), needed=None)
+        raise ScopeMissing(N_("This API key does not have the %(scope)s scope this endpoint needs."), needed=scope, scope=scope)
     employee = None
     if api_keys.SCOPES[scope].on_behalf:  # type: ignore[index]
         employee = api_keys.on_behalf_of(session(), request.headers.get(api_keys.ON_BEHALF_HEADER, ""))

@@ -16,7 +16,7 @@ from intranet.errors import InvalidInput, NotFound, validated
 from intranet.models import ApiKey
 from intranet.web import security_events
 from intranet.web.context import current_employee, now, require_role, session
-from intranet.web.i18n import _
+from intranet.web.i18n import _, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def create():  # type: ignore[no-untyped-def]
         key, text = api_keys.create(session(), data, by=current_employee(), now=now())
     except InvalidInput as exc:
         session().rollback()
-        return _page(error=exc.message, form=form, status=422)
+        return _page(error=error_message(exc), form=form, status=422)
     session().commit()
     security_events.record("api_key_created", api_key=key.prefix, scopes=key.scopes.split(), name=key.name)
     return _page(created=(key, text))

@@ -12,8 +12,10 @@ from werkzeug.urls import iri_to_uri
 
 from intranet import people
 from intranet.errors import IntranetError
+from intranet.languages import N_
 from intranet.models import Employee
 from intranet.web.context import NotSignedIn, current_employee_or_none, public, session, settings, state
+from intranet.web.i18n import error_message
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_auth", __name__)
@@ -163,10 +165,10 @@ def dev_login():  # type: ignore[no-untyped-def]
     try:
         employee = people.find_by_email(session(), email)
         if not employee.active:
-            raise IntranetError("This person is no longer active and cannot sign in.")
+            raise IntranetError(N_("This person is no longer active and cannot sign in."))
     except IntranetError as exc:
         return render_template("intranet/auth/dev_login.html", people=[], next=safe_next(request.form.get("next")),
-                               error=exc.message), 403
+                               error=error_message(exc)), 403
     sign_in(employee)
     return redirect(safe_next(request.form.get("next")))
 

@@ -24,6 +24,7 @@ from intranet import csv_export, targeting, zones
 from intranet.analytics import charts, post_detail, queries, rollups
 from intranet.directory import queries as directory_queries
 from intranet.errors import InvalidInput, NotFound
+from intranet.languages import N_
 from intranet.models import Employee, Post
 from intranet.web import security
 from intranet.web import i18n
@@ -75,8 +76,15 @@ def _day(name: str, default: dt.date) -> dt.date:
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"“{raw[:20]}” is not a date: use the date picker (for example 2026-11-24).",
+        raise InvalidInput(N_("“%(value)s” is not a date: use the date picker (for example 2026-11-24)."), value=raw[:20],
                            details={"field": name}) from None
+
+
+#: The refusal of a filter value that is not one of the list's.
+CHOOSE_FROM_LIST: dict[str, str] = {
+    "level": N_("Choose the level from the list."), "topic": N_("Choose the topic from the list."),
+    "department": N_("Choose the department from the list."), "region": N_("Choose the region from the list."),
+}
 
 
 def _choice(name: str, known: Callable[[str], bool]) -> str | None:
@@ -84,7 +92,7 @@ def _choice(name: str, known: Callable[[str], bool]) -> str | None:
     if not raw:
         return None
     if not known(raw):
-        raise InvalidInput(f"Choose the {name} from the list.", details={"field": name})
+        raise InvalidInput(CHOOSE_FROM_LIST[name], details={"field": name})
     return raw
 
 
@@ -111,7 +119,7 @@ def parse_filters() -> Filters:
     end = _day("to", today)
     start = _day("from", end - dt.timedelta(days=DEFAULT_DAYS - 1))
     if start > end or (end - start).days > MAX_DAYS:
-        raise InvalidInput("The start must be on or before the end, at most ten years apart.", details={"field": "from"})
+        raise InvalidInput(N_("The start must be on or before the end, at most ten years apart."), details={"field": "from"})
     raw_zone = (request.args.get("zone") or rollups.LOCAL).strip()
     zone = raw_zone if raw_zone == rollups.LOCAL else zones.parse_zone(raw_zone, field="zone")
     author = None
@@ -122,12 +130,12 @@ def parse_filters() -> Filters:
         if author is None and "@" in wanted:
             author = db.exec(_author_query().where(func.lower(Employee.email) == wanted.lower())).first()
         if author is None:
-            raise InvalidInput("Choose an author who has published: from the list, or by employee ID or e-mail.",
+            raise InvalidInput(N_("Choose an author who has published: from the list, or by employee ID or e-mail."),
                                details={"field": "author"})
     level = _choice("level", {str(n) for n in range(1, 11)}.__contains__)
     page = (request.args.get("must_reads_page") or "1").strip()
     if not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
-        raise InvalidInput(f"The page of must-reads is a number from 1 to {MAX_PAGE}.",
+        raise InvalidInput(N_("The page of must-reads is a number from 1 to %(most)s."), most=MAX_PAGE,
                            details={"field": "must_reads_page"})
     return Filters(start=start, end=end, zone=zone, topic=_choice("topic", _published_topic), author=author,
                    department=_choice("department", _someone_has("department")),
@@ -269,7 +277,7 @@ def post_chart(post: Post, key: str) -> charts.Chart | None:
 def _published_post_or_404(post_id: int) -> Post:
     post = session().get(Post, post_id)
     if post is None or post.published_at is None:
-        raise NotFound("No published post has this number.")
+        raise NotFound(N_("No published post has this number."))
     return post
 
 

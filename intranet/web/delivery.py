@@ -19,7 +19,7 @@ from intranet.engagement import events
 from intranet.errors import InvalidInput, NotFound
 from intranet.models import Employee
 from intranet.web import csrf, i18n
-from intranet.web.i18n import _
+from intranet.web.i18n import _, error_message
 from intranet.web.context import current_employee, now, public, require_role, session, settings, state
 from intranet.web.limits import request_json, request_json_as
 from intranet.web.openapi import operation
@@ -48,7 +48,7 @@ def post_events() -> tuple[events.IngestResult, int]:
     batch = request_json_as(events.BATCH, any_content_type=True)
     body: dict = batch if batch is not None else request_json(any_content_type=True)  # type: ignore[assignment]
     if not isinstance(body, dict):
-        raise InvalidInput('Send {"events": [...]} as JSON.')
+        raise InvalidInput(N_('Send {"events": [...]} as JSON.'))
     _check_csrf(body)
     site, limits, buffer, recent = settings().site, settings().events, state().event_buffer, state().recently_visible
     result = events.ingest(session(), current_employee(), body.get("events"), now=now(),
@@ -236,7 +236,7 @@ def preferences_save():  # type: ignore[no-untyped-def]
         preferences.update(session(), employee, change, now=now())  # type: ignore[arg-type]
     except InvalidInput as exc:
         prefs = preferences.for_employee(session(), employee)
-        return render_template("intranet/preferences.html", employee=employee, prefs=prefs, error=exc.message,
+        return render_template("intranet/preferences.html", employee=employee, prefs=prefs, error=error_message(exc),
                                **_page_context(employee)), 422
     _replan(employee)
     session().commit()

@@ -13,7 +13,9 @@ from sqlalchemy.exc import DBAPIError
 
 from intranet.db import is_unavailable
 from intranet.errors import IntranetError, TooManyRequests, Unavailable
-from intranet.web import rate_limits, security_events
+from intranet import languages
+from intranet.languages import N_
+from intranet.web import i18n, rate_limits, security_events
 from intranet.web.rate_limits import RateLimitExceeded
 from intranet.web.context import NotSignedIn
 
@@ -33,6 +35,11 @@ class ErrorPublic(BaseModel):
     """Every API error's body."""
 
     error: ErrorDetail
+
+
+def _(message: str, /, **values: Any) -> str:
+    """*message* in the language of an error (which must not fail where finding the reader failed)."""
+    return languages.translate(i18n.error_locale(), message, **values)
 
 
 def _is_api() -> bool:
@@ -59,7 +66,7 @@ def _has_sign_in_page() -> bool:
 def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
     if isinstance(exc, NotSignedIn) and not _is_api() and _has_sign_in_page():
         return redirect(url_for("intranet_auth.sign_in_page", next=request.full_path.rstrip("?")))
-    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    response = error_response(exc.status, exc.code, i18n.error_message(exc), exc.details)
     extra = getattr(exc, "headers", None)  # e.g. WWW-Authenticate on an API key's 401 and 403
     if extra:
         response = make_response(response)
@@ -74,7 +81,7 @@ def _intranet_error(exc: IntranetError):  # type: ignore[no-untyped-def]
 
 
 #: What a request refused while the database is away says (the client retries after Retry-After).
-DATABASE_AWAY = "Beacon cannot reach its database just now; nothing was changed. Try again in a few seconds."
+DATABASE_AWAY = N_("Beacon cannot reach its database just now; nothing was changed. Try again in a few seconds.")
 
 
 def _database_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
@@ -103,17 +110,30 @@ def _rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
 
 def _csrf_error(exc: CSRFError):  # type: ignore[no-untyped-def]
     logger.warning("CSRF check failed on %s %s: %s", request.method, request.path, exc.description)
-    return error_response(400, "csrf", "The security token is missing or expired; reload the page and try again.")
+    return error_response(400, "csrf", _("The security token is missing or expired; reload the page and try again."))
 
 
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     if isinstance(exc, RequestEntityTooLarge):
         limit = request.max_content_length
-        size = f"{limit / (1024 * 1024):.3g} MB" if limit and limit >= 1024 * 1024 else f"{limit} bytes"
-        return error_response(413, "too_large", f"The request is too large: Beacon accepts at most {size}.",
-                              {"limit": limit})
+        message = (_("The request is too large: Beacon accepts at most %(size)s MB.", size=f"{limit / (1024 * 1024):.3g}")
+                   if limit and limit >= 1024 * 1024 else
+                   _("The request is too large: Beacon accepts at most %(size)s bytes.", size=limit))
+        return error_response(413, "too_large", message, {"limit": limit})
     code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(exc.code or 500, code, exc.description or exc.name)
+    # Werkzeug's own descriptions are English (and kept for English readers); the common ones are
+    # worded in other readers' languages.
+    words = (HTTP_WORDS.get(exc.code or 500) if exc.description == type(exc).description
+             and i18n.error_locale() != languages.DEFAULT else None)
+    return error_response(exc.code or 500, code, _(words) if words else exc.description or exc.name)
+
+
+#: Beacon's words for the HTTP errors Werkzeug raises itself (a route's ``abort(404)``, a wrong method).
+HTTP_WORDS: dict[int, str] = {
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not answer that kind of request."),
+    400: N_("Beacon could not read this request."),
+}
 
 
 def _rollback() -> None:
@@ -138,7 +158,7 @@ def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
     incident = security_events.request_id()
     logger.exception("Unhandled error (incident %s)", incident)
     _rollback()
-    return error_response(500, "internal", f"Something went wrong on our side (incident {incident}).",
+    return error_response(500, "internal", _("Something went wrong on our side (incident %(incident)s).", incident=incident),
                           {"correlation_id": incident})
 
 
@@ -161,7 +181,7 @@ def _only_ours(handler):  # type: ignore[no-untyped-def]
 
 def not_found_anywhere(exc: HTTPException):  # type: ignore[no-untyped-def]
     """Beacon's 404 for any unknown URL; for standalone apps, where Beacon owns every path."""
-    return error_response(404, "not_found", "There is nothing at this address.")
+    return error_response(404, "not_found", _("There is nothing at this address."))
 
 
 def register(bp: Blueprint) -> None:

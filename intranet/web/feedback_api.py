@@ -10,6 +10,7 @@ from flask import Blueprint, request
 
 from intranet import feedback, reception
 from intranet.errors import Forbidden, NotFound, validated
+from intranet.languages import N_
 from intranet.models import Post
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session
@@ -33,7 +34,7 @@ def _item(feedback_id: int) -> feedback.FeedbackPublic:
 def inbox() -> feedback.InboxPublic:
     viewer = current_employee()
     if not feedback.may_use_inbox(session(), viewer):
-        raise Forbidden("The feedback inbox is for people who write posts and for comms managers.")
+        raise Forbidden(N_("The feedback inbox is for people who write posts and for comms managers."))
     args = validated(feedback.InboxQuery, request.args.to_dict(), what="query")
     summary = feedback.waiting_summary(session(), viewer, now=now())
     items = feedback.inbox(session(), viewer, now=now(), status=args.status)
@@ -101,5 +102,5 @@ def seen() -> feedback.SeenPublic:
 def post_reception(post_id: int) -> reception.ReceptionPublic:
     post = session().get(Post, post_id)
     if post is None:
-        raise NotFound("This post does not exist.")
+        raise NotFound(N_("This post does not exist."))
     return reception.for_post(session(), current_employee(), post, now=now()).public()

@@ -8,7 +8,7 @@ from intranet import groups, people
 from intranet.errors import Forbidden, IntranetError, NotFound
 from intranet.models import Employee, Group
 from intranet.web.context import current_employee, now, require_role, session
-from intranet.web.i18n import _, ngettext
+from intranet.web.i18n import _, error_message, ngettext
 
 bp = Blueprint("intranet_groups", __name__)
 
@@ -61,7 +61,7 @@ def _managed_group(key: str) -> Group:
     group = groups.get_group(session(), key)
     employee = current_employee()
     if not (employee.is_admin or groups.is_owner(session(), group, employee)):
-        raise Forbidden("Only the group's owners or an admin can see and change its members.")
+        raise Forbidden(_("Only the group's owners or an admin can see and change its members."))
     return group
 
 
@@ -79,7 +79,7 @@ def members(key: str):  # type: ignore[no-untyped-def]
 def _person(employee_id: str) -> Employee:
     person = session().exec(select(Employee).where(Employee.employee_id == employee_id)).first()
     if person is None:
-        raise NotFound("Nobody has that employee number.")
+        raise NotFound(_("Nobody has that employee number."))
     return person
 
 
@@ -92,7 +92,7 @@ def add_member(key: str):  # type: ignore[no-untyped-def]
         groups.add_member(session(), group, current_employee(), person, now=now())
     except IntranetError as exc:
         session().rollback()
-        flash(exc.message, "error")
+        flash(error_message(exc), "error")
     else:
         session().commit()
         flash(_("%(name)s added to %(group)s.", name=person.display_name, group=group.name), "ok")
@@ -121,7 +121,7 @@ def set_members(key: str):  # type: ignore[no-untyped-def]
         if isinstance(exc, Forbidden):
             raise
         session().rollback()
-        flash(exc.message, "error")
+        flash(error_message(exc), "error")
         return redirect(url_for("intranet_groups.members", key=key))
     session().commit()
     flash(ngettext("%(group)s now has %(num)d member.", "%(group)s now has %(num)d members.", count, group=group.name), "ok")

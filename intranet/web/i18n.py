@@ -24,6 +24,7 @@ from flask import Flask, g, has_app_context, has_request_context, request, sessi
 from flask_babel import Babel, LazyString
 
 from intranet import languages, reasons
+from intranet.errors import IntranetError
 from intranet.models import Preference
 from intranet.web.context import current_employee_or_none, session
 
@@ -59,6 +60,30 @@ def locale() -> str:
         g.beacon_locale = (language or request.accept_languages.best_match(languages.SUPPORTED)
                            or languages.DEFAULT)
     return g.beacon_locale  # type: ignore[no-any-return]
+
+
+def error_locale() -> str:
+    """The language to word an error in: :func:`locale`, unless finding the reader is what failed.
+
+    A refused embed token or a database that went away fails again when the person is looked up,
+    so those errors follow the browser's ``Accept-Language`` instead.
+    """
+    if has_request_context() and "beacon_locale" not in g and not g.get("beacon_forced_locale") \
+            and g.get("intranet_db_unavailable"):
+        return _browser_locale()
+    try:
+        return locale()
+    except Exception:  # noqa: BLE001 (whatever failed is being reported already)
+        return _browser_locale()
+
+
+def _browser_locale() -> str:
+    return request.accept_languages.best_match(languages.SUPPORTED) or languages.DEFAULT
+
+
+def error_message(exc: IntranetError) -> str:
+    """*exc*'s message in the language of this request (see :func:`error_locale`)."""
+    return exc.message_in(error_locale())
 
 
 def refresh() -> None:

@@ -18,7 +18,7 @@ from intranet.errors import InvalidInput, validated
 from intranet.journeys import definitions, reports
 from intranet.models import Employee, JourneyEnrolment, JourneyStep, Post
 from intranet.web.context import current_employee, now, require_role, session, settings
-from intranet.web.i18n import _
+from intranet.web.i18n import _, error_message
 
 bp = Blueprint("intranet_journeys", __name__)
 
@@ -66,7 +66,7 @@ def create():  # type: ignore[no-untyped-def]
     try:
         data = validated(definitions.JourneyIn, form, what="journey")
     except InvalidInput as exc:
-        flash(exc.message, "error")
+        flash(error_message(exc), "error")
         return render_template("intranet/journeys/new.html", employee=current_employee(), form=form,
                                triggers=definitions.TRIGGER_LABELS), 422
     journey = definitions.create_journey(session(), data, author=current_employee(), now=now())
@@ -123,7 +123,7 @@ def add_step(journey_id: int):  # type: ignore[no-untyped-def]
         definitions.add_step(session(), journey, data, author=current_employee(), now=now())
     except InvalidInput as exc:
         session().rollback()
-        flash(exc.message, "error")
+        flash(error_message(exc), "error")
         return _detail(journey_id, step_form=form, status=422)
     session().commit()
     flash(_("Step added."), "ok")
@@ -160,7 +160,7 @@ def update_step(journey_id: int, step_id: int):  # type: ignore[no-untyped-def]
         definitions.update_step(session(), journey, step, validated(definitions.StepIn, form, what="step"), now=now())
     except InvalidInput as exc:
         session().rollback()
-        flash(exc.message, "error")
+        flash(error_message(exc), "error")
         return _step_page(journey_id, step_id, form, status=422)
     session().commit()
     flash(_("Step saved."), "ok")
@@ -178,7 +178,7 @@ def timeline(journey_id: int):  # type: ignore[no-untyped-def]
         try:
             person = posts.find_member(session(), who)
         except InvalidInput as exc:
-            flash(exc.message, "error")
+            flash(error_message(exc), "error")
             status = 422
     if person is None:
         # A sample: the most recent hire (for hire journeys the dates then mean something), else the viewer.

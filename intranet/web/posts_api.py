@@ -14,6 +14,7 @@ from sqlmodel import select
 from intranet import attachments, languages, post_versions, posts
 from intranet.db import MAX_ID
 from intranet.errors import Forbidden, InvalidInput, NotFound, validated
+from intranet.languages import N_
 from intranet.models import Attachment, Employee, Post
 from intranet.web.api import json_body
 from intranet.web.context import current_employee, now, require_role, session
@@ -162,9 +163,9 @@ def remove_attachment(post_id: int, attachment_id: int) -> tuple[str, int]:
     post = _managed(post_id)
     attachment = session().get(Attachment, attachment_id)
     if attachment is None or attachment.post_id != post.id:
-        raise NotFound("This file does not exist.")
+        raise NotFound(N_("This file does not exist."))
     if not posts.may_edit(session(), current_employee(), post):
-        raise Forbidden("You may not remove files from this post.")
+        raise Forbidden(N_("You may not remove files from this post."))
     path = attachments.remove(session(), attachment, upload_dir())
     session().commit()
     path.unlink(missing_ok=True)  # only once the row is gone for good
@@ -192,7 +193,8 @@ def save_version(post_id: int, language: str) -> post_versions.VersionPublic:
 def remove_version(post_id: int, language: str) -> tuple[str, int]:
     post = _managed(post_id)
     if language not in languages.SUPPORTED:
-        raise InvalidInput(f"Beacon has no versions in “{language}”: use one of {', '.join(languages.SUPPORTED)}.",
+        raise InvalidInput(N_("Beacon has no versions in “%(language)s”: use one of %(languages)s."), language=language,
+                           languages=", ".join(languages.SUPPORTED),
                            details={"field": "language"})
     post_versions.remove(session(), post, language, actor=current_employee())
     session().commit()

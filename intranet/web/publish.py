@@ -20,8 +20,8 @@ from intranet.journeys import definitions
 from intranet.errors import Forbidden, IntranetError, InvalidInput, NotFound, validated
 from intranet.models import Attachment, Employee, Post
 from intranet.web import audience_form
-from intranet.languages import N_
-from intranet.web.i18n import _, locale
+from intranet.languages import N_, Phrase
+from intranet.web.i18n import _, error_message, locale
 from intranet.web.context import current_employee, now, require_role, session, settings
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ def receive_upload(post: Post, employee: Employee, *, missing: IntranetError,
     :raise InvalidInput: for *missing*, or a type Beacon does not store.
     """
     if not posts.may_edit(session(), employee, post):
-        raise Forbidden("You may not add files to this post.")
+        raise Forbidden(N_("You may not add files to this post."))
     limit = settings().uploads.max_attachment_bytes
     # The multipart envelope around the file may add a little; anything far larger is refused unread.
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
-        raise posts.TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; upload a smaller one.",
+        raise posts.TooLarge(N_("The file is larger than %(size)s MB; upload a smaller one."), size=limit // (1024 * 1024),
                              details={"field": "file", "limit": limit})
     file = request.files.get("file")
     if file is None or (unnamed_is_missing and not file.filename):
@@ -76,6 +76,11 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(zones.parse_zone(name))
 
 
+#: The desk's time fields, as its refusals name them.
+TIME_FIELDS: dict[str, Phrase] = {"ack_deadline": Phrase(N_("ack deadline")), "publish_at": Phrase(N_("publish at")),
+                                  "expires_at": Phrase(N_("expires at"))}
+
+
 def _local_time(field: str, zone: ZoneInfo) -> dt.datetime | None:
     raw = request.form.get(field, "").strip()
     if not raw:
@@ -83,11 +88,13 @@ def _local_time(field: str, zone: ZoneInfo) -> dt.datetime | None:
     try:
         naive = dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"{field.replace('_', ' ')}: {raw!r} is not a date and time.", details={"field": field}) from None
+        raise InvalidInput(N_("%(field)s: %(value)s is not a date and time."), field=TIME_FIELDS[field], value=repr(raw),
+                           details={"field": field}) from None
     try:
         return storable_utc(naive.replace(tzinfo=zone) if naive.tzinfo is None else naive)
     except ValueError as exc:
-        raise InvalidInput(f"{field.replace('_', ' ')}: {exc}.", details={"field": field}) from None
+        raise InvalidInput(N_("%(field)s: %(problem)s."), field=TIME_FIELDS[field], problem=Phrase(str(exc)),
+                           details={"field": field}) from None
 
 
 def _small_number(raw: str) -> bool:
@@ -109,12 +116,12 @@ def _segments(prefix: str) -> list[dict[str, Any]]:
             raw = request.form.get(f"{prefix}-{i}-{bound}", "").strip()
             if raw:
                 if not _small_number(raw):
-                    raise InvalidInput(f"Levels are whole numbers from 1 to 10, not {raw[:20]!r}.")
+                    raise InvalidInput(N_("Levels are whole numbers from 1 to 10, not %(value)s."), value=repr(raw[:20]))
                 segment[bound] = int(raw)
         raw = request.form.get(f"{prefix}-{i}-hired_within_days", "").strip()
         if raw:
             if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
-                raise InvalidInput(f"“Hired in the last … days” is a whole number of days, not {raw[:20]!r}.")
+                raise InvalidInput(N_("“Hired in the last … days” is a whole number of days, not %(value)s."), value=repr(raw[:20]))
             segment["hired_within_days"] = int(raw)
         if segment:
             segments.append(segment)
@@ -245,7 +252,7 @@ def create():  # type: ignore[no-untyped-def]
                                  author=employee, now=now(), as_draft=True)
     except IntranetError as exc:
         session().rollback()
-        return render_template("intranet/publish/edit.html", error=exc.message,
+        return render_template("intranet/publish/edit.html", error=error_message(exc),
                                audience=_audience_for_template(request.form and form_audience_or_none()),
                                **_editor_context(None, employee, form=request.form)), getattr(exc, "status", 422)
     session().commit()
@@ -282,7 +289,7 @@ def save(post_id: int):  # type: ignore[no-untyped-def]
     except IntranetError as exc:
         session().rollback()
         post = posts.managed_post_or_404(session(), employee, post_id)
-        return render_template("intranet/publish/edit.html", error=exc.message,
+        return render_template("intranet/publish/edit.html", error=error_message(exc),
                                audience=_audience_for_template(form_audience_or_none() or post.audience),
                                **_editor_context(post, employee, form=request.form)), getattr(exc, "status", 422)
     session().commit()
@@ -326,7 +333,7 @@ def _back_to_editor(post_id: int, exc: IntranetError):  # type: ignore[no-untype
 
     """After a refused step: undo what it did, say why, and show the post's editor again."""
     session().rollback()
-    flash(exc.message, "error")
+    flash(error_message(exc), "error")
     return redirect(url_for("intranet_publish.edit", post_id=post_id))
 
 
@@ -346,7 +353,7 @@ def act(post_id: int, action: str):  # type: ignore[no-untyped-def]
     employee = current_employee()
     post = posts.managed_post_or_404(session(), employee, post_id)
     if action not in MOVES:
-        raise NotFound("No such action.")
+        raise NotFound(N_("No such action."))
     files = attachments.files_of(session(), post, upload_dir()) if action == "delete" else []
     try:
         result = MOVES[action](session(), post, actor=employee, now=now(),
@@ -401,7 +408,7 @@ def upload(post_id: int):  # type: ignore[no-untyped-def]
     post = posts.managed_post_or_404(session(), employee, post_id)
     try:
         # A file input left empty arrives as a file with no name.
-        receive_upload(post, employee, missing=InvalidInput("Choose a file to attach."), unnamed_is_missing=True)
+        receive_upload(post, employee, missing=InvalidInput(N_("Choose a file to attach.")), unnamed_is_missing=True)
     except IntranetError as exc:
         return _back_to_editor(post_id, exc)
     session().commit()
@@ -417,7 +424,7 @@ def attachment(attachment_id: int):  # type: ignore[no-untyped-def]
     path = attachments.path_for(upload_dir(), found)
     if not path.exists():
         logger.error("Attachment %s has no file at %s", found.id, path)
-        raise NotFound("This file does not exist.")
+        raise NotFound(N_("This file does not exist."))
     response = send_file(path, mimetype=found.content_type, as_attachment=found.kind != "image",
                          download_name=found.filename, max_age=0)
     # Even if a browser sniffed a file as HTML, it would run in a sandbox with no script allowed.

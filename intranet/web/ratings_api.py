@@ -9,6 +9,7 @@ from flask import Blueprint
 
 from intranet import ratings, targeting, throttle
 from intranet.errors import TooManyRequests, validated
+from intranet.languages import N_
 from intranet.models import Employee
 from intranet.web import security_events
 from intranet.web.api import json_body
@@ -35,7 +36,7 @@ def count_rating_attempt(employee: Employee | None = None) -> None:
                            window=limits.window, now=now())
     session().commit()
     if not verdict.allowed:
-        raise TooManyRequests(f"You have rated too often; try again in {verdict.retry_after} seconds.",
+        raise TooManyRequests(N_("You have rated too often; try again in %(seconds)s seconds."), seconds=verdict.retry_after,
                               retry_after=verdict.retry_after)
 
 

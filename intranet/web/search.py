@@ -20,7 +20,7 @@ def page():  # type: ignore[no-untyped-def]
     try:
         hits = search.search(session(), employee, query, now=now(), language=i18n.locale())
     except InvalidInput as exc:
-        hits, problem = [], exc.message
+        hits, problem = [], i18n.error_message(exc)
     cards = feed.cards(session(), [hit.post for hit in hits])
     return render_template("intranet/search.html", employee=employee, query=query, hits=hits, problem=problem,
                            cards=cards)

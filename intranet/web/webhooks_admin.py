@@ -13,7 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from intranet.errors import IntranetError, validated
 from intranet.models import WEBHOOK_EVENT_TYPES
 from intranet.web.context import current_employee, now, require_role, session, settings
-from intranet.web.i18n import _
+from intranet.web.i18n import _, error_message
 from intranet.webhooks import endpoints, network, sender
 from intranet.webhooks.sealing import SecretBox
 
@@ -49,7 +49,7 @@ def add():  # type: ignore[no-untyped-def]
                                    allow_private=network.private_allowed(settings()))
     except IntranetError as exc:
         session().rollback()
-        return _page(422, error=exc.message, form=form)
+        return _page(422, error=error_message(exc), form=form)
     session().commit()
     return _page(secret=created.secret, secret_for=created.endpoint)
 

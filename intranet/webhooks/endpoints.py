@@ -17,6 +17,7 @@ from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from intranet.errors import InvalidInput, NotFound
+from intranet.languages import N_
 from intranet.models import WEBHOOK_EVENT_TYPES, Employee, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from intranet.webhooks import network, signing
 from intranet.webhooks.sealing import SecretBox
@@ -72,7 +73,7 @@ def create(session: Session, data: EndpointIn, *, actor: Employee | None, now: d
 def get_or_404(session: Session, endpoint_id: int) -> WebhookEndpoint:
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
-        raise NotFound("There is no webhook endpoint with that number.")
+        raise NotFound(N_("There is no webhook endpoint with that number."))
     return endpoint
 
 
@@ -162,6 +163,7 @@ def parse_event_types(values: list[str]) -> list[str]:
         return list(WEBHOOK_EVENT_TYPES)
     unknown = [v for v in values if v not in WEBHOOK_EVENT_TYPES]
     if unknown:
-        raise InvalidInput(f"Unknown event type {unknown[0]!r}: choose from {', '.join(WEBHOOK_EVENT_TYPES)}.",
+        raise InvalidInput(N_("Unknown event type %(type)s: choose from %(types)s."), type=repr(unknown[0]),
+                           types=", ".join(WEBHOOK_EVENT_TYPES),
                            details={"field": "event_types"})
     return values

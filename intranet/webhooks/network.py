@@ -22,6 +22,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from intranet.errors import InvalidInput
+from intranet.languages import N_
 from intranet.settings import Settings
 
 SCHEMES = ("http", "https")
@@ -53,14 +54,14 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> str:
     url = url.strip()
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname:
-        raise InvalidInput("A webhook URL starts with https:// (or http://) and names a host.", details={"field": "url"})
+        raise InvalidInput(N_("A webhook URL starts with https:// (or http://) and names a host."), details={"field": "url"})
     if parts.username or parts.password:
-        raise InvalidInput("Put no user name or password in a webhook URL: deliveries are signed instead.",
+        raise InvalidInput(N_("Put no user name or password in a webhook URL: deliveries are signed instead."),
                            details={"field": "url"})
     try:
         parts.port
     except ValueError:
-        raise InvalidInput("The webhook URL's port is not a number from 1 to 65535.", details={"field": "url"}) from None
+        raise InvalidInput(N_("The webhook URL's port is not a number from 1 to 65535."), details={"field": "url"}) from None
     if allow_private:
         return url
     host = parts.hostname
@@ -71,9 +72,11 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> str:
         addresses = []
     private = [a for a in addresses if not is_global(a)]
     if private or host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
-        raise InvalidInput(f"{host} is {'at ' + private[0] if private else 'this machine'}, a private address: "
-                           "webhooks go to public addresses (set INTRANET_WEBHOOKS_ALLOW_PRIVATE to allow "
-                           "internal receivers).", details={"field": "url"})
+        raise InvalidInput(N_("%(host)s is at %(address)s, a private address: webhooks go to public addresses (set "
+                              "INTRANET_WEBHOOKS_ALLOW_PRIVATE to allow internal receivers).") if private else
+                           N_("%(host)s is this machine, a private address: webhooks go to public addresses (set "
+                              "INTRANET_WEBHOOKS_ALLOW_PRIVATE to allow internal receivers)."),
+                           host=host, address=private[0] if private else "", details={"field": "url"})
     return url
 
 
