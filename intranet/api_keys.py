@@ -50,11 +50,13 @@ class ScopeInfo:
 
 
 SCOPES: dict[str, ScopeInfo] = {
-    "feed:read": ScopeInfo("Read feeds", "Read the feed, posts and search of the employee each request names "
-                           "(only what is targeted at them).", on_behalf=True),
-    "posts:publish": ScopeInfo("Publish posts", "Write, review, publish and manage posts as the employee each "
-                               "request names, with that person's roles.", on_behalf=True),
-    "analytics:read": ScopeInfo("Read analytics", "Read the aggregate engagement analytics (never a person).",
+    # Marked for the catalogs: the admin page words them in the admin's language (the OpenAPI
+    # document and the CLI keep the English).
+    "feed:read": ScopeInfo(N_("Read feeds"), N_("Read the feed, posts and search of the employee each request names "
+                                                "(only what is targeted at them)."), on_behalf=True),
+    "posts:publish": ScopeInfo(N_("Publish posts"), N_("Write, review, publish and manage posts as the employee each "
+                                                       "request names, with that person's roles."), on_behalf=True),
+    "analytics:read": ScopeInfo(N_("Read analytics"), N_("Read the aggregate engagement analytics (never a person)."),
                                 on_behalf=False),
 }
 assert tuple(SCOPES) == API_KEY_SCOPES
@@ -106,7 +108,7 @@ class ApiKeyCreate(BaseModel):
     def _trimmed(cls, value: str) -> str:
         value = " ".join(value.split())
         if not value:
-            raise ValueError("give the key a name")
+            raise ValueError(N_("give the key a name"))
         return value
 
 

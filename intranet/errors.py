@@ -70,13 +70,65 @@ def validated(model: type[M], data: Any, *, what: str | None = "request",
         details = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         if describe is not None:
             raise InvalidInput(describe(exc), details=details) from None
+        # Field names stay as the API names them; pydantic's words are reworded (pydantic_words).
+        # The "%(loc)s: %(problem)s" glue is no catalog entry: it reads the same in every language.
+        worded = [pydantic_words(e) for e in exc.errors()]
         if what is None:
-            raise InvalidInput("; ".join(f"{d['loc']}: {d['message']}" for d in details), details=details) from None
-        problems = "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details)
-        # The field names and pydantic's own words stay English (they name the API's fields).
+            raise InvalidInput(Phrase("%(problems)s", problems=tuple(
+                Phrase("%(loc)s: %(problem)s", loc=d["loc"], problem=w) for d, w in zip(details, worded))),
+                details=details) from None
+        problems = tuple(Phrase("%(loc)s: %(problem)s", loc=d["loc"] or "body", problem=w)
+                         for d, w in zip(details, worded))
         if what in INVALID:
             raise InvalidInput(INVALID[what], details=details, problems=problems) from None
-        raise InvalidInput(f"Invalid {what}: {problems}", details=details) from None
+        raise InvalidInput(f"Invalid {what}: " + "; ".join(str(p) for p in problems), details=details) from None
+
+
+#: pydantic's messages, by error type, in words Beacon's catalogs translate (its English is kept as
+#: pydantic writes it: :attr:`Phrase.english`). Types not listed stay in pydantic's English.
+PYDANTIC: dict[str, str] = {
+    "missing": N_("Field required"),
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "string_too_short": N_("String should have at least %(min_length)s characters"),
+    "string_too_long": N_("String should have at most %(max_length)s characters"),
+    "too_short": N_("List should have at least %(min_length)s items"),
+    "too_long": N_("List should have at most %(max_length)s items"),
+    "int_parsing": N_("Input should be a valid integer"),
+    "int_type": N_("Input should be a valid integer"),
+    "string_type": N_("Input should be a valid string"),
+    "bool_parsing": N_("Input should be a valid boolean"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "list_type": N_("Input should be a valid list"),
+    "datetime_parsing": N_("Input should be a valid date and time"),
+    "datetime_from_date_parsing": N_("Input should be a valid date and time"),
+    "date_parsing": N_("Input should be a valid date"),
+    "date_from_datetime_parsing": N_("Input should be a valid date"),
+    "greater_than_equal": N_("Input should be greater than or equal to %(ge)s"),
+    "less_than_equal": N_("Input should be less than or equal to %(le)s"),
+    "greater_than": N_("Input should be greater than %(gt)s"),
+    "less_than": N_("Input should be less than %(lt)s"),
+    "literal_error": N_("Input should be %(expected)s"),
+    "value_error": N_("Value error, %(error)s"),
+}
+#: The one-character minimum, said on its own (an empty text, in most languages).
+AT_LEAST_ONE_CHARACTER = N_("String should have at least 1 character")
+
+
+def pydantic_words(error: Any) -> Phrase:
+    """One pydantic *error* (an item of ``ValidationError.errors()``) as a phrase: pydantic's English, reworded elsewhere.
+
+    A validator's own message (``value_error``) is translated too when it was marked ``N_``.
+    """
+    ctx = error.get("ctx") or {}
+    if error["type"] == "string_too_short" and ctx.get("min_length") == 1:
+        return Phrase(AT_LEAST_ONE_CHARACTER, english=error["msg"])
+    template = PYDANTIC.get(error["type"])
+    if template is None:
+        return Phrase(error["msg"])
+    values = {name: str(value) for name, value in ctx.items() if f"%({name})s" in template}
+    if error["type"] == "value_error":
+        values["error"] = Phrase(str(ctx.get("error", "")))
+    return Phrase(template, english=error["msg"], **values)
 
 
 #: "Invalid ...: <problems>" for each thing an edge or service validates, to be worded per language.

@@ -54,9 +54,9 @@ class ReplyIn(BaseModel):
     @classmethod
     def _plain_text(cls, value: str) -> str:
         if _CONTROL.search(value):
-            raise ValueError("must be plain text (no control characters)")
+            raise ValueError(N_("must be plain text (no control characters)"))
         if not value.strip():
-            raise ValueError("must not be blank")
+            raise ValueError(N_("must not be blank"))
         return value.strip()
 
 

@@ -16,7 +16,8 @@ import datetime as dt
 import functools
 import io
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -52,18 +53,23 @@ class Phrase:
     A service that cannot know the reader (errors, run outcomes) keeps a phrase; whoever shows it
     calls :meth:`in_language`. A value may itself be a phrase (worded in the same language), or a
     tuple of them (each worded, joined with ``"; "``); other values are data, never translated.
-    ``capitalised`` upper-cases the first letter of the result (a phrase that starts a sentence).
+    ``capitalised`` upper-cases the first letter of the result (a phrase that starts a sentence);
+    ``english`` is said instead in English (words a library wrote, which Beacon's catalogs reword).
     """
 
-    __slots__ = ("message", "values", "capitalised")
+    __slots__ = ("message", "values", "capitalised", "english")
 
-    def __init__(self, message: str, /, *, capitalised: bool = False, **values: Any) -> None:
+    def __init__(self, message: str, /, *, capitalised: bool = False, english: str | None = None,
+                 **values: Any) -> None:
         self.message = message
         self.values = values
         self.capitalised = capitalised
+        self.english = english
 
     def in_language(self, language: str | None) -> str:
         """The phrase in *language*'s words (English when Beacon does not speak it)."""
+        if self.english is not None and (supported(language) or DEFAULT) == DEFAULT:
+            return self.english
         text = translate(language, self.message, **{name: worded(value, language) for name, value in self.values.items()})
         return text[:1].upper() + text[1:] if self.capitalised else text
 
@@ -87,6 +93,36 @@ def worded(value: Any, language: str | None) -> Any:
     if isinstance(value, tuple):
         return "; ".join(str(worded(v, language)) for v in value)
     return value
+
+
+@functools.cache
+def _pattern(template: str) -> re.Pattern[str]:
+    """A regular expression matching what *template* writes, each placeholder a named group."""
+    seen: set[str] = set()
+    regex = []
+    for part in re.split(r"(%\(\w+\)[sd]|%%)", template):
+        if part == "%%":
+            regex.append("%")
+        elif part.startswith("%(") and part[-1] in "sd" and part.endswith((")s", ")d")):
+            name = part[2:-2]
+            regex.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+            seen.add(name)
+        else:
+            regex.append(re.escape(part))
+    return re.compile("".join(regex) + r"\Z", re.S)
+
+
+def recognised(text: str, templates: Iterable[str]) -> Phrase | str:
+    """The phrase among *templates* that wrote the English *text* (its values read back), else *text* itself.
+
+    For words stored in English before anyone knew who would read them (a held sync run's reason,
+    kept in the database): they are worded again, in the reader's language, when shown.
+    """
+    for template in templates:
+        match = _pattern(template).match(text)
+        if match:
+            return Phrase(template, **match.groupdict())
+    return text
 
 
 def supported(tag: str | None) -> str | None:

@@ -81,7 +81,7 @@ class _PostFields(BaseModel):
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value:
-            raise ValueError("must not be empty")
+            raise ValueError(N_("must not be empty"))
         return value
 
 

@@ -48,7 +48,7 @@ def _check_days(value: list[int] | None) -> list[int] | None:
     if value is None:
         return None
     if not value or any(d < 0 or d > 6 for d in value):
-        raise ValueError("working days are weekday numbers 0 (Monday) to 6 (Sunday), at least one")
+        raise ValueError(N_("working days are weekday numbers 0 (Monday) to 6 (Sunday), at least one"))
     return _unique_sorted(value)
 
 

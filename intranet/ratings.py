@@ -52,7 +52,7 @@ class RatingIn(BaseModel):
         if value is None:
             return None
         if _CONTROL.search(value):
-            raise ValueError("must be plain text (no control characters)")
+            raise ValueError(N_("must be plain text (no control characters)"))
         return value.strip() or None
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ import pytest
 from intranet import api_keys
 from intranet.errors import InvalidInput
 from intranet.languages import N_, Phrase
+from tests.directory_support import DIRTY, hr_csv, make_sync, person
 
 
 def _text(response) -> str:  # type: ignore[no-untyped-def]
@@ -181,3 +182,89 @@ def test_an_unknown_api_address_speaks_the_persons_language(client_for, make_emp
     """A 404 from no route at all is worded for the signed-in person too."""
     answer = client_for(make_employee(language=language)).api("GET", "/api/v1/no-such-thing")
     assert answer.status_code == 404 and _error(answer)["message"] == words
+
+
+# --- admin pages: API-key scopes, webhook events, erasure, the directory's stored reasons ------------
+
+
+@pytest.mark.parametrize(("language", "scopes", "events"), [
+    ("es", ["Leer las noticias", "Leer las analíticas agregadas de participación (nunca las de una persona)."],
+     ["Se publicó una publicación (en el momento o al llegar su hora programada)."]),
+    ("ca", ["Llegir les notícies", "Llegir les analítiques agregades de participació (mai les d'una persona)."],
+     ["S'ha publicat una publicació (en el moment o quan ha arribat l'hora programada)."]),
+])
+def test_scopes_and_webhook_events_are_described_in_the_admins_language(client_for, make_employee, language, scopes,
+                                                                       events):
+    """The API-key page's scope labels and descriptions, the webhook page's event descriptions; codes unchanged."""
+    admin = client_for(make_employee(is_admin=True, language=language))
+    page = _text(admin.get("/admin/api-keys"))
+    assert all(w in page for w in scopes) and "<code>analytics:read</code>" in page
+    page = _text(admin.get("/admin/webhooks"))
+    assert all(w in page for w in events) and "<code>post.published</code>" in page
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "It deletes their events, ratings, post states, preferences, learned times"),
+    ("es", "Elimina sus eventos de uso, valoraciones, estados de lectura de publicaciones, preferencias"),
+    ("ca", "N'elimina aquestes dades: esdeveniments d'ús, valoracions, estats de lectura de publicacions"),
+])
+def test_the_erase_sentence_names_the_data_in_the_admins_language(client_for, make_employee, language, words):
+    """What erasing deletes is listed in the admin's words (in English, as before)."""
+    admin = client_for(make_employee(is_admin=True, language=language))
+    person = make_employee(display_name="Leaver")
+    assert words in _text(admin.get(f"/admin/people/{person.employee_id}/erase"))
+
+
+@pytest.mark.parametrize(("language", "quarantined", "held", "deactivated"), [
+    ("es", ["número de empleado repetido", "<code>duplicate_key</code>", "el número de empleado",
+            "bucle de responsables", "la cadena de responsables forma un bucle: E0006 -> E0007 -> E0006"],
+     ["Retenida para un administrador: desactivaría a 30 de", "Retenida: desactivaría a 30 de"],
+     "estado en HR"),
+    ("ca", ["número d'empleat repetit", "<code>duplicate_key</code>", "el número d'empleat",
+            "bucle de responsables", "s'ha mantingut el responsable anterior", "línia 8: la fila no té número d'empleat"],
+     ["Retinguda per a un administrador: desactivaria 30 de", "Retinguda: desactivaria 30 de"],
+     "estat a HR"),
+])
+def test_the_directorys_stored_reasons_read_in_the_admins_language(client_for, make_employee, database, clock, language,
+                                                                   quarantined, held, deactivated):
+    """Quarantine reasons and details, a held run's reasons and its deactivations: stored in English, shown translated."""
+    sync = make_sync(database, clock)
+    sync.run_hr(DIRTY.read_bytes(), file_name=DIRTY.name)
+    admin = client_for(make_employee(is_admin=True, language=language))
+    page = _text(admin.get("/admin/directory/quarantine"))
+    assert all(w in page for w in quarantined), [w for w in quarantined if w not in page]
+    sync.run_hr(hr_csv([person(f"E{i:03d}") for i in range(40)]), file_name="a_2026-11-24.csv")
+    run = sync.run_hr(hr_csv([person(f"E{i:03d}", status="Terminated" if i < 30 else "Active") for i in range(40)]),
+                      file_name="b_2026-11-24.csv")
+    assert run.status == "held" and run.message.startswith("held: it would deactivate 30 of")  # the CLI's English
+    page = _text(admin.get(f"/admin/directory/runs/{run.run_id}"))
+    assert all(w in page for w in held), [w for w in held if w not in page]
+    assert f"<td>{deactivated}</td>" in page
+    assert held[0].split(":")[0] in _text(admin.get("/admin/directory/"))
+
+
+@pytest.mark.parametrize(("language", "words"), [("es", "El cuerpo de la solicitud no es un JSON válido ("),
+                                                 ("ca", "El cos de la sol·licitud no és un JSON vàlid (")])
+def test_an_unreadable_json_body_is_refused_in_the_persons_language(client_for, make_employee, language, words):
+    """Broken JSON: a 400 with the code ``malformed``, the sentence in the person's words (the parser's detail as data)."""
+    client = client_for(make_employee(is_comms=True, language=language))
+    answer = client.api("POST", "/api/v1/posts", data="{", content_type="application/json")
+    assert answer.status_code == 400 and _error(answer)["code"] == "malformed"
+    assert _error(answer)["message"].startswith(words)
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "Invalid preferences: quiet_start: Input should be less than or equal to 23; working_days: Value error, "
+           "working days are weekday numbers 0 (Monday) to 6 (Sunday), at least one"),
+    ("es", "Preferencias no válidas: quiet_start: El valor debe ser menor o igual que 23; working_days: Valor no "
+           "válido: los días laborables son números de día de 0 (lunes) a 6 (domingo), al menos uno"),
+    ("ca", "Preferències no vàlides: quiet_start: El valor ha de ser més petit o igual que 23; working_days: Valor "
+           "no vàlid: els dies laborables són números de dia de 0 (dilluns) a 6 (diumenge), almenys un"),
+])
+def test_field_problems_are_worded_in_the_persons_language(client_for, make_employee, language, words):
+    """A validation error names the API's fields as they are and words each problem (English unchanged)."""
+    client = client_for(make_employee(language=language))
+    answer = client.api("PUT", "/api/v1/me/preferences", json={"working_days": [], "quiet_start": 30})
+    assert answer.status_code == 422 and _error(answer)["code"] == "invalid"
+    assert _error(answer)["message"] == words
+    assert [d["loc"] for d in _error(answer)["details"]] == ["quiet_start", "working_days"]

@@ -18,9 +18,28 @@ from sqlmodel import Session, select
 
 from intranet.directory.policy import Guard
 from intranet.errors import Conflict, NotFound
+from intranet.languages import N_, Phrase, recognised
 from intranet.models import Employee, SyncHeld, SyncRun
 
 logger = logging.getLogger(__name__)
+
+
+#: Why a run is held, one sentence a reason (a held run stores them in English, joined by "; ";
+#: :func:`reason_phrases` reads them back to be worded in the admin's language).
+TOO_MANY_DEACTIVATIONS = N_("it would deactivate %(count)s of %(active)s active employees (limit %(limit)s: "
+                            "max(%(min)s, %(percent)s %%))")
+HR_ROWS_DROPPED = N_("the HR file has %(rows)s rows, down from %(last)s last time (more than %(drop)s fewer)")
+HOLD_REASONS = (TOO_MANY_DEACTIVATIONS, HR_ROWS_DROPPED)
+#: A run's status, as a refusal to decide it says it (the same words as the admin pages').
+RUN_STATUS_WORDS: dict[str, Phrase] = {status: Phrase(words) for status, words in (
+    ("running", N_("running")), ("succeeded", N_("succeeded")), ("failed", N_("failed")), ("held", N_("held")),
+    ("approved", N_("approved")), ("rejected", N_("rejected")), ("refused", N_("refused")),
+    ("superseded", N_("superseded")))}
+
+
+def reason_phrases(reason: str) -> tuple[Phrase | str, ...]:
+    """A held run's stored *reason*, each of its sentences as the phrase that wrote it (to word in any language)."""
+    return tuple(recognised(part, HOLD_REASONS) for part in reason.split("; "))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,12 +55,11 @@ def check(session: Session, guard: Guard, *, deactivations: int, hr_rows: int | 
     limit = guard.limit(active)
     reasons = []
     if deactivations > limit:
-        reasons.append(f"it would deactivate {deactivations} of {active} active employees (limit {limit}: "
-                       f"max({guard.min_count}, {guard.percent:g} %))")
+        reasons.append(str(Phrase(TOO_MANY_DEACTIVATIONS, count=deactivations, active=active, limit=limit,
+                                  min=guard.min_count, percent=f"{guard.percent:g}")))
     if (hr_rows is not None and last_hr_rows and hr_rows < last_hr_rows * (1 - guard.hr_row_drop)
             and last_hr_rows - hr_rows >= guard.hr_row_drop_min_rows):
-        reasons.append(f"the HR file has {hr_rows} rows, down from {last_hr_rows} last time "
-                       f"(more than {guard.hr_row_drop:.0%} fewer)")
+        reasons.append(str(Phrase(HR_ROWS_DROPPED, rows=hr_rows, last=last_hr_rows, drop=f"{guard.hr_row_drop:.0%}")))
     return Verdict(bool(reasons), "; ".join(reasons))
 
 
@@ -57,14 +75,16 @@ def load_held(session: Session, run_id: int) -> tuple[SyncRun, SyncHeld]:
     run = session.get(SyncRun, run_id)
     held = session.get(SyncHeld, run_id)
     if run is None or held is None:
-        raise NotFound("No such held sync run.")
+        raise NotFound(N_("No such held sync run."))
     if run.status != "held":
-        raise Conflict(f"Sync run {run_id} is {run.status}, not waiting for a decision.")
+        raise Conflict(N_("Sync run %(id)s is %(status)s, not waiting for a decision."), id=run_id,
+                       status=RUN_STATUS_WORDS.get(run.status, run.status))
     newer = session.exec(select(func.count()).select_from(SyncRun).where(
         SyncRun.source == run.source, SyncRun.id > run.id,
         SyncRun.status.in_(("succeeded", "approved", "held")))).one()
     if newer:
-        raise Conflict(f"A newer {run.source} sync run exists; this held run is out of date. Decide the newest one.")
+        raise Conflict(N_("A newer %(source)s sync run exists; this held run is out of date. Decide the newest one."),
+                       source=run.source)
     return run, held
 
 

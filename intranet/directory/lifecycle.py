@@ -25,6 +25,7 @@ from intranet.models import (
     JourneyRelease, JourneyWatch, OutboxMessage, PostPreview, PostState, Preference, Quarantine, Rating, TimingState,
     WebhookEvent,
 )
+from intranet.languages import N_
 from intranet.settings import Settings
 
 ERASED_NAME = "Former employee"
@@ -46,6 +47,19 @@ PERSONAL_ROWS = (
     # and what journeys last saw of their department, country and level. Releases go before their enrolments.
     ("journey_releases", JourneyRelease), ("journey_enrolments", JourneyEnrolment), ("journey_watch", JourneyWatch),
 )
+
+#: Each kind of personal row in words, as the erase page lists them (the English is the name with spaces).
+KIND_WORDS: dict[str, str] = {
+    "events": N_("events"), "ratings": N_("ratings"), "post_states": N_("post states"),
+    "preferences": N_("preferences"), "learned_times": N_("learned times"), "outbox": N_("outbox"),
+    "digest_items": N_("digest items"), "digests": N_("digests"), "feed_snapshots": N_("feed snapshots"),
+    "group_memberships": N_("group memberships"), "group_ownerships": N_("group ownerships"),
+    "quarantined_records": N_("quarantined records"), "cadence_notices": N_("cadence notices"),
+    "analytics_post_markers": N_("analytics post markers"), "analytics_hour_markers": N_("analytics hour markers"),
+    "feedback": N_("feedback"), "webhook_events": N_("webhook events"), "journey_releases": N_("journey releases"),
+    "journey_enrolments": N_("journey enrolments"), "journey_watch": N_("journey watch"),
+}
+assert set(KIND_WORDS) == {name for name, _table in PERSONAL_ROWS}
 
 
 @dataclasses.dataclass(frozen=True)

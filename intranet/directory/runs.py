@@ -40,11 +40,13 @@ from sqlmodel import Session
 from intranet import leases
 from intranet.directory import csv_import
 from intranet.directory import guard as guard_mod
+from intranet.directory import words
 from intranet.directory.apply import apply_plan, save_state
 from intranet.directory.hr import HrMapping, read_export
 from intranet.directory.planning import Plan, Planner
 from intranet.directory.policy import Policy, load as load_policy
 from intranet.errors import IntranetError
+from intranet.languages import N_, Phrase
 from intranet.models import Employee, SyncHeld, SyncRun, SyncState
 from intranet.settings import Settings
 
@@ -128,6 +130,8 @@ class RunOutcome:
     status: str
     message: str
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: The message as a phrase, for pages that word it in the reader's language (``message`` is its English).
+    phrase: Phrase | None = None
 
 
 class DirectorySync:
@@ -175,7 +179,7 @@ class DirectorySync:
                 session.rollback()
                 run = SyncRun(source=source, mode=mode, trigger=trigger, status="refused", started_at=now,
                               finished_at=now, duration_ms=0,
-                              error="A directory sync is already running; this run was refused.", **fields)
+                              error=words.REFUSED_ERROR, **fields)
                 session.add(run)
                 session.commit()
                 raise AlreadyRunning(run.id)
@@ -248,7 +252,7 @@ class DirectorySync:
             _count(row, plan)
             if hold_reason:
                 row.status = "held"
-                row.error = f"Held for an admin: {hold_reason}."
+                row.error = str(Phrase(words.HELD_ERROR, reason=hold_reason))
                 session.add(SyncHeld(run_id=run.id, reason=hold_reason[:1000], plan=plan.to_json(),
                                      diff=guard_mod.summarize(plan.diff), created_at=now))
             else:
@@ -435,7 +439,8 @@ class DirectorySync:
                 session.commit()
             logger.warning("Admin %s approved held %s sync run %s (%d deactivations)", admin.employee_id,
                            plan.source, run_id, len(plan.deactivate))
-            return RunOutcome(run_id, "approved", f"applied in {time.perf_counter() - started:.1f} s")
+            applied = Phrase(N_("applied in %(seconds)s s"), seconds=f"{time.perf_counter() - started:.1f}")
+            return RunOutcome(run_id, "approved", str(applied), phrase=applied)
         finally:
             self._release()
 

@@ -32,6 +32,7 @@ from intranet import targeting
 from intranet.analytics import rollups
 from intranet.db import EARLIEST, LATEST, MAX_ID, insert_ignoring_duplicates, storable_utc
 from intranet.errors import InvalidInput
+from intranet.languages import N_
 from intranet.models import CHANNELS, EVENT_KINDS, EngagementEvent, Employee, Post
 
 
@@ -242,9 +243,9 @@ def ingest(session: Session, employee: Employee, events: Any, *, now: dt.datetim
     :raise InvalidInput: when *events* is not a list, or is longer than *max_batch*.
     """
     if not isinstance(events, list):
-        raise InvalidInput('Send {"events": [...]}.', details={"field": "events"})
+        raise InvalidInput(N_('Send {"events": [...]}.'), details={"field": "events"})
     if len(events) > max_batch:
-        raise InvalidInput(f"At most {max_batch} events per batch; send the rest in another request.",
+        raise InvalidInput(N_("At most %(most)s events per batch; send the rest in another request."), most=max_batch,
                            details={"field": "events", "max": max_batch})
     result = IngestResult()
     rows = (_checked_rows if checked else _valid_rows)(

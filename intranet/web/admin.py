@@ -69,7 +69,7 @@ def _person_or_404(employee_id: str) -> Employee:
 @require_role("admin")
 def erase_page(employee_id: str):  # type: ignore[no-untyped-def]
     return render_template("intranet/admin/erase.html", employee=current_employee(), person=_person_or_404(employee_id),
-                           kinds=[name.replace("_", " ") for name, _ in lifecycle.PERSONAL_ROWS])
+                           kinds=[_(lifecycle.KIND_WORDS[name]) for name, _table in lifecycle.PERSONAL_ROWS])
 
 
 @bp.post("/admin/people/<employee_id>/erase")

@@ -6,6 +6,7 @@ rows in the database, which must not hold a key) nor in a redirect's URL.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -23,10 +24,16 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("intranet_api_keys_admin", __name__)
 
 
+def _scopes() -> dict[str, api_keys.ScopeInfo]:
+    """The scopes with their label and description in the admin's language."""
+    return {scope: dataclasses.replace(info, label=_(info.label), description=_(info.description))
+            for scope, info in api_keys.SCOPES.items()}
+
+
 def _page(*, created: tuple[ApiKey, str] | None = None, error: str | None = None, form: dict | None = None,
           status: int = 200):  # type: ignore[no-untyped-def]
     return render_template("intranet/admin/api_keys.html", employee=current_employee(),
-                           keys=api_keys.listing(session(), now=now()), scopes=api_keys.SCOPES, created=created,
+                           keys=api_keys.listing(session(), now=now()), scopes=_scopes(), created=created,
                            error=error, form=form or {}, header=api_keys.ON_BEHALF_HEADER,
                            tomorrow=(now() + dt.timedelta(days=1)).date().isoformat()), status
 

@@ -3,15 +3,28 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
-from intranet.directory import guard, queries, runs
+from intranet import languages
+from intranet.directory import guard, queries, runs, words
 from intranet.errors import NotFound
 from intranet.models import SyncHeld, SyncRun
 from intranet.web.context import current_employee, now, require_role, session, settings, state
+from intranet.web import i18n
 from intranet.web.i18n import _
 
 # Full paths (not a blueprint url_prefix): Beacon registers blueprints under INTRANET_URL_PREFIX.
 bp = Blueprint("intranet_directory_admin", __name__)
 BASE = "/admin/directory"
+
+
+def say(value: object) -> object:
+    """A phrase (or a tuple of them) the directory stored, in the admin's language; anything else as it is."""
+    return languages.worded(value, i18n.locale())
+
+
+@bp.context_processor
+def _directory_words() -> dict[str, object]:
+    # The directory stores its reasons in English; its pages word them (intranet.directory.words).
+    return {"say": say, "directory_words": words}
 
 
 @bp.get(f"{BASE}/")
@@ -42,9 +55,9 @@ def approve(run_id: int):  # type: ignore[no-untyped-def]
     try:
         outcome = runner.approve(run_id, admin=current_employee())
     except runs.AlreadyRunning as exc:
-        flash(str(exc), "error")
+        flash(_("A directory sync is already running; try again when it has finished."), "error")
         return redirect(url_for(".run", run_id=run_id))
-    flash(_("Run %(id)s approved and applied (%(outcome)s).", id=run_id, outcome=outcome.message), "success")
+    flash(_("Run %(id)s approved and applied (%(outcome)s).", id=run_id, outcome=say(outcome.phrase or outcome.message)), "success")
     return redirect(url_for(".run", run_id=run_id))
 
 

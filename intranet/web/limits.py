@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from intranet.db import MAX_ID
 from intranet.errors import Malformed, NotFound
+from intranet.languages import N_
 from intranet.web.context import settings
 
 #: How deeply a JSON body may nest. Beacon's deepest document (an audience inside a post) needs 4.
@@ -34,7 +35,8 @@ MAX_JSON_DEPTH = 32
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 T = TypeVar("T")
-NUL_MESSAGE = "The request holds a NUL character (\\u0000 or %00), which Beacon cannot store."
+TOO_DEEP = N_("The JSON is nested too deeply; Beacon reads at most %(levels)s levels.")
+NUL_MESSAGE = N_("The request holds a NUL character (\\u0000 or %00), which Beacon cannot store.")
 
 
 def _ours(endpoint: str | None) -> bool:
@@ -49,7 +51,7 @@ def _request_bounds(endpoint: str | None, values: dict[str, Any] | None) -> None
     host_limit = current_app.config.get("MAX_CONTENT_LENGTH")
     request.max_content_length = limit if host_limit is None else min(limit, host_limit)
     if values and any(type(v) is int and v > MAX_ID for v in values.values()):
-        raise NotFound("There is nothing at this address.")
+        raise NotFound(N_("There is nothing at this address."))
     texts = [v for v in (values or {}).values() if isinstance(v, str)]
     texts.extend(itertools.chain.from_iterable(request.args.listvalues()))
     if request.mimetype in _FORMS:  # CSRF protection reads the form next anyway
@@ -93,13 +95,13 @@ def load_json(data: bytes) -> Any:
     try:
         value = json.loads(data)
     except RecursionError:
-        raise Malformed(f"The JSON is nested too deeply; Beacon reads at most {MAX_JSON_DEPTH} levels.") from None
+        raise Malformed(TOO_DEEP, levels=MAX_JSON_DEPTH) from None
     except ValueError as exc:  # UnicodeDecodeError included
-        raise Malformed(f"The request body is not valid JSON ({exc}).") from None
+        raise Malformed(N_("The request body is not valid JSON (%(problem)s)."), problem=str(exc)) from None
     # Counting brackets is cheap; only a body with more of them than the limit needs the walk.
     if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and isinstance(value, (dict, list)) \
             and _too_deep(value, MAX_JSON_DEPTH):
-        raise Malformed(f"The JSON is nested too deeply; Beacon reads at most {MAX_JSON_DEPTH} levels.")
+        raise Malformed(TOO_DEEP, levels=MAX_JSON_DEPTH)
     if _SUSPECT_ESCAPE.search(data):  # rare: only then is every string looked at
         for text in _texts(value):
             if "\x00" in text:
@@ -107,8 +109,8 @@ def load_json(data: bytes) -> Any:
             try:  # paired surrogates (an emoji from an ASCII-only encoder) are fine; lone ones cannot be encoded
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                raise Malformed("The JSON holds text that is not valid Unicode (an unpaired surrogate such as "
-                                "\\ud800).") from None
+                raise Malformed(N_("The JSON holds text that is not valid Unicode (an unpaired surrogate such as "
+                                   "\\ud800).")) from None
     return value
 
 

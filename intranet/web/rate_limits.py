@@ -40,6 +40,7 @@ from flask import Flask, request
 from flask_limiter import Limiter, RateLimitExceeded
 
 from intranet.errors import TooManyRequests
+from intranet.languages import N_
 from intranet.settings import RateLimitSettings
 from intranet.web.context import current_employee_or_none
 
@@ -123,4 +124,5 @@ def refusal(exc: RateLimitExceeded) -> TooManyRequests:
             # Redis rounds its expiry up: never promise more than one window.
             wait = min(window, max(1, math.ceil(current.reset_at - time.time())))
             break
-    return TooManyRequests(f"Too many requests ({exc.limit.limit}); try again in {wait} seconds.", retry_after=wait)
+    return TooManyRequests(N_("Too many requests (%(limit)s); try again in %(seconds)s seconds."), limit=str(exc.limit.limit),
+                           seconds=wait, retry_after=wait)

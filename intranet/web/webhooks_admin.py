@@ -23,7 +23,7 @@ bp = Blueprint("intranet_webhooks_admin", __name__)
 def _page(status: int = 200, **extra: Any):  # type: ignore[no-untyped-def]
     return render_template("intranet/admin/webhooks.html", employee=current_employee(),
                            endpoints=endpoints.health(session()), problems=endpoints.problems(session()),
-                           event_types=WEBHOOK_EVENT_TYPES, descriptions=endpoints.DESCRIPTIONS,
+                           event_types=WEBHOOK_EVENT_TYPES, descriptions={t: _(d) for t, d in endpoints.DESCRIPTIONS.items()},
                            encrypting=SecretBox(settings().webhooks.encryption_key).encrypting,
                            give_up_hours=settings().webhooks.give_up_hours, **extra), status
 

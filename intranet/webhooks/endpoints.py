@@ -24,11 +24,11 @@ from intranet.webhooks.sealing import SecretBox
 
 EventType = Literal["post.published", "post.acknowledged", "digest.sent"]
 
-#: What each event means, for the admin page and the CLI's help.
+#: What each event means, for the admin page (worded in the admin's language) and the CLI's help.
 DESCRIPTIONS = {
-    "post.published": "A post was published (now, or when its scheduled time came).",
-    "post.acknowledged": "Someone acknowledged a must-read (their employee number and Entra id).",
-    "digest.sent": "A digest or alert went out to one person on one channel.",
+    "post.published": N_("A post was published (now, or when its scheduled time came)."),
+    "post.acknowledged": N_("Someone acknowledged a must-read (their employee number and Entra id)."),
+    "digest.sent": N_("A digest or alert went out to one person on one channel."),
 }
 
 
