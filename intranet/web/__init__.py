@@ -141,7 +141,7 @@ def blueprints() -> tuple[tuple[Blueprint, bool], ...]:
 
 
 def init_app(app: Flask) -> None:
-    from intranet.web import csrf, health, i18n, limits, rate_limits, times
+    from intranet.web import csrf, health, i18n, limits, rate_limits, times, urls
 
     limits.init_app(app)  # body size and id bounds for Beacon's routes (the host's keep their own)
 
@@ -158,3 +158,4 @@ def init_app(app: Flask) -> None:
     # A global, so macros imported without context see it; prefixed, since it lands in the host's
     # Jinja environment (where ``csrf_token`` may be the host's own Flask-WTF token).
     app.add_template_global(csrf.token, "beacon_csrf_token")
+    urls.init_app(app)
