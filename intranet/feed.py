@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy import Integer, String, and_, case, delete, false, func, insert, literal, type_coerce, update
+from sqlalchemy import Integer, String, and_, bindparam, case, delete, false, func, insert, literal, type_coerce, update
 from sqlmodel import Session, select
 
 from intranet import preferences, ranking, ratings, reasons, targeting
@@ -167,6 +167,14 @@ def reading_minutes(post: Post) -> int:
     return max(1, round(words / WORDS_PER_MINUTE))
 
 
+# Built once: a feed page asks them for every page (building cost more CPU than the tiny queries).
+_AUTHOR_NAMES = select(Employee.id, Employee.display_name).where(
+    Employee.id.in_(bindparam("card_authors", expanding=True)))
+_COVERS = (select(Attachment.post_id, func.min(Attachment.id))
+           .where(Attachment.post_id.in_(bindparam("card_posts", expanding=True)), Attachment.kind == "image")
+           .group_by(Attachment.post_id))
+
+
 def cards(session: Session, posts: list[Post]) -> dict[int, Card]:
     """Each post's card details, in two queries for the whole page.
 
@@ -174,12 +182,10 @@ def cards(session: Session, posts: list[Post]) -> dict[int, Card]:
     """
     if not posts:
         return {}
-    author_pks = {p.author_pk for p in posts} - {None}
-    authors = dict(session.exec(select(Employee.id, Employee.display_name)
-                                .where(Employee.id.in_(author_pks))).all()) if author_pks else {}
-    covers = dict(session.exec(select(Attachment.post_id, func.min(Attachment.id))
-                               .where(Attachment.post_id.in_([p.id for p in posts]), Attachment.kind == "image")
-                               .group_by(Attachment.post_id)).all())
+    author_pks = sorted({p.author_pk for p in posts} - {None})
+    connection = session.connection()
+    authors = dict(connection.execute(_AUTHOR_NAMES, {"card_authors": author_pks}).all()) if author_pks else {}
+    covers = dict(connection.execute(_COVERS, {"card_posts": [p.id for p in posts]}).all())
     return {p.id: Card(author=authors.get(p.author_pk) or None, cover_id=covers.get(p.id), minutes=reading_minutes(p))
             for p in posts}
 
@@ -234,32 +240,60 @@ def _flag(expression: Any) -> Any:
     return type_coerce(expression, Integer)
 
 
-def _candidates(session: Session, employee: Employee, *, now: dt.datetime) -> tuple[ranking.Candidates, np.ndarray]:
-    """The visible posts as columns, and each one's kept counts (n_stars, sum_stars, ups, downs, reached,
-    engaged), in one statement: the targeting rule (groups included), the person's read/acknowledged
-    state, the post's counts, and the author's department of a pinned must-read."""
+#: The candidate statement by :func:`_candidate_shape`: built once per shape of person, run with each one's values.
+_CANDIDATE_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+#: More shapes than people plausibly have (dimensions filled, manager, level, hire date): a bound, not a limit.
+_MAX_CANDIDATE_STATEMENTS = 512
+
+
+def _candidate_shape(employee: Employee, now: dt.datetime) -> tuple[Any, ...]:
+    return (targeting.rule_shape(employee, None, now), bool(employee.department))
+
+
+def _candidate_statement(employee: Employee, now: dt.datetime) -> Any:
+    """The candidate statement for people of *employee*'s shape, every per-person value a named parameter."""
+    employee_pk = bindparam("feed_employee_pk", employee.id, type_=Integer)
     acknowledged = PostState.acknowledged_at.is_not(None)
     if employee.department:
         for_department = Post.id.in_(
             select(AudienceSegment.post_id).join(AudienceValue, AudienceValue.segment_id == AudienceSegment.id)
             .where(AudienceSegment.exclude.is_(False), AudienceValue.dimension == "department",
-                   AudienceValue.value == employee.department))
+                   AudienceValue.value == bindparam("feed_department", employee.department, type_=String)))
     else:
         for_department = false()
     # Only a pinned must-read names its author's department ("Must-read from ..."), so only those look it up.
     source = case((and_(Post.must_read.is_(True), PostState.acknowledged_at.is_(None)),
                    select(Employee.department).where(Employee.id == Post.author_pk).scalar_subquery()))
-    rows = session.connection().execute(
-        # A journey step is addressed to everyone only in form: it is the person's own, not "shared with everyone".
-        select(Post.id, Post.topic, type_coerce(targeting.shown_at(employee.id), String), _flag(Post.must_read),
-               _flag(and_(Post.all_staff.is_(True), Post.journey_only.is_(False))),
-               _flag(Post.rating_style == "thumbs"), _flag(PostState.read_at.is_not(None)), _flag(acknowledged),
-               _flag(for_department), source,
-               PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups, PostRatingStats.downs,
-               PostRatingStats.reached, PostRatingStats.engaged)
-        .outerjoin(PostState, and_(PostState.post_id == Post.id, PostState.employee_pk == employee.id))
-        .outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
-        .where(targeting.visible_posts_filter(employee, None, now))).all()
+    # A journey step is addressed to everyone only in form: it is the person's own, not "shared with everyone".
+    return (select(Post.id, Post.topic, type_coerce(targeting.shown_at(employee_pk), String), _flag(Post.must_read),
+                   _flag(and_(Post.all_staff.is_(True), Post.journey_only.is_(False))),
+                   _flag(Post.rating_style == "thumbs"), _flag(PostState.read_at.is_not(None)), _flag(acknowledged),
+                   _flag(for_department), source,
+                   PostRatingStats.n_stars, PostRatingStats.sum_stars, PostRatingStats.ups, PostRatingStats.downs,
+                   PostRatingStats.reached, PostRatingStats.engaged)
+            .outerjoin(PostState, and_(PostState.post_id == Post.id, PostState.employee_pk == employee_pk))
+            .outerjoin(PostRatingStats, PostRatingStats.post_id == Post.id)
+            .where(targeting.visible_posts_filter(employee, None, now)))
+
+
+def _candidates(session: Session, employee: Employee, *, now: dt.datetime) -> tuple[ranking.Candidates, np.ndarray]:
+    """The visible posts as columns, and each one's kept counts (n_stars, sum_stars, ups, downs, reached,
+    engaged), in one statement: the targeting rule (groups included), the person's read/acknowledged
+    state, the post's counts, and the author's department of a pinned must-read.
+
+    The statement is built once per shape of person (building it cost more CPU than running it) and
+    run with this person's values: every one of them is a named parameter, set here on each run.
+    """
+    shape = _candidate_shape(employee, now)
+    statement = _CANDIDATE_STATEMENTS.get(shape)
+    if statement is None:
+        if len(_CANDIDATE_STATEMENTS) >= _MAX_CANDIDATE_STATEMENTS:
+            _CANDIDATE_STATEMENTS.clear()
+        statement = _CANDIDATE_STATEMENTS[shape] = _candidate_statement(employee, now)
+    values = {**targeting.visible_posts_values(employee, None, now), "feed_employee_pk": employee.id}
+    if employee.department:
+        values["feed_department"] = employee.department
+    rows = session.connection().execute(statement, values).all()
     columns = list(zip(*rows)) if rows else [()] * 16
     topics = columns[1]
     names = sorted(set(topics))
@@ -290,16 +324,21 @@ def ranked_ids(session: Session, employee: Employee, *, now: dt.datetime, page_s
     return [ids[i] for i in ranked.order], [ranked.why[i] for i in ranked.order]
 
 
+# Core statements, built once: the ORM's unit of work and delete synchronisation cost more than the SQL here.
+_SNAPSHOTS = FeedSnapshot.__table__  # type: ignore[attr-defined]
+_CLEAR_EXPIRED = delete(_SNAPSHOTS).where(_SNAPSHOTS.c.employee_pk == bindparam("snapshot_employee_pk"),
+                                          _SNAPSHOTS.c.expires_at <= bindparam("snapshot_now"))
+_STORE = insert(_SNAPSHOTS)
+
+
 def _snapshot(session: Session, employee: Employee, post_ids: list[int], why: list[list[reasons.Reason]], *,
               now: dt.datetime) -> str:
-    # Core statements: the ORM's unit of work and delete synchronisation cost more than the SQL here.
-    table = FeedSnapshot.__table__  # type: ignore[attr-defined]
     connection = session.connection()
     # Each new first page clears the person's own expired orders; the purge job catches the rest.
-    connection.execute(delete(table).where(table.c.employee_pk == employee.id, table.c.expires_at <= now))
+    connection.execute(_CLEAR_EXPIRED, {"snapshot_employee_pk": employee.id, "snapshot_now": now})
     snapshot_id = secrets.token_urlsafe(16)
-    connection.execute(insert(table).values(id=snapshot_id, employee_pk=employee.id, items=_pack(post_ids, why),
-                                            created_at=now, expires_at=now + SNAPSHOT_TTL))
+    connection.execute(_STORE, {"id": snapshot_id, "employee_pk": employee.id, "items": _pack(post_ids, why),
+                                "created_at": now, "expires_at": now + SNAPSHOT_TTL})
     return snapshot_id
 
 

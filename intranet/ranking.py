@@ -44,7 +44,7 @@ from sqlalchemy import Integer, String, bindparam, case, cast, func, literal, nu
 from sqlmodel import Session
 
 from intranet import ratings
-from intranet.db import insert_new
+from intranet.db import UTCDateTime, insert_new
 from intranet.models import DepartmentPrior, EngagementEvent, Employee, Post, PostRatingStats, PostState, Rating
 from intranet.reasons import Reason
 
@@ -473,15 +473,13 @@ def _none(type_: Any) -> Any:
     return cast(null(), type_)
 
 
-def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
-                 prior: dict[str, float] | None = None) -> Profile:
-    """*employee*'s decayed topic masses from their events (live and imported), reads and ratings.
-
-    :param prior: the department prior when the caller already has it (a batch of digests).
-    """
-    since = now - dt.timedelta(days=HORIZON_DAYS)
-    connection = session.connection()  # Core rows: the ORM adds nothing to these column queries
-    engaged = func.max(case((EngagementEvent.kind.in_(_ENGAGED_KINDS), 1), else_=0))
+def _profile_signals_statement() -> Any:
+    """:func:`load_profile`'s statement, built once (building it cost more CPU than running it)."""
+    employee_pk = bindparam("profile_employee_pk", type_=Integer)
+    since = bindparam("profile_since", type_=UTCDateTime())
+    # One plain parameter per kind, not an "expanding" list (re-rendered on every execution).
+    engaged_kinds = [literal(kind) for kind in _ENGAGED_KINDS]
+    engaged = func.max(case((EngagementEvent.kind.in_(engaged_kinds), 1), else_=0))
     shown = func.max(case((EngagementEvent.kind == "impression", 1), else_=0))
     position = func.min(case((EngagementEvent.kind == "impression", EngagementEvent.position)))
     chars = func.length(Post.body_text) + func.length(Post.summary)
@@ -492,22 +490,36 @@ def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
                shown, position, func.max(EngagementEvent.occurred_at), chars,
                _none(Integer).label("stars"), _none(String).label("thumb"))
         .join(Post, Post.id == EngagementEvent.post_id)
-        .where(EngagementEvent.employee_pk == employee.id, EngagementEvent.occurred_at >= since,
-               EngagementEvent.kind.in_(_LEARNED_KINDS), Post.must_read.is_(False))
+        .where(EngagementEvent.employee_pk == employee_pk, EngagementEvent.occurred_at >= since,
+               EngagementEvent.kind.in_([literal(kind) for kind in _LEARNED_KINDS]), Post.must_read.is_(False))
         .group_by(EngagementEvent.post_id, Post.id, Post.topic))
     # Opening a post page marks it read on the server even when no client event arrived.
     reads = (
         select(literal(1), PostState.post_id, Post.topic, _none(Integer), _none(Integer), _none(Integer),
                _none(Integer), PostState.read_at, chars, _none(Integer), _none(String))
         .join(Post, Post.id == PostState.post_id)
-        .where(PostState.employee_pk == employee.id, PostState.read_at >= since, Post.must_read.is_(False)))
+        .where(PostState.employee_pk == employee_pk, PostState.read_at >= since, Post.must_read.is_(False)))
     rated = (
         select(literal(2), Rating.post_id, Post.topic, _none(Integer), _none(Integer), _none(Integer),
                _none(Integer), Rating.updated_at, _none(Integer), Rating.stars, Rating.thumb)
         .join(Post, Post.id == Rating.post_id)
-        .where(Rating.employee_pk == employee.id, Rating.updated_at >= since, Post.must_read.is_(False)))
+        .where(Rating.employee_pk == employee_pk, Rating.updated_at >= since, Post.must_read.is_(False)))
+    return union_all(events, reads, rated)
+
+
+_PROFILE_SIGNALS = _profile_signals_statement()
+
+
+def load_profile(session: Session, employee: Employee, *, now: dt.datetime,
+                 prior: dict[str, float] | None = None) -> Profile:
+    """*employee*'s decayed topic masses from their events (live and imported), reads and ratings.
+
+    :param prior: the department prior when the caller already has it (a batch of digests).
+    """
+    since = now - dt.timedelta(days=HORIZON_DAYS)
+    connection = session.connection()  # Core rows: the ORM adds nothing to these column queries
     by_kind: tuple[list, list, list] = ([], [], [])
-    for row in connection.execute(union_all(events, reads, rated)):
+    for row in connection.execute(_PROFILE_SIGNALS, {"profile_employee_pk": employee.id, "profile_since": since}):
         by_kind[row[0]].append(row[1:])
     events = [r[:8] for r in by_kind[0]]
     reads = [(r[0], r[1], r[6], r[7]) for r in by_kind[1]]

@@ -34,12 +34,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import (ColumnElement, String, and_, bindparam, case, delete, distinct, false, func, literal, or_, select, true,
+from sqlalchemy import (ColumnElement, Integer, String, and_, bindparam, case, delete, distinct, false, func, literal, or_, select, true,
                         union_all)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from intranet import zones
+from intranet.db import UTCDateTime
 from intranet.errors import InvalidInput, NotFound, validated
 from intranet.languages import N_, Phrase
 from intranet.models import AudienceSegment, AudienceValue, Employee, Group, GroupMember, JourneyRelease, Post
@@ -779,28 +780,78 @@ def live_filter(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
+def rule_shape(employee: Employee, group_keys: Iterable[str] | None, now: dt.datetime) -> tuple[Any, ...]:
+    """What :func:`visible_posts_filter`'s statement looks like for *employee* at *now*, apart from its values.
+
+    Two people with the same shape get the same statement with other bound values
+    (:func:`visible_posts_values`), so a caller may build it once per shape and run it for anyone
+    of that shape (the feed does: building the statement cost more CPU than running it).
+    """
+    if not employee.active:
+        return (False,)
+    days = days_since_hire(employee, now.date())
+    return (True, tuple(d for d, _ in employee_pairs(employee, group_keys or ())), group_keys is None,
+            bool(employee.manager_id), employee.level is None, days is None or days < 0)
+
+
+def visible_posts_values(employee: Employee, group_keys: Iterable[str] | None, now: dt.datetime, *,
+                         name: str = "matching_segments") -> dict[str, Any]:
+    """The bound values of :func:`visible_posts_filter` for *employee* at *now*, by parameter name.
+
+    Every value the rule takes from the person or the clock is one of these: executing a statement
+    built for someone of the same :func:`rule_shape` with them gives *employee*'s rule exactly.
+    """
+    values: dict[str, Any] = {f"{name}_employee_pk": employee.id, f"{name}_now": now}
+    if not employee.active:
+        return values
+    for i, (dimension, value) in enumerate(employee_pairs(employee, group_keys or ())):
+        values[f"{name}_dimension_{i}"] = dimension
+        values[f"{name}_value_{i}"] = value
+    if employee.manager_id:
+        values[f"{name}_manager_id"] = employee.manager_id
+    if employee.level is not None:
+        values[f"{name}_level"] = employee.level
+    days = days_since_hire(employee, now.date())
+    if days is not None and days >= 0:
+        values[f"{name}_days"] = days
+    return values
+
+
 def visible_posts_filter(employee: Employee, group_keys: Iterable[str] | None, now: dt.datetime, *,
                          name: str = "matching_segments") -> ColumnElement[bool]:
     """A WHERE clause over :class:`Post` selecting the live posts targeted at *employee*.
 
     :param group_keys: the person's groups (:func:`group_keys_of`), or None to read them inside
         the statement (one round trip fewer for a caller that needs them nowhere else).
-    :param name: the name of the clause's CTE; give another one to combine two people's rules
-        in one statement.
+    :param name: the name of the clause's CTE and the prefix of its parameters; give another one
+        to combine two people's rules in one statement.
     """
-    if not employee.active:
+    values = visible_posts_values(employee, group_keys, now, name=name)
+    shape = rule_shape(employee, group_keys, now)
+    if not shape[0]:
         return false()
+    # Every per-person value is a named parameter (see rule_shape): the statement's form depends on the shape only.
+    param = lambda key, type_=None: bindparam(f"{name}_{key}", values[f"{name}_{key}"], type_=type_)  # noqa: E731
+    _, dimensions, read_groups, has_manager, no_level, no_days = shape
+    employee_pk = param("employee_pk", Integer)
+    now_value = param("now", UTCDateTime())
     # The person's (dimension, value) pairs as one small relation joined to the values' index: an
     # OR of per-dimension tests with subqueries in it made the databases scan every stored value.
-    parts = [select(literal(d, String(16)).label("dimension"), literal(v, String(255)).label("value"))
-             for d, v in employee_pairs(employee, group_keys or ())]
-    if group_keys is None:
+    parts = [select(param(f"dimension_{i}", String(16)).label("dimension"), param(f"value_{i}", String(255)).label("value"))
+             for i in range(len(dimensions))]
+    if read_groups:
         parts.append(select(literal("group", String(16)).label("dimension"), Group.key.label("value"))
                      .join(GroupMember, GroupMember.group_id == Group.id)
-                     .where(GroupMember.employee_pk == employee.id))
-    if employee.manager_id:
+                     .where(GroupMember.employee_pk == employee_pk))
+    if has_manager:
         # "Reports to": the values are managers' employee ids, matched against the person's chain.
-        chain = _chain_up(employee, f"{name}_managers")
+        above = aliased(Employee)
+        start = select(Employee.employee_id.label("employee_id"), Employee.manager_id.label("manager_id"),
+                       literal(1).label("depth")).where(Employee.employee_id == param("manager_id", String))
+        chain = start.cte(f"{name}_managers", recursive=True)
+        # UNION (not UNION ALL) and a depth bound: a cycle in the directory ends the walk.
+        chain = chain.union(select(above.employee_id, above.manager_id, chain.c.depth + 1)
+                            .where(above.employee_id == chain.c.manager_id, chain.c.depth < MAX_CHAIN))
         parts.append(select(literal("reports_to", String(16)).label("dimension"), chain.c.employee_id.label("value")))
     if parts:
         mine = (union_all(*parts) if len(parts) > 1 else parts[0]).cte(f"{name}_pairs")
@@ -813,19 +864,18 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str] | None, n
     else:
         matched = (select(AudienceValue.segment_id, func.count(distinct(AudienceValue.dimension)).label("n"))
                    .where(false()).group_by(AudienceValue.segment_id).subquery())
-    level = employee.level
-    if level is None:
+    if no_level:
         level_ok = and_(AudienceSegment.level_min.is_(None), AudienceSegment.level_max.is_(None))
     else:
+        level = param("level", Integer)
         level_ok = and_(or_(AudienceSegment.level_min.is_(None), AudienceSegment.level_min <= level),
                         or_(AudienceSegment.level_max.is_(None), AudienceSegment.level_max >= level))
     # "Hired in the last N days": the person's days since hire are a constant here.
-    days = days_since_hire(employee, now.date())
-    if days is None or days < 0:
+    if no_days:
         level_ok = and_(level_ok, AudienceSegment.hired_within_days.is_(None))
     else:
         level_ok = and_(level_ok, or_(AudienceSegment.hired_within_days.is_(None),
-                                      AudienceSegment.hired_within_days >= days))
+                                      AudienceSegment.hired_within_days >= param("days", Integer)))
     # One CTE for includes and excludes, so the database matches the employee's segments once.
     matching_segments = (
         select(AudienceSegment.post_id, AudienceSegment.exclude)
@@ -835,5 +885,5 @@ def visible_posts_filter(employee: Employee, group_keys: Iterable[str] | None, n
     )
     included = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(False))
     excluded = select(matching_segments.c.post_id).where(matching_segments.c.exclude.is_(True))
-    return and_(live_filter(now), or_(Post.all_staff.is_(True), Post.id.in_(included)), Post.id.not_in(excluded),
-                released_filter(employee.id, now))
+    return and_(live_filter(now_value), or_(Post.all_staff.is_(True), Post.id.in_(included)),
+                Post.id.not_in(excluded), released_filter(employee_pk, now_value))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, event
 from sqlmodel import select
 
-from intranet import targeting
+from intranet import feed, targeting
 from intranet.errors import InvalidInput
 from intranet.models import AudienceSegment, Employee, Group, GroupMember, Post
 
@@ -255,6 +255,8 @@ def check_rule_forms_agree(db, clock, people, raw_audience):  # type: ignore[no-
                 targeting.visible_posts_filter(employee, keys, clock.now), Post.id == post.id)).first() is not None
             assert predicate == (employee.id in by_sql) == post_side, (raw_audience, people)
             assert targeting.may_see(db, employee, post, clock.now) == predicate
+            # The feed runs one statement per shape of person with each one's values: the same rule.
+            assert (post.id in feed.ranked_ids(db, employee, now=clock.now)[0]) == predicate, (raw_audience, people)
     finally:
         db.rollback()
         for model in (AudienceSegment, Post, GroupMember, Group, Employee):
