@@ -60,6 +60,7 @@ def events_flush(follow: bool) -> None:
     flusher = buffer.flusher_for(state.event_buffer, state.sessions, org_timezone=state.settings.site.org_timezone)
     try:
         if follow:
+            context.freeze_startup_objects()
             result = _follow(flusher)
         else:
             result = flusher.drain()

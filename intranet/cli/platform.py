@@ -99,6 +99,7 @@ def scheduler() -> None:
     context.require_safe()
     request_log.configure(context.state().settings.server.log_format)
     runner = LeasedScheduler(context.app())
+    context.freeze_startup_objects()  # the scheduler's flusher thread stores events in bulk for hours
     click.echo(f"Scheduler {runner.owner} starting; Ctrl+C to stop.", err=True)
     try:
         runner.run(on_wait=lambda: click.echo("Another scheduler holds the lease; waiting.", err=True))
