@@ -451,7 +451,7 @@ def _proc_cpu(pids: list[int]) -> float:
 
 
 def run_served(url: str, seconds: float, batch: int, *, workers: int = 2, threads: int = 4, connections: int = 16,
-               people_n: int = 16) -> dict[str, Any]:
+               people_n: int = 16, flush_events: int | None = None) -> dict[str, Any]:
     """The production shape on the wall clock: one gunicorn instance of *workers* workers with the
     event buffer in Redis and a ``flask intranet events flush --follow`` process storing what they
     queue, driven by ``wrk`` (*connections* keep-alive connections, batches of *batch* new events)
@@ -472,6 +472,8 @@ def run_served(url: str, seconds: float, batch: int, *, workers: int = 2, thread
     buffer_settings = {"INTRANET_EVENTS_BUFFER_URL": REDIS_URL, "INTRANET_EVENTS_BUFFER_STREAM": stream,
                        # Each person sends far more than a browser would; the limit is still counted in Redis.
                        "INTRANET_RATELIMIT_EVENTS": "100000000/minute"}
+    if flush_events:
+        buffer_settings["INTRANET_EVENTS_BUFFER_FLUSH_EVENTS"] = str(flush_events)
     app, post_ids = _setup(url, 50)
     engine = app.extensions["intranet"].engine  # type: ignore[attr-defined]
     _add_people(engine, people_n, department="Sales")  # half the posts are for Sales: everyone sees every post
@@ -743,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="served: how long wrk sends (goal: sustained 20 s)")
     parser.add_argument("--connections", type=int, default=16, help="served: wrk's connections")
     parser.add_argument("--workers", type=int, default=2, help="served: gunicorn workers")
+    parser.add_argument("--flush-events", type=int, default=None,
+                        help="served: INTRANET_EVENTS_BUFFER_FLUSH_EVENTS (events per flush transaction; default the setting's)")
     args = parser.parse_args(argv)
     paths = {"both": {"direct", "buffered"}, "all": {"direct", "buffered", "served"}}.get(args.path, {args.path})
     results: dict[str, dict[str, Any]] = {}
@@ -767,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     if "served" in paths:
         for name, url in _databases(args.db):
             served[name] = run_served(url, args.seconds, args.batch, workers=args.workers,
-                                      connections=args.connections)
+                                      connections=args.connections, flush_events=args.flush_events)
     if results:
         print(f"{'direct':<11} {'events':>8} {'batch':>5} {'API ev/s':>10} {'raw ev/s':>10} {'ratio':>7} "
               f"{'API ev/CPU-s':>12} {'server':>8} {'batch 10 ev/s':>13} {'batch 1 req/s':>13}")
