@@ -59,25 +59,32 @@ BLOCK = 500  # people per batch, as the delivery benchmark's sender claims them
 
 CANDIDATES_SQL = TARGETING_CTES + """\
 cand AS (
-    -- Narrow first: live posts that are must-reads or inside the window.
+    -- Narrow first: live posts that are must-reads, inside the window, or journey steps (new to the
+    -- person when released to them, whenever the post was published).
     SELECT p.id FROM intranet_post p
     WHERE p.status IN ('scheduled', 'published') AND p.published_at <= :now
-      AND (p.expires_at IS NULL OR p.expires_at > :now) AND (p.must_read OR p.published_at > :since)
+      AND (p.expires_at IS NULL OR p.expires_at > :now) AND (p.must_read OR p.published_at > :since OR p.journey_only)
+),
+shown AS (
+    SELECT p.id, CASE WHEN p.journey_only THEN COALESCE(rl.released_at, p.published_at) ELSE p.published_at END
+           AS shown_at
+    FROM cand JOIN intranet_post p ON p.id = cand.id LEFT JOIN released rl ON rl.post_id = p.id
 )
-SELECT p.id, p.title, p.summary, p.topic, p.must_read, p.published_at, p.ack_deadline, p.rating_style
-FROM cand JOIN intranet_post p ON p.id = cand.id
+SELECT p.id, p.title, p.summary, p.topic, p.must_read, shown.shown_at, p.ack_deadline, p.rating_style
+FROM shown JOIN intranet_post p ON p.id = shown.id
 LEFT JOIN intranet_post_state ps ON ps.post_id = p.id AND ps.employee_pk = :pk
 WHERE (p.all_staff OR p.id IN (SELECT post_id FROM hit WHERE NOT exclude))
   AND p.id NOT IN (SELECT post_id FROM hit WHERE exclude)
   AND (NOT p.journey_only OR p.id IN (SELECT post_id FROM released))
   AND ((p.must_read AND ps.acknowledged_at IS NULL AND (p.ack_deadline IS NULL OR p.ack_deadline > :now))
-       OR (ps.read_at IS NULL AND p.published_at > :since))
-ORDER BY p.published_at DESC, p.id DESC
+       OR (ps.read_at IS NULL AND shown.shown_at > :since))
+ORDER BY shown.shown_at DESC, p.id DESC
 """
 
 
 def raw_candidates(raw: Raw, employee: Employee, now: dt.datetime) -> list[tuple]:
-    """*employee*'s digest candidates by hand-written SQL: (id, ..., must_read, ...), newest first."""
+    """*employee*'s digest candidates by hand-written SQL: (id, ..., must_read, shown_at, ...), newest first
+    (a journey step as of its release to them)."""
     params = {**targeting_params(raw, employee, now), "since": raw.ts(now - dt.timedelta(days=LOOKBACK_DAYS))}
     return raw.all(CANDIDATES_SQL, params)
 

@@ -107,3 +107,31 @@ def test_raw_feed_orders_a_journey_step_by_its_release_as_the_product_does(
     pinned = [post_id for post_id, is_pinned in raw_feed(raw, newcomer, clock.now) if is_pinned]
     product = [item.post.id for item in feed.feed_page(db, newcomer, now=clock.now, limit=20).items if item.pinned]
     assert pinned == product and pinned[0] == step_post.id
+
+
+def test_raw_digest_candidates_count_a_journey_step_from_its_release(
+        db: Session, make_employee: Any, make_post: Any, clock: Any) -> None:
+    """A step published months ago but released yesterday is new to the person, as the digest composer says."""
+    from bench.digest_compose import raw_candidates
+
+    newcomer = make_employee(hire_date=clock.now.date())
+    journey = Journey(name="Welcome", trigger="hire")
+    db.add(journey)
+    db.flush()
+    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=newcomer.id, event_key="hire",  # type: ignore[arg-type]
+                                 event_date=newcomer.hire_date)
+    db.add(enrolment)
+    steps = {}
+    for key, status in (("welcome", "released"), ("tools", "pending")):
+        post = make_post(title=key, journey_only=True, published_at=clock.now - dt.timedelta(days=200))
+        step = JourneyStep(journey_id=journey.id, key=key, post_id=post.id)  # type: ignore[arg-type]
+        db.add(step)
+        db.flush()
+        db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=newcomer.id,  # type: ignore[arg-type]
+                              post_id=post.id, due_at=clock.now - dt.timedelta(days=1), status=status,  # type: ignore[arg-type]
+                              released_at=clock.now - dt.timedelta(days=1) if status == "released" else None))
+        steps[key] = post.id
+    db.commit()
+
+    raw = Raw(db, db.get_bind().dialect.name)
+    assert [row[0] for row in raw_candidates(raw, newcomer, clock.now)] == [steps["welcome"]]
