@@ -29,6 +29,26 @@ def _org(make_employee: Any, clock: Any) -> list[Any]:
     return [ceo, vp, lead, new, old, outsider, future]
 
 
+
+def _journey(db: Session, person: Any, steps: dict[str, tuple[Post, str]], released_ago: dt.timedelta,
+             now: dt.datetime) -> None:
+    """Enrol *person* in a hire journey whose steps (key -> (post, release status)) were due and, if
+    released, released *released_ago* before *now*."""
+    journey = Journey(name="Welcome", trigger="hire")
+    db.add(journey)
+    db.flush()
+    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=person.id, event_key="hire",  # type: ignore[arg-type]
+                                 event_date=person.hire_date)
+    db.add(enrolment)
+    for key, (post, status) in steps.items():
+        step = JourneyStep(journey_id=journey.id, key=key, post_id=post.id)  # type: ignore[arg-type]
+        db.add(step)
+        db.flush()
+        db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=person.id,  # type: ignore[arg-type]
+                              post_id=post.id, due_at=now - released_ago - dt.timedelta(hours=1),  # type: ignore[arg-type]
+                              status=status, released_at=now - released_ago if status == "released" else None))
+    db.commit()
+
 AUDIENCES = [
     {"segments": [{"reports_to": ["V1"]}]},
     {"segments": [{"reports_to": ["L1"], "level_max": 3}]},
@@ -56,21 +76,9 @@ def test_raw_feed_matches_the_product_for_relative_audiences_and_journey_steps(
         make_post(audience, title=f"Post {n}")
     # A journey step released to the newcomer, one still pending for them, and none for anyone else.
     newcomer = people[3]
-    journey = Journey(name="Welcome", trigger="hire")
-    db.add(journey)
-    db.flush()
-    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=newcomer.id, event_key="hire",  # type: ignore[arg-type]
-                                 event_date=newcomer.hire_date)
-    db.add(enrolment)
-    for key, status in (("welcome", "released"), ("tools", "pending")):
-        post = make_post(title=f"Step {key}", journey_only=True)
-        step = JourneyStep(journey_id=journey.id, key=key, post_id=post.id)  # type: ignore[arg-type]
-        db.add(step)
-        db.flush()
-        db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=newcomer.id,  # type: ignore[arg-type]
-                              post_id=post.id, due_at=clock.now - dt.timedelta(hours=2), status=status,  # type: ignore[arg-type]
-                              released_at=clock.now - dt.timedelta(hours=1) if status == "released" else None))
-    db.commit()
+    _journey(db, newcomer, {key: (make_post(title=f"Step {key}", journey_only=True), status)
+                            for key, status in (("welcome", "released"), ("tools", "pending"))},
+             dt.timedelta(hours=1), clock.now)
 
     raw = Raw(db, db.get_bind().dialect.name)
     for person in people:
@@ -90,18 +98,7 @@ def test_raw_feed_orders_a_journey_step_by_its_release_as_the_product_does(
     make_post(title="Last week's must-read", must_read=True, published_at=clock.now - dt.timedelta(days=7))
     step_post = make_post(title="Welcome", must_read=True, journey_only=True,
                           published_at=clock.now - dt.timedelta(days=200))
-    journey = Journey(name="Welcome", trigger="hire")
-    db.add(journey)
-    db.flush()
-    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=newcomer.id, event_key="hire",  # type: ignore[arg-type]
-                                 event_date=newcomer.hire_date)
-    step = JourneyStep(journey_id=journey.id, key="welcome", post_id=step_post.id)  # type: ignore[arg-type]
-    db.add_all([enrolment, step])
-    db.flush()
-    db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=newcomer.id,  # type: ignore[arg-type]
-                          post_id=step_post.id, due_at=clock.now - dt.timedelta(hours=1), status="released",  # type: ignore[arg-type]
-                          released_at=clock.now - dt.timedelta(hours=1)))
-    db.commit()
+    _journey(db, newcomer, {"welcome": (step_post, "released")}, dt.timedelta(hours=1), clock.now)
 
     raw = Raw(db, db.get_bind().dialect.name)
     pinned = [post_id for post_id, is_pinned in raw_feed(raw, newcomer, clock.now) if is_pinned]
@@ -115,23 +112,10 @@ def test_raw_digest_candidates_count_a_journey_step_from_its_release(
     from bench.digest_compose import raw_candidates
 
     newcomer = make_employee(hire_date=clock.now.date())
-    journey = Journey(name="Welcome", trigger="hire")
-    db.add(journey)
-    db.flush()
-    enrolment = JourneyEnrolment(journey_id=journey.id, employee_pk=newcomer.id, event_key="hire",  # type: ignore[arg-type]
-                                 event_date=newcomer.hire_date)
-    db.add(enrolment)
-    steps = {}
-    for key, status in (("welcome", "released"), ("tools", "pending")):
-        post = make_post(title=key, journey_only=True, published_at=clock.now - dt.timedelta(days=200))
-        step = JourneyStep(journey_id=journey.id, key=key, post_id=post.id)  # type: ignore[arg-type]
-        db.add(step)
-        db.flush()
-        db.add(JourneyRelease(enrolment_id=enrolment.id, step_id=step.id, employee_pk=newcomer.id,  # type: ignore[arg-type]
-                              post_id=post.id, due_at=clock.now - dt.timedelta(days=1), status=status,  # type: ignore[arg-type]
-                              released_at=clock.now - dt.timedelta(days=1) if status == "released" else None))
-        steps[key] = post.id
-    db.commit()
+    steps = {key: make_post(title=key, journey_only=True, published_at=clock.now - dt.timedelta(days=200))
+             for key in ("welcome", "tools")}
+    _journey(db, newcomer, {"welcome": (steps["welcome"], "released"), "tools": (steps["tools"], "pending")},
+             dt.timedelta(days=1), clock.now)
 
     raw = Raw(db, db.get_bind().dialect.name)
-    assert [row[0] for row in raw_candidates(raw, newcomer, clock.now)] == [steps["welcome"]]
+    assert [row[0] for row in raw_candidates(raw, newcomer, clock.now)] == [steps["welcome"].id]
