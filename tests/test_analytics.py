@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from intranet import feed
 from intranet.analytics import queries, rollups
+from intranet.db import session_factory
 from intranet.engagement import events
 from intranet.models import AnalyticsDeliveryDay, AnalyticsHourReaders, AnalyticsPostDay, EngagementEvent
 from tests.conftest import NOW
@@ -550,3 +552,68 @@ def test_the_fold_and_rebuild_commands(app, db, org, make_post, clock):
     assert result.exit_code == 0, result.output
     db.expire_all()
     assert _post_json(db, post)["read"] == 6
+
+
+@pytest.mark.postgres_only
+def test_two_folders_never_deadlock_on_the_queue(database, db, org, make_post, clock, monkeypatch):
+    """A dashboard's fold and the fold job at once, one of them in its second round, fold every batch once.
+
+    Reproduces a load run's deadlock: a batch stored by a transaction that commits late (X) has a
+    lower id than one already claimed by folder A; folder B claims the late batch and then waited
+    for A's, while A's next round waited for the late batch B held.
+    """
+    post = make_post()
+    at = clock.now - dt.timedelta(minutes=1)
+    factory = session_factory(database)
+    late, early, a, b = factory(), factory(), factory(), factory()
+    a_claimed, a_go, b_started = threading.Event(), threading.Event(), threading.Event()
+    b_pid: list[int] = []
+    errors: list[BaseException] = []
+    real_fold = rollups.fold
+
+    def fold(session, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if session is a and not a_claimed.is_set():   # A holds its first round's batch until B has tried to claim
+            a_claimed.set()
+            a_go.wait()
+        return real_fold(session, *args, **kwargs)
+
+    def folder(session, started=None) -> None:  # type: ignore[no-untyped-def]
+        try:
+            if started is not None:
+                b_pid.append(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                started.set()
+            rollups.fold_pending(session)
+            session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            session.rollback()
+            errors.append(exc)
+
+    monkeypatch.setattr(rollups, "fold", fold)
+    try:
+        events.ingest(late, org["Sales"][0], [_event("late", "read", post.id, at)], now=clock.now)  # queued, id 1
+        events.ingest(early, org["Sales"][1], [_event("early", "read", post.id, at)], now=clock.now)  # id 2
+        early.commit()
+        first = threading.Thread(target=folder, args=(a,))
+        first.start()
+        a_claimed.wait()                                  # A has claimed batch 2 (batch 1 is not committed yet)
+        late.commit()
+        second = threading.Thread(target=folder, args=(b, b_started))
+        second.start()
+        b_started.wait()
+        # Until B waits for A's batch or has folded what it could.
+        while second.is_alive() and not db.execute(text("SELECT cardinality(pg_blocking_pids(:pid))"),
+                                                   {"pid": b_pid[0]}).scalar_one():
+            db.rollback()
+            second.join(0.01)
+        db.rollback()
+        a_go.set()
+        first.join()
+        second.join()
+    finally:
+        a_go.set()
+        for session in (late, early, a, b):
+            session.close()
+    assert errors == []
+    assert rollups.fold_pending(db) == 0                  # nothing left queued
+    db.commit()
+    assert _post_json(db, post, k=1)["read"] == 2         # each batch counted once

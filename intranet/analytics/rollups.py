@@ -168,21 +168,44 @@ def queue(session: Session, event_ids: Sequence[int]) -> None:
                        [",".join(map(str, event_ids))], fetch=False)
 
 
+#: The advisory lock folders of the queue take turns on (a fixed number, "beacon" and 1).
+FOLD_LOCK = 0x6265_6163_6F6E_01
+
+#: Claiming queued batches, by whether the database is PostgreSQL (SQLite has one writer at a time).
+_CLAIM = {
+    False: "DELETE FROM intranet_analytics_pending WHERE id IN "
+           "(SELECT id FROM intranet_analytics_pending ORDER BY id LIMIT ?) RETURNING event_ids",
+    True: "DELETE FROM intranet_analytics_pending WHERE id IN "
+          "(SELECT id FROM intranet_analytics_pending ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING event_ids",
+}
+
+
 def fold_pending(session: Session, *, org_timezone: str = "UTC", limit: int | None = None) -> int:
     """Fold queued live batches into the rollups; the number of events folded.
 
-    Each batch is claimed by deleting its queue row (``DELETE ... RETURNING``), so a concurrent
-    folder (the job and an analytics request) skips it: on PostgreSQL the second delete waits
-    for the first transaction and then finds the row gone. *limit* bounds the batches taken.
+    Each batch is claimed by deleting its queue row (``DELETE ... RETURNING``). On PostgreSQL
+    folders take turns (a transaction-level advisory lock, released at commit): each adds to the
+    same hot rollup rows (a post's day and groups), and two folders interleaving their rounds
+    would each hold rows the other's next round needs. The claim locks its rows with ``SKIP
+    LOCKED`` as well, so it never waits on a queue row: waiting there deadlocked, when a batch
+    committed late (a lower id than one already claimed) was claimed by a second folder that then
+    waited for the first's batch while the first's next round waited for it.
+    A caller that folds within a longer transaction (an analytics request) commits right after,
+    even when nothing was folded, to end its turn. *limit* bounds the batches taken.
     """
     from intranet.models import Employee, EngagementEvent
 
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # Only when there is something to fold: the turn lasts until the caller commits.
+        if not statements.run(session, "SELECT 1 FROM intranet_analytics_pending LIMIT 1", []):
+            return 0
+        statements.run(session, "SELECT pg_advisory_xact_lock(?)", [FOLD_LOCK], fetch=False)
+    claim = _CLAIM[postgres]
     folded = batches = 0
     while limit is None or batches < limit:
         take = PENDING_ROUND if limit is None else min(PENDING_ROUND, limit - batches)
-        claimed = statements.run(session, "DELETE FROM intranet_analytics_pending WHERE id IN "
-                                          "(SELECT id FROM intranet_analytics_pending ORDER BY id LIMIT ?) "
-                                          "RETURNING event_ids", [take])
+        claimed = statements.run(session, claim, [take])
         if not claimed:
             break
         batches += len(claimed)

@@ -43,8 +43,8 @@ def _fold_recent() -> None:
     # Events ingested in the last moments are still queued: fold them first, so an answer
     # counts every read already acknowledged to its sender. Rollups are derived data, so this
     # write on a GET changes nothing anyone asked to change.
-    if rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER):
-        session().commit()
+    rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER)
+    session().commit()  # always: a fold's turn (an advisory lock on PostgreSQL) lasts until commit
 
 
 @bp.get("/analytics/posts/<int:post_id>")

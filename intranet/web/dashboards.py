@@ -179,11 +179,13 @@ def _fold_recent() -> None:
     # Live events wait in a queue for the fold job (every minute); fold what is there first, so
     # a dashboard counts every read already acknowledged to its sender (the API does the same).
     # Rollups are derived data: this write on a GET changes nothing anyone asked to change.
-    folded = rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER)
+    rollups.fold_pending(session(), org_timezone=settings().site.org_timezone, limit=FOLD_BEFORE_ANSWER)
     # Posts published again on another day are refiled once and kept so (the read rates would
     # otherwise redo it, uncommitted, on every request until something else commits).
-    if rollups.refile(session()) or folded:
-        session().commit()
+    rollups.refile(session())
+    # Always: a fold's turn (an advisory lock on PostgreSQL) lasts until commit, and the charts
+    # below would otherwise hold it while they read.
+    session().commit()
 
 
 def _organisation_builders(filters: Filters) -> dict[str, Callable[[], charts.Chart]]:
