@@ -359,10 +359,18 @@ def _send_batch(session: Session, batch: list[_Outgoing], clock: Callable[[], dt
                 deferred[message.channel] = deferred.get(message.channel, 0) + 1
             continue
         step_down = None if message.escalation or digest.kind != "digest" else notices.get(employee.id)
-        rendered = renderer.render(employee, message, content, outgoing.prefs, why(digest, content, outgoing.language),
-                                   reminder=digest.kind == "alert" and content.overdue_must_reads > 0,
-                                   notice=fatigue.describe(step_down, outgoing.language) if step_down else None,
-                                   language=outgoing.language)
+        if message.channel == "in_app":
+            # The in-app digest is its outbox row (the post ids): rendering mail and a card for it
+            # was half of a run's rendering, thrown away.
+            rendered = RenderedDigest(message_id=message.message_id, recipient_email=None,
+                                      recipient_name=employee.display_name, subject="", html="", text="", card={},
+                                      unsubscribe_url="")
+        else:
+            rendered = renderer.render(employee, message, content, outgoing.prefs,
+                                       why(digest, content, outgoing.language),
+                                       reminder=digest.kind == "alert" and content.overdue_must_reads > 0,
+                                       notice=fatigue.describe(step_down, outgoing.language) if step_down else None,
+                                       language=outgoing.language)
         if message.channel != "in_app":
             pacer.wait()
             now = clock()
