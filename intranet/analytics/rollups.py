@@ -270,6 +270,8 @@ def _fold_markers(session: Session, candidates: list[dict[str, Any]], people: Ma
                     day_counts[(post_id, _utc_day(candidate), column)] += 1
         if moved:
             # One executemany of a Core update: an ORM update per marker cost milliseconds each.
+            # In key order, so concurrent folds lock markers in the same order.
+            moved.sort(key=lambda m: (m["m_post"], m["m_person"], m["m_stage"]))
             session.execute(table.update().where(table.c.post_id == bindparam("m_post"),
                                                  table.c.employee_pk == bindparam("m_person"),
                                                  table.c.stage == bindparam("m_stage"))
@@ -455,7 +457,7 @@ def arm_of(basis: str | None, kind: str | None) -> str:
 def _fold_opens(session: Session, opens: list[Mapping[str, Any]]) -> None:
     d = AnalyticsDelivery
     counts: Counter[tuple[dt.date, str, str]] = Counter()
-    for r in opens:
+    for r in sorted(opens, key=lambda o: o["delivery_id"]):  # in key order: concurrent folds lock rows alike
         owned = select(OutboxMessage.id).where(OutboxMessage.id == r["delivery_id"],
                                                OutboxMessage.employee_pk == r["employee_pk"]).scalar_subquery()
         done = session.execute(update(d).where(d.outbox_id == owned, d.opened_at.is_(None))
@@ -504,7 +506,7 @@ def _fold_delivery_reads(session: Session, reads: list[Mapping[str, Any]]) -> No
                 first[row.outbox_id] = (at, row)
     counts_24: Counter[tuple[dt.date, str, str]] = Counter()
     counts_2: Counter[tuple[dt.date, str, str]] = Counter()
-    for outbox_id, (at, row) in first.items():
+    for outbox_id, (at, row) in sorted(first.items()):  # in key order: concurrent folds lock rows alike
         old = row.read_at
         if old is not None and old <= at:
             continue

@@ -92,6 +92,9 @@ def insert_new(session: Session, table: Table, columns: tuple[str, ...], rows: S
     """Insert *rows* (value tuples in *columns* order), skipping those clashing on *conflict*;
     the *returning* values of the rows actually inserted."""
     connection, dialect = session.connection(), session.get_bind().dialect
+    # In key order, as add(): a second insert of a key waits for the first's transaction on PG.
+    positions = [columns.index(k) for k in conflict]
+    rows = sorted(rows, key=lambda r: tuple(r[i] for i in positions))
     found: list[tuple[Any, ...]] = []
     for chunk in _chunks(rows):
         sql = _insert_new_sql(table, dialect, columns, conflict, returning, len(chunk))
