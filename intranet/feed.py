@@ -27,12 +27,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Integer, String, and_, bindparam, case, delete, false, func, insert, literal, type_coerce, update
 from sqlmodel import Session, select
 
-from intranet import preferences, ranking, ratings, reasons, targeting
+from intranet import feedback, preferences, ranking, ratings, reasons, targeting
+from intranet.delivery import fatigue
 from intranet.engagement import events
 from intranet.db import UTCDateTime, insert_new, utc_micros
 from intranet.errors import InvalidInput
 from intranet.languages import N_
-from intranet.models import (Attachment, AudienceSegment, AudienceValue, Employee, FeedSnapshot, Post,
+from intranet.models import (Attachment, AudienceSegment, AudienceValue, Employee, FatigueNotice, FeedSnapshot, Post,
                              PostRatingStats, PostState, Rating)
 from intranet.shapes import Time
 from intranet.webhooks.events import post_acknowledged_event
@@ -54,6 +55,29 @@ class FeedItem:
 class FeedPage:
     items: list[FeedItem]
     next_cursor: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reader:
+    """What the feed page needs about the person reading it, read in one statement per request."""
+
+    prefs: preferences.Preferences
+    #: Their open cadence notice, if any.
+    notice: FatigueNotice | None
+    #: Replies to their feedback they have not seen.
+    unseen_replies: int
+
+
+def reader(session: Session, employee: Employee) -> Reader:
+    """*employee*'s preferences, open cadence notice and unread replies in one statement.
+
+    Each is read afresh per request (never kept across requests): only the round trips are shared.
+    """
+    statement = (preferences.statement_for(employee.id)
+                 .add_columns(FatigueNotice, feedback.unseen_replies_count(employee.id))
+                 .outerjoin(FatigueNotice, fatigue.open_notice_join(employee.id)))
+    row, org, notice, unseen = session.execute(statement).one()
+    return Reader(prefs=preferences.of_rows(row, org), notice=notice, unseen_replies=int(unseen or 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,11 +367,12 @@ def _snapshot(session: Session, employee: Employee, post_ids: list[int], why: li
 
 
 def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor: str | None = None,
-              limit: int = 20) -> FeedPage:
+              limit: int = 20, prefs: preferences.Preferences | None = None) -> FeedPage:
     """One page of *employee*'s feed at *now*, after *cursor* (from the previous page).
 
     The first page ranks the feed and, when it runs longer than a page, stores the order (the
-    caller commits); later pages follow that order.
+    caller commits); later pages follow that order. *prefs* saves reading the preferences again
+    when the caller has them (see :func:`reader`).
 
     :raise InvalidInput: the cursor is malformed, someone else's, or expired.
     """
@@ -363,7 +388,7 @@ def feed_page(session: Session, employee: Employee, *, now: dt.datetime, cursor:
                                details={"field": "cursor"})
     else:
         offset, snapshot_id = 0, None
-        post_ids, why = ranked_ids(session, employee, now=now, page_size=limit)
+        post_ids, why = ranked_ids(session, employee, now=now, page_size=limit, prefs=prefs)
         if len(post_ids) > limit:
             snapshot_id = _snapshot(session, employee, post_ids, why, now=now)
     end = offset + limit

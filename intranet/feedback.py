@@ -389,11 +389,15 @@ def mine(session: Session, employee: Employee, *, post_id: int | None = None) ->
             for fb, post in rows]
 
 
+def unseen_replies_count(employee_pk: int) -> Any:
+    """The count of :func:`unseen_replies` as a scalar subquery, to ride along another page's statement."""
+    return (select(func.count(FeedbackReply.id)).join(Feedback, Feedback.id == FeedbackReply.feedback_id)
+            .where(Feedback.employee_pk == employee_pk, FeedbackReply.seen_at.is_(None)).scalar_subquery())
+
+
 def unseen_replies(session: Session, employee: Employee) -> int:
     """How many replies to *employee*'s feedback they have not marked as read."""
-    return session.execute(select(func.count(FeedbackReply.id))
-                           .join(Feedback, Feedback.id == FeedbackReply.feedback_id)
-                           .where(Feedback.employee_pk == employee.id, FeedbackReply.seen_at.is_(None))).scalar_one()
+    return session.execute(select(unseen_replies_count(employee.id))).scalar_one()
 
 
 def mark_seen(session: Session, employee: Employee, *, now: dt.datetime) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import Select, literal
 from sqlmodel import Session, select
 
 from intranet import languages
@@ -171,8 +172,7 @@ class PreferencesPublic(DefaultsPublic):
 
 def org_defaults(session: Session) -> dict[str, Any]:
     """The organisation's defaults: Beacon's, overridden by what comms managers set."""
-    row = session.get(OrgPreference, 1)
-    return {**BUILTIN_DEFAULTS, **({k: v for k, v in row.values.items() if k in ORG_FIELDS} if row else {})}
+    return _org_values(session.get(OrgPreference, 1))
 
 
 def _unicode(values: Iterable[Any]) -> tuple[str, ...]:
@@ -208,9 +208,32 @@ def _effective(row: Preference | None, defaults: dict[str, Any]) -> Preferences:
 
 
 
+def _org_values(row: OrgPreference | None) -> dict[str, Any]:
+    return {**BUILTIN_DEFAULTS, **({k: v for k, v in row.values.items() if k in ORG_FIELDS} if row else {})}
+
+
+def statement_for(employee_pk: int) -> Select[Any]:
+    """One statement reading a person's row and the organisation's defaults (either may be missing).
+
+    Both are left-joined to a one-row anchor, so the statement always returns exactly one row
+    ``(Preference | None, OrgPreference | None)``; a caller may add columns or outer joins of its
+    own (the feed page adds the cadence notice and the unread replies) to save round trips.
+    """
+    anchor = select(literal(1).label("one")).subquery("one_row")
+    return (select(Preference, OrgPreference).select_from(anchor)
+            .outerjoin(Preference, Preference.employee_pk == employee_pk)
+            .outerjoin(OrgPreference, OrgPreference.id == 1))
+
+
+def of_rows(row: Preference | None, org: OrgPreference | None) -> Preferences:
+    """The effective preferences from a row of :func:`statement_for`."""
+    return _effective(row, _org_values(org))
+
+
 def for_employee(session: Session, employee: Employee) -> Preferences:
-    """*employee*'s effective preferences."""
-    return _effective(session.get(Preference, employee.id), org_defaults(session))
+    """*employee*'s effective preferences (one statement: their row and the organisation's defaults)."""
+    row, org = session.execute(statement_for(employee.id)).one()[:2]
+    return of_rows(row, org)
 
 
 def for_employees(session: Session, employee_pks: Iterable[int]) -> dict[int, Preferences]:

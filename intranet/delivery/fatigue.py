@@ -362,7 +362,16 @@ class NoticeView:
 
 def shown(session: Session, employee: Employee, language: str | None = None) -> NoticeView | None:
     """*employee*'s open notice in *language*, ready for the feed or the preferences page (None when there is none)."""
-    notice = open_notice(session, employee)
+    return view_of(open_notice(session, employee), language)
+
+
+def open_notice_join(employee_pk: int) -> Any:
+    """The outer-join condition finding *employee_pk*'s open notice (as :func:`open_notice`), for one-statement pages."""
+    return and_(FatigueNotice.employee_pk == employee_pk, FatigueNotice.resolved_at.is_(None))
+
+
+def view_of(notice: FatigueNotice | None, language: str | None = None) -> NoticeView | None:
+    """An open *notice* (from :func:`open_notice` or :func:`open_notice_join`) ready to show, in *language*."""
     if notice is None:
         return None
     return NoticeView(notice.kind, describe(notice, language),

@@ -16,16 +16,17 @@ bp = Blueprint("intranet_feed", __name__)
 @require_role("employee")
 def index():  # type: ignore[no-untyped-def]
     employee = current_employee()
+    reader = feed.reader(session(), employee)
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
-                          limit=settings().site.feed_page_size)
+                          limit=settings().site.feed_page_size, prefs=reader.prefs)
     session().commit()  # the first page stores the ranked order the cursor names
     posts = [item.post for item in page.items]
     page = post_versions.localize_page(session(), page, i18n.locale())
     return render_template("intranet/feed/index.html", employee=employee, page=page,
                            cards=feed.cards(session(), posts),
                            my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]),
-                           cadence_notice=fatigue.shown(session(), employee, i18n.locale()),
-                           new_replies=feedback.unseen_replies(session(), employee))
+                           cadence_notice=fatigue.view_of(reader.notice, i18n.locale()),
+                           new_replies=reader.unseen_replies)
 
 
 @bp.get("/posts/<int:post_id>")
