@@ -68,15 +68,19 @@ class Reader:
     unseen_replies: int
 
 
+# Built once (building it cost ~0.5 ms a request); only the statement is shared, never what it read.
+_READER_PK = bindparam("reader_pk")
+_READER = (preferences.statement_for(_READER_PK)
+           .add_columns(FatigueNotice, feedback.unseen_replies_count(_READER_PK))
+           .outerjoin(FatigueNotice, fatigue.open_notice_join(_READER_PK)))
+
+
 def reader(session: Session, employee: Employee) -> Reader:
     """*employee*'s preferences, open cadence notice and unread replies in one statement.
 
     Each is read afresh per request (never kept across requests): only the round trips are shared.
     """
-    statement = (preferences.statement_for(employee.id)
-                 .add_columns(FatigueNotice, feedback.unseen_replies_count(employee.id))
-                 .outerjoin(FatigueNotice, fatigue.open_notice_join(employee.id)))
-    row, org, notice, unseen = session.execute(statement).one()
+    row, org, notice, unseen = session.execute(_READER, {"reader_pk": employee.id}).one()
     return Reader(prefs=preferences.of_rows(row, org), notice=notice, unseen_replies=int(unseen or 0))
 
 

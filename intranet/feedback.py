@@ -389,7 +389,7 @@ def mine(session: Session, employee: Employee, *, post_id: int | None = None) ->
             for fb, post in rows]
 
 
-def unseen_replies_count(employee_pk: int) -> Any:
+def unseen_replies_count(employee_pk: Any) -> Any:
     """The count of :func:`unseen_replies` as a scalar subquery, to ride along another page's statement."""
     return (select(func.count(FeedbackReply.id)).join(Feedback, Feedback.id == FeedbackReply.feedback_id)
             .where(Feedback.employee_pk == employee_pk, FeedbackReply.seen_at.is_(None)).scalar_subquery())

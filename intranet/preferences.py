@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Select, literal
+from sqlalchemy import Select, bindparam, literal
 from sqlmodel import Session, select
 
 from intranet import languages
@@ -212,12 +212,13 @@ def _org_values(row: OrgPreference | None) -> dict[str, Any]:
     return {**BUILTIN_DEFAULTS, **({k: v for k, v in row.values.items() if k in ORG_FIELDS} if row else {})}
 
 
-def statement_for(employee_pk: int) -> Select[Any]:
+def statement_for(employee_pk: Any) -> Select[Any]:
     """One statement reading a person's row and the organisation's defaults (either may be missing).
 
     Both are left-joined to a one-row anchor, so the statement always returns exactly one row
     ``(Preference | None, OrgPreference | None)``; a caller may add columns or outer joins of its
     own (the feed page adds the cadence notice and the unread replies) to save round trips.
+    *employee_pk* may be a ``bindparam`` so that a caller builds the statement once.
     """
     anchor = select(literal(1).label("one")).subquery("one_row")
     return (select(Preference, OrgPreference).select_from(anchor)
@@ -230,9 +231,12 @@ def of_rows(row: Preference | None, org: OrgPreference | None) -> Preferences:
     return _effective(row, _org_values(org))
 
 
+_FOR_EMPLOYEE = statement_for(bindparam("prefs_employee_pk"))  # built once: building costs more than running it
+
+
 def for_employee(session: Session, employee: Employee) -> Preferences:
     """*employee*'s effective preferences (one statement: their row and the organisation's defaults)."""
-    row, org = session.execute(statement_for(employee.id)).one()[:2]
+    row, org = session.execute(_FOR_EMPLOYEE, {"prefs_employee_pk": employee.id}).one()
     return of_rows(row, org)
 
 

@@ -365,7 +365,7 @@ def shown(session: Session, employee: Employee, language: str | None = None) -> 
     return view_of(open_notice(session, employee), language)
 
 
-def open_notice_join(employee_pk: int) -> Any:
+def open_notice_join(employee_pk: Any) -> Any:
     """The outer-join condition finding *employee_pk*'s open notice (as :func:`open_notice`), for one-statement pages."""
     return and_(FatigueNotice.employee_pk == employee_pk, FatigueNotice.resolved_at.is_(None))
 
