@@ -195,27 +195,46 @@ def reading_minutes(post: Post) -> int:
     return max(1, round(words / WORDS_PER_MINUTE))
 
 
-# Built once: a feed page asks them for every page (building cost more CPU than the tiny queries).
-_AUTHOR_NAMES = select(Employee.id, Employee.display_name).where(
-    Employee.id.in_(bindparam("card_authors", expanding=True)))
-_COVERS = (select(Attachment.post_id, func.min(Attachment.id))
-           .where(Attachment.post_id.in_(bindparam("card_posts", expanding=True)), Attachment.kind == "image")
-           .group_by(Attachment.post_id))
+# Built once: a feed page asks for them on every page (building cost more CPU than the tiny query).
+# The author's name and the cover (the post's first image attachment) ride along each post's id.
+_CARDS = select(Post.id,
+                select(Employee.display_name).where(Employee.id == Post.author_pk).scalar_subquery(),
+                select(func.min(Attachment.id)).where(Attachment.post_id == Post.id, Attachment.kind == "image")
+                .scalar_subquery()).where(Post.id.in_(bindparam("card_posts", expanding=True)))
+# The same, with the reader's own rating of each post (outer-joined: most posts have none).
+_RATED_CARDS = (_CARDS.add_columns(Rating).select_from(Post)
+                .outerjoin(Rating, and_(Rating.post_id == Post.id, Rating.employee_pk == bindparam("card_rater"))))
+
+
+def _card(post: Post, author: str | None, cover_id: int | None) -> Card:
+    return Card(author=author or None, cover_id=cover_id, minutes=reading_minutes(post))
 
 
 def cards(session: Session, posts: list[Post]) -> dict[int, Card]:
-    """Each post's card details, in two queries for the whole page.
+    """Each post's card details, in one query for the whole page.
 
     The cover is the post's first image attachment (the first picture its author added).
     """
     if not posts:
         return {}
-    author_pks = sorted({p.author_pk for p in posts} - {None})
-    connection = session.connection()
-    authors = dict(connection.execute(_AUTHOR_NAMES, {"card_authors": author_pks}).all()) if author_pks else {}
-    covers = dict(connection.execute(_COVERS, {"card_posts": [p.id for p in posts]}).all())
-    return {p.id: Card(author=authors.get(p.author_pk) or None, cover_id=covers.get(p.id), minutes=reading_minutes(p))
-            for p in posts}
+    by_id = {p.id: p for p in posts}
+    rows = session.connection().execute(_CARDS, {"card_posts": list(by_id)}).all()
+    return {post_id: _card(by_id[post_id], author, cover) for post_id, author, cover in rows}
+
+
+def rated_cards(session: Session, posts: list[Post], employee: Employee) -> tuple[dict[int, Card], dict[int, Rating]]:
+    """:func:`cards` and *employee*'s ratings of *posts* (as :func:`ratings.mine_for`), in one query."""
+    if not posts:
+        return {}, {}
+    by_id = {p.id: p for p in posts}
+    out: dict[int, Card] = {}
+    mine: dict[int, Rating] = {}
+    for post_id, author, cover, rating in session.execute(_RATED_CARDS, {"card_posts": list(by_id),
+                                                                          "card_rater": employee.id}):
+        out[post_id] = _card(by_id[post_id], author, cover)
+        if rating is not None:
+            mine[post_id] = rating
+    return out, mine
 
 
 #: How long a ranked order stays pageable; a later cursor asks the person to start again.

@@ -20,11 +20,10 @@ def index():  # type: ignore[no-untyped-def]
     page = feed.feed_page(session(), employee, now=now(), cursor=request.args.get("cursor") or None,
                           limit=settings().site.feed_page_size, prefs=reader.prefs)
     session().commit()  # the first page stores the ranked order the cursor names
-    posts = [item.post for item in page.items]
+    cards, my_ratings = feed.rated_cards(session(), [item.post for item in page.items], employee)
     page = post_versions.localize_page(session(), page, i18n.locale())
     return render_template("intranet/feed/index.html", employee=employee, page=page,
-                           cards=feed.cards(session(), posts),
-                           my_ratings=ratings.mine_for(session(), employee=employee, post_ids=[p.id for p in posts]),
+                           cards=cards, my_ratings=my_ratings,
                            cadence_notice=fatigue.view_of(reader.notice, i18n.locale()),
                            new_replies=reader.unseen_replies)
 
